@@ -1,0 +1,381 @@
+"""The ticketlint configuration file: discovery, ``${VAR}`` substitution and strict validation.
+
+Found by ``--config``, ``$TICKETLINT_CONFIG``, ``./ticketlint.yaml``, then the user config
+directory. Validated with ``extra="forbid"``: a typo is a :class:`ConfigError` that names
+the file, the key path and what was expected (exit code 2). Secrets are read from the
+environment through ``${VAR}`` and never printed: ``redacted()`` is what ``config show``
+prints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from mapping.common import MappingOptions
+
+ENV_VAR = "TICKETLINT_CONFIG"
+DEFAULT_NAME = "ticketlint.yaml"
+DEFAULT_DATABASE = "sqlite:///.ticketlint/ticketlint.db"
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+PROCESS_NAMES = ("incident", "service_request", "problem", "change", "release", "ci")
+
+
+class ConfigError(Exception):
+    """The configuration is missing, unreadable or invalid. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str | None, problems: list[str]) -> None:
+        where = str(path) if path else "configuration"
+        super().__init__("\n".join(f"{where}: {p}" for p in problems))
+        self.path = path
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+HttpUrlText = Annotated[str, Field(pattern=r"^https?://[^\s/]+", description="http(s) base URL")]
+
+
+class TLSOptions(_Strict):
+    verify: Union[bool, str] = True
+    """True, False (warned about) or a CA bundle path."""
+
+
+class JiraCloudAuth(_Strict):
+    email: str
+    token: SecretStr
+
+
+class JiraPatAuth(_Strict):
+    pat: SecretStr
+
+
+class BasicAuth(_Strict):
+    user: str
+    password: SecretStr
+
+
+class OAuthPassword(_Strict):
+    client_id: str
+    client_secret: SecretStr
+    user: str
+    password: SecretStr
+
+
+class ServiceNowOAuth(_Strict):
+    oauth: OAuthPassword
+
+
+class AssetsOptions(_Strict):
+    """JSM Assets (Insight) as the CI source of a Jira site."""
+
+    url: HttpUrlText | None = None
+    workspace_id: str | None = None
+    aql: str = "objectType IS NOT EMPTY"
+    key_attribute: str = "Key"
+
+
+class _SourceBase(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    url: HttpUrlText
+    fields: dict[str, str] = Field(default_factory=dict)
+    status_map: dict[str, dict[str, str]] = Field(default_factory=dict)
+    verify: Union[bool, str] = True
+    timeout: float = Field(30.0, gt=0)
+    max_attempts: int = Field(6, ge=1, le=20)
+    retry_after_max: float = Field(120.0, gt=0)
+    lookback_minutes: int = Field(10, ge=0)
+    page_size: int | None = Field(None, ge=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _canonical_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            process, _, name = key.partition(".")
+            if process not in PROCESS_NAMES or not name:
+                raise ValueError(
+                    f"key {key!r} must be <process>.<field> with process one of {', '.join(PROCESS_NAMES)}"
+                )
+        return value
+
+    @field_validator("status_map")
+    @classmethod
+    def _known_processes(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for process in value:
+            if process not in PROCESS_NAMES:
+                raise ValueError(f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}")
+        return value
+
+
+class JiraSource(_SourceBase):
+    type: Literal["jira"]
+    auth: Union[JiraCloudAuth, JiraPatAuth, BasicAuth]
+    jql: str | None = None
+    issue_types: dict[str, list[str]] = Field(default_factory=dict)
+    priority_map: dict[str, int] = Field(default_factory=dict)
+    assets: AssetsOptions | None = None
+
+    @field_validator("issue_types")
+    @classmethod
+    def _issue_type_processes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for process in value:
+            if process not in (*PROCESS_NAMES, "review"):
+                raise ValueError(f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}, review")
+        return value
+
+    def mapping_options(self) -> MappingOptions:
+        return MappingOptions(
+            source=self.name, base_url=self.url.rstrip("/"), fields=self.fields,
+            status_map=self.status_map, issue_types=self.issue_types,
+            priority_map=self.priority_map,
+        )
+
+
+class ServiceNowSource(_SourceBase):
+    type: Literal["servicenow"]
+    auth: Union[BasicAuth, ServiceNowOAuth]
+    tables: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tables", "query")
+    @classmethod
+    def _table_processes(cls, value: dict[str, str]) -> dict[str, str]:
+        for process in value:
+            if process not in PROCESS_NAMES:
+                raise ValueError(f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}")
+        return value
+
+    def mapping_options(self) -> MappingOptions:
+        return MappingOptions(
+            source=self.name, base_url=self.url.rstrip("/"), fields=self.fields,
+            status_map=self.status_map, tables=self.tables,
+        )
+
+
+Source = Annotated[Union[JiraSource, ServiceNowSource], Field(discriminator="type")]
+
+
+class RulesOptions(_Strict):
+    select: list[str] = Field(default_factory=lambda: ["ALL"])
+    ignore: list[str] = Field(default_factory=list)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    severity: dict[str, Literal["info", "low", "medium", "high", "critical"]] = Field(default_factory=dict)
+    paths: list[str] = Field(default_factory=list)
+    """Files or directories of declarative YAML rules."""
+
+
+class Waiver(_Strict):
+    rule: str
+    key: str
+    reason: Annotated[str, Field(min_length=1)]
+    owner: Annotated[str, Field(min_length=1)]
+    expires: date
+    source: str | None = None
+
+
+class NotifyDestination(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    type: Literal["slack", "teams", "mattermost", "googlechat", "webhook"]
+    url: SecretStr
+    secret: SecretStr | None = None
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = "low"
+    processes: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    always: bool = False
+    report_url: str | None = None
+    max_findings: int = Field(10, ge=1, le=100)
+
+
+class WritebackOptions(_Strict):
+    enabled: bool = False
+    label: str = "ticketlint"
+    comment: bool = True
+
+
+class ServeOptions(_Strict):
+    jira_secret: SecretStr | None = None
+    servicenow_secret: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class Config(_Strict):
+    database: str = DEFAULT_DATABASE
+    sources: list[Source] = Field(default_factory=list)
+    rules: RulesOptions = Field(default_factory=RulesOptions)
+    waivers: list[Waiver] = Field(default_factory=list)
+    notify: list[NotifyDestination] = Field(default_factory=list)
+    writeback: WritebackOptions = Field(default_factory=WritebackOptions)
+    serve: ServeOptions = Field(default_factory=ServeOptions)
+    report_url: str | None = None
+
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for src in value:
+            if src.name in seen:
+                raise ValueError(f"source name {src.name!r} is used twice")
+            seen.add(src.name)
+        return value
+
+    def source(self, name: str) -> JiraSource | ServiceNowSource:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(self.path, [f"sources: no source named {name!r} (known: {known})"])
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration with every secret replaced by ``**********``."""
+        return _redact(self.model_dump(mode="json", exclude={"path"}))
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value  # SecretStr dumps as "**********" already
+
+
+def find_config(explicit: str | Path | None = None) -> Path | None:
+    """The config path by precedence, or None when there is none (an empty config)."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    local = Path(DEFAULT_NAME)
+    if local.exists():
+        return local
+    user = _user_config_dir() / DEFAULT_NAME
+    return user if user.exists() else None
+
+
+def _user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ticketlint"
+
+
+def substitute_env(value: Any, path: str = "", problems: list[str] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the parsed YAML."""
+    problems = problems if problems is not None else []
+    if isinstance(value, dict):
+        return {k: substitute_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group("name"), m.group("default")
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{path}: environment variable {name} is not set")
+            return ""
+        return _VAR.sub(repl, value)
+    return value
+
+
+def load_config(explicit: str | Path | None = None, *, required: bool = False) -> Config:
+    path = find_config(explicit)
+    if path is None:
+        if required:
+            raise ConfigError(None, [
+                f"no configuration found (--config, ${ENV_VAR}, ./{DEFAULT_NAME} or "
+                f"{_user_config_dir() / DEFAULT_NAME}); `ticketlint init` writes a starter file"
+            ])
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | str | None = None) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, [f"expected a mapping at the top level, got {type(data).__name__}"])
+    problems: list[str] = []
+    data = substitute_env(data, "", problems)
+    if problems:
+        raise ConfigError(path, problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        errors = _closest_union_member(exc.errors())
+        messages = list(dict.fromkeys(_describe(err, data) for err in errors))
+        raise ConfigError(path, messages) from None
+    config.path = Path(path) if path else None
+    return config
+
+
+def _closest_union_member(errors: list[Any]) -> list[Any]:
+    """For a value that matches no member of a union (``auth``), keep only the errors of
+    the member it came closest to, instead of every member's complaints."""
+    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+    plain: list[Any] = []
+    for err in errors:
+        loc = err["loc"]
+        tag_at = next((i for i, part in enumerate(loc) if isinstance(part, str) and part[:1].isupper()), None)
+        if tag_at is None:
+            plain.append(err)
+        else:
+            groups.setdefault(loc[:tag_at], {}).setdefault(loc[tag_at], []).append(err)
+    for members in groups.values():
+        plain.extend(min(members.values(), key=len))
+    return plain
+
+
+def _describe(err: Any, data: Any) -> str:
+    loc = _key_path(err["loc"], data)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    value = err.get("input")
+    shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(value, (dict, list)) else f" (got {value!r})"
+    return f"{loc}: {msg}{shown}"
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    """``('sources', 0, 'jira', 'auth')`` -> ``sources[0].auth`` (drops union tags)."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        elif isinstance(node, dict) and item in node:
+            parts.append(("." if parts else "") + str(item))
+            node = node[item]
+        elif isinstance(node, dict) or node is None:
+            if item in ("jira", "servicenow") or "[" in str(item) or str(item)[:1].isupper():
+                continue  # a union member's tag, not a key the user wrote
+            parts.append(("." if parts else "") + str(item))
+            node = None
+    return "".join(parts) or "(top level)"

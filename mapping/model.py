@@ -1,0 +1,233 @@
+"""Normalised ISO/IEC 20000 process records: what every rule reads (RULES.md §1).
+
+None versus empty is the heart of this model:
+
+- ``None``: the source does not provide the field at all (not mapped, absent on the
+  instance). A rule that needs it answers NOT_EVALUATED.
+- empty: the field exists and holds nothing. Text is ``""`` (or blank after
+  ``str.strip()``), lists are ``[]``, booleans ``False``, a review is
+  ``Review(completed=False)``. Typed scalars (datetimes, the priority) that exist on the
+  source but hold no value are ``""`` too: the one empty marker that JSON can carry and
+  that no real value can be mistaken for.
+- a value.
+
+Times are timezone-aware UTC datetimes. Records are immutable once mapped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Process = Literal["incident", "service_request", "problem", "change", "release", "ci"]
+PROCESSES: tuple[str, ...] = ("incident", "service_request", "problem", "change", "release", "ci")
+
+TICKET_STATES: tuple[str, ...] = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
+CHANGE_STATES: tuple[str, ...] = (
+    "new", "assess", "authorize", "scheduled", "implement", "review", "closed", "cancelled",
+)
+CI_STATUSES: tuple[str, ...] = ("planned", "installed", "in_maintenance", "retired", "other")
+
+Decision = Literal["approved", "rejected", "pending", "cancelled"]
+LinkKind = Literal["incident", "problem", "change", "release", "review", "other"]
+Outcome = Literal["successful", "successful_with_issues", "unsuccessful"]
+
+Empty = Literal[""]
+"""The empty marker of a typed field that exists on the source but holds no value."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a time zone")
+    return value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+OptionalTime = Union[UtcDatetime, Empty, None]
+"""A datetime, ``""`` (field exists, no value) or None (field not provided)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Person(_Frozen):
+    """A person as the source knows them; ``id`` is the native account id."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+    def label(self) -> str:
+        return self.name or self.email or self.id or "?"
+
+
+class Approval(_Frozen):
+    approver: Person
+    decision: Decision
+    decided_at: UtcDatetime | None = None
+
+
+class Review(_Frozen):
+    """A post-implementation or post-incident review."""
+
+    completed: bool
+    at: OptionalTime = None
+    notes: str | None = None
+
+
+class Transition(_Frozen):
+    """One status change from the history, oldest first; states are normalised."""
+
+    at: UtcDatetime
+    from_state: str | None = None
+    to_state: str | None = None
+    from_raw: str | None = None
+    to_raw: str | None = None
+    by: Person | None = None
+
+
+class Link(_Frozen):
+    kind: LinkKind
+    key: str
+
+
+class BaseRecord(_Frozen):
+    """Fields common to every process."""
+
+    source: str
+    system: Literal["jira", "servicenow", "file"]
+    key: str
+    native_id: str | None = None
+    url: str | None = None
+    process: Process
+    title: str | None = None
+    state: str | None = None
+    """Normalised lifecycle state; None when the source's status could not be mapped."""
+    raw_state: str | None = None
+    priority: int | Empty | None = None
+    created_at: OptionalTime = None
+    updated_at: OptionalTime = None
+    resolved_at: OptionalTime = None
+    closed_at: OptionalTime = None
+    requester: Person | None = None
+    assignee: Person | None = None
+    group: str | None = None
+    ci_refs: list[str] | None = None
+    links: list[Link] | None = None
+    approvals: list[Approval] | None = None
+    review: Review | None = None
+    transitions: list[Transition] | None = None
+    """None when no history was read; [] when the history holds no status change."""
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class ChangeRecord(BaseRecord):
+    process: Literal["change"] = "change"
+    change_type: str | None = None
+    """standard, normal, emergency (or another type the source uses), "" or None."""
+    risk: str | None = None
+    impact: str | None = None
+    implementation_plan: str | None = None
+    backout_plan: str | None = None
+    test_plan: str | None = None
+    planned_start: OptionalTime = None
+    planned_end: OptionalTime = None
+    actual_start: OptionalTime = None
+    actual_end: OptionalTime = None
+    close_code: str | None = None
+    close_notes: str | None = None
+    outcome: Outcome | None = None
+    cab_required: bool | None = None
+    cab_date: OptionalTime = None
+
+
+class IncidentRecord(BaseRecord):
+    process: Literal["incident"] = "incident"
+    major: bool | None = None
+    category: str | None = None
+    resolution_code: str | None = None
+    resolution_notes: str | None = None
+    sla_breached: bool | None = None
+
+
+class ServiceRequestRecord(BaseRecord):
+    process: Literal["service_request"] = "service_request"
+    approval_required: bool | None = None
+    resolution_notes: str | None = None
+
+
+class ProblemRecord(BaseRecord):
+    process: Literal["problem"] = "problem"
+    root_cause: str | None = None
+    workaround: str | None = None
+    known_error: bool | None = None
+    resolution_code: str | None = None
+
+
+class ReleaseRecord(BaseRecord):
+    process: Literal["release"] = "release"
+
+
+class CIRecord(BaseRecord):
+    process: Literal["ci"] = "ci"
+    ci_class: str | None = None
+    status: Literal["planned", "installed", "in_maintenance", "retired", "other"] | None = None
+    owner: Person | None = None
+    support_group: str | None = None
+    last_verified_at: OptionalTime = None
+
+
+Record = Annotated[
+    Union[ChangeRecord, IncidentRecord, ServiceRequestRecord, ProblemRecord, ReleaseRecord, CIRecord],
+    Field(discriminator="process"),
+]
+
+RECORD_CLASSES: dict[str, type[BaseRecord]] = {
+    "change": ChangeRecord,
+    "incident": IncidentRecord,
+    "service_request": ServiceRequestRecord,
+    "problem": ProblemRecord,
+    "release": ReleaseRecord,
+    "ci": CIRecord,
+}
+
+
+def record_from_dict(data: dict[str, Any]) -> BaseRecord:
+    """Validate a normalised record (e.g. one JSON line) into its process's model."""
+    process = data.get("process")
+    cls = RECORD_CLASSES.get(process)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
+    return cls.model_validate(data)
+
+
+# --- the vocabulary rules use to read fields (RULES.md §3 "Empty") -------------------
+
+def is_empty(value: Any) -> bool:
+    """True for a provided field that holds nothing: "" (after strip), [], False, ""-marker.
+
+    None is *not* empty: it means the source does not provide the field.
+    """
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() == ""
+    if isinstance(value, (list, tuple, set, dict)):
+        return len(value) == 0
+    if isinstance(value, bool):
+        return value is False
+    if isinstance(value, Review):
+        return not value.completed
+    return False
+
+
+def has_value(value: Any) -> bool:
+    """True when the field is provided and not empty."""
+    return value is not None and not is_empty(value)
+
+
+def approved_entries(record: BaseRecord) -> list[Approval]:
+    return [a for a in (record.approvals or []) if a.decision == "approved"]

@@ -1,0 +1,1 @@
+"""Rules: the registry, the engine and the packs that judge records (pure, no I/O)."""

@@ -1,0 +1,272 @@
+"""Evaluate selected rules over records: outcomes, counts and findings.
+
+The engine makes two passes over the records of a run: the first builds the
+:class:`RecordIndex` that cross-record rules read (configuration items, changes,
+incidents per CI); the second calls each rule on each record of its processes, then the
+aggregate rules once. Only FAIL becomes a :class:`Finding`; all four outcomes are
+counted per rule for conformity rates and the mapping-coverage report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+from mapping.model import BaseRecord, CIRecord, ChangeRecord, IncidentRecord, approved_entries
+from rules.outcome import Outcome, Status
+from rules.registry import SEVERITY_RANK, Rule, RuleContext, RuleSelectionError
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(code: str, source: str, subject: str) -> str:
+    """Stable identity of a finding across runs: sha256(rule code | source | subject key)."""
+    return hashlib.sha256(f"{code}|{source}|{subject}".encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChangeFacts:
+    key: str
+    change_type: str | None
+    has_approved: bool
+    state: str | None
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    key: str
+    created_at: datetime
+    links_problem: bool
+
+
+class RecordIndex:
+    """Compact facts about every record of a run, per source, for cross-record rules."""
+
+    def __init__(self, ci_sources: Iterable[str] | None = None) -> None:
+        self._declared_ci_sources = set(ci_sources) if ci_sources is not None else None
+        self.cis: dict[str, dict[str, CIRecord]] = defaultdict(dict)
+        self._ci_ids: dict[str, set[str]] = defaultdict(set)
+        self.changes: dict[str, dict[str, ChangeFacts]] = defaultdict(dict)
+        self.incidents_by_ci: dict[str, dict[str, list[IncidentFacts]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.sources: set[str] = set()
+
+    def add(self, record: BaseRecord) -> None:
+        source = record.source
+        self.sources.add(source)
+        if isinstance(record, CIRecord):
+            self.cis[source][record.key] = record
+            if record.native_id:
+                self._ci_ids[source].add(record.native_id)
+        elif isinstance(record, ChangeRecord):
+            self.changes[source][record.key] = ChangeFacts(
+                record.key, record.change_type, bool(approved_entries(record)), record.state
+            )
+        elif isinstance(record, IncidentRecord):
+            if record.state != "cancelled" and isinstance(record.created_at, datetime):
+                facts = IncidentFacts(
+                    record.key, record.created_at,
+                    any(link.kind == "problem" for link in record.links or []),
+                )
+                for ci in set(record.ci_refs or []):
+                    self.incidents_by_ci[source][ci].append(facts)
+
+    def syncs_cis(self, source: str) -> bool:
+        """Whether the run read configuration items for this source (CFG003 needs it)."""
+        if self._declared_ci_sources is not None:
+            return source in self._declared_ci_sources
+        return bool(self.cis.get(source))
+
+    def ci_known(self, source: str, ref: str) -> bool:
+        return ref in self.cis.get(source, {}) or ref in self._ci_ids.get(source, set())
+
+    def ci(self, source: str, key: str) -> CIRecord | None:
+        return self.cis.get(source, {}).get(key)
+
+    def change(self, source: str, key: str) -> ChangeFacts | None:
+        return self.changes.get(source, {}).get(key)
+
+
+@dataclass
+class Finding:
+    """A FAIL outcome with everything a person needs to fix it."""
+
+    code: str
+    name: str
+    title: str
+    severity: str
+    clause: str
+    source: str
+    key: str
+    process: str
+    url: str | None
+    message: str
+    assignee: str | None
+    group: str | None
+    fingerprint: str
+    remediation: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    record_title: str | None = None
+    assignee_id: str | None = None
+    assignee_email: str | None = None
+    pack: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    """The result of one run of the engine."""
+
+    as_of: datetime
+    rules: list[Rule]
+    findings: list[Finding] = field(default_factory=list)
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    not_evaluated: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    records: int = 0
+    rule_errors: list[str] = field(default_factory=list)
+
+    def conformity(self, code: str) -> float | None:
+        c = self.counts.get(code, Counter())
+        denominator = c[Status.PASS.value] + c[Status.FAIL.value]
+        return c[Status.PASS.value] / denominator if denominator else None
+
+    def severity_counts(self) -> Counter[str]:
+        return Counter(f.severity for f in self.findings)
+
+
+class Engine:
+    """Runs a selection of rules with their parameters and severity overrides."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        severity: Mapping[str, str] | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        by_code = {r.code: r for r in self.rules}
+        for code in [*(params or {}), *(severity or {})]:
+            if code not in by_code:
+                raise RuleSelectionError(f"rule {code!r} in the config is not selected or does not exist")
+        self.params = {r.code: r.resolve_params((params or {}).get(r.code)) for r in self.rules}
+        self.severity = {r.code: r.severity for r in self.rules}
+        for code, sev in (severity or {}).items():
+            if sev not in SEVERITY_RANK:
+                raise RuleSelectionError(f"severity of {code}: {sev!r} is not one of {', '.join(SEVERITY_RANK)}")
+            self.severity[code] = sev
+        self._record_rules: dict[str, list[Rule]] = defaultdict(list)
+        self._aggregate_rules: list[Rule] = []
+        for r in self.rules:
+            if r.kind == "aggregate":
+                self._aggregate_rules.append(r)
+            else:
+                for process in r.applies_to:
+                    self._record_rules[process].append(r)
+
+    def evaluate(
+        self,
+        records: Iterable[BaseRecord],
+        *,
+        as_of: datetime,
+        ci_sources: Iterable[str] | None = None,
+    ) -> Evaluation:
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        records = records if isinstance(records, (list, tuple)) else list(records)
+        index = RecordIndex(ci_sources)
+        for record in records:
+            index.add(record)
+        result = Evaluation(as_of=as_of, rules=self.rules)
+        contexts = {r.code: RuleContext(as_of, self.params[r.code], index) for r in self.rules}
+        counts, not_eval = result.counts, result.not_evaluated
+        for record in records:
+            result.records += 1
+            for r in self._record_rules.get(record.process, ()):
+                outcome = self._call(r, result, record, contexts[r.code])
+                counts[r.code][outcome.status.value] += 1
+                if outcome.status is Status.FAIL:
+                    result.findings.append(self._finding(r, record, outcome, index))
+                elif outcome.status is Status.NOT_EVALUATED:
+                    not_eval[r.code][outcome.reason] += 1
+        for r in self._aggregate_rules:
+            try:
+                outcomes = list(r.func(index, contexts[r.code]))
+            except Exception as exc:  # a rule bug must not hide every other finding
+                log.exception("rule %s failed", r.code)
+                result.rule_errors.append(f"{r.code}: {type(exc).__name__}: {exc}")
+                continue
+            for outcome in outcomes:
+                counts[r.code][outcome.status.value] += 1
+                if outcome.status is Status.FAIL:
+                    result.findings.append(self._finding(r, None, outcome, index))
+                elif outcome.status is Status.NOT_EVALUATED:
+                    not_eval[r.code][outcome.reason] += 1
+        result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.source, f.key, f.code))
+        return result
+
+    def _call(self, r: Rule, result: Evaluation, record: BaseRecord, ctx: RuleContext) -> Outcome:
+        try:
+            outcome = r.func(record, ctx)
+        except Exception as exc:  # counted and reported, never a crash of the run
+            log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
+            result.rule_errors.append(f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}")
+            return Outcome(Status.NOT_EVALUATED, reason=f"rule error: {type(exc).__name__}")
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"rule {r.code} returned {outcome!r}, not an Outcome")
+        return outcome
+
+    def _finding(
+        self, r: Rule, record: BaseRecord | None, outcome: Outcome, index: RecordIndex
+    ) -> Finding:
+        if outcome.subject is not None:
+            source = (record.source if record else outcome.evidence.get("source")) or ""
+            subject_key = outcome.subject
+            subject_record: BaseRecord | None = record
+            if outcome.subject_process == "ci":
+                subject_record = index.ci(source, subject_key)
+            process = outcome.subject_process or (record.process if record else "")
+        else:
+            assert record is not None
+            source, subject_key, subject_record, process = (
+                record.source, record.key, record, record.process,
+            )
+        person = None
+        group = None
+        if subject_record is not None:
+            person = subject_record.assignee
+            group = subject_record.group
+            if isinstance(subject_record, CIRecord):
+                person = subject_record.owner or person
+                group = subject_record.support_group or group
+        return Finding(
+            code=r.code, name=r.name, title=r.title, severity=self.severity[r.code],
+            clause=r.clause, source=source, key=subject_key, process=process,
+            url=subject_record.url if subject_record else None, message=outcome.message,
+            assignee=person.label() if person else None, group=group or None,
+            fingerprint=fingerprint(r.code, source, subject_key), remediation=r.remediation,
+            evidence=_jsonable(outcome.evidence),
+            record_title=subject_record.title if subject_record else None,
+            assignee_id=person.id if person else None,
+            assignee_email=person.email if person else None, pack=r.pack,
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence as plain JSON values (datetimes as ISO 8601 UTC)."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return _jsonable(value.model_dump(exclude_none=True))
+    return value

@@ -1,0 +1,1 @@
+"""Sync: remember and tell (store, runner, notify, write-back, report, serve)."""
