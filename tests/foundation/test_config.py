@@ -1,0 +1,63 @@
+"""Config validation names the file, the key path and what was expected."""
+
+import pytest
+
+from config import ConfigError, parse_config
+
+GOOD = """
+sources:
+  - name: jira-prod
+    type: jira
+    url: https://example.atlassian.net
+    auth: {email: ops@example.com, token: "${JIRA_API_TOKEN}"}
+    fields: {change.backout_plan: "Rollback plan"}
+  - name: snow-prod
+    type: servicenow
+    url: https://example.service-now.com
+    auth: {oauth: {client_id: id, client_secret: "${SNOW_SECRET:-fallback}", user: u, password: p}}
+rules: {ignore: [CHG010], params: {INC006: {stale_days: 21}}}
+waivers:
+  - {rule: CHG006, key: "OPS-1*", reason: r, owner: j.doe, expires: 2027-01-31}
+notify:
+  - {name: ops, type: slack, url: "https://hooks.slack.com/services/T/B/secret"}
+"""
+
+
+def test_good_config_and_redaction(monkeypatch):
+    monkeypatch.setenv("JIRA_API_TOKEN", "tok-123")
+    cfg = parse_config(GOOD, "t.yaml")
+    assert cfg.source("jira-prod").auth.token.get_secret_value() == "tok-123"
+    assert cfg.source("snow-prod").auth.oauth.client_secret.get_secret_value() == "fallback"
+    shown = str(cfg.redacted())
+    assert "tok-123" not in shown and "hooks.slack.com" not in shown and "fallback" not in shown
+    assert cfg.source("jira-prod").mapping_options().fields == {"change.backout_plan": "Rollback plan"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("rulez: {}\n", "t.yaml: rulez: unknown key"),
+        ("sources: [{name: a, type: jira, url: https://x, auth: {email: e, tokn: t}}]\n",
+         "t.yaml: sources[0].auth.tokn: unknown key"),
+        ("sources: [{name: a, type: jira, url: ftp://x, auth: {pat: p}}]\n", "t.yaml: sources[0].url"),
+        ("sources: [{name: a, type: jira, url: https://x, auth: {pat: \"${NOPE_NOT_SET}\"}}]\n",
+         "environment variable NOPE_NOT_SET is not set"),
+        ("sources: [{name: a, type: jira, url: https://x, auth: {pat: p}, fields: {chnage.risk: x}}]\n",
+         "sources[0].fields"),
+        ("waivers: [{rule: CHG006, key: K, owner: o, expires: 2027-01-01}]\n", "waivers[0].reason: required key is missing"),
+        ("sources: [\n", "t.yaml: line"),
+        ("- a\n", "expected a mapping"),
+    ],
+)
+def test_errors_name_file_and_key_path(monkeypatch, text, expected):
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "t.yaml")
+    assert expected in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_unknown_source_name_lists_known(monkeypatch):
+    monkeypatch.setenv("JIRA_API_TOKEN", "x")
+    with pytest.raises(ConfigError, match="known: jira-prod, snow-prod"):
+        parse_config(GOOD, "t.yaml").source("nope")

@@ -1,0 +1,83 @@
+"""Registry selection, parameter validation and the engine's counting and findings."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from mapping.model import Person, record_from_dict
+from rules.engine import Engine, fingerprint
+from rules.outcome import PASS, NOT_APPLICABLE, fail, missing_field
+from rules.registry import Pack, Registry, RuleDefinitionError, RuleSelectionError, rule
+
+AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+@rule(code="TST001", name="title-missing", title="Title", severity="low", clause="1",
+      applies_to=("incident",), params={"days": 5, "targets": {1: 4, 2: 8}})
+def title_missing(record, ctx):
+    """**Why**\nx\n**Fails when**\ny\n**Passes when**\nz\n**Remediation**\nAdd a   title."""
+    if record.state == "cancelled":
+        return NOT_APPLICABLE
+    if record.title is None:
+        return missing_field("incident.title")
+    return PASS if record.title.strip() else fail(f"{record.key} has no title", title=record.title)
+
+
+@rule(code="TST002", name="explode", title="Boom", severity="high", clause="1", applies_to=("incident",))
+def explode(record, ctx):
+    """**Why**\n-\n**Fails when**\n-\n**Passes when**\n-\n**Remediation**\n-"""
+    raise RuntimeError("bug")
+
+
+PACK = Pack(name="test", rules=(title_missing.with_pack("test"), explode.with_pack("test")))
+
+
+def incident(key, **fields):
+    return record_from_dict({"source": "s", "system": "file", "key": key, "process": "incident",
+                             "assignee": {"id": "u1", "name": "Ada"}, "group": "Ops", **fields})
+
+
+def test_counts_findings_and_rule_errors():
+    records = [incident("A", title="ok"), incident("B", title=" "), incident("C"),
+               incident("D", title="", state="cancelled")]
+    result = Engine(PACK.rules).evaluate(records, as_of=AS_OF)
+    assert dict(result.counts["TST001"]) == {"PASS": 1, "FAIL": 1, "NOT_EVALUATED": 1, "NOT_APPLICABLE": 1}
+    assert result.not_evaluated["TST001"] == {"source does not provide incident.title": 1}
+    (finding,) = [f for f in result.findings if f.code == "TST001"]
+    assert (finding.key, finding.assignee, finding.group, finding.remediation) == ("B", "Ada", "Ops", "Add a title.")
+    assert finding.fingerprint == fingerprint("TST001", "s", "B")
+    assert len(result.rule_errors) == 4 and result.counts["TST002"]["NOT_EVALUATED"] == 4
+    assert result.conformity("TST001") == 0.5
+
+
+def test_params_are_validated_and_merged():
+    engine = Engine(PACK.rules, params={"TST001": {"days": 9, "targets": {"2": 10}}}, severity={"TST001": "critical"})
+    assert engine.params["TST001"] == {"days": 9, "targets": {1: 4, 2: 10}}
+    assert engine.severity["TST001"] == "critical"
+    with pytest.raises(RuleSelectionError, match="no parameter 'dayz'"):
+        Engine(PACK.rules, params={"TST001": {"dayz": 1}})
+    with pytest.raises(RuleSelectionError, match="expected int"):
+        Engine(PACK.rules, params={"TST001": {"days": "soon"}})
+    with pytest.raises(RuleSelectionError, match="not one of"):
+        Engine(PACK.rules, severity={"TST001": "urgent"})
+
+
+def test_registry_selection_and_duplicates():
+    registry = Registry([PACK])
+    assert [r.code for r in registry.select(["ALL"], ["explode"])] == ["TST001"]
+    assert [r.code for r in registry.select(["incident"])] == ["TST001", "TST002"]
+    assert [r.code for r in registry.select(["TST00*"], ["TST002"])] == ["TST001"]
+    assert [r.code for r in registry.select(["test"])] == ["TST001", "TST002"]
+    with pytest.raises(RuleSelectionError, match="matches no rule"):
+        registry.select(["NOPE999"])
+    with pytest.raises(RuleDefinitionError, match="defined twice"):
+        Registry([PACK, Pack(name="other", rules=PACK.rules)])
+
+
+def test_naive_as_of_is_refused():
+    with pytest.raises(ValueError):
+        Engine(PACK.rules).evaluate([], as_of=datetime(2026, 1, 1))
+
+
+def test_person_label():
+    assert Person(id="x", email="e@x").label() == "e@x"
