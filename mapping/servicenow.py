@@ -1,0 +1,814 @@
+"""ServiceNow Table API rows -> normalised ISO/IEC 20000 records (RULES.md §4 "ServiceNow").
+
+Pure functions of JSON rows: no HTTP. The connector (or ``ticketlint check --input``)
+hands :meth:`ServiceNowMapper.map_rows` the rows of one table plus, optionally, the bulk
+``sysapproval_approver`` and ``task_ci`` rows of the same records.
+
+Value shapes accepted (raw values, ``sysparm_display_value=false``):
+
+- every column is a string: ``""`` empty, ``"true"``/``"false"``, numbers as text,
+  datetimes ``yyyy-MM-dd HH:mm:ss`` in UTC;
+- a reference column is a sys_id string (``sysparm_exclude_reference_link=true``), or
+  ``{"link": ..., "value": sys_id}`` (without it), or
+  ``{"display_value": ..., "value": ..., "link": ...}`` (``sysparm_display_value=all``,
+  which wraps every column that way; the ``value`` is read, ``display_value`` only
+  names a reference that lacks a dot-walked name);
+- dot-walked columns are separate keys: ``"assigned_to.name"``.
+
+None versus empty (RULES.md §1, settled reading 2). A canonical field reads its column
+from the row:
+
+- the column is **absent** from the row (the instance lacks it, so the Table API did
+  not return it although ``sysparm_fields`` asked for it) -> ``None`` (not provided: rules
+  that need it answer NOT_EVALUATED);
+- the column is present but ``""`` -> empty (``""`` for text, times and the priority,
+  ``False`` for booleans, ``[]`` for lists, ``Review(completed=False)``);
+- otherwise the value.
+
+Exceptions the contract spells out: ``major`` is False when ``major_incident_state`` is
+absent (the Major Incident Management plugin is off: nothing is major); a negated
+boolean column (``"!made_sla"``) that is present but ``""`` gives None (cannot tell), so
+INC005 falls back on elapsed time.
+
+Decisions where RULES.md is silent:
+
+- requester: the process's own column (``requested_by`` / ``caller_id``), falling back
+  on ``opened_by`` when that is empty;
+- ``resolved_at`` is read from the ``resolved_at`` column of incident and problem (the
+  only tables that have one); change and request leave it None;
+- ``approvals`` is None when no approval rows were read (``approvals=None``), ``[]``
+  when they were read and none belong to the record;
+- group / support group: the dot-walked ``.name``, else the display value, else the raw
+  sys_id; ``""`` when the reference is empty;
+- CIs: ``status`` from ``install_status`` (codes outside the map become ``other`` and
+  are counted); ``state`` stays None (CIs have no lifecycle ladder);
+- the key is ``number`` (CI: ``name``); a row without one is keyed by its sys_id and
+  counted as a warning; a row without a sys_id is a mapping error.
+
+Overrides (``MappingOptions``): ``fields`` maps ``<process>.<field>`` to a column (a
+leading ``!`` negates a boolean column; a column mapped to ``review`` is completed when
+it holds a true boolean, a non-empty text or a date, and a date there is ``review.at``);
+``status_map`` maps state codes (as strings) to normalised states over the defaults;
+``tables`` renames the table of a process.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping
+
+from mapping.common import MappingError, MappingOptions, MappingReport, parse_servicenow_time
+from mapping.model import (
+    CHANGE_STATES,
+    CI_STATUSES,
+    TICKET_STATES,
+    Approval,
+    BaseRecord,
+    ChangeRecord,
+    CIRecord,
+    IncidentRecord,
+    Link,
+    Person,
+    ProblemRecord,
+    Review,
+    ServiceRequestRecord,
+)
+
+SYSTEM = "servicenow"
+
+DEFAULT_TABLES: dict[str, str] = {
+    "incident": "incident",
+    "change": "change_request",
+    "problem": "problem",
+    "service_request": "sc_req_item",
+    "ci": "cmdb_ci",
+}
+APPROVAL_TABLE = "sysapproval_approver"
+TASK_CI_TABLE = "task_ci"
+
+APPROVAL_FIELDS: list[str] = [
+    "sys_id", "sysapproval", "document_id", "source_table", "approver", "approver.name",
+    "approver.email", "approver.user_name", "state", "sys_created_on", "sys_updated_on",
+]
+TASK_CI_FIELDS: list[str] = ["sys_id", "task", "ci_item", "ci_item.name"]
+
+# --- state maps (RULES.md §4 table) ------------------------------------------------------
+
+DEFAULT_STATE_MAPS: dict[str, dict[str, str]] = {
+    "incident": {"1": "new", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed",
+                 "8": "cancelled"},
+    "change": {"-5": "new", "-4": "assess", "-3": "authorize", "-2": "scheduled",
+               "-1": "implement", "0": "review", "3": "closed", "4": "cancelled"},
+    "problem": {"101": "new", "102": "in_progress", "103": "in_progress", "104": "in_progress",
+                "106": "resolved", "107": "closed",
+                # legacy (pre-Madrid) problem states
+                "1": "new", "2": "in_progress", "3": "in_progress", "4": "closed"},
+    "service_request": {"-5": "new", "1": "new", "2": "in_progress", "3": "closed",
+                        "4": "closed", "7": "cancelled"},
+    "ci": {"1": "installed", "2": "planned", "4": "planned", "6": "planned",
+           "3": "in_maintenance", "5": "in_maintenance", "7": "retired", "8": "retired"},
+}
+_VALID_STATES: dict[str, tuple[str, ...]] = {
+    "incident": TICKET_STATES, "problem": TICKET_STATES, "service_request": TICKET_STATES,
+    "change": CHANGE_STATES, "ci": CI_STATUSES,
+}
+_PROBLEM_CANCELLING_CODES = frozenset({"canceled", "cancelled", "duplicate"})  # settled 14
+
+RISK_NAMES = {"1": "very high", "2": "high", "3": "moderate", "4": "low"}
+IMPACT_NAMES = {"1": "high", "2": "medium", "3": "low"}
+_OUTCOMES = {"successful": "successful", "successful_issues": "successful_with_issues",
+             "unsuccessful": "unsuccessful"}
+# sysapproval_approver.state -> decision; settled 13: the other states are not approvals
+_APPROVAL_DECISIONS = {"approved": "approved", "rejected": "rejected", "requested": "pending",
+                       "cancelled": "cancelled"}
+_NOT_APPROVALS = frozenset({"not requested", "not_requested", "not_required", "duplicate"})
+_APPROVAL_REQUIRED = frozenset({"requested", "approved", "rejected"})  # settled 13
+
+_RECORD_CLASSES: dict[str, type[BaseRecord]] = {
+    "incident": IncidentRecord, "change": ChangeRecord, "problem": ProblemRecord,
+    "service_request": ServiceRequestRecord, "ci": CIRecord,
+}
+
+_ABSENT: Any = object()
+
+
+# --- value helpers -------------------------------------------------------------------------
+
+def _scalar(value: Any, column: str) -> str:
+    """A raw column value as text; unwraps ``{"value": ...}`` objects."""
+    if isinstance(value, dict):
+        value = value.get("value", "")
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise ValueError(f"column {column!r}: expected a string, got {type(value).__name__}")
+
+
+def _get(row: Mapping[str, Any], column: str) -> Any:
+    """The column's text, or ``_ABSENT`` when the row does not carry the column."""
+    value = row.get(column, _ABSENT)
+    if value is _ABSENT:
+        return _ABSENT
+    return _scalar(value, column)
+
+
+def _reference(row: Mapping[str, Any], column: str) -> tuple[Any, str | None]:
+    """(sys_id text or ``_ABSENT``, display value from a ``display_value=all`` object)."""
+    value = row.get(column, _ABSENT)
+    if value is _ABSENT:
+        return _ABSENT, None
+    if isinstance(value, dict):
+        display = value.get("display_value")
+        return _scalar(value.get("value", ""), column), display if isinstance(display, str) else None
+    return _scalar(value, column), None
+
+
+def _dotted(row: Mapping[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    text = _scalar(value, column)
+    return text or None
+
+
+def _time(text: str, column: str) -> datetime | str:
+    if not text.strip():
+        return ""
+    try:
+        parsed = parse_servicenow_time(text)
+    except ValueError:
+        raise ValueError(f"column {column!r}: {text!r} is not a 'yyyy-MM-dd HH:mm:ss' time") from None
+    assert parsed is not None
+    return parsed
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes")
+
+
+def _set_flag(text: str) -> bool:
+    """A review-like column: set when a true boolean, a non-empty text or a date."""
+    v = text.strip()
+    return bool(v) and v.lower() not in ("false", "0", "no")
+
+
+# --- readers: one per canonical field, built once per process --------------------------
+
+@dataclass
+class _Ctx:
+    """What a reader may need besides the row."""
+
+    ci_names: Mapping[str, str]
+
+
+class _Reader:
+    """Reads one canonical field from a row; ``columns`` feed ``sysparm_fields``."""
+
+    columns: tuple[str, ...] = ()
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Text(_Reader):
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.columns = (column,)
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = _get(row, self.column)
+        return None if text is _ABSENT else text
+
+
+class _Choice(_Text):
+    """A choice code turned into its name (risk, impact); unknown text is kept."""
+
+    def __init__(self, column: str, names: Mapping[str, str]) -> None:
+        super().__init__(column)
+        self.names = names
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = super().read(row, ctx)
+        if text is None:
+            return None
+        return self.names.get(text.strip(), text)
+
+
+class _Outcome(_Text):
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = super().read(row, ctx)
+        return None if text is None else _OUTCOMES.get(text.strip().lower())
+
+
+class _Time(_Reader):
+    """A datetime column, with optional fallbacks used when the first is empty."""
+
+    def __init__(self, *columns: str) -> None:
+        self.columns = columns
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        result: Any = None
+        for column in self.columns:
+            text = _get(row, column)
+            if text is _ABSENT:
+                continue
+            value = _time(text, column)
+            if value != "":
+                return value
+            result = ""
+        return result
+
+
+class _Bool(_Reader):
+    def __init__(self, column: str, negate: bool = False) -> None:
+        self.column = column
+        self.negate = negate
+        self.columns = (column,)
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = _get(row, self.column)
+        if text is _ABSENT:
+            return None
+        if self.negate:
+            return None if not text.strip() else not _flag(text)
+        return _flag(text)
+
+
+class _Major(_Reader):
+    """``major_incident_state`` = accepted; an absent column means the plugin is off."""
+
+    columns = ("major_incident_state",)
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = _get(row, "major_incident_state")
+        return text is not _ABSENT and text.strip().lower() == "accepted"
+
+
+class _ApprovalRequired(_Text):
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = super().read(row, ctx)
+        return None if text is None else text.strip().lower() in _APPROVAL_REQUIRED
+
+
+class _Priority(_Text):
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = super().read(row, ctx)
+        if text is None or not text.strip():
+            return text
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"column {self.column!r}: priority {text!r} is not a number") from None
+        if not 1 <= value <= 5:
+            raise ValueError(f"column {self.column!r}: priority {value} is outside 1..5")
+        return value
+
+
+class _PersonRef(_Reader):
+    """A sys_user reference (first non-empty of the columns) with dot-walked name/email."""
+
+    def __init__(self, *columns: str) -> None:
+        self.refs = columns
+        self.columns = tuple(
+            c for col in columns for c in (col, f"{col}.name", f"{col}.email", f"{col}.user_name")
+        )
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        for column in self.refs:
+            sys_id, display = _reference(row, column)
+            if sys_id is _ABSENT or not sys_id.strip():
+                continue
+            name = _dotted(row, f"{column}.name") or display or _dotted(row, f"{column}.user_name")
+            return Person(id=sys_id, name=name, email=_dotted(row, f"{column}.email"))
+        return None
+
+
+class _GroupRef(_Reader):
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.columns = (column, f"{column}.name")
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        sys_id, display = _reference(row, self.column)
+        if sys_id is _ABSENT:
+            return None
+        if not sys_id.strip():
+            return ""
+        return _dotted(row, f"{self.column}.name") or display or sys_id
+
+
+class _CiRefs(_Reader):
+    """The task's own CI reference; ``task_ci`` rows are merged in by the mapper."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.columns = (column, f"{column}.name")
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        sys_id, display = _reference(row, self.column)
+        if sys_id is _ABSENT:
+            return None
+        if not sys_id.strip():
+            return []
+        # settled 12: dot-walked name, lookup, else the raw sys_id (CFG003 then fires)
+        return [_dotted(row, f"{self.column}.name") or display or ctx.ci_names.get(sys_id) or sys_id]
+
+
+class _Links(_Reader):
+    """Task references that are links: (column, kind); key = dot-walked number."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self.pairs = pairs
+        self.columns = tuple(c for col, _ in pairs for c in (col, f"{col}.number"))
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        links: list[Link] | None = None
+        for column, kind in self.pairs:
+            sys_id, display = _reference(row, column)
+            if sys_id is _ABSENT:
+                continue
+            links = links if links is not None else []
+            if sys_id.strip():
+                key = _dotted(row, f"{column}.number") or display or sys_id
+                links.append(Link(kind=kind, key=key))  # type: ignore[arg-type]
+        return links
+
+
+class _ChangeReview(_Reader):
+    """Completed when ``review_date`` is set or ``review_comments`` is not empty."""
+
+    columns = ("review_date", "review_comments")
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        date_text = _get(row, "review_date")
+        notes = _get(row, "review_comments")
+        if date_text is _ABSENT and notes is _ABSENT:
+            return None
+        at = None if date_text is _ABSENT else _time(date_text, "review_date")
+        notes_text = None if notes is _ABSENT else notes
+        completed = bool(at) or bool(notes_text and notes_text.strip())
+        return Review(completed=completed, at=at, notes=notes_text)
+
+
+class _ReviewColumn(_Reader):
+    """A configured review column: true boolean, non-empty text or a date = completed."""
+
+    def __init__(self, column: str, negate: bool = False) -> None:
+        self.column = column
+        self.negate = negate
+        self.columns = (column,)
+
+    def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        text = _get(row, self.column)
+        if text is _ABSENT:
+            return None
+        completed = _set_flag(text)
+        if self.negate:
+            completed = bool(text.strip()) and not completed
+        at: datetime | None = None
+        try:
+            at = parse_servicenow_time(text) if text.strip() else None
+        except ValueError:
+            at = None  # not a date: a flag or a text
+        return Review(completed=completed, at=at if completed else None)
+
+
+_TIME_FIELDS = frozenset({
+    "created_at", "updated_at", "resolved_at", "closed_at", "planned_start", "planned_end",
+    "actual_start", "actual_end", "cab_date", "last_verified_at",
+})
+_BOOL_FIELDS = frozenset({"cab_required", "major", "sla_breached", "known_error",
+                          "approval_required"})
+_PERSON_FIELDS = frozenset({"requester", "assignee", "owner"})
+_GROUP_FIELDS = frozenset({"group", "support_group"})
+_FIXED_FIELDS = frozenset({"source", "system", "key", "native_id", "url", "process",
+                           "raw_state", "links", "approvals", "transitions", "raw"})
+
+
+def _override_reader(field_name: str, column: str, negate: bool) -> _Reader:
+    """A reader of the kind the canonical field needs, on the configured column."""
+    if field_name in _TIME_FIELDS:
+        return _Time(column)
+    if field_name in _BOOL_FIELDS:
+        return _Bool(column, negate)
+    if field_name == "review":
+        return _ReviewColumn(column, negate)
+    if field_name in _PERSON_FIELDS:
+        return _PersonRef(column)
+    if field_name in _GROUP_FIELDS:
+        return _GroupRef(column)
+    if field_name == "priority":
+        return _Priority(column)
+    if field_name == "ci_refs":
+        return _CiRefs(column)
+    if field_name == "risk":
+        return _Choice(column, RISK_NAMES)
+    if field_name == "impact":
+        return _Choice(column, IMPACT_NAMES)
+    if field_name == "outcome":
+        return _Outcome(column)
+    return _Text(column)
+
+
+def _default_readers(process: str) -> dict[str, _Reader]:
+    if process == "ci":
+        return {
+            "title": _Text("name"),
+            "assignee": _PersonRef("assigned_to"),
+            "created_at": _Time("sys_created_on"),
+            "updated_at": _Time("sys_updated_on"),
+            "ci_class": _Text("sys_class_name"),
+            "owner": _PersonRef("owned_by", "managed_by"),
+            "support_group": _GroupRef("support_group"),
+            "last_verified_at": _Time("last_discovered"),
+        }
+    requester = {"change": "requested_by", "incident": "caller_id"}.get(process)
+    readers: dict[str, _Reader] = {
+        "title": _Text("short_description"),
+        "requester": _PersonRef(requester, "opened_by") if requester else _PersonRef("opened_by"),
+        "assignee": _PersonRef("assigned_to"),
+        "group": _GroupRef("assignment_group"),
+        "created_at": _Time("opened_at", "sys_created_on"),
+        "updated_at": _Time("sys_updated_on"),
+        "closed_at": _Time("closed_at"),
+        "priority": _Priority("priority"),
+        "ci_refs": _CiRefs("cmdb_ci"),
+    }
+    if process in ("incident", "problem"):
+        readers["resolved_at"] = _Time("resolved_at")
+    if process == "change":
+        readers.update({
+            "change_type": _Text("type"),
+            "risk": _Choice("risk", RISK_NAMES),
+            "impact": _Choice("impact", IMPACT_NAMES),
+            "implementation_plan": _Text("implementation_plan"),
+            "backout_plan": _Text("backout_plan"),
+            "test_plan": _Text("test_plan"),
+            "planned_start": _Time("start_date"),
+            "planned_end": _Time("end_date"),
+            "actual_start": _Time("work_start"),
+            "actual_end": _Time("work_end"),
+            "close_code": _Text("close_code"),
+            "close_notes": _Text("close_notes"),
+            "outcome": _Outcome("close_code"),
+            "cab_required": _Bool("cab_required"),
+            "cab_date": _Time("cab_date"),
+            "review": _ChangeReview(),
+        })
+    elif process == "incident":
+        readers.update({
+            "major": _Major(),
+            "category": _Text("category"),
+            "resolution_code": _Text("close_code"),
+            "resolution_notes": _Text("close_notes"),
+            "links": _Links((("problem_id", "problem"), ("rfc", "change"), ("caused_by", "change"))),
+        })
+    elif process == "problem":
+        readers.update({
+            "root_cause": _Text("cause_notes"),
+            "workaround": _Text("workaround"),
+            "known_error": _Bool("known_error"),
+            "resolution_code": _Text("resolution_code"),
+        })
+    elif process == "service_request":
+        readers.update({
+            "approval_required": _ApprovalRequired("approval"),
+            "resolution_notes": _Text("close_notes"),
+        })
+    return readers
+
+
+@dataclass
+class _Plan:
+    """Everything precomputed for one process: readers, columns, state handling."""
+
+    process: str
+    table: str
+    cls: type[BaseRecord]
+    readers: list[tuple[str, _Reader]]
+    state_column: str
+    state_map: dict[str, str]
+    key_column: str
+    fields: list[str]
+    warnings: list[str]
+
+
+# --- the mapper ----------------------------------------------------------------------------
+
+class ServiceNowMapper:
+    """Maps Table API rows of one source with its overrides; build once, reuse per page."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self.options = options
+        self.tables = {**DEFAULT_TABLES, **dict(options.tables)}
+        self._by_table = {table: process for process, table in self.tables.items()}
+        self._plans = {process: self._plan(process) for process in DEFAULT_TABLES}
+
+    # public lookups
+    def table(self, process: str) -> str:
+        try:
+            return self.tables[process]
+        except KeyError:
+            raise ValueError(f"ServiceNow has no table for process {process!r}") from None
+
+    def process_for_table(self, table: str) -> str | None:
+        return self._by_table.get(table)
+
+    def fields_for(self, process: str) -> list[str]:
+        """``sysparm_fields`` for the process's table: only what the mapping reads."""
+        return list(self._get_plan(process).fields)
+
+    def _get_plan(self, process: str) -> _Plan:
+        plan = self._plans.get(process)
+        if plan is None:
+            raise ValueError(f"ServiceNow maps no process {process!r}")
+        return plan
+
+    def _plan(self, process: str) -> _Plan:
+        readers = _default_readers(process)
+        cls = _RECORD_CLASSES[process]
+        warnings: list[str] = []
+        state_column = "install_status" if process == "ci" else "state"
+        for canonical, column in self.options.fields.items():
+            proc, _, field_name = canonical.partition(".")
+            if proc != process:
+                continue
+            negate = column.startswith("!")
+            column = column[1:].strip() if negate else column.strip()
+            if field_name in ("state", "status"):
+                state_column = column
+                continue
+            if field_name in _FIXED_FIELDS or field_name not in cls.model_fields:
+                warnings.append(f"field override {canonical!r} ignored: not a mappable field")
+                continue
+            if negate and field_name not in _BOOL_FIELDS and field_name != "review":
+                warnings.append(f"field override {canonical!r}: '!' only negates booleans")
+                negate = False
+            readers[field_name] = _override_reader(field_name, column, negate)
+        state_map = dict(DEFAULT_STATE_MAPS[process])
+        for code, state in self.options.status_map.get(process, {}).items():
+            if state not in _VALID_STATES[process]:
+                warnings.append(f"status_map {process}.{code} -> {state!r} ignored: not a {process} state")
+                continue
+            state_map[str(code).strip()] = state
+        key_column = "name" if process == "ci" else "number"
+        fields = ["sys_id", "sys_updated_on", key_column, state_column]
+        if process == "problem":
+            fields.append("resolution_code")  # settled 14 reads it even when remapped
+        if process == "ci":
+            fields.append("sys_class_name")  # the url names the CI's own class table
+        for _, reader in readers.items():
+            fields.extend(reader.columns)
+        return _Plan(
+            process=process, table=self.tables[process], cls=cls,
+            readers=list(readers.items()), state_column=state_column, state_map=state_map,
+            key_column=key_column, fields=list(dict.fromkeys(fields)), warnings=warnings,
+        )
+
+    def map_rows(
+        self,
+        process: str,
+        rows: Iterable[dict],
+        *,
+        approvals: Iterable[dict] | None = None,
+        task_ci: Iterable[dict] | None = None,
+        ci_names: Mapping[str, str] | None = None,
+    ) -> tuple[list[BaseRecord], MappingReport]:
+        """Map the rows of one table; never raises for bad rows (they become errors)."""
+        plan = self._get_plan(process)
+        report = MappingReport()
+        for warning in plan.warnings:
+            report.warnings[warning] += 1
+        ctx = _Ctx(ci_names=ci_names or {})
+        approvals_by_task = _index_approvals(approvals, report) if approvals is not None else None
+        cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
+        records: list[BaseRecord] = []
+        source = self.options.source
+        for row in rows:
+            if isinstance(row, dict) and not row:
+                report.skipped_empty += 1  # ACL-filtered row: the API hides its content
+                continue
+            report.rows += 1
+            key: str | None = None
+            try:
+                if not isinstance(row, dict):
+                    raise ValueError(f"row is a {type(row).__name__}, not an object")
+                key = _key_hint(row, plan.key_column)
+                record = self._map_row(plan, row, ctx, approvals_by_task, cis_by_task, report)
+            except Exception as exc:  # one bad row must not stop the source
+                report.errors.append(MappingError(source, key, _reason(exc)))
+                continue
+            records.append(record)
+            report.mapped += 1
+        return records, report
+
+    def _map_row(
+        self,
+        plan: _Plan,
+        row: dict,
+        ctx: _Ctx,
+        approvals_by_task: dict[str, list[Approval]] | None,
+        cis_by_task: dict[str, list[str]] | None,
+        report: MappingReport,
+    ) -> BaseRecord:
+        sys_id, _ = _reference(row, "sys_id")
+        if sys_id is _ABSENT or not sys_id.strip():
+            raise ValueError("row has no sys_id")
+        key = _get(row, plan.key_column)
+        if key is _ABSENT or not key.strip():
+            report.warnings[f"{plan.process} row without {plan.key_column}: keyed by sys_id"] += 1
+            key = sys_id
+        values: dict[str, Any] = {
+            "source": self.options.source, "system": SYSTEM, "key": key.strip(),
+            "native_id": sys_id, "url": self._url(plan, row, sys_id), "raw": row,
+        }
+        for name, reader in plan.readers:
+            values[name] = reader.read(row, ctx)
+        self._state(plan, row, values, report)
+        if plan.process != "ci":
+            if cis_by_task is not None:
+                extra = cis_by_task.get(sys_id, [])
+                own = values.get("ci_refs") or []
+                values["ci_refs"] = list(dict.fromkeys([*own, *extra]))
+            if approvals_by_task is not None:
+                values["approvals"] = approvals_by_task.get(sys_id, [])
+        return plan.cls(**values)
+
+    def _state(self, plan: _Plan, row: dict, values: dict[str, Any], report: MappingReport) -> None:
+        code = _get(row, plan.state_column)
+        raw = "" if code is _ABSENT else code.strip()
+        values["raw_state"] = None if code is _ABSENT else raw
+        state = plan.state_map.get(raw)
+        if plan.process == "ci":
+            if state is None and raw:
+                state = "other"  # RULES.md §4: other install_status codes -> other (counted)
+                report.unknown_statuses[(plan.process, raw)] += 1
+            elif state is None:
+                report.unknown_statuses[(plan.process, raw)] += 1
+            values["status"] = state
+            return
+        if state is None:
+            report.unknown_statuses[(plan.process, raw)] += 1
+        elif plan.process == "problem" and state == "closed":
+            resolution = _get(row, "resolution_code")
+            if resolution is not _ABSENT and resolution.strip().lower() in _PROBLEM_CANCELLING_CODES:
+                state = "cancelled"  # settled 14
+        values["state"] = state
+
+    def _url(self, plan: _Plan, row: dict, sys_id: str) -> str | None:
+        base = self.options.base_url.rstrip("/")
+        if not base:
+            return None
+        table = plan.table
+        if plan.process == "ci":
+            cls_name = _get(row, "sys_class_name")
+            if cls_name is not _ABSENT and cls_name.strip():
+                table = cls_name.strip()
+        return f"{base}/nav_to.do?uri={table}.do?sys_id={sys_id}"
+
+
+# --- approvals and task_ci -----------------------------------------------------------------
+
+def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, list[Approval]]:
+    """sysapproval_approver rows -> approvals per task sys_id (settled 13)."""
+    by_task: dict[str, list[Approval]] = defaultdict(list)
+    for row in rows:
+        if not isinstance(row, dict) or not row:
+            continue
+        try:
+            task, _ = _reference(row, "sysapproval")
+            if task is _ABSENT or not task.strip():
+                task, _ = _reference(row, "document_id")
+            if task is _ABSENT or not task.strip():
+                continue
+            state = _get(row, "state")
+            state = "" if state is _ABSENT else state.strip().lower()
+            if state in _NOT_APPROVALS:
+                continue
+            decision = _APPROVAL_DECISIONS.get(state)
+            if decision is None:
+                report.warnings[f"approval state {state!r} skipped"] += 1
+                continue
+            approver = _PersonRef("approver").read(row, _Ctx({})) or Person()
+            decided_at = None
+            if decision in ("approved", "rejected"):
+                updated = _get(row, "sys_updated_on")
+                decided_at = None if updated is _ABSENT else (
+                    _time(updated, "sys_updated_on") or None
+                )
+            by_task[task].append(Approval(approver=approver, decision=decision, decided_at=decided_at))
+        except ValueError as exc:
+            sys_id = row.get("sys_id")
+            report.warnings[f"approval {sys_id} skipped: {exc}"] += 1
+    return by_task
+
+
+def _index_task_ci(rows: Iterable[dict], ctx: _Ctx, report: MappingReport) -> dict[str, list[str]]:
+    """task_ci rows -> CI keys per task sys_id (settled 12)."""
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if not isinstance(row, dict) or not row:
+            continue
+        try:
+            task, _ = _reference(row, "task")
+            ci, display = _reference(row, "ci_item")
+        except ValueError as exc:
+            report.warnings[f"task_ci {row.get('sys_id')} skipped: {exc}"] += 1
+            continue
+        if task is _ABSENT or ci is _ABSENT or not task.strip() or not ci.strip():
+            continue
+        name = _dotted(row, "ci_item.name") or display or ctx.ci_names.get(ci) or ci
+        by_task[task].append(name)
+    return by_task
+
+
+def _key_hint(row: Mapping[str, Any], key_column: str) -> str | None:
+    for column in (key_column, "sys_id"):
+        value = row.get(column)
+        if isinstance(value, dict):
+            value = value.get("value")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    errors: Callable[[], Any] | None = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic ValidationError: name the fields
+        try:
+            parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors()]
+            return "; ".join(parts)
+        except Exception:  # noqa: BLE001 - fall back on the plain message
+            pass
+    return str(exc) or type(exc).__name__
+
+
+# --- exports -------------------------------------------------------------------------------
+
+def load_table_export(data: dict | list) -> list[dict]:
+    """Rows of a saved Table API response ``{"result": [...]}``, a list of such pages, a
+    bare list of rows, or a legacy JSONv2 export ``{"records": [...]}``."""
+    if isinstance(data, dict):
+        for wrapper in ("result", "records"):
+            if wrapper in data:
+                inner = data[wrapper]
+                if isinstance(inner, list):
+                    return list(inner)
+                if isinstance(inner, dict):  # a single-record GET
+                    return [inner]
+                raise ValueError(f"'{wrapper}' holds a {type(inner).__name__}, not a list of rows")
+        raise ValueError("not a Table API response: expected an object with 'result'")
+    if isinstance(data, list):
+        if data and all(isinstance(p, dict) and isinstance(p.get("result"), list) for p in data):
+            return [row for page in data for row in page["result"]]
+        if not all(isinstance(r, dict) for r in data):
+            raise ValueError("a list export must hold row objects or {'result': [...]} pages")
+        return list(data)
+    raise ValueError(f"not a Table API export: got {type(data).__name__}")
