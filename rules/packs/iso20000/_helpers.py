@@ -1,0 +1,88 @@
+"""Small, allocation-free helpers shared by the ``iso20000`` rules (RULES.md §3 terms).
+
+Everything here is called once per (rule, record) on the hot path of a nightly run, so
+the helpers avoid pydantic round-trips, regexes and per-call containers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from mapping.model import BaseRecord, Person
+from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from rules.registry import RuleContext
+
+CANCELLED = "cancelled"
+GATED = frozenset({"normal", "emergency"})
+PAST_SCHEDULED = frozenset({"scheduled", "implement", "review", "closed"})
+PAST_AUTHORIZE = PAST_SCHEDULED | {"authorize"}
+DONE = frozenset({"resolved", "closed"})
+OPEN = frozenset({"new", "in_progress", "on_hold"})
+
+
+def change_type(record: Any) -> str | None:
+    """The change type normalised for comparison: None (not provided), "" (empty) or a
+    lower-case word. Mappers already emit lower case; this keeps a file import with
+    "Normal" from slipping through every gated-change rule."""
+    value = record.change_type
+    if value is None:
+        return None
+    return value.strip().lower()
+
+
+def utc(value: Any) -> str:
+    """A datetime as the one-line messages show it: ``2026-03-02 14:10 UTC``."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return "(no time)"
+
+
+def is_time(value: Any) -> bool:
+    """True for an actual datetime (not None, not the "" empty marker)."""
+    return isinstance(value, datetime)
+
+
+def person_set(person: Person | None) -> bool:
+    """A person reference that names somebody (a Person with every field None does not)."""
+    return person is not None and bool(person.id or person.name or person.email)
+
+
+def label(record: BaseRecord) -> str:
+    """``change CHG0030041``: how messages name the record."""
+    return f"{record.process.replace('_', ' ')} {record.key}"
+
+
+def duration(seconds: float) -> str:
+    """A human duration for messages: ``3d 4h``, ``9h 30m``, ``45m``."""
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins}m"
+    return f"{mins}m"
+
+
+def stale(
+    record: BaseRecord, ctx: RuleContext, process: str, unmapped: Callable[[Any], Outcome]
+) -> Outcome:
+    """Shared body of INC006 and PRB003."""
+    state = record.state
+    if state is None:
+        return unmapped(record)
+    if state not in OPEN:
+        return NOT_APPLICABLE
+    updated = record.updated_at
+    if not is_time(updated):
+        return missing_field(f"{process}.updated_at") if updated is None else not_evaluated(
+            f"{process}.updated_at holds no value")
+    days = ctx.params["stale_days"]
+    if ctx.as_of - updated > timedelta(days=days):
+        return fail(
+            f"{label(record)} is {state} and was last updated on {utc(updated)}, "
+            f"more than {days} days before {utc(ctx.as_of)}",
+            updated_at=updated, state=state, stale_days=days,
+        )
+    return PASS
