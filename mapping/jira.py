@@ -1,0 +1,742 @@
+"""Jira Cloud (REST v3, ADF bodies) and Data Center (REST v2, plain text) issues to
+normalised ISO/IEC 20000 records, with the defaults of RULES.md §4 "Jira Cloud / Data
+Center" and the settled readings of §5 (2-11, 16).
+
+Field resolution. Canonical fields (``change.backout_plan``) map to display names
+("Backout plan") which the :class:`JiraFieldCatalog` resolves to this instance's ids once,
+in ``JiraMapper.__init__``; ``options.fields`` overrides a name or id per canonical field
+and a leading ``!`` negates a boolean field. Three cases follow from RULES.md's None
+versus empty:
+
+- the instance lacks the field (the catalog cannot resolve the name): the record field
+  is ``None`` (not provided) and rules that need it say NOT_EVALUATED;
+- the catalog knows the field but the issue's ``fields`` omits it or holds ``null``:
+  the record field is empty (``""`` / ``[]`` / ``False``). The search asked for the field
+  by id (see :meth:`JiraMapper.search_fields`); Jira leaves out or nulls a field that has
+  no value on that issue, and settled reading 2 says a mapped-but-null field is empty.
+  (A field whose context excludes a project looks the same: ``doctor`` shows such
+  fields, and a config override fixes them; guessing "not provided" would hide real gaps.)
+- a value.
+
+System fields (priority, resolution, comment, ...) exist on every instance, so a null
+or missing one is empty (a null Priority fails INC002). Two deliberate exceptions, both
+because the field's null carries no verdict: the "Time to resolution" SLA field with no
+cycle yields ``sla_breached = None`` (no SLA goal applied, INC005 then measures against
+the priority targets), and ``closed_at`` of a closed issue whose closing time is unknown
+is ``None`` (settled reading 4: CHG008 / INC004 cannot be evaluated).
+
+History. ``transitions`` comes from a bulkfetch changelog handed in by the connector or
+from a complete embedded changelog (``expand=changelog`` with ``total`` <= histories
+read); a truncated embedded changelog is never taken as the whole history, so
+``transitions`` is then ``None`` and history-derived fields (``actual_start`` /
+``actual_end`` of changes) are ``None`` too.
+
+Performance: field ids, status and priority tables are computed once per mapper; records
+are built with ``model_validate`` on plain dicts holding ready-made nested models; the
+raw issue is kept by reference, never copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from mapping.common import MappingError, MappingOptions, MappingReport, truthy_flag
+from mapping.jira_fields import (
+    APPROVALS_CUSTOM_TYPE,
+    ASSETS_CUSTOM_TYPE,
+    SLA_CUSTOM_TYPE,
+    JiraFieldCatalog,
+    ci_names,
+    comments_of,
+    load_search_export,
+    person_of,
+    sla_breached,
+    text_of,
+    time_of,
+)
+from mapping.model import (
+    CHANGE_STATES,
+    RECORD_CLASSES,
+    TICKET_STATES,
+    Approval,
+    BaseRecord,
+    Link,
+    Person,
+    Review,
+    Transition,
+)
+
+__all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export"]
+
+# --- RULES.md §4 defaults -------------------------------------------------------------
+
+DEFAULT_ISSUE_TYPES: dict[str, list[str]] = {
+    "incident": ["Incident"],
+    "change": ["Change"],
+    "problem": ["Problem"],
+    "service_request": ["Service request", "Service request with approvals"],
+    "release": [],
+    "review": ["Post-incident review"],
+}
+APPROVAL_REQUEST_TYPE = "service request with approvals"
+
+_TICKET_STATUSES = {
+    "open": "new", "waiting for support": "new", "waiting for approval": "new",
+    "work in progress": "in_progress", "in progress": "in_progress", "escalated": "in_progress",
+    "pending": "on_hold", "waiting for customer": "on_hold",
+    "resolved": "resolved", "completed": "resolved",
+    "closed": "closed", "done": "closed",
+    "canceled": "cancelled", "cancelled": "cancelled", "declined": "cancelled",
+}
+DEFAULT_STATUS_MAP: dict[str, dict[str, str]] = {
+    "incident": dict(_TICKET_STATUSES),
+    "service_request": dict(_TICKET_STATUSES),
+    "release": dict(_TICKET_STATUSES),
+    "problem": {
+        "open": "new", "under investigation": "in_progress", "under review": "in_progress",
+        "root cause identified": "in_progress",
+        # RULES.md names the "Known error" status (settled reading 7) but leaves it out of
+        # the map; it is a working state of the JSM problem workflow, not an unknown one.
+        "known error": "in_progress",
+        "resolved": "resolved", "completed": "resolved", "closed": "closed", "done": "closed",
+        "canceled": "cancelled",
+    },
+    "change": {
+        "open": "new", "planning": "assess", "awaiting approval": "authorize",
+        "awaiting cab approval": "authorize", "awaiting implementation": "scheduled",
+        "scheduled": "scheduled", "implementing": "implement", "review": "review",
+        "peer review": "review", "completed": "closed", "closed": "closed", "done": "closed",
+        "failed": "closed", "declined": "cancelled", "canceled": "cancelled",
+        "cancelled": "cancelled",
+    },
+}
+CANCELLING_RESOLUTIONS = frozenset({"won't do", "declined", "cancelled", "canceled", "duplicate"})
+FAILED_RESOLUTIONS = frozenset({"failed", "unsuccessful", "rolled back"})
+DEFAULT_PRIORITIES: dict[str, int] = {
+    "highest": 1, "blocker": 1, "critical": 1, "high": 2, "major": 2, "medium": 3,
+    "low": 4, "minor": 4, "lowest": 5, "trivial": 5,
+}
+
+_GROUP = ("Team", "Assignment group")
+_CIS = ("Affected services", "Affected hardware")
+DEFAULT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "change": {
+        "change_type": ("Change type",), "risk": ("Change risk",), "impact": ("Impact",),
+        "implementation_plan": ("Implementation plan",), "backout_plan": ("Backout plan",),
+        "test_plan": ("Test plan",), "planned_start": ("Planned start",),
+        "planned_end": ("Planned end",), "close_notes": ("Resolution notes",),
+        "group": _GROUP, "ci_refs": _CIS,
+    },
+    "incident": {
+        "major": ("Major incident",), "resolution_notes": ("Resolution notes",),
+        "sla_breached": ("Time to resolution",), "group": _GROUP, "ci_refs": _CIS,
+    },
+    "service_request": {"resolution_notes": ("Resolution notes",), "group": _GROUP, "ci_refs": _CIS},
+    "problem": {
+        "root_cause": ("Root cause",), "workaround": ("Workaround",), "group": _GROUP, "ci_refs": _CIS,
+    },
+    "release": {"group": _GROUP, "ci_refs": _CIS},
+}
+
+# How a canonical field reads its source field(s).
+_KINDS: dict[str, str] = {
+    "change_type": "text", "risk": "text", "impact": "text", "implementation_plan": "text",
+    "backout_plan": "text", "test_plan": "text", "close_code": "text", "close_notes": "text",
+    "resolution_notes": "text", "resolution_code": "text", "root_cause": "text",
+    "workaround": "text", "category": "text", "group": "text", "title": "text",
+    "planned_start": "time", "planned_end": "time", "actual_start": "time",
+    "actual_end": "time", "cab_date": "time",
+    "cab_required": "bool", "major": "bool", "known_error": "bool", "approval_required": "bool",
+    "sla_breached": "sla", "ci_refs": "ci", "review": "review",
+}
+
+SYSTEM_FIELDS: tuple[str, ...] = (
+    "summary", "status", "issuetype", "priority", "created", "updated", "resolutiondate",
+    "resolution", "reporter", "assignee", "labels", "issuelinks", "comment", "project",
+)
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    """Where one canonical field comes from on this instance (resolved once)."""
+
+    ids: tuple[str, ...]
+    """Field ids, in order; empty when the instance lacks the field (-> None)."""
+    kind: str
+    negate: bool = False
+    overridden: bool = False
+
+
+class JiraMapper:
+    """Maps pages of Jira issues to records; one instance per source and run."""
+
+    def __init__(
+        self,
+        options: MappingOptions,
+        catalog: JiraFieldCatalog,
+        *,
+        statuses: list[dict] | None = None,
+        deployment: str = "Cloud",
+    ) -> None:
+        self.options = options
+        self.catalog = catalog
+        self.cloud = (deployment or "Cloud").strip().casefold() == "cloud"
+        self._base = (options.base_url or "").rstrip("/")
+        self._init_warnings: dict[str, int] = {}
+
+        types = {p: list(v) for p, v in DEFAULT_ISSUE_TYPES.items()}
+        types.update({p: list(v) for p, v in (options.issue_types or {}).items()})
+        self._process_by_type: dict[str, str] = {}
+        for process, names in types.items():
+            for name in names:
+                self._process_by_type.setdefault(name.strip().casefold(), process)
+        self._review_enabled = bool(types.get("review"))
+
+        self._status_maps: dict[str, dict[str, str]] = {}
+        for process in ("incident", "service_request", "problem", "change", "release"):
+            allowed = CHANGE_STATES if process == "change" else TICKET_STATES
+            table = dict(DEFAULT_STATUS_MAP[process])
+            for raw, state in (options.status_map or {}).get(process, {}).items():
+                if state not in allowed:
+                    self._warn_once(f"status_map {process}.{raw}: {state!r} is no {process} state")
+                    continue
+                table[str(raw).strip().casefold()] = state
+            self._status_maps[process] = table
+        self._status_category: dict[str, str] = {}
+        for status in statuses or []:
+            if isinstance(status, dict) and isinstance(status.get("name"), str):
+                category = (status.get("statusCategory") or {}).get("key")
+                if isinstance(category, str):
+                    self._status_category[status["name"].strip().casefold()] = category
+
+        self._priorities = dict(DEFAULT_PRIORITIES)
+        self._priorities.update({str(k).strip().casefold(): v for k, v in (options.priority_map or {}).items()})
+
+        approvals = catalog.by_custom_type(APPROVALS_CUSTOM_TYPE)
+        self._approvals_id = approvals[0] if approvals else catalog.resolve("Approvals")
+        self._assets_ids = tuple(catalog.by_custom_type(ASSETS_CUSTOM_TYPE))
+        self._plans = {p: self._plan(p) for p in DEFAULT_FIELDS}
+
+    # --- setup ----------------------------------------------------------------------
+
+    def _warn_once(self, message: str) -> None:
+        self._init_warnings[message] = 1
+
+    def _plan(self, process: str) -> dict[str, _FieldPlan]:
+        model_fields = RECORD_CLASSES[process].model_fields
+        plans: dict[str, _FieldPlan] = {}
+        for canonical, names in DEFAULT_FIELDS[process].items():
+            ids = tuple(fid for fid in (self.catalog.resolve(n) for n in names) if fid)
+            if canonical == "ci_refs":
+                ids = tuple(dict.fromkeys(ids + self._assets_ids))
+            plans[canonical] = _FieldPlan(ids, _KINDS[canonical])
+        for key, target in (self.options.fields or {}).items():
+            owner, _, canonical = key.partition(".")
+            if owner != process:
+                continue
+            if canonical not in model_fields or canonical not in _KINDS:
+                self._warn_once(f"field override {key} is not a mappable Jira field")
+                continue
+            negate = target.startswith("!")
+            name = target[1:] if negate else target
+            fid = self.catalog.resolve(name)
+            if fid is None:
+                self._warn_once(f"field override {key}: {name!r} not on this instance")
+            plans[canonical] = _FieldPlan((fid,) if fid else (), _KINDS[canonical], negate, True)
+        return plans
+
+    def search_fields(self) -> list[str]:
+        """The explicit field list a search needs: system fields plus the mapped ids."""
+        out: dict[str, None] = dict.fromkeys(SYSTEM_FIELDS)
+        for plans in self._plans.values():
+            for plan in plans.values():
+                out.update(dict.fromkeys(plan.ids))
+        if self._approvals_id:
+            out[self._approvals_id] = None
+        return list(out)
+
+    # --- per-issue questions the connector asks ----------------------------------------
+
+    def process_of(self, issue: dict) -> str | None:
+        """incident / service_request / problem / change / release, "review", or None."""
+        fields = issue.get("fields") if isinstance(issue, dict) else None
+        itype = (fields or {}).get("issuetype") if isinstance(fields, dict) else None
+        name = itype.get("name") if isinstance(itype, dict) else None
+        if not isinstance(name, str):
+            return None
+        return self._process_by_type.get(name.strip().casefold())
+
+    def needs_history(self, issue: dict) -> bool:
+        """True when the record needs the full status history and the issue lacks it:
+        changes (actual start/end, closed_at), and resolved / closed incidents, problems
+        and requests (closed_at)."""
+        process = self.process_of(issue)
+        if process is None or process == "review":
+            return False
+        if _embedded_histories(issue) is not None:
+            return False
+        if process == "change":
+            return True
+        fields = issue.get("fields") or {}
+        status = fields.get("status") if isinstance(fields.get("status"), dict) else {}
+        state = self._state(process, status, fields.get("resolution"), None)
+        return state in ("resolved", "closed")
+
+    def needs_approvals(self, issue: dict) -> bool:
+        """True when the record needs approvals (changes, requests of the approvals type)
+        and the Approvals field is not in the issue's fields."""
+        process = self.process_of(issue)
+        if process == "change":
+            needed = True
+        elif process == "service_request":
+            needed = _type_name(issue).casefold() == APPROVAL_REQUEST_TYPE
+        else:
+            needed = False
+        if not needed:
+            return False
+        fields = issue.get("fields") or {}
+        return self._approvals_id is None or self._approvals_id not in fields
+
+    # --- mapping ----------------------------------------------------------------------
+
+    def map_issues(
+        self,
+        issues: Iterable[dict],
+        *,
+        changelogs: Mapping[str, list[dict]] | None = None,
+        approvals: Mapping[str, list[dict]] | None = None,
+    ) -> tuple[list[BaseRecord], MappingReport]:
+        """Map a batch; review issues mark their linked records reviewed and are dropped."""
+        report = MappingReport()
+        for message in self._init_warnings:
+            report.warnings[message] += 1
+        batch = issues if isinstance(issues, list) else list(issues)
+        reviews = self._review_index(batch)
+        records: list[BaseRecord] = []
+        for issue in batch:
+            report.rows += 1
+            if isinstance(issue, dict) and not issue:
+                report.skipped_empty += 1
+                continue
+            key = issue.get("key") if isinstance(issue, dict) else None
+            try:
+                record = self._map_one(issue, reviews, changelogs or {}, approvals or {}, report)
+            except Exception as exc:  # noqa: BLE001 - one bad issue never stops the source
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                report.errors.append(MappingError(self.options.source, key if isinstance(key, str) else None, reason))
+                continue
+            if record is not None:
+                records.append(record)
+                report.mapped += 1
+        return records, report
+
+    def _review_index(self, batch: list[Any]) -> dict[str, Any]:
+        """Review issues of the batch: their own done-ness, and the records they complete."""
+        own: dict[str, tuple[bool, Any]] = {}
+        completes: dict[str, Any] = {}
+        if not self._review_enabled:
+            return {"own": own, "completes": completes}
+        for issue in batch:
+            try:
+                if self.process_of(issue) != "review":
+                    continue
+                fields = issue["fields"]
+                status = fields.get("status") or {}
+                category = (status.get("statusCategory") or {}).get("key")
+                resolution = _name(fields.get("resolution")).casefold()
+                done = category == "done" and resolution not in CANCELLING_RESOLUTIONS
+                at = (time_of(fields.get("resolutiondate")) or "") if done else ""
+                own[issue["key"]] = (done, at)
+                if done:
+                    for linked in _linked_issues(fields.get("issuelinks")):
+                        completes.setdefault(linked.get("key"), at)
+            except Exception:  # noqa: BLE001 - reported when the issue itself is mapped
+                continue
+        return {"own": own, "completes": completes}
+
+    def _map_one(
+        self,
+        issue: Any,
+        reviews: dict[str, Any],
+        changelogs: Mapping[str, list[dict]],
+        approvals_arg: Mapping[str, list[dict]],
+        report: MappingReport,
+    ) -> BaseRecord | None:
+        if not isinstance(issue, dict):
+            raise ValueError(f"issue is a {type(issue).__name__}, not an object")
+        key, native_id, fields = issue.get("key"), issue.get("id"), issue.get("fields")
+        if not isinstance(key, str) or not key:
+            raise ValueError("issue has no key")
+        if not isinstance(fields, dict):
+            raise ValueError("issue has no fields object")
+        itype = fields.get("issuetype")
+        if not isinstance(itype, dict) or not isinstance(itype.get("name"), str):
+            raise ValueError("issuetype.name is missing")
+        process = self._process_by_type.get(itype["name"].strip().casefold())
+        if process == "review":
+            return None
+        if process is None:
+            report.warnings[f"unmapped issue type {itype['name']}"] += 1
+            return None
+        status = fields.get("status")
+        if not isinstance(status, dict) or not isinstance(status.get("name"), str):
+            raise ValueError("status.name is missing")
+        resolution = fields.get("resolution")
+        if resolution is not None and not isinstance(resolution, dict):
+            raise ValueError("resolution is not an object")
+        plans = self._plans[process]
+        raw_state = status["name"]
+        state = self._state(process, status, resolution, report)
+        resolution_name = _name(resolution)
+        resolved_at = time_of(fields.get("resolutiondate")) or ""
+
+        histories = self._histories(issue, native_id, key, changelogs)
+        transitions = None if histories is None else self._transitions(process, histories, report)
+
+        closed_at: Any = ""
+        if state == "closed":
+            into_closed = [t.at for t in transitions or [] if t.to_state == "closed"]
+            closed_at = into_closed[-1] if into_closed else (resolved_at or None)
+
+        labels = fields.get("labels") or []
+        if not isinstance(labels, list):
+            raise ValueError("labels is not a list")
+
+        data: dict[str, Any] = {
+            "source": self.options.source,
+            "system": "jira",
+            "key": key,
+            "native_id": str(native_id) if native_id is not None else None,
+            "url": f"{self._base}/browse/{key}" if self._base else None,
+            "process": process,
+            "title": text_of(fields.get("summary")),
+            "state": state,
+            "raw_state": raw_state,
+            "priority": self._priority(fields.get("priority"), report),
+            "created_at": time_of(fields.get("created")) or "",
+            "updated_at": time_of(fields.get("updated")) or "",
+            "resolved_at": resolved_at,
+            "closed_at": closed_at,
+            "requester": person_of(fields.get("reporter"), self.cloud),
+            "assignee": person_of(fields.get("assignee"), self.cloud),
+            "group": self._read(plans["group"], fields),
+            "ci_refs": self._read(plans["ci_refs"], fields),
+            "links": self._links(fields.get("issuelinks")),
+            "approvals": self._approvals(key, fields, approvals_arg, report),
+            "transitions": transitions,
+            "raw": issue,
+        }
+        for canonical, plan in plans.items():
+            if canonical not in data and canonical not in ("review",):
+                data[canonical] = self._read(plan, fields)
+
+        notes_field = "close_notes" if process == "change" else "resolution_notes"
+        if notes_field in plans and (process != "problem"):
+            data[notes_field] = self._notes(data.get(notes_field), fields, report)
+
+        if process in ("incident", "change"):
+            data["review"] = self._review(key, fields, plans.get("review"), reviews)
+
+        if process == "change":
+            data.setdefault("close_code", resolution_name)
+            if data.get("change_type"):
+                data["change_type"] = data["change_type"].strip().casefold()
+            data["outcome"] = _outcome(state, raw_state, resolution_name)
+            implement = _implement_window(transitions)
+            data.setdefault("actual_start", implement[0])
+            data.setdefault("actual_end", implement[1])
+        elif process == "incident":
+            data.setdefault("resolution_code", resolution_name)
+        elif process == "problem":
+            data.setdefault("resolution_code", resolution_name)
+            data.setdefault(
+                "known_error",
+                raw_state.strip().casefold() == "known error"
+                or any(isinstance(lb, str) and lb.casefold() == "known-error" for lb in labels),
+            )
+        elif process == "service_request":
+            data.setdefault(
+                "approval_required",
+                itype["name"].strip().casefold() == APPROVAL_REQUEST_TYPE or bool(data["approvals"]),
+            )
+        return RECORD_CLASSES[process].model_validate(data)
+
+    # --- field readers ------------------------------------------------------------------
+
+    def _read(self, plan: _FieldPlan, fields: dict[str, Any]) -> Any:
+        if not plan.ids:
+            return None  # the instance lacks the field: not provided
+        kind = plan.kind
+        if kind == "text":
+            for fid in plan.ids:
+                text = text_of(fields.get(fid))
+                if text.strip():
+                    return text
+            return ""
+        if kind == "ci":
+            refs: dict[str, None] = {}
+            for fid in plan.ids:
+                refs.update(dict.fromkeys(ci_names(fields.get(fid))))
+            return list(refs)
+        value = fields.get(plan.ids[0])
+        if kind == "time":
+            return time_of(value) or ""
+        if kind == "sla":
+            if isinstance(value, dict) or value is None and not plan.overridden:
+                verdict = sla_breached(value)
+            else:
+                verdict = _flag(value)
+            return None if verdict is None else verdict != plan.negate
+        if kind in ("bool", "review"):
+            return _flag(value) != plan.negate
+        raise AssertionError(f"unknown field kind {kind}")
+
+    def _notes(self, notes: str | None, fields: dict[str, Any], report: MappingReport) -> str:
+        """Settled reading 6: "Resolution notes", else the last comment's text, else ""."""
+        if notes and notes.strip():
+            return notes
+        comments, truncated = comments_of(fields.get("comment"))
+        if truncated:
+            report.warnings["comments truncated by the search: notes read from the last comment returned"] += 1
+        for comment in reversed(comments):
+            if isinstance(comment, dict):
+                return text_of(comment.get("body"))
+            raise ValueError("a comment is not an object")
+        return ""
+
+    def _state(self, process: str, status: dict[str, Any], resolution: Any, report: MappingReport | None) -> str | None:
+        """Settled reading 9: the status map wins; else the category, where a cancelling
+        resolution turns done into cancelled. Fallbacks are counted."""
+        raw = status.get("name") or ""
+        mapped = self._status_maps[process].get(raw.strip().casefold())
+        if mapped is not None:
+            return mapped
+        if report is not None:
+            report.unknown_statuses[(process, raw)] += 1
+        category = (status.get("statusCategory") or {}).get("key") or self._status_category.get(raw.strip().casefold())
+        state = _category_state(process, category)
+        if state == "closed" and _name(resolution).casefold() in CANCELLING_RESOLUTIONS:
+            return "cancelled"
+        return state
+
+    def _history_state(self, process: str, raw: str | None, report: MappingReport) -> str | None:
+        if not raw:
+            return None
+        folded = raw.strip().casefold()
+        mapped = self._status_maps[process].get(folded)
+        if mapped is not None:
+            return mapped
+        category = self._status_category.get(folded)
+        if category is None:
+            report.warnings[f"history status {raw} not in the status list"] += 1
+        return _category_state(process, category)
+
+    def _priority(self, value: Any, report: MappingReport) -> int | str | None:
+        """Settled reading 16; a null priority is empty (fails INC002)."""
+        if value is None:
+            return ""
+        name = _name(value) if isinstance(value, dict) else str(value)
+        if not name.strip():
+            return ""
+        number = self._priorities.get(name.strip().casefold())
+        if number is None:
+            report.warnings[f"unknown priority {name}"] += 1
+        return number
+
+    def _histories(self, issue: dict, native_id: Any, key: str, changelogs: Mapping[str, list[dict]]) -> list[dict] | None:
+        for ident in (native_id, str(native_id) if native_id is not None else None, key):
+            if ident is not None and ident in changelogs:
+                return changelogs[ident]
+        return _embedded_histories(issue)
+
+    def _transitions(self, process: str, histories: list[dict], report: MappingReport) -> list[Transition]:
+        out: list[tuple[datetime, int, Transition]] = []
+        for order, history in enumerate(histories):
+            if not isinstance(history, dict):
+                raise ValueError("a changelog history is not an object")
+            items = [i for i in history.get("items") or [] if isinstance(i, dict)
+                     and (i.get("fieldId") == "status" or (i.get("field") == "status" and i.get("fieldtype", "jira") == "jira"))]
+            if not items:
+                continue
+            at = time_of(history.get("created"))
+            if at is None:
+                raise ValueError(f"changelog history {history.get('id')} has no created time")
+            by = person_of(history.get("author"), self.cloud)
+            for item in items:
+                from_raw, to_raw = item.get("fromString"), item.get("toString")
+                out.append((at, order, Transition(
+                    at=at, from_state=self._history_state(process, from_raw, report),
+                    to_state=self._history_state(process, to_raw, report),
+                    from_raw=from_raw, to_raw=to_raw, by=by,
+                )))
+        out.sort(key=lambda t: (t[0], t[1]))  # oldest first; bulkfetch order is not promised
+        return [t[2] for t in out]
+
+    def _links(self, issuelinks: Any) -> list[Link]:
+        if issuelinks is None:
+            return []
+        if not isinstance(issuelinks, list):
+            raise ValueError("issuelinks is not a list")
+        links: list[Link] = []
+        for linked in _linked_issues(issuelinks):
+            linked_key = linked.get("key")
+            if not isinstance(linked_key, str):
+                continue
+            process = self._process_by_type.get(_type_name(linked).casefold())
+            kind = process if process in ("incident", "problem", "change", "release", "review") else "other"
+            links.append(Link(kind=kind, key=linked_key))
+        return links
+
+    def _approvals(self, key: str, fields: dict[str, Any], given: Mapping[str, list[dict]], report: MappingReport) -> list[Approval] | None:
+        """Settled reading 11: one Approval per approver entry; decided_at = completedDate."""
+        if key in given:
+            items = given[key]
+        elif self._approvals_id is not None and self._approvals_id in fields:
+            items = fields.get(self._approvals_id) or []
+        else:
+            return None
+        if not isinstance(items, list):
+            raise ValueError("approvals are not a list")
+        out: list[Approval] = []
+        for approval in items:
+            if not isinstance(approval, dict):
+                raise ValueError("an approval is not an object")
+            completed = time_of(approval.get("completedDate"))
+            for entry in approval.get("approvers") or []:
+                decision = _decision(entry.get("approverDecision") or approval.get("finalDecision"))
+                if decision is None:
+                    report.warnings[f"unknown approval decision {entry.get('approverDecision')}"] += 1
+                    decision = "pending"
+                approver = person_of(entry.get("approver"), self.cloud) or Person()
+                out.append(Approval(
+                    approver=approver, decision=decision,
+                    decided_at=completed if decision in ("approved", "rejected") else None,
+                ))
+        return out
+
+    def _review(self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: dict[str, Any]) -> Review | None:
+        """Settled reading 10, or the field mapped to ``<process>.review``."""
+        if plan is not None:
+            if not plan.ids:
+                return None
+            value = fields.get(plan.ids[0])
+            completed = _flag(value) != plan.negate
+            at: Any = ""
+            if completed and isinstance(value, str):
+                try:
+                    at = time_of(value) or ""
+                except ValueError:
+                    at = ""  # a text field, not a date
+            return Review(completed=completed, at=at)
+        if not self._review_enabled:
+            return None
+        if key in reviews["completes"]:
+            return Review(completed=True, at=reviews["completes"][key])
+        for linked in _linked_issues(fields.get("issuelinks")):
+            if self._process_by_type.get(_type_name(linked).casefold()) != "review":
+                continue
+            linked_key = linked.get("key")
+            if linked_key in reviews["own"]:
+                done, at = reviews["own"][linked_key]
+                if done:
+                    return Review(completed=True, at=at)
+                continue
+            status = (linked.get("fields") or {}).get("status") or {}
+            if (status.get("statusCategory") or {}).get("key") == "done":
+                return Review(completed=True, at=None)  # review issue outside the batch
+        return Review(completed=False)
+
+
+# --- small pure helpers -------------------------------------------------------------
+
+def _name(value: Any) -> str:
+    if isinstance(value, dict):
+        name = value.get("name")
+        return name if isinstance(name, str) else ""
+    return ""
+
+
+def _type_name(issue: dict) -> str:
+    itype = (issue.get("fields") or {}).get("issuetype") if isinstance(issue, dict) else None
+    return _name(itype)
+
+
+def _flag(value: Any) -> bool:
+    """A Jira boolean-ish field: checkbox / option lists, options, booleans, text, dates."""
+    if isinstance(value, list):
+        return any(_flag(v) for v in value)
+    if isinstance(value, dict):
+        return truthy_flag(text_of(value))
+    return truthy_flag(value)
+
+
+def _category_state(process: str, category: str | None) -> str | None:
+    if category == "new":
+        return "new"
+    if category == "indeterminate":
+        return "implement" if process == "change" else "in_progress"
+    if category == "done":
+        return "closed"
+    return None
+
+
+def _outcome(state: str | None, raw_state: str, resolution: str) -> str | None:
+    """Settled reading 5."""
+    res = resolution.strip().casefold()
+    if raw_state.strip().casefold() == "failed" or res in FAILED_RESOLUTIONS:
+        return "unsuccessful"
+    if state != "closed":
+        return None
+    if res == "completed with issues":
+        return "successful_with_issues"
+    return "successful"
+
+
+def _decision(value: Any) -> str | None:
+    decision = str(value or "").strip().casefold()
+    return {
+        "approved": "approved", "approve": "approved",
+        "declined": "rejected", "decline": "rejected", "rejected": "rejected",
+        "pending": "pending", "cancelled": "cancelled", "canceled": "cancelled",
+    }.get(decision)
+
+
+def _implement_window(transitions: list[Transition] | None) -> tuple[Any, Any]:
+    """First transition into implement, and the first one out of it after that."""
+    if transitions is None:
+        return None, None
+    start = end = None
+    for t in transitions:
+        if start is None and t.to_state == "implement":
+            start = t.at
+        elif start is not None and t.from_state == "implement" and t.to_state != "implement":
+            end = t.at
+            break
+    return start or "", end or ""
+
+
+def _linked_issues(issuelinks: Any) -> list[dict]:
+    out: list[dict] = []
+    for link in issuelinks or []:
+        if not isinstance(link, dict):
+            raise ValueError("an issue link is not an object")
+        linked = link.get("outwardIssue") or link.get("inwardIssue")
+        if isinstance(linked, dict):
+            out.append(linked)
+    return out
+
+
+def _embedded_histories(issue: dict) -> list[dict] | None:
+    """The issue's own changelog when it is the whole history; None when truncated."""
+    changelog = issue.get("changelog") if isinstance(issue, dict) else None
+    if not isinstance(changelog, dict):
+        return None
+    histories = changelog.get("histories")
+    total = changelog.get("total")
+    if not isinstance(histories, list) or not isinstance(total, int):
+        return None
+    if (changelog.get("startAt") or 0) != 0 or total > len(histories):
+        return None
+    return histories
