@@ -1,0 +1,483 @@
+"""The ``ticketlint`` command line: wires config, connectors, mapping, rules and output.
+
+Results go to stdout (or ``-o PATH``); logs and progress go to stderr. Exit codes, like
+ruff and sqlfluff: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, configuration,
+connector or internal error. Commands of other packages (``sync.commands``,
+``sandbox.commands``) are registered when those packages are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import click
+import yaml
+
+import config as config_mod
+from config import Config, ConfigError
+from connectors.base import DoctorCheck, DoctorReport, SourceError
+from connectors.files import InputError, load_inputs
+from mapping.common import MappingOptions, MappingReport
+from mapping.model import BaseRecord
+from rules.registry import SEVERITIES, SEVERITY_RANK, RuleDefinitionError, RuleSelectionError
+from rules.selection import engine_from_config, parse_as_of, registry_from_config
+from sync import formats
+
+log = logging.getLogger("ticketlint")
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+PLUGIN_MODULES = ("sync.commands", "sandbox.commands")
+CI_STREAMS = frozenset({"ci", "cmdb_ci", "assets"})
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's or the source's, reported in one line with exit 2."""
+    errors: list[type[BaseException]] = [
+        ConfigError, RuleSelectionError, RuleDefinitionError, InputError, SourceError,
+    ]
+    try:
+        from rules.declarative import DeclarativeRuleError
+    except ModuleNotFoundError as exc:
+        if exc.name != "rules.declarative":
+            raise
+    else:
+        errors.append(DeclarativeRuleError)
+    return tuple(errors)
+
+
+class TicketlintGroup(click.Group):
+    """Turns every error of a command into a message on stderr and exit code 2, so an
+    uncaught exception never looks like "findings" (click's default exit code 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except _known_errors() as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
+            log.debug("internal error", exc_info=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+                err=True,
+            )
+            if _state(ctx).verbosity > 0:
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            ctx.exit(EXIT_ERROR)
+
+
+class CliError(click.ClickException):
+    """A command cannot do what was asked (exit code 2, like a usage error)."""
+
+    exit_code = EXIT_ERROR
+
+
+@dataclass
+class State:
+    """What the global options decided; the config is read once, on first use."""
+
+    config_path: str | None = None
+    verbosity: int = 0
+    _config: Config | None = field(default=None, repr=False)
+
+    def config(self, *, required: bool = False) -> Config:
+        if self._config is None or required and self._config.path is None:
+            self._config = config_mod.load_config(self.config_path, required=required)
+        return self._config
+
+
+def _state(ctx: click.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+# --- shell completion -----------------------------------------------------------------
+
+def _complete_sources(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    try:
+        cfg = config_mod.load_config(ctx.find_root().params.get("config_path"))
+    except Exception:  # noqa: BLE001 - completion must never print a traceback
+        return []
+    return [s.name for s in cfg.sources if s.name.startswith(incomplete)]
+
+
+def _complete_rules(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    try:
+        cfg = config_mod.load_config(ctx.find_root().params.get("config_path"))
+        registry = registry_from_config(cfg)
+    except Exception:  # noqa: BLE001 - completion must never print a traceback
+        return []
+    text = incomplete.upper()
+    return [code for code in sorted(registry.rules) if code.startswith(text)]
+
+
+# --- the group ------------------------------------------------------------------------
+
+@click.group(cls=TicketlintGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Configuration file (default: $TICKETLINT_CONFIG, ./ticketlint.yaml, then the user config dir).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(package_name="ticketlint", prog_name="ticketlint")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
+    """Check Jira and ServiceNow service-management records against ISO/IEC 20000-1."""
+    verbosity = -1 if quiet else verbose
+    ctx.obj = State(config_path=config_path, verbosity=verbosity)
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="ticketlint: %(levelname)s: %(message)s", force=True,
+    )
+
+
+# --- check ----------------------------------------------------------------------------
+
+def _split(values: Iterable[str]) -> list[str]:
+    """``--select CHG001,INC`` and ``--select CHG001 --select INC`` mean the same."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _now() -> datetime:
+    """The evaluation instant when ``--as-of`` is not given (the CLI's only clock)."""
+    return datetime.now(timezone.utc)
+
+
+@cli.command()
+@click.option("-i", "--input", "inputs", multiple=True, type=click.Path(path_type=Path),
+              help="Exported file or directory (Jira search JSON, ServiceNow <table>.json, records .jsonl). Repeatable.")
+@click.option("--source", shell_complete=_complete_sources,
+              help="Configured source: read it live, or map --input files with its mapping.")
+@click.option("--jql", help="Jira: JQL scope for a live check (ANDed with the configured jql).")
+@click.option("--query", help="ServiceNow: encoded query scope for a live check.")
+@click.option("--key", "keys", multiple=True, help="Re-check only this ticket key. Repeatable.")
+@click.option("--since", help="Live check: only records updated since this ISO 8601 date or time.")
+@click.option("--as-of", "as_of", help="Evaluation instant (ISO 8601; naive = UTC). Default: now.")
+@click.option("--select", multiple=True, shell_complete=_complete_rules,
+              help="Rules to run: codes, prefixes (CHG), names, processes or packs. Replaces the config's.")
+@click.option("--ignore", multiple=True, shell_complete=_complete_rules,
+              help="Rules to skip (same selectors). Replaces the config's.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
+              help="Exit 1 when a finding has this severity or higher.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write results to this file instead of stdout.")
+@click.pass_context
+def check(
+    ctx: click.Context, inputs: tuple[Path, ...], source: str | None, jql: str | None,
+    query: str | None, keys: tuple[str, ...], since: str | None, as_of: str | None,
+    select: tuple[str, ...], ignore: tuple[str, ...], fail_on: str, exit_zero: bool,
+    fmt: str, output: Path | None,
+) -> None:
+    """Check records from exported files (--input) or a live source; linter-style output."""
+    state = _state(ctx)
+    if inputs and (jql or query or keys or since):
+        raise click.UsageError("--jql, --query, --key and --since read a live source; they cannot be used with --input")
+    if jql and query:
+        raise click.UsageError("--jql is for Jira sources and --query for ServiceNow; give one")
+    instant = _as_of(as_of)
+    since_at = _option_time("--since", since) if since else None
+    cfg = state.config()
+    engine = engine_from_config(cfg, select=_split(select) or None, ignore=_split(ignore) or None)
+
+    report = MappingReport()
+    if inputs:
+        options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
+        loaded = load_inputs(list(inputs), options)
+        records, ci_sources, sources = loaded.records, loaded.ci_sources, sorted({r.source for r in loaded.records} or {options.source})
+        report.merge(loaded.report)
+    else:
+        chosen = [cfg.source(source)] if source else list(cfg.sources)
+        if not chosen:
+            raise click.UsageError("give --input PATH (exported files) or --source NAME (a configured source)")
+        records, ci_sources, live_report = _read_live(chosen, jql=jql, query=query, keys=keys, since=since_at)
+        report.merge(live_report)
+        sources = [s.name for s in chosen]
+
+    log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
+    evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
+    result = formats.CheckResult(evaluation=evaluation, report=report, sources=sources)
+    color = fmt == "text" and output is None and _colour_wanted()
+    _write(formats.render(result, fmt, color=color), output)
+    _report_on_stderr(result, fmt, output, state)
+
+    if evaluation.rule_errors:
+        ctx.exit(EXIT_ERROR)
+    threshold = SEVERITY_RANK[fail_on]
+    failing = any(SEVERITY_RANK[f.severity] >= threshold for f in evaluation.findings)
+    ctx.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
+
+
+def _as_of(text: str | None) -> datetime:
+    return _option_time("--as-of", text) if text else _now()
+
+
+def _option_time(option: str, text: str) -> datetime:
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _open_connector(source_cfg: Any) -> Any:
+    """``connectors.open_connector`` (added by the connector work) for one source."""
+    import connectors
+
+    opener = getattr(connectors, "open_connector", None)
+    if opener is None:
+        raise SourceError(source_cfg.name, "live sources are not available in this build (connectors.open_connector is missing)")
+    return opener(source_cfg)
+
+
+def _read_live(
+    sources: Sequence[Any], *, jql: str | None, query: str | None, keys: Sequence[str],
+    since: datetime | None,
+) -> tuple[list[BaseRecord], set[str], MappingReport]:
+    records: list[BaseRecord] = []
+    ci_sources: set[str] = set()
+    report = MappingReport()
+    for src in sources:
+        scope = jql if src.type == "jira" else query
+        if (jql and src.type != "jira") or (query and src.type != "servicenow"):
+            raise click.UsageError(f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}")
+        connector = _open_connector(src)
+        try:
+            for stream in connector.streams:
+                log.info("reading %s %s", src.name, stream)
+                for batch in connector.read(stream, since=since, query=scope, keys=list(keys) or None):
+                    records.extend(batch.records)
+                    report.merge(batch.report)
+                    if not keys and (stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)):
+                        # With --key only the named tickets are read: the source's CIs
+                        # were not, so CFG003 must not call every reference unknown.
+                        ci_sources.add(src.name)
+            log.info("%s: %d requests", src.name, connector.request_count)
+        finally:
+            connector.close()
+    return records, ci_sources, report
+
+
+def _colour_wanted() -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = click.get_text_stream("stdout")
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _report_on_stderr(result: formats.CheckResult, fmt: str, output: Path | None, state: State) -> None:
+    """Non-text formats (and -o) still tell the person at the terminal what happened."""
+    if state.verbosity < 0 or (fmt == "text" and output is None):
+        return
+    ev, errors = result.evaluation, result.report.errors
+    line = f"ticketlint: {len(ev.findings)} findings in {ev.records} records"
+    if errors:
+        line += f"; {len(errors)} mapping errors (records not checked)"
+    click.echo(line + (f"; written to {output}" if output else ""), err=True)
+    if errors and fmt in ("jsonl", "csv"):  # these formats hold findings only
+        for e in errors:
+            click.echo(f"  mapping error: {e.source}/{e.key or '(no key)'}: {e.reason}", err=True)
+
+
+# --- doctor ---------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--source", shell_complete=_complete_sources, help="Only this source.")
+@click.pass_context
+def doctor(ctx: click.Context, source: str | None) -> None:
+    """Check connectivity, auth and field mapping; list rules a source cannot evaluate."""
+    cfg = _state(ctx).config(required=True)
+    chosen = [cfg.source(source)] if source else list(cfg.sources)
+    if not chosen:
+        raise ConfigError(cfg.path, ["sources: no sources configured"])
+    all_ok = True
+    color = _colour_wanted()
+    for src in chosen:
+        try:
+            connector = _open_connector(src)
+            try:
+                report = connector.doctor()
+            finally:
+                connector.close()
+        except SourceError as exc:  # one source failing must not hide the others' reports
+            report = DoctorReport(source=src.name, checks=[DoctorCheck("connect", False, str(exc))])
+        click.echo(formats.render_doctor(report, color=color))
+        all_ok = all_ok and report.ok
+    ctx.exit(EXIT_CLEAN if all_ok else EXIT_ERROR)
+
+
+# --- rules ----------------------------------------------------------------------------
+
+@cli.group()
+def rules() -> None:
+    """List and explain the rules."""
+
+
+@rules.command("list")
+@click.option("-f", "--format", "fmt", type=click.Choice(formats.RULE_FORMATS), default="text", show_default=True)
+@click.pass_context
+def rules_list(ctx: click.Context, fmt: str) -> None:
+    """Every known rule: code, name, severity, clause and title."""
+    registry = registry_from_config(_state(ctx).config())
+    click.echo(formats.render_rules(list(registry.rules.values()), fmt), nl=False)
+
+
+@rules.command("explain")
+@click.argument("code", shell_complete=_complete_rules)
+@click.pass_context
+def rules_explain(ctx: click.Context, code: str) -> None:
+    """Why a rule exists, when it fails and passes, and how to fix its findings."""
+    cfg = _state(ctx).config()
+    r = registry_from_config(cfg).get(code)
+    configured = {k.upper(): v for k, v in cfg.rules.severity.items()}.get(r.code)
+    click.echo(formats.explain_rule(r, severity=configured), nl=False)
+
+
+# --- config ---------------------------------------------------------------------------
+
+@cli.group("config")
+def config_group() -> None:
+    """Validate and show the configuration."""
+
+
+@config_group.command("validate")
+@click.pass_context
+def config_validate(ctx: click.Context) -> None:
+    """Check the configuration file and the rule selection it makes; exit 2 if invalid."""
+    cfg = _state(ctx).config(required=True)
+    engine = engine_from_config(cfg)
+    click.echo(
+        f"{cfg.path}: OK ({len(cfg.sources)} sources, {len(engine.rules)} rules selected, "
+        f"{len(cfg.notify)} notification destinations)"
+    )
+
+
+@config_group.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """The effective configuration as YAML, with every secret redacted."""
+    cfg = _state(ctx).config()
+    click.echo(f"# {cfg.path or 'no configuration file: defaults'}")
+    click.echo(yaml.safe_dump(cfg.redacted(), sort_keys=False, allow_unicode=True), nl=False)
+
+
+# --- init -----------------------------------------------------------------------------
+
+STARTER_CONFIG = """\
+# ticketlint configuration (written by `ticketlint init`).
+# Secrets are never stored here: ${VAR} is read from the environment.
+# Check it with `ticketlint config validate`; see the README for every key.
+
+# Where findings and their history are kept (SQLite by default; PostgreSQL for several hosts).
+database: sqlite:///.ticketlint/ticketlint.db
+
+sources:
+  # Jira Cloud (Data Center: auth: {pat: ${JIRA_PAT}}).
+  - name: jira-prod
+    type: jira
+    url: https://example.atlassian.net
+    auth: {email: ops@example.com, token: ${JIRA_API_TOKEN}}
+    jql: project in (OPS, CHG)                  # scope, ANDed with the incremental clause
+    # issue_types: {incident: [Incident], change: [Change]}
+    # fields: {change.backout_plan: "Rollback plan"}   # canonical field -> name or id
+    # status_map: {change: {"Awaiting CAB": authorize}}
+
+  # ServiceNow (OAuth: auth: {oauth: {client_id, client_secret, user, password}}).
+  - name: snow-prod
+    type: servicenow
+    url: https://example.service-now.com
+    auth: {user: svc_ticketlint, password: ${SNOW_PASSWORD}}
+    # tables: {incident: incident, change: change_request}
+    # query: {incident: "assignment_group.nameSTARTSWITHIT"}
+    # fields: {incident.review: u_pir_completed, incident.sla_breached: "!made_sla"}
+
+rules:
+  select: [ALL]              # codes, prefixes (CHG), names, processes (change) or packs
+  ignore: []
+  # params: {INC006: {stale_days: 21}}
+  # severity: {CHG011: low}
+  # paths: [rules/]          # declarative YAML rules
+
+# waivers:                   # also managed with `ticketlint waive`
+#   - {rule: CHG006, key: "OPS-1*", reason: "test plans kept in Confluence", owner: j.doe, expires: 2027-01-31}
+
+# notify:
+#   - {name: ops, type: slack, url: "${SLACK_WEBHOOK_URL}", min_severity: medium}
+
+writeback: {enabled: false, label: ticketlint, comment: true}
+"""
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def init(ctx: click.Context, path: Path | None, force: bool) -> None:
+    """Write a commented starter ticketlint.yaml (default: --config or ./ticketlint.yaml)."""
+    target = path or Path(_state(ctx).config_path or config_mod.DEFAULT_NAME)
+    if target.exists() and not force:
+        raise CliError(f"{target} exists; use --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(STARTER_CONFIG, encoding="utf-8")
+    click.echo(
+        f"wrote {target}; set JIRA_API_TOKEN and SNOW_PASSWORD (or edit the sources), "
+        "then run `ticketlint config validate`", err=True,
+    )
+
+
+# --- commands of other packages --------------------------------------------------------
+
+def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES) -> list[str]:
+    """Add the ``COMMANDS`` of each installed module; a module that is not there yet is
+    skipped, but an import error *inside* one surfaces."""
+    added: list[str] = []
+    for modname in modules:
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            # The module itself (or its package) is not installed yet: skip it. Anything
+            # else missing is a real error inside the module and must surface.
+            if exc.name is None or not (exc.name == modname or modname.startswith(exc.name + ".")):
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", ()):
+            if isinstance(command, click.Command):
+                group.add_command(command)
+                added.append(command.name or "")
+    return added
+
+
+register_plugins(cli)
+
+
+def main() -> None:
+    cli(prog_name="ticketlint")
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m cli`
+    main()

@@ -1,0 +1,299 @@
+"""Read exported files for ``ticketlint check --input``: Jira and ServiceNow exports or
+JSON lines of normalised records, detected per path.
+
+Accepted inputs (DESIGN.md "CLI"):
+
+- ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``mapping.model``); a bad
+  line is a :class:`MappingError` naming the file and line, and the rest still load;
+- a Jira search response (``{"issues": [...]}``) or a JSON list of such pages. With
+  ``expand=names`` it names its own fields; otherwise a sibling ``field.json`` (saved from
+  ``/rest/api/2/field``) is used, and ``status.json`` (``/rest/api/2/status``) when present.
+  History comes from ``expand=changelog`` or a sibling changelog bulkfetch response (any
+  ``*.json`` holding ``issueChangeLogs``);
+- a directory of such Jira files;
+- a directory of ServiceNow Table API responses named ``<table>.json`` (incident,
+  change_request, problem, sc_req_item, cmdb_ci, sysapproval_approver, task_ci), or one
+  such file.
+
+This module reads files and hands their JSON to the mappers; it knows no ISO 20000.
+Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from mapping.common import MappingError, MappingOptions, MappingReport
+from mapping.model import BaseRecord, record_from_dict
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+SERVICENOW_LINK_TABLES = ("sysapproval_approver", "task_ci")
+SERVICENOW_KNOWN_TABLES = (
+    "incident", "change_request", "problem", "sc_req_item", "cmdb_ci", *SERVICENOW_LINK_TABLES,
+)
+JIRA_SIDECARS = ("field.json", "status.json")
+
+
+class InputError(Exception):
+    """An input path cannot be read or is not a format ``check --input`` understands."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass
+class LoadResult:
+    records: list[BaseRecord] = field(default_factory=list)
+    report: MappingReport = field(default_factory=MappingReport)
+    ci_sources: set[str] = field(default_factory=set)
+    """Sources for which configuration items were read (CFG003 needs to know)."""
+    systems: set[str] = field(default_factory=set)
+
+    def extend(self, records: Iterable[BaseRecord], report: MappingReport) -> None:
+        for record in records:
+            self.records.append(record)
+            self.systems.add(record.system)
+        self.report.merge(report)
+
+
+def load_inputs(paths: Sequence[Path], options: MappingOptions) -> LoadResult:
+    """Load every path into records, mapped with ``options`` (source name ``file`` unless
+    ``--source`` chose a configured source)."""
+    result = LoadResult()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(path, "no such file or directory")
+        if path.is_dir():
+            _load_directory(path, options, result)
+        elif path.suffix.lower() in JSONL_SUFFIXES:
+            _load_jsonl(path, options, result)
+        else:
+            _load_file(path, options, result)
+    return result
+
+
+# --- reading --------------------------------------------------------------------------
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+
+
+def _load_jsonl(path: Path, options: MappingOptions, result: LoadResult) -> None:
+    report = MappingReport()
+    records: list[BaseRecord] = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        report.rows += 1
+        key: str | None = None
+        line_source = options.source
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+            key = data.get("key") if isinstance(data.get("key"), str) else None
+            if options.source == "file" and isinstance(data.get("source"), str):
+                line_source = data["source"]
+            record = record_from_dict(data)
+        except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError included
+            report.errors.append(
+                MappingError(line_source, key, f"{path}:{number}: {_short_error(exc)}")
+            )
+            continue
+        if options.source != "file" and record.source != options.source:
+            # --source NAME: findings carry the configured source's name.
+            record = record.model_copy(update={"source": options.source})
+        records.append(record)
+        report.mapped += 1
+        if record.process == "ci":
+            result.ci_sources.add(record.source)
+    result.extend(records, report)
+
+
+def _short_error(exc: Exception) -> str:
+    """One line per wrong field of a pydantic error (union members' inner names dropped)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    by_field: dict[str, str] = {}
+    for err in errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if isinstance(p, int) or str(p).isidentifier())
+        by_field.setdefault(loc or "record", str(err.get("msg")))
+    return "; ".join(f"{loc}: {msg}" for loc, msg in by_field.items())
+
+
+def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
+    data = _read_json(path)
+    if _is_jira_search(data):
+        _load_jira([path], path.parent, options, result)
+    elif isinstance(data, dict) and "issueChangeLogs" in data:
+        raise InputError(path, "a changelog bulkfetch response alone has no issues; pass the search export (the changelog is read from beside it)")
+    elif isinstance(data, dict) and ("result" in data or "records" in data):
+        _load_servicenow({path.stem: path}, options, result)
+    elif path.name in JIRA_SIDECARS:
+        raise InputError(path, "a Jira field/status list alone has no issues; pass the search export beside it")
+    else:
+        raise InputError(
+            path,
+            "not a Jira search response (no \"issues\"), a ServiceNow Table API response "
+            "(no \"result\") or JSON lines of records (use the .jsonl suffix)",
+        )
+
+
+def _is_jira_search(data: Any) -> bool:
+    if isinstance(data, dict):
+        return isinstance(data.get("issues"), list)
+    return isinstance(data, list) and bool(data) and all(
+        isinstance(page, dict) and isinstance(page.get("issues"), list) for page in data
+    )
+
+
+def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> None:
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    for jsonl in (p for p in files if p.suffix.lower() in JSONL_SUFFIXES):
+        _load_jsonl(jsonl, options, result)
+    json_files = [p for p in files if p.suffix.lower() == ".json"]
+    tables = _servicenow_tables(options)
+    snow = {p.stem: p for p in json_files if p.stem in tables}
+    if snow:
+        _load_servicenow(snow, options, result)
+        return
+    searches = [p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))]
+    if searches:
+        _load_jira(searches, path, options, result)
+    elif not any(p.suffix.lower() in JSONL_SUFFIXES for p in files):
+        raise InputError(
+            path,
+            "holds no Jira search export, no ServiceNow <table>.json "
+            f"({', '.join(sorted(tables))}) and no .jsonl records",
+        )
+
+
+# --- Jira -----------------------------------------------------------------------------
+
+def _load_jira(searches: list[Path], folder: Path, options: MappingOptions, result: LoadResult) -> None:
+    from mapping import jira as jira_mapping  # imported when needed: the CLI starts fast
+
+    issues: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    schema: dict[str, Any] = {}
+    for path in searches:
+        try:
+            page_issues, page_names, page_schema = jira_mapping.load_search_export(_read_json(path))
+        except ValueError as exc:
+            raise InputError(path, f"not a Jira search export: {exc}") from None
+        issues.extend(page_issues)
+        names.update(page_names or {})
+        schema.update(page_schema or {})
+    field_file = folder / "field.json"
+    if field_file.is_file():
+        field_list = _read_json(field_file)
+        if not isinstance(field_list, list):
+            raise InputError(field_file, "expected the JSON list returned by /rest/api/2/field")
+        catalog = jira_mapping.JiraFieldCatalog.from_field_list(field_list)
+    else:
+        catalog = jira_mapping.JiraFieldCatalog.from_names(names, schema or None)
+    statuses = None
+    status_file = folder / "status.json"
+    if status_file.is_file():
+        statuses = _read_json(status_file)
+        if not isinstance(statuses, list):
+            raise InputError(status_file, "expected the JSON list returned by /rest/api/2/status")
+    changelogs = _jira_changelogs(folder)
+    mapper = jira_mapping.JiraMapper(
+        options, catalog, statuses=statuses, deployment=_jira_deployment(issues),
+    )
+    records, report = mapper.map_issues(issues, changelogs=changelogs)
+    result.extend(records, report)
+
+
+def _jira_changelogs(folder: Path) -> dict[str, list[dict[str, Any]]] | None:
+    """Issue id -> change histories, from every bulkfetch response in the folder."""
+    found: dict[str, list[dict[str, Any]]] | None = None
+    for path in sorted(folder.glob("*.json")):
+        if path.name in JIRA_SIDECARS:
+            continue
+        data = _read_json(path)
+        pages = data if isinstance(data, list) else [data]
+        for page in pages:
+            if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
+                found = found if found is not None else {}
+                for entry in page["issueChangeLogs"]:
+                    found.setdefault(str(entry.get("issueId")), []).extend(entry.get("changeHistories") or [])
+    return found
+
+
+def _jira_deployment(issues: list[dict[str, Any]]) -> str:
+    """Cloud identifies people by ``accountId``; Data Center by ``key`` / ``name``."""
+    for issue in issues:
+        for role in ("assignee", "reporter", "creator"):
+            person = (issue.get("fields") or {}).get(role)
+            if isinstance(person, dict):
+                return "Cloud" if "accountId" in person else "DataCenter"
+    return "Cloud"
+
+
+# --- ServiceNow -----------------------------------------------------------------------
+
+def _servicenow_tables(options: MappingOptions) -> set[str]:
+    from mapping import servicenow as snow_mapping
+
+    defaults = snow_mapping.DEFAULT_TABLES
+    configured = set(defaults.values() if isinstance(defaults, dict) else defaults)
+    return configured | set(options.tables.values()) | set(SERVICENOW_KNOWN_TABLES)
+
+
+def _load_servicenow(files: dict[str, Path], options: MappingOptions, result: LoadResult) -> None:
+    from mapping import servicenow as snow_mapping
+
+    def rows(table: str) -> list[dict[str, Any]] | None:
+        if table not in files:
+            return None
+        try:
+            return snow_mapping.load_table_export(_read_json(files[table]))
+        except ValueError as exc:
+            raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
+
+    approvals = rows("sysapproval_approver")
+    task_ci = rows("task_ci")
+    mapper = snow_mapping.ServiceNowMapper(options)
+    ci_table = options.tables.get("ci", "cmdb_ci")
+    ci_rows = rows(ci_table)
+    ci_names = (
+        {str(r.get("sys_id")): str(r.get("name")) for r in ci_rows if r.get("sys_id") and r.get("name")}
+        if ci_rows else None
+    )
+    for table in sorted(files):
+        if table in SERVICENOW_LINK_TABLES:
+            continue
+        process = mapper.process_for_table(table)
+        if process is None:
+            raise InputError(files[table], f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})")
+        table_rows = ci_rows if table == ci_table and ci_rows is not None else rows(table)
+        records, report = mapper.map_rows(
+            process, table_rows or [], approvals=approvals, task_ci=task_ci, ci_names=ci_names,
+        )
+        if process == "ci":
+            result.ci_sources.add(options.source)
+        result.extend(records, report)

@@ -1,0 +1,36 @@
+"""Fixtures of the CLI tests: the test pack as the only registry, a CliRunner in a
+temporary directory, the records fixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pytest
+from click.testing import CliRunner
+
+import rules.selection
+from cli_support import TEST_PACK
+from rules.registry import Pack, Registry
+
+
+@pytest.fixture
+def test_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """Make every command see only the test pack (plus declarative packs of the config)."""
+
+    def load(extra_packs: Iterable[Pack] = ()) -> Registry:
+        return Registry([TEST_PACK, *extra_packs])
+
+    monkeypatch.setattr(rules.selection, "load_registry", load)
+    return load()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)  # no ./ticketlint.yaml of the repository is picked up
+    return CliRunner()
+
+
+@pytest.fixture
+def records_jsonl(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "records.jsonl"
