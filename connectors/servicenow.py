@@ -1,0 +1,651 @@
+"""ServiceNow Table API connector: keyset-paged reads of incident, change_request, problem,
+sc_req_item and cmdb_ci, with approvals and CI links fetched in bulk per page.
+
+Paging. Never offset paging over a changing table: a row updated mid-read moves to the end
+of an ``ORDERBYsys_updated_on`` result and shifts every later offset, so one row is skipped
+and another read twice. We page on the key ``(sys_updated_on, sys_id)`` instead::
+
+    first:  <scope>^sys_updated_on>=<since - lookback>^ORDERBYsys_updated_on^ORDERBYsys_id
+    next:   <scope>^sys_updated_on>T^NQ<scope>^sys_updated_on=T^sys_id>ID^ORDERBY...
+
+``^NQ`` starts a new OR'ed query, so the scope is repeated in both parts (a scope may not
+itself hold ``^NQ`` or ``ORDERBY``: it is rejected with a clear error). We stop on an
+*empty* page, never a short one: ACLs filter rows after paging, so a page may be short or
+hold ``{}`` rows. ``{}`` rows are counted (``MappingReport.rows`` / ``skipped_empty``) and
+skipped.
+
+``{}`` rows have no key, so the keyset advances from the last row that has
+``sys_updated_on`` and ``sys_id``. Decision for a page with *no* such row (every row
+inaccessible): we cannot advance the key, and ending the read there could drop readable
+rows behind it, so the next request repeats the same keyset query with
+``sysparm_offset`` = rows seen since that key. The offset only ever counts rows after a
+fixed key, so the skip risk is confined to those inaccessible rows changing between two
+requests; each such page is counted in ``report.warnings``. The offset grows by the page
+length each time, so this ends (at the first empty page). A key that does not move
+forward (a server ignoring the query) raises :class:`SourceError` instead of looping.
+
+Related rows (``sysapproval_approver`` by ``sysapprovalIN``, ``task_ci`` by ``taskIN``) are
+read per page of records, in chunks of at most :data:`RELATED_IN_MAX` ids (URL length),
+keyset-paged on ``sys_id`` with the same rules. Only the processes that use them ask.
+
+pysnow. Basic auth takes its session from ``pysnow.Client(host=..., use_ssl=...)`` (the
+session carries HTTP basic auth and JSON headers). We do *not* use ``pysnow.OAuthClient``:
+it is built on requests-oauthlib, which refuses plain ``http://`` URLs (oauthlib's
+InsecureTransportError, only lifted by a process-wide environment variable) and fetches
+and refreshes tokens outside our retry layer, so ``/oauth_token.do`` is called here through
+:class:`connectors.http.HttpClient` like every other request. pysnow's ``Resource`` paging
+is offset-based, so paging is ours too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import pysnow
+import requests
+
+from config import BasicAuth, ServiceNowSource
+from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
+from connectors.http import HttpClient
+from mapping.common import MappingReport, parse_servicenow_time
+from mapping.servicenow import (
+    APPROVAL_FIELDS,
+    APPROVAL_TABLE,
+    DEFAULT_TABLES,
+    TASK_CI_FIELDS,
+    TASK_CI_TABLE,
+    ServiceNowMapper,
+)
+
+log = logging.getLogger(__name__)
+
+TABLE_API = "/api/now/table/"
+TOKEN_PATH = "/oauth_token.do"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+DEFAULT_PAGE_SIZE = 1000
+RELATED_IN_MAX = 100
+"""Ids per ``...IN`` query: 100 sys_ids keep the URL near 4 KB, under common proxy limits."""
+ORDER_BY_KEY = "ORDERBYsys_updated_on^ORDERBYsys_id"
+ORDER_BY_ID = "ORDERBYsys_id"
+STREAM_ORDER = ("ci", "incident", "change", "problem", "service_request", "release")
+"""ci first: the CI names it collects resolve references of the task streams."""
+APPROVAL_PROCESSES = frozenset({"change", "service_request"})
+TASK_CI_PROCESSES = frozenset({"change", "incident", "problem"})
+KEY_FIELD = {"ci": "name"}
+STATE_FIELD = {"ci": "install_status"}
+TOKEN_MARGIN_SECONDS = 60.0
+
+
+# --------------------------------------------------------------------------- queries
+
+def format_time(value: datetime) -> str:
+    """An instant as the Table API's UTC ``yyyy-MM-dd HH:mm:ss`` (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def join_query(*parts: str | None) -> str:
+    """AND the non-empty parts of an encoded query."""
+    return "^".join(p.strip("^") for p in parts if p and p.strip("^"))
+
+
+def check_scope(text: str | None, what: str) -> str:
+    """A scope or extra query is repeated in each ``^NQ`` part: it may not hold its own
+    ``^NQ`` (it would change precedence) or ``ORDERBY`` (paging owns the order)."""
+    if not text:
+        return ""
+    upper = text.upper()
+    if "^NQ" in upper or "ORDERBY" in upper:
+        raise ValueError(f"{what} {text!r} may not contain ^NQ or ORDERBY (paging adds its own)")
+    return text.strip().strip("^")
+
+
+def first_page_query(base: str, since_clause: str = "") -> str:
+    return join_query(base, since_clause, ORDER_BY_KEY)
+
+
+def next_page_query(base: str, last_updated: str, last_id: str) -> str:
+    """Rows after ``(last_updated, last_id)``: later update time, or the same time and a
+    larger sys_id. The scope is repeated in each OR'ed part."""
+    after = join_query(base, f"sys_updated_on>{last_updated}")
+    same = join_query(base, f"sys_updated_on={last_updated}", f"sys_id>{last_id}")
+    return f"{after}^NQ{same}^{ORDER_BY_KEY}"
+
+
+def keys_clause(process: str, keys: Sequence[str] | None) -> str:
+    if not keys:
+        return ""
+    return f"{KEY_FIELD.get(process, 'number')}IN{','.join(k.strip() for k in keys)}"
+
+
+def servicenow_error_detail(response: requests.Response) -> str:
+    """The server's own words: Table API ``{"error": {"message", "detail"}}`` or the OAuth
+    endpoint's ``{"error": ..., "error_description": ...}``; else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:300]
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            parts = [str(err.get(k)) for k in ("message", "detail") if err.get(k)]
+            return ": ".join(parts)
+        if isinstance(err, str):
+            desc = body.get("error_description")
+            return f"{err}: {desc}" if desc else err
+    return str(body)[:300]
+
+
+# --------------------------------------------------------------------------- keyset paging
+
+@dataclass(frozen=True)
+class _Keyset:
+    """How one kind of read orders and resumes: the key fields and the two query forms."""
+
+    fields: tuple[str, ...]
+    first: Callable[[str], str]
+    after: Callable[[str, tuple[str, ...]], str]
+
+
+def _related_first(base: str) -> str:
+    return join_query(base, ORDER_BY_ID)
+
+
+def _related_after(base: str, key: tuple[str, ...]) -> str:
+    return join_query(base, f"sys_id>{key[0]}", ORDER_BY_ID)
+
+
+BY_ID = _Keyset(("sys_id",), _related_first, _related_after)
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    """Readable rows of this page not handed out before."""
+    inaccessible: int = 0
+    """``{}`` rows first seen on this page."""
+    offset_fallback: bool = False
+
+
+@dataclass
+class _PagerState:
+    key: tuple[str, ...] | None = None
+    offset: int = 0
+    seen_after_key: int = 0
+    """Positions after ``key`` already handled (their ``{}`` rows counted)."""
+    ids_after_key: set[str] = field(default_factory=set)
+    """Readable rows after ``key`` that could not move it (already handed out)."""
+
+
+def _row_key(row: dict[str, Any], keyset: _Keyset) -> tuple[str, ...] | None:
+    values = tuple(row.get(f) for f in keyset.fields)
+    if all(isinstance(v, str) and v for v in values):
+        return values  # type: ignore[return-value]
+    return None
+
+
+# --------------------------------------------------------------------------- OAuth
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self) -> None:
+        self.token = ""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+class _OAuthTokens:
+    """Password grant against ``/oauth_token.do``, refreshed before expiry and on a 401."""
+
+    def __init__(self, http: HttpClient, auth: _BearerAuth, *, client_id: str, client_secret: str,
+                 user: str, password: str, clock: Callable[[], float]) -> None:
+        self.http, self.auth, self.clock = http, auth, clock
+        self._client = {"client_id": client_id, "client_secret": client_secret}
+        self._user, self._password = user, password
+        self.refresh_token = ""
+        self.expires_at = 0.0
+        self.grants: list[str] = []  # grant types used, for tests and doctor
+
+    def ensure(self) -> None:
+        if not self.auth.token:
+            self._grant({"grant_type": "password", "username": self._user, "password": self._password})
+        elif self.clock() >= self.expires_at:
+            self.refresh()
+
+    def refresh(self) -> None:
+        if self.refresh_token:
+            try:
+                self._grant({"grant_type": "refresh_token", "refresh_token": self.refresh_token})
+                return
+            except SourceError as exc:
+                if exc.status not in (400, 401):
+                    raise
+                log.info("%s: refresh token refused (HTTP %s); requesting a new token", self.http.source, exc.status)
+        self._grant({"grant_type": "password", "username": self._user, "password": self._password})
+
+    def _grant(self, form: dict[str, str]) -> None:
+        self.grants.append(form["grant_type"])
+        try:
+            body = self.http.request("POST", TOKEN_PATH, data={**form, **self._client},
+                                     headers={"Accept": "application/json"}).json()
+        except SourceError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            raise SourceError(
+                self.http.source, f"the OAuth {form['grant_type']} grant was refused", url=exc.url,
+                status=exc.status, detail=exc.detail,
+                hint="oauth.client_id / client_secret, the user and password, and that the "
+                     "OAuth application (System OAuth > Application Registry) is active",
+            ) from exc
+        except ValueError as exc:
+            raise SourceError(self.http.source, "the OAuth token endpoint did not answer JSON",
+                              url=self.http.base_url + TOKEN_PATH) from exc
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise SourceError(self.http.source, "the OAuth token endpoint gave no access_token",
+                              url=self.http.base_url + TOKEN_PATH,
+                              hint="the OAuth application (client_id) and its grant types")
+        self.auth.token = token
+        self.refresh_token = body.get("refresh_token") or self.refresh_token
+        expires_in = float(body.get("expires_in") or 1800)
+        self.expires_at = self.clock() + expires_in - min(TOKEN_MARGIN_SECONDS, expires_in / 2)
+
+
+# --------------------------------------------------------------------------- connector
+
+_TABLE_HINTS = {
+    400: "the encoded query (sources[].query, --query) and the field names in sources[].fields",
+    401: "the user name and password (or OAuth client) of this source",
+    403: "the API user's roles and read ACLs on table {table} (e.g. itil, "
+         "snc_platform_rest_api_access) and any IP access control",
+    404: "the table name {table} (sources[].tables) and the instance URL and its base path",
+}
+
+
+class ServiceNowConnector:
+    """Reads the ServiceNow streams of one configured source (see the module docstring)."""
+
+    def __init__(self, source_cfg: ServiceNowSource, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = source_cfg
+        self.name = source_cfg.name
+        self.base_url = source_cfg.url.rstrip("/")
+        self.page_size = source_cfg.page_size or DEFAULT_PAGE_SIZE
+        self.mapper = ServiceNowMapper(source_cfg.mapping_options())
+        self.streams: tuple[str, ...] = tuple(p for p in STREAM_ORDER if p in DEFAULT_TABLES)
+        self.ci_names: dict[str, str] = {}
+        """sys_id -> name of every CI read by this connector (resolves task references)."""
+        self._sleep = sleep
+        self._oauth: _OAuthTokens | None = None
+        self._http = self._client(self._session(clock))
+
+    # -- setup
+    def _client(self, session: requests.Session) -> HttpClient:
+        c = self.cfg
+        return HttpClient(self.name, self.base_url, session, timeout=c.timeout,
+                          max_attempts=c.max_attempts, retry_after_max=c.retry_after_max,
+                          verify=c.verify, sleep=self._sleep, error_detail=servicenow_error_detail)
+
+    def _session(self, clock: Callable[[], float]) -> requests.Session:
+        auth = self.cfg.auth
+        if isinstance(auth, BasicAuth):
+            # pysnow builds the basic-auth session (and its JSON headers); the base URL,
+            # including any path prefix, stays ours (pysnow only knows host + use_ssl).
+            parts = urlsplit(self.base_url)
+            client = pysnow.Client(host=parts.netloc, user=auth.user,
+                                   password=auth.password.get_secret_value(),
+                                   use_ssl=parts.scheme == "https")
+            session: requests.Session = client.session
+            session.headers["User-Agent"] = "ticketlint"
+            return session
+        oauth = auth.oauth
+        bearer = _BearerAuth()
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})
+        session.auth = bearer
+        token_session = requests.Session()  # no bearer header on the token endpoint
+        token_session.headers["User-Agent"] = "ticketlint"
+        self._oauth = _OAuthTokens(
+            self._client(token_session), bearer, client_id=oauth.client_id,
+            client_secret=oauth.client_secret.get_secret_value(), user=oauth.user,
+            password=oauth.password.get_secret_value(), clock=clock,
+        )
+        return session
+
+    @property
+    def request_count(self) -> int:
+        """HTTP attempts sent so far (retries and token requests included)."""
+        return self._http.request_count + (self._oauth.http.request_count if self._oauth else 0)
+
+    def close(self) -> None:
+        self._http.close()
+        if self._oauth is not None:
+            self._oauth.http.close()
+
+    # -- requests
+    def _get_result(self, table: str, params: dict[str, Any]) -> list[Any]:
+        """One Table API page: its ``result`` list. With OAuth, a 401 refreshes the token
+        once; every other failure is a :class:`SourceError` (never an empty list)."""
+        path = TABLE_API + table
+        body: Any = None
+        for attempt in (1, 2):
+            if self._oauth is not None:
+                self._oauth.ensure()
+            try:
+                body = self._http.get_json(path, params)
+                break
+            except SourceError as exc:
+                if exc.status == 401 and self._oauth is not None and attempt == 1:
+                    log.info("%s: HTTP 401 on %s; refreshing the OAuth token once", self.name, table)
+                    self._oauth.refresh()
+                    continue
+                raise self._table_error(exc, table) from exc
+        result = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(result, list):
+            raise SourceError(self.name, f"table {table}: the response holds no 'result' list",
+                              url=f"{self.base_url}{path}", detail=str(body)[:200])
+        return result
+
+    def _table_error(self, exc: SourceError, table: str) -> SourceError:
+        hint = _TABLE_HINTS.get(exc.status or 0)
+        if hint is None:
+            return exc
+        return SourceError(self.name, f"reading table {table} was refused", url=exc.url,
+                           status=exc.status, detail=exc.detail, hint=hint.format(table=table))
+
+    @staticmethod
+    def _params(fields: Sequence[str], query: str, limit: int, offset: int = 0) -> dict[str, str]:
+        params = {
+            "sysparm_query": query,
+            "sysparm_fields": ",".join(fields),
+            "sysparm_limit": str(limit),
+            "sysparm_exclude_reference_link": "true",
+            "sysparm_no_count": "true",
+            "sysparm_display_value": "false",
+        }
+        if offset:
+            params["sysparm_offset"] = str(offset)
+        return params
+
+    def pages(self, table: str, fields: Sequence[str], base: str, *, since_clause: str = "",
+              keyset: _Keyset | None = None) -> Iterator[Page]:
+        """Keyset pages of ``table`` (rows matching ``base``) until an empty page."""
+        ks = keyset or _Keyset(("sys_updated_on", "sys_id"),
+                               lambda b: first_page_query(b, since_clause),
+                               lambda b, k: next_page_query(b, k[0], k[1]))
+        st = _PagerState()
+        while True:
+            query = ks.first(base) if st.key is None else ks.after(base, st.key)
+            rows = self._get_result(table, self._params(fields, query, self.page_size, st.offset))
+            if not rows:
+                return
+            page = Page(rows=[])
+            last_keyed: int | None = None
+            for i, row in enumerate(rows):
+                if not isinstance(row, dict) or not row.get("sys_id"):
+                    if st.offset + i >= st.seen_after_key:  # not counted on an earlier page
+                        page.inaccessible += 1
+                    continue
+                if _row_key(row, ks) is not None:
+                    last_keyed = i
+                if row["sys_id"] not in st.ids_after_key:
+                    page.rows.append(row)
+            if last_keyed is not None:
+                new_key = _row_key(rows[last_keyed], ks)
+                assert new_key is not None
+                if st.key is not None and new_key <= st.key:
+                    raise SourceError(
+                        self.name, f"table {table}: paging did not advance past {st.key}",
+                        url=f"{self.base_url}{TABLE_API}{table}", detail=f"sysparm_query={query}",
+                        hint="whether the instance ignores part of the encoded query "
+                             "(glide.invalid_query.returns_no_rows)",
+                    )
+                tail = rows[last_keyed + 1:]
+                st = _PagerState(key=new_key, seen_after_key=len(tail), ids_after_key={
+                    r["sys_id"] for r in tail if isinstance(r, dict) and r.get("sys_id")
+                })
+            else:
+                # Nothing on this page can carry the key forward: page on by offset after
+                # the same key (see the module docstring for why and what it risks).
+                st.offset += len(rows)
+                st.seen_after_key = max(st.seen_after_key, st.offset)
+                st.ids_after_key |= {r["sys_id"] for r in page.rows}
+                page.offset_fallback = True
+            yield page
+
+    # -- streams
+    def table(self, process: str) -> str:
+        return self.mapper.table(process)
+
+    def read(self, stream: str, *, since: datetime | None = None, query: str | None = None,
+             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+        """Mapped batches, one per page, of ``stream`` changed since ``since`` minus the
+        lookback (``query`` is ANDed with the configured scope; ``keys`` picks records)."""
+        if stream not in self.streams:
+            raise SourceError(self.name, f"unknown stream {stream!r} (streams: {', '.join(self.streams)})")
+        process = stream
+        table = self.table(process)
+        fields = self.mapper.fields_for(process)
+        try:
+            base = join_query(check_scope(self.cfg.query.get(process), f"sources[].query.{process}"),
+                              check_scope(query, "query"), keys_clause(process, keys))
+        except ValueError as exc:
+            raise SourceError(self.name, str(exc)) from exc
+        since_clause = ""
+        if since is not None:
+            start = since - timedelta(minutes=self.cfg.lookback_minutes)
+            since_clause = f"sys_updated_on>={format_time(start)}"
+        watermark: datetime | None = None
+        checked: set[str] = set()
+        before = self.request_count
+        for page in self.pages(table, fields, base, since_clause=since_clause):
+            report = MappingReport()
+            if page.rows and table not in checked:
+                checked.add(table)
+                self._check_fields(report, table, page.rows, fields)
+            if page.offset_fallback:
+                report.warnings[f"{table}: a page held only inaccessible rows; paged by offset"] += 1
+            ids = [r["sys_id"] for r in page.rows]
+            approvals = task_ci = None
+            if process in APPROVAL_PROCESSES:
+                approvals = self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, report, checked)
+            if process in TASK_CI_PROCESSES:
+                task_ci = self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, report, checked)
+            if process == "ci":
+                for row in page.rows:
+                    if isinstance(row.get("name"), str) and row["name"]:
+                        self.ci_names[row["sys_id"]] = row["name"]
+            records, mapped = self.mapper.map_rows(process, page.rows, approvals=approvals,
+                                                   task_ci=task_ci, ci_names=self.ci_names)
+            report.merge(mapped)
+            report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
+            watermark = _newest(page.rows, watermark)
+            now = self.request_count
+            yield StreamBatch(stream=stream, records=records, report=report, watermark=watermark,
+                              requests=now - before)
+            before = now
+
+    def related(self, table: str, fields: Sequence[str], ref_field: str, ids: Sequence[str],
+                report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
+        """Rows of ``table`` whose ``ref_field`` is one of ``ids``: bulk, keyset-paged on
+        sys_id, never one request per record."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), RELATED_IN_MAX):
+            chunk = ids[start:start + RELATED_IN_MAX]
+            for page in self.pages(table, fields, f"{ref_field}IN{','.join(chunk)}", keyset=BY_ID):
+                if page.rows and table not in checked:
+                    checked.add(table)
+                    self._check_fields(report, table, page.rows, fields)
+                if page.inaccessible:
+                    report.warnings[f"{table}: inaccessible rows skipped"] += page.inaccessible
+                out.extend(page.rows)
+        return out
+
+    @staticmethod
+    def missing_fields(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> list[str]:
+        """Requested fields that no returned row holds: the Table API silently drops unknown
+        (or unreadable) fields, so absence means the table lacks what the mapping names."""
+        present: set[str] = set()
+        for row in rows:
+            present.update(row)
+        return [f for f in fields if f not in present]
+
+    def _check_fields(self, report: MappingReport, table: str, rows: Sequence[dict[str, Any]],
+                      fields: Sequence[str]) -> None:
+        for name in self.missing_fields(rows, fields):
+            log.warning("%s: table %s returned no field %s (not on the table or not readable); "
+                        "it is mapped as not provided", self.name, table, name)
+            report.warnings[f"{table}.{name} missing"] += 1
+
+    # -- doctor
+    def doctor(self) -> DoctorReport:
+        """Reachability, auth, readable tables, mapped fields, uncovered state values and
+        the rules that cannot be evaluated here (on a sample record per table)."""
+        rep = DoctorReport(source=self.name, info={
+            "url": self.base_url, "auth": "oauth" if self._oauth else "basic",
+            "page_size": self.page_size,
+            "tables": {p: self.table(p) for p in self.streams},
+        })
+        samples: dict[str, list[dict[str, Any]]] = {}
+        unreadable: dict[str, str] = {}
+        connected = False
+        for process in self.streams:
+            table = self.table(process)
+            fields = self.mapper.fields_for(process)
+            try:
+                rows = self._get_result(table, self._params(fields, "ORDERBYDESCsys_updated_on", 1))
+            except SourceError as exc:
+                if exc.status is None or exc.status == 401:
+                    name = "reachable" if exc.status is None else "authentication"
+                    rep.checks.append(DoctorCheck(name, False, str(exc)))
+                    rep.not_evaluated.update({"*": f"the source cannot be read: {exc}"})
+                    return rep
+                unreadable[process] = f"table {table} is not readable (HTTP {exc.status})"
+                rep.checks.append(DoctorCheck(f"table {table} readable", False, str(exc)))
+                continue
+            if not connected:
+                connected = True
+                rep.checks.append(DoctorCheck("reachable", True, self.base_url, level="info"))
+                rep.checks.append(DoctorCheck("authentication", True, rep.info["auth"], level="info"))
+            rep.checks.append(DoctorCheck(f"table {table} readable", True, level="info"))
+            samples[process] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
+            self._doctor_fields(rep, table, samples[process], fields)
+            self._doctor_choices(rep, process, table)
+        related: dict[str, list[dict[str, Any]]] = {}
+        for table, fields, needed_by in (
+            (APPROVAL_TABLE, APPROVAL_FIELDS, APPROVAL_PROCESSES),
+            (TASK_CI_TABLE, TASK_CI_FIELDS, TASK_CI_PROCESSES),
+        ):
+            try:
+                rows = self._get_result(table, self._params(fields, "ORDERBYDESCsys_updated_on", 1))
+            except SourceError as exc:
+                rep.checks.append(DoctorCheck(f"table {table} readable", False, str(exc)))
+                for process in needed_by:
+                    unreadable.setdefault(process, f"table {table} is not readable (HTTP {exc.status})")
+                continue
+            rep.checks.append(DoctorCheck(f"table {table} readable", True, level="info"))
+            related[table] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
+            self._doctor_fields(rep, table, related[table], fields)
+        rep.not_evaluated.update(self._doctor_rules(samples, unreadable))
+        rep.info["requests"] = self.request_count
+        return rep
+
+    def _doctor_fields(self, rep: DoctorReport, table: str, rows: list[dict[str, Any]],
+                       fields: Sequence[str]) -> None:
+        if not rows:
+            rep.checks.append(DoctorCheck(f"table {table} fields", False,
+                                          "no readable row to check the mapped fields against",
+                                          level="warning"))
+            return
+        missing = self.missing_fields(rows, fields)
+        rep.checks.append(DoctorCheck(
+            f"table {table} fields", not missing,
+            f"missing (not on the table or not readable): {', '.join(missing)}; map them in "
+            f"sources[].fields or grant read access" if missing else f"{len(fields)} mapped fields present",
+        ))
+
+    def _doctor_choices(self, rep: DoctorReport, process: str, table: str) -> None:
+        """State values the instance defines (sys_choice) that the status map misses."""
+        column = self.cfg.fields.get(f"{process}.state", STATE_FIELD.get(process, "state"))
+        try:
+            rows = self._get_result("sys_choice", {
+                "sysparm_query": f"nameIN{table},task^element={column}^inactive=false",
+                "sysparm_fields": "name,value,label",
+                "sysparm_limit": "1000",
+                "sysparm_exclude_reference_link": "true",
+            })
+        except SourceError as exc:
+            rep.checks.append(DoctorCheck(f"table {table} state values", False,
+                                          f"cannot read sys_choice: {exc}", level="warning"))
+            return
+        own = [r for r in rows if isinstance(r, dict) and r.get("name") == table]
+        choices = own or [r for r in rows if isinstance(r, dict)]  # inherited from task
+        labels: dict[str, str] = {}
+        for r in choices:
+            value = str(r.get("value", "")).strip()
+            if value:
+                labels.setdefault(value, str(r.get("label", "")))
+        key = KEY_FIELD.get(process, "number")
+        probe = [{"sys_id": f"doctor{i}", key: "DOCTOR", column: v} for i, v in enumerate(labels)]
+        _, report = self.mapper.map_rows(process, probe)
+        uncovered = sorted({raw for (_, raw) in report.unknown_statuses if raw in labels})
+        rep.checks.append(DoctorCheck(
+            f"table {table} state values", not uncovered,
+            ("not in the status map (records in them are NOT_EVALUATED): "
+             + ", ".join(f"{v} ({labels[v]})" for v in uncovered)
+             + f"; add them to status_map.{process}") if uncovered
+            else f"{len(labels)} values, all mapped",
+            level="warning",
+        ))
+
+    def _doctor_rules(self, samples: dict[str, list[dict[str, Any]]],
+                      unreadable: dict[str, str]) -> dict[str, str]:
+        """rule code -> why: rules of unreadable tables, and the NOT_EVALUATED reasons the
+        rules give on the sample records (mapped with their related rows)."""
+        # Imported here: only doctor needs the rules; reading data never does.
+        from rules.engine import Engine
+        from rules.registry import load_registry
+
+        rules = load_registry().select()
+        out: dict[str, str] = {}
+        records = []
+        for process, rows in samples.items():
+            if process in unreadable or not rows:
+                continue
+            ids = [r["sys_id"] for r in rows]
+            scratch = MappingReport()
+            approvals = (self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, scratch, set())
+                         if process in APPROVAL_PROCESSES else None)
+            task_ci = (self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, scratch, set())
+                       if process in TASK_CI_PROCESSES else None)
+            mapped, _ = self.mapper.map_rows(process, rows, approvals=approvals, task_ci=task_ci,
+                                             ci_names=self.ci_names)
+            records.extend(mapped)
+        evaluation = Engine(rules).evaluate(records, as_of=datetime.now(timezone.utc))
+        for code, reasons in evaluation.not_evaluated.items():
+            out[code] = "; ".join(sorted(reasons)) + " (on a sample record)"
+        for process, why in unreadable.items():
+            for r in rules:
+                if process in r.applies_to:
+                    out[r.code] = why
+        return out
+
+
+def _newest(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:
+    """The watermark: the largest ``sys_updated_on`` read (bad values are the mapper's to
+    report; they cannot move the watermark)."""
+    for row in rows:
+        try:
+            updated = parse_servicenow_time(row.get("sys_updated_on"))
+        except ValueError:
+            continue
+        if updated is not None and (current is None or updated > current):
+            current = updated
+    return current
