@@ -1,1 +1,29 @@
-"""Connectors: fetch from Jira, ServiceNow and exported files (HTTP and source APIs only)."""
+"""Connectors: fetch from Jira, ServiceNow and exported files (HTTP and source APIs only).
+
+:func:`open_connector` turns a configured source into its :class:`~connectors.base.Connector`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from config import JiraSource, ServiceNowSource
+    from connectors.base import Connector
+
+
+def open_connector(source_cfg: "JiraSource | ServiceNowSource", *,
+                   sleep: Callable[[float], None] = time.sleep) -> "Connector":
+    """The connector for one configured source. ``sleep`` is what retries wait with
+    (tests pass a recorder so nothing really waits). Imports are lazy so that a Jira-only
+    run never imports the ServiceNow client and vice versa."""
+    if source_cfg.type == "jira":
+        from connectors.jira import JiraConnector
+
+        return JiraConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
+    if source_cfg.type == "servicenow":
+        from connectors.servicenow import ServiceNowConnector
+
+        return ServiceNowConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
+    raise ValueError(f"unknown source type {source_cfg.type!r}")
