@@ -275,8 +275,7 @@ def _read_live(
 def _colour_wanted() -> bool:
     if os.environ.get("NO_COLOR"):
         return False
-    stream = click.get_text_stream("stdout")
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
 def _write(text: str, output: Path | None) -> None:
