@@ -1,0 +1,174 @@
+"""Database engines and sessions: SQLite (WAL, busy timeout) or PostgreSQL (psycopg 3).
+
+``open_store(url)`` is the one entry point: it creates the engine with the right
+settings, migrates the schema to the newest revision (a first run needs no separate
+``ticketlint db upgrade``) and returns a :class:`Store` holding the engine and a session
+factory. A busy SQLite database is waited for (``busy_timeout``) and, past that, retried
+by :func:`retry_locked`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated. Exit code 2."""
+
+    exit_code = 2
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; SQLite paths get their folder."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, or None for PostgreSQL and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def create_db_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    path = sqlite_path(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _sqlite_settings(engine)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # psycopg is optional: only PostgreSQL users need it
+        raise StoreError(
+            f"cannot use {make_url(url).render_as_string(hide_password=True)}: {exc}; "
+            "install psycopg (pip install 'psycopg[binary]')"
+        ) from exc
+
+
+def _sqlite_settings(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # The driver's own implicit BEGIN is turned off so that "begin" below decides.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later
+        # upgrades to a writer fails at once with "database is locked" (busy_timeout does
+        # not apply to the upgrade), IMMEDIATE waits instead. WAL readers are not blocked.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, OperationalError) and (
+        "database is locked" in text or "database is busy" in text or "database table is locked" in text
+    )
+
+
+def retry_locked(func: Callable[..., T]) -> Callable[..., T]:
+    """Retry ``func`` when the database stays locked past the busy timeout."""
+    return retry(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_attempt(5),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "database is locked; retrying (attempt %d)", state.attempt_number
+        ),
+    )(func)
+
+
+def alembic_config(connection: Any | None = None) -> AlembicConfig:
+    """The Alembic configuration, built in code (no alembic.ini at runtime)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@retry_locked
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Migrate the schema; returns the revision it was at before (None: empty database)."""
+    before = current_revision(engine)
+    if before == head_revision() and revision == "head":
+        return before
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+    return before
+
+
+@dataclass
+class Store:
+    """An open database: the engine, its URL and a session factory."""
+
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    url = normalise_url(url)
+    try:
+        engine = create_db_engine(url)
+        if migrate:
+            upgrade(engine)
+    except OperationalError as exc:
+        safe = make_url(url).render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the database {safe}: {exc.orig or exc}") from exc
+    return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

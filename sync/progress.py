@@ -1,0 +1,104 @@
+"""Progress on stderr while reading, and the end-of-run summary table.
+
+Progress is throttled (a line per stream at most every ``interval`` seconds, plus one when
+a stream ends), never one line per record. ``--log-format json`` turns every line into a
+JSON object on stderr for log collectors; the summary table still goes to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence, TextIO
+
+from rules.registry import SEVERITIES
+
+
+@dataclass
+class StreamStats:
+    records: int = 0
+    pages: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+class Progress:
+    """Writes progress and log events to ``out`` (stderr), as text or JSON lines."""
+
+    def __init__(self, out: TextIO | None = None, *, fmt: str = "text", interval: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out if out is not None else sys.stderr
+        self.fmt = fmt
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+
+    def event(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
+        if self.fmt == "json":
+            line = {"ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                    "level": level, "event": event, "message": message, **fields}
+            self.out.write(json.dumps(line, default=str) + "\n")
+        else:
+            prefix = "" if level == "info" else f"{level}: "
+            self.out.write(f"{prefix}{message}\n")
+        self.out.flush()
+
+    def page(self, source: str, stream: str, stats: StreamStats) -> None:
+        now = self.clock()
+        last = self._last.get((source, stream))
+        if last is not None and now - last < self.interval:
+            return
+        self._last[(source, stream)] = now
+        self.event("progress", f"{source}/{stream}: {stats.records} records, {stats.pages} pages, "
+                   f"{stats.rate:.0f} records/s", source=source, stream=stream,
+                   records=stats.records, pages=stats.pages, rate=round(stats.rate, 1))
+
+    def stream_done(self, source: str, stream: str, stats: StreamStats) -> None:
+        self.event("stream_done", f"{source}/{stream}: done, {stats.records} records in "
+                   f"{stats.pages} pages ({stats.seconds:.1f}s)", source=source, stream=stream,
+                   records=stats.records, pages=stats.pages, seconds=round(stats.seconds, 3))
+
+
+@dataclass
+class SummaryRow:
+    source: str
+    status: str
+    read: int = 0
+    mapped: int = 0
+    mapping_errors: int = 0
+    new: int = 0
+    resolved: int = 0
+    reopened: int = 0
+    waived: int = 0
+    open_by_severity: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def severity_text(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    parts = [f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts.get(s)]
+    return f"{total} ({', '.join(parts)})" if parts else str(total)
+
+
+def summary_table(rows: Sequence[SummaryRow]) -> str:
+    header = ("source", "status", "read", "mapped", "map.err", "new", "resolved", "reopened",
+              "waived", "open by severity", "time")
+    body = [
+        (r.source, r.status, str(r.read), str(r.mapped), str(r.mapping_errors),
+         *(("-",) * 4 if r.status == "failed" else
+           (str(r.new), str(r.resolved), str(r.reopened), str(r.waived))),
+         "-" if r.status == "failed" else severity_text(r.open_by_severity), f"{r.seconds:.1f}s")
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
+    return "\n".join(lines)

@@ -1,0 +1,381 @@
+"""The sync run: lock, incremental read per source and stream, evaluation, lifecycle diff.
+
+Crash safety rests on one ordering rule: a stream's watermark moves only in the same
+transaction that commits the source's findings, after all its records are stored. Record
+batches are committed as they arrive (idempotent upserts), so a process killed anywhere
+re-reads from the old watermark next time and produces exactly the findings an
+uninterrupted run would. A failed source keeps its watermark and findings; the others
+commit. Notification and write-back hooks run after the commits (see :func:`_after_run`).
+
+Test hooks (read from the environment, used only by tests that run a real subprocess):
+``TICKETLINT_TEST_CONNECTOR=module:factory`` builds connectors (``factory(source_cfg)``),
+``TICKETLINT_TEST_ENGINE=module:factory`` builds the engine (``factory(cfg)``) and
+``TICKETLINT_TEST_CRASH_AT=after-upsert|before-commit|after-commit`` ends the process
+with ``os._exit(137)`` at that point, as a kill would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from config import Config, ConfigError, JiraSource, ServiceNowSource
+from connectors.base import Connector, SourceError
+from mapping.common import MappingReport
+from mapping.model import BaseRecord
+from rules.engine import Engine, Finding
+from sync import lifecycle, store as repo
+from sync.db import Store, open_store, retry_locked
+from sync.lifecycle import Diff
+from sync.lock import LockBusy, SyncLock
+from sync.progress import Progress, StreamStats, SummaryRow
+from sync.waivers import all_waivers
+
+log = logging.getLogger(__name__)
+
+CRASH_ENV = "TICKETLINT_TEST_CRASH_AT"
+CONNECTOR_ENV = "TICKETLINT_TEST_CONNECTOR"
+ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
+CRASH_POINTS = ("after-upsert", "before-commit", "after-commit")
+
+SourceConfig = JiraSource | ServiceNowSource
+ConnectorFactory = Callable[[SourceConfig], Connector]
+EngineFactory = Callable[[Config], Engine]
+
+
+@dataclass
+class SyncOptions:
+    source: str | None = None
+    full: bool = False
+    as_of: datetime | None = None
+    dry_run: bool = False
+    notify: bool = True
+    writeback: bool = True
+
+
+@dataclass
+class SourceResult:
+    name: str
+    status: str = "ok"
+    """ok | failed"""
+    error: str | None = None
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    report: MappingReport = field(default_factory=MappingReport)
+    records_read: int = 0
+    requests: int = 0
+    evaluated: int = 0
+    rule_errors: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    diff: Diff = field(default_factory=Diff)
+    seconds: float = 0.0
+
+    def summary(self) -> SummaryRow:
+        counts = self.diff.counts()
+        return SummaryRow(
+            source=self.name, status=self.status, read=self.report.rows or self.records_read,
+            mapped=self.report.mapped or self.records_read, mapping_errors=len(self.report.errors),
+            new=counts["new"], resolved=counts["resolved"], reopened=counts["reopened"],
+            waived=counts["waived"], open_by_severity=dict(self.diff.open_by_severity()),
+            seconds=self.seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "error": self.error, "records_read": self.records_read,
+            "requests": self.requests, "evaluated": self.evaluated,
+            "streams": {k: {"records": v.records, "pages": v.pages, "seconds": round(v.seconds, 3)}
+                        for k, v in self.streams.items()},
+            "mapping": {"rows": self.report.rows, "mapped": self.report.mapped,
+                        "errors": len(self.report.errors), "skipped_empty": self.report.skipped_empty},
+            "findings": dict(self.diff.counts()), "open_by_severity": dict(self.diff.open_by_severity()),
+            "deleted": len(self.deleted), "rule_errors": self.rule_errors[:20],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class SyncResult:
+    run_id: int | None
+    as_of: datetime
+    dry_run: bool
+    sources: list[SourceResult] = field(default_factory=list)
+    busy: str | None = None
+    """Set when another sync held the lock: nothing was done."""
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if any(s.status == "failed" for s in self.sources) else 0
+
+
+# --- factories and test hooks --------------------------------------------------------
+
+def _from_spec(spec: str) -> Callable[..., Any]:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def default_connector_factory(source_cfg: SourceConfig) -> Connector:
+    if os.environ.get(CONNECTOR_ENV):
+        return _from_spec(os.environ[CONNECTOR_ENV])(source_cfg)  # type: ignore[no-any-return]
+    from connectors import open_connector  # type: ignore[attr-defined]
+
+    return open_connector(source_cfg)  # type: ignore[no-any-return]
+
+
+def default_engine_factory(cfg: Config) -> Engine:
+    if os.environ.get(ENGINE_ENV):
+        return _from_spec(os.environ[ENGINE_ENV])(cfg)  # type: ignore[no-any-return]
+    from rules.selection import engine_from_config  # type: ignore[import-not-found]
+
+    return engine_from_config(cfg)  # type: ignore[no-any-return]
+
+
+def crash_point(name: str) -> None:
+    """Die here, as ``kill -9`` would, when a test asks for it."""
+    if os.environ.get(CRASH_ENV) == name:
+        os._exit(137)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- the run -------------------------------------------------------------------------
+
+class SyncRunner:
+    def __init__(
+        self, cfg: Config, options: SyncOptions, *, store: Store | None = None,
+        connector_factory: ConnectorFactory | None = None,
+        engine_factory: EngineFactory | None = None, progress: Progress | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.cfg, self.options = cfg, options
+        self.sources: list[SourceConfig] = (
+            [cfg.source(options.source)] if options.source else list(cfg.sources)
+        )
+        if not self.sources:
+            raise ConfigError(cfg.path, ["sources: no source is configured; nothing to sync"])
+        self.engine = (engine_factory or default_engine_factory)(cfg)
+        self.store = store or open_store(cfg.database)
+        self.connector_factory = connector_factory or default_connector_factory
+        self.progress = progress or Progress()
+        self.clock = clock
+
+    def run(self) -> SyncResult:
+        started = self.clock()
+        as_of = self.options.as_of or started
+        result = SyncResult(run_id=None, as_of=as_of, dry_run=self.options.dry_run)
+        try:
+            lock = SyncLock(self.store, [s.name for s in self.sources]).__enter__()
+        except LockBusy as exc:
+            result.busy = str(exc)
+            return result
+        try:
+            if not self.options.dry_run:
+                result.run_id = self._start_run(started, as_of)
+            for source_cfg in self.sources:
+                result.sources.append(self._sync_source(source_cfg, started, as_of, result.run_id))
+            if not self.options.dry_run:
+                self._finish_run(result)
+        finally:
+            lock.__exit__(None, None, None)
+        if not self.options.dry_run:
+            _after_run(self.store, self.cfg, result, self.options, self.progress)
+        return result
+
+    @retry_locked
+    def _start_run(self, started: datetime, as_of: datetime) -> int:
+        opts = self.options
+        with self.store.session() as s, s.begin():
+            if self.store.dialect != "postgresql" or opts.source is None:
+                repo.mark_interrupted(s, started)
+            run = repo.start_run(s, started_at=started, as_of=as_of, options={
+                "source": opts.source, "full": opts.full, "dry_run": opts.dry_run,
+                "notify": opts.notify, "writeback": opts.writeback,
+                "sources": [src.name for src in self.sources],
+            })
+            return run.id
+
+    @retry_locked
+    def _finish_run(self, result: SyncResult) -> None:
+        assert result.run_id is not None
+        with self.store.session() as s, s.begin():
+            repo.finish_run(s, result.run_id, status="failed" if result.exit_code else "ok",
+                            sources={r.name: r.to_dict() for r in result.sources},
+                            finished_at=self.clock())
+            if self.options.notify:
+                # Outbox rows commit with the run's completion: a digest is queued once.
+                _optional_hook("sync.notify", "enqueue", s, self.cfg, result)
+
+    def _sync_source(self, source_cfg: SourceConfig, started: datetime, as_of: datetime,
+                     run_id: int | None) -> SourceResult:
+        res = SourceResult(source_cfg.name)
+        t0 = time.monotonic()
+        self.progress.event("source_start", f"{res.name}: syncing"
+                            + (" (full)" if self.options.full else ""), source=res.name)
+        try:
+            marks, pending = self._read(source_cfg, res, started)
+            records = self._records_to_evaluate(res.name, started, pending)
+            evaluation = self.engine.evaluate(records, as_of=as_of)
+            res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
+            findings = [f for f in evaluation.findings if f.source == res.name]
+            del records
+            if self.options.dry_run:
+                res.diff, res.deleted = self._dry_diff(res.name, findings, as_of, pending)
+            else:
+                res.diff, res.deleted = self._commit(res.name, findings, marks, started, as_of, run_id)
+        except Exception as exc:  # one failed source never stops the others
+            log.debug("source %s failed", res.name, exc_info=True)
+            # A SourceError already names the source, URL and status; others get their type.
+            text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+            res.status, res.error = "failed", text
+            self.progress.event("source_failed", f"{res.name}: FAILED: {res.error}", level="error",
+                                source=res.name, error=res.error)
+        res.seconds = time.monotonic() - t0
+        if res.status == "ok":
+            counts = res.diff.counts()
+            self.progress.event("source_done", f"{res.name}: {res.records_read} records read, "
+                                f"{res.evaluated} evaluated, {counts['new']} new, "
+                                f"{counts['resolved']} resolved", source=res.name,
+                                **{k: v for k, v in res.to_dict().items() if k in ("records_read", "evaluated", "findings")})
+        return res
+
+    def _read(self, source_cfg: SourceConfig, res: SourceResult, started: datetime
+              ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
+        """Read every stream; store batches (or keep them in memory for --dry-run)."""
+        pending: dict[str, BaseRecord] | None = {} if self.options.dry_run else None
+        with self.store.session() as s:
+            old_marks = repo.get_watermarks(s, res.name)
+        marks: dict[str, datetime] = {}
+        connector = self.connector_factory(source_cfg)
+        try:
+            for stream in connector.streams:
+                since = None if self.options.full else old_marks.get(stream)
+                stats = res.streams.setdefault(stream, StreamStats())
+                t0 = time.monotonic()
+                for batch in connector.read(stream, since=since):
+                    stats.pages += 1
+                    stats.records += len(batch.records)
+                    stats.requests += batch.requests
+                    stats.seconds = time.monotonic() - t0
+                    res.records_read += len(batch.records)
+                    res.report.merge(batch.report)
+                    if pending is not None:
+                        pending.update({r.key: r for r in batch.records if r.source == res.name})
+                    elif batch.records:
+                        self._upsert(batch.records, started)
+                        crash_point("after-upsert")
+                    if batch.watermark is not None:
+                        marks[stream] = max(batch.watermark, marks.get(stream, batch.watermark))
+                    self.progress.page(res.name, stream, stats)
+                stats.seconds = time.monotonic() - t0
+                self.progress.stream_done(res.name, stream, stats)
+            res.requests = getattr(connector, "request_count", 0)
+        finally:
+            connector.close()
+        return marks, pending
+
+    @retry_locked
+    def _upsert(self, records: Sequence[BaseRecord], seen_at: datetime) -> None:
+        with self.store.session() as s, s.begin():
+            repo.upsert_records(s, records, seen_at)
+
+    def _records_to_evaluate(self, source: str, started: datetime,
+                             pending: dict[str, BaseRecord] | None) -> list[BaseRecord]:
+        with self.store.session() as s:
+            stored = repo.load_records(s, source)
+            if pending is not None:  # dry run: stored records overlaid with what was read
+                merged = {r.key: r for r in stored}
+                if self.options.full:
+                    merged = {}
+                merged.update(pending)
+                return list(merged.values())
+            records = list(stored)
+            if self.options.full:
+                gone = set(repo.unseen_keys(s, source, started))
+                records = [r for r in records if r.key not in gone]
+            return records
+
+    @retry_locked
+    def _commit(self, source: str, findings: list[Finding], marks: dict[str, datetime],
+                started: datetime, as_of: datetime, run_id: int | None) -> tuple[Diff, list[str]]:
+        with self.store.session() as s, s.begin():
+            deleted = repo.mark_unseen_deleted(s, source, started) if self.options.full else []
+            rows = repo.findings_of_source(s, source)
+            diff = lifecycle.diff(
+                repo.stored_view(rows), findings, waivers=all_waivers(s, self.cfg), as_of=as_of,
+                deleted_keys={(source, k) for k in deleted},
+                selected_rules={r.code for r in self.engine.rules},
+            )
+            repo.apply_diff(s, rows, diff, run_id=run_id, now=self.clock())
+            for stream, value in marks.items():
+                repo.set_watermark(s, source, stream, value, run_id)
+            crash_point("before-commit")
+        crash_point("after-commit")
+        return diff, deleted
+
+    def _dry_diff(self, source: str, findings: list[Finding], as_of: datetime,
+                  pending: dict[str, BaseRecord] | None) -> tuple[Diff, list[str]]:
+        with self.store.session() as s:
+            deleted: list[str] = []
+            if self.options.full and pending is not None:
+                deleted = sorted(repo.stored_keys(s, source) - set(pending))
+            rows = repo.findings_of_source(s, source)
+            diff = lifecycle.diff(
+                repo.stored_view(rows), findings, waivers=all_waivers(s, self.cfg), as_of=as_of,
+                deleted_keys={(source, k) for k in deleted},
+                selected_rules={r.code for r in self.engine.rules},
+            )
+            s.rollback()
+        return diff, deleted
+
+
+def run_sync(cfg: Config, options: SyncOptions, **kwargs: Any) -> SyncResult:
+    return SyncRunner(cfg, options, **kwargs).run()
+
+
+# --- hooks for notification and write-back (other modules, later) ---------------------
+
+def _optional_hook(module: str, func: str, *args: Any) -> Any:
+    """Call ``module.func(*args)`` when that module exists and defines it; else nothing."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+    hook = getattr(mod, func, None)
+    return hook(*args) if callable(hook) else None
+
+
+def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptions,
+               progress: Progress) -> None:
+    """After every commit: drain the notification outbox, then run write-back.
+
+    Contract for those modules: ``sync.notify.enqueue(session, cfg, result)`` is called
+    inside the transaction that finishes the run (create outbox rows there);
+    ``sync.notify.drain(store, cfg, result)`` and ``sync.writeback.after_sync(store, cfg,
+    result)`` are called here. A failure here is logged and never changes what was stored.
+    """
+    for wanted, module, func in ((options.notify, "sync.notify", "drain"),
+                                 (options.writeback, "sync.writeback", "after_sync")):
+        if not wanted:
+            continue
+        try:
+            _optional_hook(module, func, store, cfg, result)
+        except Exception as exc:  # delivery is retried from the outbox next time
+            log.debug("%s.%s failed", module, func, exc_info=True)
+            progress.event("hook_failed", f"{module}.{func} failed: {exc}", level="warning")
+
+
+def open_by_severity(results: Sequence[SourceResult]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for r in results:
+        total.update(r.diff.open_by_severity())
+    return total

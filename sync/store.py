@@ -1,0 +1,186 @@
+"""Repository functions over the store: records, watermarks, findings and runs.
+
+Every function takes a :class:`~sqlalchemy.orm.Session` and leaves committing to the
+caller, so the runner decides the transaction boundaries (one per upsert batch, one per
+source for findings + watermarks). Record upserts are idempotent
+(``INSERT .. ON CONFLICT DO UPDATE``): re-reading a page after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mapping.model import BaseRecord, record_from_dict
+from sync.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
+from sync.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow
+
+UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
+
+
+# --- records -------------------------------------------------------------------------
+
+def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
+    data = record.model_dump(mode="json", exclude={"raw"})
+    updated = record.updated_at if isinstance(record.updated_at, datetime) else None
+    return {
+        "source": record.source, "key": record.key, "process": record.process, "data": data,
+        "raw": record.raw or {}, "updated_at": updated, "seen_at": seen_at, "deleted": False,
+    }
+
+
+def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: datetime) -> int:
+    """Insert or replace records by (source, key); un-deletes a record that came back."""
+    rows_by_key = {(r.source, r.key): record_row(r, seen_at) for r in records}  # last wins
+    rows = list(rows_by_key.values())
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(RecordRow).values(rows[start:start + UPSERT_CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "key"],
+            set_={c: getattr(stmt.excluded, c)
+                  for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")},
+        )
+        session.execute(stmt)
+    return len(rows)
+
+
+def load_records(session: Session, source: str, *, with_raw: bool = True) -> Iterator[BaseRecord]:
+    """Every stored, non-deleted record of a source, streamed (memory stays flat)."""
+    columns = (RecordRow.data, RecordRow.raw) if with_raw else (RecordRow.data,)
+    stmt = (select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+            .order_by(RecordRow.id).execution_options(yield_per=2000))
+    for row in session.execute(stmt):
+        data = dict(row[0])
+        if with_raw:
+            data["raw"] = row[1] or {}
+        yield record_from_dict(data)
+
+
+def stored_keys(session: Session, source: str) -> set[str]:
+    return set(session.scalars(
+        select(RecordRow.key).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+    ))
+
+
+def unseen_keys(session: Session, source: str, seen_since: datetime) -> list[str]:
+    """Keys of live records not upserted since ``seen_since`` (gone, after a full read)."""
+    return list(session.scalars(select(RecordRow.key).where(
+        RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
+    )))
+
+
+def mark_unseen_deleted(session: Session, source: str, seen_since: datetime) -> list[str]:
+    """After a full read: every record not seen since ``seen_since`` is deleted at the source."""
+    keys = unseen_keys(session, source, seen_since)
+    if keys:
+        session.execute(update(RecordRow).where(
+            RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
+        ).values(deleted=True))
+    return keys
+
+
+def get_record(session: Session, source: str, key: str) -> RecordRow | None:
+    return session.scalar(select(RecordRow).where(RecordRow.source == source, RecordRow.key == key))
+
+
+# --- watermarks ----------------------------------------------------------------------
+
+def get_watermarks(session: Session, source: str) -> dict[str, datetime]:
+    rows = session.scalars(select(WatermarkRow).where(WatermarkRow.source == source))
+    return {row.stream: row.value for row in rows}
+
+
+def set_watermark(session: Session, source: str, stream: str, value: datetime,
+                  run_id: int | None = None) -> None:
+    row = session.get(WatermarkRow, (source, stream))
+    if row is None:
+        session.add(WatermarkRow(source=source, stream=stream, value=value, run_id=run_id))
+    elif value > row.value:  # never move a watermark backwards
+        row.value, row.run_id = value, run_id
+
+
+# --- findings ------------------------------------------------------------------------
+
+def findings_of_source(session: Session, source: str) -> dict[str, FindingRow]:
+    rows = session.scalars(select(FindingRow).where(FindingRow.source == source))
+    return {row.fingerprint: row for row in rows}
+
+
+def stored_view(rows: dict[str, FindingRow]) -> dict[str, StoredFinding]:
+    return {fp: StoredFinding(fp, r.rule, r.source, r.key, r.state, r.waiver) for fp, r in rows.items()}
+
+
+def apply_diff(session: Session, rows: dict[str, FindingRow], diff: Diff, *,
+               run_id: int | None, now: datetime) -> None:
+    """Write a lifecycle diff: new rows, state changes and their history events."""
+    for change in diff.changes:
+        row = rows.get(change.fingerprint)
+        if row is None:
+            assert change.finding is not None
+            row = FindingRow(fingerprint=change.fingerprint, first_seen=now, reopened=0)
+            session.add(row)
+            rows[change.fingerprint] = row
+        _apply(row, change, now)
+        if change.events:
+            session.flush()  # the event rows need the finding's id
+            session.add_all(FindingEventRow(finding_id=row.id, run_id=run_id, kind=e.kind, at=now,
+                                            detail=e.detail) for e in change.events)
+
+
+def _apply(row: FindingRow, change: Change, now: datetime) -> None:
+    f = change.finding
+    row.state = change.state
+    if f is not None:
+        row.rule, row.source, row.key, row.process = f.code, f.source, f.key, f.process
+        row.severity, row.message, row.evidence = f.severity, f.message, f.evidence
+        row.assignee, row.group, row.url = f.assignee, f.group, f.url
+        row.detail = f.to_dict()
+        row.last_seen = now
+        row.waiver = change.waiver
+        if change.reopens:
+            row.reopened = (row.reopened or 0) + 1
+        if change.state != RESOLVED:
+            row.resolved_at, row.resolution = None, None
+    if change.state == RESOLVED:
+        row.resolved_at, row.resolution, row.waiver = now, change.resolution, None
+
+
+def finding_events(session: Session, finding_id: int) -> list[FindingEventRow]:
+    return list(session.scalars(select(FindingEventRow).where(FindingEventRow.finding_id == finding_id)
+                                .order_by(FindingEventRow.at, FindingEventRow.id)))
+
+
+# --- runs ----------------------------------------------------------------------------
+
+def start_run(session: Session, *, started_at: datetime, as_of: datetime, options: dict[str, Any]) -> RunRow:
+    run = RunRow(started_at=started_at, as_of=as_of, status="running", options=options, sources={})
+    session.add(run)
+    session.flush()
+    return run
+
+
+def mark_interrupted(session: Session, before: datetime) -> int:
+    """Runs left 'running' by a killed process (we hold the lock, so they are dead)."""
+    result = session.execute(update(RunRow).where(RunRow.status == "running", RunRow.started_at < before)
+                             .values(status="interrupted"))
+    return result.rowcount or 0
+
+
+def finish_run(session: Session, run_id: int, *, status: str, sources: dict[str, Any],
+               finished_at: datetime) -> None:
+    run = session.get(RunRow, run_id)
+    assert run is not None
+    run.status, run.sources, run.finished_at = status, sources, finished_at
+
+
+__all__ = [
+    "OPEN", "RESOLVED", "upsert_records", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
+    "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
+    "apply_diff", "finding_events", "start_run", "mark_interrupted", "finish_run",
+]

@@ -1,0 +1,119 @@
+"""Fixtures of the sync tests: a migrated store on SQLite (and on PostgreSQL when
+``TICKETLINT_TEST_DATABASE_URL`` is set), a config with two sources, a runner factory."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from sqlalchemy import text
+
+from config import Config, parse_config
+from sync.db import Store, open_store
+from sync.progress import Progress
+from sync.runner import SyncOptions, SyncResult, run_sync
+from sync_fakes import FakeConnector, engine
+
+PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
+TABLES = ("finding_events", "notification_outbox", "writeback_log", "findings", "watermarks",
+          "waivers", "records", "runs", "alembic_version")
+
+
+def _pg_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
+    pytest.importorskip("psycopg")
+    return url
+
+
+def reset_pg(url: str) -> None:
+    """Drop every table so each test starts from an empty, then migrated, database."""
+    store = open_store(url, migrate=False)
+    with store.engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+    store.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'ticketlint.db'}"
+    url = _pg_url()
+    reset_pg(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.dispose()
+
+
+def make_config(db_url: str, extra: str = "") -> Config:
+    return parse_config(f"""
+database: "{db_url}"
+sources:
+  - name: jira-prod
+    type: jira
+    url: https://example.atlassian.net
+    auth: {{email: ops@example.com, token: t}}
+  - name: snow-prod
+    type: servicenow
+    url: https://example.service-now.com
+    auth: {{user: u, password: p}}
+{extra}
+""")
+
+
+@pytest.fixture
+def cfg(db_url: str) -> Config:
+    return make_config(db_url)
+
+
+class World:
+    """The sources' current contents; each sync builds fresh fake connectors from it."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, list[Any]]] = {"jira-prod": {"change": []},
+                                                      "snow-prod": {"incident": []}}
+        self.options: dict[str, dict[str, Any]] = {}
+        self.connectors: list[FakeConnector] = []
+
+    def put(self, source: str, stream: str, *records: Any) -> None:
+        keep = [r for r in self.data[source][stream] if r.key not in {x.key for x in records}]
+        self.data[source][stream] = keep + list(records)
+
+    def remove(self, source: str, stream: str, key: str) -> None:
+        self.data[source][stream] = [r for r in self.data[source][stream] if r.key != key]
+
+    def factory(self, source_cfg: Any) -> FakeConnector:
+        conn = FakeConnector(source_cfg.name, {k: list(v) for k, v in self.data[source_cfg.name].items()},
+                             **self.options.get(source_cfg.name, {}))
+        self.connectors.append(conn)
+        return conn
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+@pytest.fixture
+def sync(cfg: Config, store: Store, world: World) -> Callable[..., SyncResult]:
+    """Run a sync in-process with the fake connectors and the test engine."""
+
+    def run(config: Config | None = None, **options: Any) -> SyncResult:
+        err = io.StringIO()
+        result = run_sync(config or cfg, SyncOptions(**options), store=store,
+                          connector_factory=world.factory, engine_factory=engine,
+                          progress=Progress(err))
+        run.stderr = err.getvalue()  # type: ignore[attr-defined]
+        return result
+
+    return run
