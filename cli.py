@@ -396,11 +396,11 @@ STARTER_CONFIG = """\
 database: sqlite:///.ticketlint/ticketlint.db
 
 sources:
-  # Jira Cloud (Data Center: auth: {pat: ${JIRA_PAT}}).
+  # Jira Cloud (Data Center: auth: {pat: "${JIRA_PAT}"}).
   - name: jira-prod
     type: jira
     url: https://example.atlassian.net
-    auth: {email: ops@example.com, token: ${JIRA_API_TOKEN}}
+    auth: {email: ops@example.com, token: "${JIRA_API_TOKEN}"}
     jql: project in (OPS, CHG)                  # scope, ANDed with the incremental clause
     # issue_types: {incident: [Incident], change: [Change]}
     # fields: {change.backout_plan: "Rollback plan"}   # canonical field -> name or id
@@ -410,7 +410,7 @@ sources:
   - name: snow-prod
     type: servicenow
     url: https://example.service-now.com
-    auth: {user: svc_ticketlint, password: ${SNOW_PASSWORD}}
+    auth: {user: svc_ticketlint, password: "${SNOW_PASSWORD}"}
     # tables: {incident: incident, change: change_request}
     # query: {incident: "assignment_group.nameSTARTSWITHIT"}
     # fields: {incident.review: u_pir_completed, incident.sla_breached: "!made_sla"}
