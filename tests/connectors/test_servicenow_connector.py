@@ -1,0 +1,640 @@
+"""connectors.servicenow against a small fake Table API (served through ``responses``).
+
+The fake applies a subset of the encoded query language (``=``, ``>``, ``>=``, ``<``,
+``IN``, ``STARTSWITH``, ``^``, ``^NQ``, ``ORDERBY`` / ``ORDERBYDESC``), ``sysparm_offset``,
+``sysparm_limit`` and ``sysparm_fields`` to in-memory rows, and filters rows the way ACLs
+do: *after* paging (a row marked ``"_acl": "hide"`` comes back as ``{}``, one marked
+``"_acl": "drop"`` is left out, so the page is short).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from config import ServiceNowSource
+from connectors.base import SourceError
+from connectors.servicenow import (
+    ServiceNowConnector,
+    check_scope,
+    first_page_query,
+    next_page_query,
+)
+
+BASE = "https://snow.example.com"
+FIX = Path(__file__).parents[1] / "fixtures" / "servicenow_api"
+ORDER = "ORDERBYsys_updated_on^ORDERBYsys_id"
+TABLE_URL = re.compile(r"https?://[^/]+/api/now/table/\w+")
+
+
+def load(name: str) -> Any:
+    return json.loads((FIX / name).read_text())
+
+
+def rows_of(table: str) -> list[dict[str, Any]]:
+    return load(f"{table}.json")["result"]
+
+
+# --------------------------------------------------------------------------- fake Table API
+
+_TERM = re.compile(r"^([A-Za-z0-9_.]+?)(>=|<=|!=|STARTSWITH|IN|>|<|=)(.*)$")
+
+
+def parse_query(query: str) -> tuple[list[list[tuple[str, str, str]]], list[tuple[str, bool]]]:
+    """Encoded query -> OR'ed groups of AND'ed (field, op, value) terms, and the order."""
+    order: list[tuple[str, bool]] = []
+    groups: list[list[tuple[str, str, str]]] = []
+    for part in query.split("^NQ") if query else []:
+        terms: list[tuple[str, str, str]] = []
+        for term in part.split("^"):
+            if not term:
+                continue
+            if term.startswith("ORDERBYDESC"):
+                order.append((term[len("ORDERBYDESC"):], True))
+            elif term.startswith("ORDERBY"):
+                order.append((term[len("ORDERBY"):], False))
+            else:
+                m = _TERM.match(term)
+                assert m, f"the fake cannot parse {term!r}"
+                terms.append((m.group(1), m.group(2), m.group(3)))
+        groups.append(terms)
+    return groups, order
+
+
+def _holds(row: dict[str, Any], field: str, op: str, value: str) -> bool:
+    have = str(row.get(field, ""))
+    return {
+        "=": lambda: have == value, "!=": lambda: have != value,
+        ">": lambda: have > value, ">=": lambda: have >= value,
+        "<": lambda: have < value, "<=": lambda: have <= value,
+        "IN": lambda: have in value.split(","), "STARTSWITH": lambda: have.startswith(value),
+    }[op]()
+
+
+class FakeTableAPI:
+    """In-memory tables behind ``/api/now/table/<table>``."""
+
+    def __init__(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        self.tables = {name: [dict(r) for r in rows] for name, rows in tables.items()}
+        self.calls: list[dict[str, str]] = []
+        self.faults: list[Any] = []
+        """Served (or raised) before normal answers: an exception or (status, headers, body)."""
+        self.before: Callable[["FakeTableAPI", int], None] | None = None
+        """Called before each answer with the 1-based request number (to change rows)."""
+
+    def install(self, base: str = BASE) -> "FakeTableAPI":
+        responses.add_callback(responses.GET, re.compile(re.escape(base) + r"/api/now/table/\w+"),
+                               callback=self.callback)
+        return self
+
+    def queries(self, table: str) -> list[str]:
+        return [c["sysparm_query"] for c in self.calls if c["table"] == table]
+
+    def callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        url = urlsplit(request.url)
+        params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self.calls.append({"table": url.path.rsplit("/", 1)[-1], **params})
+        if self.before:
+            self.before(self, len(self.calls))
+        if self.faults:
+            fault = self.faults.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return fault
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"result": self.select(self.calls[-1]["table"], params)})
+
+    def select(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        groups, order = parse_query(params.get("sysparm_query", ""))
+        rows = [r for r in self.tables.get(table, [])
+                if not groups or any(all(_holds(r, *t) for t in g) for g in groups)]
+        for field, desc in reversed(order):
+            rows.sort(key=lambda r: str(r.get(field, "")), reverse=desc)
+        offset = int(params.get("sysparm_offset", 0))
+        page = rows[offset:offset + int(params.get("sysparm_limit", 10000))]
+        fields = [f for f in params.get("sysparm_fields", "").split(",") if f]
+        out: list[dict[str, Any]] = []
+        for row in page:  # ACLs apply after paging
+            if row.get("_acl") == "drop":
+                continue
+            if row.get("_acl") == "hide":
+                out.append({})
+                continue
+            out.append({f: row[f] for f in fields if f in row} if fields else
+                       {k: v for k, v in row.items() if not k.startswith("_")})
+        return out
+
+
+def all_tables() -> dict[str, list[dict[str, Any]]]:
+    return {t: rows_of(t) for t in ("incident", "change_request", "problem", "sc_req_item", "cmdb_ci",
+                                    "sysapproval_approver", "task_ci")}
+
+
+def source(**kw: Any) -> ServiceNowSource:
+    data: dict[str, Any] = {"name": "snow-prod", "type": "servicenow", "url": BASE,
+                            "auth": {"user": "svc_ticketlint", "password": "pw-s3cret"}}
+    data.update(kw)
+    return ServiceNowSource.model_validate(data)
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def connector(sleeps: Sleeps | None = None, **kw: Any) -> ServiceNowConnector:
+    return ServiceNowConnector(source(**kw), sleep=sleeps if sleeps is not None else Sleeps())
+
+
+def read_all(conn: ServiceNowConnector, stream: str, **kw: Any):
+    batches = list(conn.read(stream, **kw))
+    records = [r for b in batches for r in b.records]
+    return batches, records
+
+
+def sorted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (r["sys_updated_on"], r["sys_id"]))
+
+
+def synthetic(n: int, *, prefix: str = "INC00900") -> list[dict[str, Any]]:
+    """``n`` incident rows with distinct update times, in key order."""
+    template = rows_of("incident")[0]
+    out = []
+    for i in range(n):
+        row = dict(template)
+        row.update(sys_id=f"{i:02d}" + "a" * 30, number=f"{prefix}{i:02d}",
+                   sys_updated_on=f"2026-02-10 10:{i:02d}:00", cmdb_ci="", **{"cmdb_ci.name": ""})
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- queries
+
+def test_query_builders_repeat_the_scope_in_each_nq_part() -> None:
+    assert first_page_query("active=true", "sys_updated_on>=2026-02-01 00:00:00") == (
+        f"active=true^sys_updated_on>=2026-02-01 00:00:00^{ORDER}")
+    assert next_page_query("active=true", "2026-02-01 11:30:00", "abc") == (
+        "active=true^sys_updated_on>2026-02-01 11:30:00^NQactive=true^sys_updated_on=2026-02-01 11:30:00"
+        f"^sys_id>abc^{ORDER}")
+    assert next_page_query("", "T", "X") == f"sys_updated_on>T^NQsys_updated_on=T^sys_id>X^{ORDER}"
+    with pytest.raises(ValueError, match="NQ"):
+        check_scope("active=true^NQpriority=1", "query")
+    with pytest.raises(ValueError, match="ORDERBY"):
+        check_scope("active=true^ORDERBYnumber", "query")
+
+
+@responses.activate
+def test_keyset_paging_sends_the_exact_query_of_each_page() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector(page_size=2, query={"incident": "category=network"})
+    since = datetime(2026, 2, 1, 10, 15, tzinfo=timezone.utc)
+    batches, records = read_all(conn, "incident", since=since)
+
+    ordered = sorted_rows(rows_of("incident"))  # 10:00 is before since - 10 min: excluded
+    expected_rows = [r for r in ordered if r["sys_updated_on"] >= "2026-02-01 10:05:00"]
+    assert [r.key for r in records] == [r["number"] for r in expected_rows]
+    second, fourth = expected_rows[1], expected_rows[3]
+    scope = "category=network"
+    assert fake.queries("incident") == [
+        f"{scope}^sys_updated_on>=2026-02-01 10:05:00^{ORDER}",
+        f"{scope}^sys_updated_on>{second['sys_updated_on']}^NQ{scope}^sys_updated_on={second['sys_updated_on']}"
+        f"^sys_id>{second['sys_id']}^{ORDER}",
+        f"{scope}^sys_updated_on>{fourth['sys_updated_on']}^NQ{scope}^sys_updated_on={fourth['sys_updated_on']}"
+        f"^sys_id>{fourth['sys_id']}^{ORDER}",
+    ]
+    first = next(c for c in fake.calls if c["table"] == "incident")
+    assert first["sysparm_fields"] == ",".join(conn.mapper.fields_for("incident"))
+    assert (first["sysparm_exclude_reference_link"], first["sysparm_no_count"],
+            first["sysparm_display_value"], first["sysparm_limit"]) == ("true", "true", "false", "2")
+    assert "sysparm_offset" not in first
+    # ceil(4 / 2) pages + 1 empty page, plus task_ci in bulk: one IN query per page of
+    # records, answered by an empty page, plus one data page where links exist
+    task_ci_calls = [c for c in fake.calls if c["table"] == "task_ci"]
+    assert len(task_ci_calls) == 2 + 1  # page 1 holds INC0010002 (one link): data + empty
+    assert conn.request_count == math.ceil(4 / 2) + 1 + len(task_ci_calls) == len(fake.calls)
+    assert batches[-1].watermark == datetime(2026, 2, 3, 16, 45, tzinfo=timezone.utc)
+    assert sum(b.requests for b in batches) == conn.request_count - 1  # the closing empty page
+    inc2 = next(r for r in records if r.key == "INC0010002")
+    assert inc2.ci_refs == ["db-01", "web-02"] and inc2.assignee.name == "Alan Smith"
+
+
+@responses.activate
+def test_a_page_size_of_one_thousand_reads_everything_in_one_page_plus_the_empty_page() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector()
+    _, records = read_all(conn, "problem")
+    assert len(records) == 2 and records[1].state == "cancelled"
+    assert [c["sysparm_limit"] for c in fake.calls if c["table"] == "problem"] == ["1000", "1000"]
+    assert conn.request_count == 2 + 2  # problem: page + empty; task_ci: page + empty
+
+
+# --------------------------------------------------------------------------- rows changing mid-read
+
+def offset_read(base: str, table: str, page: int) -> list[tuple[str, str]]:
+    """What offset paging over the same (changing) table returns: (sys_id, sys_updated_on)."""
+    seen: list[tuple[str, str]] = []
+    offset = 0
+    while True:
+        rows = requests.get(f"{base}/api/now/table/{table}", params={
+            "sysparm_query": ORDER, "sysparm_limit": page, "sysparm_offset": offset,
+            "sysparm_fields": "sys_id,sys_updated_on"}, timeout=5).json()["result"]
+        if not rows:
+            return seen
+        seen.extend((r["sys_id"], r["sys_updated_on"]) for r in rows)
+        offset += len(rows)
+
+
+def touch_after_first_page(table: str, sys_id: str) -> Callable[[FakeTableAPI, int], None]:
+    def before(fake: FakeTableAPI, n: int) -> None:
+        if n == 2:  # after page 1 was served, someone updates a row already read
+            row = next(r for r in fake.tables[table] if r["sys_id"] == sys_id)
+            row["sys_updated_on"] = "2026-03-01 00:00:00"
+    return before
+
+
+@responses.activate
+def test_offset_paging_skips_a_row_when_an_earlier_one_changes_and_keyset_paging_does_not() -> None:
+    rows = synthetic(6)
+    ids = [r["sys_id"] for r in rows]
+    fake = FakeTableAPI({"incident": rows}).install()
+    fake.before = touch_after_first_page("incident", ids[1])
+    seen = offset_read(BASE, "incident", 2)
+    assert ids[2] not in {i for i, _ in seen}  # row C shifted into the pages already read
+    assert [i for i, _ in seen].count(ids[1]) == 2
+
+    fake = FakeTableAPI({"incident": synthetic(6), "task_ci": []})
+    responses.reset()
+    fake.install()
+    fake.before = touch_after_first_page("incident", ids[1])
+    _, records = read_all(connector(page_size=2), "incident")
+    versions = [(r.native_id, r.updated_at) for r in records]
+    assert set(ids) == {i for i, _ in versions}  # nothing skipped
+    assert len(versions) == len(set(versions))  # no version read twice
+    latest = [v for v in versions if v[0] == ids[1]][-1]
+    assert latest[1] == datetime(2026, 3, 1, tzinfo=timezone.utc)  # the change is read too
+
+
+@responses.activate
+def test_a_row_updated_before_it_is_read_is_read_once_at_its_new_version() -> None:
+    rows = synthetic(6)
+    ids = [r["sys_id"] for r in rows]
+    fake = FakeTableAPI({"incident": rows, "task_ci": []}).install()
+    fake.before = touch_after_first_page("incident", ids[4])
+    _, records = read_all(connector(page_size=2), "incident")
+    assert [r.native_id for r in records] == [ids[0], ids[1], ids[2], ids[3], ids[5], ids[4]]
+
+
+# --------------------------------------------------------------------------- ACL-filtered pages
+
+@responses.activate
+def test_empty_object_rows_are_counted_and_skipped_and_the_key_comes_from_the_last_real_row() -> None:
+    rows = synthetic(7)
+    rows[2]["_acl"] = "hide"  # last row of page 1: the next page must start after rows[1]
+    rows[5]["_acl"] = "hide"
+    fake = FakeTableAPI({"incident": rows, "task_ci": []}).install()
+    batches, records = read_all(connector(page_size=3), "incident")
+    assert [r.native_id for r in records] == [rows[i]["sys_id"] for i in (0, 1, 3, 4, 6)]
+    assert sum(b.report.skipped_empty for b in batches) == 2  # row 2 is seen twice, counted once
+    assert fake.queries("incident")[1] == next_page_query("", rows[1]["sys_updated_on"], rows[1]["sys_id"])
+
+
+@responses.activate
+def test_a_page_of_only_empty_rows_pages_on_by_offset_after_the_same_key() -> None:
+    rows = synthetic(8)
+    for i in (2, 3, 4, 5):
+        rows[i]["_acl"] = "hide"
+    fake = FakeTableAPI({"incident": rows, "task_ci": []}).install()
+    batches, records = read_all(connector(page_size=2), "incident")
+    assert [r.native_id for r in records] == [rows[i]["sys_id"] for i in (0, 1, 6, 7)]
+    key_after_1 = next_page_query("", rows[1]["sys_updated_on"], rows[1]["sys_id"])
+    calls = [c for c in fake.calls if c["table"] == "incident"]
+    assert [(c["sysparm_query"], c.get("sysparm_offset")) for c in calls] == [
+        (ORDER, None), (key_after_1, None), (key_after_1, "2"), (key_after_1, "4"),
+        (next_page_query("", rows[7]["sys_updated_on"], rows[7]["sys_id"]), None),
+    ]
+    report = batches[0].report
+    for b in batches[1:]:
+        report.merge(b.report)
+    assert report.skipped_empty == 4
+    assert report.warnings["incident: a page held only inaccessible rows; paged by offset"] == 2
+
+
+@responses.activate
+def test_a_table_of_only_inaccessible_rows_ends_and_yields_nothing() -> None:
+    rows = synthetic(3)
+    for row in rows:
+        row["_acl"] = "hide"
+    fake = FakeTableAPI({"incident": rows}).install()
+    batches, records = read_all(connector(page_size=2), "incident")
+    assert records == [] and sum(b.report.skipped_empty for b in batches) == 3
+    assert [c.get("sysparm_offset") for c in fake.calls] == [None, "2", "3"]
+
+
+@responses.activate
+def test_a_short_page_is_not_the_end() -> None:
+    rows = synthetic(7)
+    rows[1]["_acl"] = "drop"
+    rows[2]["_acl"] = "drop"  # page 1 returns 1 row of 3
+    fake = FakeTableAPI({"incident": rows, "task_ci": []}).install()
+    _, records = read_all(connector(page_size=3), "incident")
+    assert [r.native_id for r in records] == [rows[i]["sys_id"] for i in (0, 3, 4, 5, 6)]
+    assert len(fake.queries("incident")) == 4  # 1 row, 3 rows, 1 row, empty
+
+
+@responses.activate
+def test_a_server_that_ignores_the_keyset_fails_instead_of_looping() -> None:
+    rows = synthetic(2)
+    responses.get(TABLE_URL, json={"result": rows})
+    conn = connector(page_size=2)
+    with pytest.raises(SourceError, match="paging did not advance"):
+        read_all(conn, "ci")
+    assert conn.request_count == 2
+
+
+# --------------------------------------------------------------------------- related rows
+
+@responses.activate
+def test_approvals_and_task_ci_are_read_in_bulk_per_page_and_paged_by_sys_id() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector(page_size=2)
+    _, records = read_all(conn, "change")
+    changes = sorted_rows(rows_of("change_request"))
+    page1 = ",".join(r["sys_id"] for r in changes[:2])
+    approvals_p1 = sorted((a for a in rows_of("sysapproval_approver")
+                           if a["sysapproval"] in page1.split(",")), key=lambda a: a["sys_id"])
+    assert len(approvals_p1) == 3  # more than one page of 2: keyset on sys_id
+    assert fake.queries("sysapproval_approver")[:3] == [
+        f"sysapprovalIN{page1}^ORDERBYsys_id",
+        f"sysapprovalIN{page1}^sys_id>{approvals_p1[1]['sys_id']}^ORDERBYsys_id",
+        f"sysapprovalIN{page1}^sys_id>{approvals_p1[2]['sys_id']}^ORDERBYsys_id",
+    ]
+    per_record = [c for c in fake.calls if c["table"] == "sysapproval_approver"
+                  and "," not in c["sysparm_query"].split("^")[0]]
+    assert per_record == []  # every related request names the whole page of records
+    first = next(c for c in fake.calls if c["table"] == "sysapproval_approver")
+    assert first["sysparm_fields"].split(",")[:3] == ["sys_id", "sysapproval", "document_id"]
+    by_key = {r.key: r for r in records}
+    assert sorted(a.decision for a in by_key["CHG0030001"].approvals) == ["approved", "approved"]
+    assert by_key["CHG0030004"].approvals == []  # not_required is not an approval
+    assert set(by_key["CHG0030001"].ci_refs) == {"web-02", "web-01", "lb-01"}
+    # 2 pages of changes + empty; approvals: page 1 -> 3 requests, page 2 -> 2; task_ci:
+    # page 1 -> 2 requests (2 links fill a page of 2, then the empty page), page 2 -> 1
+    assert len(fake.queries("change_request")) == 3
+    assert len(fake.queries("sysapproval_approver")) == 3 + 2
+    assert len(fake.queries("task_ci")) == 2 + 1
+    assert conn.request_count == 3 + 5 + 3
+
+
+@responses.activate
+def test_ci_stream_comes_first_and_its_names_resolve_task_references() -> None:
+    tables = all_tables()
+    for row in tables["incident"]:
+        row.pop("cmdb_ci.name")  # no dot-walk (e.g. an ACL on the CI name): lookup instead
+    tables["task_ci"] = []
+    FakeTableAPI(tables).install()
+    conn = connector()
+    assert conn.streams[0] == "ci"
+    _, cis = read_all(conn, "ci")
+    assert {c.key for c in cis} == {"web-01", "web-02", "db-01", "lb-01"}
+    assert conn.ci_names[cis[0].native_id] == cis[0].key
+    _, incidents = read_all(conn, "incident")
+    assert next(r for r in incidents if r.key == "INC0010001").ci_refs == ["web-01"]
+
+
+@responses.activate
+def test_keys_select_by_number_and_ci_by_name() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector()
+    _, records = read_all(conn, "incident", keys=["INC0010004", "INC0010001"])
+    assert sorted(r.key for r in records) == ["INC0010001", "INC0010004"]
+    assert fake.queries("incident")[0] == f"numberININC0010004,INC0010001^{ORDER}"
+    _, cis = read_all(conn, "ci", keys=["db-01"], query="install_status=3")
+    assert [c.key for c in cis] == ["db-01"]
+    assert fake.queries("cmdb_ci")[0] == f"install_status=3^nameINdb-01^{ORDER}"
+
+
+def test_a_scope_with_its_own_nq_is_refused() -> None:
+    conn = connector(query={"incident": "active=true^NQactive=false"})
+    with pytest.raises(SourceError, match=r"may not contain \^NQ"):
+        list(conn.read("incident"))
+
+
+# --------------------------------------------------------------------------- field validation
+
+@responses.activate
+def test_fields_the_table_lacks_are_warned_about_by_table_and_field(caplog: pytest.LogCaptureFixture) -> None:
+    FakeTableAPI(all_tables()).install()
+    conn = connector(fields={"incident.review": "u_pir_completed"})
+    with caplog.at_level(logging.WARNING, logger="connectors.servicenow"):
+        batches, records = read_all(conn, "incident")
+    warnings = sum((b.report.warnings for b in batches), start=batches[0].report.warnings.__class__())
+    assert warnings["incident.u_pir_completed missing"] == 1
+    assert "table incident returned no field u_pir_completed" in caplog.text
+    assert all(r.review is None for r in records)  # not provided, not "empty"
+
+
+# --------------------------------------------------------------------------- retries
+
+@pytest.mark.parametrize("fault, expected_sleep", [
+    ((429, {"Retry-After": "7"}, json.dumps({"error": {"message": "Too many requests"}})), 7.0),
+    ((503, {}, "<html>Service Unavailable</html>"), None),
+    ((500, {}, json.dumps({"error": {"message": "Internal error"}, "status": "failure"})), None),
+    (requests.exceptions.ReadTimeout("read timed out"), None),
+    (requests.exceptions.ConnectionError(ConnectionResetError(104, "Connection reset by peer")), None),
+    ((200, {}, '{"result": [{"sys_id": "trunc'), None),  # a page cut short: not JSON
+])
+@responses.activate
+def test_each_transient_fault_is_retried_and_nothing_is_lost(fault: Any, expected_sleep: float | None) -> None:
+    fake = FakeTableAPI({"problem": rows_of("problem"), "task_ci": []}).install()
+    fake.faults = [fault]
+    sleeps = Sleeps()
+    conn = connector(sleeps)
+    _, records = read_all(conn, "problem")
+    assert len(records) == 2
+    assert len(sleeps) == 1 and (expected_sleep is None or sleeps == [expected_sleep])
+    assert conn.request_count == 1 + 2 + 1  # the retried attempt counts too
+
+
+@responses.activate
+def test_retries_that_run_out_fail_the_source_instead_of_returning_nothing() -> None:
+    fake = FakeTableAPI({"problem": rows_of("problem")}).install()
+    fake.faults = [(503, {}, "busy")] * 3
+    conn = connector(max_attempts=3)
+    with pytest.raises(SourceError) as err:
+        read_all(conn, "problem")
+    assert err.value.status == 503 and "after 3 attempts" in str(err.value)
+    assert conn.request_count == 3
+
+
+@pytest.mark.parametrize("status, message, detail", [
+    (400, "Invalid query", "Unparseable encoded query"),
+    (401, "User Not Authenticated", "Required to provide Auth information"),
+    (403, "User Not Authorized", "ACL Exception Read Failed"),
+    (404, "Invalid table u_change_custom", None),
+])
+@responses.activate
+def test_refusals_fail_at_once_with_the_servers_message_and_detail(status: int, message: str,
+                                                                 detail: str | None) -> None:
+    fake = FakeTableAPI({}).install()
+    fake.faults = [(status, {}, (FIX / "errors" / f"{status}.json").read_text())]
+    conn = connector(tables={"change": "u_change_custom"})
+    with pytest.raises(SourceError) as err:
+        read_all(conn, "change")
+    text = str(err.value)
+    assert err.value.status == status and message in text and (detail is None or detail in text)
+    assert f"URL: {BASE}/api/now/table/u_change_custom;" in text  # no query string
+    assert "pw-s3cret" not in text and "sysparm" not in text
+    assert "u_change_custom" in (err.value.hint or "") or status in (400, 401)
+    assert conn.request_count == 1
+
+
+# --------------------------------------------------------------------------- auth
+
+def oauth_source(base: str, **kw: Any) -> ServiceNowSource:
+    return source(url=base, auth={"oauth": {"client_id": "ticketlint-app", "client_secret": "cl-s3cret",
+                                            "user": "svc_ticketlint", "password": "pw-s3cret"}}, **kw)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@responses.activate
+def test_basic_auth_uses_the_pysnow_session() -> None:
+    FakeTableAPI({"problem": [], "task_ci": []}).install()
+    conn = connector()
+    read_all(conn, "problem")
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+
+
+@responses.activate
+def test_oauth_password_grant_then_refresh_before_expiry_over_plain_http() -> None:
+    base = "http://localhost:8080"
+    token = responses.post(f"{base}/oauth_token.do", json=load("oauth_token.json"), match=[
+        matchers.urlencoded_params_matcher({
+            "grant_type": "password", "username": "svc_ticketlint", "password": "pw-s3cret",
+            "client_id": "ticketlint-app", "client_secret": "cl-s3cret"})])
+    refreshed = responses.post(f"{base}/oauth_token.do", json={
+        "access_token": "access-2", "refresh_token": "refresh-2", "token_type": "Bearer", "expires_in": 1799,
+    }, match=[matchers.urlencoded_params_matcher({
+        "grant_type": "refresh_token", "refresh_token": "r4nd0m-refresh-token-1",
+        "client_id": "ticketlint-app", "client_secret": "cl-s3cret"})])
+    FakeTableAPI({"problem": rows_of("problem"), "task_ci": []}).install(base)
+    clock = Clock()
+    conn = ServiceNowConnector(oauth_source(base), sleep=Sleeps(), clock=clock)
+    read_all(conn, "problem")
+    table_calls = [c for c in responses.calls if "/api/now/table/" in c.request.url]
+    assert {c.request.headers["Authorization"] for c in table_calls} == {"Bearer r4nd0m-access-token-1"}
+    assert token.call_count == 1 and refreshed.call_count == 0
+    clock.now += 1799 - 30  # inside the safety margin before expiry
+    read_all(conn, "problem")
+    assert refreshed.call_count == 1
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-2"
+    assert conn.request_count == 1 + 3 + 1 + 3  # token, problem page + empty, task_ci empty
+
+
+@responses.activate
+def test_a_401_refreshes_the_token_once_and_a_second_401_fails() -> None:
+    responses.post(f"{BASE}/oauth_token.do", json=load("oauth_token.json"))
+    fake = FakeTableAPI({"problem": rows_of("problem"), "task_ci": []}).install()
+    revoked = (401, {}, (FIX / "errors" / "401.json").read_text())
+    fake.faults = [revoked]
+    conn = ServiceNowConnector(oauth_source(BASE), sleep=Sleeps(), clock=Clock())
+    _, records = read_all(conn, "problem")
+    assert len(records) == 2 and conn._oauth is not None
+    assert conn._oauth.grants == ["password", "refresh_token"]
+
+    fake.faults = [revoked, revoked]
+    with pytest.raises(SourceError) as err:
+        read_all(conn, "problem")
+    assert err.value.status == 401 and "User Not Authenticated" in str(err.value)
+
+
+@responses.activate
+def test_a_refused_refresh_token_falls_back_on_the_password_grant() -> None:
+    responses.post(f"{BASE}/oauth_token.do", json=load("oauth_token.json"),
+                   match=[matchers.urlencoded_params_matcher({"grant_type": "password"}, allow_blank=True)]
+                   ) if False else None  # (kept simple below: answers in order)
+    responses.post(f"{BASE}/oauth_token.do", json=load("oauth_token.json"))
+    responses.post(f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text())
+    responses.post(f"{BASE}/oauth_token.do", json={**load("oauth_token.json"), "access_token": "access-3"})
+    FakeTableAPI({"problem": [], "task_ci": []}).install()
+    clock = Clock()
+    conn = ServiceNowConnector(oauth_source(BASE), sleep=Sleeps(), clock=clock)
+    read_all(conn, "problem")
+    clock.now += 5000
+    read_all(conn, "problem")
+    assert conn._oauth is not None and conn._oauth.grants == ["password", "refresh_token", "password"]
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-3"
+
+
+@responses.activate
+def test_a_refused_password_grant_names_the_token_endpoint_and_the_servers_reason() -> None:
+    responses.post(f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text())
+    conn = ServiceNowConnector(oauth_source(BASE), sleep=Sleeps(), clock=Clock())
+    with pytest.raises(SourceError) as err:
+        read_all(conn, "problem")
+    text = str(err.value)
+    assert "password grant was refused" in text and "access_denied" in text
+    assert f"{BASE}/oauth_token.do" in text and "cl-s3cret" not in text and "pw-s3cret" not in text
+
+
+def test_tls_options_reach_the_http_client() -> None:
+    assert connector(verify="/etc/ssl/corp-ca.pem")._http.verify == "/etc/ssl/corp-ca.pem"
+    assert connector()._http.verify is True
+
+
+# --------------------------------------------------------------------------- doctor
+
+@responses.activate
+def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -> None:
+    tables = {**all_tables(), "sys_choice": rows_of("sys_choice")}
+    fake = FakeTableAPI(tables)
+
+    def deny_problem(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if "/table/problem?" in request.url:  # this user may not read problems
+            return 403, {}, (FIX / "errors" / "403.json").read_text()
+        return fake.callback(request)
+    responses.add_callback(responses.GET, TABLE_URL, callback=deny_problem)
+    conn = connector(fields={"incident.review": "u_pir_completed"})
+
+    report = conn.doctor()
+    checks = {c.name: c for c in report.checks}
+    assert checks["reachable"].ok and checks["authentication"].ok
+    assert checks["table incident readable"].ok and not checks["table problem readable"].ok
+    assert "ACL Exception Read Failed" in checks["table problem readable"].detail
+    assert not checks["table incident fields"].ok and "u_pir_completed" in checks["table incident fields"].detail
+    assert checks["table change_request fields"].ok
+    state = checks["table incident state values"]
+    assert not state.ok and state.level == "warning" and "9 (Awaiting Vendor)" in state.detail
+    assert "10 (" not in state.detail  # inactive choices are not asked for
+    assert checks["table sc_req_item state values"].ok  # task's choices, all mapped
+    assert not report.ok
+    from rules.registry import load_registry
+    problem_rules = [r.code for r in load_registry().select() if "problem" in r.applies_to]
+    for code in problem_rules:
+        assert report.not_evaluated[code] == "table problem is not readable (HTTP 403)"
+    samples = [c for c in fake.calls if c["table"] in ("incident", "change_request")]
+    assert all(c["sysparm_limit"] == "1" for c in samples[:2])
+
+
+@responses.activate
+def test_doctor_says_when_the_instance_is_unreachable() -> None:
+    responses.get(TABLE_URL, body=requests.exceptions.ConnectionError("Name or service not known"))
+    report = connector(max_attempts=2).doctor()
+    assert [c.name for c in report.checks] == ["reachable"] and not report.ok
