@@ -37,7 +37,8 @@ import jira as jiralib
 from config import BasicAuth, JiraCloudAuth, JiraPatAuth, JiraSource
 from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
 from connectors.http import HttpClient
-from mapping.common import MappingReport, parse_jira_time
+from mapping.common import MappingError, MappingReport, parse_jira_time
+from mapping.jira import DEFAULT_ISSUE_TYPES, DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
 from mapping.model import BaseRecord, CIRecord, Person
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,6 @@ ALWAYS_FIELDS = ("updated", "issuetype", "status")
 APPROVALS_CUSTOM_TYPE = "com.atlassian.servicedesk.approvals-plugin:sd-approvals"
 
 PROCESS_STREAMS = ("incident", "service_request", "problem", "change", "release")
-DEFAULT_ISSUE_TYPES: dict[str, list[str]] = {
-    "incident": ["Incident"],
-    "service_request": ["Service request", "Service request with approvals"],
-    "problem": ["Problem"],
-    "change": ["Change"],
-    "release": [],
-    "review": ["Post-incident review"],
-}
 REVIEWED_PROCESSES = ("incident", "change")
 """Streams whose search also returns review issues, so the mapper can complete reviews."""
 
@@ -95,18 +88,6 @@ FIELD_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "incident.ci_refs": (("Affected services", "Affected hardware"), ("PRB004",)),
 }
 
-# RULES.md §4 default status names (case-insensitive); anything else falls back on the
-# status category and is reported by `doctor`.
-DEFAULT_STATUS_NAMES = frozenset(s.casefold() for s in (
-    "Open", "Waiting for support", "Waiting for approval", "Work in progress", "In progress",
-    "Escalated", "Pending", "Waiting for customer", "Resolved", "Completed", "Closed", "Done",
-    "Canceled", "Cancelled", "Declined", "Under investigation", "Under review",
-    "Root cause identified", "Planning", "Awaiting approval", "Awaiting CAB approval",
-    "Awaiting implementation", "Scheduled", "Implementing", "Review", "Peer review", "Failed",
-    "Known error",
-))
-
-
 def incremental_clause(since: datetime, tz_name: str, lookback_minutes: int) -> str:
     """``updated >= "yyyy/MM/dd HH:mm"`` for ``since`` minus the lookback, written in the
     API user's time zone (JQL dates are read in that zone, to the minute).
@@ -128,16 +109,19 @@ def jql_string(value: str) -> str:
 def build_jql(*, scope: str | None, issue_types: Sequence[str], since_clause: str | None,
               query: str | None = None, keys: Sequence[str] | None = None) -> str:
     """Scope AND issue types AND incremental clause AND extra query AND keys, ordered."""
-    parts: list[str] = []
-    for extra in (scope, query):
-        if extra and extra.strip():
-            if re.search(r"\border\s+by\b", extra, re.IGNORECASE):
-                raise ValueError(f"JQL {extra!r} must not hold ORDER BY (ticketlint orders by updated, key)")
-            parts.append(f"({extra.strip()})")
+    def group(extra: str | None) -> list[str]:
+        if not extra or not extra.strip():
+            return []
+        if re.search(r"\border\s+by\b", extra, re.IGNORECASE):
+            raise ValueError(f"JQL {extra!r} must not hold ORDER BY (ticketlint orders by updated, key)")
+        return [f"({extra.strip()})"]
+
+    parts = group(scope)
     if issue_types:
         parts.append(f"issuetype in ({', '.join(jql_string(t) for t in issue_types)})")
     if since_clause:
         parts.append(since_clause)
+    parts += group(query)
     if keys:
         parts.append(f"key in ({', '.join(jql_string(k) for k in keys)})")
     return " AND ".join(parts) + " ORDER BY updated ASC, key ASC"
@@ -201,8 +185,6 @@ class _Buffer:
 
 def _default_mapper_factory(options: Any, fields: list[dict[str, Any]], statuses: list[dict[str, Any]],
                             deployment: str) -> tuple[Any, Any]:
-    from mapping.jira import JiraFieldCatalog, JiraMapper  # the mapper is its own module
-
     catalog = JiraFieldCatalog.from_field_list(fields)
     return JiraMapper(options, catalog, statuses=statuses, deployment=deployment), catalog
 
@@ -218,7 +200,7 @@ class JiraConnector:
         self.cfg = source_cfg
         self.name = source_cfg.name
         self.base_url = source_cfg.url.rstrip("/")
-        self.issue_types = {**DEFAULT_ISSUE_TYPES, **source_cfg.issue_types}
+        self.issue_types = {**DEFAULT_ISSUE_TYPES, **source_cfg.issue_types}  # as the mapper reads them
         self.streams: list[str] = [p for p in PROCESS_STREAMS if self.issue_types.get(p)]
         if source_cfg.assets is not None:
             self.streams.append("ci")
@@ -373,11 +355,8 @@ class JiraConnector:
             ids = [i for i, _, needs in taken if needs]
             for start in range(0, len(ids), CHANGELOG_BATCH):
                 changelogs.update(self._bulk_changelogs(ids[start:start + CHANGELOG_BATCH]))
-        else:
-            for issue in issues:
-                histories = (issue.get("changelog") or {}).get("histories")
-                if isinstance(histories, list):
-                    changelogs[str(issue.get("id"))] = histories
+        # Data Center: the search's expand=changelog is complete there; the mapper reads it
+        # (and checks `total` against the histories it holds before trusting it).
         approvals: dict[str, list[dict[str, Any]]] = {}
         for issue in issues:
             present = approval_fields & set((issue.get("fields") or {}).keys())
@@ -483,7 +462,6 @@ class JiraConnector:
                     records.append(map_assets_object(obj, names, source=self.name, key_attribute=assets.key_attribute))
                     report.mapped += 1
                 except (ValueError, TypeError, KeyError) as exc:
-                    from mapping.common import MappingError
                     report.errors.append(MappingError(self.name, str(obj.get("objectKey")), str(exc)))
             start += len(objects)
             yield StreamBatch(stream="ci", records=records, report=report, watermark=None,
@@ -540,7 +518,7 @@ class JiraConnector:
                 level="info"))
 
     def _doctor_statuses(self, report: DoctorReport, statuses: Any) -> None:
-        mapped = set(DEFAULT_STATUS_NAMES)
+        mapped = {name for table in DEFAULT_STATUS_MAP.values() for name in table}
         for per_process in self.cfg.status_map.values():
             mapped.update(name.casefold() for name in per_process)
         uncovered = sorted({str(s.get("name")) for s in statuses or []

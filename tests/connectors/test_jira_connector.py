@@ -1,0 +1,441 @@
+"""connectors.jira: paging, incremental JQL, history, approvals, Assets, doctor, errors.
+
+Recorded-shape payloads live in tests/fixtures/jira_api/; large result sets are built from
+the recorded change issue. Every scenario asserts the exact number of HTTP requests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from config import JiraSource
+from connectors import open_connector
+from connectors.base import SourceError
+from connectors.jira import JiraConnector, build_jql, incremental_clause
+from mapping.model import ChangeRecord, CIRecord, IncidentRecord
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "jira_api"
+CLOUD = "https://example.atlassian.net"
+DC = "https://jira.example.com"
+SETUP_REQUESTS = 4  # serverInfo, myself, field, status
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIX / name).read_text())
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def source(url: str = CLOUD, **extra: Any) -> JiraSource:
+    auth = {"email": "ops@example.com", "token": "s3cret-token"} if url == CLOUD else {"pat": "pat-s3cret"}
+    return JiraSource.model_validate({"name": "jira-prod", "type": "jira", "url": url, "auth": auth,
+                                     "jql": "project in (OPS, CHG)", **extra})
+
+
+def setup_calls(base: str = CLOUD, *, fields: list | None = None) -> None:
+    cloud = base == CLOUD
+    responses.get(f"{base}/rest/api/2/serverInfo", json=fixture("serverInfo_cloud.json" if cloud else "serverInfo_dc.json"))
+    responses.get(f"{base}/rest/api/2/myself", json=fixture("myself_cloud.json" if cloud else "myself_dc.json"))
+    responses.get(f"{base}/rest/api/2/field", json=fields if fields is not None else fixture("field.json"))
+    responses.get(f"{base}/rest/api/2/status", json=fixture("status.json"))
+    # The removed endpoint answers 410 as on a real Cloud site; it must never be called.
+    responses.get(f"{base}/rest/api/3/search", status=410, json=fixture("search_410.json"))
+    responses.post(f"{base}/rest/api/3/search", status=410, json=fixture("search_410.json"))
+
+
+def issue(n: int, *, itype: str = "Change", status: str = "Implementing", category: str = "indeterminate",
+          updated: datetime | None = None, approvals: bool = True) -> dict[str, Any]:
+    doc = copy.deepcopy(fixture("issue_change_cloud.json"))
+    doc["id"] = str(20000 + n)
+    doc["key"] = f"{'CHG' if itype == 'Change' else 'OPS'}-{n}"
+    doc["self"] = f"{CLOUD}/rest/api/3/issue/{doc['id']}"
+    f = doc["fields"]
+    f["issuetype"]["name"] = itype
+    f["status"]["name"] = status
+    f["status"]["statusCategory"]["key"] = category
+    if category != "done":
+        f["resolution"] = None
+        f["resolutiondate"] = None
+    when = updated or datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc) + timedelta(seconds=n)
+    f["updated"] = when.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    if approvals and itype == "Change":
+        f["customfield_10030"] = [{
+            "id": "1", "name": "Change manager approval", "finalDecision": "approved", "canAnswerApproval": False,
+            "approvers": [{"approver": {"accountId": "5b10a2844c20165700ede21h", "displayName": "Cab Chair"},
+                           "approverDecision": "approved"}],
+            "createdDate": {"iso8601": "2026-03-01T09:00:00+0000", "epochMillis": 1772355600000},
+            "completedDate": {"iso8601": "2026-03-01T10:30:00+0000", "epochMillis": 1772361000000},
+        }]
+    return doc
+
+
+def cloud_pages(issues: list[dict], page: int) -> list[dict[str, Any]]:
+    """Search responses as Cloud gives them: capped pages chained by nextPageToken."""
+    chunks = [issues[i:i + page] for i in range(0, len(issues), page)] or [[]]
+    out = []
+    for i, chunk in enumerate(chunks):
+        body: dict[str, Any] = {"issues": chunk, "isLast": i == len(chunks) - 1}
+        if i < len(chunks) - 1:
+            body["nextPageToken"] = f"CAEaAggD{i + 1}"
+        out.append(body)
+    return out
+
+
+def search_bodies() -> list[dict[str, Any]]:
+    return [json.loads(c.request.body) for c in responses.calls if c.request.url.endswith("/rest/api/3/search/jql")]
+
+
+def no_removed_search_calls() -> bool:
+    return not any(c.request.url.split("?")[0].endswith("/rest/api/3/search") for c in responses.calls)
+
+
+# -- incremental clause ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("since", "tz", "lookback", "expected"),
+    [
+        # negative offset, PST (-8) and across midnight backwards
+        (datetime(2026, 1, 15, 3, 5, tzinfo=timezone.utc), "America/Los_Angeles", 10, "2026/01/14 18:55"),
+        # PDT (-7) after the March switch
+        (datetime(2026, 3, 9, 12, 0, tzinfo=timezone.utc), "America/Los_Angeles", 10, "2026/03/09 04:50"),
+        # positive half-hour offset, across midnight forwards
+        (datetime(2026, 3, 1, 18, 45, tzinfo=timezone.utc), "Asia/Kolkata", 10, "2026/03/02 00:05"),
+        # Sydney in daylight time (+11) and across a month end
+        (datetime(2026, 1, 31, 14, 30, 59, tzinfo=timezone.utc), "Australia/Sydney", 0, "2026/02/01 01:30"),
+        # Berlin on the night clocks go forward (01:00 UTC = 03:00 CEST)
+        (datetime(2026, 3, 29, 1, 5, tzinfo=timezone.utc), "Europe/Berlin", 10, "2026/03/29 01:55"),
+        (datetime(2026, 3, 29, 1, 15, tzinfo=timezone.utc), "Europe/Berlin", 10, "2026/03/29 03:05"),
+        # a naive value is UTC
+        (datetime(2026, 3, 2, 0, 5), "UTC", 10, "2026/03/01 23:55"),
+    ],
+)
+def test_incremental_clause_is_written_in_the_users_time_zone(since, tz, lookback, expected) -> None:
+    assert incremental_clause(since, tz, lookback) == f'updated >= "{expected}"'
+
+
+def test_build_jql_ands_scope_types_clause_query_and_keys() -> None:
+    jql = build_jql(scope="project in (OPS, CHG) OR labels = itsm", issue_types=["Change", 'Odd "type"'],
+                    since_clause='updated >= "2026/03/01 10:00"', query="priority = High", keys=["CHG-1", "CHG-2"])
+    assert jql == ('(project in (OPS, CHG) OR labels = itsm) AND issuetype in ("Change", "Odd \\"type\\"") AND '
+                   'updated >= "2026/03/01 10:00" AND (priority = High) AND key in ("CHG-1", "CHG-2") '
+                   "ORDER BY updated ASC, key ASC")
+    with pytest.raises(ValueError, match="ORDER BY"):
+        build_jql(scope="project = OPS order by created", issue_types=[], since_clause=None)
+
+
+# -- Cloud paging ------------------------------------------------------------------------
+
+@responses.activate
+def test_cloud_pages_by_next_page_token_with_server_capped_pages() -> None:
+    setup_calls()
+    incidents = [issue(n, itype="Incident", status="In progress") for n in range(250)]
+    for body in cloud_pages(incidents, 100):  # asked 5000, the server gives 100
+        responses.post(f"{CLOUD}/rest/api/3/search/jql", json=body)
+    conn = JiraConnector(source(), sleep=Sleeps())
+    since = datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc)
+    batches = list(conn.read("incident", since=since))
+
+    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert all(isinstance(r, IncidentRecord) for b in batches for r in b.records)
+    assert len(responses.calls) == SETUP_REQUESTS + 3 == conn.request_count
+    assert no_removed_search_calls()
+    bodies = search_bodies()
+    assert [b.get("nextPageToken") for b in bodies] == [None, "CAEaAggD1", "CAEaAggD2"]
+    assert all(b["maxResults"] == 5000 for b in bodies)
+    fields = bodies[0]["fields"]
+    assert "*all" not in fields and "customfield_10005" in fields and "updated" in fields
+    # scope AND review-aware types AND the incremental clause in the user's zone (LA, -8)
+    assert bodies[0]["jql"] == ('(project in (OPS, CHG)) AND issuetype in ("Incident", "Post-incident review") AND '
+                                'updated >= "2026/03/01 09:50" ORDER BY updated ASC, key ASC')
+    # watermark: the newest `updated` read, in UTC
+    assert batches[-1].watermark == datetime(2026, 3, 2, 14, 4, 9, tzinfo=timezone.utc)
+    assert [b.requests for b in batches] == [1, 1, 1]  # setup requests are counted by the connector only
+
+
+@responses.activate
+def test_cloud_duplicates_across_pages_are_dropped_and_newer_versions_kept() -> None:
+    setup_calls()
+    a, b = issue(1, itype="Incident", status="Open", category="new"), issue(2, itype="Incident", status="Open", category="new")
+    b_newer = copy.deepcopy(b)
+    b_newer["fields"]["updated"] = "2026-03-02T15:00:00.000+0000"
+    b_newer["fields"]["summary"] = "changed while paging"
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [a, b], "nextPageToken": "t1", "isLast": False})
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [b, b_newer], "isLast": True})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    batches = list(conn.read("incident"))
+    keys = [(r.key, r.title) for bt in batches for r in bt.records]
+    assert keys == [("OPS-1", "Upgrade payments database to PostgreSQL 16"),
+                    ("OPS-2", "Upgrade payments database to PostgreSQL 16"),
+                    ("OPS-2", "changed while paging")]
+    assert batches[-1].watermark == datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+    assert "updated >=" not in search_bodies()[0]["jql"]  # no watermark: a full read
+    assert len(responses.calls) == SETUP_REQUESTS + 2
+
+
+# -- Data Center paging ------------------------------------------------------------------
+
+@responses.activate
+def test_dc_pages_by_start_at_advancing_by_what_was_received() -> None:
+    setup_calls(DC)
+    issues = [issue(n, itype="Incident", status="In progress") for n in range(230)]
+    for i in issues:
+        i["changelog"] = {"startAt": 0, "maxResults": 0, "total": 0, "histories": []}
+    starts: list[int] = []
+
+    def page(request):
+        body = json.loads(request.body)
+        starts.append(body["startAt"])
+        chunk = issues[body["startAt"]:body["startAt"] + 100]  # DC caps at 100 here
+        return 200, {}, json.dumps({"startAt": body["startAt"], "maxResults": 100, "total": len(issues), "issues": chunk})
+
+    responses.add_callback(responses.POST, f"{DC}/rest/api/2/search", callback=page)
+    conn = JiraConnector(source(DC), sleep=Sleeps())
+    batches = list(conn.read("incident", since=datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc)))
+    assert starts == [0, 100, 200]
+    assert sum(len(b.records) for b in batches) == 230
+    assert len(responses.calls) == SETUP_REQUESTS + 3
+    sent = json.loads(responses.calls[SETUP_REQUESTS].request.body)
+    assert sent["maxResults"] == 5000 and sent["expand"] == ["changelog"]
+    assert 'updated >= "2026/03/01 18:50"' in sent["jql"]  # 17:50 UTC in Europe/Berlin (+1 in winter)
+    # PAT on Data Center: a bearer token, never basic
+    assert responses.calls[SETUP_REQUESTS].request.headers["Authorization"] == "Bearer pat-s3cret"
+    assert no_removed_search_calls()
+
+
+# -- history ---------------------------------------------------------------------------
+
+def _changelog_callback(requested: list[list[str]]):
+    def reply(request):
+        body = json.loads(request.body)
+        assert body["fieldIds"] == ["status"] and body["maxResults"] == 10000
+        assert 1 <= len(body["issueIdsOrKeys"]) <= 1000
+        requested.append(body["issueIdsOrKeys"])
+        logs = [{"issueId": i, "changeHistories": [{
+            "id": f"9{i}", "created": 1772459400000,  # 2026-03-02 13:50 UTC
+            "author": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Emma Richards"},
+            "items": [{"field": "status", "fieldId": "status", "fieldtype": "jira", "from": "10010",
+                       "fromString": "Awaiting implementation", "to": "10011", "toString": "Implementing"}]}]}
+            for i in body["issueIdsOrKeys"]]
+        return 200, {}, json.dumps({"issueChangeLogs": logs})
+    return reply
+
+
+@responses.activate
+def test_cloud_history_for_2500_changes_takes_three_bulkfetch_calls() -> None:
+    setup_calls()
+    changes = [issue(n) for n in range(2500)]
+    for body in cloud_pages(changes, 300):  # 9 pages
+        responses.post(f"{CLOUD}/rest/api/3/search/jql", json=body)
+    requested: list[list[str]] = []
+    responses.add_callback(responses.POST, f"{CLOUD}/rest/api/3/changelog/bulkfetch",
+                           callback=_changelog_callback(requested))
+    conn = JiraConnector(source(), sleep=Sleeps())
+    batches = list(conn.read("change"))
+
+    assert [len(r) for r in requested] == [1000, 1000, 500]
+    assert len(responses.calls) == SETUP_REQUESTS + 9 + 3
+    records = [r for b in batches for r in b.records]
+    assert len(records) == 2500 and len({r.key for r in records}) == 2500
+    assert all(isinstance(r, ChangeRecord) for r in records)
+    first = records[0]
+    assert first.transitions and first.transitions[0].to_state == "implement"
+    assert first.actual_start == datetime(2026, 3, 2, 13, 50, tzinfo=timezone.utc)
+    # batches are handed out in order, each watermark no later than any issue still to come
+    assert [b.watermark for b in batches] == sorted(b.watermark for b in batches)
+    assert batches[0].watermark == datetime(2026, 3, 2, 14, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=999)
+    # the embedded (truncated) changelog of a Cloud search is never asked for
+    assert all("expand" not in b for b in search_bodies())
+
+
+@responses.activate
+def test_bulkfetch_follows_its_next_page_token() -> None:
+    setup_calls()
+    changes = [issue(n) for n in range(3)]
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": changes, "isLast": True})
+    bulk = fixture("issue_change_cloud.json")  # noqa: F841 - shape reference only
+    responses.post(f"{CLOUD}/rest/api/3/changelog/bulkfetch", json={
+        "issueChangeLogs": [{"issueId": "20000", "changeHistories": [{"id": "1", "created": 1772450000000, "items": [
+            {"field": "status", "fieldId": "status", "fieldtype": "jira", "fromString": "Open", "toString": "Planning"}]}]}],
+        "nextPageToken": "UxAQBFRF"})
+    responses.post(f"{CLOUD}/rest/api/3/changelog/bulkfetch", json={
+        "issueChangeLogs": [{"issueId": "20000", "changeHistories": [{"id": "2", "created": 1772459400000, "items": [
+            {"field": "status", "fieldId": "status", "fieldtype": "jira", "fromString": "Planning", "toString": "Implementing"}]}]}]})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    records = [r for b in conn.read("change") for r in b.records]
+    second = json.loads(responses.calls[-1].request.body)
+    assert second["nextPageToken"] == "UxAQBFRF" and second["issueIdsOrKeys"] == ["20000", "20001", "20002"]
+    assert [t.to_state for t in records[0].transitions] == ["assess", "implement"]
+    assert len(responses.calls) == SETUP_REQUESTS + 1 + 2
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+@responses.activate
+def test_approvals_from_the_field_need_no_extra_request() -> None:
+    setup_calls()
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [issue(1)], "isLast": True})
+    responses.post(f"{CLOUD}/rest/api/3/changelog/bulkfetch", json={"issueChangeLogs": []})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    [record] = [r for b in conn.read("change") for r in b.records]
+    assert [a.decision for a in record.approvals] == ["approved"]
+    assert not any("servicedeskapi" in c.request.url for c in responses.calls)
+    assert len(responses.calls) == SETUP_REQUESTS + 2
+
+
+@responses.activate
+def test_approvals_from_servicedeskapi_when_the_field_is_absent() -> None:
+    fields = [f for f in fixture("field.json") if f["name"] != "Approvals"]
+    setup_calls(fields=fields)
+    changes = [issue(1, approvals=False), issue(2, approvals=False)]
+    incident = issue(3, itype="Incident", status="Open", category="new")
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": changes + [incident], "isLast": True})
+    responses.post(f"{CLOUD}/rest/api/3/changelog/bulkfetch", json={"issueChangeLogs": []})
+    first_page = copy.deepcopy(fixture("approval.json"))
+    first_page.update({"isLastPage": False, "limit": 1, "size": 1})
+    second_page = copy.deepcopy(fixture("approval.json"))
+    second_page["values"][0]["finalDecision"] = "pending"
+    second_page["values"][0]["approvers"][0]["approverDecision"] = "pending"
+    second_page["values"][0]["completedDate"] = None
+    responses.get(f"{CLOUD}/rest/servicedeskapi/request/CHG-1/approval", json=first_page)
+    responses.get(f"{CLOUD}/rest/servicedeskapi/request/CHG-1/approval", json=second_page)
+    responses.get(f"{CLOUD}/rest/servicedeskapi/request/CHG-2/approval",
+                  json={"size": 0, "start": 0, "limit": 100, "isLastPage": True, "values": []})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    records = {r.key: r for b in conn.read("change") for r in b.records}
+    assert [a.decision for a in records["CHG-1"].approvals] == ["approved", "pending"]
+    assert records["CHG-1"].approvals[0].decided_at == datetime(2026, 3, 1, 10, 30, tzinfo=timezone.utc)
+    assert records["CHG-2"].approvals == []
+    approval_calls = [c.request.url for c in responses.calls if "servicedeskapi" in c.request.url]
+    assert len(approval_calls) == 3 and "start=1" in approval_calls[1]  # paged by what came back
+    assert len(responses.calls) == SETUP_REQUESTS + 1 + 1 + 3
+
+
+# -- retries and errors through the connector ------------------------------------------
+
+@responses.activate
+def test_search_retries_a_429_then_a_non_json_page_and_counts_every_request() -> None:
+    setup_calls()
+    url = f"{CLOUD}/rest/api/3/search/jql"
+    responses.post(url, status=429, headers={"Retry-After": "3"}, json={"errorMessages": ["Rate limit exceeded"]})
+    responses.post(url, body="<html><body>Gateway</body></html>", content_type="text/html")
+    responses.post(url, json={"issues": [issue(1, itype="Incident", status="Open", category="new")], "isLast": True})
+    sleeps = Sleeps()
+    conn = JiraConnector(source(), sleep=sleeps)
+    records = [r for b in conn.read("incident") for r in b.records]
+    assert len(records) == 1 and sleeps[0] == 3.0 and len(sleeps) == 2
+    assert len(responses.calls) == SETUP_REQUESTS + 3 == conn.request_count
+
+
+@responses.activate
+def test_bad_jql_fails_the_source_instead_of_giving_zero_records() -> None:
+    setup_calls()
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", status=400, json={
+        "errorMessages": ["Field 'Rollback plan' does not exist or you do not have permission to view it."],
+        "errors": {}, "warningMessages": []})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    with pytest.raises(SourceError) as err:
+        list(conn.read("change", query='"Rollback plan" is EMPTY'))
+    assert err.value.status == 400 and "Rollback plan" in str(err.value)
+    assert err.value.url == f"{CLOUD}/rest/api/3/search/jql"
+    assert len(responses.calls) == SETUP_REQUESTS + 1
+
+
+@responses.activate
+def test_wrong_credentials_say_so_and_are_not_retried() -> None:
+    responses.get(f"{CLOUD}/rest/api/2/serverInfo", json=fixture("serverInfo_cloud.json"))
+    responses.get(f"{CLOUD}/rest/api/2/myself", status=401, json={
+        "errorMessages": ["You are not authenticated. Authentication required to perform this operation."]})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    with pytest.raises(SourceError) as err:
+        list(conn.read("incident"))
+    assert err.value.status == 401 and "credentials" in (err.value.hint or "")
+    assert "s3cret" not in str(err.value)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_wrong_base_path_is_a_404_with_a_hint() -> None:
+    responses.get(f"{DC}/rest/api/2/serverInfo", status=404, body="<html>Not Found</html>")
+    conn = JiraConnector(source(DC), sleep=Sleeps())
+    with pytest.raises(SourceError) as err:
+        conn.instance()
+    assert err.value.status == 404 and "base path" in (err.value.hint or "")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_keys_and_query_narrow_the_search() -> None:
+    setup_calls()
+    responses.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [issue(7)], "isLast": True})
+    responses.post(f"{CLOUD}/rest/api/3/changelog/bulkfetch", json={"issueChangeLogs": []})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    [record] = [r for b in conn.read("change", keys=["CHG-7"], query="labels = audit") for r in b.records]
+    assert record.key == "CHG-7"
+    assert search_bodies()[0]["jql"] == ('(project in (OPS, CHG)) AND issuetype in ("Change", "Post-incident review") '
+                                         'AND (labels = audit) AND key in ("CHG-7") ORDER BY updated ASC, key ASC')
+
+
+# -- streams, factory, Assets, doctor ----------------------------------------------------
+
+def test_streams_follow_configured_issue_types_and_assets() -> None:
+    conn = open_connector(source(), sleep=Sleeps())
+    assert isinstance(conn, JiraConnector)
+    assert conn.streams == ["incident", "service_request", "problem", "change"]
+    conn2 = open_connector(source(issue_types={"release": ["Release"]}, assets={"workspace_id": "ws-1"}))
+    assert conn2.streams == ["incident", "service_request", "problem", "change", "release", "ci"]
+    with pytest.raises(SourceError, match="no stream"):
+        list(conn.read("ci"))
+
+
+@responses.activate
+def test_assets_aql_gives_ci_records() -> None:
+    setup_calls()
+    url = f"{CLOUD}/gateway/api/jsm/assets/workspace/g2778e1d/v1/object/aql"
+    responses.post(url, json=fixture("assets_aql.json"))
+    conn = JiraConnector(source(assets={"workspace_id": "g2778e1d"}), sleep=Sleeps())
+    [batch] = list(conn.read("ci"))
+    assert all(isinstance(r, CIRecord) for r in batch.records)
+    db, ftp = batch.records
+    assert (db.key, db.status, db.ci_class, db.owner.name) == ("ITSM-88", "installed", "Server", "Emma Richards")
+    assert (ftp.key, ftp.status, ftp.owner) == ("ITSM-91", "retired", None)
+    assert json.loads(responses.calls[-1].request.body) == {"qlQuery": "objectType IS NOT EMPTY"}
+    assert "startAt=0" in responses.calls[-1].request.url
+    assert len(responses.calls) == SETUP_REQUESTS + 1
+
+
+@responses.activate
+def test_doctor_reports_auth_time_zone_fields_statuses_and_unevaluable_rules() -> None:
+    setup_calls()
+    conn = JiraConnector(source(status_map={"change": {"Awaiting CAB": "authorize"}}), sleep=Sleeps())
+    report = conn.doctor()
+    assert report.ok
+    checks = {c.name: c for c in report.checks}
+    assert "Ops Integration" in checks["auth"].detail
+    assert report.info["deployment"] == "Cloud" and report.info["time_zone"] == "America/Los_Angeles"
+    assert report.info["fields"]["change.test_plan"] == {"name": "Test plan", "id": "customfield_10042"}
+    assert "Backout plan" in report.not_evaluated["CHG005"]
+    assert "CHG006" not in report.not_evaluated
+    assert "CHG012" in report.not_evaluated and "CFG001" in report.not_evaluated
+    assert report.info["unmapped_statuses"] == ["Triage"]  # "Awaiting CAB" is mapped by config
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_doctor_on_bad_credentials_fails_the_auth_check() -> None:
+    responses.get(f"{DC}/rest/api/2/serverInfo", json=fixture("serverInfo_dc.json"))
+    responses.get(f"{DC}/rest/api/2/myself", status=401, json={"errorMessages": ["Client must be authenticated."]})
+    report = JiraConnector(source(DC), sleep=Sleeps()).doctor()
+    assert not report.ok
+    auth = next(c for c in report.checks if c.name == "auth")
+    assert not auth.ok and "HTTP 401" in auth.detail and "pat-s3cret" not in auth.detail
+    assert report.info["deployment"] == "Server"
