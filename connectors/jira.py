@@ -400,6 +400,10 @@ class JiraConnector:
                         "expand": ["changelog"]}
                 data = self.http.post_json(DC_SEARCH, json=body)
                 issues = _issues_of(data, self.name, DC_SEARCH)
+                if isinstance(data.get("startAt"), int) and data["startAt"] != start:
+                    # A proxy or plugin that ignores startAt would loop forever otherwise.
+                    raise SourceError(self.name, f"search answered startAt={data['startAt']} when asked for {start}",
+                                      url=self.base_url + DC_SEARCH, hint="proxies or plugins rewriting the search")
                 if issues:
                     yield issues
                 start += len(issues)  # what the server gave, never what was asked

@@ -439,3 +439,38 @@ def test_doctor_on_bad_credentials_fails_the_auth_check() -> None:
     auth = next(c for c in report.checks if c.name == "auth")
     assert not auth.ok and "HTTP 401" in auth.detail and "pat-s3cret" not in auth.detail
     assert report.info["deployment"] == "Server"
+
+
+def test_open_connector_builds_the_servicenow_connector_lazily() -> None:
+    from config import ServiceNowSource
+
+    sleeps = Sleeps()
+    snow = ServiceNowSource.model_validate({"name": "snow-prod", "type": "servicenow", "url": "https://example.service-now.com",
+                                            "auth": {"user": "svc_ticketlint", "password": "pw"}})
+    conn = open_connector(snow, sleep=sleeps)
+    assert type(conn).__name__ == "ServiceNowConnector" and conn.name == "snow-prod"
+
+
+@responses.activate
+def test_cloud_auth_is_basic_email_and_token_and_tls_verify_is_passed() -> None:
+    import base64
+
+    setup_calls()
+    conn = JiraConnector(source(verify=False), sleep=Sleeps())
+    conn.instance()
+    expected = "Basic " + base64.b64encode(b"ops@example.com:s3cret-token").decode()
+    assert all(c.request.headers["Authorization"] == expected for c in responses.calls)
+    assert all(c.request.req_kwargs["verify"] is False for c in responses.calls)
+    assert all(c.request.req_kwargs["timeout"] == 30.0 for c in responses.calls)
+    assert len(responses.calls) == SETUP_REQUESTS
+
+
+@responses.activate
+def test_dc_server_ignoring_start_at_fails_instead_of_looping() -> None:
+    setup_calls(DC)
+    page = {"startAt": 0, "maxResults": 100, "issues": [issue(1, itype="Incident", status="Open", category="new")]}
+    responses.post(f"{DC}/rest/api/2/search", json=page)
+    conn = JiraConnector(source(DC), sleep=Sleeps())
+    with pytest.raises(SourceError, match="startAt=0 when asked for 1"):
+        list(conn.read("incident"))
+    assert len(responses.calls) == SETUP_REQUESTS + 2
