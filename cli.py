@@ -54,7 +54,30 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 class TicketlintGroup(click.Group):
     """Turns every error of a command into a message on stderr and exit code 2, so an
-    uncaught exception never looks like "findings" (click's default exit code 1)."""
+    uncaught exception never looks like "findings" (click's default exit code 1).
+
+    Commands of other packages (:data:`PLUGIN_MODULES`) are imported only when a command
+    that is not built in is asked for, or the command list is shown: ``ticketlint check``
+    does not pay for (or break on) the sandbox's imports.
+    """
+
+    _plugins_loaded = False
+
+    def _load_plugins(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            register_plugins(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugins()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -453,7 +476,7 @@ def init(ctx: click.Context, path: Path | None, force: bool) -> None:
 
 def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES) -> list[str]:
     """Add the ``COMMANDS`` of each installed module; a module that is not there yet is
-    skipped, but an import error *inside* one surfaces."""
+    skipped, but an import error *inside* one surfaces. Built-in commands win a name clash."""
     added: list[str] = []
     for modname in modules:
         try:
@@ -465,13 +488,11 @@ def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES
                 raise
             continue
         for command in getattr(module, "COMMANDS", ()):
-            if isinstance(command, click.Command):
+            if isinstance(command, click.Command) and command.name not in group.commands:
                 group.add_command(command)
                 added.append(command.name or "")
     return added
 
-
-register_plugins(cli)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -177,6 +177,9 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
     tables = _servicenow_tables(options)
     snow = {p.stem: p for p in json_files if p.stem in tables}
     if snow:
+        # Other JSON files beside the tables (saved choice lists, tokens) are not records.
+        for other in sorted(set(json_files) - set(snow.values())):
+            result.report.warnings[f"ignored {other.name}: not a ServiceNow table ticketlint maps"] += 1
         _load_servicenow(snow, options, result)
         return
     searches = [p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))]
@@ -221,6 +224,9 @@ def _load_jira(searches: list[Path], folder: Path, options: MappingOptions, resu
         if not isinstance(statuses, list):
             raise InputError(status_file, "expected the JSON list returned by /rest/api/2/status")
     changelogs = _jira_changelogs(folder)
+    if not options.base_url:
+        # An export without --source still gives clickable links: the site is in "self".
+        options = replace(options, base_url=_jira_site(issues))
     mapper = jira_mapping.JiraMapper(
         options, catalog, statuses=statuses, deployment=_jira_deployment(issues),
     )
@@ -242,6 +248,15 @@ def _jira_changelogs(folder: Path) -> dict[str, list[dict[str, Any]]] | None:
                 for entry in page["issueChangeLogs"]:
                     found.setdefault(str(entry.get("issueId")), []).extend(entry.get("changeHistories") or [])
     return found
+
+
+def _jira_site(issues: list[dict[str, Any]]) -> str:
+    """``https://acme.atlassian.net`` (with any context path) from an issue's ``self``."""
+    for issue in issues:
+        url = issue.get("self")
+        if isinstance(url, str) and "/rest/api/" in url:
+            return url.split("/rest/api/", 1)[0]
+    return ""
 
 
 def _jira_deployment(issues: list[dict[str, Any]]) -> str:
