@@ -525,7 +525,8 @@ class ServiceNowConnector:
                 if exc.status is None or exc.status == 401:
                     name = "reachable" if exc.status is None else "authentication"
                     rep.checks.append(DoctorCheck(name, False, str(exc)))
-                    rep.not_evaluated.update({"*": f"the source cannot be read: {exc}"})
+                    why = "the source cannot be read" if exc.status is None else "authentication failed"
+                    rep.not_evaluated.update(self._doctor_rules(rep, {}, {p: why for p in self.streams}))
                     return rep
                 unreadable[process] = f"table {table} is not readable (HTTP {exc.status})"
                 rep.checks.append(DoctorCheck(f"table {table} readable", False, str(exc)))
@@ -553,7 +554,7 @@ class ServiceNowConnector:
             rep.checks.append(DoctorCheck(f"table {table} readable", True, level="info"))
             related[table] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
             self._doctor_fields(rep, table, related[table], fields)
-        rep.not_evaluated.update(self._doctor_rules(samples, unreadable))
+        rep.not_evaluated.update(self._doctor_rules(rep, samples, unreadable))
         rep.info["requests"] = self.request_count
         return rep
 
@@ -605,15 +606,20 @@ class ServiceNowConnector:
             level="warning",
         ))
 
-    def _doctor_rules(self, samples: dict[str, list[dict[str, Any]]],
+    def _doctor_rules(self, rep: DoctorReport, samples: dict[str, list[dict[str, Any]]],
                       unreadable: dict[str, str]) -> dict[str, str]:
-        """rule code -> why: rules of unreadable tables, and the NOT_EVALUATED reasons the
-        rules give on the sample records (mapped with their related rows)."""
+        """rule code -> why it cannot be evaluated here: its processes have no table or an
+        unreadable one, or it answered NOT_EVALUATED on the sample records (mapped with
+        their related rows)."""
         # Imported here: only doctor needs the rules; reading data never does.
         from rules.engine import Engine
         from rules.registry import load_registry
 
-        rules = load_registry().select()
+        try:
+            rules = load_registry().select()
+        except Exception as exc:  # noqa: BLE001 - a broken rule pack must not hide the rest
+            rep.checks.append(DoctorCheck("rules", False, f"cannot load the rules: {exc}", level="warning"))
+            return {}
         out: dict[str, str] = {}
         records = []
         for process, rows in samples.items():
@@ -621,20 +627,28 @@ class ServiceNowConnector:
                 continue
             ids = [r["sys_id"] for r in rows]
             scratch = MappingReport()
-            approvals = (self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, scratch, set())
-                         if process in APPROVAL_PROCESSES else None)
-            task_ci = (self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, scratch, set())
-                       if process in TASK_CI_PROCESSES else None)
+            try:
+                approvals = (self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, scratch, set())
+                             if process in APPROVAL_PROCESSES else None)
+                task_ci = (self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, scratch, set())
+                           if process in TASK_CI_PROCESSES else None)
+            except SourceError:
+                approvals = task_ci = None  # already reported by the related-table checks
             mapped, _ = self.mapper.map_rows(process, rows, approvals=approvals, task_ci=task_ci,
                                              ci_names=self.ci_names)
             records.extend(mapped)
         evaluation = Engine(rules).evaluate(records, as_of=datetime.now(timezone.utc))
         for code, reasons in evaluation.not_evaluated.items():
             out[code] = "; ".join(sorted(reasons)) + " (on a sample record)"
-        for process, why in unreadable.items():
-            for r in rules:
-                if process in r.applies_to:
-                    out[r.code] = why
+        for r in rules:
+            mine = [p for p in r.applies_to if p in self.streams]
+            if not mine:
+                out[r.code] = f"ServiceNow has no table for {', '.join(r.applies_to)}"
+                continue
+            blocked = [unreadable[p] for p in mine if p in unreadable]
+            if blocked:
+                partly = "" if len(blocked) == len(mine) else " (its other processes are evaluated)"
+                out[r.code] = "; ".join(dict.fromkeys(blocked)) + partly
         return out
 
 

@@ -626,9 +626,16 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
     assert checks["table sc_req_item state values"].ok  # task's choices, all mapped
     assert not report.ok
     from rules.registry import load_registry
-    problem_rules = [r.code for r in load_registry().select() if "problem" in r.applies_to]
-    for code in problem_rules:
-        assert report.not_evaluated[code] == "table problem is not readable (HTTP 403)"
+    rules = load_registry().select()
+    for r in rules:
+        if r.applies_to == ("problem",):
+            assert report.not_evaluated[r.code] == "table problem is not readable (HTTP 403)"
+        elif "problem" in r.applies_to:  # e.g. CFG003 also reads incidents and changes
+            assert report.not_evaluated[r.code].endswith("(its other processes are evaluated)")
+        elif r.applies_to == ("release",):
+            assert report.not_evaluated[r.code] == "ServiceNow has no table for release"
+    sampled = [reason for reason in report.not_evaluated.values() if reason.endswith("(on a sample record)")]
+    assert all(reason.strip() for reason in sampled)
     samples = [c for c in fake.calls if c["table"] in ("incident", "change_request")]
     assert all(c["sysparm_limit"] == "1" for c in samples[:2])
 
@@ -638,3 +645,6 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
     responses.get(TABLE_URL, body=requests.exceptions.ConnectionError("Name or service not known"))
     report = connector(max_attempts=2).doctor()
     assert [c.name for c in report.checks] == ["reachable"] and not report.ok
+    assert "connection error" in report.checks[0].detail and BASE in report.checks[0].detail
+    from rules.registry import load_registry
+    assert set(report.not_evaluated) == {r.code for r in load_registry().select()}
