@@ -102,8 +102,10 @@ def run_case(rule: Rule, case: Case) -> tuple[Evaluation, Outcome | None, BaseRe
         index.add(record)
     ctx = RuleContext(case.as_of, engine.params[rule.code], index)
     if rule.kind == "aggregate":
-        matching = [o for o in rule.func(index, ctx)
-                    if o.subject == case.subject and o.evidence.get("source") == case.subject_source]
+        matching = [
+            o for o in rule.func(index, ctx)
+            if o.subject == case.subject and o.evidence.get("source") == case.subject_source
+        ]
         assert len(matching) <= 1, f"{len(matching)} outcomes for subject {case.subject}"
         return evaluation, (matching[0] if matching else None), None
     if case.subject_index is not None:

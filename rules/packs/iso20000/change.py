@@ -49,8 +49,10 @@ def _unmapped(record: ChangeRecord) -> Outcome:
     return not_evaluated(f"status {record.raw_state!r} is not mapped to a change state")
 
 
-@rule(code="CHG001", name="change-approval-missing", title="Gated change implemented without approval",
-      severity="high", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG001", name="change-approval-missing",
+    title="Gated change implemented without approval",
+    severity="high", clause="8.5.1.3", applies_to=("change",))
 def change_approval_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal change that reached scheduling, or an emergency change that reached review,
     must carry at least one approved approval.
@@ -101,8 +103,10 @@ def change_approval_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     )
 
 
-@rule(code="CHG002", name="change-started-before-approval", title="Change started before it was approved",
-      severity="high", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG002", name="change-started-before-approval",
+    title="Change started before it was approved",
+    severity="high", clause="8.5.1.3", applies_to=("change",))
 def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Work on a normal change must not start before its first approval was given.
 
@@ -164,8 +168,10 @@ def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Ou
     return PASS
 
 
-@rule(code="CHG003", name="change-self-approved", title="Change approved by its own requester or assignee",
-      severity="high", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG003", name="change-self-approved",
+    title="Change approved by its own requester or assignee",
+    severity="high", clause="8.5.1.3", applies_to=("change",))
 def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Nobody may approve a change they requested or are implementing.
 
@@ -218,8 +224,10 @@ def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="CHG004", name="change-risk-assessment-missing", title="Gated change without risk and impact assessment",
-      severity="medium", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG004", name="change-risk-assessment-missing",
+    title="Gated change without risk and impact assessment",
+    severity="medium", clause="8.5.1.3", applies_to=("change",))
 def change_risk_assessment_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that reached authorisation must record its risk and impact.
 
@@ -249,11 +257,14 @@ def change_risk_assessment_missing(record: ChangeRecord, ctx: RuleContext) -> Ou
     missing = [name for name, value in (("risk", risk), ("impact", impact)) if is_empty(value)]
     if missing:
         return fail(
-            f"{change_type(record)} {label(record)} in state {record.state} has no {' and no '.join(missing)} assessment",
+            f"{change_type(record)} {label(record)} in state {record.state} has no "
+            f"{' and no '.join(missing)} assessment",
             risk=risk, impact=impact, state=record.state,
         )
     if risk is None or impact is None:
-        return missing_field(*[f"change.{n}" for n, v in (("risk", risk), ("impact", impact)) if v is None])
+        return missing_field(
+            *[f"change.{n}" for n, v in (("risk", risk), ("impact", impact)) if v is None]
+        )
     return PASS
 
 
@@ -275,8 +286,10 @@ def _plan_rule(record: ChangeRecord, field: str, types: frozenset[str]) -> Outco
     return PASS
 
 
-@rule(code="CHG005", name="change-backout-plan-missing", title="Gated change without a backout plan",
-      severity="high", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG005", name="change-backout-plan-missing",
+    title="Gated change without a backout plan",
+    severity="high", clause="8.5.1.3", applies_to=("change",))
 def change_backout_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that is scheduled or later must say how to undo it.
 
@@ -299,8 +312,10 @@ def change_backout_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outco
     return _plan_rule(record, "backout_plan", GATED)
 
 
-@rule(code="CHG006", name="change-test-plan-missing", title="Normal change without a test plan",
-      severity="medium", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG006", name="change-test-plan-missing",
+    title="Normal change without a test plan",
+    severity="medium", clause="8.5.1.3", applies_to=("change",))
 def change_test_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal change that is scheduled or later must describe how it will be tested.
 
@@ -324,8 +339,10 @@ def change_test_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     return _plan_rule(record, "test_plan", frozenset({"normal"}))
 
 
-@rule(code="CHG007", name="change-closure-record-missing", title="Closed change without closure code and notes",
-      severity="high", clause="8.5.1.3", applies_to=("change",))
+@rule(
+    code="CHG007", name="change-closure-record-missing",
+    title="Closed change without closure code and notes",
+    severity="high", clause="8.5.1.3", applies_to=("change",))
 def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A closed change must say how it ended (close code) and what happened (close notes).
 
@@ -360,12 +377,16 @@ def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Out
             close_code=code, close_notes=notes, closed_at=record.closed_at,
         )
     if code is None or notes is None:
-        return missing_field(*[f"change.{n}" for n, v in (("close_code", code), ("close_notes", notes)) if v is None])
+        return missing_field(
+            *[f"change.{n}" for n, v in (("close_code", code), ("close_notes", notes)) if v is None]
+        )
     return PASS
 
 
-@rule(code="CHG008", name="change-review-missing", title="Emergency or failed change not reviewed",
-      severity="high", clause="8.5.1.3", applies_to=("change",), params={"grace_days": 5})
+@rule(
+    code="CHG008", name="change-review-missing",
+    title="Emergency or failed change not reviewed",
+    severity="high", clause="8.5.1.3", applies_to=("change",), params={"grace_days": 5})
 def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Emergency changes and changes that did not go cleanly must be reviewed after closure.
 
@@ -426,8 +447,10 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="CHG009", name="change-ci-missing", title="Gated change without affected configuration items",
-      severity="medium", clause="8.2.6", applies_to=("change",))
+@rule(
+    code="CHG009", name="change-ci-missing",
+    title="Gated change without affected configuration items",
+    severity="medium", clause="8.2.6", applies_to=("change",))
 def change_ci_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that is scheduled or later must name the CIs it affects.
 
@@ -455,13 +478,16 @@ def change_ci_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
         if ref.strip():
             return PASS
     return fail(
-        f"{change_type(record)} {label(record)} is in state {record.state} but names no configuration item",
+        f"{change_type(record)} {label(record)} is in state {record.state} "
+        "but names no configuration item",
         ci_refs=refs, state=record.state,
     )
 
 
-@rule(code="CHG010", name="change-outside-planned-window", title="Change implemented outside its planned window",
-      severity="medium", clause="8.5.1.3", applies_to=("change",), params={"tolerance_minutes": 30})
+@rule(
+    code="CHG010", name="change-outside-planned-window",
+    title="Change implemented outside its planned window",
+    severity="medium", clause="8.5.1.3", applies_to=("change",), params={"tolerance_minutes": 30})
 def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A change must be implemented within its planned (authorised) window.
 
@@ -502,7 +528,8 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     if start < p_start - tolerance:
         return fail(
             f"{label(record)} started on {utc(start)}, before its planned window {window}",
-            actual_start=start, actual_end=record.actual_end, planned_start=p_start, planned_end=p_end,
+            actual_start=start, actual_end=record.actual_end,
+            planned_start=p_start, planned_end=p_end,
         )
     end = record.actual_end
     if is_time(end) and end > p_end + tolerance:
@@ -513,8 +540,10 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     return PASS
 
 
-@rule(code="CHG011", name="change-unclassified", title="Change without a change type",
-      severity="medium", clause="8.5.1.2", applies_to=("change",))
+@rule(
+    code="CHG011", name="change-unclassified",
+    title="Change without a change type",
+    severity="medium", clause="8.5.1.2", applies_to=("change",))
 def change_unclassified(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Every change must be classified (standard, normal, emergency).
 
@@ -546,8 +575,10 @@ def change_unclassified(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="CHG012", name="change-cab-review-missing", title="CAB-required change scheduled without a CAB date",
-      severity="medium", clause="8.5.1.1", applies_to=("change",))
+@rule(
+    code="CHG012", name="change-cab-review-missing",
+    title="CAB-required change scheduled without a CAB date",
+    severity="medium", clause="8.5.1.1", applies_to=("change",))
 def change_cab_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A change that needs the change advisory board must record when the board reviewed it.
 

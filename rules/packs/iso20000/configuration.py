@@ -12,8 +12,10 @@ from rules.registry import RuleContext, rule
 _OPERATIONAL = frozenset({"installed", "in_maintenance"})
 
 
-@rule(code="CFG001", name="ci-owner-missing", title="Operational CI without owner or support group",
-      severity="medium", clause="8.2.6", applies_to=("ci",))
+@rule(
+    code="CFG001", name="ci-owner-missing",
+    title="Operational CI without owner or support group",
+    severity="medium", clause="8.2.6", applies_to=("ci",))
 def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
     """An installed or maintained configuration item must have an owner or a support group.
 
@@ -49,8 +51,10 @@ def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
                 owner=None, support_group=record.support_group, status=status)
 
 
-@rule(code="CFG002", name="ci-verification-overdue", title="Installed CI not verified recently",
-      severity="low", clause="8.2.6", applies_to=("ci",), params={"max_age_days": 180})
+@rule(
+    code="CFG002", name="ci-verification-overdue",
+    title="Installed CI not verified recently",
+    severity="low", clause="8.2.6", applies_to=("ci",), params={"max_age_days": 180})
 def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
     """An installed configuration item must have been verified (discovered or audited) recently.
 
@@ -92,8 +96,10 @@ def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="CFG003", name="ci-reference-unknown", title="Record references a CI the CMDB does not hold",
-      severity="low", clause="8.2.6", applies_to=("change", "incident", "problem"))
+@rule(
+    code="CFG003", name="ci-reference-unknown",
+    title="Record references a CI the CMDB does not hold",
+    severity="low", clause="8.2.6", applies_to=("change", "incident", "problem"))
 def ci_reference_unknown(record: BaseRecord, ctx: RuleContext) -> Outcome:
     """Every CI a change, incident or problem references must exist in the source's CMDB.
 

@@ -12,12 +12,17 @@ from rules.packs.iso20000._helpers import (
 from rules.registry import RuleContext, rule
 
 
+_NO_END = "source provides no time in incident.resolved_at or incident.closed_at"
+
+
 def _unmapped(record: IncidentRecord) -> Outcome:
     return not_evaluated(f"status {record.raw_state!r} is not mapped to an incident state")
 
 
-@rule(code="INC001", name="incident-closure-record-missing", title="Resolved incident without resolution code and notes",
-      severity="high", clause="8.6.1", applies_to=("incident",))
+@rule(
+    code="INC001", name="incident-closure-record-missing",
+    title="Resolved incident without resolution code and notes",
+    severity="high", clause="8.6.1", applies_to=("incident",))
 def incident_closure_record_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """A resolved or closed incident must record how it was resolved.
 
@@ -46,20 +51,24 @@ def incident_closure_record_missing(record: IncidentRecord, ctx: RuleContext) ->
     if state not in DONE:
         return NOT_APPLICABLE
     code, notes = record.resolution_code, record.resolution_notes
-    missing = [n for n, v in (("resolution code", code), ("resolution notes", notes)) if is_empty(v)]
+    fields = (("resolution code", code), ("resolution notes", notes))
+    missing = [n for n, v in fields if is_empty(v)]
     if missing:
         return fail(
             f"{label(record)} is {state} but has no {' and no '.join(missing)}",
             resolution_code=code, resolution_notes=notes, state=state,
         )
     if code is None or notes is None:
-        return missing_field(*[f"incident.{n}" for n, v in
-                               (("resolution_code", code), ("resolution_notes", notes)) if v is None])
+        return missing_field(
+            *[f"incident.{n.replace(' ', '_')}" for n, v in fields if v is None]
+        )
     return PASS
 
 
-@rule(code="INC002", name="incident-priority-missing", title="Incident without a priority",
-      severity="medium", clause="8.6.1", applies_to=("incident",))
+@rule(
+    code="INC002", name="incident-priority-missing",
+    title="Incident without a priority",
+    severity="medium", clause="8.6.1", applies_to=("incident",))
 def incident_priority_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """Every incident must be prioritised.
 
@@ -91,8 +100,10 @@ def incident_priority_missing(record: IncidentRecord, ctx: RuleContext) -> Outco
     return PASS
 
 
-@rule(code="INC003", name="incident-unassigned", title="Incident in progress without assignee or group",
-      severity="low", clause="8.6.1", applies_to=("incident",))
+@rule(
+    code="INC003", name="incident-unassigned",
+    title="Incident in progress without assignee or group",
+    severity="low", clause="8.6.1", applies_to=("incident",))
 def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An incident being worked on must have an owner: a person or at least a group.
 
@@ -128,8 +139,10 @@ def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
                 assignee=None, group=record.group, state=state)
 
 
-@rule(code="INC004", name="major-incident-review-missing", title="Major incident without a completed review",
-      severity="high", clause="8.6.1", applies_to=("incident",), params={"grace_days": 5})
+@rule(
+    code="INC004", name="major-incident-review-missing",
+    title="Major incident without a completed review",
+    severity="high", clause="8.6.1", applies_to=("incident",), params={"grace_days": 5})
 def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """A resolved major incident must get a post-incident review within a few days.
 
@@ -172,7 +185,7 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
         return PASS
     ended = record.resolved_at if is_time(record.resolved_at) else record.closed_at
     if not is_time(ended):
-        return not_evaluated("source provides no time in incident.resolved_at or incident.closed_at")
+        return not_evaluated(_NO_END)
     due = ended + timedelta(days=ctx.params["grace_days"])
     if due <= ctx.as_of:
         return fail(
@@ -183,9 +196,11 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
     return PASS
 
 
-@rule(code="INC005", name="incident-resolution-target-missed", title="Incident resolved later than its target",
-      severity="medium", clause="8.3.3", applies_to=("incident",),
-      params={"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}})
+@rule(
+    code="INC005", name="incident-resolution-target-missed",
+    title="Incident resolved later than its target",
+    severity="medium", clause="8.3.3", applies_to=("incident",),
+    params={"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}})
 def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An incident must be resolved within the target agreed for its priority.
 
@@ -236,7 +251,7 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
     elif is_time(record.closed_at):
         end, what = record.closed_at, "closed"
     elif record.state in DONE:
-        return not_evaluated("source provides no time in incident.resolved_at or incident.closed_at")
+        return not_evaluated(_NO_END)
     else:
         end, what = ctx.as_of, "still open"
     elapsed = (end - created).total_seconds()
@@ -251,8 +266,10 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
     return PASS
 
 
-@rule(code="INC006", name="incident-stale", title="Open incident not updated for too long",
-      severity="low", clause="8.6.1", applies_to=("incident",), params={"stale_days": 14})
+@rule(
+    code="INC006", name="incident-stale",
+    title="Open incident not updated for too long",
+    severity="low", clause="8.6.1", applies_to=("incident",), params={"stale_days": 14})
 def incident_stale(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An open incident must keep moving: a record untouched for weeks is forgotten.
 

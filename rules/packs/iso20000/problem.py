@@ -22,8 +22,10 @@ def _unmapped(record: ProblemRecord | IncidentRecord) -> Outcome:
     return not_evaluated(f"status {record.raw_state!r} is not mapped to a {record.process} state")
 
 
-@rule(code="PRB001", name="problem-root-cause-missing", title="Resolved problem without a root cause",
-      severity="high", clause="8.6.3", applies_to=("problem",))
+@rule(
+    code="PRB001", name="problem-root-cause-missing",
+    title="Resolved problem without a root cause",
+    severity="high", clause="8.6.3", applies_to=("problem",))
 def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """A resolved or closed problem must record its root cause.
 
@@ -51,12 +53,15 @@ def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outco
     if cause is None:
         return missing_field("problem.root_cause")
     if is_empty(cause):
-        return fail(f"{label(record)} is {state} but has no root cause", root_cause=cause, state=state)
+        return fail(f"{label(record)} is {state} but has no root cause",
+                    root_cause=cause, state=state)
     return PASS
 
 
-@rule(code="PRB002", name="known-error-workaround-missing", title="Known error without a workaround",
-      severity="medium", clause="8.6.3", applies_to=("problem",))
+@rule(
+    code="PRB002", name="known-error-workaround-missing",
+    title="Known error without a workaround",
+    severity="medium", clause="8.6.3", applies_to=("problem",))
 def known_error_workaround_missing(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """A known error must document its workaround (or that there is none).
 
@@ -95,8 +100,10 @@ def known_error_workaround_missing(record: ProblemRecord, ctx: RuleContext) -> O
     return PASS
 
 
-@rule(code="PRB003", name="problem-stale", title="Open problem not updated for too long",
-      severity="low", clause="8.6.3", applies_to=("problem",), params={"stale_days": 60})
+@rule(
+    code="PRB003", name="problem-stale",
+    title="Open problem not updated for too long",
+    severity="low", clause="8.6.3", applies_to=("problem",), params={"stale_days": 60})
 def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """An open problem must show progress at least every stale_days days.
 
@@ -110,7 +117,8 @@ def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     2026-03-05 00:00 UTC.
 
     **Passes when**
-    It was updated within stale_days (exactly stale_days is still fine).
+    It was updated within stale_days (exactly stale_days is still fine). Example:
+    updated 2026-02-20 00:00 UTC, as_of 2026-03-10 00:00 UTC.
 
     **Remediation**
     Update the investigation status, or close the problem with its conclusion.
@@ -121,11 +129,14 @@ def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     return stale(record, ctx, "problem", _unmapped)
 
 
-@rule(code="PRB004", name="recurring-incidents-without-problem",
-      title="Recurring incidents on a CI without a problem record",
-      severity="medium", clause="8.6.3", applies_to=("incident",), kind="aggregate",
-      params={"threshold": 3, "window_days": 30})
-def recurring_incidents_without_problem(index: "RecordIndex", ctx: RuleContext) -> Iterator[Outcome]:
+@rule(
+    code="PRB004", name="recurring-incidents-without-problem",
+    title="Recurring incidents on a CI without a problem record",
+    severity="medium", clause="8.6.3", applies_to=("incident",), kind="aggregate",
+    params={"threshold": 3, "window_days": 30})
+def recurring_incidents_without_problem(
+    index: "RecordIndex", ctx: RuleContext
+) -> Iterator[Outcome]:
     """Repeated incidents on one configuration item must lead to a problem record.
 
     **Why**
@@ -177,8 +188,10 @@ def recurring_incidents_without_problem(index: "RecordIndex", ctx: RuleContext) 
                 yield Outcome(Status.PASS, evidence=evidence, subject=ci, subject_process="ci")
 
 
-@rule(code="PRB005", name="major-incident-problem-missing", title="Major incident not linked to a problem",
-      severity="medium", clause="8.6.3", applies_to=("incident",))
+@rule(
+    code="PRB005", name="major-incident-problem-missing",
+    title="Major incident not linked to a problem",
+    severity="medium", clause="8.6.3", applies_to=("incident",))
 def major_incident_problem_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """Every resolved major incident must be linked to a problem record.
 

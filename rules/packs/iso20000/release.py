@@ -8,8 +8,10 @@ from rules.packs.iso20000._helpers import CANCELLED, label
 from rules.registry import RuleContext, rule
 
 
-@rule(code="REL001", name="release-change-missing", title="Release not backed by an authorised change",
-      severity="high", clause="8.5.3", applies_to=("release",))
+@rule(
+    code="REL001", name="release-change-missing",
+    title="Release not backed by an authorised change",
+    severity="high", clause="8.5.3", applies_to=("release",))
 def release_change_missing(record: ReleaseRecord, ctx: RuleContext) -> Outcome:
     """A release must be deployed under at least one authorised (or standard) change.
 
@@ -66,6 +68,7 @@ def release_change_missing(record: ReleaseRecord, ctx: RuleContext) -> Outcome:
     if missing:
         return not_evaluated(f"linked changes not in the store: {', '.join(missing)}")
     return fail(
-        f"{label(record)} is {state} but none of its changes ({', '.join(keys)}) is standard or approved",
+        f"{label(record)} is {state} but none of its changes ({', '.join(keys)}) "
+        "is standard or approved",
         changes=keys, state=state,
     )
