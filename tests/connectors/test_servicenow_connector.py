@@ -648,3 +648,21 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
     assert "connection error" in report.checks[0].detail and BASE in report.checks[0].detail
     from rules.registry import load_registry
     assert set(report.not_evaluated) == {r.code for r in load_registry().select()}
+
+
+@responses.activate
+def test_related_ids_are_chunked_to_keep_urls_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.servicenow as snow
+
+    monkeypatch.setattr(snow, "RELATED_IN_MAX", 1)
+    fake = FakeTableAPI({"sc_req_item": rows_of("sc_req_item"),
+                         "sysapproval_approver": rows_of("sysapproval_approver")}).install()
+    _, records = read_all(connector(page_size=2), "service_request")
+    ids = [r["sys_id"] for r in sorted_rows(rows_of("sc_req_item"))]
+    assert fake.queries("sysapproval_approver") == [
+        f"sysapprovalIN{ids[0]}^ORDERBYsys_id",
+        f"sysapprovalIN{ids[0]}^sys_id>{next(a['sys_id'] for a in rows_of('sysapproval_approver') if a['sysapproval'] == ids[0])}^ORDERBYsys_id",
+        f"sysapprovalIN{ids[1]}^ORDERBYsys_id",
+    ]
+    assert [len(r.approvals) for r in records] == [1, 0]
+    assert records[0].approval_required is True and records[1].approval_required is False
