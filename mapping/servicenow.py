@@ -722,6 +722,10 @@ class ServiceNowMapper:
 
 # --- approvals and task_ci -----------------------------------------------------------------
 
+_APPROVER = _PersonRef("approver")
+_NO_CI_NAMES = _Ctx(ci_names={})
+
+
 def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, list[Approval]]:
     """sysapproval_approver rows -> approvals per task sys_id (settled 13)."""
     by_task: dict[str, list[Approval]] = defaultdict(list)
@@ -742,7 +746,7 @@ def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, l
             if decision is None:
                 report.warnings[f"approval state {state!r} skipped"] += 1
                 continue
-            approver = _PersonRef("approver").read(row, _Ctx({})) or Person()
+            approver = _APPROVER.read(row, _NO_CI_NAMES) or Person()
             decided_at = None
             if decision in ("approved", "rejected"):
                 updated = _get(row, "sys_updated_on")
