@@ -16,6 +16,7 @@ Two kinds of rule exist:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +78,7 @@ class Rule:
 
     @property
     def remediation(self) -> str:
-        return " ".join(self.sections.get("Remediation", "").split())
+        return _remediation(self.doc)  # cached: read for every finding on the hot path
 
     def with_pack(self, pack: str) -> "Rule":
         return Rule(**{**self.__dict__, "pack": pack})
@@ -120,6 +121,11 @@ def _coerce_param(code: str, key: str, default: Any, value: Any) -> Any:
     raise RuleSelectionError(
         f"{code}.{key}: expected {expected.__name__} like {default!r}, got {value!r}"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _remediation(doc: str) -> str:
+    return " ".join(doc_sections(doc).get("Remediation", "").split())
 
 
 def doc_sections(doc: str) -> dict[str, str]:
