@@ -1,0 +1,115 @@
+"""A subset of ServiceNow encoded queries: ``^`` (AND), ``^OR`` (binds tighter than AND),
+``^NQ`` (OR of whole queries), comparison operators and ``ORDERBY`` / ``ORDERBYDESC``.
+
+``parse(text)`` gives a :class:`Query`; ``query.matches(get)`` evaluates it against a
+row through ``get(field) -> str | None`` (None = the table has no such field: as on a
+real instance with the default ``glide.invalid_query.returns_no_rows=false``, a
+condition on an unknown field is ignored).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+OPERATORS = ["ISNOTEMPTY", "ISEMPTY", "NOTIN", "IN", "STARTSWITH", "ENDSWITH", "NOT LIKE", "LIKE",
+             "!=", ">=", "<=", "=", ">", "<"]
+_TERM = re.compile(r"^([a-z0-9_.]+)(" + "|".join(re.escape(o) for o in OPERATORS) + r")(.*)$", re.S)
+Getter = Callable[[str], "str | None"]
+
+
+class QueryError(ValueError):
+    """An encoded query the sandbox cannot read."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: str
+
+    def test(self, get: Getter) -> bool:
+        actual = get(self.field)
+        if actual is None:
+            return True  # unknown field: ignored, as ServiceNow does by default
+        op, value = self.op, self.value
+        if op == "ISEMPTY":
+            return actual == ""
+        if op == "ISNOTEMPTY":
+            return actual != ""
+        if op in ("IN", "NOTIN"):
+            found = actual in {v.strip() for v in value.split(",")}
+            return found if op == "IN" else not found
+        if op == "STARTSWITH":
+            return actual.lower().startswith(value.lower())
+        if op == "ENDSWITH":
+            return actual.lower().endswith(value.lower())
+        if op == "LIKE":
+            return value.lower() in actual.lower()
+        if op == "NOT LIKE":
+            return value.lower() not in actual.lower()
+        if op == "=":
+            return actual == value
+        if op == "!=":
+            return actual != value
+        if actual == "":
+            return False  # empty never compares greater or less
+        a, b = _comparable(actual, value)
+        return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+
+
+def _comparable(a: str, b: str) -> tuple[object, object]:
+    try:
+        return float(a), float(b)
+    except ValueError:
+        return a, b  # yyyy-MM-dd HH:mm:ss compares correctly as text
+
+
+@dataclass
+class Query:
+    """OR (``^NQ``) of AND-groups, each a list of OR-clauses (``^OR``)."""
+
+    groups: list[list[list[Condition]]] = field(default_factory=list)
+    order: list[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
+
+    def matches(self, get: Getter) -> bool:
+        if not self.groups:
+            return True
+        return any(all(any(c.test(get) for c in clause) for clause in group) for group in self.groups)
+
+    def fields(self) -> set[str]:
+        return {c.field for g in self.groups for clause in g for c in clause}
+
+
+def parse(text: str | None) -> Query:
+    query = Query()
+    if not text:
+        return query
+    for part in text.split("^NQ"):
+        group: list[list[Condition]] = []
+        for token in part.split("^"):
+            if not token or token == "EQ":
+                continue
+            if token.startswith("ORDERBYDESC"):
+                query.order.append((token[len("ORDERBYDESC"):], False))
+                continue
+            if token.startswith("ORDERBY"):
+                query.order.append((token[len("ORDERBY"):], True))
+                continue
+            is_or = token.startswith("OR") and group and _TERM.match(token[2:]) is not None
+            cond = _condition(token[2:] if is_or else token)
+            if is_or:
+                group[-1].append(cond)
+            else:
+                group.append([cond])
+        if group:
+            query.groups.append(group)
+    return query
+
+
+def _condition(token: str) -> Condition:
+    m = _TERM.match(token)
+    if not m:
+        raise QueryError(f"cannot read condition {token!r}")
+    return Condition(m.group(1), m.group(2), m.group(3))
