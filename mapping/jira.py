@@ -185,6 +185,7 @@ class JiraMapper:
         self.cloud = (deployment or "Cloud").strip().casefold() == "cloud"
         self._base = (options.base_url or "").rstrip("/")
         self._init_warnings: dict[str, int] = {}
+        self._people: dict[tuple[Any, ...], Person] = {}
 
         types = {p: list(v) for p, v in DEFAULT_ISSUE_TYPES.items()}
         types.update({p: list(v) for p, v in (options.issue_types or {}).items()})
@@ -419,8 +420,8 @@ class JiraMapper:
             "updated_at": time_of(fields.get("updated")) or "",
             "resolved_at": resolved_at,
             "closed_at": closed_at,
-            "requester": person_of(fields.get("reporter"), self.cloud),
-            "assignee": person_of(fields.get("assignee"), self.cloud),
+            "requester": person_of(fields.get("reporter"), self.cloud, self._people),
+            "assignee": person_of(fields.get("assignee"), self.cloud, self._people),
             "group": self._read(plans["group"], fields),
             "ci_refs": self._read(plans["ci_refs"], fields),
             "links": self._links(fields.get("issuelinks")),
@@ -461,7 +462,11 @@ class JiraMapper:
                 "approval_required",
                 itype["name"].strip().casefold() == APPROVAL_REQUEST_TYPE or bool(data["approvals"]),
             )
-        return RECORD_CLASSES[process].model_validate(data)
+        # Every value above already has its model type (aware UTC datetimes from time_of,
+        # states from the validated status tables, Person/Link/Approval/Transition built
+        # from controlled values), so validation would only cost time: construct directly.
+        # The tests round-trip mapped records through ``record_from_dict`` to keep this honest.
+        return RECORD_CLASSES[process].model_construct(**data)
 
     # --- field readers ------------------------------------------------------------------
 
@@ -563,10 +568,10 @@ class JiraMapper:
             at = time_of(history.get("created"))
             if at is None:
                 raise ValueError(f"changelog history {history.get('id')} has no created time")
-            by = person_of(history.get("author"), self.cloud)
+            by = person_of(history.get("author"), self.cloud, self._people)
             for item in items:
                 from_raw, to_raw = item.get("fromString"), item.get("toString")
-                out.append((at, order, Transition(
+                out.append((at, order, Transition.model_construct(
                     at=at, from_state=self._history_state(process, from_raw, report),
                     to_state=self._history_state(process, to_raw, report),
                     from_raw=from_raw, to_raw=to_raw, by=by,
@@ -586,7 +591,7 @@ class JiraMapper:
                 continue
             process = self._process_by_type.get(_type_name(linked).casefold())
             kind = process if process in ("incident", "problem", "change", "release", "review") else "other"
-            links.append(Link(kind=kind, key=linked_key))
+            links.append(Link.model_construct(kind=kind, key=linked_key))
         return links
 
     def _approvals(self, key: str, fields: dict[str, Any], given: Mapping[str, list[dict]], report: MappingReport) -> list[Approval] | None:
@@ -609,8 +614,8 @@ class JiraMapper:
                 if decision is None:
                     report.warnings[f"unknown approval decision {entry.get('approverDecision')}"] += 1
                     decision = "pending"
-                approver = person_of(entry.get("approver"), self.cloud) or Person()
-                out.append(Approval(
+                approver = person_of(entry.get("approver"), self.cloud, self._people) or Person()
+                out.append(Approval.model_construct(
                     approver=approver, decision=decision,
                     decided_at=completed if decision in ("approved", "rejected") else None,
                 ))
@@ -629,11 +634,11 @@ class JiraMapper:
                     at = time_of(value) or ""
                 except ValueError:
                     at = ""  # a text field, not a date
-            return Review(completed=completed, at=at)
+            return Review.model_construct(completed=completed, at=at)
         if not self._review_enabled:
             return None
         if key in reviews["completes"]:
-            return Review(completed=True, at=reviews["completes"][key])
+            return Review.model_construct(completed=True, at=reviews["completes"][key])
         for linked in _linked_issues(fields.get("issuelinks")):
             if self._process_by_type.get(_type_name(linked).casefold()) != "review":
                 continue
@@ -641,12 +646,12 @@ class JiraMapper:
             if linked_key in reviews["own"]:
                 done, at = reviews["own"][linked_key]
                 if done:
-                    return Review(completed=True, at=at)
+                    return Review.model_construct(completed=True, at=at)
                 continue
             status = (linked.get("fields") or {}).get("status") or {}
             if (status.get("statusCategory") or {}).get("key") == "done":
-                return Review(completed=True, at=None)  # review issue outside the batch
-        return Review(completed=False)
+                return Review.model_construct(completed=True, at=None)  # review issue outside the batch
+        return Review.model_construct(completed=False)
 
 
 # --- small pure helpers -------------------------------------------------------------

@@ -13,7 +13,7 @@ the raw value, never the issue, so the mapper decides what "absent" means.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from mapping.adf import adf_to_text, is_adf
@@ -154,17 +154,37 @@ def option_text(value: dict[str, Any]) -> str:
     return text
 
 
-def person_of(value: Any, cloud: bool) -> Person | None:
-    """A user object -> Person; Cloud keys people by ``accountId``, DC by ``key``/``name``."""
+def person_of(value: Any, cloud: bool, cache: dict[tuple[Any, ...], Person] | None = None) -> Person | None:
+    """A user object -> Person; Cloud keys people by ``accountId``, DC by ``key``/``name``.
+
+    ``cache`` (one per mapper) shares the immutable Person of a user across records.
+    """
     if not isinstance(value, dict):
         return None
-    order = ("accountId", "key", "name") if cloud else ("key", "name", "accountId")
-    ident = next((value[k] for k in order if isinstance(value.get(k), str) and value[k]), None)
+    ident = None
+    for k in (_CLOUD_ID_ORDER if cloud else _DC_ID_ORDER):
+        candidate = value.get(k)
+        if candidate and isinstance(candidate, str):
+            ident = candidate
+            break
     name = value.get("displayName") or None
     email = value.get("emailAddress") or None
     if ident is None and name is None and email is None:
         return None
-    return Person(id=ident, name=name, email=email)
+    token = (ident, name, email)
+    person = cache.get(token) if cache is not None else None
+    if person is None:
+        # Values are plain str/None, so skip validation (the mapping budget; see JiraMapper).
+        person = Person.model_construct(id=ident, name=name, email=email)
+        if cache is not None:
+            if len(cache) > 100_000:  # bounded: a run sees thousands of people, not millions
+                cache.clear()
+            cache[token] = person
+    return person
+
+
+_CLOUD_ID_ORDER = ("accountId", "key", "name")
+_DC_ID_ORDER = ("key", "name", "accountId")
 
 
 def time_of(value: Any) -> datetime | None:
@@ -179,9 +199,33 @@ def time_of(value: Any) -> datetime | None:
         raise ValueError(f"date object without iso8601 or epochMillis: {sorted(value)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return epoch_time(value)
-    if isinstance(value, str) and len(value.strip()) == 10:  # a date picker: "2026-03-02"
-        return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        if len(value) == 28 and value[10] == "T" and value[19] == "." and value[23] in "+-":
+            fast = _fast_time(value)
+            if fast is not None:
+                return fast
+        if len(value.strip()) == 10:  # a date picker: "2026-03-02"
+            return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
     return parse_jira_time(value)
+
+
+_OFFSETS: dict[str, timezone] = {}
+
+
+def _fast_time(value: str) -> datetime | None:
+    """Jira's own format ``2026-03-02T14:10:05.123-0700`` by slicing (the hot path);
+    None for anything unexpected, which then goes through :func:`parse_jira_time`."""
+    try:
+        tz = _OFFSETS.get(value[23:])
+        if tz is None:
+            sign = -1 if value[23] == "-" else 1
+            tz = timezone(sign * timedelta(hours=int(value[24:26]), minutes=int(value[26:28])))
+            _OFFSETS[value[23:]] = tz
+        local = datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                         int(value[14:16]), int(value[17:19]), int(value[20:23]) * 1000, tzinfo=tz)
+    except ValueError:
+        return None
+    return local.astimezone(timezone.utc)
 
 
 def epoch_time(value: int | float) -> datetime:

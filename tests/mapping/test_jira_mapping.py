@@ -507,3 +507,13 @@ def test_example_export_fails_exactly_the_rules_in_expected_md() -> None:
     result = Engine(PACK.rules).evaluate(records, as_of=datetime(2026, 11, 20, tzinfo=UTC))
     assert not result.rule_errors
     assert {(f.key, f.code) for f in result.findings} == expected
+
+
+def test_constructed_records_survive_validation_round_trip() -> None:
+    """The mapper builds records without validation (speed); prove they are valid."""
+    from mapping.model import record_from_dict
+
+    (records, _), _ = _example_records()
+    for rec in records:
+        again = record_from_dict(rec.model_dump())
+        assert again == rec, rec.key
