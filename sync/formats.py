@@ -419,3 +419,14 @@ def render_doctor(report: DoctorReport, *, color: bool = False) -> str:
         lines.append("  rules this source cannot evaluate:")
         lines += [f"    {code}: {why}" for code, why in sorted(report.not_evaluated.items())]
     return "\n".join(lines) + "\n"
+
+
+README_RULES_START = "<!-- rules:start -->"
+README_RULES_END = "<!-- rules:end -->"
+
+
+def with_rules_table(readme: str, rules: Sequence[Rule]) -> str:
+    """The README text with the block between the rules markers replaced by the table."""
+    start, end = readme.index(README_RULES_START), readme.index(README_RULES_END)
+    head = readme[: start + len(README_RULES_START)]
+    return f"{head}\n{rules_markdown_table(rules)}{readme[end:]}"
