@@ -184,3 +184,74 @@ __all__ = [
     "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
     "apply_diff", "finding_events", "start_run", "mark_interrupted", "finish_run",
 ]
+
+
+# --- reading findings (the ``findings`` command) ----------------------------------------
+
+def query_findings(
+    session: Session, *, state: str = "open", rule: str | None = None, source: str | None = None,
+    assignee: str | None = None, group: str | None = None, since: datetime | None = None,
+) -> list[FindingRow]:
+    """Stored findings by filters; ``since`` keeps those with any history event at or after it."""
+    stmt = select(FindingRow)
+    if state != "all":
+        stmt = stmt.where(FindingRow.state == state)
+    if rule:
+        stmt = stmt.where(FindingRow.rule == rule.upper())
+    if source:
+        stmt = stmt.where(FindingRow.source == source)
+    if assignee:
+        stmt = stmt.where(FindingRow.assignee == assignee)
+    if group:
+        stmt = stmt.where(FindingRow.group == group)
+    if since is not None:
+        stmt = stmt.where(select(FindingEventRow.id).where(
+            FindingEventRow.finding_id == FindingRow.id, FindingEventRow.at >= since).exists())
+    return list(session.scalars(stmt.order_by(FindingRow.id)))
+
+
+class AmbiguousReference(LookupError):
+    """A fingerprint prefix matches more than one finding."""
+
+
+def find_finding(session: Session, ref: str) -> FindingRow | None:
+    """A finding by numeric id or by fingerprint prefix (at least 4 hex digits)."""
+    ref = ref.strip()
+    if ref.isdigit() and len(ref) < 10:
+        row = session.get(FindingRow, int(ref))
+        if row is not None:
+            return row
+    if len(ref) < 4:
+        return None
+    rows = list(session.scalars(select(FindingRow).where(FindingRow.fingerprint.startswith(ref.lower()))
+                                .limit(5)))
+    if len(rows) > 1:
+        raise AmbiguousReference(f"{ref!r} matches several findings ({', '.join(str(r.id) for r in rows)}"
+                                 f"{', ...' if len(rows) == 5 else ''}); give more of the fingerprint")
+    return rows[0] if rows else None
+
+
+# --- waivers applied at once (``waive add`` / ``waive remove``) ------------------------
+
+def waive_matching(session: Session, waiver: Any, *, today: Any, now: datetime) -> int:
+    """Mark the open findings a new waiver covers as waived (the next sync agrees)."""
+    count = 0
+    for row in session.scalars(select(FindingRow).where(FindingRow.state == OPEN)):
+        if waiver.matches(row.rule, row.source, row.key) and waiver.active(today):
+            row.state, row.waiver = "waived", waiver.id
+            session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="waived", at=now,
+                                        detail=f"by {waiver.describe()}: {waiver.reason}"))
+            count += 1
+    return count
+
+
+def unwaive(session: Session, waiver_id: str, *, now: datetime) -> int:
+    """Reopen the findings a removed waiver held."""
+    count = 0
+    for row in session.scalars(select(FindingRow).where(FindingRow.state == "waived",
+                                                        FindingRow.waiver == waiver_id)):
+        row.state, row.waiver = OPEN, None
+        session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="unwaived", at=now,
+                                    detail=f"waiver {waiver_id} was removed"))
+        count += 1
+    return count

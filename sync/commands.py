@@ -1,0 +1,263 @@
+"""CLI commands of the sync package: ``sync``, ``findings``, ``waive`` and ``db``.
+
+``cli.py`` adds every command in :data:`COMMANDS` to the ``ticketlint`` group. Results go
+to stdout, progress and errors to stderr. Exit codes: 0 done (findings are data), 2 a
+source failed or a usage / config / database error. A second concurrent ``sync`` exits 0.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, NoReturn
+
+import click
+
+from config import Config, ConfigError, load_config
+from sync import store as repo
+from sync.db import StoreError, current_revision, head_revision, open_store
+from sync.findings_view import FORMATS, render_findings, render_show
+from sync.lifecycle import Diff
+from sync.progress import Progress, summary_table
+from sync.runner import SyncOptions, SyncResult, SyncRunner
+from sync.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
+
+_RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj
+    path = obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _store(cfg: Config) -> Any:
+    try:
+        return open_store(cfg.database)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def parse_when(text: str, *, now: datetime | None = None) -> datetime:
+    """An instant: ISO date or datetime (UTC when no zone is given), or ``7d`` / ``12h`` ago."""
+    now = now or datetime.now(timezone.utc)
+    m = _RELATIVE.match(text.strip())
+    if m:
+        amount, unit = int(m.group(1)), m.group(2)
+        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO date/time (2026-03-01, 2026-03-01T09:00Z) "
+                                 "or a relative age (7d, 12h)") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class When(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        return value if isinstance(value, datetime) else parse_when(str(value))
+
+
+# --- sync ----------------------------------------------------------------------------
+
+@click.command("sync")
+@click.option("--source", help="Sync only this configured source.")
+@click.option("--full", is_flag=True, help="Re-read everything; records not seen are marked deleted.")
+@click.option("--as-of", "as_of", type=When(), help="Evaluate as of this instant (default: now).")
+@click.option("--dry-run", is_flag=True, help="Read and evaluate, print the diff, write nothing.")
+@click.option("--no-notify", is_flag=True, help="Do not queue or send chat notifications.")
+@click.option("--no-writeback", is_flag=True, help="Do not write labels or comments onto tickets.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Progress and log lines on stderr as text or JSON lines (for log collectors).")
+@click.pass_context
+def sync(ctx: click.Context, source: str | None, full: bool, as_of: datetime | None, dry_run: bool,
+         no_notify: bool, no_writeback: bool, log_format: str) -> None:
+    """Read changed records, re-evaluate every stored record and record the findings' history."""
+    cfg = _config(ctx)
+    options = SyncOptions(source=source, full=full, as_of=as_of, dry_run=dry_run,
+                          notify=not no_notify, writeback=not no_writeback)
+    progress = Progress(fmt=log_format)
+    try:
+        result = SyncRunner(cfg, options, progress=progress).run()
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc))
+    except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
+        _fail(f"{type(exc).__name__}: {exc}")
+    if result.busy:
+        progress.event("busy", f"{result.busy}; nothing done")
+        sys.exit(0)
+    if dry_run:
+        click.echo(render_diff(result), nl=False)
+    click.echo(summary_table([s.summary() for s in result.sources]))
+    for s in result.sources:
+        if s.error:
+            click.echo(f"{s.name}: FAILED: {s.error}", err=True)
+        for err in s.report.errors[:5]:
+            click.echo(f"{s.name}: mapping error: {err}", err=True)
+        if len(s.report.errors) > 5:
+            click.echo(f"{s.name}: ... and {len(s.report.errors) - 5} more mapping errors", err=True)
+    progress.event("summary", f"run {result.run_id or '(dry run)'} finished with exit code "
+                   f"{result.exit_code}", run_id=result.run_id,
+                   sources={s.name: s.to_dict() for s in result.sources})
+    sys.exit(result.exit_code)
+
+
+def render_diff(result: SyncResult) -> str:
+    lines = []
+    for s in result.sources:
+        diff: Diff = s.diff
+        for c in diff.changes:
+            if c.kind in ("open", "still_waived"):
+                continue
+            f = c.finding
+            rule, key = (f.code, f.key) if f else (c.previous.rule, c.previous.key)  # type: ignore[union-attr]
+            why = f.message if f else (c.resolution or "")
+            lines.append(f"{c.kind:<9} {rule:<7} {s.name}/{key}: {why}")
+    return "\n".join(lines) + ("\n\n" if lines else "")
+
+
+# --- findings ------------------------------------------------------------------------
+
+@click.group("findings", invoke_without_command=True)
+@click.option("--state", type=click.Choice(["open", "resolved", "waived", "all"]), default="open",
+              show_default=True)
+@click.option("--rule", help="Only this rule code.")
+@click.option("--source", help="Only this source.")
+@click.option("--assignee", help="Only findings assigned to this person (as shown).")
+@click.option("--group", "group_", help="Only this assignment group.")
+@click.option("--since", type=When(), help="Only findings with history at or after this time (or 7d).")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.pass_context
+def findings(ctx: click.Context, state: str, rule: str | None, source: str | None,
+             assignee: str | None, group_: str | None, since: datetime | None, fmt: str) -> None:
+    """List stored findings (``findings show ID`` shows one with its history)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = _store(_config(ctx))
+    with store.session() as s:
+        rows = repo.query_findings(s, state=state, rule=rule, source=source, assignee=assignee,
+                                   group=group_, since=since)
+        click.echo(render_findings(rows, fmt), nl=False)
+
+
+@findings.command("show")
+@click.argument("ref", metavar="ID")
+@click.pass_context
+def findings_show(ctx: click.Context, ref: str) -> None:
+    """One finding by id or fingerprint prefix: rule, record, evidence and history."""
+    store = _store(_config(ctx))
+    with store.session() as s:
+        try:
+            row = repo.find_finding(s, ref)
+        except repo.AmbiguousReference as exc:
+            _fail(str(exc))
+        if row is None:
+            _fail(f"no finding {ref!r}; `ticketlint findings --state all` lists them")
+        click.echo(render_show(row, repo.finding_events(s, row.id),
+                               repo.get_record(s, row.source, row.key)), nl=False)
+
+
+# --- waive ---------------------------------------------------------------------------
+
+@click.group("waive")
+def waive() -> None:
+    """Accept a rule's findings for a key or key glob, with a reason, an owner and an expiry."""
+
+
+@waive.command("add")
+@click.argument("rule")
+@click.argument("key")
+@click.option("--reason", help="Why this is accepted (required).")
+@click.option("--owner", help="Who answers for it (required).")
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD (required).")
+@click.option("--source", help="Only findings of this source.")
+@click.pass_context
+def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner: str | None,
+              expires: datetime | None, source: str | None) -> None:
+    """Waive RULE for KEY (a record key or a glob such as 'OPS-1*')."""
+    cfg = _config(ctx)
+    if source and cfg.sources and source not in {s.name for s in cfg.sources}:
+        _fail(f"--source {source!r} is not a configured source")
+    store = _store(cfg)
+    now = datetime.now(timezone.utc)
+    try:
+        with store.session() as s, s.begin():
+            w = add_waiver(s, rule=rule, key=key, reason=reason, owner=owner,
+                           expires=expires.date() if expires else None, source=source, today=now.date())
+            count = repo.waive_matching(s, w, today=now.date(), now=now)
+    except WaiverError as exc:
+        _fail(str(exc))
+    click.echo(f"added waiver {w.id}: {w.rule} {w.key} until {w.expires.isoformat()} "
+               f"({count} open finding{'s' if count != 1 else ''} now waived)")
+
+
+@waive.command("list")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def waive_list(ctx: click.Context, fmt: str) -> None:
+    """Waivers from the config file and from ``waive add``; expired ones are marked."""
+    cfg = _config(ctx)
+    store = _store(cfg)
+    with store.session() as s:
+        waivers = all_waivers(s, cfg)
+    today = date.today()
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([{"id": w.id, "rule": w.rule, "key": w.key, "source": w.source,
+                                "reason": w.reason, "owner": w.owner,
+                                "expires": w.expires.isoformat(), "expired": not w.active(today)}
+                               for w in waivers], indent=2))
+        return
+    if not waivers:
+        click.echo("No waivers.")
+    for w in waivers:
+        flag = "  EXPIRED" if not w.active(today) else ""
+        click.echo(f"{w.id:<10} {w.rule:<7} {w.key:<16} {w.source or '*':<12} until "
+                   f"{w.expires.isoformat()}  {w.owner}: {w.reason}{flag}")
+
+
+@waive.command("remove")
+@click.argument("waiver_id", metavar="ID")
+@click.pass_context
+def waive_remove(ctx: click.Context, waiver_id: str) -> None:
+    """Remove a waiver added with ``waive add`` (its findings reopen)."""
+    cfg = _config(ctx)
+    store = _store(cfg)
+    try:
+        with store.session() as s, s.begin():
+            w = remove_waiver(s, waiver_id)
+            count = repo.unwaive(s, w.id, now=datetime.now(timezone.utc))
+    except WaiverError as exc:
+        _fail(str(exc))
+    click.echo(f"removed waiver {w.id} ({count} finding{'s' if count != 1 else ''} reopened)")
+
+
+# --- db ------------------------------------------------------------------------------
+
+@click.group("db")
+def db() -> None:
+    """The store's schema (SQLite or PostgreSQL)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Migrate the database to the newest schema (sync does this by itself too)."""
+    cfg = _config(ctx)
+    store = _store(cfg)  # opening migrates
+    click.echo(f"database at revision {current_revision(store.engine)} (head {head_revision()})")
+
+
+COMMANDS = [sync, findings, waive, db]
