@@ -1,0 +1,170 @@
+"""``ticketlint sandbox`` (serve the imitation APIs) and ``ticketlint demo`` (run the
+product end to end against them). ``cli.py`` registers every command in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sandbox.faults import FaultPlan, FaultSpecError
+from sandbox.server import SandboxServer
+
+DEMO_JIRA_ENV = "TICKETLINT_DEMO_JIRA_TOKEN"
+DEMO_SNOW_ENV = "TICKETLINT_DEMO_SNOW_PASSWORD"
+
+
+def config_yaml(server: SandboxServer, database: str) -> str:
+    """A ticketlint config with one source per imitated system (secrets from env vars)."""
+    c = server.credentials
+    return (
+        f"database: {database}\n"
+        "sources:\n"
+        "  - name: jira-sandbox\n"
+        "    type: jira\n"
+        f"    url: {server.url}\n"
+        f"    auth: {{email: {c.jira_email}, token: ${{{DEMO_JIRA_ENV}}}}}\n"
+        "    jql: project in (OPS, CHG)\n"
+        "  - name: snow-sandbox\n"
+        "    type: servicenow\n"
+        f"    url: {server.url}\n"
+        f"    auth: {{user: {c.snow_user}, password: ${{{DEMO_SNOW_ENV}}}}}\n"
+    )
+
+
+def _parse_faults(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        FaultPlan.parse(value)
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it local).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data and faults.")
+@click.option("--size", default=600, show_default=True, type=click.IntRange(20, 2_000_000),
+              help="Approximate number of records across both systems.")
+@click.option("--faults", callback=_parse_faults, metavar="SPEC",
+              help="e.g. 429=0.05,500=0.03,reset=0.01,slow=0.02,retry_after=1,mutate=0.01")
+@click.option("--hidden-share", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of ServiceNow rows an ACL hides (returned as {}).")
+def sandbox(host: str, port: int, seed: int, size: int, faults: str | None, hidden_share: float) -> None:
+    """Serve an imitation Jira Cloud and ServiceNow instance with seeded ITSM data."""
+    click.echo(f"generating {size} records (seed {seed})...", err=True)
+    server = SandboxServer(host, port, seed=seed, size=size, faults=faults, hidden_share=hidden_share)
+    c = server.credentials
+    click.echo(f"sandbox listening on {server.url}  (Ctrl-C stops it)", err=True)
+    click.echo(f"  Jira Cloud:  {server.url}/rest/api/3/...   basic {c.jira_email}:{c.jira_token}  or bearer {c.jira_pat}", err=True)
+    click.echo(f"  ServiceNow:  {server.url}/api/now/table/... basic {c.snow_user}:{c.snow_password}; "
+               f"OAuth client {c.oauth_client_id}:{c.oauth_client_secret}", err=True)
+    click.echo(f"  admin:       {server.url}/_sandbox/info, /_sandbox/stats, POST /_sandbox/mutate", err=True)
+    click.echo("  a config for it (export the two variables first):", err=True)
+    click.echo(f"    export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}", err=True)
+    click.echo(config_yaml(server, "sqlite:///.ticketlint/sandbox.db"))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        server.httpd.server_close()
+
+
+def _invoke(args: list[str]) -> int:
+    """Run a ``ticketlint`` command in this process; its exit code."""
+    import cli as cli_mod
+
+    try:
+        cli_mod.cli.main(args, prog_name="ticketlint", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+def _sync_available() -> bool:
+    try:
+        import sync.commands  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+@click.command("demo")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--size", default=600, show_default=True, type=click.IntRange(20, 50_000))
+@click.option("--keep", is_flag=True, help="Keep the temporary directory (config, database, outputs).")
+@click.option("--top", default=8, show_default=True, type=click.IntRange(1, 100), help="Findings to show.")
+def demo(seed: int, size: int, keep: bool, top: int) -> None:
+    """Start the sandbox, configure two sources for it and run ticketlint against them."""
+    workdir = Path(tempfile.mkdtemp(prefix="ticketlint-demo-"))
+    click.echo(f"ticketlint demo: generating {size} sandbox records (seed {seed})...", err=True)
+    server = SandboxServer("127.0.0.1", 0, seed=seed, size=size).start()
+    try:
+        code = _run_demo(server, workdir, top)
+    finally:
+        server.stop()
+        if not keep:
+            import shutil
+            shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(code)
+
+
+def _run_demo(server: SandboxServer, workdir: Path, top: int) -> int:
+    c = server.credentials
+    os.environ[DEMO_JIRA_ENV] = c.jira_token
+    os.environ[DEMO_SNOW_ENV] = c.snow_password
+    config = workdir / "ticketlint.yaml"
+    config.write_text(config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8")
+    click.echo(f"sandbox at {server.url}; config written to {config}", err=True)
+    if _sync_available():
+        click.echo("\n== ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
+        code = _invoke(["--config", str(config), "sync", "--no-notify", "--no-writeback"])
+        if code != 0:
+            click.echo(f"demo: sync exited with {code}", err=True)
+            return code
+    totals: Counter[str] = Counter()
+    shown: list[dict[str, Any]] = []
+    for source in ("jira-sandbox", "snow-sandbox"):
+        out = workdir / f"check-{source}.json"
+        click.echo(f"\n== ticketlint check --source {source} ==", err=True)
+        code = _invoke(["--config", str(config), "-q", "check", "--source", source, "-f", "json",
+                        "-o", str(out), "--exit-zero"])
+        if code != 0 or not out.exists():
+            click.echo(f"demo: check of {source} failed (exit {code})", err=True)
+            return code or 2
+        result = json.loads(out.read_text(encoding="utf-8"))
+        findings = result.get("findings", [])
+        by_process = Counter(f.get("process") for f in findings)
+        by_rule = Counter(f.get("code") for f in findings)
+        totals.update({f"{source}:{p}": n for p, n in by_process.items()})
+        click.echo(f"{source}: {len(findings)} findings  "
+                   + ", ".join(f"{p} {n}" for p, n in sorted(by_process.items())))
+        click.echo("  by rule: " + ", ".join(f"{code} {n}" for code, n in sorted(by_rule.items())))
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+        shown.extend(sorted(findings, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key")))[: top // 2 or 1])
+    click.echo("\nTop findings:")
+    for f in shown[:top]:
+        who = f.get("assignee") or f.get("group") or "unassigned"
+        click.echo(f"  [{f.get('severity')}] {f.get('code')} {f.get('source')}/{f.get('key')} ({who}): {f.get('message')}")
+    click.echo("\nTry next (the sandbox stops when the demo ends; run `ticketlint sandbox` to keep one up):")
+    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01")
+    click.echo("  ticketlint --config ticketlint.yaml check --source jira-sandbox -f markdown")
+    click.echo("  ticketlint --config ticketlint.yaml sync && ticketlint --config ticketlint.yaml findings")
+    click.echo("  ticketlint rules explain CHG001")
+    return 0
+
+
+COMMANDS = [sandbox, demo]
