@@ -215,7 +215,7 @@ def render_markdown(result: CheckResult) -> str:
     summary = summary_dict(result)
     lines = ["# ticketlint check", ""]
     lines.append(
-        f"{summary['records']} records, {summary['rules_selected']} rules, as of {summary['as_of']}: "
+        f"{_n(summary['records'], 'record')}, {_n(summary['rules_selected'], 'rule')}, as of {summary['as_of']}: "
         f"**{_count_phrase(summary['by_severity'], summary['findings'])}**."
     )
     lines.append("")
@@ -252,6 +252,10 @@ def render_markdown(result: CheckResult) -> str:
     if summary["rule_errors"]:
         lines += ["## Rule errors", ""] + [f"- {_md(e)}" for e in summary["rule_errors"]] + [""]
     return "\n".join(lines)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _count_phrase(by_severity: dict[str, int], total: int) -> str:
@@ -294,8 +298,8 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
         lines.append("")
     lines.append(
         f"{_count_phrase(summary['by_severity'], summary['findings']).capitalize()} in "
-        f"{len(groups)} of {summary['records']} records "
-        f"({summary['rules_selected']} rules, as of {summary['as_of']})."
+        f"{len(groups)} of {_n(summary['records'], 'record')} "
+        f"({_n(summary['rules_selected'], 'rule')}, as of {summary['as_of']})."
     )
     not_eval = not_evaluated_dict(ev)
     if not_eval:

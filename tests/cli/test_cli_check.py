@@ -42,7 +42,7 @@ def test_exit_zero_forces_0(runner: CliRunner, records_jsonl: Path, test_registr
 def test_clean_run_exits_0(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
     result = check(runner, "-i", str(records_jsonl), "--select", "TST004")
     assert result.exit_code == 0
-    assert result.stdout.startswith("No findings in 0 of 7 records")
+    assert result.stdout.startswith("No findings in 0 of 7 records (1 rule, as of 2026-03-31T00:00:00Z).")
 
 
 def test_select_comma_list_and_ignore(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
@@ -177,3 +177,17 @@ def test_real_registry_runs_on_the_fixture(runner: CliRunner, records_jsonl: Pat
     from rules.registry import load_registry
 
     assert sorted(data["summary"]["rules"]) == sorted(load_registry().rules)
+
+
+def test_shell_completion_of_rule_codes_and_source_names(runner: CliRunner, test_registry: object) -> None:
+    import click
+
+    Path("ticketlint.yaml").write_text(
+        "sources:\n  - {name: jira-prod, type: jira, url: 'https://x.atlassian.net', auth: {pat: abc}}\n"
+        "  - {name: snow-prod, type: servicenow, url: 'https://x.service-now.com', auth: {user: u, password: p}}\n"
+    )
+    ctx = click.Context(cli_module.check, parent=click.Context(cli, info_name="ticketlint"))
+    assert cli_module._complete_rules(ctx, None, "tst00") == ["TST001", "TST002", "TST003", "TST004"]
+    assert cli_module._complete_sources(ctx, None, "sn") == ["snow-prod"]
+    Path("ticketlint.yaml").write_text("bogus: [")
+    assert cli_module._complete_sources(ctx, None, "") == []  # never a traceback while completing
