@@ -30,12 +30,16 @@ def config_yaml(server: SandboxServer, database: str) -> str:
         "  - name: jira-sandbox\n"
         "    type: jira\n"
         f"    url: {server.url}\n"
-        f"    auth: {{email: {c.jira_email}, token: ${{{DEMO_JIRA_ENV}}}}}\n"
+        "    auth:\n"
+        f"      email: {c.jira_email}\n"
+        f"      token: ${{{DEMO_JIRA_ENV}}}\n"
         "    jql: project in (OPS, CHG)\n"
         "  - name: snow-sandbox\n"
         "    type: servicenow\n"
         f"    url: {server.url}\n"
-        f"    auth: {{user: {c.snow_user}, password: ${{{DEMO_SNOW_ENV}}}}}\n"
+        "    auth:\n"
+        f"      user: {c.snow_user}\n"
+        f"      password: ${{{DEMO_SNOW_ENV}}}\n"
     )
 
 

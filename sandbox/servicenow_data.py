@@ -265,7 +265,7 @@ class ServiceNowData:
                                "unsuccessful": "unsuccessful"}.get(sc.outcome or "", "") if sc.state == "closed" else "",
                 "close_notes": ("Implemented as planned." if sc.close_notes else "") if sc.state == "closed" else "",
                 "cab_required": "true" if sc.cab_required else "false",
-                "cab_date": t(sc.planned_start - 2 * S.DAY)[:10] if sc.cab_date and sc.planned_start else "",
+                "cab_date": t(sc.planned_start - 2 * S.DAY) if sc.cab_date and sc.planned_start else "",
                 "review_date": t(sc.closed + S.DAY) if sc.review and sc.closed else "",
                 "review_comments": "PIR held with the CAB; actions recorded." if sc.review else "",
                 "review_status": "", "approval": approval, "phase": "requested",
@@ -276,6 +276,7 @@ class ServiceNowData:
                 "cause_notes": "Connection pool exhausted under peak load." if sc.root_cause else "",
                 "fix_notes": "", "workaround": "Restart the node and drain traffic." if sc.workaround and sc.known_error else "",
                 "known_error": "true" if sc.known_error else "false",
+                "resolved_at": t(sc.resolved) if sc.resolved and sc.state in ("resolved", "closed") else "",
                 "resolution_code": ("canceled" if sc.state == "cancelled" else "fix_applied" if done else ""),
             })
             if sc.state == "in_progress" and row["state"] == "101":
@@ -305,6 +306,7 @@ class ServiceNowData:
             "sys_class_name": cls, "install_status": INSTALL[sc.ci_status],
             "operational_status": "1" if sc.ci_status == "installed" else "2",
             "owned_by": self._ref_user(sc.assignee) if sc.owner else "",
+            "assigned_to": self._ref_user(sc.assignee) if sc.owner and idx % 3 == 0 else "",
             "managed_by": self._ref_user(sc.assignee) if sc.owner and idx % 2 else "",
             "support_group": self.ds.groups[sc.group].sys_id if sc.support_group and sc.group is not None else "",
             "last_discovered": utc_text(sc.last_verified) if sc.last_verified else "",
