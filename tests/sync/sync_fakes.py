@@ -28,7 +28,22 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 @rule(code="TST001", name="change-backout", title="A change has a backout plan", severity="high",
       clause="8.5.1.3", applies_to=["change"])
 def change_backout(record: ChangeRecord, ctx: Any) -> Any:
-    """**Why** x **Fails when** x **Passes when** x **Remediation** Write one."""
+    """**Why**
+
+    Test rule.
+
+    **Fails when**
+
+    x
+
+    **Passes when**
+
+    x
+
+    **Remediation**
+
+    Write one.
+    """
     if record.backout_plan is None:
         return missing_field("change.backout_plan")
     return PASS if record.backout_plan.strip() else fail("no backout plan")
@@ -37,7 +52,22 @@ def change_backout(record: ChangeRecord, ctx: Any) -> Any:
 @rule(code="TST002", name="incident-notes", title="Resolved incidents say how", severity="medium",
       clause="8.6.1", applies_to=["incident"])
 def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
-    """**Why** x **Fails when** x **Passes when** x **Remediation** Write them."""
+    """**Why**
+
+    Test rule.
+
+    **Fails when**
+
+    x
+
+    **Passes when**
+
+    x
+
+    **Remediation**
+
+    Write them.
+    """
     if record.state not in ("resolved", "closed"):
         return NOT_APPLICABLE
     return PASS if (record.resolution_notes or "").strip() else fail("no resolution notes")
@@ -46,7 +76,22 @@ def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
 @rule(code="TST003", name="incident-stale", title="Open incidents move", severity="low",
       clause="8.6.1", applies_to=["incident"], params={"stale_days": 7})
 def incident_stale(record: IncidentRecord, ctx: Any) -> Any:
-    """**Why** x **Fails when** x **Passes when** x **Remediation** Move it."""
+    """**Why**
+
+    Test rule.
+
+    **Fails when**
+
+    x
+
+    **Passes when**
+
+    x
+
+    **Remediation**
+
+    Move it.
+    """
     if record.state in ("resolved", "closed", "cancelled") or not isinstance(record.updated_at, datetime):
         return NOT_APPLICABLE
     age = ctx.as_of - record.updated_at

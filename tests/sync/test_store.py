@@ -1,0 +1,116 @@
+"""Store round trips (SQLite, and PostgreSQL when configured), migrations, busy retries."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import OperationalError
+
+from mapping.model import Approval, Person
+from sync import store as repo
+from sync.db import current_revision, head_revision, open_store, retry_locked
+from sync.models import Base
+from sync_fakes import T0, change, incident
+
+NOW = datetime(2026, 3, 5, tzinfo=timezone.utc)
+
+
+def test_migrations_match_the_models(store) -> None:  # type: ignore[no-untyped-def]
+    assert current_revision(store.engine) == head_revision()
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diffs == []
+
+
+def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ignore[no-untyped-def]
+    rec = change("jira-prod", "CHG-1", backout="x", assignee=Person(id="a1", name="Ann"),
+                 approvals=[Approval(approver=Person(name="Bob"), decision="approved",
+                                     decided_at=T0)])
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [rec, incident("jira-prod", "INC1")], NOW)
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [rec], NOW)  # a re-read page after a crash
+    with store.session() as s:
+        loaded = sorted(repo.load_records(s, "jira-prod"), key=lambda r: r.key)
+    assert [r.key for r in loaded] == ["CHG-1", "INC1"]
+    assert loaded[0] == rec  # every field, raw included, survives the round trip
+    assert loaded[0].approvals[0].decided_at == T0  # type: ignore[index]
+
+
+def test_watermarks_never_move_backwards(store) -> None:  # type: ignore[no-untyped-def]
+    with store.session() as s, s.begin():
+        repo.set_watermark(s, "jira-prod", "change", T0)
+    with store.session() as s, s.begin():
+        repo.set_watermark(s, "jira-prod", "change", T0 - timedelta(days=1))
+        repo.set_watermark(s, "jira-prod", "incident", T0)
+    with store.session() as s:
+        assert repo.get_watermarks(s, "jira-prod") == {"change": T0, "incident": T0}
+        assert repo.get_watermarks(s, "other") == {}
+
+
+def test_unseen_records_are_marked_deleted(store) -> None:  # type: ignore[no-untyped-def]
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [change("a", "C1"), change("a", "C2")], NOW)
+    later = NOW + timedelta(hours=1)
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [change("a", "C2")], later)
+        assert repo.mark_unseen_deleted(s, "a", later) == ["C1"]
+    with store.session() as s:
+        assert [r.key for r in repo.load_records(s, "a")] == ["C2"]
+        assert repo.stored_keys(s, "a") == {"C2"}
+
+
+def test_first_open_migrates_an_empty_sqlite_file(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'deep' / 'dir' / 'x.db'}")
+    assert current_revision(store.engine) == head_revision()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    store.dispose()
+
+
+def test_a_locked_sqlite_database_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for a moment
+    threading.Timer(0.5, blocker.rollback).start()
+    t0 = time.monotonic()
+    with store.session() as s, s.begin():
+        repo.set_watermark(s, "a", "b", T0)
+    assert time.monotonic() - t0 >= 0.4
+    with store.session() as s:
+        assert repo.get_watermarks(s, "a") == {"b": T0}
+    blocker.close()
+    store.dispose()
+
+
+def test_retry_locked_retries_only_lock_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    calls = {"n": 0}
+
+    @retry_locked
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
+        return "done"
+
+    assert flaky() == "done" and calls["n"] == 3
+
+    @retry_locked
+    def broken() -> None:
+        calls["n"] += 1
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: x"))
+
+    calls["n"] = 0
+    with pytest.raises(OperationalError):
+        broken()
+    assert calls["n"] == 1
