@@ -1,0 +1,84 @@
+"""End to end: the real ``ticketlint check --source`` against the sandbox over HTTP.
+
+Findings must exist for every process of both systems, and faults (429 with and without
+Retry-After, 5xx, resets, slow responses, records changing between pages) must not change
+a single finding: the same seed gives the same findings with and without them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sandbox import serve
+from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+
+pytestmark = pytest.mark.e2e
+
+SEED, SIZE = 11, 600
+FAULTS = "429=0.06,500=0.04,502=0.02,reset=0.03,slow=0.03,slow_seconds=0.2,retry_after=1,mutate=0.05"
+PROCESSES = {"jira-sandbox": {"incident", "change", "problem", "service_request"},
+             "snow-sandbox": {"incident", "change", "problem", "service_request", "ci"}}
+TICKETLINT = Path(sys.executable).parent / "ticketlint"
+
+
+@pytest.fixture(scope="module")
+def anchor() -> int:
+    return int(time.time()) * 1000
+
+
+def run_check(tmp_path: Path, anchor: int, faults: str | None, source: str) -> dict:
+    server = serve(seed=SEED, size=SIZE, anchor=anchor, faults=faults).start()
+    try:
+        config = tmp_path / f"ticketlint-{source}-{bool(faults)}.yaml"
+        config.write_text(config_yaml(server, f"sqlite:///{tmp_path / 'unused.db'}"), encoding="utf-8")
+        c = server.credentials
+        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
+               "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+        as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
+        proc = subprocess.run(
+            [str(TICKETLINT), "--config", str(config), "check", "--source", source, "-f", "json",
+             "--exit-zero", "--as-of", as_of],
+            capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout)
+        result["_faults"] = dict(server.faults.injected)
+        return result
+    finally:
+        server.stop()
+
+
+def fingerprints(result: dict) -> Counter:
+    return Counter((f["code"], f["key"]) for f in result["findings"])
+
+
+@pytest.mark.parametrize("source", sorted(PROCESSES))
+def test_findings_for_every_process_and_faults_change_nothing(tmp_path, anchor, source):
+    clean = run_check(tmp_path, anchor, None, source)
+    processes = {f["process"] for f in clean["findings"]}
+    assert PROCESSES[source] <= processes, f"{source}: no findings for {PROCESSES[source] - processes}"
+    for f in clean["findings"][:20]:
+        assert f["source"] == source and f["url"].startswith("http://127.0.0.1:")
+
+    faulty = run_check(tmp_path, anchor, FAULTS, source)
+    assert sum(faulty["_faults"].values()) > 0, "the fault plan injected nothing"
+    assert fingerprints(faulty) == fingerprints(clean)
+    assert Counter(f["code"] for f in faulty["findings"]) == Counter(f["code"] for f in clean["findings"])
+
+
+def test_demo_exits_zero_and_shows_findings(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    proc = subprocess.run([str(TICKETLINT), "demo", "--size", "400"], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for source in ("jira-sandbox", "snow-sandbox"):
+        line = next(l for l in proc.stdout.splitlines() if l.startswith(f"{source}:"))
+        for process in PROCESSES[source]:
+            assert f"{process} " in line, line
+    assert "Top findings:" in proc.stdout and "Try next" in proc.stdout
