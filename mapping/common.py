@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 _OFFSET_NO_COLON = re.compile(r"([+-])(\d\d)(\d\d)$")
 
@@ -129,3 +131,18 @@ def truthy_flag(value: Any) -> bool:
     if isinstance(value, (list, dict)):
         return len(value) > 0
     return True
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a batch that allocates many long-lived
+    objects (mapping a page, evaluating a run). Those objects hold no cycles, yet each
+    allocation burst triggers full collections that re-scan everything built so far:
+    about a third of the mapping time. Nested use is safe."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

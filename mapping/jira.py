@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from mapping.common import MappingError, MappingOptions, MappingReport, truthy_flag
+from mapping.common import MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
 from mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
     ASSETS_CUSTOM_TYPE,
@@ -57,6 +57,7 @@ from mapping.jira_fields import (
     time_of,
 )
 from mapping.model import (
+    build,
     CHANGE_STATES,
     RECORD_CLASSES,
     TICKET_STATES,
@@ -302,7 +303,14 @@ class JiraMapper:
 
     # --- mapping ----------------------------------------------------------------------
 
-    def map_issues(
+    def map_issues(self, issues: Iterable[dict], *, changelogs: Mapping[str, list[dict]] | None = None,
+                   approvals: Mapping[str, list[dict]] | None = None,
+                   ) -> tuple[list[BaseRecord], MappingReport]:
+        """Map a batch; review issues mark their linked records reviewed and are dropped."""
+        with gc_paused():
+            return self._map_issues_unpaused(issues, changelogs=changelogs, approvals=approvals)
+
+    def _map_issues_unpaused(
         self,
         issues: Iterable[dict],
         *,
@@ -466,7 +474,7 @@ class JiraMapper:
         # states from the validated status tables, Person/Link/Approval/Transition built
         # from controlled values), so validation would only cost time: construct directly.
         # The tests round-trip mapped records through ``record_from_dict`` to keep this honest.
-        return RECORD_CLASSES[process].model_construct(**data)
+        return build(RECORD_CLASSES[process], **data)
 
     # --- field readers ------------------------------------------------------------------
 
@@ -571,7 +579,7 @@ class JiraMapper:
             by = person_of(history.get("author"), self.cloud, self._people)
             for item in items:
                 from_raw, to_raw = item.get("fromString"), item.get("toString")
-                out.append((at, order, Transition.model_construct(
+                out.append((at, order, build(Transition, 
                     at=at, from_state=self._history_state(process, from_raw, report),
                     to_state=self._history_state(process, to_raw, report),
                     from_raw=from_raw, to_raw=to_raw, by=by,
@@ -591,7 +599,7 @@ class JiraMapper:
                 continue
             process = self._process_by_type.get(_type_name(linked).casefold())
             kind = process if process in ("incident", "problem", "change", "release", "review") else "other"
-            links.append(Link.model_construct(kind=kind, key=linked_key))
+            links.append(build(Link, kind=kind, key=linked_key))
         return links
 
     def _approvals(self, key: str, fields: dict[str, Any], given: Mapping[str, list[dict]], report: MappingReport) -> list[Approval] | None:
@@ -614,8 +622,8 @@ class JiraMapper:
                 if decision is None:
                     report.warnings[f"unknown approval decision {entry.get('approverDecision')}"] += 1
                     decision = "pending"
-                approver = person_of(entry.get("approver"), self.cloud, self._people) or Person()
-                out.append(Approval.model_construct(
+                approver = person_of(entry.get("approver"), self.cloud, self._people) or build(Person)
+                out.append(build(Approval, 
                     approver=approver, decision=decision,
                     decided_at=completed if decision in ("approved", "rejected") else None,
                 ))
@@ -634,11 +642,11 @@ class JiraMapper:
                     at = time_of(value) or ""
                 except ValueError:
                     at = ""  # a text field, not a date
-            return Review.model_construct(completed=completed, at=at)
+            return build(Review, completed=completed, at=at)
         if not self._review_enabled:
             return None
         if key in reviews["completes"]:
-            return Review.model_construct(completed=True, at=reviews["completes"][key])
+            return build(Review, completed=True, at=reviews["completes"][key])
         for linked in _linked_issues(fields.get("issuelinks")):
             if self._process_by_type.get(_type_name(linked).casefold()) != "review":
                 continue
@@ -646,12 +654,12 @@ class JiraMapper:
             if linked_key in reviews["own"]:
                 done, at = reviews["own"][linked_key]
                 if done:
-                    return Review.model_construct(completed=True, at=at)
+                    return build(Review, completed=True, at=at)
                 continue
             status = (linked.get("fields") or {}).get("status") or {}
             if (status.get("statusCategory") or {}).get("key") == "done":
-                return Review.model_construct(completed=True, at=None)  # review issue outside the batch
-        return Review.model_construct(completed=False)
+                return build(Review, completed=True, at=None)  # review issue outside the batch
+        return build(Review, completed=False)
 
 
 # --- small pure helpers -------------------------------------------------------------

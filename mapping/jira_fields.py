@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from mapping.adf import adf_to_text, is_adf
 from mapping.common import parse_jira_time
-from mapping.model import Person
+from mapping.model import Person, build
 
 ASSETS_CUSTOM_TYPE = "com.atlassian.jira.plugins.cmdb:cmdb-object-cftype"
 APPROVALS_CUSTOM_TYPE = "com.atlassian.servicedesk.approvals-plugin:sd-approvals"
@@ -175,7 +175,7 @@ def person_of(value: Any, cloud: bool, cache: dict[tuple[Any, ...], Person] | No
     person = cache.get(token) if cache is not None else None
     if person is None:
         # Values are plain str/None, so skip validation (the mapping budget; see JiraMapper).
-        person = Person.model_construct(id=ident, name=name, email=email)
+        person = build(Person, id=ident, name=name, email=email)
         if cache is not None:
             if len(cache) > 100_000:  # bounded: a run sees thousands of people, not millions
                 cache.clear()

@@ -17,7 +17,7 @@ Times are timezone-aware UTC datetimes. Records are immutable once mapped.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -33,6 +33,8 @@ CI_STATUSES: tuple[str, ...] = ("planned", "installed", "in_maintenance", "retir
 Decision = Literal["approved", "rejected", "pending", "cancelled"]
 LinkKind = Literal["incident", "problem", "change", "release", "review", "other"]
 Outcome = Literal["successful", "successful_with_issues", "unsuccessful"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 Empty = Literal[""]
 """The empty marker of a typed field that exists on the source but holds no value."""
@@ -231,3 +233,42 @@ def has_value(value: Any) -> bool:
 
 def approved_entries(record: BaseRecord) -> list[Approval]:
     return [a for a in (record.approvals or []) if a.decision == "approved"]
+
+
+# --- fast construction for mappers -----------------------------------------------------
+
+_BUILD_SPECS: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
+
+
+def _build_spec(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    static: dict[str, Any] = {}
+    factories: list[tuple[str, Any]] = []
+    for name, info in cls.model_fields.items():
+        if info.default_factory is not None:
+            factories.append((name, info.default_factory))
+        else:
+            static[name] = info.default
+    spec = (static, tuple(factories))
+    _BUILD_SPECS[cls] = spec
+    return spec
+
+
+def build(cls: type[_M], **values: Any) -> _M:
+    """Construct a model from values that are already of the right types, unvalidated.
+
+    Mappers produce typed values themselves and map tens of thousands of records a
+    second; pydantic's ``model_construct`` costs ~25 us a call, this ~2 us. Tests
+    re-validate mapped records with :func:`record_from_dict` to keep mappers honest.
+    """
+    static, factories = _BUILD_SPECS.get(cls) or _build_spec(cls)
+    data = static.copy()
+    data.update(values)
+    for name, factory in factories:
+        if name not in values:
+            data[name] = factory()
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", data)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model

@@ -59,8 +59,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from mapping.common import MappingError, MappingOptions, MappingReport, parse_servicenow_time
+from mapping.common import (
+    MappingError, MappingOptions, MappingReport, gc_paused, parse_servicenow_time,
+)
 from mapping.model import (
+    build,
     CHANGE_STATES,
     CI_STATUSES,
     TICKET_STATES,
@@ -329,7 +332,7 @@ class _PersonRef(_Reader):
             if sys_id is _ABSENT or not sys_id.strip():
                 continue
             name = _dotted(row, f"{column}.name") or display or _dotted(row, f"{column}.user_name")
-            return Person(id=sys_id, name=name, email=_dotted(row, f"{column}.email"))
+            return build(Person, id=sys_id, name=name, email=_dotted(row, f"{column}.email"))
         return None
 
 
@@ -380,7 +383,7 @@ class _Links(_Reader):
             links = links if links is not None else []
             if sys_id.strip():
                 key = _dotted(row, f"{column}.number") or display or sys_id
-                links.append(Link(kind=kind, key=key))  # type: ignore[arg-type]
+                links.append(build(Link, kind=kind, key=key))  # type: ignore[arg-type]
         return links
 
 
@@ -397,7 +400,7 @@ class _ChangeReview(_Reader):
         at = None if date_text is _ABSENT else _time(date_text, "review_date")
         notes_text = None if notes is _ABSENT else notes
         completed = bool(at) or bool(notes_text and notes_text.strip())
-        return Review(completed=completed, at=at, notes=notes_text)
+        return build(Review, completed=completed, at=at, notes=notes_text)
 
 
 class _ReviewColumn(_Reader):
@@ -420,7 +423,7 @@ class _ReviewColumn(_Reader):
             at = parse_servicenow_time(text) if text.strip() else None
         except ValueError:
             at = None  # not a date: a flag or a text
-        return Review(completed=completed, at=at if completed else None)
+        return build(Review, completed=completed, at=at if completed else None)
 
 
 _TIME_FIELDS = frozenset({
@@ -615,7 +618,14 @@ class ServiceNowMapper:
             key_column=key_column, fields=list(dict.fromkeys(fields)), warnings=warnings,
         )
 
-    def map_rows(
+    def map_rows(self, process: str, rows: Iterable[dict], *, approvals: Iterable[dict] | None = None,
+                 task_ci: Iterable[dict] | None = None, ci_names: Mapping[str, str] | None = None,
+                 ) -> tuple[list[BaseRecord], MappingReport]:
+        """Map the rows of one table; never raises for bad rows (they become errors)."""
+        with gc_paused():
+            return self._map_rows_unpaused(process, rows, approvals=approvals, task_ci=task_ci, ci_names=ci_names)
+
+    def _map_rows_unpaused(
         self,
         process: str,
         rows: Iterable[dict],
@@ -685,7 +695,7 @@ class ServiceNowMapper:
         # Every value above is already of its model type (aware UTC datetimes, Person,
         # Link, Review...), so validation would only cost time: construct directly. The
         # tests round-trip mapped records through ``record_from_dict`` to keep this honest.
-        return plan.cls.model_construct(**values)
+        return build(plan.cls, **values)
 
     def _state(self, plan: _Plan, row: dict, values: dict[str, Any], report: MappingReport) -> None:
         code = _get(row, plan.state_column)
@@ -746,14 +756,14 @@ def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, l
             if decision is None:
                 report.warnings[f"approval state {state!r} skipped"] += 1
                 continue
-            approver = _APPROVER.read(row, _NO_CI_NAMES) or Person()
+            approver = _APPROVER.read(row, _NO_CI_NAMES) or build(Person)
             decided_at = None
             if decision in ("approved", "rejected"):
                 updated = _get(row, "sys_updated_on")
                 decided_at = None if updated is _ABSENT else (
                     _time(updated, "sys_updated_on") or None
                 )
-            by_task[task].append(Approval(approver=approver, decision=decision, decided_at=decided_at))
+            by_task[task].append(build(Approval, approver=approver, decision=decision, decided_at=decided_at))
         except ValueError as exc:
             sys_id = row.get("sys_id")
             report.warnings[f"approval {sys_id} skipped: {exc}"] += 1

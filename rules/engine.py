@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
+from mapping.common import gc_paused
 from mapping.model import BaseRecord, CIRecord, ChangeRecord, IncidentRecord, approved_entries
 from rules.outcome import Outcome, Status
 from rules.registry import SEVERITY_RANK, Rule, RuleContext, RuleSelectionError
@@ -181,21 +182,39 @@ class Engine:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         records = records if isinstance(records, (list, tuple)) else list(records)
+        with gc_paused():
+            return self._evaluate(records, as_of, ci_sources)
+
+    def _evaluate(
+        self, records: Sequence[BaseRecord], as_of: datetime, ci_sources: Iterable[str] | None
+    ) -> Evaluation:
         index = RecordIndex(ci_sources)
         for record in records:
             index.add(record)
         result = Evaluation(as_of=as_of, rules=self.rules)
         contexts = {r.code: RuleContext(as_of, self.params[r.code], index) for r in self.rules}
         counts, not_eval = result.counts, result.not_evaluated
+        # Bind each rule's function, context and counter once: this loop runs
+        # records x rules times and is the hot path of every nightly run.
+        plan = {
+            process: [(r, r.func, contexts[r.code], counts[r.code]) for r in rules]
+            for process, rules in self._record_rules.items()
+        }
+        fail_status, not_evaluated_status = Status.FAIL, Status.NOT_EVALUATED
         for record in records:
-            result.records += 1
-            for r in self._record_rules.get(record.process, ()):
-                outcome = self._call(r, result, record, contexts[r.code])
-                counts[r.code][outcome.status.value] += 1
-                if outcome.status is Status.FAIL:
+            for r, func, ctx, counter in plan.get(record.process, ()):
+                try:
+                    outcome = func(record, ctx)
+                    status = outcome.status
+                except Exception as exc:  # counted and reported, never a crash of the run
+                    outcome = self._rule_error(r, result, record, exc)
+                    status = outcome.status
+                counter[status.value] += 1
+                if status is fail_status:
                     result.findings.append(self._finding(r, record, outcome, index))
-                elif outcome.status is Status.NOT_EVALUATED:
+                elif status is not_evaluated_status:
                     not_eval[r.code][outcome.reason] += 1
+        result.records = len(records)
         for r in self._aggregate_rules:
             try:
                 outcomes = list(r.func(index, contexts[r.code]))
@@ -212,16 +231,10 @@ class Engine:
         result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.source, f.key, f.code))
         return result
 
-    def _call(self, r: Rule, result: Evaluation, record: BaseRecord, ctx: RuleContext) -> Outcome:
-        try:
-            outcome = r.func(record, ctx)
-        except Exception as exc:  # counted and reported, never a crash of the run
-            log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
-            result.rule_errors.append(f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}")
-            return Outcome(Status.NOT_EVALUATED, reason=f"rule error: {type(exc).__name__}")
-        if not isinstance(outcome, Outcome):
-            raise TypeError(f"rule {r.code} returned {outcome!r}, not an Outcome")
-        return outcome
+    def _rule_error(self, r: Rule, result: Evaluation, record: BaseRecord, exc: Exception) -> Outcome:
+        log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
+        result.rule_errors.append(f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}")
+        return Outcome(Status.NOT_EVALUATED, reason=f"rule error: {type(exc).__name__}")
 
     def _finding(
         self, r: Rule, record: BaseRecord | None, outcome: Outcome, index: RecordIndex

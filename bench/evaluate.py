@@ -1,0 +1,188 @@
+"""Mapping + full-pack evaluation throughput, beside the cost of merely parsing the JSON.
+
+Fetches N realistic records once from the built-in sandbox (seeded Jira Cloud issues
+with changelogs and approvals, ServiceNow rows with approvals and CI links), keeps the
+raw response bodies, then measures in one run, on one core:
+
+1. floor:    ``json.loads`` of every body;
+2. measured: ``json.loads`` + mapping (mapping/jira.py, mapping/servicenow.py) + the
+             whole ``iso20000`` pack (rules.engine).
+
+Prints records/s for the floor, for mapping + evaluation alone ((2) minus (1)) and end
+to end, and the ratio. Target: >= 20,000 records/s for mapping + evaluation.
+Fetching is not timed. Run: ``python bench/evaluate.py [--size N] [--repeat R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mapping.common import MappingOptions  # noqa: E402
+from mapping.jira import JiraFieldCatalog, JiraMapper  # noqa: E402
+from mapping.servicenow import (  # noqa: E402
+    APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_TABLE, ServiceNowMapper,
+)
+from rules.engine import Engine  # noqa: E402
+from rules.registry import load_registry  # noqa: E402
+from sandbox.server import SandboxServer  # noqa: E402
+
+TARGET = 20_000
+
+
+def fetch_jira(session: requests.Session, url: str) -> dict[str, Any]:
+    """Raw bodies: field and status lists, search pages, bulk changelog pages."""
+    fields = session.get(f"{url}/rest/api/3/field").text
+    statuses = session.get(f"{url}/rest/api/2/status").text
+    catalog = JiraFieldCatalog.from_field_list(json.loads(fields))
+    mapper = JiraMapper(MappingOptions(source="jira-bench", base_url=url), catalog,
+                        statuses=json.loads(statuses))
+    pages, token, ids = [], None, []
+    while True:
+        body: dict[str, Any] = {"jql": 'updated >= "2000/01/01 00:00" ORDER BY updated ASC, key ASC', "maxResults": 5000,
+                                "fields": mapper.search_fields()}
+        if token:
+            body["nextPageToken"] = token
+        text = session.post(f"{url}/rest/api/3/search/jql", json=body).text
+        page = json.loads(text)
+        pages.append(text)
+        ids += [i["id"] for i in page["issues"]]
+        token = page.get("nextPageToken")
+        if page.get("isLast", not token) or not token:
+            break
+    changelogs = []
+    for start in range(0, len(ids), 1000):
+        token = None
+        while True:
+            body = {"issueIdsOrKeys": ids[start:start + 1000], "fieldIds": ["status"], "maxResults": 10000}
+            if token:
+                body["nextPageToken"] = token
+            text = session.post(f"{url}/rest/api/3/changelog/bulkfetch", json=body).text
+            changelogs.append(text)
+            token = json.loads(text).get("nextPageToken")
+            if not token:
+                break
+    return {"fields": fields, "statuses": statuses, "pages": pages, "changelogs": changelogs}
+
+
+def fetch_servicenow(session: requests.Session, url: str) -> dict[str, list[str]]:
+    """Raw Table API bodies per table (offset paging is fine here: the data is still)."""
+    mapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url=url))
+    from mapping.servicenow import APPROVAL_FIELDS, TASK_CI_FIELDS
+
+    wanted = {table: mapper.fields_for(process) for process, table in DEFAULT_TABLES.items()}
+    wanted[APPROVAL_TABLE] = APPROVAL_FIELDS
+    wanted[TASK_CI_TABLE] = TASK_CI_FIELDS
+    out: dict[str, list[str]] = {}
+    for table, fields in wanted.items():
+        out[table], offset = [], 0
+        while True:
+            text = session.get(f"{url}/api/now/table/{table}", params={
+                "sysparm_fields": ",".join(fields), "sysparm_limit": 1000, "sysparm_offset": offset,
+                "sysparm_exclude_reference_link": "true", "sysparm_no_count": "true",
+            }).text
+            rows = json.loads(text)["result"]
+            if not rows:
+                break
+            out[table].append(text)
+            offset += len(rows)
+    return out
+
+
+def parse_only(jira: dict[str, Any], snow: dict[str, list[str]]) -> int:
+    n = 0
+    for text in jira["pages"]:
+        n += len(json.loads(text)["issues"])
+    for text in jira["changelogs"]:
+        json.loads(text)
+    for table, texts in snow.items():
+        for text in texts:
+            rows = json.loads(text)["result"]
+            if table not in (APPROVAL_TABLE, TASK_CI_TABLE):
+                n += len(rows)
+    return n
+
+
+def map_and_evaluate(jira: dict[str, Any], snow: dict[str, list[str]], engine: Engine, as_of: datetime) -> tuple[int, int]:
+    catalog = JiraFieldCatalog.from_field_list(json.loads(jira["fields"]))
+    jmapper = JiraMapper(MappingOptions(source="jira-bench", base_url="http://jira"), catalog,
+                         statuses=json.loads(jira["statuses"]))
+    changelogs: dict[str, list[dict[str, Any]]] = {}
+    for text in jira["changelogs"]:
+        for entry in json.loads(text).get("issueChangeLogs", []):
+            changelogs.setdefault(entry["issueId"], []).extend(entry.get("changeHistories", []))
+    issues = [issue for text in jira["pages"] for issue in json.loads(text)["issues"]]
+    records, _ = jmapper.map_issues(issues, changelogs=changelogs)
+
+    smapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url="http://snow"))
+    related = {t: [r for text in snow.get(t, []) for r in json.loads(text)["result"]]
+               for t in (APPROVAL_TABLE, TASK_CI_TABLE)}
+    ci_rows = [r for text in snow.get("cmdb_ci", []) for r in json.loads(text)["result"]]
+    ci_names = {r["sys_id"]: r.get("name", "") for r in ci_rows if r}
+    ci_records, _ = smapper.map_rows("ci", ci_rows)
+    records += ci_records
+    for process, table in DEFAULT_TABLES.items():
+        if process == "ci":
+            continue
+        rows = [r for text in snow.get(table, []) for r in json.loads(text)["result"]]
+        mapped, _ = smapper.map_rows(process, rows, approvals=related[APPROVAL_TABLE],
+                                     task_ci=related[TASK_CI_TABLE], ci_names=ci_names)
+        records += mapped
+    result = engine.evaluate(records, as_of=as_of, ci_sources={"snow-bench"})
+    return len(records), len(result.findings)
+
+
+def best_of(repeat: int, func: Callable[[], Any]) -> tuple[float, Any]:
+    times, value = [], None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        value = func()
+        times.append(time.perf_counter() - start)
+    return min(times), value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=20_000, help="records across both systems")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    print(f"fetching ~{args.size} records from the sandbox (not timed)...", file=sys.stderr)
+    with SandboxServer(seed=args.seed, size=args.size, hidden_share=0.0) as server:
+        session = requests.Session()
+        session.auth = (server.credentials.jira_email, server.credentials.jira_token)
+        jira = fetch_jira(session, server.url)
+        session.auth = (server.credentials.snow_user, server.credentials.snow_password)
+        snow = fetch_servicenow(session, server.url)
+
+    engine = Engine(load_registry().select(["ALL"]))
+    as_of = datetime.now(timezone.utc)
+    floor_s, n_parsed = best_of(args.repeat, lambda: parse_only(jira, snow))
+    full_s, (n_records, n_findings) = best_of(args.repeat, lambda: map_and_evaluate(jira, snow, engine, as_of))
+
+    work_s = max(full_s - floor_s, 1e-9)  # mapping + evaluation alone, parse time removed
+    floor_rate, full_rate, work_rate = n_parsed / floor_s, n_records / full_s, n_records / work_s
+    print(f"records:                         {n_records:,} ({n_findings:,} findings, {len(engine.rules)} rules)")
+    print(f"json.loads only (the floor):     {floor_rate:>10,.0f} records/s  {floor_s * 1000:>8,.0f} ms")
+    print(f"map + evaluate (floor removed):  {work_rate:>10,.0f} records/s  {work_s * 1000:>8,.0f} ms")
+    print(f"end to end (loads+map+evaluate): {full_rate:>10,.0f} records/s  {full_s * 1000:>8,.0f} ms")
+    print(f"map + evaluate cost / floor:     {floor_s and work_s / floor_s:>10.2f} x")
+    verdict = "meets" if work_rate >= TARGET else "MISSES"
+    print(f"target {TARGET:,} records/s (map + evaluate, one core): {verdict}")
+    return 0 if work_rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
