@@ -23,6 +23,10 @@ from mapping.common import MappingOptions
 ENV_VAR = "TICKETLINT_CONFIG"
 DEFAULT_NAME = "ticketlint.yaml"
 DEFAULT_DATABASE = "sqlite:///.ticketlint/ticketlint.db"
+_BARE_VAR_VALUE = re.compile(
+    r"((?:^|[:\[,{])[ \t]*)(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\n]*)?\})(?=[ \t]*(?:[,}\]]|#|$))",
+    re.MULTILINE,
+)
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 PROCESS_NAMES = ("incident", "service_request", "problem", "change", "release", "ci")
 
@@ -309,6 +313,9 @@ def load_config(explicit: str | Path | None = None, *, required: bool = False) -
 
 
 def parse_config(text: str, path: Path | str | None = None) -> Config:
+    # `token: ${JIRA_API_TOKEN}` inside `{...}` is not valid YAML (a bare `{` starts a
+    # mapping); DESIGN.md's own example writes it so, so quote such whole-value uses.
+    text = _BARE_VAR_VALUE.sub(r'\1"\2"', text)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

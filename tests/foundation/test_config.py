@@ -61,3 +61,18 @@ def test_unknown_source_name_lists_known(monkeypatch):
     monkeypatch.setenv("JIRA_API_TOKEN", "x")
     with pytest.raises(ConfigError, match="known: jira-prod, snow-prod"):
         parse_config(GOOD, "t.yaml").source("nope")
+
+
+def test_bare_env_references_as_in_design_md_parse(monkeypatch):
+    monkeypatch.setenv("JIRA_API_TOKEN", "t0k")
+    monkeypatch.setenv("SNOW_PASSWORD", "pw")
+    text = (
+        "sources:\n"
+        "  - name: jira-prod\n    type: jira\n    url: https://example.atlassian.net\n"
+        "    auth: {email: ops@example.com, token: ${JIRA_API_TOKEN}}   # comment\n"
+        "  - name: snow\n    type: servicenow\n    url: https://x.service-now.com\n"
+        "    auth:\n      user: svc\n      password: ${SNOW_PASSWORD}\n"
+    )
+    cfg = parse_config(text, "t.yaml")
+    assert cfg.source("jira-prod").auth.token.get_secret_value() == "t0k"
+    assert cfg.source("snow").auth.password.get_secret_value() == "pw"
