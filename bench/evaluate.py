@@ -4,12 +4,12 @@ Fetches N realistic records once from the built-in sandbox (seeded Jira Cloud is
 with changelogs and approvals, ServiceNow rows with approvals and CI links), keeps the
 raw response bodies, then measures in one run, on one core:
 
-1. floor:    ``json.loads`` of every body;
-2. measured: ``json.loads`` + mapping (mapping/jira.py, mapping/servicenow.py) + the
-             whole ``iso20000`` pack (rules.engine).
+1. the floor: ``json.loads`` of every body;
+2. mapping (mapping/jira.py, mapping/servicenow.py) of the parsed bodies plus the whole
+   ``iso20000`` pack (rules.engine).
 
-Prints records/s for the floor, for mapping + evaluation alone ((2) minus (1)) and end
-to end, and the ratio. Target: >= 20,000 records/s for mapping + evaluation.
+Prints records/s for each, for both together, and their ratio. Target: >= 20,000
+records/s for (2) on one core.
 Fetching is not timed. Run: ``python bench/evaluate.py [--size N] [--repeat R]``.
 """
 
@@ -38,6 +38,8 @@ from rules.registry import load_registry  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 
 TARGET = 20_000
+APPROVAL_PROCESSES = ("change", "service_request")
+TASK_CI_PROCESSES = ("change", "incident", "problem")
 
 
 def fetch_jira(session: requests.Session, url: str) -> dict[str, Any]:
@@ -99,45 +101,47 @@ def fetch_servicenow(session: requests.Session, url: str) -> dict[str, list[str]
     return out
 
 
-def parse_only(jira: dict[str, Any], snow: dict[str, list[str]]) -> int:
-    n = 0
-    for text in jira["pages"]:
-        n += len(json.loads(text)["issues"])
-    for text in jira["changelogs"]:
-        json.loads(text)
-    for table, texts in snow.items():
-        for text in texts:
-            rows = json.loads(text)["result"]
-            if table not in (APPROVAL_TABLE, TASK_CI_TABLE):
-                n += len(rows)
-    return n
+def parse_all(jira: dict[str, Any], snow: dict[str, list[str]]) -> dict[str, Any]:
+    """``json.loads`` of every body: the floor any mapper pays."""
+    return {
+        "fields": json.loads(jira["fields"]),
+        "statuses": json.loads(jira["statuses"]),
+        "issues": [issue for text in jira["pages"] for issue in json.loads(text)["issues"]],
+        "changelogs": [json.loads(text) for text in jira["changelogs"]],
+        "snow": {table: [row for text in texts for row in json.loads(text)["result"]]
+                 for table, texts in snow.items()},
+    }
 
 
-def map_and_evaluate(jira: dict[str, Any], snow: dict[str, list[str]], engine: Engine, as_of: datetime) -> tuple[int, int]:
-    catalog = JiraFieldCatalog.from_field_list(json.loads(jira["fields"]))
+def record_count(parsed: dict[str, Any]) -> int:
+    related = (APPROVAL_TABLE, TASK_CI_TABLE)
+    return len(parsed["issues"]) + sum(len(rows) for t, rows in parsed["snow"].items() if t not in related)
+
+
+def map_and_evaluate(parsed: dict[str, Any], engine: Engine, as_of: datetime) -> tuple[int, int]:
+    """What a sync does with parsed pages: map them, then evaluate the whole pack."""
+    catalog = JiraFieldCatalog.from_field_list(parsed["fields"])
     jmapper = JiraMapper(MappingOptions(source="jira-bench", base_url="http://jira"), catalog,
-                         statuses=json.loads(jira["statuses"]))
+                         statuses=parsed["statuses"])
     changelogs: dict[str, list[dict[str, Any]]] = {}
-    for text in jira["changelogs"]:
-        for entry in json.loads(text).get("issueChangeLogs", []):
+    for page in parsed["changelogs"]:
+        for entry in page.get("issueChangeLogs", []):
             changelogs.setdefault(entry["issueId"], []).extend(entry.get("changeHistories", []))
-    issues = [issue for text in jira["pages"] for issue in json.loads(text)["issues"]]
-    records, _ = jmapper.map_issues(issues, changelogs=changelogs)
+    records, _ = jmapper.map_issues(parsed["issues"], changelogs=changelogs)
 
     smapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url="http://snow"))
-    related = {t: [r for text in snow.get(t, []) for r in json.loads(text)["result"]]
-               for t in (APPROVAL_TABLE, TASK_CI_TABLE)}
-    ci_rows = [r for text in snow.get("cmdb_ci", []) for r in json.loads(text)["result"]]
+    rows = parsed["snow"]
+    ci_rows = rows.get("cmdb_ci", [])
     ci_names = {r["sys_id"]: r.get("name", "") for r in ci_rows if r}
-    ci_records, _ = smapper.map_rows("ci", ci_rows)
-    records += ci_records
+    records += smapper.map_rows("ci", ci_rows)[0]
+    approvals, task_ci = rows.get(APPROVAL_TABLE, []), rows.get(TASK_CI_TABLE, [])
     for process, table in DEFAULT_TABLES.items():
-        if process == "ci":
-            continue
-        rows = [r for text in snow.get(table, []) for r in json.loads(text)["result"]]
-        mapped, _ = smapper.map_rows(process, rows, approvals=related[APPROVAL_TABLE],
-                                     task_ci=related[TASK_CI_TABLE], ci_names=ci_names)
-        records += mapped
+        if process != "ci":  # related rows only where the connector reads them
+            records += smapper.map_rows(
+                process, rows.get(table, []),
+                approvals=approvals if process in APPROVAL_PROCESSES else None,
+                task_ci=task_ci if process in TASK_CI_PROCESSES else None, ci_names=ci_names,
+            )[0]
     result = engine.evaluate(records, as_of=as_of, ci_sources={"snow-bench"})
     return len(records), len(result.findings)
 
@@ -169,18 +173,19 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(load_registry().select(["ALL"]))
     as_of = datetime.now(timezone.utc)
-    floor_s, n_parsed = best_of(args.repeat, lambda: parse_only(jira, snow))
-    full_s, (n_records, n_findings) = best_of(args.repeat, lambda: map_and_evaluate(jira, snow, engine, as_of))
+    floor_s, parsed = best_of(args.repeat, lambda: parse_all(jira, snow))
+    n_parsed = record_count(parsed)
+    work_s, (n_records, n_findings) = best_of(args.repeat, lambda: map_and_evaluate(parsed, engine, as_of))
 
-    work_s = max(full_s - floor_s, 1e-9)  # mapping + evaluation alone, parse time removed
-    floor_rate, full_rate, work_rate = n_parsed / floor_s, n_records / full_s, n_records / work_s
-    print(f"records:                         {n_records:,} ({n_findings:,} findings, {len(engine.rules)} rules)")
-    print(f"json.loads only (the floor):     {floor_rate:>10,.0f} records/s  {floor_s * 1000:>8,.0f} ms")
-    print(f"map + evaluate (floor removed):  {work_rate:>10,.0f} records/s  {work_s * 1000:>8,.0f} ms")
-    print(f"end to end (loads+map+evaluate): {full_rate:>10,.0f} records/s  {full_s * 1000:>8,.0f} ms")
-    print(f"map + evaluate cost / floor:     {floor_s and work_s / floor_s:>10.2f} x")
+    floor_rate, work_rate = n_parsed / floor_s, n_records / work_s
+    full_rate = n_records / (floor_s + work_s)
+    print(f"records:                        {n_records:,} ({n_findings:,} findings, {len(engine.rules)} rules)")
+    print(f"json.loads alone (the floor):   {floor_rate:>10,.0f} records/s  {floor_s * 1000:>8,.0f} ms")
+    print(f"map + evaluate the whole pack:  {work_rate:>10,.0f} records/s  {work_s * 1000:>8,.0f} ms")
+    print(f"both (a sync's CPU per record): {full_rate:>10,.0f} records/s")
+    print(f"map + evaluate / json.loads:    {work_s / floor_s:>10.2f} x")
     verdict = "meets" if work_rate >= TARGET else "MISSES"
-    print(f"target {TARGET:,} records/s (map + evaluate, one core): {verdict}")
+    print(f"target {TARGET:,} records/s for map + evaluate on one core: {verdict}")
     return 0 if work_rate >= TARGET else 1
 
 
