@@ -46,7 +46,6 @@ from mapping.common import MappingError, MappingOptions, MappingReport, gc_pause
 from mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
     ASSETS_CUSTOM_TYPE,
-    SLA_CUSTOM_TYPE,
     JiraFieldCatalog,
     ci_names,
     comments_of,

@@ -98,14 +98,6 @@ def _invoke(args: list[str]) -> int:
     return 0
 
 
-def _sync_available() -> bool:
-    try:
-        import sync.commands  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
 @click.command("demo")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--size", default=600, show_default=True, type=click.IntRange(20, 50_000))
@@ -133,41 +125,38 @@ def _run_demo(server: SandboxServer, workdir: Path, top: int) -> int:
     config = workdir / "ticketlint.yaml"
     config.write_text(config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8")
     click.echo(f"sandbox at {server.url}; config written to {config}", err=True)
-    if _sync_available():
-        click.echo("\n== ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
-        code = _invoke(["--config", str(config), "sync", "--no-notify", "--no-writeback"])
-        if code != 0:
-            click.echo(f"demo: sync exited with {code}", err=True)
-            return code
-    totals: Counter[str] = Counter()
+    click.echo("\n== ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
+    code = _invoke(["--config", str(config), "sync", "--no-notify", "--no-writeback"])
+    if code != 0:
+        click.echo(f"demo: sync exited with {code}", err=True)
+        return code
+    # Summarise from the store the sync just filled: no second read of the sources.
+    out = workdir / "findings.json"
+    code = _invoke(["--config", str(config), "-q", "findings", "--state", "open", "-f", "json",
+                    "-o", str(out)])
+    if code != 0 or not out.exists():
+        click.echo(f"demo: listing findings failed (exit {code})", err=True)
+        return code or 2
+    findings = json.loads(out.read_text(encoding="utf-8")).get("findings", [])
     shown: list[dict[str, Any]] = []
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     for source in ("jira-sandbox", "snow-sandbox"):
-        out = workdir / f"check-{source}.json"
-        click.echo(f"\n== ticketlint check --source {source} ==", err=True)
-        code = _invoke(["--config", str(config), "-q", "check", "--source", source, "-f", "json",
-                        "-o", str(out), "--exit-zero"])
-        if code != 0 or not out.exists():
-            click.echo(f"demo: check of {source} failed (exit {code})", err=True)
-            return code or 2
-        result = json.loads(out.read_text(encoding="utf-8"))
-        findings = result.get("findings", [])
-        by_process = Counter(f.get("process") for f in findings)
-        by_rule = Counter(f.get("code") for f in findings)
-        totals.update({f"{source}:{p}": n for p, n in by_process.items()})
-        click.echo(f"{source}: {len(findings)} findings  "
+        mine = [f for f in findings if f.get("source") == source]
+        by_process = Counter(f.get("process") for f in mine)
+        by_rule = Counter(f.get("code") for f in mine)
+        click.echo(f"\n{source}: {len(mine)} open findings  "
                    + ", ".join(f"{p} {n}" for p, n in sorted(by_process.items())))
         click.echo("  by rule: " + ", ".join(f"{code} {n}" for code, n in sorted(by_rule.items())))
-        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-        shown.extend(sorted(findings, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key")))[: top // 2 or 1])
+        shown.extend(sorted(mine, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key")))[: top // 2 or 1])
     click.echo("\nTop findings:")
     for f in shown[:top]:
         who = f.get("assignee") or f.get("group") or "unassigned"
         click.echo(f"  [{f.get('severity')}] {f.get('code')} {f.get('source')}/{f.get('key')} ({who}): {f.get('message')}")
-    click.echo("\nTry next (the sandbox stops when the demo ends; run `ticketlint sandbox` to keep one up):")
-    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01")
-    click.echo("  ticketlint --config ticketlint.yaml check --source jira-sandbox -f markdown")
-    click.echo("  ticketlint --config ticketlint.yaml sync && ticketlint --config ticketlint.yaml findings")
+    click.echo("\nTry next (the demo's sandbox and store are gone when it ends):")
+    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up")
+    click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
     click.echo("  ticketlint rules explain CHG001")
+    click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
     return 0
 
 

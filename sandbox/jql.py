@@ -72,7 +72,7 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
             raise JqlError(f"Error in the JQL Query: the sandbox supports AND only (got {tok}).")
         name = tok.lower()
         if i + 1 >= len(where):
-            raise JqlError(f"Error in the JQL Query: Expecting operator but got the end of the query.")
+            raise JqlError("Error in the JQL Query: Expecting operator but got the end of the query.")
         op = where[i + 1].lower()
         if op == "in":
             if where[i + 2:i + 3] != ["("]:

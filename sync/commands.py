@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, NoReturn
 
@@ -138,9 +139,12 @@ def render_diff(result: SyncResult) -> str:
 @click.option("--group", "group_", help="Only this assignment group.")
 @click.option("--since", type=When(), help="Only findings with history at or after this time (or 7d).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file instead of stdout.")
 @click.pass_context
 def findings(ctx: click.Context, state: str, rule: str | None, source: str | None,
-             assignee: str | None, group_: str | None, since: datetime | None, fmt: str) -> None:
+             assignee: str | None, group_: str | None, since: datetime | None, fmt: str,
+             output: Path | None) -> None:
     """List stored findings (``findings show ID`` shows one with its history)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -148,7 +152,11 @@ def findings(ctx: click.Context, state: str, rule: str | None, source: str | Non
     with store.session() as s:
         rows = repo.query_findings(s, state=state, rule=rule, source=source, assignee=assignee,
                                    group=group_, since=since)
-        click.echo(render_findings(rows, fmt), nl=False)
+        text = render_findings(rows, fmt)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
 
 
 @findings.command("show")

@@ -9,7 +9,7 @@ source for findings + watermarks). Record upserts are idempotent
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite

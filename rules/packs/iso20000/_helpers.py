@@ -21,6 +21,28 @@ DONE = frozenset({"resolved", "closed"})
 OPEN = frozenset({"new", "in_progress", "on_hold"})
 
 
+def unmapped_state(record: BaseRecord) -> Outcome:
+    """NOT_EVALUATED for a record whose source status maps to no lifecycle state."""
+    noun = record.process.replace("_", " ")
+    article = "an" if noun[0] in "aeiou" else "a"
+    return not_evaluated(f"status {record.raw_state!r} is not mapped to {article} {noun} state")
+
+
+def resolved_major_incident_scope(record: Any) -> Outcome | None:
+    """The shared scope of INC004 and PRB005: a resolved or closed major incident.
+    Returns the outcome when the record is out of scope or cannot be judged, else None."""
+    state = record.state
+    if state is None:
+        return unmapped_state(record)
+    if state not in DONE:
+        return NOT_APPLICABLE
+    if record.major is None:
+        return missing_field("incident.major")
+    if not record.major:
+        return NOT_APPLICABLE
+    return None
+
+
 def change_type(record: Any) -> str | None:
     """The change type normalised for comparison: None (not provided), "" (empty) or a
     lower-case word. Mappers already emit lower case; this keeps a file import with

@@ -12,14 +12,7 @@ from datetime import timedelta
 from mapping.model import ChangeRecord, is_empty
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
 from rules.packs.iso20000._helpers import (
-    CANCELLED,
-    GATED,
-    PAST_AUTHORIZE,
-    PAST_SCHEDULED,
-    change_type,
-    is_time,
-    label,
-    utc,
+    CANCELLED, GATED, PAST_AUTHORIZE, PAST_SCHEDULED, change_type, is_time, label, unmapped_state, utc,
 )
 from rules.registry import RuleContext, rule
 
@@ -44,9 +37,6 @@ def _gated_scope(record: ChangeRecord, states: frozenset[str]) -> Outcome | None
         return not_evaluated(f"status {record.raw_state!r} is not mapped to a change state")
     return None
 
-
-def _unmapped(record: ChangeRecord) -> Outcome:
-    return not_evaluated(f"status {record.raw_state!r} is not mapped to a change state")
 
 
 @rule(
@@ -212,13 +202,14 @@ def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
         return missing_field("change.requester", "change.assignee")
     if all(a is None for a in approver_ids):
         return not_evaluated("source does not provide approver ids of change.approvals")
-    for approver in approver_ids:
-        if approver is None:
+    for entry in approvals:
+        approver = entry.approver.id
+        if entry.decision != "approved" or approver is None:
             continue
         if approver == requester or approver == assignee:
             role = "requester" if approver == requester else "assignee"
-            return fail(
-                f"{label(record)} was approved by its own {role} ({approver})",
+            return fail(  # name the person: a sys_id or accountId means nothing to a reader
+                f"{label(record)} was approved by its own {role} ({entry.approver.label()})",
                 approver_id=approver, requester_id=requester, assignee_id=assignee,
             )
     return PASS
@@ -366,7 +357,7 @@ def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Out
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state != "closed":
         return NOT_APPLICABLE
     code, notes = record.close_code, record.close_notes
@@ -416,7 +407,7 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state != "closed":
         return NOT_APPLICABLE
     ctype = change_type(record)
@@ -607,7 +598,7 @@ def change_cab_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome
     if required is None:
         return missing_field("change.cab_required")
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     cab_date = record.cab_date
     if cab_date is None:
         return missing_field("change.cab_date")

@@ -7,16 +7,14 @@ from datetime import timedelta
 from mapping.model import IncidentRecord, has_value, is_empty
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
 from rules.packs.iso20000._helpers import (
-    CANCELLED, DONE, duration, is_time, label, person_set, stale, utc,
+    CANCELLED, DONE, duration, is_time, label, person_set, resolved_major_incident_scope, stale,
+    unmapped_state, utc,
 )
 from rules.registry import RuleContext, rule
 
 
 _NO_END = "source provides no time in incident.resolved_at or incident.closed_at"
 
-
-def _unmapped(record: IncidentRecord) -> Outcome:
-    return not_evaluated(f"status {record.raw_state!r} is not mapped to an incident state")
 
 
 @rule(
@@ -47,7 +45,7 @@ def incident_closure_record_missing(record: IncidentRecord, ctx: RuleContext) ->
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state not in DONE:
         return NOT_APPLICABLE
     code, notes = record.resolution_code, record.resolution_notes
@@ -128,7 +126,7 @@ def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state not in ("in_progress", "on_hold"):
         return NOT_APPLICABLE
     if person_set(record.assignee) or has_value(record.group):
@@ -168,16 +166,9 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
     neither a resolution time nor a closing time (RULES.md §5.4). Inside the grace period
     the incident PASSes (nothing is overdue yet).
     """
-    state = record.state
-    if state is None:
-        return _unmapped(record)
-    if state not in DONE:
-        return NOT_APPLICABLE
-    major = record.major
-    if major is None:
-        return missing_field("incident.major")
-    if not major:
-        return NOT_APPLICABLE
+    out_of_scope = resolved_major_incident_scope(record)
+    if out_of_scope is not None:
+        return out_of_scope
     review = record.review
     if review is None:
         return missing_field("incident.review")
@@ -293,5 +284,5 @@ def incident_stale(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     **Decisions**
     An update time that is not provided or empty gives NOT_EVALUATED.
     """
-    return stale(record, ctx, "incident", _unmapped)
+    return stale(record, ctx, "incident", unmapped_state)
 

@@ -10,16 +10,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Iterator
 
 from mapping.model import IncidentRecord, ProblemRecord, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import CANCELLED, DONE, label, stale, utc
+from rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field
+from rules.packs.iso20000._helpers import (
+    CANCELLED, DONE, label, resolved_major_incident_scope, stale, unmapped_state, utc,
+)
 from rules.registry import RuleContext, rule
 
 if TYPE_CHECKING:  # pragma: no cover
     from rules.engine import RecordIndex
 
-
-def _unmapped(record: ProblemRecord | IncidentRecord) -> Outcome:
-    return not_evaluated(f"status {record.raw_state!r} is not mapped to a {record.process} state")
 
 
 @rule(
@@ -46,7 +45,7 @@ def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outco
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state not in DONE:
         return NOT_APPLICABLE
     cause = record.root_cause
@@ -126,7 +125,7 @@ def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     **Decisions**
     An update time that is not provided or empty gives NOT_EVALUATED.
     """
-    return stale(record, ctx, "problem", _unmapped)
+    return stale(record, ctx, "problem", unmapped_state)
 
 
 @rule(
@@ -212,16 +211,10 @@ def major_incident_problem_missing(record: IncidentRecord, ctx: RuleContext) -> 
     **Decisions**
     ``major`` or ``links`` not provided give NOT_EVALUATED.
     """
+    out_of_scope = resolved_major_incident_scope(record)
+    if out_of_scope is not None:
+        return out_of_scope
     state = record.state
-    if state is None:
-        return _unmapped(record)
-    if state not in DONE:
-        return NOT_APPLICABLE
-    major = record.major
-    if major is None:
-        return missing_field("incident.major")
-    if not major:
-        return NOT_APPLICABLE
     links = record.links
     if links is None:
         return missing_field("incident.links")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from mapping.model import ServiceRequestRecord, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import DONE, label
+from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
+from rules.packs.iso20000._helpers import DONE, label, unmapped_state
 from rules.registry import RuleContext, rule
 
-
-def _unmapped(record: ServiceRequestRecord) -> Outcome:
-    return not_evaluated(f"status {record.raw_state!r} is not mapped to a request state")
 
 
 @rule(
@@ -42,7 +39,7 @@ def request_approval_missing(record: ServiceRequestRecord, ctx: RuleContext) -> 
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state not in DONE:
         return NOT_APPLICABLE
     required = record.approval_required
@@ -86,7 +83,7 @@ def request_closure_record_missing(record: ServiceRequestRecord, ctx: RuleContex
     """
     state = record.state
     if state is None:
-        return _unmapped(record)
+        return unmapped_state(record)
     if state not in DONE:
         return NOT_APPLICABLE
     notes = record.resolution_notes
