@@ -150,6 +150,8 @@ class ServiceNowSource(_SourceBase):
     auth: Union[BasicAuth, ServiceNowOAuth]
     tables: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
+    related_chunk: int | None = Field(None, ge=1, le=10_000)
+    """Ids per ``sysapprovalIN`` / ``taskIN`` query; default 300 (URL and Link header size)."""
 
     @field_validator("tables", "query")
     @classmethod

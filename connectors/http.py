@@ -187,6 +187,10 @@ class HttpClient:
         """GET and parse JSON; a body that is not JSON is retried like a 5xx."""
         return self._send("GET", path_or_url, params=params, want_json=True)[1]
 
+    def get_json_response(self, path_or_url: str, params: Any = None) -> tuple[requests.Response, Any]:
+        """Like :meth:`get_json`, with the response too (for headers such as X-Total-Count)."""
+        return self._send("GET", path_or_url, params=params, want_json=True)
+
     def post_json(self, path_or_url: str, json: Any = None, params: Any = None) -> Any:
         """POST a JSON body and parse the JSON answer (retried like :meth:`get_json`)."""
         return self._send("POST", path_or_url, params=params, json=json, want_json=True)[1]

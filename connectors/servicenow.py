@@ -25,8 +25,9 @@ length each time, so this ends (at the first empty page). A key that does not mo
 forward (a server ignoring the query) raises :class:`SourceError` instead of looping.
 
 Related rows (``sysapproval_approver`` by ``sysapprovalIN``, ``task_ci`` by ``taskIN``) are
-read per page of records, in chunks of at most :data:`RELATED_IN_MAX` ids (URL length),
-keyset-paged on ``sys_id`` with the same rules. Only the processes that use them ask.
+read per page of records in ``...IN`` lists of :data:`RELATED_CHUNK` ids (``related_chunk``
+in the source config), keyset-paged on ``sys_id`` and counted (X-Total-Count) so that a
+query whose rows fit one page costs one request. Only the processes that use them ask.
 
 pysnow. Basic auth takes its session from ``pysnow.Client(host=..., use_ssl=...)`` (the
 session carries HTTP basic auth and JSON headers). We do *not* use ``pysnow.OAuthClient``:
@@ -68,8 +69,13 @@ TABLE_API = "/api/now/table/"
 TOKEN_PATH = "/oauth_token.do"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_PAGE_SIZE = 1000
-RELATED_IN_MAX = 100
-"""Ids per ``...IN`` query: 100 sys_ids keep the URL near 4 KB, under common proxy limits."""
+RELATED_CHUNK = 300
+"""Default ids per ``...IN`` query. 300 sys_ids make a ~10 KB URL, under Tomcat's header
+limit that long ServiceNow filters are known to hit (~16 KB), and the instance's Link
+header, which repeats that URL up to four times, stays under the 64 KB line limit of
+HTTP clients (Python's http.client among them). More ids per query would save requests
+but fail on real instances."""
+
 ORDER_BY_KEY = "ORDERBYsys_updated_on^ORDERBYsys_id"
 ORDER_BY_ID = "ORDERBYsys_id"
 STREAM_ORDER = ("ci", "incident", "change", "problem", "service_request", "release")
@@ -278,6 +284,7 @@ class ServiceNowConnector:
         self.name = source_cfg.name
         self.base_url = source_cfg.url.rstrip("/")
         self.page_size = source_cfg.page_size or DEFAULT_PAGE_SIZE
+        self.related_chunk = source_cfg.related_chunk or min(self.page_size, RELATED_CHUNK)
         self.mapper = ServiceNowMapper(source_cfg.mapping_options())
         self.streams: tuple[str, ...] = tuple(p for p in STREAM_ORDER if p in DEFAULT_TABLES)
         self.ci_names: dict[str, str] = {}
@@ -331,15 +338,21 @@ class ServiceNowConnector:
 
     # -- requests
     def _get_result(self, table: str, params: dict[str, Any]) -> list[Any]:
-        """One Table API page: its ``result`` list. With OAuth, a 401 refreshes the token
-        once; every other failure is a :class:`SourceError` (never an empty list)."""
+        """One Table API page: its ``result`` list."""
+        return self._get_page(table, params)[0]
+
+    def _get_page(self, table: str, params: dict[str, Any]) -> tuple[list[Any], int | None]:
+        """One Table API page: its ``result`` list and X-Total-Count (when the request
+        asked for a count). With OAuth, a 401 refreshes the token once; every other
+        failure is a :class:`SourceError` (never an empty list)."""
         path = TABLE_API + table
         body: Any = None
+        response: Any = None
         for attempt in (1, 2):
             if self._oauth is not None:
                 self._oauth.ensure()
             try:
-                body = self._http.get_json(path, params)
+                response, body = self._http.get_json_response(path, params)
                 break
             except SourceError as exc:
                 if exc.status == 401 and self._oauth is not None and attempt == 1:
@@ -351,7 +364,8 @@ class ServiceNowConnector:
         if not isinstance(result, list):
             raise SourceError(self.name, f"table {table}: the response holds no 'result' list",
                               url=f"{self.base_url}{path}", detail=str(body)[:200])
-        return result
+        total = response.headers.get("X-Total-Count") if response is not None else None
+        return result, int(total) if total and total.isdigit() else None
 
     def _table_error(self, exc: SourceError, table: str) -> SourceError:
         hint = _TABLE_HINTS.get(exc.status or 0)
@@ -375,15 +389,23 @@ class ServiceNowConnector:
         return params
 
     def pages(self, table: str, fields: Sequence[str], base: str, *, since_clause: str = "",
-              keyset: _Keyset | None = None) -> Iterator[Page]:
-        """Keyset pages of ``table`` (rows matching ``base``) until an empty page."""
+              keyset: _Keyset | None = None, counted: bool = False) -> Iterator[Page]:
+        """Keyset pages of ``table`` (rows matching ``base``) until an empty page.
+
+        ``counted`` (related reads) asks for X-Total-Count, which the instance computes
+        before ACLs filter: a page holding that many rows (``{}`` placeholders included)
+        is the last one, which saves the closing empty request of every related query.
+        Main streams keep ``sysparm_no_count=true``: counting a large table is costly."""
         ks = keyset or _Keyset(("sys_updated_on", "sys_id"),
                                lambda b: first_page_query(b, since_clause),
                                lambda b, k: next_page_query(b, k[0], k[1]))
         st = _PagerState()
         while True:
             query = ks.first(base) if st.key is None else ks.after(base, st.key)
-            rows = self._get_result(table, self._params(fields, query, self.page_size, st.offset))
+            params = self._params(fields, query, self.page_size, st.offset)
+            if counted:
+                params["sysparm_no_count"] = "false"
+            rows, total = self._get_page(table, params)
             if not rows:
                 return
             page = Page(rows=[])
@@ -419,6 +441,8 @@ class ServiceNowConnector:
                 st.ids_after_key |= {r["sys_id"] for r in page.rows}
                 page.offset_fallback = True
             yield page
+            if total is not None and len(rows) >= total:
+                return  # every row that matched this query was on this page
 
     # -- streams
     def table(self, process: str) -> str:
@@ -477,9 +501,11 @@ class ServiceNowConnector:
         """Rows of ``table`` whose ``ref_field`` is one of ``ids``: bulk, keyset-paged on
         sys_id, never one request per record."""
         out: list[dict[str, Any]] = []
-        for start in range(0, len(ids), RELATED_IN_MAX):
-            chunk = ids[start:start + RELATED_IN_MAX]
-            for page in self.pages(table, fields, f"{ref_field}IN{','.join(chunk)}", keyset=BY_ID):
+        size = self.related_chunk
+        for start in range(0, len(ids), size):
+            chunk = ids[start:start + size]
+            for page in self.pages(table, fields, f"{ref_field}IN{','.join(chunk)}", keyset=BY_ID,
+                                   counted=True):
                 if page.rows and table not in checked:
                     checked.add(table)
                     self._check_fields(report, table, page.rows, fields)

@@ -270,20 +270,13 @@ class JiraMapper:
         return self._process_by_type.get(name.strip().casefold())
 
     def needs_history(self, issue: dict) -> bool:
-        """True when the record needs the full status history and the issue lacks it:
-        changes (actual start/end, closed_at), and resolved / closed incidents, problems
-        and requests (closed_at)."""
-        process = self.process_of(issue)
-        if process is None or process == "review":
+        """True for changes whose issue lacks a complete history: their actual start and
+        end come from it (RULES.md §1). Other processes need no transition for any rule:
+        their closed_at falls back on resolutiondate (settled reading 4), so fetching their
+        history would cost a bulkfetch call per 1000 issues for nothing."""
+        if self.process_of(issue) != "change":
             return False
-        if _embedded_histories(issue) is not None:
-            return False
-        if process == "change":
-            return True
-        fields = issue.get("fields") or {}
-        status = fields.get("status") if isinstance(fields.get("status"), dict) else {}
-        state = self._state(process, status, fields.get("resolution"), None)
-        return state in ("resolved", "closed")
+        return _embedded_histories(issue) is None
 
     def needs_approvals(self, issue: dict) -> bool:
         """True when the record needs approvals (changes, requests of the approvals type)

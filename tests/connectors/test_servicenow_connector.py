@@ -112,8 +112,11 @@ class FakeTableAPI:
             if isinstance(fault, Exception):
                 raise fault
             return fault
-        return 200, {"Content-Type": "application/json"}, json.dumps(
-            {"result": self.select(self.calls[-1]["table"], params)})
+        result = self.select(self.calls[-1]["table"], params)
+        headers = {"Content-Type": "application/json"}
+        if params.get("sysparm_no_count") != "true":  # the instance counts before ACLs
+            headers["X-Total-Count"] = str(self.last_total)
+        return 200, headers, json.dumps({"result": result})
 
     def select(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
         groups, order = parse_query(params.get("sysparm_query", ""))
@@ -121,6 +124,7 @@ class FakeTableAPI:
                 if not groups or any(all(_holds(r, *t) for t in g) for g in groups)]
         for field, desc in reversed(order):
             rows.sort(key=lambda r: str(r.get(field, "")), reverse=desc)
+        self.last_total = len(rows)
         offset = int(params.get("sysparm_offset", 0))
         page = rows[offset:offset + int(params.get("sysparm_limit", 10000))]
         fields = [f for f in params.get("sysparm_fields", "").split(",") if f]
@@ -221,7 +225,7 @@ def test_keyset_paging_sends_the_exact_query_of_each_page() -> None:
     # ceil(4 / 2) pages + 1 empty page, plus task_ci in bulk: one IN query per page of
     # records, answered by an empty page, plus one data page where links exist
     task_ci_calls = [c for c in fake.calls if c["table"] == "task_ci"]
-    assert len(task_ci_calls) == 2 + 1  # page 1 holds INC0010002 (one link): data + empty
+    assert len(task_ci_calls) == 2  # X-Total-Count says each page held every match: no empty page
     assert conn.request_count == math.ceil(4 / 2) + 1 + len(task_ci_calls) == len(fake.calls)
     assert batches[-1].watermark == datetime(2026, 2, 3, 16, 45, tzinfo=timezone.utc)
     assert sum(b.requests for b in batches) == conn.request_count - 1  # the closing empty page
@@ -236,7 +240,7 @@ def test_a_page_size_of_one_thousand_reads_everything_in_one_page_plus_the_empty
     _, records = read_all(conn, "problem")
     assert len(records) == 2 and records[1].state == "cancelled"
     assert [c["sysparm_limit"] for c in fake.calls if c["table"] == "problem"] == ["1000", "1000"]
-    assert conn.request_count == 2 + 2  # problem: page + empty; task_ci: page + empty
+    assert conn.request_count == 2 + 1  # problem: page + empty; task_ci: one counted page
 
 
 # --------------------------------------------------------------------------- rows changing mid-read
@@ -374,11 +378,10 @@ def test_approvals_and_task_ci_are_read_in_bulk_per_page_and_paged_by_sys_id() -
     approvals_p1 = sorted((a for a in rows_of("sysapproval_approver")
                            if a["sysapproval"] in page1.split(",")), key=lambda a: a["sys_id"])
     assert len(approvals_p1) == 3  # more than one page of 2: keyset on sys_id
-    assert fake.queries("sysapproval_approver")[:3] == [
+    assert fake.queries("sysapproval_approver")[:2] == [
         f"sysapprovalIN{page1}^ORDERBYsys_id",
         f"sysapprovalIN{page1}^sys_id>{approvals_p1[1]['sys_id']}^ORDERBYsys_id",
-        f"sysapprovalIN{page1}^sys_id>{approvals_p1[2]['sys_id']}^ORDERBYsys_id",
-    ]
+    ]  # the second page holds the last match (X-Total-Count 1): no third request
     per_record = [c for c in fake.calls if c["table"] == "sysapproval_approver"
                   and "," not in c["sysparm_query"].split("^")[0]]
     assert per_record == []  # every related request names the whole page of records
@@ -388,12 +391,13 @@ def test_approvals_and_task_ci_are_read_in_bulk_per_page_and_paged_by_sys_id() -
     assert sorted(a.decision for a in by_key["CHG0030001"].approvals) == ["approved", "approved"]
     assert by_key["CHG0030004"].approvals == []  # not_required is not an approval
     assert set(by_key["CHG0030001"].ci_refs) == {"web-02", "web-01", "lb-01"}
-    # 2 pages of changes + empty; approvals: page 1 -> 3 requests, page 2 -> 2; task_ci:
-    # page 1 -> 2 requests (2 links fill a page of 2, then the empty page), page 2 -> 1
+    # 2 pages of changes + empty; related reads are counted (X-Total-Count), so they stop
+    # on the page that holds the last match: approvals: page 1 -> 2 requests (3 rows in
+    # pages of 2), page 2 -> 1; task_ci: page 1 -> 1 (2 links fill a page of 2), page 2 -> 1
     assert len(fake.queries("change_request")) == 3
-    assert len(fake.queries("sysapproval_approver")) == 3 + 2
-    assert len(fake.queries("task_ci")) == 2 + 1
-    assert conn.request_count == 3 + 5 + 3
+    assert len(fake.queries("sysapproval_approver")) == 2 + 1
+    assert len(fake.queries("task_ci")) == 1 + 1
+    assert conn.request_count == 3 + 3 + 2
 
 
 @responses.activate
@@ -651,18 +655,33 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
 
 
 @responses.activate
-def test_related_ids_are_chunked_to_keep_urls_short(monkeypatch: pytest.MonkeyPatch) -> None:
-    import connectors.servicenow as snow
-
-    monkeypatch.setattr(snow, "RELATED_IN_MAX", 1)
+def test_related_ids_are_chunked_by_related_chunk() -> None:
     fake = FakeTableAPI({"sc_req_item": rows_of("sc_req_item"),
                          "sysapproval_approver": rows_of("sysapproval_approver")}).install()
-    _, records = read_all(connector(page_size=2), "service_request")
+    _, records = read_all(connector(page_size=2, related_chunk=1), "service_request")
     ids = [r["sys_id"] for r in sorted_rows(rows_of("sc_req_item"))]
     assert fake.queries("sysapproval_approver") == [
-        f"sysapprovalIN{ids[0]}^ORDERBYsys_id",
-        f"sysapprovalIN{ids[0]}^sys_id>{next(a['sys_id'] for a in rows_of('sysapproval_approver') if a['sysapproval'] == ids[0])}^ORDERBYsys_id",
-        f"sysapprovalIN{ids[1]}^ORDERBYsys_id",
+        f"sysapprovalIN{ids[0]}^ORDERBYsys_id",  # one approval, X-Total-Count 1: done
+        f"sysapprovalIN{ids[1]}^ORDERBYsys_id",  # none: the empty page ends it
     ]
     assert [len(r.approvals) for r in records] == [1, 0]
     assert records[0].approval_required is True and records[1].approval_required is False
+
+
+class _NoCountFake(FakeTableAPI):
+    """A proxy that strips X-Total-Count: related reads fall back on the empty page."""
+
+    def callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        status, headers, body = super().callback(request)
+        headers.pop("X-Total-Count", None)
+        return status, headers, body
+
+
+@responses.activate
+def test_related_reads_without_a_count_end_on_the_empty_page() -> None:
+    fake = _NoCountFake({"sc_req_item": rows_of("sc_req_item"),
+                         "sysapproval_approver": rows_of("sysapproval_approver")}).install()
+    _, records = read_all(connector(page_size=2), "service_request")
+    queries = fake.queries("sysapproval_approver")
+    assert len(queries) == 2 and "^sys_id>" in queries[1]  # data page, then the empty page
+    assert [len(r.approvals) for r in records] == [1, 0]
