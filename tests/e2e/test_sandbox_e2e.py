@@ -82,3 +82,37 @@ def test_demo_exits_zero_and_shows_findings(tmp_path):
         for process in PROCESSES[source]:
             assert f"{process} " in line, line
     assert "Top findings:" in proc.stdout and "Try next" in proc.stdout
+
+
+def run_sync(tmp_path: Path, anchor: int, faults: str | None) -> tuple[Counter, dict]:
+    """A real ``ticketlint sync`` of both sources into a fresh SQLite store, then the
+    stored open findings (``findings -f json``)."""
+    server = serve(seed=SEED, size=SIZE, anchor=anchor, faults=faults).start()
+    try:
+        work = tmp_path / ("faulty" if faults else "clean")
+        work.mkdir()
+        config = work / "ticketlint.yaml"
+        config.write_text(config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8")
+        c = server.credentials
+        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
+               "HOME": str(work), "XDG_CONFIG_HOME": str(work)}
+        as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
+        base = [str(TICKETLINT), "--config", str(config)]
+        sync = subprocess.run([*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
+                              capture_output=True, text=True, env=env, timeout=300, cwd=work)
+        assert sync.returncode == 0, sync.stderr[-3000:]
+        listed = subprocess.run([*base, "findings", "--state", "open", "-f", "json"],
+                                capture_output=True, text=True, env=env, timeout=120, cwd=work)
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        found = json.loads(listed.stdout)["findings"]
+        return Counter((f["source"], f["code"], f["key"]) for f in found), dict(server.faults.injected)
+    finally:
+        server.stop()
+
+
+def test_sync_over_http_stores_the_same_findings_with_and_without_faults(tmp_path, anchor):
+    clean, _ = run_sync(tmp_path, anchor, None)
+    assert {source for source, _, _ in clean} == set(PROCESSES)
+    faulty, injected = run_sync(tmp_path, anchor, FAULTS)
+    assert sum(injected.values()) > 0, "the fault plan injected nothing"
+    assert faulty == clean
