@@ -403,13 +403,8 @@ class _ChangeReview(_Reader):
         return build(Review, completed=completed, at=at, notes=notes_text)
 
 
-class _ReviewColumn(_Reader):
+class _ReviewColumn(_Bool):
     """A configured review column: true boolean, non-empty text or a date = completed."""
-
-    def __init__(self, column: str, negate: bool = False) -> None:
-        self.column = column
-        self.negate = negate
-        self.columns = (column,)
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         text = _get(row, self.column)
