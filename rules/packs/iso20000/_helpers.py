@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from mapping.model import BaseRecord, Person
+from mapping.model import BaseRecord, Person, is_empty
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
 from rules.registry import RuleContext
 
@@ -41,6 +41,22 @@ def resolved_major_incident_scope(record: Any) -> Outcome | None:
     if not record.major:
         return NOT_APPLICABLE
     return None
+
+
+def done_without_text(record: Any, field: str, what: str) -> Outcome:
+    """The shared body of PRB001 and REQ002: a resolved or closed record must hold text
+    in ``field`` (``what`` names it in the message)."""
+    state = record.state
+    if state is None:
+        return unmapped_state(record)
+    if state not in DONE:
+        return NOT_APPLICABLE
+    value = getattr(record, field)
+    if value is None:
+        return missing_field(f"{record.process}.{field}")
+    if is_empty(value):
+        return fail(f"{label(record)} is {state} but has no {what}", **{field: value, "state": state})
+    return PASS
 
 
 def change_type(record: Any) -> str | None:

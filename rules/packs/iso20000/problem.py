@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 from mapping.model import IncidentRecord, ProblemRecord, is_empty
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field
 from rules.packs.iso20000._helpers import (
-    CANCELLED, DONE, label, resolved_major_incident_scope, stale, unmapped_state, utc,
+    CANCELLED, done_without_text, label, resolved_major_incident_scope, stale, unmapped_state, utc,
 )
 from rules.registry import RuleContext, rule
 
@@ -43,18 +43,7 @@ def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outco
     **Remediation**
     Record the root cause analysis on the problem (or reopen it if the cause is unknown).
     """
-    state = record.state
-    if state is None:
-        return unmapped_state(record)
-    if state not in DONE:
-        return NOT_APPLICABLE
-    cause = record.root_cause
-    if cause is None:
-        return missing_field("problem.root_cause")
-    if is_empty(cause):
-        return fail(f"{label(record)} is {state} but has no root cause",
-                    root_cause=cause, state=state)
-    return PASS
+    return done_without_text(record, "root_cause", "root cause")
 
 
 @rule(

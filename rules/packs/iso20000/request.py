@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mapping.model import ServiceRequestRecord, is_empty
+from mapping.model import ServiceRequestRecord
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
-from rules.packs.iso20000._helpers import DONE, label, unmapped_state
+from rules.packs.iso20000._helpers import DONE, done_without_text, label, unmapped_state
 from rules.registry import RuleContext, rule
 
 
@@ -81,15 +81,4 @@ def request_closure_record_missing(record: ServiceRequestRecord, ctx: RuleContex
     **Remediation**
     Describe the fulfilment in the resolution (close) notes.
     """
-    state = record.state
-    if state is None:
-        return unmapped_state(record)
-    if state not in DONE:
-        return NOT_APPLICABLE
-    notes = record.resolution_notes
-    if notes is None:
-        return missing_field("service_request.resolution_notes")
-    if is_empty(notes):
-        return fail(f"{label(record)} is {state} but has no resolution notes",
-                    resolution_notes=notes, state=state)
-    return PASS
+    return done_without_text(record, "resolution_notes", "resolution notes")
