@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mapping.common import MappingOptions  # noqa: E402
 from mapping.jira import JiraFieldCatalog, JiraMapper  # noqa: E402
 from mapping.servicenow import (  # noqa: E402
-    APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_TABLE, ServiceNowMapper,
+    APPROVAL_FIELDS, APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_FIELDS, TASK_CI_TABLE, ServiceNowMapper,
 )
 from rules.engine import Engine  # noqa: E402
 from rules.registry import load_registry  # noqa: E402
@@ -80,8 +80,6 @@ def fetch_jira(session: requests.Session, url: str) -> dict[str, Any]:
 def fetch_servicenow(session: requests.Session, url: str) -> dict[str, list[str]]:
     """Raw Table API bodies per table (offset paging is fine here: the data is still)."""
     mapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url=url))
-    from mapping.servicenow import APPROVAL_FIELDS, TASK_CI_FIELDS
-
     wanted = {table: mapper.fields_for(process) for process, table in DEFAULT_TABLES.items()}
     wanted[APPROVAL_TABLE] = APPROVAL_FIELDS
     wanted[TASK_CI_TABLE] = TASK_CI_FIELDS

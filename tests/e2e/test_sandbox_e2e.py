@@ -33,15 +33,21 @@ def anchor() -> int:
     return int(time.time()) * 1000
 
 
+def sandbox_setup(server, work: Path, config_name: str, anchor: int) -> tuple[Path, dict, str]:
+    """A config for the running sandbox (store in ``work``), the child's environment with
+    its secrets, and the as-of instant just after the data's anchor."""
+    config = work / config_name
+    config.write_text(config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8")
+    c = server.credentials
+    env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
+           "HOME": str(work), "XDG_CONFIG_HOME": str(work)}
+    return config, env, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
+
+
 def run_check(tmp_path: Path, anchor: int, faults: str | None, source: str) -> dict:
     server = serve(seed=SEED, size=SIZE, anchor=anchor, faults=faults).start()
     try:
-        config = tmp_path / f"ticketlint-{source}-{bool(faults)}.yaml"
-        config.write_text(config_yaml(server, f"sqlite:///{tmp_path / 'unused.db'}"), encoding="utf-8")
-        c = server.credentials
-        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
-               "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
-        as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
+        config, env, as_of = sandbox_setup(server, tmp_path, f"ticketlint-{source}-{bool(faults)}.yaml", anchor)
         proc = subprocess.run(
             [str(TICKETLINT), "--config", str(config), "check", "--source", source, "-f", "json",
              "--exit-zero", "--as-of", as_of],
@@ -91,12 +97,7 @@ def run_sync(tmp_path: Path, anchor: int, faults: str | None) -> tuple[Counter, 
     try:
         work = tmp_path / ("faulty" if faults else "clean")
         work.mkdir()
-        config = work / "ticketlint.yaml"
-        config.write_text(config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8")
-        c = server.credentials
-        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
-               "HOME": str(work), "XDG_CONFIG_HOME": str(work)}
-        as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
+        config, env, as_of = sandbox_setup(server, work, "ticketlint.yaml", anchor)
         base = [str(TICKETLINT), "--config", str(config)]
         sync = subprocess.run([*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
                               capture_output=True, text=True, env=env, timeout=300, cwd=work)
