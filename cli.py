@@ -33,7 +33,10 @@ from sync import formats
 log = logging.getLogger("ticketlint")
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-PLUGIN_MODULES = ("sync.commands", "sandbox.commands")
+PLUGIN_MODULES = (
+    "sync.commands", "sandbox.commands", "sync.notify.commands", "sync.report.commands",
+    "sync.writeback.commands", "sync.serve.commands",
+)
 CI_STREAMS = frozenset({"ci", "cmdb_ci", "assets"})
 
 
