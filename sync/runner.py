@@ -71,6 +71,10 @@ class SourceResult:
     requests: int = 0
     evaluated: int = 0
     rule_errors: list[str] = field(default_factory=list)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per rule code: outcome status -> count (PASS, FAIL, NOT_APPLICABLE, NOT_EVALUATED)."""
+    not_evaluated: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per rule code: why it could not be evaluated -> count."""
     deleted: list[str] = field(default_factory=list)
     diff: Diff = field(default_factory=Diff)
     seconds: float = 0.0
@@ -95,6 +99,7 @@ class SourceResult:
                         "errors": len(self.report.errors), "skipped_empty": self.report.skipped_empty},
             "findings": dict(self.diff.counts()), "open_by_severity": dict(self.diff.open_by_severity()),
             "deleted": len(self.deleted), "rule_errors": self.rule_errors[:20],
+            "outcomes": self.outcomes, "not_evaluated": self.not_evaluated,
             "seconds": round(self.seconds, 3),
         }
 
@@ -224,6 +229,8 @@ class SyncRunner:
             records = self._records_to_evaluate(res.name, started, pending)
             evaluation = self.engine.evaluate(records, as_of=as_of)
             res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
+            res.outcomes = {code: dict(c) for code, c in evaluation.counts.items()}
+            res.not_evaluated = {code: dict(c) for code, c in evaluation.not_evaluated.items()}
             findings = [f for f in evaluation.findings if f.source == res.name]
             del records
             if self.options.dry_run:
