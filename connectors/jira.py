@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jira as jiralib
@@ -39,7 +39,8 @@ from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
 from connectors.http import HttpClient
 from mapping.common import MappingError, MappingReport, parse_jira_time
 from mapping.jira import DEFAULT_ISSUE_TYPES, DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
-from mapping.model import BaseRecord, CIRecord, Person
+from mapping.jira_assets import map_assets_object
+from mapping.model import BaseRecord
 
 log = logging.getLogger(__name__)
 
@@ -564,93 +565,4 @@ def _later(current: datetime | None, value: str) -> datetime | None:
     return parsed if current is None or parsed > current else current
 
 
-# -- JSM Assets objects -> CIRecord --------------------------------------------------
-_CI_STATUS = {
-    "installed": ("in service", "active", "installed", "production", "in use", "running", "live", "operational"),
-    "planned": ("planned", "ordered", "in stock", "received", "pending", "new", "build"),
-    "in_maintenance": ("in maintenance", "maintenance", "in repair", "repair", "degraded"),
-    "retired": ("retired", "disposed", "decommissioned", "closed", "expired", "deleted", "end of life"),
-}
-
-
-def _attributes(obj: dict[str, Any], names: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for attr in obj.get("attributes") or []:
-        name = (attr.get("objectTypeAttribute") or {}).get("name") or names.get(str(attr.get("objectTypeAttributeId")))
-        if name:
-            out[str(name).casefold()] = list(attr.get("objectAttributeValues") or [])
-    return out
-
-
-def _first_text(values: Iterable[dict[str, Any]]) -> str | None:
-    for v in values:
-        status = v.get("status")
-        if isinstance(status, dict) and status.get("name"):
-            return str(status["name"])
-        for k in ("displayValue", "value", "searchValue"):
-            if v.get(k) not in (None, ""):
-                return str(v[k])
-    return None
-
-
-def map_assets_object(obj: dict[str, Any], names: dict[str, Any], *, source: str,
-                      key_attribute: str = "Key") -> CIRecord:
-    """One Assets object (AQL result entry) -> CIRecord (RULES.md §1 ci fields)."""
-    attrs = _attributes(obj, names)
-    key = _first_text(attrs.get(key_attribute.casefold(), [])) or obj.get("objectKey") or obj.get("label")
-    if not key:
-        raise ValueError("Assets object without a key")
-    raw_status = _first_text(attrs.get("status", []))
-    status = None
-    if raw_status is not None:
-        folded = raw_status.casefold()
-        status = next((s for s, words in _CI_STATUS.items() if folded in words), "other")
-    owner = None
-    for attr_name in ("owner", "owned by", "managed by"):
-        for v in attrs.get(attr_name, []):
-            user = v.get("user") if isinstance(v.get("user"), dict) else None
-            if user:
-                owner = Person(id=user.get("key") or user.get("accountId") or user.get("name"),
-                               name=user.get("displayName"), email=user.get("emailAddress"))
-            elif v.get("displayValue") or v.get("value"):
-                owner = Person(id=str(v.get("value") or v.get("displayValue")), name=v.get("displayValue"))
-            if owner:
-                break
-        if owner:
-            break
-    group = None
-    for attr_name in ("support group", "team", "assignment group"):
-        group = _first_text(attrs.get(attr_name, []))
-        if group:
-            break
-    verified_text = None
-    for attr_name in ("last verified", "last discovered", "last audit"):
-        verified_text = _first_text(attrs.get(attr_name, []))
-        if verified_text:
-            break
-    links = obj.get("_links") or {}
-    return CIRecord(
-        source=source, system="jira", key=str(key), native_id=str(obj.get("id")) if obj.get("id") else None,
-        url=links.get("self") if isinstance(links, dict) else None,
-        title=obj.get("label") or obj.get("name"),
-        ci_class=(obj.get("objectType") or {}).get("name"), status=status, raw_state=raw_status,
-        owner=owner, support_group=group,
-        last_verified_at=_parse_assets_time(verified_text) if verified_text else None,
-        created_at=_parse_assets_time(obj.get("created")), updated_at=_parse_assets_time(obj.get("updated")),
-        raw=obj,
-    )
-
-
-def _parse_assets_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        return parse_jira_time(value)
-    except ValueError:
-        try:
-            return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
-        except ValueError:
-            return None
-
-
-__all__ = ["JiraConnector", "build_jql", "incremental_clause", "map_assets_object"]
+__all__ = ["JiraConnector", "build_jql", "incremental_clause"]
