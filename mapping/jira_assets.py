@@ -14,8 +14,7 @@ from typing import Any, Iterable
 from mapping.common import parse_jira_time
 from mapping.model import CIRecord, Person
 
-
-
+# Status words (case-folded) per normalised CI status; anything else is "other".
 _CI_STATUS = {
     "installed": ("in service", "active", "installed", "production", "in use", "running", "live", "operational"),
     "planned": ("planned", "ordered", "in stock", "received", "pending", "new", "build"),
