@@ -315,3 +315,43 @@ def _enqueue_immediate(store: Store, cfg: Config, items: list[Item], source: str
             rows.append(row)
         s.flush()
         return [r.id for r in rows]
+
+
+# --- a run's digest rebuilt from the store (``notify preview --run``) ------------------------
+
+def items_of_stored_run(session: Session, run_id: int) -> tuple[list[Item], list[str], datetime | None]:
+    """The run's changes from its history events, plus today's open findings as ``open``.
+
+    Used when no outbox row holds the payload (nothing was queued for that destination):
+    new = opened in this run and still open; reopened = reopened or unwaived in this run;
+    resolved = resolved in this run.
+    """
+    from sync.models import FindingEventRow, RunRow
+
+    run = session.get(RunRow, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    kinds: dict[int, set[str]] = {}
+    for ev in session.scalars(select(FindingEventRow).where(FindingEventRow.run_id == run_id)):
+        kinds.setdefault(ev.finding_id, set()).add(ev.kind)
+    items: list[Item] = []
+    seen: set[int] = set()
+    ids = list(kinds)
+    for i in range(0, len(ids), 500):
+        for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids[i:i + 500]))):
+            k = kinds[row.id]
+            if "resolved" in k:
+                items.append(item_from_row(row, "resolved"))
+            elif k & {"reopened", "unwaived"} and row.state == "open":
+                items.append(item_from_row(row, "reopened"))
+            elif "opened" in k and row.state == "open":
+                items.append(item_from_row(row, "new"))
+            else:
+                continue
+            seen.add(row.id)
+    for row in session.scalars(select(FindingRow).where(FindingRow.state == "open")):
+        if row.id not in seen:
+            items.append(item_from_row(row, "open"))
+    failed = [f"{name}: {info.get('error') or 'failed'}" for name, info in (run.sources or {}).items()
+              if isinstance(info, dict) and info.get("status") == "failed"]
+    return items, failed, run.as_of
