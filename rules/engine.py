@@ -5,6 +5,13 @@ The engine makes two passes over the records of a run: the first builds the
 incidents per CI); the second calls each rule on each record of its processes, then the
 aggregate rules once. Only FAIL becomes a :class:`Finding`; all four outcomes are
 counted per rule for conformity rates and the mapping-coverage report.
+
+:meth:`Engine.evaluate` takes a list. A caller with more records than it wants in memory
+(the nightly sync) uses the same two passes in pieces: it fills an index from only the
+processes the index reads (:attr:`RecordIndex.PROCESSES`, loaded without raw JSON), then
+feeds the records chunk by chunk to :meth:`Engine.stream` and calls
+:meth:`EvaluationStream.finish` once; :meth:`Engine.evaluate` itself runs through the
+same stream, so both give identical outcomes, counts and findings.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ class IncidentFacts:
 
 class RecordIndex:
     """Compact facts about every record of a run, per source, for cross-record rules."""
+
+    PROCESSES: frozenset[str] = frozenset({"ci", "change", "incident"})
+    """The only processes :meth:`add` reads: a streaming caller indexes just these."""
 
     def __init__(self, ci_sources: Iterable[str] | None = None) -> None:
         self._declared_ci_sources = set(ci_sources) if ci_sources is not None else None
@@ -191,45 +201,29 @@ class Engine:
         index = RecordIndex(ci_sources)
         for record in records:
             index.add(record)
-        result = Evaluation(as_of=as_of, rules=self.rules)
-        contexts = {r.code: RuleContext(as_of, self.params[r.code], index) for r in self.rules}
-        counts, not_eval = result.counts, result.not_evaluated
-        # Bind each rule's function, context and counter once: this loop runs
-        # records x rules times and is the hot path of every nightly run.
-        plan = {
-            process: [(r, r.func, contexts[r.code], counts[r.code]) for r in rules]
-            for process, rules in self._record_rules.items()
-        }
-        fail_status, not_evaluated_status = Status.FAIL, Status.NOT_EVALUATED
-        for record in records:
-            for r, func, ctx, counter in plan.get(record.process, ()):
-                try:
-                    outcome = func(record, ctx)
-                    status = outcome.status
-                except Exception as exc:  # counted and reported, never a crash of the run
-                    outcome = self._rule_error(r, result, record, exc)
-                    status = outcome.status
-                counter[status.value] += 1
-                if status is fail_status:
-                    result.findings.append(self._finding(r, record, outcome, index))
-                elif status is not_evaluated_status:
-                    not_eval[r.code][outcome.reason] += 1
-        result.records = len(records)
-        for r in self._aggregate_rules:
-            try:
-                outcomes = list(r.func(index, contexts[r.code]))
-            except Exception as exc:  # a rule bug must not hide every other finding
-                log.exception("rule %s failed", r.code)
-                result.rule_errors.append(f"{r.code}: {type(exc).__name__}: {exc}")
-                continue
-            for outcome in outcomes:
-                counts[r.code][outcome.status.value] += 1
-                if outcome.status is Status.FAIL:
-                    result.findings.append(self._finding(r, None, outcome, index))
-                elif outcome.status is Status.NOT_EVALUATED:
-                    not_eval[r.code][outcome.reason] += 1
-        result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.source, f.key, f.code))
+        stream = self.stream(as_of=as_of, index=index)
+        findings = stream.feed(records)
+        findings.extend(stream.finish())
+        result = stream.result
+        result.findings = sort_findings(findings)
         return result
+
+    @property
+    def reads_raw(self) -> bool:
+        """Whether any selected rule may read ``record.raw`` (the source's JSON).
+
+        A streaming caller loads records without their raw JSON (most of their size) when
+        this is False. Unknown packs count as reading it: only the built-in pack (checked
+        by a test) and declarative rules whose fields do not start with ``raw`` are known
+        not to.
+        """
+        return any(_rule_reads_raw(r) for r in self.rules)
+
+    def stream(self, *, as_of: datetime, index: RecordIndex) -> "EvaluationStream":
+        """Evaluate records in pieces against an index built beforehand from all of them."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        return EvaluationStream(self, index, as_of)
 
     def _rule_error(self, r: Rule, result: Evaluation, record: BaseRecord, exc: Exception) -> Outcome:
         log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
@@ -270,6 +264,127 @@ class Engine:
             assignee_id=person.id if person else None,
             assignee_email=person.email if person else None, pack=r.pack,
         )
+
+
+class EvaluationStream:
+    """One evaluation fed chunk by chunk: :meth:`feed` the records (each exactly once),
+    then :meth:`finish` once for the aggregate rules. Outcome counts, NOT_EVALUATED
+    reasons, rule errors and the record count accumulate in :attr:`result`; findings are
+    returned to the caller (``result.findings`` stays empty), who keeps what it needs.
+
+    The index must already hold every record of the run (:meth:`RecordIndex.add` on
+    each, or at least on those of :attr:`RecordIndex.PROCESSES`): record rules read it
+    while the chunks stream, aggregate rules at :meth:`finish`.
+    """
+
+    def __init__(self, engine: Engine, index: RecordIndex, as_of: datetime) -> None:
+        self.engine, self.index, self.as_of = engine, index, as_of
+        self.result = Evaluation(as_of=as_of, rules=engine.rules)
+        self._contexts = {r.code: RuleContext(as_of, engine.params[r.code], index) for r in engine.rules}
+        counts = self.result.counts
+        # Bind each rule's function, context and counter once: the loop in feed() runs
+        # records x rules times and is the hot path of every nightly run.
+        self._plan = {
+            process: [(r, r.func, self._contexts[r.code], counts[r.code]) for r in rules]
+            for process, rules in engine._record_rules.items()
+        }
+        self._finished = False
+
+    def feed(self, records: Iterable[BaseRecord]) -> list[Finding]:
+        """Run the record rules on these records; their findings, in record order."""
+        if self._finished:
+            raise RuntimeError("records fed after finish()")
+        engine, result, index, plan = self.engine, self.result, self.index, self._plan
+        not_eval, sources = result.not_evaluated, index.sources
+        found: list[Finding] = []
+        fail_status, not_evaluated_status = Status.FAIL, Status.NOT_EVALUATED
+        n = 0
+        with gc_paused():
+            for record in records:
+                n += 1
+                sources.add(record.source)  # as a full index would have it
+                for r, func, ctx, counter in plan.get(record.process, ()):
+                    try:
+                        outcome = func(record, ctx)
+                        status = outcome.status
+                    except Exception as exc:  # counted and reported, never a crash of the run
+                        outcome = engine._rule_error(r, result, record, exc)
+                        status = outcome.status
+                    counter[status.value] += 1
+                    if status is fail_status:
+                        found.append(engine._finding(r, record, outcome, index))
+                    elif status is not_evaluated_status:
+                        not_eval[r.code][outcome.reason] += 1
+        result.records += n
+        return found
+
+    def finish(self) -> list[Finding]:
+        """Run the aggregate rules once over the index; their findings."""
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        engine, result, index = self.engine, self.result, self.index
+        counts, not_eval = result.counts, result.not_evaluated
+        found: list[Finding] = []
+        for r in engine._aggregate_rules:
+            try:
+                outcomes = list(r.func(index, self._contexts[r.code]))
+            except Exception as exc:  # a rule bug must not hide every other finding
+                log.exception("rule %s failed", r.code)
+                result.rule_errors.append(f"{r.code}: {type(exc).__name__}: {exc}")
+                continue
+            for outcome in outcomes:
+                counts[r.code][outcome.status.value] += 1
+                if outcome.status is Status.FAIL:
+                    found.append(engine._finding(r, None, outcome, index))
+                elif outcome.status is Status.NOT_EVALUATED:
+                    not_eval[r.code][outcome.reason] += 1
+        return found
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """The report order of findings: severity (highest first), source, key, rule (in place)."""
+    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.source, f.key, f.code))
+    return findings
+
+
+RAW_FREE_PACKS = frozenset({"iso20000"})
+"""Packs whose rules never read ``record.raw`` (tests/foundation checks the built-in one)."""
+
+
+def _rule_reads_raw(r: Rule) -> bool:
+    if r.pack in RAW_FREE_PACKS:
+        return False
+    spec = _declarative_spec(r)
+    if spec is None:
+        return True  # an unknown rule may read anything
+    return any(path.split(".", 1)[0] == "raw" for path in _condition_fields(spec))
+
+
+def _declarative_spec(r: Rule) -> Any:
+    """The YAML spec behind a declarative rule (held by its function's closure), or None."""
+    if r.pack != "custom":
+        return None
+    for cell in getattr(r.func, "__closure__", None) or ():
+        value = cell.cell_contents
+        if hasattr(value, "require") and hasattr(value, "processes"):
+            return value
+    return None
+
+
+def _condition_fields(spec: Any) -> list[str]:
+    fields: list[str] = []
+    pending = [spec.when, spec.require]
+    while pending:
+        cond = pending.pop()
+        if cond is None:
+            continue
+        if cond.field:
+            fields.append(cond.field)
+        pending.extend(cond.all_ or ())
+        pending.extend(cond.any_ or ())
+        pending.append(cond.not_)
+    return fields
 
 
 def _jsonable(value: Any) -> Any:
