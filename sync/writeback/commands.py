@@ -1,0 +1,78 @@
+"""``ticketlint writeback``: plan write-back from the stored findings, then apply or print it.
+
+Useful after a sync ran with ``--no-writeback``, to retry failed writes without a sync, or
+(``--dry-run``) to see what would be written. Exit codes: 0 done, 2 a write failed or a
+usage / config / database error. ``cli.py`` registers every command in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from config import ConfigError, load_config
+from sync.db import StoreError, open_store
+from sync.writeback import WritebackSummary, apply, plan
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config_path(ctx: click.Context) -> Any:
+    obj = ctx.find_root().obj
+    return obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
+
+
+@click.command("writeback")
+@click.option("--source", help="Only this configured source.")
+@click.option("--dry-run", is_flag=True, help="Print the intended writes; write nothing.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -> None:
+    """Write labels, comments and work notes for the stored open findings."""
+    try:
+        cfg = load_config(_config_path(ctx))
+        names = [cfg.source(source).name] if source else [s.name for s in cfg.sources]
+        store = open_store(cfg.database)
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc))
+    if not cfg.writeback.enabled and not dry_run:
+        _fail("write-back is disabled; set `writeback: {enabled: true}` in the configuration "
+              "(or use --dry-run to see what it would write)")
+    planned: dict[str, list[Any]] = {}
+    total = WritebackSummary()
+    for name in names:
+        plans, skipped = plan(store, cfg, name)
+        planned[name] = plans
+        if dry_run:
+            continue
+        summary = apply(store, cfg, name, plans)
+        summary.skipped += [f"{name}/{k}" for k in skipped]
+        total.merge(summary)
+    if fmt == "json":
+        out: dict[str, Any] = {"dry_run": dry_run,
+                               "writes": [p.to_dict() for plans in planned.values() for p in plans]}
+        if not dry_run:
+            out["summary"] = total.to_dict()
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for plans in planned.values():
+            for p in plans:
+                click.echo(("would " if dry_run else "") + p.describe())
+        count = sum(len(p) for p in planned.values())
+        if dry_run:
+            click.echo(f"{count} write{'s' if count != 1 else ''} planned (dry run: nothing written)"
+                       + ("" if cfg.writeback.enabled else "; write-back is disabled in the configuration"))
+        else:
+            click.echo(total.text())
+    for err in total.errors[:10]:
+        click.echo(f"error: {err}", err=True)
+    sys.exit(2 if total.failed else 0)
+
+
+COMMANDS = [writeback]
