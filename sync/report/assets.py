@@ -35,6 +35,7 @@ p.note{color:var(--muted);margin:6px 0 10px;font-size:13px}
 .kpi .l{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.6px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:18px}
 svg.chart{width:100%;height:auto;max-width:680px;display:block}
+svg.columns{max-width:400px}
 svg.chart text{font-size:11px;fill:var(--muted)}
 svg.chart text.value{fill:var(--ink);font-weight:600}
 svg.chart .grid{stroke:var(--line);stroke-width:1}
