@@ -160,9 +160,10 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
 
 def send(dest: NotifyDestination, payload: Any, *, dedup_id: str | None = None,
          policy: Policy | None = None, session: requests.Session | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+         sleep: Callable[[float], None] | None = None) -> int:
     """POST ``payload`` to ``dest``; returns the HTTP status. Raises :class:`DeliveryError`."""
     policy = policy or POLICY
+    sleep = sleep or time.sleep  # looked up now, so tests can replace it
     url = dest.url.get_secret_value()
     _REDACT.secrets |= _secret_parts(url)
     body = encode(payload)
