@@ -121,7 +121,7 @@ def incident(key: str, n: int, *, notes: str = "fixed", priority: Any = 3) -> In
 def world(stage: int) -> dict[str, dict[str, list[BaseRecord]]]:
     """The sources' contents before sync run ``stage`` (0, 1, 2): fixes and new breakage."""
     changes = [change(f"CHG-{i}", i * 3) for i in range(1, 31)]
-    changes[1] = change("CHG-2", 6, backout="" if stage < 2 else "plan")
+    changes[1] = change("CHG-2", 12, backout="" if stage < 2 else "plan")
     changes[4] = change("CHG-5", 15, backout="", change_type="", title='=HYPERLINK("x") <b>bold</b> & co')
     changes[7] = change("CHG-8", 24, backout=None)
     if stage >= 1:

@@ -168,10 +168,28 @@ def test_waiver_and_trend_are_shown(run_cli: Any) -> None:
     assert trend.count("<polyline") == 2 and trend.count("<circle") == 6
 
 
-def test_record_text_is_escaped(run_cli: Any) -> None:
-    page = make_report(run_cli)
-    assert "<b>bold</b>" not in page  # CHG-5's title is in no finding message, but be sure
-    assert "&lt;b&gt;" not in page or "<b>" not in page
+def test_store_text_is_escaped_and_only_http_links_are_written(filled: Path) -> None:
+    from datetime import datetime, timezone
+
+    from config import load_config
+    from rules.selection import engine_from_config, registry_from_config
+    from sync.db import open_store
+    from sync.report.data import collect
+    from sync.report.html_report import render_report
+
+    cfg = load_config(filled)
+    registry = registry_from_config(cfg)
+    store = open_store(cfg.database)
+    with store.session() as s:
+        data = collect(s, cfg, registry, {r.code for r in engine_from_config(cfg).rules}, period=Period(),
+                       now=datetime(2026, 10, 1, tzinfo=timezone.utc))
+    store.dispose()
+    evil = dict(data.open_findings[0], key='K"><script>alert(1)</script>', message="<img src=x onerror=alert(1)>",
+                url="javascript:alert(1)", group='G" onmouseover="x')
+    data.open_findings = [evil]
+    page = render_report(data)
+    assert "<script>alert(1)" not in page and "<img src=x" not in page and "javascript:" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and 'data-group="G&quot; onmouseover=&quot;x"' in page
 
 
 def test_bad_period_and_unknown_source_exit_2(run_cli: Any) -> None:
