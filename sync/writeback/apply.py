@@ -111,7 +111,7 @@ class Executor:
     """Applies the planned writes of one source and keeps the log."""
 
     def __init__(self, store: Store, source_cfg: JiraSource | ServiceNowSource, *, run_id: int | None,
-                 remote: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 remote: Any = None, sleep: Callable[[float], None] | None = None,
                  clock: Callable[[], datetime] = _utcnow) -> None:
         self.store, self.cfg, self.run_id, self.clock = store, source_cfg, run_id, clock
         self._remote = remote

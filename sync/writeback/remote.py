@@ -56,7 +56,8 @@ class _Remote:
     """Shared: the two clients of one source and the verify-before-repeat loop."""
 
     def __init__(self, name: str, base_url: str, session: requests.Session, cfg: Any, *,
-                 sleep: Callable[[float], None], error_detail: Any = None) -> None:
+                 sleep: Callable[[float], None] | None, error_detail: Any = None) -> None:
+        sleep = sleep or (lambda seconds: time.sleep(seconds))  # looked up late: tests patch it
         kwargs = dict(timeout=cfg.timeout, max_attempts=cfg.max_attempts,
                       retry_after_max=cfg.retry_after_max, verify=cfg.verify, sleep=sleep,
                       error_detail=error_detail)
@@ -94,7 +95,7 @@ class _Remote:
 class JiraRemote(_Remote):
     """Labels and comments of Jira issues (Cloud: REST v3 with ADF; Data Center: v2)."""
 
-    def __init__(self, cfg: JiraSource, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, cfg: JiraSource, *, sleep: Callable[[float], None] | None = None) -> None:
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})
         auth = cfg.auth
@@ -184,7 +185,7 @@ class JiraRemote(_Remote):
 class ServiceNowRemote(_Remote):
     """Work notes on ServiceNow task records (Table API PATCH; read back from the journal)."""
 
-    def __init__(self, cfg: ServiceNowSource, *, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, cfg: ServiceNowSource, *, sleep: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         from connectors.servicenow import _BearerAuth, _OAuthTokens, servicenow_error_detail
 
@@ -203,7 +204,7 @@ class ServiceNowRemote(_Remote):
             self._oauth = _OAuthTokens(
                 HttpClient(cfg.name, cfg.url.rstrip("/"), token_session, timeout=cfg.timeout,
                            max_attempts=cfg.max_attempts, retry_after_max=cfg.retry_after_max,
-                           verify=cfg.verify, sleep=sleep),
+                           verify=cfg.verify, sleep=sleep or (lambda seconds: time.sleep(seconds))),
                 bearer, client_id=o.client_id, client_secret=o.client_secret.get_secret_value(),
                 user=o.user, password=o.password.get_secret_value(), clock=clock)
         super().__init__(cfg.name, cfg.url.rstrip("/"), session, cfg, sleep=sleep,
