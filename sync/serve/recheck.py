@@ -152,8 +152,9 @@ class Rechecker:
         permission) changes nothing and is left to the nightly sync."""
         if not ref.deleted:
             return RecheckResult(ref.source, ref.key, "not_found")
-        diff = self._commit_deleted(ref.source, ref.key)
-        return RecheckResult(ref.source, ref.key, "deleted" if diff.changes else "not_found", diff)
+        key = self._stored_key(ref)
+        diff = self._commit_deleted(ref.source, key) if key is not None else Diff()
+        return RecheckResult(ref.source, key or ref.key, "deleted" if diff.changes else "not_found", diff)
 
     def _evaluate_and_commit(self, ref: TicketRef, record: BaseRecord) -> RecheckResult:
         result = RecheckResult(ref.source, record.key, "updated")
@@ -182,6 +183,14 @@ class Rechecker:
     def _stored_process(self, source: str, key: str) -> str | None:
         with self.store.session() as s:
             return s.scalar(select(RecordRow.process).where(RecordRow.source == source, RecordRow.key == key))
+
+    def _stored_key(self, ref: TicketRef) -> str | None:
+        """The stored record's key for an event's identifier: the ServiceNow sys_id or a
+        Jira issue id is the record's ``native_id``; a Jira issue key is its key."""
+        native = RecordRow.data["native_id"].as_string()
+        with self.store.session() as s:
+            return s.scalar(select(RecordRow.key).where(
+                RecordRow.source == ref.source, or_(RecordRow.key == ref.key, native == ref.key)).limit(1))
 
     def _context(self, record: BaseRecord) -> tuple[list[BaseRecord], set[str]]:
         """The stored records the ticket's cross-record rules look up, and the sources
