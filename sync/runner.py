@@ -7,6 +7,13 @@ re-reads from the old watermark next time and produces exactly the findings an
 uninterrupted run would. A failed source keeps its watermark and findings; the others
 commit. Notification and write-back hooks run after the commits (see :func:`_after_run`).
 
+Memory stays flat in the number of stored records: evaluation streams them from the store
+(:func:`_evaluate_source`): a light first pass fills the engine's cross-record index from
+only the processes it reads, without raw JSON; a second pass feeds the records to the
+engine in chunks of :data:`EVAL_CHUNK` (with raw JSON only when a selected rule reads it).
+Only the source's findings are kept, and the diff reads the stored findings as plain
+values and writes them back in chunks (:func:`sync.store.apply_diff_chunked`).
+
 Test hooks (read from the environment, used only by tests that run a real subprocess):
 ``TICKETLINT_TEST_CONNECTOR=module:factory`` builds connectors (``factory(source_cfg)``),
 ``TICKETLINT_TEST_ENGINE=module:factory`` builds the engine (``factory(cfg)``) and
@@ -23,13 +30,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from config import Config, ConfigError, JiraSource, ServiceNowSource
 from connectors.base import Connector, SourceError
 from mapping.common import MappingReport
 from mapping.model import BaseRecord
-from rules.engine import Engine, Finding
+from rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
 from sync import lifecycle, store as repo
 from sync.db import Store, open_store, retry_locked
 from sync.lifecycle import Diff
@@ -43,6 +50,7 @@ CRASH_ENV = "TICKETLINT_TEST_CRASH_AT"
 CONNECTOR_ENV = "TICKETLINT_TEST_CONNECTOR"
 ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
 CRASH_POINTS = ("after-upsert", "before-commit", "after-commit")
+EVAL_CHUNK = 1000  # records per engine step: bounded memory, negligible per-chunk overhead
 
 SourceConfig = JiraSource | ServiceNowSource
 ConnectorFactory = Callable[[SourceConfig], Connector]
@@ -192,6 +200,8 @@ class SyncRunner:
             lock.__exit__(None, None, None)
         if not self.options.dry_run:
             _after_run(self.store, self.cfg, result, self.options, self.progress)
+        elif self.options.writeback:
+            _preview_writeback(self.store, self.cfg, result, self.progress)
         return result
 
     @retry_locked
@@ -226,15 +236,14 @@ class SyncRunner:
                             + (" (full)" if self.options.full else ""), source=res.name)
         try:
             marks, pending = self._read(source_cfg, res, started)
-            records = self._records_to_evaluate(res.name, started, pending)
-            evaluation = self.engine.evaluate(records, as_of=as_of)
+            findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
             res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
             res.outcomes = {code: dict(c) for code, c in evaluation.counts.items()}
             res.not_evaluated = {code: dict(c) for code, c in evaluation.not_evaluated.items()}
-            findings = [f for f in evaluation.findings if f.source == res.name]
-            del records
+            read_keys = set(pending) if pending is not None else None
+            del pending  # the dry run's records: the diff needs only their keys
             if self.options.dry_run:
-                res.diff, res.deleted = self._dry_diff(res.name, findings, as_of, pending)
+                res.diff, res.deleted = self._dry_diff(res.name, findings, as_of, read_keys)
             else:
                 res.diff, res.deleted = self._commit(res.name, findings, marks, started, as_of, run_id)
         except Exception as exc:  # one failed source never stops the others
@@ -293,34 +302,66 @@ class SyncRunner:
         with self.store.session() as s, s.begin():
             repo.upsert_records(s, records, seen_at)
 
+    def _evaluate_source(self, source: str, started: datetime, as_of: datetime,
+                         pending: dict[str, BaseRecord] | None) -> tuple[list[Finding], Evaluation]:
+        """Evaluate every live record of the source, streamed; its findings, sorted.
+
+        Two passes over the store: the index (only what cross-record rules read), then
+        the records in chunks. The same outcomes as ``engine.evaluate`` on the whole list.
+        """
+        with self.store.session() as s:
+            gone: set[str] = set()
+            if self.options.full and pending is None:
+                gone = set(repo.unseen_keys(s, source, started))
+            index = RecordIndex()
+            for record in self._records(s, source, pending, gone, with_raw=False,
+                                        processes=RecordIndex.PROCESSES):
+                index.add(record)
+            stream = self.engine.stream(as_of=as_of, index=index)
+            findings: list[Finding] = []
+            records = self._records(s, source, pending, gone, with_raw=self.engine.reads_raw)
+            for chunk in _chunks(records, EVAL_CHUNK):
+                findings.extend(f for f in stream.feed(chunk) if f.source == source)
+            findings.extend(f for f in stream.finish() if f.source == source)
+        return sort_findings(findings), stream.result
+
+    def _records(self, s: Any, source: str, pending: dict[str, BaseRecord] | None, gone: set[str],
+                 *, with_raw: bool, processes: frozenset[str] | None = None) -> Iterator[BaseRecord]:
+        """The records to evaluate: stored ones (less those gone after a full read) or, in
+        a dry run, stored ones overlaid with what was read (only what was read if --full)."""
+        if pending is None:
+            for record in repo.load_records(s, source, with_raw=with_raw, processes=processes):
+                if record.key not in gone:
+                    yield record
+            return
+        if not self.options.full:
+            for record in repo.load_records(s, source, with_raw=with_raw, processes=processes):
+                if record.key not in pending:
+                    yield record
+        for record in pending.values():
+            if processes is None or record.process in processes:
+                yield record
+
     def _records_to_evaluate(self, source: str, started: datetime,
                              pending: dict[str, BaseRecord] | None) -> list[BaseRecord]:
+        """Every record the run evaluates, as one list (for tests and tools; the run streams)."""
         with self.store.session() as s:
-            stored = repo.load_records(s, source)
-            if pending is not None:  # dry run: stored records overlaid with what was read
-                merged = {r.key: r for r in stored}
-                if self.options.full:
-                    merged = {}
-                merged.update(pending)
-                return list(merged.values())
-            records = list(stored)
-            if self.options.full:
+            gone: set[str] = set()
+            if self.options.full and pending is None:
                 gone = set(repo.unseen_keys(s, source, started))
-                records = [r for r in records if r.key not in gone]
-            return records
+            return list(self._records(s, source, pending, gone, with_raw=True))
 
     @retry_locked
     def _commit(self, source: str, findings: list[Finding], marks: dict[str, datetime],
                 started: datetime, as_of: datetime, run_id: int | None) -> tuple[Diff, list[str]]:
         with self.store.session() as s, s.begin():
             deleted = repo.mark_unseen_deleted(s, source, started) if self.options.full else []
-            rows = repo.findings_of_source(s, source)
             diff = lifecycle.diff(
-                repo.stored_view(rows), findings, waivers=all_waivers(s, self.cfg), as_of=as_of,
-                deleted_keys={(source, k) for k in deleted},
+                repo.stored_findings(s, source), findings, waivers=all_waivers(s, self.cfg),
+                as_of=as_of, deleted_keys={(source, k) for k in deleted},
                 selected_rules={r.code for r in self.engine.rules},
             )
-            repo.apply_diff(s, rows, diff, run_id=run_id, now=self.clock())
+            repo.apply_diff_chunked(s, source, diff, run_id=run_id, now=self.clock())
             for stream, value in marks.items():
                 repo.set_watermark(s, source, stream, value, run_id)
             crash_point("before-commit")
@@ -328,15 +369,14 @@ class SyncRunner:
         return diff, deleted
 
     def _dry_diff(self, source: str, findings: list[Finding], as_of: datetime,
-                  pending: dict[str, BaseRecord] | None) -> tuple[Diff, list[str]]:
+                  read_keys: set[str] | None) -> tuple[Diff, list[str]]:
         with self.store.session() as s:
             deleted: list[str] = []
-            if self.options.full and pending is not None:
-                deleted = sorted(repo.stored_keys(s, source) - set(pending))
-            rows = repo.findings_of_source(s, source)
+            if self.options.full and read_keys is not None:
+                deleted = sorted(repo.stored_keys(s, source) - read_keys)
             diff = lifecycle.diff(
-                repo.stored_view(rows), findings, waivers=all_waivers(s, self.cfg), as_of=as_of,
-                deleted_keys={(source, k) for k in deleted},
+                repo.stored_findings(s, source), findings, waivers=all_waivers(s, self.cfg),
+                as_of=as_of, deleted_keys={(source, k) for k in deleted},
                 selected_rules={r.code for r in self.engine.rules},
             )
             s.rollback()
@@ -359,6 +399,36 @@ def _optional_hook(module: str, func: str, *args: Any) -> Any:
         return None
     hook = getattr(mod, func, None)
     return hook(*args) if callable(hook) else None
+
+
+def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]]:
+    chunk: list[BaseRecord] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: Progress) -> None:
+    """A dry run says what write-back would write: ``sync.writeback.preview(store, cfg,
+    result)`` returns the planned writes (objects with ``describe()``, or strings)."""
+    try:
+        planned = _optional_hook("sync.writeback", "preview", store, cfg, result)
+    except Exception as exc:  # a preview never fails the dry run
+        log.debug("sync.writeback.preview failed", exc_info=True)
+        progress.event("hook_failed", f"sync.writeback.preview failed: {exc}", level="warning")
+        return
+    if planned is None:
+        return
+    items = list(planned)
+    progress.event("writeback_preview", f"write-back would make {len(items)} write(s)"
+                   + (":" if items else ""), planned=len(items))
+    for item in items:
+        text = item if isinstance(item, str) else item.describe()
+        progress.event("writeback_planned", f"  {text}", write=text)
 
 
 def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptions,

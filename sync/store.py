@@ -9,7 +9,7 @@ source for findings + watermarks). Record upserts are idempotent
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,7 @@ from sync.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
 from sync.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow
 
 UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
+FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
 
 
 # --- records -------------------------------------------------------------------------
@@ -50,11 +51,19 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     return len(rows)
 
 
-def load_records(session: Session, source: str, *, with_raw: bool = True) -> Iterator[BaseRecord]:
-    """Every stored, non-deleted record of a source, streamed (memory stays flat)."""
+def load_records(session: Session, source: str, *, with_raw: bool = True,
+                 processes: Collection[str] | None = None, yield_per: int = 1000) -> Iterator[BaseRecord]:
+    """Every stored, non-deleted record of a source, streamed (memory stays flat).
+
+    ``with_raw=False`` leaves the source JSON out (``raw`` is ``{}``): most of a record's
+    size, and no built-in rule reads it. ``processes`` keeps only records of those
+    processes (the engine's index pass reads three of the six).
+    """
     columns = (RecordRow.data, RecordRow.raw) if with_raw else (RecordRow.data,)
-    stmt = (select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
-            .order_by(RecordRow.id).execution_options(yield_per=2000))
+    stmt = select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+    if processes is not None:
+        stmt = stmt.where(RecordRow.process.in_(sorted(processes)))
+    stmt = stmt.order_by(RecordRow.id).execution_options(yield_per=yield_per)
     for row in session.execute(stmt):
         data = dict(row[0])
         if with_raw:
@@ -116,10 +125,48 @@ def stored_view(rows: dict[str, FindingRow]) -> dict[str, StoredFinding]:
     return {fp: StoredFinding(fp, r.rule, r.source, r.key, r.state, r.waiver) for fp, r in rows.items()}
 
 
+def stored_findings(session: Session, source: str) -> dict[str, StoredFinding]:
+    """What the lifecycle diff needs of a source's stored findings, without loading rows.
+
+    The same as ``stored_view(findings_of_source(...))`` at a fraction of the memory: no
+    ORM objects, no evidence or detail JSON.
+    """
+    stmt = select(FindingRow.fingerprint, FindingRow.rule, FindingRow.source, FindingRow.key,
+                  FindingRow.state, FindingRow.waiver).where(FindingRow.source == source)
+    return {fp: StoredFinding(fp, rule, src, key, state, waiver)
+            for fp, rule, src, key, state, waiver in session.execute(stmt)}
+
+
 def apply_diff(session: Session, rows: dict[str, FindingRow], diff: Diff, *,
                run_id: int | None, now: datetime) -> None:
     """Write a lifecycle diff: new rows, state changes and their history events."""
-    for change in diff.changes:
+    _apply_changes(session, rows, diff.changes, run_id=run_id, now=now)
+
+
+def apply_diff_chunked(session: Session, source: str, diff: Diff, *, run_id: int | None,
+                       now: datetime, chunk: int = FINDING_CHUNK) -> None:
+    """:func:`apply_diff` for a whole source without holding all its finding rows.
+
+    Loads the rows of ``chunk`` changes at a time by fingerprint, writes them and their
+    events, then lets them go (flushed, expunged), all inside the caller's transaction.
+    """
+    changes = diff.changes
+    for start in range(0, len(changes), chunk):
+        part = changes[start:start + chunk]
+        rows = {row.fingerprint: row for row in session.scalars(select(FindingRow).where(
+            FindingRow.source == source, FindingRow.fingerprint.in_([c.fingerprint for c in part])))}
+        written = _apply_changes(session, rows, part, run_id=run_id, now=now)
+        session.flush()
+        for obj in written:
+            session.expunge(obj)
+
+
+def _apply_changes(session: Session, rows: dict[str, FindingRow], changes: Sequence[Change], *,
+                   run_id: int | None, now: datetime) -> list[Any]:
+    """Rows first (one flush gives the new ones their ids), then the history events in
+    change order. Returns every object it touched or added."""
+    touched: list[Any] = []
+    for change in changes:
         row = rows.get(change.fingerprint)
         if row is None:
             assert change.finding is not None
@@ -127,10 +174,17 @@ def apply_diff(session: Session, rows: dict[str, FindingRow], diff: Diff, *,
             session.add(row)
             rows[change.fingerprint] = row
         _apply(row, change, now)
+        touched.append(row)
+    if any(change.events for change in changes):
+        session.flush()  # the event rows need the findings' ids
+    for change in changes:
         if change.events:
-            session.flush()  # the event rows need the finding's id
-            session.add_all(FindingEventRow(finding_id=row.id, run_id=run_id, kind=e.kind, at=now,
-                                            detail=e.detail) for e in change.events)
+            finding_id = rows[change.fingerprint].id
+            events = [FindingEventRow(finding_id=finding_id, run_id=run_id, kind=e.kind, at=now,
+                                      detail=e.detail) for e in change.events]
+            session.add_all(events)
+            touched.extend(events)
+    return touched
 
 
 def _apply(row: FindingRow, change: Change, now: datetime) -> None:
@@ -182,7 +236,7 @@ def finish_run(session: Session, run_id: int, *, status: str, sources: dict[str,
 __all__ = [
     "OPEN", "RESOLVED", "upsert_records", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
     "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
-    "apply_diff", "finding_events", "start_run", "mark_interrupted", "finish_run",
+    "stored_findings", "apply_diff", "apply_diff_chunked", "finding_events", "start_run", "mark_interrupted", "finish_run",
 ]
 
 
