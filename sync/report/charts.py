@@ -63,7 +63,11 @@ def severity_columns(counts: SeverityCounts, label: str) -> str:
     return _svg(width, height, label, baseline + "".join(bars), "columns")
 
 
-def stacked_bars(rows: Sequence[tuple[str, SeverityCounts]], label: str, *, limit: int = 12) -> str:
+TOP = 12
+"""Rows shown by :func:`stacked_bars`."""
+
+
+def stacked_bars(rows: Sequence[tuple[str, SeverityCounts]], label: str, *, limit: int = TOP) -> str:
     """Horizontal bars stacked by severity, largest first (the first ``limit`` rows)."""
     rows = list(rows)[:limit]
     width, row_h, left, right = 560, 26, 190, 40
@@ -117,7 +121,7 @@ def rate_bars(rows: Sequence[tuple[str, float | None, str]], label: str) -> str:
 def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percent: bool = False,
                css: str = "line-open") -> str:
     """A line over the runs (x: run order, labelled by date); ``None`` values are gaps."""
-    width, height, left, right, top, bottom = 560, 200, 44, 14, 14, 34
+    width, height, left, right, top, bottom = 560, 200, 48, 34, 14, 34
     values = [v for _, v in points if v is not None]
     lo, hi = (0.0, 1.0) if percent else (0.0, _nice_max(max(values, default=0)))
     if percent and values and min(values) > 0.5:
@@ -132,7 +136,7 @@ def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percen
     for k in range(5):  # horizontal grid with axis values
         v = lo + (hi - lo) * k / 4
         _, y = xy(0, v)
-        text = f"{v * 100:.0f}%" if percent else f"{v:g}"
+        text = f"{v * 100:g}%" if percent else f"{v:g}"
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
                      f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>')
     segments: list[list[tuple[float, float]]] = [[]]

@@ -156,11 +156,12 @@ def trend(data: ReportData) -> str:
 
 def breakdown(data: ReportData) -> str:
     group_chart = charts.stacked_bars(data.by_group, "Open findings by assignment group")
-    rule_rows = [(f"{code} {data.rules[code].name}" if code in data.rules else code, counts)
+    rule_rows = [(f"{code} {data.rules[code].title}" if code in data.rules else code, counts)
                  for code, counts in data.by_rule]
     rule_chart = charts.stacked_bars(rule_rows, "Open findings by rule")
     return section("breakdown", "Open findings by assignment group and by rule", f"""<div class="grid2">
-<div><h3>By assignment group</h3>{group_chart}</div><div><h3>By rule</h3>{rule_chart}</div></div>""")
+<div><h3>By assignment group</h3>{group_chart}</div><div><h3>By rule</h3>{rule_chart}</div></div>
+<p class="note">The {charts.TOP} largest of each; the open findings table below holds them all.</p>""")
 
 
 def open_findings(data: ReportData) -> str:
