@@ -1,5 +1,5 @@
 """ServiceNow Table API connector: keyset-paged reads of incident, change_request, problem,
-sc_req_item and cmdb_ci, with approvals and CI links fetched in bulk per page.
+sc_req_item and cmdb_ci, with approvals and CI links read as bulk streams beside them.
 
 Paging. Never offset paging over a changing table: a row updated mid-read moves to the end
 of an ``ORDERBYsys_updated_on`` result and shifts every later offset, so one row is skipped
@@ -24,10 +24,55 @@ requests; each such page is counted in ``report.warnings``. The offset grows by 
 length each time, so this ends (at the first empty page). A key that does not move
 forward (a server ignoring the query) raises :class:`SourceError` instead of looping.
 
-Related rows (``sysapproval_approver`` by ``sysapprovalIN``, ``task_ci`` by ``taskIN``) are
-read per page of records in ``...IN`` lists of :data:`RELATED_CHUNK` ids (``related_chunk``
-in the source config), keyset-paged on ``sys_id`` and counted (X-Total-Count) so that a
-query whose rows fit one page costs one request. Only the processes that use them ask.
+Related rows: one bulk stream per related table, joined in memory. ``sysapproval_approver``
+(change, service_request) and ``task_ci`` (incident, change, problem) are read *before*
+the parent stream that needs them, as one keyset-paged stream (``ORDERBYsys_id``, the
+page size of the parents) filtered by dot-walked conditions on the parent::
+
+    sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=S[^sysapproval.<scope>]
+    ^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^sysapproval.sys_updated_on>=S'...^ORDERBYsys_id
+
+Encoded queries dot-walk reference fields (``task.sys_class_name=incident`` on
+``task_sla`` / ``task_ci`` is the usual example), ``INSTANCEOF`` keeps records of tables
+that extend the configured one, and ``sysparm_fields`` dot-walks too: each related row
+also brings ``<ref>.sys_updated_on``, the parent's update time *as the related read saw
+it*. One stream serves every process that uses the table (``^NQ`` per class, each with
+its own window and its scope dot-walked by :func:`walk_query`), so the approvals of
+changes and requests cost ``ceil(A / page)`` pages, not one partial page per process,
+and never one request per parent page. Windows: a process's own ``since - lookback``;
+the windows of processes not read yet come from :meth:`ServiceNowConnector.plan` (the
+runner knows every stream's watermark) or else from the current one minus
+:data:`RELATED_SLACK`; a later stream whose window the prefetch does not cover reads its
+own. The index is dropped once every process that uses it has been read.
+
+Memory: related rows are kept as tuples of the requested columns with repeated strings
+(parent ids, approvers, states, names) shared, about 0.3 KB per approval (measured by
+``tests/connectors/test_servicenow_connector.py``: under 40 MB per 100k approvals), held
+only while the processes that need them are read.
+
+Races (a parent or its related rows changing between the two reads). A parent row is
+joined with the prefetched rows only when it is certainly unchanged since they were read:
+every prefetched row of it recorded the same ``<ref>.sys_updated_on`` the parent stream
+now shows, or it has no prefetched rows and its update time is before ``R`` = the
+server's ``Date`` at the start of the related read minus the lookback (commit delays and
+clock skew, as for watermarks). Any other parent ("late": changed during or after the
+related read, or a row the window did not hold then) has its related rows read by id
+(``<ref>IN...``, :data:`RELATED_CHUNK` ids a request) for its page: few, since keyset
+order puts recently changed parents at the end. A related row added *without* its parent
+changing is seen when the parent next changes (as with per-page reads). ``{}`` related
+rows are counted as warnings; related rows of parents never read (deleted, out of scope)
+are dropped with the index.
+
+Fallback. If the instance refuses the dot-walked query (HTTP 400 / 403: query ACLs on
+``task`` fields, a proxy), the connector switches to the ``...IN`` id lists per page of
+parents for the rest of its life, and says so (``related_path``, ``doctor``). ``--key``
+and ``--query`` reads, and processes whose scope cannot be dot-walked, always use ids.
+
+Ending a stream. Counting a large table on every page is costly, so pages ask
+``sysparm_no_count=true`` except the first and the one expected to be the last (from the
+previous count); X-Total-Count is counted before ACLs, so a counted page whose
+``offset + limit`` reaches the count is the last and the closing empty request is saved.
+Without the header (a proxy stripping it), the read ends on the empty page as before.
 
 pysnow. Basic auth takes its session from ``pysnow.Client(host=..., use_ssl=...)`` (the
 session carries HTTP basic auth and JSON headers). We do *not* use ``pysnow.OAuthClient``:
@@ -41,10 +86,12 @@ is offset-based, so paging is ours too.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import pysnow
@@ -75,6 +122,12 @@ limit that long ServiceNow filters are known to hit (~16 KB), and the instance's
 header, which repeats that URL up to four times, stays under the 64 KB line limit of
 HTTP clients (Python's http.client among them). More ids per query would save requests
 but fail on real instances."""
+
+RELATED_SLACK = timedelta(hours=2)
+"""Without :meth:`ServiceNowConnector.plan`, the related prefetch reaches this much further
+back for the processes not read yet than for the current one: their watermarks are
+unknown, and on a busy instance they lie close together."""
+BULK_REFUSED = (400, 403)
 
 ORDER_BY_KEY = "ORDERBYsys_updated_on^ORDERBYsys_id"
 ORDER_BY_ID = "ORDERBYsys_id"
@@ -122,6 +175,33 @@ def next_page_query(base: str, last_updated: str, last_id: str) -> str:
     after = join_query(base, f"sys_updated_on>{last_updated}")
     same = join_query(base, f"sys_updated_on={last_updated}", f"sys_id>{last_id}")
     return f"{after}^NQ{same}^{ORDER_BY_KEY}"
+
+
+_CONDITION = re.compile(r"^[a-z0-9_][a-z0-9_.]*(?:ISNOTEMPTY|ISEMPTY|INSTANCEOF|NOTIN|IN|STARTSWITH"
+                        r"|ENDSWITH|NOT LIKE|LIKE|!=|>=|<=|=|>|<|BETWEEN|ON|NOTON|DATEPART|RELATIVE\w*|"
+                        r"SAMEAS|NSAMEAS|ANYTHING|EMPTYSTRING|VALCHANGES|CHANGESFROM|CHANGESTO)")
+
+
+def walk_query(text: str, ref: str) -> str | None:
+    """``text`` (a scope on the parent table) as conditions on a related table that points
+    at the parent through ``ref``: every field gets the ``ref.`` prefix (``active=true^ORpriority=1``
+    -> ``task.active=true^ORtask.priority=1``). None when a term is not a plain condition
+    (``RLQUERY``, ``^EQ`` sub-queries, an escaped ``^^``): the caller then reads by id."""
+    if not text:
+        return ""
+    if "^^" in text:
+        return None
+    out = []
+    for token in text.split("^"):
+        if not token or token == "EQ":
+            continue
+        head = ""
+        if token.startswith("OR") and _CONDITION.match(token[2:]):
+            head, token = "OR", token[2:]
+        if not _CONDITION.match(token):
+            return None
+        out.append(f"{head}{ref}.{token}")
+    return "^".join(out)
 
 
 def keys_clause(process: str, keys: Sequence[str] | None) -> str:
@@ -194,6 +274,92 @@ def _row_key(row: dict[str, Any], keyset: _Keyset) -> tuple[str, ...] | None:
     if all(isinstance(v, str) and v for v in values):
         return values  # type: ignore[return-value]
     return None
+
+
+@dataclass(frozen=True)
+class _RelatedSpec:
+    """A related table: its columns, the reference to the parent task, who uses it."""
+
+    table: str
+    fields: tuple[str, ...]
+    ref: str
+    processes: frozenset[str]
+
+    @property
+    def parent_time(self) -> str:
+        return f"{self.ref}.sys_updated_on"
+
+
+RELATED = (
+    _RelatedSpec(APPROVAL_TABLE, tuple(APPROVAL_FIELDS), "sysapproval", APPROVAL_PROCESSES),
+    _RelatedSpec(TASK_CI_TABLE, tuple(TASK_CI_FIELDS), "task", TASK_CI_PROCESSES),
+)
+_ABSENT = object()
+_MIXED = "\x00mixed"
+
+
+class _RelatedIndex:
+    """Prefetched related rows of one table, keyed by parent sys_id (module docstring).
+
+    Rows are tuples of the requested columns (``_ABSENT`` where the row lacks one, so
+    the mapper still tells absent from empty); repeated strings are shared."""
+
+    def __init__(self, spec: _RelatedSpec, windows: dict[str, datetime | None], ready: datetime) -> None:
+        self.spec = spec
+        self.columns = tuple(f for f in spec.fields if f != spec.ref)
+        self.windows = windows
+        """process -> the start of the window read (None: all time)."""
+        self.ready = ready
+        """R: parents updated before this and without related rows have none."""
+        self.by_parent: dict[str, list[tuple[Any, ...]]] = {}
+        self.parent_seen: dict[str, str] = {}
+        """parent sys_id -> its sys_updated_on as the related rows showed it (_MIXED if they
+        disagree, "" if the server did not return the dot-walked column)."""
+        self.rows = 0
+        self._strings: dict[str, str] = {}
+
+    def covers(self, process: str, start: datetime | None) -> bool:
+        if process not in self.windows:
+            return False
+        have = self.windows[process]
+        return have is None or (start is not None and have <= start)
+
+    def add(self, row: dict[str, Any]) -> None:
+        parent = row.get(self.spec.ref)
+        if isinstance(parent, dict):  # a reference link object, if the server sent one
+            parent = parent.get("value")
+        if not isinstance(parent, str) or not parent:
+            return
+        share = self._strings.setdefault
+        parent = share(parent, parent)
+        values = tuple(share(v, v) if isinstance(v, str) else v
+                       for v in (row.get(c, _ABSENT) for c in self.columns))
+        self.by_parent.setdefault(parent, []).append(values)
+        self.rows += 1
+        seen = row.get(self.spec.parent_time)
+        seen = share(seen, seen) if isinstance(seen, str) else ""
+        before = self.parent_seen.setdefault(parent, seen)
+        if before != seen:
+            self.parent_seen[parent] = _MIXED
+
+    def fresh(self, row: dict[str, Any]) -> bool:
+        """True when the prefetched rows of this parent row are certainly current."""
+        updated = row.get("sys_updated_on")
+        seen = self.parent_seen.get(row["sys_id"])
+        if seen == _MIXED:
+            return False  # the parent changed while its related rows were being read
+        if seen:
+            return seen == updated
+        try:
+            when = parse_servicenow_time(updated)
+        except ValueError:
+            return False
+        return isinstance(when, datetime) and when < self.ready
+
+    def rows_for(self, parent: str) -> list[dict[str, Any]]:
+        ref = self.spec.ref
+        return [{ref: parent, **{c: v for c, v in zip(self.columns, values) if v is not _ABSENT}}
+                for values in self.by_parent.get(parent, ())]
 
 
 # --------------------------------------------------------------------------- OAuth
@@ -279,7 +445,7 @@ class ServiceNowConnector:
     """Reads the ServiceNow streams of one configured source (see the module docstring)."""
 
     def __init__(self, source_cfg: ServiceNowSource, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, bulk_related: bool = True) -> None:
         self.cfg = source_cfg
         self.name = source_cfg.name
         self.base_url = source_cfg.url.rstrip("/")
@@ -289,6 +455,14 @@ class ServiceNowConnector:
         self.streams: tuple[str, ...] = tuple(p for p in STREAM_ORDER if p in DEFAULT_TABLES)
         self.ci_names: dict[str, str] = {}
         """sys_id -> name of every CI read by this connector (resolves task references)."""
+        self.server_time: datetime | None = None
+        """The instance's clock (``Date`` of the latest response)."""
+        self.related_path = "bulk" if bulk_related else "in-list (configured)"
+        """How related rows are read: "bulk" (dot-walked streams) or "in-list (why)"."""
+        self._bulk_ok = bulk_related
+        self._planned: dict[str, datetime | None] | None = None
+        self._related: dict[str, _RelatedIndex] = {}
+        self._read_done: set[str] = set()
         self._sleep = sleep
         self._oauth: _OAuthTokens | None = None
         self._http = self._client(self._session(clock))
@@ -364,7 +538,9 @@ class ServiceNowConnector:
         if not isinstance(result, list):
             raise SourceError(self.name, f"table {table}: the response holds no 'result' list",
                               url=f"{self.base_url}{path}", detail=str(body)[:200])
-        total = response.headers.get("X-Total-Count") if response is not None else None
+        headers = response.headers if response is not None else {}
+        self.server_time = _http_date(headers.get("Date")) or self.server_time
+        total = headers.get("X-Total-Count")
         return result, int(total) if total and total.isdigit() else None
 
     def _table_error(self, exc: SourceError, table: str) -> SourceError:
@@ -390,20 +566,24 @@ class ServiceNowConnector:
 
     def pages(self, table: str, fields: Sequence[str], base: str, *, since_clause: str = "",
               keyset: _Keyset | None = None, counted: bool = False) -> Iterator[Page]:
-        """Keyset pages of ``table`` (rows matching ``base``) until an empty page.
+        """Keyset pages of ``table`` (rows matching ``base``) until the last one.
 
-        ``counted`` (related reads) asks for X-Total-Count, which the instance computes
-        before ACLs filter: a page holding that many rows (``{}`` placeholders included)
-        is the last one, which saves the closing empty request of every related query.
-        Main streams keep ``sysparm_no_count=true``: counting a large table is costly."""
+        X-Total-Count is computed before ACLs filter rows, so a counted page whose
+        ``offset + limit`` reaches the count is the last one: that saves the closing
+        empty request. ``counted`` (small ``...IN`` reads) counts every page; other reads
+        count the first page and then only the page the last count says may be the last
+        (``sysparm_no_count=true`` in between: counting a large table is costly). A read
+        whose responses carry no count ends on the first empty page."""
         ks = keyset or _Keyset(("sys_updated_on", "sys_id"),
                                lambda b: first_page_query(b, since_clause),
                                lambda b, k: next_page_query(b, k[0], k[1]))
         st = _PagerState()
+        expected: int | None = None  # rows left after this position, from the last count
         while True:
             query = ks.first(base) if st.key is None else ks.after(base, st.key)
-            params = self._params(fields, query, self.page_size, st.offset)
-            if counted:
+            asked_offset = st.offset
+            params = self._params(fields, query, self.page_size, asked_offset)
+            if counted or expected is None or expected <= self.page_size:
                 params["sysparm_no_count"] = "false"
             rows, total = self._get_page(table, params)
             if not rows:
@@ -441,8 +621,12 @@ class ServiceNowConnector:
                 st.ids_after_key |= {r["sys_id"] for r in page.rows}
                 page.offset_fallback = True
             yield page
-            if total is not None and len(rows) >= total:
-                return  # every row that matched this query was on this page
+            if total is not None:
+                if asked_offset + self.page_size >= total:
+                    return  # every row that matched this query (ACL-hidden ones too) was on this page
+                expected = total - asked_offset - len(rows)
+            elif expected is not None:
+                expected -= len(rows)
 
     # -- streams
     def table(self, process: str) -> str:
@@ -463,38 +647,155 @@ class ServiceNowConnector:
         except ValueError as exc:
             raise SourceError(self.name, str(exc)) from exc
         since_clause = ""
+        start: datetime | None = None
         if since is not None:
             start = since - timedelta(minutes=self.cfg.lookback_minutes)
             since_clause = f"sys_updated_on>={format_time(start)}"
         watermark: datetime | None = None
         checked: set[str] = set()
         before = self.request_count
-        for page in self.pages(table, fields, base, since_clause=since_clause):
-            report = MappingReport()
-            if page.rows and table not in checked:
-                checked.add(table)
-                self._check_fields(report, table, page.rows, fields)
-            if page.offset_fallback:
-                report.warnings[f"{table}: a page held only inaccessible rows; paged by offset"] += 1
-            ids = [r["sys_id"] for r in page.rows]
-            approvals = task_ci = None
-            if process in APPROVAL_PROCESSES:
-                approvals = self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, report, checked)
-            if process in TASK_CI_PROCESSES:
-                task_ci = self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, report, checked)
-            if process == "ci":
+        pending = MappingReport()  # warnings of the related prefetch, handed out with page 1
+        indexes: dict[str, _RelatedIndex | None] = {}
+        for spec in RELATED:
+            if process in spec.processes:
+                bulk = self._bulk_ok and not query and not keys and self._walked_scope(spec, process) is not None
+                indexes[spec.table] = self._prefetch(spec, process, start, pending) if bulk else None
+        try:
+            for page in self.pages(table, fields, base, since_clause=since_clause):
+                report, pending = pending, MappingReport()
+                if page.rows and table not in checked:
+                    checked.add(table)
+                    self._check_fields(report, table, page.rows, fields)
+                if page.offset_fallback:
+                    report.warnings[f"{table}: a page held only inaccessible rows; paged by offset"] += 1
+                joined = {t: self._join(t, index, page.rows, report, checked) for t, index in indexes.items()}
+                if process == "ci":
+                    for row in page.rows:
+                        if isinstance(row.get("name"), str) and row["name"]:
+                            self.ci_names[row["sys_id"]] = row["name"]
+                records, mapped = self.mapper.map_rows(
+                    process, page.rows, approvals=joined.get(APPROVAL_TABLE),
+                    task_ci=joined.get(TASK_CI_TABLE), ci_names=self.ci_names)
+                report.merge(mapped)
+                report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
+                watermark = _newest(page.rows, watermark)
+                now = self.request_count
+                yield StreamBatch(stream=stream, records=records, report=report, watermark=watermark,
+                                  requests=now - before)
+                before = now
+        finally:
+            self._finish(process, query=query, keys=keys)
+        if pending.warnings:  # a stream with no rows still reports its prefetch's warnings
+            yield StreamBatch(stream=stream, records=[], report=pending, watermark=watermark,
+                              requests=self.request_count - before)
+
+    # -- related rows
+    def plan(self, since: Mapping[str, datetime | None]) -> None:
+        """Tell the connector every stream's ``since`` before reading (optional): the
+        related prefetch then covers each process's exact window in one stream."""
+        self._planned = dict(since)
+
+    def _walked_scope(self, spec: _RelatedSpec, process: str) -> str | None:
+        try:
+            scope = check_scope(self.cfg.query.get(process), f"sources[].query.{process}")
+        except ValueError:
+            return None
+        return walk_query(scope, spec.ref)
+
+    def _window(self, process: str, current: str, start: datetime | None) -> datetime | None:
+        """The start of the related window for ``process`` when ``current`` is being read."""
+        if process == current:
+            return start
+        if self._planned is not None and process in self._planned:
+            since = self._planned[process]
+            return None if since is None else since - timedelta(minutes=self.cfg.lookback_minutes)
+        return None if start is None else start - RELATED_SLACK
+
+    def _prefetch(self, spec: _RelatedSpec, process: str, start: datetime | None,
+                  report: MappingReport) -> _RelatedIndex | None:
+        """The bulk related stream covering ``process`` from ``start`` (reused when an
+        earlier prefetch covers it); None when the instance refuses it (use id lists)."""
+        index = self._related.get(spec.table)
+        if index is not None and index.covers(process, start):
+            return index
+        windows: dict[str, datetime | None] = {}
+        groups: list[str] = []
+        for p in self.streams:
+            if p not in spec.processes or (p != process and p in self._read_done):
+                continue
+            scope = self._walked_scope(spec, p)
+            if scope is None:
+                continue
+            windows[p] = self._window(p, process, start)
+            since = windows[p]
+            groups.append(join_query(
+                f"{spec.ref}.sys_class_nameINSTANCEOF{self.table(p)}",
+                None if since is None else f"{spec.parent_time}>={format_time(since)}", scope))
+        self._related.pop(spec.table, None)  # one index per table: free the old one first
+        fields = [*spec.fields, spec.parent_time]
+
+        def first(_: str) -> str:
+            return f"{'^NQ'.join(groups)}^{ORDER_BY_ID}"
+
+        def after(_: str, key: tuple[str, ...]) -> str:
+            return "^NQ".join(join_query(g, f"sys_id>{key[0]}") for g in groups) + f"^{ORDER_BY_ID}"
+
+        self.server_time = None
+        index: _RelatedIndex | None = None
+        try:
+            for page in self.pages(spec.table, fields, "", keyset=_Keyset(("sys_id",), first, after)):
+                if index is None:
+                    # R: the instance's clock when the read began, minus the lookback
+                    began = self.server_time or datetime.now(timezone.utc)
+                    index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
+                    self._check_fields(report, spec.table, page.rows, spec.fields) if page.rows else None
+                if page.inaccessible:
+                    report.warnings[f"{spec.table}: inaccessible rows skipped"] += page.inaccessible
                 for row in page.rows:
-                    if isinstance(row.get("name"), str) and row["name"]:
-                        self.ci_names[row["sys_id"]] = row["name"]
-            records, mapped = self.mapper.map_rows(process, page.rows, approvals=approvals,
-                                                   task_ci=task_ci, ci_names=self.ci_names)
-            report.merge(mapped)
-            report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
-            watermark = _newest(page.rows, watermark)
-            now = self.request_count
-            yield StreamBatch(stream=stream, records=records, report=report, watermark=watermark,
-                              requests=now - before)
-            before = now
+                    index.add(row)
+        except SourceError as exc:
+            if exc.status not in BULK_REFUSED:
+                raise
+            self._bulk_ok = False
+            self._related.clear()
+            self.related_path = (f"in-list (the dot-walked query on {spec.table} was refused: "
+                                 f"HTTP {exc.status})")
+            log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
+            report.warnings[f"{spec.table}: dot-walked query refused (HTTP {exc.status}); read by id"] += 1
+            return None
+        if index is None:  # no related row at all: every parent read before now has none
+            began = self.server_time or datetime.now(timezone.utc)
+            index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
+        self._related[spec.table] = index
+        return index
+
+    def _join(self, table: str, index: _RelatedIndex | None, rows: Sequence[dict[str, Any]],
+              report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
+        """The related rows of a page of parents: prefetched for parents that are certainly
+        unchanged since, read by id for the others (or for all, on the id-list path)."""
+        spec = next(s for s in RELATED if s.table == table)
+        if index is None:
+            return self.related(table, spec.fields, spec.ref, [r["sys_id"] for r in rows], report, checked)
+        out: list[dict[str, Any]] = []
+        late: list[str] = []
+        for row in rows:
+            if index.fresh(row):
+                out.extend(index.rows_for(row["sys_id"]))
+            else:
+                late.append(row["sys_id"])
+        if late:
+            report.warnings[f"{table}: related rows re-read for parents changed since the bulk read"] += len(late)
+            out.extend(self.related(table, spec.fields, spec.ref, late, report, checked))
+        return out
+
+    def _finish(self, process: str, *, query: str | None, keys: Sequence[str] | None) -> None:
+        """After a stream: drop related indexes no process still to be read needs."""
+        if query or keys:
+            return
+        self._read_done.add(process)
+        for table, index in list(self._related.items()):
+            if all(p in self._read_done for p in index.windows):
+                del self._related[table]
 
     def related(self, table: str, fields: Sequence[str], ref_field: str, ids: Sequence[str],
                 report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
@@ -676,6 +977,17 @@ class ServiceNowConnector:
                 partly = "" if len(blocked) == len(mine) else " (its other processes are evaluated)"
                 out[r.code] = "; ".join(dict.fromkeys(blocked)) + partly
         return out
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware datetime (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _newest(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:

@@ -1,5 +1,7 @@
 """A subset of ServiceNow encoded queries: ``^`` (AND), ``^OR`` (binds tighter than AND),
-``^NQ`` (OR of whole queries), comparison operators and ``ORDERBY`` / ``ORDERBYDESC``.
+``^NQ`` (OR of whole queries), comparison operators, ``INSTANCEOF`` (a table or one that
+extends it, for ``sys_class_name``) and ``ORDERBY`` / ``ORDERBYDESC``. Field names may be
+dot-walked (``sysapproval.sys_updated_on``): the getter resolves them.
 
 ``parse(text)`` gives a :class:`Query`; ``query.matches(get)`` evaluates it against a
 row through ``get(field) -> str | None`` (None = the table has no such field: as on a
@@ -13,10 +15,28 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-OPERATORS = ["ISNOTEMPTY", "ISEMPTY", "NOTIN", "IN", "STARTSWITH", "ENDSWITH", "NOT LIKE", "LIKE",
+OPERATORS = ["ISNOTEMPTY", "ISEMPTY", "INSTANCEOF", "NOTIN", "IN", "STARTSWITH", "ENDSWITH", "NOT LIKE", "LIKE",
              "!=", ">=", "<=", "=", ">", "<"]
 _TERM = re.compile(r"^([a-z0-9_.]+)(" + "|".join(re.escape(o) for o in OPERATORS) + r")(.*)$", re.S)
 Getter = Callable[[str], "str | None"]
+
+EXTENDS: dict[str, str] = {
+    "incident": "task", "change_request": "task", "problem": "task", "sc_req_item": "task",
+    "sc_request": "task", "sc_task": "task", "change_task": "task",
+    "cmdb_ci_linux_server": "cmdb_ci_server", "cmdb_ci_win_server": "cmdb_ci_server",
+    "cmdb_ci_server": "cmdb_ci_computer", "cmdb_ci_computer": "cmdb_ci_hardware",
+    "cmdb_ci_hardware": "cmdb_ci", "cmdb_ci_app_server": "cmdb_ci_appl", "cmdb_ci_appl": "cmdb_ci",
+    "cmdb_ci_db_instance": "cmdb_ci", "cmdb_ci_service": "cmdb_ci", "cmdb_ci_netgear": "cmdb_ci",
+}
+"""Table -> the table it extends (the sandbox's slice of the platform's hierarchy)."""
+
+
+def instance_of(table: str, base: str) -> bool:
+    while table:
+        if table == base:
+            return True
+        table = EXTENDS.get(table, "")
+    return False
 
 
 class QueryError(ValueError):
@@ -38,6 +58,8 @@ class Condition:
             return actual == ""
         if op == "ISNOTEMPTY":
             return actual != ""
+        if op == "INSTANCEOF":
+            return instance_of(actual, value.strip())
         if op in ("IN", "NOTIN"):
             found = actual in {v.strip() for v in value.split(",")}
             return found if op == "IN" else not found

@@ -9,6 +9,7 @@ unless ``sysparm_exclude_reference_link=true``; ACL-hidden rows as ``{}``.
 
 from __future__ import annotations
 
+import bisect
 import re
 import secrets
 import time
@@ -108,15 +109,14 @@ class ServiceNowApi:
 
         def get(field: str) -> str | None:
             head, _, rest = field.partition(".")
-            if rest:
+            if rest:  # dot-walked: follow the reference (an unknown or empty one gives "")
                 ref = get(head)
                 if not ref:
                     return "" if ref == "" else None
                 target = d.lookup(ref)
                 if target is None:
                     return ""
-                value = d.row(*target).get(rest.split(".")[0])
-                return value
+                return self._getter(*target)(rest)
             cheap = d.cheap(table, idx, field)
             if cheap is not None:
                 return cheap
@@ -125,41 +125,80 @@ class ServiceNowApi:
         return get
 
     def _candidates(self, table: str, q: EQ.Query) -> Iterator[int]:
+        """Row indexes that may match ``q``, in its order. Narrowed without building rows
+        where it can be: a top-level ``<ref>IN<ids>`` / ``sys_id=...`` picks rows directly,
+        and a keyset lower bound (``sys_id>X``, ``sys_updated_on>=T``) in every ``^NQ``
+        part starts the cached order there (a bisect), so paging stays linear."""
         d = self.data
         n = d.table_size(table)
-        # a single top-level "<ref>IN<ids>" / "<ref>=<id>" narrows to those tasks' rows
-        if len(q.groups) == 1:
-            for clause in q.groups[0]:
-                if len(clause) == 1 and clause[0].op in ("IN", "=") and not q.order:
-                    c = clause[0]
-                    ids = [v.strip() for v in c.value.split(",")] if c.op == "IN" else [c.value]
-                    if table == "sysapproval_approver" and c.field in ("sysapproval", "document_id"):
-                        return iter(sorted({i for s in ids for i in d.by_task.get(s, [])}))
-                    if table == "task_ci" and c.field == "task":
-                        return iter(sorted({i for s in ids for i in d.ci_by_task.get(s, [])}))
-                    if c.field == "sys_id" and table in d.sys_ids:
-                        found = [d.lookup(s) for s in ids]
-                        return iter(sorted(i for t, i in (f for f in found if f) if t == table))
+        picked = self._picked(table, q)
+        if picked is not None:
+            if q.order and self._cheap_order(table, q):
+                rank = {i: k for k, i in enumerate(self._order(table, q)[0])}
+                picked.sort(key=rank.__getitem__)
+            elif q.order:
+                picked = self._sorted(table, q, picked)
+            return iter(picked)
         if not q.order:
             return iter(range(n))
-        if all(f in CHEAP_ORDER for f, _ in q.order) and table in d.sys_ids:
-            key = (table, tuple(q.order))
-            with d.lock:
-                order = d._orders.get(key)
-                if order is None:
-                    def value(f: str, i: int) -> Any:
-                        return d.updated[table][i] // 1000 if f == "sys_updated_on" else d.sys_ids[table][i]
-                    order = list(range(n))
-                    for f, asc in reversed(q.order):  # stable sorts: last key first
-                        order.sort(key=lambda i, f=f: value(f, i), reverse=not asc)
-                    d._orders[key] = order
-            return iter(list(order))
-        rows = [(self._getter(table, i), i) for i in range(n)]
-        ordered = list(range(n))
+        if self._cheap_order(table, q):
+            order, keys = self._order(table, q)
+            low = _lower_bound(q, q.order[0][0]) if q.order[0][1] else None
+            start = bisect.bisect_left(keys, low) if low is not None else 0
+            return iter(order[start:])
+        return iter(self._sorted(table, q, list(range(n))))
+
+    def _picked(self, table: str, q: EQ.Query) -> list[int] | None:
+        """A single top-level ``<ref>IN<ids>`` / ``<ref>=<id>`` narrows to those rows."""
+        d = self.data
+        if len(q.groups) != 1:
+            return None
+        for clause in q.groups[0]:
+            if len(clause) != 1 or clause[0].op not in ("IN", "="):
+                continue
+            c = clause[0]
+            ids = [v.strip() for v in c.value.split(",")] if c.op == "IN" else [c.value]
+            if table == "sysapproval_approver" and c.field in ("sysapproval", "document_id"):
+                return sorted({i for s in ids for i in d.by_task.get(s, [])})
+            if table == "task_ci" and c.field == "task":
+                return sorted({i for s in ids for i in d.ci_by_task.get(s, [])})
+            if c.field == "sys_id" and table in d.sys_ids:
+                found = [d.lookup(s) for s in ids]
+                return sorted(i for t, i in (f for f in found if f) if t == table)
+        return None
+
+    def _cheap_order(self, table: str, q: EQ.Query) -> bool:
+        fields = {f for f, _ in q.order}
+        if table in self.data.sys_ids:
+            return fields <= CHEAP_ORDER
+        return table in ("sysapproval_approver", "task_ci") and fields == {"sys_id"}
+
+    def _order(self, table: str, q: EQ.Query) -> tuple[list[int], list[str]]:
+        """The cached order of every row, and the first order field's value along it."""
+        d = self.data
+        key = (table, tuple(q.order))
+        with d.lock:
+            order = d._orders.get(key)
+            if order is None:
+                def value(f: str, i: int) -> Any:
+                    if f == "sys_updated_on":
+                        return d.updated[table][i] // 1000
+                    return d.cheap(table, i, "sys_id")
+                order = list(range(d.table_size(table)))
+                for f, asc in reversed(q.order):  # stable sorts: last key first
+                    order.sort(key=lambda i, f=f: value(f, i), reverse=not asc)
+                d._orders[key] = order
+                first = q.order[0][0]
+                d._order_keys[key] = [d.cheap(table, i, first) or "" for i in order]
+            return order, d._order_keys[key]
+
+    def _sorted(self, table: str, q: EQ.Query, indexes: list[int]) -> list[int]:
+        rows = [(self._getter(table, i), i) for i in indexes]
+        ordered = list(indexes)
         for f, asc in reversed(q.order):
             values = {i: (g(f) or "") for g, i in rows}
             ordered.sort(key=lambda i: _sortable(values[i]), reverse=not asc)
-        return iter(ordered)
+        return ordered
 
     def list(self, req: Request, table: str) -> Response:
         d = self.data
@@ -298,6 +337,19 @@ class ServiceNowApi:
         if name in ("active", "known_error", "cab_required"):
             return raw
         return raw
+
+
+def _lower_bound(q: EQ.Query, field: str) -> str | None:
+    """The smallest value of ``field`` any row matching ``q`` can have, when every ``^NQ``
+    part bounds it from below with a plain AND condition (``>``, ``>=`` or ``=``)."""
+    lows: list[str] = []
+    for group in q.groups:
+        bounds = [c.value for clause in group if len(clause) == 1
+                  for c in clause if c.field == field and c.op in (">", ">=", "=")]
+        if not bounds:
+            return None
+        lows.append(max(bounds))
+    return min(lows) if lows else None
 
 
 def _sortable(value: str) -> tuple[int, Any]:

@@ -4,7 +4,8 @@ sysapproval_approver, task_ci, sys_user, sys_user_group, sys_choice.
 Task and CI rows are built lazily by index with raw values (every value a string,
 references as sys_ids, datetimes ``yyyy-MM-dd HH:mm:ss`` UTC), as the Table API returns
 them with ``sysparm_display_value=false``. Approval and task_ci rows are small tuples
-built at start, because a task's approvals must be findable by ``sysapprovalIN...``.
+built at start, because a task's approvals must be findable by ``sysapprovalIN...`` and
+by dot-walked conditions on the task (``sysapproval.sys_updated_on>=...``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class ServiceNowData:
         self.overrides: dict[tuple[str, int], dict[str, str]] = {}
         self.journal: list[dict[str, str]] = []
         self._orders: dict[tuple[str, tuple[tuple[str, bool], ...]], list[int]] = {}
+        self._order_keys: dict[tuple[str, tuple[tuple[str, bool], ...]], list[str]] = {}
+        """The first order field's value along each cached order (for bisecting keyset pages)."""
 
     # -- generation ------------------------------------------------------------------
     def _plan(self, table: str, idx: int) -> tuple[S.Scenario, dict[str, Any]]:
@@ -320,14 +323,19 @@ class ServiceNowData:
 
     # -- cheap fields, ordering, writes -----------------------------------------------
     def cheap(self, table: str, idx: int, field: str) -> str | None:
-        """``sys_id`` / ``sys_updated_on`` without building the row (keyset paging)."""
+        """``sys_id`` / ``sys_updated_on`` (and a task's class, an approval's or task_ci's
+        parent) without building the row: keyset paging and dot-walked conditions."""
         if table in self.sys_ids:
             if field == "sys_id":
                 return self.sys_ids[table][idx]
             if field == "sys_updated_on":
                 return utc_text(self.updated[table][idx])
-        elif table == "sysapproval_approver" and field in ("sys_id", "sysapproval", "document_id"):
+            if field == "sys_class_name" and table in TASK_TABLES:
+                return table
+        elif table == "sysapproval_approver" and field in ("sys_id", "sysapproval", "document_id", "source_table"):
             row = self.approvals[idx]
+            if field == "source_table":
+                return row[1]
             return row[0] if field == "sys_id" else self.sys_ids[row[1]][row[2]]
         elif table == "task_ci" and field in ("sys_id", "task"):
             row = self.task_ci[idx]
@@ -343,6 +351,7 @@ class ServiceNowData:
             newest = max(max(a) if len(a) else 0 for a in self.updated.values())
             self.updated[table][idx] = max(self.ds.clock(), newest + 1000) // 1000 * 1000
             self._orders.clear()
+            self._order_keys.clear()
 
     def write(self, table: str, idx: int, values: dict[str, str], *, who: str = "svc_ticketlint") -> None:
         with self.lock:

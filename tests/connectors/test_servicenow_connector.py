@@ -1,8 +1,10 @@
 """connectors.servicenow against a small fake Table API (served through ``responses``).
 
 The fake applies a subset of the encoded query language (``=``, ``>``, ``>=``, ``<``,
-``IN``, ``STARTSWITH``, ``^``, ``^NQ``, ``ORDERBY`` / ``ORDERBYDESC``), ``sysparm_offset``,
-``sysparm_limit`` and ``sysparm_fields`` to in-memory rows, and filters rows the way ACLs
+``IN``, ``INSTANCEOF``, ``STARTSWITH``, ``^``, ``^OR``, ``^NQ``, ``ORDERBY`` /
+``ORDERBYDESC``; fields dot-walked through references, as the instance does),
+``sysparm_offset``, ``sysparm_limit`` and ``sysparm_fields`` (dot-walked too) to in-memory
+rows, answers a ``Date`` header, and filters rows the way ACLs
 do: *after* paging (a row marked ``"_acl": "hide"`` comes back as ``{}``, one marked
 ``"_acl": "drop"`` is left out, so the page is short).
 """
@@ -48,15 +50,17 @@ def rows_of(table: str) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- fake Table API
 
-_TERM = re.compile(r"^([A-Za-z0-9_.]+?)(>=|<=|!=|STARTSWITH|IN|>|<|=)(.*)$")
+_TERM = re.compile(r"^([a-z0-9_.]+?)(>=|<=|!=|STARTSWITH|INSTANCEOF|IN|>|<|=)(.*)$")
+Term = tuple[str, str, str]
 
 
-def parse_query(query: str) -> tuple[list[list[tuple[str, str, str]]], list[tuple[str, bool]]]:
-    """Encoded query -> OR'ed groups of AND'ed (field, op, value) terms, and the order."""
+def parse_query(query: str) -> tuple[list[list[list[Term]]], list[tuple[str, bool]]]:
+    """Encoded query -> OR'ed (^NQ) groups of AND'ed clauses of OR'ed (^OR) (field, op,
+    value) terms, and the order."""
     order: list[tuple[str, bool]] = []
-    groups: list[list[tuple[str, str, str]]] = []
+    groups: list[list[list[Term]]] = []
     for part in query.split("^NQ") if query else []:
-        terms: list[tuple[str, str, str]] = []
+        clauses: list[list[Term]] = []
         for term in part.split("^"):
             if not term:
                 continue
@@ -65,20 +69,24 @@ def parse_query(query: str) -> tuple[list[list[tuple[str, str, str]]], list[tupl
             elif term.startswith("ORDERBY"):
                 order.append((term[len("ORDERBY"):], False))
             else:
-                m = _TERM.match(term)
+                is_or = term.startswith("OR") and clauses
+                m = _TERM.match(term[2:] if is_or else term)
                 assert m, f"the fake cannot parse {term!r}"
-                terms.append((m.group(1), m.group(2), m.group(3)))
-        groups.append(terms)
+                if is_or:
+                    clauses[-1].append((m.group(1), m.group(2), m.group(3)))
+                else:
+                    clauses.append([(m.group(1), m.group(2), m.group(3))])
+        groups.append(clauses)
     return groups, order
 
 
-def _holds(row: dict[str, Any], field: str, op: str, value: str) -> bool:
-    have = str(row.get(field, ""))
+def _holds(have: str, op: str, value: str) -> bool:
     return {
         "=": lambda: have == value, "!=": lambda: have != value,
         ">": lambda: have > value, ">=": lambda: have >= value,
         "<": lambda: have < value, "<=": lambda: have <= value,
         "IN": lambda: have in value.split(","), "STARTSWITH": lambda: have.startswith(value),
+        "INSTANCEOF": lambda: have == value,  # no table here extends another
     }[op]()
 
 
@@ -87,7 +95,14 @@ class FakeTableAPI:
 
     def __init__(self, tables: dict[str, list[dict[str, Any]]]) -> None:
         self.tables = {name: [dict(r) for r in rows] for name, rows in tables.items()}
+        for name, rows in self.tables.items():
+            for row in rows:
+                if name not in ("sysapproval_approver", "task_ci") and row.get("sys_id"):
+                    row.setdefault("sys_class_name", name)
         self.calls: list[dict[str, str]] = []
+        self.dot_walk = True
+        """False: the instance ignores dot-walked conditions (they match every row)."""
+        self.date = "Tue, 10 Feb 2026 12:00:00 GMT"
         self.faults: list[Any] = []
         """Served (or raised) before normal answers: an exception or (status, headers, body)."""
         self.before: Callable[["FakeTableAPI", int], None] | None = None
@@ -113,15 +128,30 @@ class FakeTableAPI:
                 raise fault
             return fault
         result = self.select(self.calls[-1]["table"], params)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Date": self.date}
         if params.get("sysparm_no_count") != "true":  # the instance counts before ACLs
             headers["X-Total-Count"] = str(self.last_total)
         return 200, headers, json.dumps({"result": result})
 
+    def value(self, row: dict[str, Any], field: str) -> str:
+        """A column, dot-walked through references by sys_id (any table)."""
+        head, _, rest = field.partition(".")
+        if not rest:
+            return str(row.get(field, ""))
+        ref = row.get(head)
+        target = next((r for rows in self.tables.values() for r in rows
+                       if ref and r.get("sys_id") == ref), None)
+        return "" if target is None else self.value(target, rest)
+
+    def _matches(self, row: dict[str, Any], clause: list[Term]) -> bool:
+        if not self.dot_walk and all("." in t[0] for t in clause):
+            return True
+        return any(_holds(self.value(row, f), op, v) for f, op, v in clause)
+
     def select(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
         groups, order = parse_query(params.get("sysparm_query", ""))
         rows = [r for r in self.tables.get(table, [])
-                if not groups or any(all(_holds(r, *t) for t in g) for g in groups)]
+                if not groups or any(all(self._matches(r, c) for c in g) for g in groups)]
         for field, desc in reversed(order):
             rows.sort(key=lambda r: str(r.get(field, "")), reverse=desc)
         self.last_total = len(rows)
@@ -135,8 +165,9 @@ class FakeTableAPI:
             if row.get("_acl") == "hide":
                 out.append({})
                 continue
-            out.append({f: row[f] for f in fields if f in row} if fields else
-                       {k: v for k, v in row.items() if not k.startswith("_")})
+            out.append({f: row[f] if f in row else self.value(row, f)
+                        for f in fields if f in row or ("." in f and f.split(".")[0] in row)}
+                       if fields else {k: v for k, v in row.items() if not k.startswith("_")})
         return out
 
 
@@ -157,8 +188,9 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def connector(sleeps: Sleeps | None = None, **kw: Any) -> ServiceNowConnector:
-    return ServiceNowConnector(source(**kw), sleep=sleeps if sleeps is not None else Sleeps())
+def connector(sleeps: Sleeps | None = None, *, bulk_related: bool = True, **kw: Any) -> ServiceNowConnector:
+    return ServiceNowConnector(source(**kw), sleep=sleeps if sleeps is not None else Sleeps(),
+                               bulk_related=bulk_related)
 
 
 def read_all(conn: ServiceNowConnector, stream: str, **kw: Any):
@@ -214,33 +246,65 @@ def test_keyset_paging_sends_the_exact_query_of_each_page() -> None:
         f"{scope}^sys_updated_on>=2026-02-01 10:05:00^{ORDER}",
         f"{scope}^sys_updated_on>{second['sys_updated_on']}^NQ{scope}^sys_updated_on={second['sys_updated_on']}"
         f"^sys_id>{second['sys_id']}^{ORDER}",
-        f"{scope}^sys_updated_on>{fourth['sys_updated_on']}^NQ{scope}^sys_updated_on={fourth['sys_updated_on']}"
-        f"^sys_id>{fourth['sys_id']}^{ORDER}",
-    ]
+    ]  # the second page's X-Total-Count (2) says it holds the rest: no closing empty page
     first = next(c for c in fake.calls if c["table"] == "incident")
     assert first["sysparm_fields"] == ",".join(conn.mapper.fields_for("incident"))
     assert (first["sysparm_exclude_reference_link"], first["sysparm_no_count"],
-            first["sysparm_display_value"], first["sysparm_limit"]) == ("true", "true", "false", "2")
+            first["sysparm_display_value"], first["sysparm_limit"]) == ("true", "false", "false", "2")
     assert "sysparm_offset" not in first
-    # ceil(4 / 2) pages + 1 empty page, plus task_ci in bulk: one IN query per page of
-    # records, answered by an empty page, plus one data page where links exist
+    # task_ci is read first, in bulk, with the scope dot-walked onto the task; the other
+    # processes' windows reach RELATED_SLACK further back (their watermarks are unknown)
+    assert fake.queries("task_ci")[0] == (
+        "task.sys_class_nameINSTANCEOFincident^task.sys_updated_on>=2026-02-01 10:05:00^task.category=network"
+        "^NQtask.sys_class_nameINSTANCEOFchange_request^task.sys_updated_on>=2026-02-01 08:05:00"
+        "^NQtask.sys_class_nameINSTANCEOFproblem^task.sys_updated_on>=2026-02-01 08:05:00^ORDERBYsys_id")
+    assert fake.calls[0]["table"] == "task_ci"
     task_ci_calls = [c for c in fake.calls if c["table"] == "task_ci"]
-    assert len(task_ci_calls) == 2  # X-Total-Count says each page held every match: no empty page
-    assert conn.request_count == math.ceil(4 / 2) + 1 + len(task_ci_calls) == len(fake.calls)
+    assert conn.request_count == math.ceil(4 / 2) + len(task_ci_calls) == len(fake.calls)
     assert batches[-1].watermark == datetime(2026, 2, 3, 16, 45, tzinfo=timezone.utc)
-    assert sum(b.requests for b in batches) == conn.request_count - 1  # the closing empty page
+    assert sum(b.requests for b in batches) == conn.request_count
     inc2 = next(r for r in records if r.key == "INC0010002")
     assert inc2.ci_refs == ["db-01", "web-02"] and inc2.assignee.name == "Alan Smith"
 
 
 @responses.activate
-def test_a_page_size_of_one_thousand_reads_everything_in_one_page_plus_the_empty_page() -> None:
+def test_a_page_size_of_one_thousand_reads_everything_in_one_counted_page() -> None:
     fake = FakeTableAPI(all_tables()).install()
     conn = connector()
     _, records = read_all(conn, "problem")
     assert len(records) == 2 and records[1].state == "cancelled"
-    assert [c["sysparm_limit"] for c in fake.calls if c["table"] == "problem"] == ["1000", "1000"]
-    assert conn.request_count == 2 + 1  # problem: page + empty; task_ci: one counted page
+    assert [c["sysparm_limit"] for c in fake.calls if c["table"] == "problem"] == ["1000"]
+    assert conn.request_count == 1 + 1  # task_ci in bulk: one counted page; problem: one
+
+
+@responses.activate
+def test_only_the_first_page_and_the_expected_last_one_ask_for_a_count() -> None:
+    rows = synthetic(7)
+    fake = FakeTableAPI({"incident": rows, "task_ci": []}).install()
+    conn = connector(page_size=2)
+    _, records = read_all(conn, "incident")
+    assert len(records) == 7
+    calls = [c for c in fake.calls if c["table"] == "incident"]
+    # 7 rows: counted (7 left), 5 left, 3 left (no count), then 1 left: counted, and the
+    # count (1) fits the page, so there is no closing empty request: ceil(7 / 2) requests
+    assert [c["sysparm_no_count"] for c in calls] == ["false", "true", "true", "false"]
+
+
+@responses.activate
+def test_rows_added_after_the_first_count_are_still_read() -> None:
+    rows = synthetic(6)
+    fake = FakeTableAPI({"incident": rows[:4], "task_ci": []}).install()
+
+    def grow(api: FakeTableAPI, n: int) -> None:
+        if n == 3:  # after the first incident page, two more rows arrive
+            api.tables["incident"].extend(dict(r) for r in rows[4:])
+    fake.before = grow
+    _, records = read_all(connector(page_size=2), "incident")
+    assert [r.native_id for r in records] == [r["sys_id"] for r in rows]
+    # the second page was expected to be the last: counted, it says 4 are left (2 after
+    # it), so the third is counted too and ends the read: ceil(6 / 2) requests
+    assert [c["sysparm_no_count"] for c in fake.calls if c["table"] == "incident"] == [
+        "false", "false", "false"]
 
 
 # --------------------------------------------------------------------------- rows changing mid-read
@@ -325,8 +389,7 @@ def test_a_page_of_only_empty_rows_pages_on_by_offset_after_the_same_key() -> No
     calls = [c for c in fake.calls if c["table"] == "incident"]
     assert [(c["sysparm_query"], c.get("sysparm_offset")) for c in calls] == [
         (ORDER, None), (key_after_1, None), (key_after_1, "2"), (key_after_1, "4"),
-        (next_page_query("", rows[7]["sys_updated_on"], rows[7]["sys_id"]), None),
-    ]
+    ]  # offset 4 + limit 2 reaches the count after the key (6): that page was the last
     report = batches[0].report
     for b in batches[1:]:
         report.merge(b.report)
@@ -342,7 +405,8 @@ def test_a_table_of_only_inaccessible_rows_ends_and_yields_nothing() -> None:
     fake = FakeTableAPI({"incident": rows}).install()
     batches, records = read_all(connector(page_size=2), "incident")
     assert records == [] and sum(b.report.skipped_empty for b in batches) == 3
-    assert [c.get("sysparm_offset") for c in fake.calls] == [None, "2", "3"]
+    # the first page counts 3 (before ACLs); the next, by offset 2, reaches the count
+    assert [c.get("sysparm_offset") for c in fake.calls if c["table"] == "incident"] == [None, "2"]
 
 
 @responses.activate
@@ -369,9 +433,9 @@ def test_a_server_that_ignores_the_keyset_fails_instead_of_looping() -> None:
 # --------------------------------------------------------------------------- related rows
 
 @responses.activate
-def test_approvals_and_task_ci_are_read_in_bulk_per_page_and_paged_by_sys_id() -> None:
+def test_the_id_list_path_reads_approvals_and_task_ci_per_page_paged_by_sys_id() -> None:
     fake = FakeTableAPI(all_tables()).install()
-    conn = connector(page_size=2)
+    conn = connector(page_size=2, bulk_related=False)
     _, records = read_all(conn, "change")
     changes = sorted_rows(rows_of("change_request"))
     page1 = ",".join(r["sys_id"] for r in changes[:2])
@@ -391,13 +455,13 @@ def test_approvals_and_task_ci_are_read_in_bulk_per_page_and_paged_by_sys_id() -
     assert sorted(a.decision for a in by_key["CHG0030001"].approvals) == ["approved", "approved"]
     assert by_key["CHG0030004"].approvals == []  # not_required is not an approval
     assert set(by_key["CHG0030001"].ci_refs) == {"web-02", "web-01", "lb-01"}
-    # 2 pages of changes + empty; related reads are counted (X-Total-Count), so they stop
-    # on the page that holds the last match: approvals: page 1 -> 2 requests (3 rows in
-    # pages of 2), page 2 -> 1; task_ci: page 1 -> 1 (2 links fill a page of 2), page 2 -> 1
-    assert len(fake.queries("change_request")) == 3
+    # 2 pages of changes (the second counted: the last); related reads are counted
+    # (X-Total-Count), so they stop on the page that holds the last match: approvals:
+    # page 1 -> 2 requests (3 rows in pages of 2), page 2 -> 1; task_ci: 1 + 1
+    assert len(fake.queries("change_request")) == 2
     assert len(fake.queries("sysapproval_approver")) == 2 + 1
     assert len(fake.queries("task_ci")) == 1 + 1
-    assert conn.request_count == 3 + 3 + 2
+    assert conn.request_count == 2 + 3 + 2
 
 
 @responses.activate
@@ -467,7 +531,8 @@ def test_each_transient_fault_is_retried_and_nothing_is_lost(fault: Any, expecte
     _, records = read_all(conn, "problem")
     assert len(records) == 2
     assert len(sleeps) == 1 and (expected_sleep is None or sleeps == [expected_sleep])
-    assert conn.request_count == 1 + 2 + 1  # the retried attempt counts too
+    # the fault hits the first request (the bulk task_ci read): its retry counts too
+    assert conn.request_count == 1 + 1 + 1
 
 
 @responses.activate
@@ -492,7 +557,7 @@ def test_refusals_fail_at_once_with_the_servers_message_and_detail(status: int, 
                                                                  detail: str | None) -> None:
     fake = FakeTableAPI({}).install()
     fake.faults = [(status, {}, (FIX / "errors" / f"{status}.json").read_text())]
-    conn = connector(tables={"change": "u_change_custom"})
+    conn = connector(tables={"change": "u_change_custom"}, bulk_related=False)
     with pytest.raises(SourceError) as err:
         read_all(conn, "change")
     text = str(err.value)
@@ -549,7 +614,8 @@ def test_oauth_password_grant_then_refresh_before_expiry_over_plain_http() -> No
     read_all(conn, "problem")
     assert refreshed.call_count == 1
     assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-2"
-    assert conn.request_count == 1 + 3 + 1 + 3  # token, problem page + empty, task_ci empty
+    # token, task_ci in bulk + problem; refresh, problem (the task_ci index still covers it)
+    assert conn.request_count == 1 + 2 + 1 + 1
 
 
 @responses.activate
@@ -658,7 +724,7 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
 def test_related_ids_are_chunked_by_related_chunk() -> None:
     fake = FakeTableAPI({"sc_req_item": rows_of("sc_req_item"),
                          "sysapproval_approver": rows_of("sysapproval_approver")}).install()
-    _, records = read_all(connector(page_size=2, related_chunk=1), "service_request")
+    _, records = read_all(connector(page_size=2, related_chunk=1, bulk_related=False), "service_request")
     ids = [r["sys_id"] for r in sorted_rows(rows_of("sc_req_item"))]
     assert fake.queries("sysapproval_approver") == [
         f"sysapprovalIN{ids[0]}^ORDERBYsys_id",  # one approval, X-Total-Count 1: done
@@ -681,7 +747,7 @@ class _NoCountFake(FakeTableAPI):
 def test_related_reads_without_a_count_end_on_the_empty_page() -> None:
     fake = _NoCountFake({"sc_req_item": rows_of("sc_req_item"),
                          "sysapproval_approver": rows_of("sysapproval_approver")}).install()
-    _, records = read_all(connector(page_size=2), "service_request")
+    _, records = read_all(connector(page_size=2, bulk_related=False), "service_request")
     queries = fake.queries("sysapproval_approver")
     assert len(queries) == 2 and "^sys_id>" in queries[1]  # data page, then the empty page
     assert [len(r.approvals) for r in records] == [1, 0]
