@@ -10,16 +10,17 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
 from config import Config, ConfigError
-from rules.registry import RuleSelectionError
+from rules.engine import Engine
+from rules.registry import Registry, RuleSelectionError
 from rules.selection import engine_from_config, registry_from_config
 from sync.commands import _config, _store
 from sync.report.data import collect
-from sync.report.evidence import (DEFAULT_SAMPLE_SIZE, EvidenceError, build_evidence, verify_pack)
+from sync.report.evidence import DEFAULT_SAMPLE_SIZE, EvidenceError, build_evidence, verify_pack
 from sync.report.html_report import render_report
 from sync.report.period import Period, PeriodError
 
@@ -36,14 +37,14 @@ def _period(text: str | None) -> Period:
         _fail(f"--period {exc}")
 
 
-def _selection(cfg: Config) -> tuple[Any, set[str], dict[str, Any]]:
-    """(registry, selected codes, engine) as ``sync`` would build them."""
+def _selection(cfg: Config) -> tuple[Registry, Engine]:
+    """The registry and the engine of the configured rule selection, as ``sync`` builds them."""
     try:
         registry = registry_from_config(cfg)
         engine = engine_from_config(cfg, registry=registry)
     except (ConfigError, RuleSelectionError, ImportError, ValueError) as exc:
         _fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc))
-    return registry, {r.code for r in engine.rules}, {"engine": engine}
+    return registry, engine
 
 
 def _check_source(cfg: Config, source: str | None) -> None:
@@ -67,10 +68,10 @@ def report(ctx: click.Context, output: Path, period: str | None, source: str | N
     cfg = _config(ctx)
     _check_source(cfg, source)
     chosen = _period(period)
-    registry, selected, _ = _selection(cfg)
+    registry, engine = _selection(cfg)
     store = _store(cfg)
     with store.session() as s:
-        data = collect(s, cfg, registry, selected, period=chosen, source=source, group=group_,
+        data = collect(s, cfg, registry, {r.code for r in engine.rules}, period=chosen, source=source, group=group_,
                        now=datetime.now(timezone.utc))
     page = render_report(data, title=title)
     if str(output) == "-":
@@ -123,11 +124,11 @@ def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: i
     cfg = _config(ctx)
     _check_source(cfg, source)
     chosen = _period(period)
-    registry, selected, extra = _selection(cfg)
+    registry, engine = _selection(cfg)
     store = _store(cfg)
     try:
         with store.session() as s:
-            result = build_evidence(s, cfg, registry, extra["engine"], clause=clause, period=chosen,
+            result = build_evidence(s, cfg, registry, engine, clause=clause, period=chosen,
                                     out=output, seed=seed, sample_size=sample_size, source=source,
                                     now=datetime.now(timezone.utc))
     except EvidenceError as exc:
