@@ -84,8 +84,9 @@ class WritebackSummary:
                 "errors": self.errors[:20], "requests": self.requests, "disabled": self.disabled}
 
 
-def crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
+def crash_point(name: str, action: str) -> None:
+    """``after-write`` dies at the first write; ``after-write:jira.comment`` at the first of that action."""
+    if os.environ.get(CRASH_ENV) in (name, f"{name}:{action}"):
         os._exit(137)
 
 
@@ -135,10 +136,10 @@ class Executor:
             if row_id is None:
                 summary.busy += 1
                 continue
-            crash_point("after-intent")
+            crash_point("after-intent", pw.action)
             try:
                 wrote, detail, set_digest = self._apply(pw)
-                crash_point("after-write")
+                crash_point("after-write", pw.action)
             except SourceError as exc:
                 self._finish(row_id, FAILED, error=str(exc))
                 summary.failed += 1
