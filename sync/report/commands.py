@@ -112,7 +112,7 @@ def _sample_size(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.pass_context
 def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: int | None,
              sample_size: int | None, source: str | None, output: Path | None) -> None:
-    """Write an audit evidence pack for one clause and period (``evidence verify DIR`` checks one)."""
+    """Write an audit evidence pack for one clause and period (`evidence verify DIR` checks one)."""
     if ctx.invoked_subcommand is not None:
         return
     missing = [name for name, value in (("--clause", clause), ("--period", period), ("-o/--output", output))
