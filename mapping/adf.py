@@ -28,11 +28,43 @@ def is_adf(value: Any) -> bool:
 
 def adf_to_text(doc: Any) -> str:
     """Plain text of an ADF document (or node); lines joined with ``\\n``, ends stripped."""
-    parts: list[str] = []
-    _walk(doc, parts)
+    parts = _simple_parts(doc)
+    if parts is None:
+        parts = []
+        _walk(doc, parts)
+    elif len(parts) == 2 and "\n" not in parts[0]:
+        return parts[0].strip()  # one line of text: what the general path below yields
     lines = [line.rstrip() for line in "".join(parts).split("\n")]
     # Keep paragraph structure but drop the empty lines that empty paragraphs leave.
     return "\n".join(line for line in lines if line.strip()).strip()
+
+
+def _simple_parts(doc: Any) -> list[str] | None:
+    """The pieces :func:`_walk` would collect, for the common document made of
+    paragraphs holding only text nodes; None for anything else (then ``_walk`` runs).
+    Most fields and comment bodies have this shape, and the recursion costs more than
+    the text."""
+    if not isinstance(doc, dict) or doc.get("type") != "doc":
+        return None
+    content = doc.get("content")
+    if content.__class__ is not list:
+        return None
+    parts: list[str] = []
+    for para in content:
+        if para.__class__ is not dict or para.get("type") != "paragraph":
+            return None
+        children = para.get("content")
+        if children is not None:
+            if children.__class__ is not list:
+                return None
+            for child in children:
+                if child.__class__ is not dict or child.get("type") != "text":
+                    return None
+                text = child.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+        parts.append("\n")
+    return parts
 
 
 def _walk(node: Any, out: list[str]) -> None:

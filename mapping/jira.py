@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from mapping.common import MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
 from mapping.jira_fields import (
@@ -57,6 +57,7 @@ from mapping.jira_fields import (
 )
 from mapping.model import (
     build,
+    builder,
     CHANGE_STATES,
     RECORD_CLASSES,
     TICKET_STATES,
@@ -219,6 +220,16 @@ class JiraMapper:
         self._approvals_id = approvals[0] if approvals else catalog.resolve("Approvals")
         self._assets_ids = tuple(catalog.by_custom_type(ASSETS_CUSTOM_TYPE))
         self._plans = {p: self._plan(p) for p in DEFAULT_FIELDS}
+        # One reader per canonical field, specialised to its resolved ids and kind, and
+        # the plain fields _map_one reads in its loop (those the fixed keys do not cover).
+        self._readers = {p: {c: _compile_reader(plan) for c, plan in plans.items()}
+                         for p, plans in self._plans.items()}
+        self._plain_readers = {p: tuple((c, r) for c, r in readers.items() if c not in _FIXED_KEYS)
+                               for p, readers in self._readers.items()}
+        # History status name -> (state, warning) per process: a run sees a handful of
+        # names tens of thousands of times.
+        self._history_cache: dict[str, dict[str, tuple[str | None, str | None]]] = {
+            p: {} for p in self._status_maps}
 
     # --- setup ----------------------------------------------------------------------
 
@@ -388,6 +399,7 @@ class JiraMapper:
         if resolution is not None and not isinstance(resolution, dict):
             raise ValueError("resolution is not an object")
         plans = self._plans[process]
+        readers = self._readers[process]
         raw_state = status["name"]
         state = self._state(process, status, resolution, report)
         resolution_name = _name(resolution)
@@ -422,16 +434,15 @@ class JiraMapper:
             "closed_at": closed_at,
             "requester": person_of(fields.get("reporter"), self.cloud, self._people),
             "assignee": person_of(fields.get("assignee"), self.cloud, self._people),
-            "group": self._read(plans["group"], fields),
-            "ci_refs": self._read(plans["ci_refs"], fields),
+            "group": readers["group"](fields),
+            "ci_refs": readers["ci_refs"](fields),
             "links": self._links(fields.get("issuelinks")),
             "approvals": self._approvals(key, fields, approvals_arg, report),
             "transitions": transitions,
             "raw": issue,
         }
-        for canonical, plan in plans.items():
-            if canonical not in data and canonical not in ("review",):
-                data[canonical] = self._read(plan, fields)
+        for canonical, read in self._plain_readers[process]:
+            data[canonical] = read(fields)
 
         notes_field = "close_notes" if process == "change" else "resolution_notes"
         if notes_field in plans and (process != "problem"):
@@ -470,34 +481,6 @@ class JiraMapper:
 
     # --- field readers ------------------------------------------------------------------
 
-    def _read(self, plan: _FieldPlan, fields: dict[str, Any]) -> Any:
-        if not plan.ids:
-            return None  # the instance lacks the field: not provided
-        kind = plan.kind
-        if kind == "text":
-            for fid in plan.ids:
-                text = text_of(fields.get(fid))
-                if text.strip():
-                    return text
-            return ""
-        if kind == "ci":
-            refs: dict[str, None] = {}
-            for fid in plan.ids:
-                refs.update(dict.fromkeys(ci_names(fields.get(fid))))
-            return list(refs)
-        value = fields.get(plan.ids[0])
-        if kind == "time":
-            return time_of(value) or ""
-        if kind == "sla":
-            if isinstance(value, dict) or value is None and not plan.overridden:
-                verdict = sla_breached(value)
-            else:
-                verdict = _flag(value)
-            return None if verdict is None else verdict != plan.negate
-        if kind in ("bool", "review"):
-            return _flag(value) != plan.negate
-        raise AssertionError(f"unknown field kind {kind}")
-
     def _notes(self, notes: str | None, fields: dict[str, Any], report: MappingReport) -> str:
         """Settled reading 6: "Resolution notes", else the last comment's text, else ""."""
         if notes and notes.strip():
@@ -527,16 +510,30 @@ class JiraMapper:
         return state
 
     def _history_state(self, process: str, raw: str | None, report: MappingReport) -> str | None:
+        if raw.__class__ is str:
+            cache = self._history_cache[process]
+            entry = cache.get(raw)  # type: ignore[arg-type]
+            if entry is None:
+                if len(cache) > 10_000:  # bounded: status names are few, bad data is not
+                    cache.clear()
+                entry = cache[raw] = self._history_entry(process, raw)  # type: ignore[index]
+        else:
+            entry = self._history_entry(process, raw)
+        if entry[1] is not None:
+            report.warnings[entry[1]] += 1
+        return entry[0]
+
+    def _history_entry(self, process: str, raw: str | None) -> tuple[str | None, str | None]:
+        """(state, warning to count) of a status name read from the history."""
         if not raw:
-            return None
+            return None, None
         folded = raw.strip().casefold()
         mapped = self._status_maps[process].get(folded)
         if mapped is not None:
-            return mapped
+            return mapped, None
         category = self._status_category.get(folded)
-        if category is None:
-            report.warnings[f"history status {raw} not in the status list"] += 1
-        return _category_state(process, category)
+        warning = f"history status {raw} not in the status list" if category is None else None
+        return _category_state(process, category), warning
 
     def _priority(self, value: Any, report: MappingReport) -> int | str | None:
         """Settled reading 16; a null priority is empty (fails INC002)."""
@@ -557,8 +554,11 @@ class JiraMapper:
         return _embedded_histories(issue)
 
     def _transitions(self, process: str, histories: list[dict], report: MappingReport) -> list[Transition]:
-        out: list[tuple[datetime, int, Transition]] = []
-        for order, history in enumerate(histories):
+        out: list[Transition] = []
+        ats: list[datetime] = []
+        state_of = self._history_state
+        cloud, people = self.cloud, self._people
+        for history in histories:
             if not isinstance(history, dict):
                 raise ValueError("a changelog history is not an object")
             items = [i for i in history.get("items") or [] if isinstance(i, dict)
@@ -568,16 +568,18 @@ class JiraMapper:
             at = time_of(history.get("created"))
             if at is None:
                 raise ValueError(f"changelog history {history.get('id')} has no created time")
-            by = person_of(history.get("author"), self.cloud, self._people)
+            by = person_of(history.get("author"), cloud, people)
             for item in items:
                 from_raw, to_raw = item.get("fromString"), item.get("toString")
-                out.append((at, order, build(Transition, 
-                    at=at, from_state=self._history_state(process, from_raw, report),
-                    to_state=self._history_state(process, to_raw, report),
-                    from_raw=from_raw, to_raw=to_raw, by=by,
-                )))
-        out.sort(key=lambda t: (t[0], t[1]))  # oldest first; bulkfetch order is not promised
-        return [t[2] for t in out]
+                from_state = state_of(process, from_raw, report)
+                out.append(_TRANSITION(at, from_state, state_of(process, to_raw, report), from_raw, to_raw, by))
+                ats.append(at)
+        # Oldest first; bulkfetch order is not promised. A stable sort on the time keeps
+        # history order among equal times; histories mostly come sorted already.
+        if any(ats[i] > ats[i + 1] for i in range(len(ats) - 1)):
+            order = sorted(range(len(out)), key=ats.__getitem__)
+            out = [out[i] for i in order]
+        return out
 
     def _links(self, issuelinks: Any) -> list[Link]:
         if issuelinks is None:
@@ -591,7 +593,7 @@ class JiraMapper:
                 continue
             process = self._process_by_type.get(_type_name(linked).casefold())
             kind = process if process in ("incident", "problem", "change", "release", "review") else "other"
-            links.append(build(Link, kind=kind, key=linked_key))
+            links.append(_LINK(kind, linked_key))
         return links
 
     def _approvals(self, key: str, fields: dict[str, Any], given: Mapping[str, list[dict]], report: MappingReport) -> list[Approval] | None:
@@ -615,10 +617,7 @@ class JiraMapper:
                     report.warnings[f"unknown approval decision {entry.get('approverDecision')}"] += 1
                     decision = "pending"
                 approver = person_of(entry.get("approver"), self.cloud, self._people) or build(Person)
-                out.append(build(Approval, 
-                    approver=approver, decision=decision,
-                    decided_at=completed if decision in ("approved", "rejected") else None,
-                ))
+                out.append(_APPROVAL(approver, decision, completed if decision in ("approved", "rejected") else None))
         return out
 
     def _review(self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: dict[str, Any]) -> Review | None:
@@ -655,6 +654,73 @@ class JiraMapper:
 
 
 # --- small pure helpers -------------------------------------------------------------
+
+_TRANSITION = builder(Transition, ("at", "from_state", "to_state", "from_raw", "to_raw", "by"))
+_LINK = builder(Link, ("kind", "key"))
+_APPROVAL = builder(Approval, ("approver", "decision", "decided_at"))
+
+# Keys _map_one sets before it reads the remaining canonical fields; "review" has its
+# own reader (settled reading 10).
+_FIXED_KEYS = frozenset({
+    "source", "system", "key", "native_id", "url", "process", "title", "state", "raw_state",
+    "priority", "created_at", "updated_at", "resolved_at", "closed_at", "requester",
+    "assignee", "group", "ci_refs", "links", "approvals", "transitions", "raw", "review",
+})
+
+
+def _not_provided(fields: dict[str, Any]) -> None:
+    return None  # the instance lacks the field
+
+
+def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
+    """The reader of one canonical field, specialised once per mapper to the field's
+    resolved ids and kind: per issue it costs the lookup and the value's conversion."""
+    ids, kind, negate = plan.ids, plan.kind, plan.negate
+    if not ids:
+        return _not_provided
+    first = ids[0]
+    if kind == "text":
+        if len(ids) == 1:
+            def read_text(fields: dict[str, Any]) -> str:
+                value = fields.get(first)
+                text = value if value.__class__ is str else text_of(value)
+                return text if text.strip() else ""
+            return read_text
+
+        def read_texts(fields: dict[str, Any]) -> str:
+            for fid in ids:
+                text = text_of(fields.get(fid))
+                if text.strip():
+                    return text
+            return ""
+        return read_texts
+    if kind == "ci":
+        def read_cis(fields: dict[str, Any]) -> list[str]:
+            refs: dict[str, None] = {}
+            for fid in ids:
+                refs.update(dict.fromkeys(ci_names(fields.get(fid))))
+            return list(refs)
+        return read_cis
+    if kind == "time":
+        def read_time(fields: dict[str, Any]) -> Any:
+            return time_of(fields.get(first)) or ""
+        return read_time
+    if kind == "sla":
+        overridden = plan.overridden
+
+        def read_sla(fields: dict[str, Any]) -> bool | None:
+            value = fields.get(first)
+            if isinstance(value, dict) or value is None and not overridden:
+                verdict = sla_breached(value)
+            else:
+                verdict = _flag(value)
+            return None if verdict is None else verdict != negate
+        return read_sla
+    if kind in ("bool", "review"):
+        def read_flag(fields: dict[str, Any]) -> bool:
+            return _flag(fields.get(first)) != negate
+        return read_flag
+    raise AssertionError(f"unknown field kind {kind}")
 
 def _name(value: Any) -> str:
     if isinstance(value, dict):

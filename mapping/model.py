@@ -17,7 +17,7 @@ Times are timezone-aware UTC datetimes. Records are immutable once mapped.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Callable, Literal, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -272,3 +272,46 @@ def build(cls: type[_M], **values: Any) -> _M:
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
+
+
+def builder(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
+    """A positional constructor for the hot loops of mappers:
+    ``builder(cls, names)(*values)`` builds what ``build(cls, **dict(zip(names, values)))``
+    builds (same ``__dict__`` in field order, same fields set) at about half the cost:
+    the function is generated once with the record's dict as a literal, so no keyword
+    dict, spec lookup, copy or factory scan is paid per record."""
+    unknown = [n for n in names if n not in cls.model_fields]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"{cls.__name__}: unknown or repeated field names {unknown or list(names)}")
+    static, factories = _BUILD_SPECS.get(cls) or _build_spec(cls)
+    factory_of = dict(factories)
+    namespace: dict[str, Any] = {"_new": cls.__new__, "_cls": cls, "_set": object.__setattr__,
+                                 "_fields_set": set(names)}
+    args = {name: f"v{i}" for i, name in enumerate(names)}
+    # The key order build() produces: the static fields, then given factory fields in
+    # the order given, then the missing factory fields.
+    order = [*static, *(n for n in names if n not in static), *(n for n, _ in factories if n not in args)]
+    entries = []
+    for i, name in enumerate(order):
+        if name in args:
+            value = args[name]
+        elif name in factory_of:
+            namespace[f"_f{i}"] = factory_of[name]
+            value = f"_f{i}()"
+        else:
+            namespace[f"_d{i}"] = static[name]
+            value = f"_d{i}"
+        entries.append(f"{name!r}: {value}")
+    source = (
+        f"def make({', '.join(args.values())}):\n"
+        f"    model = _new(_cls)\n"
+        f"    _set(model, '__dict__', {{{', '.join(entries)}}})\n"
+        f"    _set(model, '__pydantic_fields_set__', _fields_set.copy())\n"
+        f"    _set(model, '__pydantic_extra__', None)\n"
+        f"    _set(model, '__pydantic_private__', None)\n"
+        f"    return model\n"
+    )
+    exec(source, namespace)  # noqa: S102 - generated from field names of a model class
+    make = namespace["make"]
+    make.__name__ = make.__qualname__ = f"build_{cls.__name__}"
+    return make
