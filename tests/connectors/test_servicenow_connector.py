@@ -751,3 +751,224 @@ def test_related_reads_without_a_count_end_on_the_empty_page() -> None:
     queries = fake.queries("sysapproval_approver")
     assert len(queries) == 2 and "^sys_id>" in queries[1]  # data page, then the empty page
     assert [len(r.approvals) for r in records] == [1, 0]
+
+
+# --------------------------------------------------------------------------- bulk related streams
+
+def approvals_by_key(records: list[Any]) -> dict[str, list[tuple[str, str]]]:
+    return {r.key: sorted((a.approver.name or "", a.decision) for a in r.approvals) for r in records}
+
+
+def ci_refs_by_key(records: list[Any]) -> dict[str, list[str]]:
+    return {r.key: sorted(r.ci_refs or []) for r in records}
+
+
+@responses.activate
+def test_one_bulk_stream_per_related_table_serves_every_process_and_matches_the_id_lists() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector(page_size=2)
+    _, changes = read_all(conn, "change")
+    _, requests_ = read_all(conn, "service_request")
+    assert conn.related_path == "bulk"
+    approval_queries = fake.queries("sysapproval_approver")
+    assert approval_queries[0] == ("sysapproval.sys_class_nameINSTANCEOFchange_request"
+                                   "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id")
+    assert all("sysapprovalIN" not in q for q in approval_queries)  # no per-page id lists
+    first = next(c for c in fake.calls if c["table"] == "sysapproval_approver")
+    assert first["sysparm_fields"].endswith(",sysapproval.sys_updated_on")
+    n_approvals = len(rows_of("sysapproval_approver"))
+    assert len(approval_queries) == math.ceil(n_approvals / 2)  # the page minimum
+    assert [c["table"] for c in fake.calls[-len(fake.queries("sc_req_item")):]] == ["sc_req_item"] * len(
+        fake.queries("sc_req_item"))  # requests reuse the approvals read for changes
+
+    responses.reset()
+    FakeTableAPI(all_tables()).install()
+    by_id = connector(page_size=2, bulk_related=False)
+    _, changes_by_id = read_all(by_id, "change")
+    _, requests_by_id = read_all(by_id, "service_request")
+    assert approvals_by_key(changes) == approvals_by_key(changes_by_id)
+    assert approvals_by_key(requests_) == approvals_by_key(requests_by_id)
+    assert ci_refs_by_key(changes) == ci_refs_by_key(changes_by_id)
+    assert conn.request_count < by_id.request_count
+
+
+@responses.activate
+def test_an_incremental_read_windows_the_related_stream_and_plan_gives_each_process_its_own() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector()
+    conn.plan({"change": datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc),
+               "service_request": None})
+    _, changes = read_all(conn, "change", since=datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc))
+    assert fake.queries("sysapproval_approver") == [
+        "sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 23:50:00"
+        "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id"]
+    expected = [r["number"] for r in rows_of("change_request") if r["sys_updated_on"] >= "2026-02-01 23:50:00"]
+    assert sorted(r.key for r in changes) == sorted(expected)
+    _, _ = read_all(conn, "service_request")  # covered (all time): no second approvals read
+    assert len(fake.queries("sysapproval_approver")) == 1
+    assert "sysapproval_approver" not in conn._related  # freed once both processes were read
+
+
+@responses.activate
+def test_a_parent_changed_after_the_bulk_read_has_its_related_rows_read_by_id() -> None:
+    tables = all_tables()
+    changes = sorted_rows(tables["change_request"])
+    target = changes[-1]  # read on the last page
+    fake = FakeTableAPI(tables).install()
+    new_approval = dict(rows_of("sysapproval_approver")[0], sys_id="0" * 32, sysapproval=target["sys_id"],
+                        document_id=target["sys_id"], state="rejected")
+
+    def change_it(api: FakeTableAPI, n: int) -> None:
+        if api.calls[-1]["table"] == "change_request" and target["sys_id"] not in {
+                a["sysapproval"] for a in api.tables["sysapproval_approver"] if a["sys_id"] == "0" * 32}:
+            # between the bulk reads and the parent read: a new approval, the parent updated
+            api.tables["sysapproval_approver"].append(dict(new_approval))
+            row = next(r for r in api.tables["change_request"] if r["sys_id"] == target["sys_id"])
+            row["sys_updated_on"] = "2026-02-10 11:58:00"
+    fake.before = change_it
+    conn = connector()
+    _, records = read_all(conn, "change")
+    late = next(r for r in records if r.native_id == target["sys_id"])
+    assert "rejected" in [a.decision for a in late.approvals]
+    assert f"sysapprovalIN{target['sys_id']}^ORDERBYsys_id" in fake.queries("sysapproval_approver")
+    # only that parent was re-read: every other one kept its prefetched rows
+    assert all(q.startswith("sysapproval.") or q == f"sysapprovalIN{target['sys_id']}^ORDERBYsys_id"
+               for q in fake.queries("sysapproval_approver"))
+
+
+@responses.activate
+def test_a_recent_parent_without_prefetched_rows_is_checked_by_id_and_an_old_one_is_not() -> None:
+    tables = all_tables()
+    with_none = [r for r in tables["change_request"]
+                 if not any(a["sysapproval"] == r["sys_id"] for a in tables["sysapproval_approver"])]
+    assert with_none, "the fixture needs a change without approvals"
+    fake = FakeTableAPI(tables).install()
+    fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: later parents are "late"
+    conn = connector(bulk_related=True)
+    _, records = read_all(conn, "change")
+    late_ids = sorted(r["sys_id"] for r in with_none if r["sys_updated_on"] >= "2026-02-01 23:50:00")
+    reread = [q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]
+    named = sorted(i for q in reread for i in q.split("^")[0][len("sysapprovalIN"):].split(","))
+    assert named == late_ids  # neither the old ones nor the ones with prefetched rows
+    assert len(records) == len(tables["change_request"])
+
+
+@pytest.mark.parametrize("status", [400, 403])
+@responses.activate
+def test_a_refused_dot_walk_falls_back_on_id_lists_and_says_so(status: int) -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    fake.faults = [(status, {}, (FIX / "errors" / f"{status}.json").read_text())]
+    conn = connector(page_size=2)
+    batches, records = read_all(conn, "change")
+    assert conn.related_path.startswith("in-list") and f"HTTP {status}" in conn.related_path
+    warnings = batches[0].report.warnings
+    assert any("dot-walked query refused" in w for w in warnings)
+    assert any(q.startswith("sysapprovalIN") for q in fake.queries("sysapproval_approver"))
+    responses.reset()
+    FakeTableAPI(all_tables()).install()
+    _, by_id = read_all(connector(page_size=2, bulk_related=False), "change")
+    assert approvals_by_key(records) == approvals_by_key(by_id)
+    assert ci_refs_by_key(records) == ci_refs_by_key(by_id)
+
+
+@responses.activate
+def test_other_errors_on_the_bulk_read_fail_the_source() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    fake.faults = [(401, {}, (FIX / "errors" / "401.json").read_text())]
+    with pytest.raises(SourceError) as err:
+        read_all(connector(), "change")
+    assert err.value.status == 401 and "sysapproval_approver" in str(err.value)
+
+
+@responses.activate
+def test_an_instance_that_ignores_the_dot_walk_still_joins_correctly() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    fake.dot_walk = False  # every related row comes back, whatever its parent
+    _, records = read_all(connector(page_size=2), "change")
+    responses.reset()
+    FakeTableAPI(all_tables()).install()
+    _, by_id = read_all(connector(page_size=2, bulk_related=False), "change")
+    assert approvals_by_key(records) == approvals_by_key(by_id)
+
+
+@responses.activate
+def test_inaccessible_related_rows_in_the_bulk_stream_are_counted() -> None:
+    tables = all_tables()
+    tables["sysapproval_approver"][0]["_acl"] = "hide"
+    tables["sysapproval_approver"][1]["_acl"] = "drop"
+    FakeTableAPI(tables).install()
+    batches, _ = read_all(connector(), "change")
+    assert batches[0].report.warnings["sysapproval_approver: inaccessible rows skipped"] == 1
+
+
+def test_walk_query_prefixes_every_condition_or_gives_up() -> None:
+    from connectors.servicenow import walk_query
+    assert walk_query("active=true^ORpriority<=2^assignment_group.name=Ops", "task") == (
+        "task.active=true^ORtask.priority<=2^task.assignment_group.name=Ops")
+    assert walk_query("", "task") == ""
+    assert walk_query("active=true^RLQUERYtask_ci.task,>=1^ENDRLQUERY", "task") is None
+    assert walk_query("short_descriptionLIKEa^^b", "task") is None
+
+
+@responses.activate
+def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector(page_size=2, query={"change": "category=x^RLQUERYtask_ci.task,>=1^ENDRLQUERY"})
+    assert conn._walked_scope(next(s for s in __import__("connectors.servicenow", fromlist=["RELATED"]).RELATED
+                                   if s.table == "sysapproval_approver"), "change") is None
+    fake.tables["change_request"] = []
+    read_all(conn, "service_request")
+    assert "INSTANCEOFchange_request" not in fake.queries("sysapproval_approver")[0]
+
+
+def test_the_prefetched_index_costs_under_40_mb_per_100k_approvals() -> None:
+    import tracemalloc
+
+    from connectors.servicenow import RELATED, _RelatedIndex
+    spec = next(s for s in RELATED if s.table == "sysapproval_approver")
+    users = [(f"{u:032x}", f"User {u}", f"user{u}@example.com", f"user{u}") for u in range(500)]
+    rows = []
+    for i in range(100_000):
+        parent = f"{i // 3:032x}"
+        u = users[i % 500]
+        rows.append({"sys_id": f"{i:032x}", "sysapproval": parent, "document_id": parent,
+                     "source_table": "change_request", "approver": u[0], "approver.name": u[1],
+                     "approver.email": u[2], "approver.user_name": u[3], "state": "approved",
+                     "sys_created_on": f"2026-02-01 10:{i % 60:02d}:{i % 59:02d}",
+                     "sys_updated_on": f"2026-02-0{1 + i % 9} 1{i % 10}:{i % 60:02d}:{i % 57:02d}",
+                     "sysapproval.sys_updated_on": f"2026-02-03 10:{(i // 3) % 60:02d}:00"})
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    index = _RelatedIndex(spec, {"change": None}, datetime(2026, 2, 10, tzinfo=timezone.utc))
+    for row in rows:
+        index.add(row)
+    del rows
+    size = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename") if s.size_diff > 0)
+    tracemalloc.stop()
+    assert index.rows == 100_000
+    print(f"related index: {size / 2**20:.1f} MB per 100k approvals")
+    assert size < 40 * 2**20, f"{size / 2**20:.1f} MB"
+    assert index.rows_for(f"{0:032x}")[0]["approver.name"] == "User 0"
+
+
+@responses.activate
+def test_doctor_reports_the_related_path() -> None:
+    tables = {**all_tables(), "sys_choice": rows_of("sys_choice")}
+    fake = FakeTableAPI(tables).install()
+    report = connector().doctor()
+    checks = {c.name: c for c in report.checks}
+    assert checks["related rows"].ok and report.info["related_path"] == "bulk"
+    assert any(q.startswith("sysapproval.sys_class_nameINSTANCEOF") for q in fake.queries("sysapproval_approver"))
+
+    responses.reset()
+    fake = FakeTableAPI(tables)
+
+    def refuse_dot_walk(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if "sys_class_nameINSTANCEOF" in requests.utils.unquote(request.url):
+            return 403, {}, (FIX / "errors" / "403.json").read_text()
+        return fake.callback(request)
+    responses.add_callback(responses.GET, TABLE_URL, callback=refuse_dot_walk)
+    report = connector().doctor()
+    check = {c.name: c for c in report.checks}["related rows"]
+    assert not check.ok and check.level == "warning" and "HTTP 403" in check.detail
+    assert report.info["related_path"].startswith("in-list")

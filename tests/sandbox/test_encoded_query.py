@@ -65,3 +65,30 @@ def test_unknown_field_is_ignored_like_servicenow():
 def test_unreadable_condition_is_an_error():
     with pytest.raises(QueryError):
         parse("STATE==1")
+
+
+def test_instanceof_matches_a_table_and_the_tables_that_extend_it():
+    from sandbox.encoded_query import instance_of
+    q = parse("sys_class_nameINSTANCEOFcmdb_ci_server")
+    assert q.groups[0][0][0].op == "INSTANCEOF"  # not "IN" with the value "STANCEOF..."
+    assert q.matches({"sys_class_name": "cmdb_ci_linux_server"}.get)
+    assert not q.matches({"sys_class_name": "cmdb_ci_netgear"}.get)
+    assert instance_of("incident", "task") and instance_of("incident", "incident")
+    assert not instance_of("incident", "change_request")
+
+
+def test_dot_walked_conditions_use_the_getter_and_keep_or_precedence():
+    rows = {"p1": {"sys_class_name": "change_request", "sys_updated_on": "2026-02-02 00:00:00"},
+            "p2": {"sys_class_name": "sc_req_item", "sys_updated_on": "2026-01-01 00:00:00"}}
+
+    def getter(row):
+        def get(field):
+            head, _, rest = field.partition(".")
+            return rows[row[head]].get(rest) if rest else row.get(field)
+        return get
+    q = parse("sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 00:00:00"
+              "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^sys_id>b^ORDERBYsys_id")
+    assert q.order == [("sys_id", True)]
+    assert q.matches(getter({"sysapproval": "p1", "sys_id": "a"}))
+    assert not q.matches(getter({"sysapproval": "p2", "sys_id": "a"}))  # second part: sys_id>b fails
+    assert q.matches(getter({"sysapproval": "p2", "sys_id": "c"}))

@@ -249,3 +249,61 @@ def test_429_reset_and_retry_after():
         assert (429, "2") in outcomes and (429, None) in outcomes
     finally:
         s.stop()
+
+
+def _bulk_read(server, query_parts, page=50):
+    """Keyset-page the approvals of ``query_parts`` (^NQ parts) as the connector does."""
+    seen, last, requests_ = [], None, 0
+    while True:
+        parts = [p + (f"^sys_id>{last}" if last else "") for p in query_parts]
+        r = snow(server, "sysapproval_approver", sysparm_query="^NQ".join(parts) + "^ORDERBYsys_id",
+                 sysparm_limit=page, sysparm_exclude_reference_link="true",
+                 sysparm_fields="sys_id,sysapproval,sysapproval.sys_updated_on")
+        requests_ += 1
+        rows = r.json()["result"]
+        if not rows:
+            return seen, requests_
+        seen += rows
+        last = rows[-1]["sys_id"]
+
+
+def test_approvals_by_dot_walked_conditions_on_their_task(server):
+    sn = server.data.servicenow
+    since = sorted(sn.updated["change_request"])[len(sn.updated["change_request"]) // 2]
+    from sandbox.data import utc_text
+    rows, _ = _bulk_read(server, [
+        f"sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>={utc_text(since)}",
+        "sysapproval.sys_class_nameINSTANCEOFsc_req_item"])
+    expected = {a[0] for a in sn.approvals
+                if a[1] == "sc_req_item" or (a[1] == "change_request" and sn.updated[a[1]][a[2]] // 1000 * 1000 >= since // 1000 * 1000)}
+    assert [r["sys_id"] for r in rows] == sorted(expected)  # each once, in sys_id order
+    for r in rows:  # the dot-walked column is the task's own update time
+        table, idx = sn.lookup(r["sysapproval"])
+        assert r["sysapproval.sys_updated_on"] == utc_text(sn.updated[table][idx])
+    everything, _ = _bulk_read(server, ["sysapproval.sys_class_nameINSTANCEOFtask"])
+    assert len(everything) == len(sn.approvals)
+    none, _ = _bulk_read(server, ["sysapproval.sys_class_nameINSTANCEOFincident"])
+    assert none == []
+
+
+def test_keyset_pages_start_at_the_key_instead_of_scanning_from_the_top(server, monkeypatch):
+    sn = server.data.servicenow
+    calls = []
+    real = server.servicenow._getter
+
+    def counting(table, idx):
+        calls.append(idx)
+        return real(table, idx)
+    monkeypatch.setattr(server.servicenow, "_getter", counting)
+    ids = sorted(a[0] for a in sn.approvals)
+    key = ids[-3]
+    rows = snow(server, "sysapproval_approver", sysparm_query=f"sys_id>{key}^ORDERBYsys_id",
+                sysparm_limit=10, sysparm_fields="sys_id").json()["result"]
+    assert [r["sys_id"] for r in rows] == ids[-2:]
+    assert len(calls) <= 3  # bisected: only the rows after the key are looked at
+    calls.clear()
+    newest = sorted(sn.updated["incident"])[-5]
+    from sandbox.data import utc_text
+    rows = snow(server, "incident", sysparm_query=f"sys_updated_on>={utc_text(newest)}^ORDERBYsys_updated_on^ORDERBYsys_id",
+                sysparm_limit=100, sysparm_fields="sys_id", sysparm_no_count="true").json()["result"]
+    assert len(rows) >= 5 and len(calls) <= len(rows) + 2
