@@ -10,8 +10,10 @@ Jira and ServiceNow, then runs the real CLI as a child process:
 Prints per run: records read, wall time and records/s, HTTP requests beside the page
 minimum (Jira: search pages at the server's page cap plus ceil(changes / 1000) changelog
 calls; ServiceNow: ceil(N / 1000) per table plus the related tables' pages), and the
-child's peak RSS. Targets (DESIGN.md): peak RSS under 300 MB for 200,000 records; an
-incremental run costs about ceil(k / page) pages. Run: ``python bench/sync.py [--size N]``.
+child's peak RSS (each run's own, from ``wait4``). Targets (DESIGN.md): peak RSS under
+300 MB for 200,000 records and flat in N; an incremental run costs about ceil(k / page)
+pages. Each figure is printed beside :data:`BASELINE`, the same bench before the sync
+streamed its evaluation from the store. Run: ``python bench/sync.py [--size N]``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import argparse
 import math
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,14 @@ from sandbox.server import SandboxServer  # noqa: E402
 JIRA_PAGE_CAP = 100  # what the sandbox (like Cloud) serves per search page with custom fields
 SNOW_PAGE = 1000
 TASK_TABLES = ("incident", "change_request", "problem", "sc_req_item")
+PEAK_RSS_TARGET_MB = 300
+
+BASELINE: dict[int, dict[str, dict[str, float]]] = {
+    # --size -> run -> figures, measured at commit 36ffbb3: every stored record (with its
+    # raw JSON) loaded into one list, evaluated whole, all finding rows held for the diff.
+    20_000: {"first": {"records_per_s": 967, "peak_rss_mb": 412},
+             "incremental": {"records_per_s": 3539, "peak_rss_mb": 412}},
+}
 
 
 def page_minimum(server: SandboxServer) -> dict[str, int]:
@@ -52,17 +61,25 @@ def page_minimum(server: SandboxServer) -> dict[str, int]:
 
 
 def run_sync(binary: Path, config: Path, env: dict[str, str], workdir: Path) -> tuple[float, int, str]:
-    """One sync in a child process: wall seconds, the child's peak RSS in KiB, stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """One sync in a child process: wall seconds, this child's peak RSS in KiB, stdout.
+
+    ``wait4`` gives the child's own ``ru_maxrss``; ``RUSAGE_CHILDREN`` would report the
+    largest of all children so far, so a second run could never look smaller.
+    """
     start = time.perf_counter()
-    proc = subprocess.run([str(binary), "--config", str(config), "-q", "sync", "--no-notify",
-                           "--no-writeback"], capture_output=True, text=True, env=env, cwd=workdir)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([str(binary), "--config", str(config), "-q", "sync", "--no-notify",
+                                 "--no-writeback"], stdout=out, stderr=err, env=env, cwd=workdir)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
+        sys.stderr.write(stderr[-4000:])
         raise SystemExit(f"sync exited with {proc.returncode}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before), proc.stdout
+    return elapsed, usage.ru_maxrss, stdout
 
 
 def requests_by_system(server: SandboxServer) -> dict[str, int]:
@@ -92,15 +109,33 @@ def touch_some(server: SandboxServer, share: float, seed: int) -> int:
 
 
 def report(label: str, seconds: float, records: int, requests: dict[str, int],
-           minimum: dict[str, int] | None, peak_kib: int) -> None:
+           minimum: dict[str, int] | None, peak_kib: int, baseline: dict[str, float] | None = None,
+           base_size: int | None = None) -> None:
     print(f"{label}")
-    print(f"  wall time:          {seconds:8.1f} s   ({records / seconds:,.0f} records/s over {records:,} records)")
+    rate = records / seconds
+    line = f"  wall time:          {seconds:8.1f} s   ({rate:,.0f} records/s over {records:,} records)"
+    if baseline:
+        line += f"   baseline {baseline['records_per_s']:,.0f} records/s at {base_size:,}"
+    print(line)
     for system in ("jira", "servicenow"):
         line = f"  {system + ' requests:':19s} {requests[system]:8,d}"
         if minimum:
             line += f"   page minimum {minimum[system]:,}  ({requests[system] / max(1, minimum[system]):.2f}x)"
         print(line)
-    print(f"  peak RSS (child):   {peak_kib / 1024:8.0f} MB")
+    peak_mb = peak_kib / 1024
+    verdict = "meets" if peak_mb < PEAK_RSS_TARGET_MB else "MISSES"
+    line = f"  peak RSS (child):   {peak_mb:8.0f} MB   {verdict} the {PEAK_RSS_TARGET_MB} MB target"
+    if baseline:
+        line += f"; baseline {baseline['peak_rss_mb']:,.0f} MB at {base_size:,}"
+    print(line)
+
+
+def nearest_baseline(size: int) -> tuple[int, dict[str, dict[str, float]]] | tuple[None, None]:
+    """The baseline measured at the closest --size (there may be none)."""
+    if not BASELINE:
+        return None, None
+    base_size = min(BASELINE, key=lambda n: abs(n - size))
+    return base_size, BASELINE[base_size]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,15 +158,18 @@ def main(argv: list[str] | None = None) -> int:
             server.data.servicenow.table_size(t) for t in (*TASK_TABLES, "cmdb_ci"))
         minimum = page_minimum(server)
 
+        base_size, base = nearest_baseline(args.size)
         server.stats.clear()
         seconds, peak, _ = run_sync(binary, config, env, workdir)
-        report("first sync (full read)", seconds, records, requests_by_system(server), minimum, peak)
+        report("first sync (full read)", seconds, records, requests_by_system(server), minimum, peak,
+               base["first"] if base else None, base_size)
 
         touched = touch_some(server, args.changed, args.seed)
         server.stats.clear()
         seconds, peak, _ = run_sync(binary, config, env, workdir)
         print(f"\n{touched:,} records changed ({args.changed:.0%}), then:")
-        report("incremental sync", seconds, records, requests_by_system(server), None, peak)
+        report("incremental sync", seconds, records, requests_by_system(server), None, peak,
+               base["incremental"] if base else None, base_size)
         print("  (an incremental read should cost about ceil(k / page) pages per stream,"
               " plus the setup requests)")
     return 0
