@@ -352,6 +352,9 @@ class JiraApi:
         if "labels" in values:
             labels = list(values.pop("labels") or [])
             changed = True
+        spaced = next((str(x) for x in labels if " " in str(x)), None)
+        if changed and spaced is not None:  # as Jira Cloud: a label is one word
+            return errors(400, labels=f"The label '{spaced}' contains spaces which is invalid.")
         bad = [name for name in values if name not in d.field_ids.values() and name not in ("summary",)]
         if bad:
             return errors(400, **{name: "Field cannot be set. It is not on the appropriate screen, or unknown." for name in bad})
@@ -376,6 +379,8 @@ class JiraApi:
         if idx is None:
             return self._missing()
         body = req.json() or {}
+        if not v2 and not _is_doc(body.get("body")):
+            return errors(400, NOT_ADF)
         text = adf_text(body.get("body"))
         if not text.strip():
             return errors(400, body="Comment body can not be empty!")
@@ -386,7 +391,10 @@ class JiraApi:
         idx = self._issue(key)
         if idx is None:
             return self._missing()
-        text = adf_text((req.json() or {}).get("body"))
+        body = (req.json() or {}).get("body")
+        if not v2 and not _is_doc(body):
+            return errors(400, NOT_ADF)
+        text = adf_text(body)
         if not self.data.update_comment(idx, int(cid), text):
             return errors(404, f"Can not find a comment for the id: {cid}.")
         return json_response(200, self._one_comment(idx, int(cid), v2))
@@ -408,6 +416,14 @@ class JiraApi:
                                    "isLastPage": start + len(page) >= len(values),
                                    "_links": {"base": base, "context": "", "self": f"{base}/request/{key}/approval"},
                                    "values": page})
+
+
+NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+
+
+def _is_doc(value: Any) -> bool:
+    """REST v3 takes rich text only as an ADF document; v2 takes a plain string."""
+    return isinstance(value, dict) and value.get("type") == "doc" and isinstance(value.get("content"), list)
 
 
 def _digest(text: str) -> str:

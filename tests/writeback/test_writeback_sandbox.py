@@ -190,3 +190,15 @@ def test_writes_survive_faults(tmp_path: Path) -> None:
         assert set(notes) == set(e.flagged("snow-sandbox").values()) and set(notes.values()) == {1}
     finally:
         e.server.stop()
+
+
+def test_sandbox_write_endpoints_behave_like_jira_cloud(env: Env) -> None:
+    key = env.server.data.jira.key(3)
+    base = f"{env.url}/rest/api"
+    plain = requests.post(f"{base}/3/issue/{key}/comment", auth=env.jira_auth, json={"body": "plain"}, timeout=10)
+    assert plain.status_code == 400 and "Atlassian Document" in plain.text
+    assert requests.post(f"{base}/2/issue/{key}/comment", auth=env.jira_auth, json={"body": "plain"},
+                         timeout=10).status_code == 201
+    spaced = requests.put(f"{base}/3/issue/{key}", auth=env.jira_auth, timeout=10,
+                          json={"update": {"labels": [{"add": "two words"}]}})
+    assert spaced.status_code == 400 and "contains spaces" in spaced.json()["errors"]["labels"]
