@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-import tempfile
+import urllib.request
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,43 +103,115 @@ def _invoke(args: list[str]) -> int:
 @click.command("demo")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--size", default=600, show_default=True, type=click.IntRange(20, 50_000))
-@click.option("--keep", is_flag=True, help="Keep the temporary directory (config, database, outputs).")
+@click.option("--dir", "workdir", default=".ticketlint/demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where the config, store, report and evidence pack go (emptied first).")
+@click.option("--fix", default=3, show_default=True, type=click.IntRange(0, 50),
+              help="Tickets per system whose missing backout plan is filled in between the two syncs.")
 @click.option("--top", default=8, show_default=True, type=click.IntRange(1, 100), help="Findings to show.")
-def demo(seed: int, size: int, keep: bool, top: int) -> None:
-    """Start the sandbox, configure two sources for it and run ticketlint against them."""
-    workdir = Path(tempfile.mkdtemp(prefix="ticketlint-demo-"))
+def demo(seed: int, size: int, workdir: Path, fix: int, top: int) -> None:
+    """Start the sandbox, sync both imitated systems, fix a few tickets, sync again, and
+    write the HTML report and an evidence pack: the nightly job, end to end, on local data."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
     click.echo(f"ticketlint demo: generating {size} sandbox records (seed {seed})...", err=True)
     server = SandboxServer("127.0.0.1", 0, seed=seed, size=size).start()
     try:
-        code = _run_demo(server, workdir, top)
+        code = _run_demo(server, workdir, fix, top)
     finally:
         server.stop()
-        if not keep:
-            import shutil
-            shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(code)
 
 
-def _run_demo(server: SandboxServer, workdir: Path, top: int) -> int:
+def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
     c = server.credentials
     os.environ[DEMO_JIRA_ENV] = c.jira_token
     os.environ[DEMO_SNOW_ENV] = c.snow_password
     config = workdir / "ticketlint.yaml"
-    config.write_text(config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8")
+    config.write_text(config_yaml(server, f"sqlite:///{(workdir / 'ticketlint.db').resolve()}"),
+                      encoding="utf-8")
+    base = ["--config", str(config)]
     click.echo(f"sandbox at {server.url}; config written to {config}", err=True)
-    click.echo("\n== ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
-    code = _invoke(["--config", str(config), "sync", "--no-notify", "--no-writeback"])
-    if code != 0:
+
+    click.echo("\n== night 1: ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
+    if (code := _invoke([*base, "sync", "--no-notify", "--no-writeback"])) != 0:
         click.echo(f"demo: sync exited with {code}", err=True)
         return code
-    # Summarise from the store the sync just filled: no second read of the sources.
+    findings = _open_findings(base, workdir)
+    if findings is None:
+        return 2
+    fixed = _fix_backout_plans(server, findings, fix)
+    if fixed:
+        click.echo(f"\n== process owners add the missing backout plan to {len(fixed)} changes: "
+                   f"{', '.join(fixed)} ==", err=True)
+    click.echo("\n== night 2: ticketlint sync (incremental: only what changed is read) ==", err=True)
+    if (code := _invoke([*base, "sync", "--no-notify", "--no-writeback"])) != 0:
+        click.echo(f"demo: second sync exited with {code}", err=True)
+        return code
+    findings = _open_findings(base, workdir)
+    if findings is None:
+        return 2
+    _print_summary(findings, top)
+
+    report = workdir / "report.html"
+    evidence = workdir / "evidence-8.5.1"
+    today = datetime.now(timezone.utc).date()
+    period = f"{today - timedelta(days=91)}..{today}"
+    code = _invoke([*base, "-q", "report", "-o", str(report)])
+    code = code or _invoke([*base, "-q", "evidence", "--clause", "8.5.1", "--period", period,
+                            "--seed", "1", "-o", str(evidence)])
+    if code != 0:
+        click.echo(f"demo: report or evidence failed (exit {code})", err=True)
+        return code
+    click.echo(f"\nHTML report:   {report}")
+    click.echo(f"Evidence pack: {evidence}/ (clause 8.5.1, {period}; manifest.json holds SHA-256s)")
+    click.echo("\nTry next (the sandbox stops with the demo; the store stays):")
+    click.echo(f"  export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}")
+    click.echo(f"  ticketlint --config {config} findings --state resolved")
+    click.echo(f"  ticketlint --config {config} evidence verify {evidence}")
+    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up")
+    click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
+    click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
+    return 0
+
+
+def _open_findings(base: list[str], workdir: Path) -> list[dict[str, Any]] | None:
+    """The store's open findings, through the same command a user would run."""
     out = workdir / "findings.json"
-    code = _invoke(["--config", str(config), "-q", "findings", "--state", "open", "-f", "json",
-                    "-o", str(out)])
+    code = _invoke([*base, "-q", "findings", "--state", "open", "-f", "json", "-o", str(out)])
     if code != 0 or not out.exists():
         click.echo(f"demo: listing findings failed (exit {code})", err=True)
-        return code or 2
-    findings = json.loads(out.read_text(encoding="utf-8")).get("findings", [])
+        return None
+    return list(json.loads(out.read_text(encoding="utf-8")).get("findings", []))
+
+
+def _fix_backout_plans(server: SandboxServer, findings: list[dict[str, Any]], per_system: int) -> list[str]:
+    """Fill in the backout plan of a few CHG005 changes, as their owners would."""
+    plan = "Roll back to the previous release from the artifact store; verify health checks."
+    fixed: list[str] = []
+    for source, body_of in (
+        ("jira-sandbox", lambda key: {"key": key, "fields": {"Backout plan": _adf(plan)}}),
+        ("snow-sandbox", lambda key: {"table": "change_request", "number": key,
+                                      "fields": {"backout_plan": plan}}),
+    ):
+        keys = sorted({f["key"] for f in findings if f.get("code") == "CHG005" and f.get("source") == source})
+        for key in keys[:per_system]:
+            req = urllib.request.Request(f"{server.url}/_sandbox/mutate", method="POST",
+                                         data=json.dumps(body_of(key)).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own sandbox
+                if resp.status == 200:
+                    fixed.append(key)
+    return fixed
+
+
+def _adf(text: str) -> dict[str, Any]:
+    return {"type": "doc", "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
+
+
+def _print_summary(findings: list[dict[str, Any]], top: int) -> None:
     shown: list[dict[str, Any]] = []
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     for source in ("jira-sandbox", "snow-sandbox"):
@@ -152,12 +226,6 @@ def _run_demo(server: SandboxServer, workdir: Path, top: int) -> int:
     for f in shown[:top]:
         who = f.get("assignee") or f.get("group") or "unassigned"
         click.echo(f"  [{f.get('severity')}] {f.get('code')} {f.get('source')}/{f.get('key')} ({who}): {f.get('message')}")
-    click.echo("\nTry next (the demo's sandbox and store are gone when it ends):")
-    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up")
-    click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
-    click.echo("  ticketlint rules explain CHG001")
-    click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
-    return 0
 
 
 COMMANDS = [sandbox, demo]

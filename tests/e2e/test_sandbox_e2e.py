@@ -88,6 +88,22 @@ def test_demo_exits_zero_and_shows_findings(tmp_path):
         for process in PROCESSES[source]:
             assert f"{process} " in line, line
     assert "Top findings:" in proc.stdout and "Try next" in proc.stdout
+    demo_dir = tmp_path / ".ticketlint" / "demo"
+    # Night 2 resolved the changes whose backout plan the demo filled in.
+    resolved = subprocess.run(
+        [str(TICKETLINT), "--config", str(demo_dir / "ticketlint.yaml"), "findings", "--state", "resolved",
+         "-f", "json"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x", "TICKETLINT_DEMO_SNOW_PASSWORD": "x"})
+    assert resolved.returncode == 0, resolved.stderr
+    codes = Counter(f["code"] for f in json.loads(resolved.stdout)["findings"])
+    assert codes["CHG005"] >= 1, codes
+    html = (demo_dir / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in html and "Content-Security-Policy" in html
+    verify = subprocess.run([str(TICKETLINT), "--config", str(demo_dir / "ticketlint.yaml"), "evidence", "verify",
+                             str(demo_dir / "evidence-8.5.1")], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x",
+                                               "TICKETLINT_DEMO_SNOW_PASSWORD": "x"})
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def run_sync(tmp_path: Path, anchor: int, faults: str | None) -> tuple[Counter, dict]:
