@@ -1,0 +1,355 @@
+"""Streaming evaluation: the sync's chunked, store-fed evaluation equals whole-list evaluation.
+
+The dataset mixes every process over two sources with the cross-record cases the index
+serves: incidents recurring on a CI with and without a problem link (PRB004), references
+to unknown CIs (CFG003), releases whose changes are approved, standard, unapproved or
+missing (REL001). The run streams it in chunks of 7 records, and writes its diff 5
+findings at a time, so chunk edges fall everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import sys
+import types
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sync.runner as runner_mod
+import sync.store as store_mod
+from config import Config
+from mapping.model import BaseRecord, record_from_dict
+from rules.declarative import DeclarativeRule, build_rule
+from rules.engine import Engine, RecordIndex
+from rules.registry import load_registry, rule
+from rules.outcome import PASS
+from sync import store as repo
+from sync.db import Store
+from sync.progress import Progress
+from sync.runner import SyncOptions, SyncRunner
+from sync_fakes import FakeConnector
+from sync.models import FindingRow
+from sqlalchemy import select
+
+AS_OF = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+SOURCES = {"jira-prod": "jira", "snow-prod": "servicenow"}
+STREAMS = ("ci", "change", "incident", "problem", "release", "service_request")
+
+
+def _t(rng: random.Random, days: int = 60) -> str:
+    return (AS_OF - timedelta(days=rng.uniform(0.1, days))).isoformat()
+
+
+def _person(rng: random.Random) -> dict[str, Any] | None:
+    return rng.choice([None, {"id": f"u{rng.randint(1, 9)}", "name": f"User {rng.randint(1, 9)}"}])
+
+
+def dataset(seed: int = 20) -> dict[str, dict[str, list[BaseRecord]]]:
+    """About 600 mapped records over two sources, every process, many cross-record cases."""
+    rng = random.Random(seed)
+    data: dict[str, dict[str, list[BaseRecord]]] = {}
+    for source, system in SOURCES.items():
+        streams: dict[str, list[dict[str, Any]]] = {s: [] for s in STREAMS}
+        base = {"source": source, "system": system}
+        cis = [f"{source[:4]}-ci-{i}" for i in range(25)]
+        for i, ci in enumerate(cis):
+            streams["ci"].append({**base, "process": "ci", "key": ci, "native_id": f"sys{i:04d}{source[:2]}",
+                                  "title": f"server {i}", "url": f"https://x/{ci}",
+                                  "status": rng.choice(["installed", "retired", "planned", None]),
+                                  "owner": _person(rng), "support_group": rng.choice([None, "", "ops"]),
+                                  "last_verified_at": rng.choice([None, "", _t(rng, 400)]),
+                                  "ci_class": rng.choice(["server", None]), "updated_at": _t(rng),
+                                  "raw": {"sys_id": f"sys{i:04d}"}})
+        for i in range(60):
+            key = f"CHG-{i}"
+            state = rng.choice(["new", "authorize", "scheduled", "implement", "closed", "cancelled", None])
+            approvals = rng.choice([None, [], [{"approver": {"name": "cab"}, "decision":
+                                                rng.choice(["approved", "rejected", "pending"])}]])
+            streams["change"].append({
+                **base, "process": "change", "key": key, "state": state, "raw_state": "Weird",
+                "change_type": rng.choice(["standard", "normal", "emergency", "", None]),
+                "approvals": approvals, "backout_plan": rng.choice(["", "roll back", None]),
+                "implementation_plan": rng.choice(["", "do it"]), "test_plan": rng.choice(["", "t", None]),
+                "risk": rng.choice(["high", "", None]), "assignee": _person(rng),
+                "ci_refs": rng.choice([[], [rng.choice(cis)], ["ghost-ci"], None]),
+                "created_at": _t(rng), "updated_at": _t(rng), "review": rng.choice(
+                    [None, {"completed": False}, {"completed": True, "at": _t(rng)}]),
+                "raw": {"key": key, "fields": {"summary": "x" * 50}},
+            })
+        for i in range(240):
+            key = f"INC-{i}"
+            hot = cis[i % 4]  # four CIs with many incidents: PRB004 fails and passes
+            streams["incident"].append({
+                **base, "process": "incident", "key": key,
+                "state": rng.choice(["new", "in_progress", "resolved", "closed", "cancelled", None]),
+                "major": rng.choice([True, False, None]), "priority": rng.choice([1, 2, 3, 4, "", None]),
+                "ci_refs": rng.choice([[hot], [hot, rng.choice(cis)], ["ghost-ci"], [], None,
+                                       [f"sys{i % 25:04d}{source[:2]}"]]),
+                "links": rng.choice([None, [], [{"kind": "problem", "key": "PRB-1"}] if i % 9 == 0 else []]),
+                "created_at": rng.choice([_t(rng, 45), "", None]), "updated_at": _t(rng),
+                "resolved_at": rng.choice([_t(rng), "", None]), "assignee": _person(rng),
+                "group": rng.choice([None, "", "desk"]), "resolution_notes": rng.choice(["", "fixed", None]),
+                "resolution_code": rng.choice(["", "solved", None]),
+                "raw": {"number": key, "payload": list(range(20))},
+            })
+        for i in range(40):
+            streams["problem"].append({
+                **base, "process": "problem", "key": f"PRB-{i}",
+                "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
+                "root_cause": rng.choice(["", "disk", None]), "workaround": rng.choice(["", "reboot"]),
+                "known_error": rng.choice([True, False, None]), "created_at": _t(rng),
+                "updated_at": _t(rng, 200), "raw": {},
+            })
+        for i in range(30):
+            links = [{"kind": "change", "key": f"CHG-{rng.randint(0, 70)}"} for _ in range(rng.randint(0, 3))]
+            streams["release"].append({
+                **base, "process": "release", "key": f"REL-{i}",
+                "state": rng.choice(["new", "in_progress", "resolved", "closed", "cancelled", None]),
+                "links": rng.choice([None, links, links]), "updated_at": _t(rng), "raw": {},
+            })
+        for i in range(50):
+            streams["service_request"].append({
+                **base, "process": "service_request", "key": f"REQ-{i}",
+                "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
+                "approval_required": rng.choice([True, False, None]),
+                "approvals": rng.choice([None, [], [{"approver": {"name": "boss"}, "decision": "approved"}]]),
+                "resolution_notes": rng.choice(["", "done", None]), "updated_at": _t(rng), "raw": {},
+            })
+        data[source] = {s: [record_from_dict(d) for d in rows] for s, rows in streams.items()}
+    return data
+
+
+def states(store: Store) -> dict[tuple[str, str, str], str]:
+    """(source, rule, key) -> state (the sources share keys)."""
+    with store.session() as s:
+        return {(r.source, r.rule, r.key): r.state for r in s.scalars(select(FindingRow))}
+
+
+def iso_engine(cfg: Any = None) -> Engine:
+    return Engine(load_registry().select(["ALL"], []))
+
+
+class Streams:
+    """Fake connectors over the dataset, one stream per process."""
+
+    def __init__(self, data: dict[str, dict[str, list[BaseRecord]]]) -> None:
+        self.data = data
+
+    def factory(self, source_cfg: Any) -> FakeConnector:
+        return FakeConnector(source_cfg.name, {k: list(v) for k, v in self.data[source_cfg.name].items()},
+                             page_size=50)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_mod, "EVAL_CHUNK", 7)
+    monkeypatch.setattr(store_mod, "FINDING_CHUNK", 5)
+
+
+def _runner(cfg: Config, store: Store, data: Any, engine: Any = iso_engine, **options: Any) -> SyncRunner:
+    return SyncRunner(cfg, SyncOptions(**{"as_of": AS_OF, "notify": False, "writeback": False, **options}),
+                      store=store, connector_factory=Streams(data).factory, engine_factory=engine,
+                      progress=Progress(io.StringIO()))
+
+
+def _whole(store: Store, source: str, engine: Engine) -> Any:
+    with store.session() as s:
+        records = list(repo.load_records(s, source))
+    return engine.evaluate(records, as_of=AS_OF)
+
+
+def test_dataset_exercises_the_cross_record_rules(cfg: Config, store: Store) -> None:
+    data = dataset()
+    _runner(cfg, store, data).run()
+    for source in SOURCES:
+        ev = _whole(store, source, iso_engine())
+        for code in ("PRB004", "CFG003", "REL001"):
+            assert ev.counts[code]["FAIL"] > 0 and ev.counts[code]["PASS"] > 0, (source, code, ev.counts[code])
+        assert ev.counts["REL001"]["NOT_EVALUATED"] > 0  # a linked change is missing
+
+
+def test_streamed_evaluation_equals_whole_list_evaluation(cfg: Config, store: Store, small_chunks: None) -> None:
+    data = dataset()
+    runner = _runner(cfg, store, data)
+    result = runner.run()
+    assert [s.status for s in result.sources] == ["ok", "ok"]
+    engine = iso_engine()
+    assert engine.reads_raw is False  # the index and the chunks load no raw JSON
+    for source in SOURCES:
+        whole = _whole(store, source, engine)
+        with store.session() as s:
+            assert len(list(repo.load_records(s, source, processes=RecordIndex.PROCESSES))) < whole.records
+        streamed, evaluation = runner._evaluate_source(source, AS_OF, AS_OF, None)
+        assert [f.to_dict() for f in streamed] == [f.to_dict() for f in whole.findings]
+        assert evaluation.counts == whole.counts
+        assert evaluation.not_evaluated == whole.not_evaluated
+        assert (evaluation.records, evaluation.rule_errors) == (whole.records, whole.rule_errors)
+        # the run stored exactly these findings and counted the same outcomes
+        res = next(r for r in result.sources if r.name == source)
+        assert res.outcomes == {code: dict(c) for code, c in whole.counts.items()}
+        assert res.diff.counts() == {"new": len(whole.findings)}
+        assert [c.finding.to_dict() for c in res.diff.changes] == [f.to_dict() for f in whole.findings]
+        with store.session() as s:
+            stored = repo.stored_findings(s, source)
+        assert set(stored) == {f.fingerprint for f in whole.findings}
+
+
+def test_chunked_diff_keeps_the_lifecycle(cfg: Config, store: Store, small_chunks: None) -> None:
+    """Second and third runs: resolved, reopened and still-open across chunk edges."""
+    data = dataset()
+    _runner(cfg, store, data).run()
+    first = states(store)
+    changed = dataset(seed=21)  # another draw: many findings resolve, others appear
+    second = _runner(cfg, store, changed, full=True).run()
+    engine = iso_engine()
+    for source in SOURCES:
+        whole = _whole(store, source, engine)
+        res = next(r for r in second.sources if r.name == source)
+        counts = res.diff.counts()
+        assert counts["resolved"] > 0 and counts["new"] > 0 and counts["open"] > 0
+        assert counts["new"] + counts["open"] == len(whole.findings)
+    after = states(store)
+    now_failing = {(f.source, f.code, f.key) for source in SOURCES for f in _whole(store, source, engine).findings}
+    assert {k for k, v in after.items() if v == "open"} == now_failing
+    assert all(after[k] == "resolved" for k in first if k not in now_failing)
+    third = _runner(cfg, store, data, full=True).run()
+    assert sum(r.diff.counts()["reopened"] for r in third.sources) > 0
+    assert {k for k, v in states(store).items() if v == "open"} == {k for k, v in first.items() if v == "open"}
+
+
+def test_dry_run_streams_stored_records_overlaid_with_what_was_read(cfg: Config, store: Store,
+                                                                  small_chunks: None) -> None:
+    data = dataset()
+    _runner(cfg, store, data).run()
+    changed = dataset(seed=21)
+    before = states(store)
+    dry = _runner(cfg, store, changed, dry_run=True).run()
+    assert states(store) == before  # nothing written
+    real = _runner(cfg, store, changed).run()
+    for d, r in zip(dry.sources, real.sources):
+        assert d.diff.counts() == r.diff.counts()
+        assert d.outcomes == r.outcomes
+
+
+def test_full_run_leaves_out_records_gone_at_the_source(cfg: Config, store: Store, small_chunks: None) -> None:
+    data = dataset()
+    _runner(cfg, store, data).run()
+    fewer = {s: {st: recs[: len(recs) // 2] for st, recs in streams.items()} for s, streams in data.items()}
+    result = _runner(cfg, store, fewer, full=True).run()
+    for res in result.sources:
+        kept = sum(len(v) for v in fewer[res.name].values())
+        assert res.evaluated == kept
+        assert res.diff.counts()["resolved"] > 0
+        assert {c.resolution for c in res.diff.of_kind("resolved")} >= {"record deleted"}
+
+
+# --- which rules need the raw JSON --------------------------------------------------------
+
+def test_builtin_pack_never_reads_raw_json() -> None:
+    pack_dir = Path(__file__).resolve().parents[2] / "rules" / "packs" / "iso20000"
+    for path in pack_dir.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\.raw\b(?!_)|\[\s*['\"]raw['\"]\s*\]|['\"]raw['\"]", text), path
+
+
+def _declarative(field: str) -> Any:
+    return build_rule(DeclarativeRule.model_validate({
+        "code": "PAY001", "name": "pay", "title": "t", "process": "change",
+        "when": {"all": [{"field": "key", "matches": "PAY-*"}]}, "require": {"not": {"field": field, "empty": True}}}))
+
+
+def test_reads_raw_only_when_a_rule_may_read_it() -> None:
+    builtin = load_registry().select(["ALL"], [])
+    assert Engine(builtin).reads_raw is False
+    assert Engine([*builtin, _declarative("test_plan")]).reads_raw is False
+    assert Engine([*builtin, _declarative("raw.fields.customfield_10042")]).reads_raw is True
+
+    @rule(code="XTR001", name="x", title="x", severity="low", clause="1", applies_to=["change"])
+    def other_pack(record: Any, ctx: Any) -> Any:
+        """**Why**
+
+        x
+
+        **Remediation**
+
+        x
+        """
+        return PASS
+
+    assert Engine([other_pack]).reads_raw is True  # unknown pack: may read anything
+
+
+def test_raw_json_is_loaded_when_a_rule_reads_it(cfg: Config, store: Store, small_chunks: None) -> None:
+    """Without the raw JSON the field would be missing (NOT_EVALUATED); with it, PASS."""
+    data = dataset()
+    raw_rule = _declarative("raw.fields.summary")
+    renamed = {s: {st: [r.model_copy(update={"key": "PAY-" + r.key}) for r in recs] for st, recs in streams.items()}
+               for s, streams in data.items()}
+    result = _runner(cfg, store, renamed, engine=lambda c: Engine([raw_rule])).run()
+    changes = data["jira-prod"]["change"]
+    cancelled = sum(1 for r in changes if r.state == "cancelled")
+    assert result.sources[0].outcomes["PAY001"] == {"PASS": len(changes) - cancelled, "NOT_APPLICABLE": cancelled}
+
+
+# --- dry run: the write-back preview --------------------------------------------------------
+
+class Planned:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def describe(self) -> str:
+        return self.text
+
+
+def _fake_writeback(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> list[Any]:
+    calls: list[Any] = []
+    module = types.ModuleType("sync.writeback")
+    for name, value in attrs.items():
+        setattr(module, name, value)
+    monkeypatch.setitem(sys.modules, "sync.writeback", module)
+    return calls
+
+
+def test_dry_run_prints_the_planned_writes(cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    def preview(st: Store, c: Config, result: Any) -> list[Any]:
+        seen.append(result)
+        return [Planned("label ticketlint-CHG001 on jira-prod/CHG-1"), "comment on snow-prod/INC-2"]
+
+    _fake_writeback(monkeypatch, preview=preview)
+    err = io.StringIO()
+    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)
+    runner.progress = Progress(err)
+    result = runner.run()
+    assert seen == [result] and result.dry_run
+    text = err.getvalue()
+    assert "write-back would make 2 write(s):" in text
+    assert "label ticketlint-CHG001 on jira-prod/CHG-1" in text and "comment on snow-prod/INC-2" in text
+
+    # not asked for with --no-writeback, nor on a real run (that one writes back instead)
+    seen.clear()
+    _runner(cfg, store, dataset(), dry_run=True, writeback=False).run()
+    _runner(cfg, store, dataset(), writeback=True).run()
+    assert seen == []
+
+
+def test_dry_run_tolerates_a_missing_or_failing_preview(cfg: Config, store: Store,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_writeback(monkeypatch)  # the module without preview()
+    assert _runner(cfg, store, dataset(), dry_run=True, writeback=True).run().exit_code == 0
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("no tracker")
+
+    _fake_writeback(monkeypatch, preview=broken)
+    err = io.StringIO()
+    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)
+    runner.progress = Progress(err)
+    assert runner.run().exit_code == 0
+    assert "sync.writeback.preview failed: no tracker" in err.getvalue()
