@@ -197,7 +197,8 @@ class JiraApi:
             more = False
             for row in rows[pos:]:
                 idx = row[-1]
-                if not J.matches(q, d.key(idx), d.project(idx), d.type_name(idx), d.updated[idx]):
+                if not J.matches(q, d.key(idx), d.project(idx), d.type_name(idx), d.updated[idx],
+                                 labels=lambda idx=idx: d.issue(idx)["fields"].get("labels") or []):
                     continue
                 if len(picked) == limit:
                     more = True

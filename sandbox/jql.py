@@ -2,7 +2,8 @@
 
 Clauses joined by ``AND`` (optionally parenthesised): ``project in (A, B)`` /
 ``project = A``, ``issuetype in ("A", "B")`` / ``issuetype = A``, ``key in (...)`` /
-``key = K``, ``updated >= "yyyy/MM/dd HH:mm"`` (also ``>``, ``<``, ``<=``; interpreted in
+``key = K``, ``labels = L`` / ``labels in (L1, L2)`` (case-insensitive, as Jira's label
+search is), ``updated >= "yyyy/MM/dd HH:mm"`` (also ``>``, ``<``, ``<=``; interpreted in
 the API user's time zone, as Jira does), then ``ORDER BY field [ASC|DESC], ...``. A query
 with no restriction is unbounded and refused, as ``/search/jql`` refuses it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 
@@ -24,12 +26,13 @@ class Jql:
     projects: set[str] | None = None
     types: set[str] | None = None
     keys: set[str] | None = None
+    labels: set[str] | None = None
     updated: list[tuple[str, int]] = field(default_factory=list)  # (op, epoch ms)
     order: tuple[tuple[str, bool], ...] = (("created", False),)
 
     @property
     def bounded(self) -> bool:
-        return any(x is not None for x in (self.projects, self.types, self.keys)) or bool(self.updated)
+        return any(x is not None for x in (self.projects, self.types, self.keys, self.labels)) or bool(self.updated)
 
 
 _TOKEN = re.compile(r'\s*(\(|\)|,|>=|<=|!=|=|>|<|"(?:[^"\\]|\\.)*"|\'[^\']*\'|[^\s(),=<>!"]+)')
@@ -97,6 +100,9 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
             q.types = {v.lower() for v in values} if q.types is None else q.types & {v.lower() for v in values}
         elif name in ("key", "issuekey", "id") and op in ("in", "="):
             q.keys = {v.upper() for v in values}
+        elif name == "labels" and op in ("in", "="):
+            wanted = {v.casefold() for v in values}
+            q.labels = wanted if q.labels is None else q.labels & wanted
         elif name == "updated" and op in (">=", ">", "<=", "<"):
             q.updated.append((op, _when(values[0], zone)))
         else:
@@ -132,12 +138,16 @@ def _when(text: str, zone: ZoneInfo) -> int:
                    "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd'.")
 
 
-def matches(q: Jql, key: str, project: str, type_name: str, updated: int) -> bool:
+def matches(q: Jql, key: str, project: str, type_name: str, updated: int,
+            labels: Callable[[], list[str]] | None = None) -> bool:
+    """Whether an issue matches; ``labels`` is asked only when the query names labels."""
     if q.projects is not None and project not in q.projects:
         return False
     if q.types is not None and type_name.lower() not in q.types:
         return False
     if q.keys is not None and key not in q.keys:
+        return False
+    if q.labels is not None and not q.labels & {str(v).casefold() for v in (labels() if labels else [])}:
         return False
     for op, ms in q.updated:
         # JQL compares at minute precision in the user's zone

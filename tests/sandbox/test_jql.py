@@ -45,3 +45,21 @@ def test_unbounded_query_has_no_restriction():
 def test_unsupported_is_an_error(text):
     with pytest.raises(JqlError):
         parse(text, DENVER)
+
+
+def test_labels_clause_is_case_insensitive_and_asks_labels_lazily():
+    q = parse("labels = TicketLint", DENVER)
+    assert q.bounded and q.labels == {"ticketlint"}
+    asked = []
+
+    def labels():
+        asked.append(1)
+        return ["ticketlint", "other"]
+
+    assert matches(q, "OPS-1", "OPS", "Incident", 0, labels=labels)
+    assert not matches(q, "OPS-1", "OPS", "Incident", 0, labels=lambda: ["other"])
+    assert not matches(q, "OPS-1", "OPS", "Incident", 0)
+    assert asked == [1]
+    assert parse("project = OPS", DENVER).labels is None
+    both = parse("labels in (a, B) AND project = OPS", DENVER)
+    assert both.labels == {"a", "b"}

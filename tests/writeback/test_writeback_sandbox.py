@@ -76,6 +76,14 @@ class Env:
         r.raise_for_status()
         return r.json()["fields"]["labels"]
 
+    def labelled(self, label: str = "ticketlint") -> set[str]:
+        """Keys that JQL `labels = <label>` finds, as a process owner's filter would."""
+        r = requests.post(f"{self.url}/rest/api/3/search/jql", auth=self.jira_auth, timeout=10,
+                          json={"jql": f"labels = {label} ORDER BY key ASC", "fields": ["labels"],
+                                "maxResults": 5000})
+        r.raise_for_status()
+        return {issue["key"] for issue in r.json()["issues"]}
+
     def our_comments(self, key: str) -> list[str]:
         from mapping.adf import adf_to_text
         r = requests.get(f"{self.url}/rest/api/3/issue/{key}/comment", params={"maxResults": 100},
@@ -119,6 +127,7 @@ def test_label_comment_and_note_then_resolved_then_nothing(env: Env) -> None:
     for key in jira:
         assert "ticketlint" in env.labels(key), key
         assert len(env.our_comments(key)) == 1, key
+    assert env.labelled() == set(jira)
     notes = env.our_notes()
     assert {sys_id: notes[sys_id] for sys_id in snow.values()} == {sys_id: 1 for sys_id in snow.values()}
     assert set(notes) == set(snow.values())  # nothing on records without findings
@@ -146,6 +155,7 @@ def test_label_comment_and_note_then_resolved_then_nothing(env: Env) -> None:
     assert len(inc_notes) == 2 and "is resolved" in inc_notes[-1]
     for key in env.flagged("jira-sandbox"):
         assert "ticketlint" in env.labels(key) and len(env.our_comments(key)) == 1, key
+    assert env.labelled() == set(env.flagged("jira-sandbox"))
 
     before = env.writes()
     third = env.sync()
