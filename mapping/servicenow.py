@@ -55,7 +55,7 @@ it holds a true boolean, a non-empty text or a date, and a date there is ``revie
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
@@ -64,6 +64,7 @@ from mapping.common import (
 )
 from mapping.model import (
     build,
+    builder,
     CHANGE_STATES,
     CI_STATUSES,
     TICKET_STATES,
@@ -157,14 +158,16 @@ def _scalar(value: Any, column: str) -> str:
 def _get(row: Mapping[str, Any], column: str) -> Any:
     """The column's text, or ``_ABSENT`` when the row does not carry the column."""
     value = row.get(column, _ABSENT)
-    if value is _ABSENT:
-        return _ABSENT
+    if value.__class__ is str or value is _ABSENT:  # raw Table API values: the hot path
+        return value
     return _scalar(value, column)
 
 
 def _reference(row: Mapping[str, Any], column: str) -> tuple[Any, str | None]:
     """(sys_id text or ``_ABSENT``, display value from a ``display_value=all`` object)."""
     value = row.get(column, _ABSENT)
+    if value.__class__ is str:
+        return value, None
     if value is _ABSENT:
         return _ABSENT, None
     if isinstance(value, dict):
@@ -177,7 +180,7 @@ def _dotted(row: Mapping[str, Any], column: str) -> str | None:
     value = row.get(column)
     if value is None:
         return None
-    text = _scalar(value, column)
+    text = value if value.__class__ is str else _scalar(value, column)
     return text or None
 
 
@@ -188,11 +191,18 @@ def _time(text: str, column: str) -> datetime | str:
     if not value:
         return ""
     if len(value) == 19 and value[10] == " " and value[4] == "-" and value[13] == ":":
+        try:  # parsing the UTC offset costs less than ``replace(tzinfo=...)`` afterwards
+            return _fromisoformat(value + "+00:00")
+        except ValueError:
+            pass  # e.g. the value carries an offset of its own: the old way decides
         try:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+            return _fromisoformat(value).replace(tzinfo=timezone.utc)
         except ValueError:
             pass
     raise ValueError(f"column {column!r}: {text!r} is not a 'yyyy-MM-dd HH:mm:ss' time")
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def _flag(text: str) -> bool:
@@ -212,6 +222,9 @@ class _Ctx:
     """What a reader may need besides the row."""
 
     ci_names: Mapping[str, str]
+    people: dict[tuple[Any, ...], Person] = field(default_factory=dict)
+    """One immutable Person per (sys_id, name, email), shared across records (fewer
+    objects to build and for the garbage collector to scan)."""
 
 
 class _Reader:
@@ -229,8 +242,10 @@ class _Text(_Reader):
         self.columns = (column,)
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
-        text = _get(row, self.column)
-        return None if text is _ABSENT else text
+        value = row.get(self.column, _ABSENT)
+        if value.__class__ is str:
+            return value
+        return None if value is _ABSENT else _scalar(value, self.column)
 
 
 class _Choice(_Text):
@@ -260,6 +275,10 @@ class _Time(_Reader):
         self.columns = columns
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
+        if len(self.columns) == 1:
+            column = self.columns[0]
+            text = _get(row, column)
+            return None if text is _ABSENT else _time(text, column)
         result: Any = None
         for column in self.columns:
             text = _get(row, column)
@@ -332,7 +351,14 @@ class _PersonRef(_Reader):
             if sys_id is _ABSENT or not sys_id.strip():
                 continue
             name = _dotted(row, f"{column}.name") or display or _dotted(row, f"{column}.user_name")
-            return build(Person, id=sys_id, name=name, email=_dotted(row, f"{column}.email"))
+            email = _dotted(row, f"{column}.email")
+            token = (sys_id, name, email)
+            person = ctx.people.get(token)
+            if person is None:
+                if len(ctx.people) > 100_000:  # bounded, as in the Jira mapper
+                    ctx.people.clear()
+                person = ctx.people[token] = _PERSON(sys_id, name, email)
+            return person
         return None
 
 
@@ -551,6 +577,7 @@ class ServiceNowMapper:
         self.tables = {**DEFAULT_TABLES, **dict(options.tables)}
         self._by_table = {table: process for process, table in self.tables.items()}
         self._plans = {process: self._plan(process) for process in DEFAULT_TABLES}
+        self._people: dict[tuple[Any, ...], Person] = {}
 
     # public lookups
     def table(self, process: str) -> str:
@@ -634,8 +661,8 @@ class ServiceNowMapper:
         report = MappingReport()
         for warning in plan.warnings:
             report.warnings[warning] += 1
-        ctx = _Ctx(ci_names=ci_names or {})
-        approvals_by_task = _index_approvals(approvals, report) if approvals is not None else None
+        ctx = _Ctx(ci_names=ci_names or {}, people=self._people)
+        approvals_by_task = _index_approvals(approvals, report, ctx) if approvals is not None else None
         cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
         records: list[BaseRecord] = []
         source = self.options.source
@@ -728,10 +755,10 @@ class ServiceNowMapper:
 # --- approvals and task_ci -----------------------------------------------------------------
 
 _APPROVER = _PersonRef("approver")
-_NO_CI_NAMES = _Ctx(ci_names={})
+_PERSON = builder(Person, ("id", "name", "email"))
 
 
-def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, list[Approval]]:
+def _index_approvals(rows: Iterable[dict], report: MappingReport, ctx: _Ctx) -> dict[str, list[Approval]]:
     """sysapproval_approver rows -> approvals per task sys_id (settled 13)."""
     by_task: dict[str, list[Approval]] = defaultdict(list)
     for row in rows:
@@ -751,7 +778,7 @@ def _index_approvals(rows: Iterable[dict], report: MappingReport) -> dict[str, l
             if decision is None:
                 report.warnings[f"approval state {state!r} skipped"] += 1
                 continue
-            approver = _APPROVER.read(row, _NO_CI_NAMES) or build(Person)
+            approver = _APPROVER.read(row, ctx) or build(Person)
             decided_at = None
             if decision in ("approved", "rejected"):
                 updated = _get(row, "sys_updated_on")
