@@ -748,7 +748,8 @@ class ServiceNowConnector:
                     # R: the instance's clock when the read began, minus the lookback
                     began = self.server_time or datetime.now(timezone.utc)
                     index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
-                    self._check_fields(report, spec.table, page.rows, spec.fields) if page.rows else None
+                    if page.rows:
+                        self._check_fields(report, spec.table, page.rows, spec.fields)
                 if page.inaccessible:
                     report.warnings[f"{spec.table}: inaccessible rows skipped"] += page.inaccessible
                 for row in page.rows:
