@@ -134,15 +134,25 @@ def truthy_flag(value: Any) -> bool:
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, promote: bool = False) -> Iterator[None]:
     """Pause the cyclic garbage collector around a batch that allocates many long-lived
     objects (mapping a page, evaluating a run). Those objects hold no cycles, yet each
     allocation burst triggers full collections that re-scan everything built so far:
-    about a third of the mapping time. Nested use is safe."""
+    about a third of the mapping time. Nested use is safe.
+
+    ``promote=True`` (the mappers): when the outermost pause ends, what the batch built
+    moves straight to the oldest generation instead of being scanned by the next young
+    collection and the one after it (~15% of mapping time). Nothing is lost: a cycle
+    built during the batch is still found, by the next full collection. Skipped when
+    the process keeps objects frozen on purpose (``gc.freeze()``, e.g. before a fork),
+    whose freeze ``gc.unfreeze()`` would undo."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if promote and gc.get_freeze_count() == 0:
+                gc.freeze()  # every tracked object -> the permanent generation ...
+                gc.unfreeze()  # ... -> the oldest generation, no scan either way
             gc.enable()

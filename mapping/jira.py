@@ -310,7 +310,7 @@ class JiraMapper:
                    approvals: Mapping[str, list[dict]] | None = None,
                    ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
-        with gc_paused():
+        with gc_paused(promote=True):
             return self._map_issues_unpaused(issues, changelogs=changelogs, approvals=approvals)
 
     def _map_issues_unpaused(

@@ -644,7 +644,7 @@ class ServiceNowMapper:
                  task_ci: Iterable[dict] | None = None, ci_names: Mapping[str, str] | None = None,
                  ) -> tuple[list[BaseRecord], MappingReport]:
         """Map the rows of one table; never raises for bad rows (they become errors)."""
-        with gc_paused():
+        with gc_paused(promote=True):
             return self._map_rows_unpaused(process, rows, approvals=approvals, task_ci=task_ci, ci_names=ci_names)
 
     def _map_rows_unpaused(
