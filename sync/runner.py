@@ -313,13 +313,16 @@ class SyncRunner:
             gone: set[str] = set()
             if self.options.full and pending is None:
                 gone = set(repo.unseen_keys(s, source, started))
+            # Raw JSON only when a rule may read it; the index holds CI records whole, so
+            # such a rule sees the same CIs through it as in a whole-list evaluation.
+            with_raw = self.engine.reads_raw
             index = RecordIndex()
-            for record in self._records(s, source, pending, gone, with_raw=False,
+            for record in self._records(s, source, pending, gone, with_raw=with_raw,
                                         processes=RecordIndex.PROCESSES):
                 index.add(record)
             stream = self.engine.stream(as_of=as_of, index=index)
             findings: list[Finding] = []
-            records = self._records(s, source, pending, gone, with_raw=self.engine.reads_raw)
+            records = self._records(s, source, pending, gone, with_raw=with_raw)
             for chunk in _chunks(records, EVAL_CHUNK):
                 findings.extend(f for f in stream.feed(chunk) if f.source == source)
             findings.extend(f for f in stream.finish() if f.source == source)
@@ -341,15 +344,6 @@ class SyncRunner:
         for record in pending.values():
             if processes is None or record.process in processes:
                 yield record
-
-    def _records_to_evaluate(self, source: str, started: datetime,
-                             pending: dict[str, BaseRecord] | None) -> list[BaseRecord]:
-        """Every record the run evaluates, as one list (for tests and tools; the run streams)."""
-        with self.store.session() as s:
-            gone: set[str] = set()
-            if self.options.full and pending is None:
-                gone = set(repo.unseen_keys(s, source, started))
-            return list(self._records(s, source, pending, gone, with_raw=True))
 
     @retry_locked
     def _commit(self, source: str, findings: list[Finding], marks: dict[str, datetime],
