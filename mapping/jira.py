@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from mapping.adf import adf_to_text
 from mapping.common import MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
 from mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
@@ -683,7 +684,12 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
         if len(ids) == 1:
             def read_text(fields: dict[str, Any]) -> str:
                 value = fields.get(first)
-                text = value if value.__class__ is str else text_of(value)
+                if value.__class__ is str:
+                    text = value
+                elif value.__class__ is dict and value.get("type") == "doc" and "content" in value:
+                    text = adf_to_text(value)  # what text_of does with an ADF document
+                else:
+                    text = text_of(value)
                 return text if text.strip() else ""
             return read_text
 

@@ -202,8 +202,16 @@ def time_of(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, dict):  # JSM {"iso8601": ..., "epochMillis": ...}
-        if value.get("iso8601"):
-            return parse_jira_time(value["iso8601"])
+        iso = value.get("iso8601")
+        if iso:
+            # JSM's ``2025-11-21T21:28:37+0000`` (approvals): parsed in C where possible
+            if _FROMISO_BASIC_OFFSET and iso.__class__ is str and len(iso) == 24 and iso[10] == "T" \
+                    and iso[19] in "+-":
+                try:
+                    return _fromisoformat(iso).astimezone(timezone.utc)
+                except ValueError:
+                    pass  # parse_jira_time words the error
+            return parse_jira_time(iso)
         if value.get("epochMillis") is not None:
             return epoch_time(value["epochMillis"])
         raise ValueError(f"date object without iso8601 or epochMillis: {sorted(value)}")

@@ -105,6 +105,13 @@ def test_jira_time_fast_path_equals_the_slicing_and_the_general_parser(text: str
     assert got is not None and got.tzinfo is UTC
 
 
+@pytest.mark.parametrize("text", ["2025-11-21T21:28:37+0000", "2025-11-21T21:28:37-0730", "2025-11-21T21:28:37Z",
+                                  "2025-11-21T21:28:37.5+01:00"])
+def test_jsm_date_objects_parse_as_before(text: str) -> None:
+    got = time_of({"iso8601": text, "epochMillis": 0})
+    assert got == parse_jira_time(text) and got is not None and got.tzinfo is UTC
+
+
 @pytest.mark.parametrize("text", [
     "2026-03-02T14:10:05.123+2400", "2026-03-02T24:00:00.000+0000", "2026-03-02T14:10:05.123-07:0",
     "2026-02-30T14:10:05.123+0000", "yesterday at noon, or so...",
@@ -114,6 +121,8 @@ def test_jira_time_bad_values_fail_as_before(text: str) -> None:
         parse_jira_time(text)
     with pytest.raises(ValueError):
         time_of(text)
+    with pytest.raises(ValueError):
+        time_of({"iso8601": text})
 
 
 def test_servicenow_time_fast_path_and_values_with_their_own_offset() -> None:
