@@ -50,7 +50,7 @@ CRASH_ENV = "TICKETLINT_TEST_CRASH_AT"
 CONNECTOR_ENV = "TICKETLINT_TEST_CONNECTOR"
 ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
 CRASH_POINTS = ("after-upsert", "before-commit", "after-commit")
-EVAL_CHUNK = 1000  # records per engine step: bounded memory, negligible per-chunk overhead
+EVAL_CHUNK = 500  # records per engine step: bounded memory, negligible per-chunk overhead
 
 SourceConfig = JiraSource | ServiceNowSource
 ConnectorFactory = Callable[[SourceConfig], Connector]
@@ -316,7 +316,7 @@ class SyncRunner:
             # Raw JSON only when a rule may read it; the index holds CI records whole, so
             # such a rule sees the same CIs through it as in a whole-list evaluation.
             with_raw = self.engine.reads_raw
-            index = RecordIndex()
+            index = RecordIndex(slim_cis=not self.engine.reads_index_records)
             for record in self._records(s, source, pending, gone, with_raw=with_raw,
                                         processes=RecordIndex.PROCESSES):
                 index.add(record)

@@ -52,7 +52,7 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
 
 
 def load_records(session: Session, source: str, *, with_raw: bool = True,
-                 processes: Collection[str] | None = None, yield_per: int = 1000) -> Iterator[BaseRecord]:
+                 processes: Collection[str] | None = None, yield_per: int = 500) -> Iterator[BaseRecord]:
     """Every stored, non-deleted record of a source, streamed (memory stays flat).
 
     ``with_raw=False`` leaves the source JSON out (``raw`` is ``{}``): most of a record's
