@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from sqlalchemy import text
 
 from config import Config, parse_config
 from sync.db import Store, open_store
 from sync.progress import Progress
 from sync.runner import SyncOptions, SyncResult, run_sync
 from sync_fakes import FakeConnector, engine
+from sync_helpers import TABLES, reset_pg  # noqa: F401  (tests import them from here too)
 
 PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
-TABLES = ("finding_events", "notification_outbox", "writeback_log", "findings", "watermarks",
-          "waivers", "records", "runs", "alembic_version")
 
 
 def _pg_url() -> str:
@@ -28,15 +26,6 @@ def _pg_url() -> str:
         pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
     pytest.importorskip("psycopg")
     return url
-
-
-def reset_pg(url: str) -> None:
-    """Drop every table so each test starts from an empty, then migrated, database."""
-    store = open_store(url, migrate=False)
-    with store.engine.begin() as conn:
-        for table in TABLES:
-            conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
-    store.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

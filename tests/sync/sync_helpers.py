@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from sync.db import Store
+from sync.db import Store, open_store
 from sync.models import FindingEventRow, FindingRow
 
 
@@ -21,3 +21,19 @@ def events(store: Store) -> list[tuple[str, str, str]]:
                          .join(FindingEventRow, FindingEventRow.finding_id == FindingRow.id)
                          .order_by(FindingEventRow.id))
         return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+TABLES = ("finding_events", "notification_outbox", "writeback_log", "findings", "watermarks",
+          "waivers", "records", "runs", "alembic_version")
+
+
+def reset_pg(url: str) -> None:
+    """Drop every table so each test starts from an empty, then migrated, database.
+
+    Lives here, not in conftest.py: with tests/cli in the same run, ``import conftest``
+    can name another directory's conftest."""
+    store = open_store(url, migrate=False)
+    with store.engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+    store.dispose()

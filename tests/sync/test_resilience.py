@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import reset_pg
+from sync_helpers import reset_pg
 from sync.db import open_store
 from sync_fakes import change, incident, write_data
 from sync_helpers import events, states

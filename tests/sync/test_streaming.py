@@ -282,6 +282,9 @@ def test_reads_raw_only_when_a_rule_may_read_it() -> None:
         return PASS
 
     assert Engine([other_pack]).reads_raw is True  # unknown pack: may read anything
+    # and only then does the sync's index keep whole CI records
+    assert Engine([*builtin, _declarative("raw.x")]).reads_index_records is False
+    assert Engine([*builtin, other_pack]).reads_index_records is True
 
 
 def test_raw_json_is_loaded_when_a_rule_reads_it(cfg: Config, store: Store, small_chunks: None) -> None:
