@@ -271,8 +271,13 @@ class SyncRunner:
         marks: dict[str, datetime] = {}
         connector = self.connector_factory(source_cfg)
         try:
+            since_of = {stream: None if self.options.full else old_marks.get(stream)
+                        for stream in connector.streams}
+            plan = getattr(connector, "plan", None)
+            if callable(plan):  # lets a connector serve several streams' related rows in one read
+                plan(since_of)
             for stream in connector.streams:
-                since = None if self.options.full else old_marks.get(stream)
+                since = since_of[stream]
                 stats = res.streams.setdefault(stream, StreamStats())
                 t0 = time.monotonic()
                 for batch in connector.read(stream, since=since):
@@ -439,10 +444,24 @@ def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptio
         if not wanted:
             continue
         try:
-            _optional_hook(module, func, store, cfg, result)
+            outcome = _optional_hook(module, func, store, cfg, result)
         except Exception as exc:  # delivery is retried from the outbox next time
             log.debug("%s.%s failed", module, func, exc_info=True)
             progress.event("hook_failed", f"{module}.{func} failed: {exc}", level="warning")
+            continue
+        _report_hook(progress, module, outcome)
+
+
+def _report_hook(progress: Progress, module: str, outcome: Any) -> None:
+    """One line on stderr for what notification / write-back did (nothing when idle)."""
+    if module == "sync.notify" and isinstance(outcome, dict) and any(outcome.values()):
+        level = "warning" if outcome.get("failed") or outcome.get("unconfirmed") else "info"
+        progress.event("notify_done", "notifications: " + ", ".join(
+            f"{n} {state}" for state, n in outcome.items() if n), level=level, **outcome)
+    elif module == "sync.writeback" and outcome is not None and not getattr(outcome, "disabled", True):
+        failed = bool(getattr(outcome, "failed", 0) or getattr(outcome, "errors", None))
+        progress.event("writeback_done", outcome.text(), level="warning" if failed else "info",
+                       **(outcome.to_dict() if hasattr(outcome, "to_dict") else {}))
 
 
 def open_by_severity(results: Sequence[SourceResult]) -> Counter[str]:
