@@ -19,6 +19,13 @@ What it reads and how (DESIGN.md "Connectors"):
   truncated, so it is never asked for); Data Center ``expand=changelog`` (complete there).
 - Approvals: the JSM Approvals field when the search returns it, otherwise
   ``/rest/servicedeskapi/request/{key}/approval`` only for the issues the mapper says need it.
+- Reviews (settled reading 10): the incident and change streams also search the review
+  issue types. When a review issue of the read links records the read did not return
+  (only the review changed: moved to Done, or reopened), those records are re-read by key
+  after the search, with the review issues linking them, ``REVIEW_TARGETS_PER_QUERY``
+  targets a query (about ceil(targets / 100) extra searches, plus their history and approvals as
+  usual; none when no review changed or every target was read anyway, and never when the
+  caller gave ``keys``). The watermark stays the main search's.
 - CIs from JSM Assets (AQL) as the ``ci`` stream when ``assets`` is configured.
 """
 
@@ -67,6 +74,9 @@ APPROVALS_CUSTOM_TYPE = "com.atlassian.servicedesk.approvals-plugin:sd-approvals
 PROCESS_STREAMS = ("incident", "service_request", "problem", "change", "release")
 REVIEWED_PROCESSES = ("incident", "change")
 """Streams whose search also returns review issues, so the mapper can complete reviews."""
+REVIEW_TARGETS_PER_QUERY = 100
+"""Targets per ``key in (...)`` re-read of review targets (plus the review keys linking
+them, so usually at most 200 keys): a short JQL in a POST body, one page each."""
 
 # Canonical field -> (default display names, rule codes that need it). Used by `doctor`
 # to say which rules will be NOT_EVALUATED on this instance and why (RULES.md §4).
@@ -330,6 +340,11 @@ class JiraConnector:
         fields = list(dict.fromkeys([*inst.mapper.search_fields(), *ALWAYS_FIELDS]))
         approval_fields = self._approval_field_ids(inst)
         seen: dict[str, str] = {}
+        read_keys: set[str] = set()
+        # target key -> keys of the review issues of this read that link it
+        targets: dict[str, list[str]] = {}
+        review_targets = (getattr(inst.mapper, "review_targets", None)
+                          if keys is None and stream in REVIEWED_PROCESSES else None)
         buf = _Buffer(requests_mark=self.request_count)
         for page in self._search_pages(inst, jql, fields):
             for issue in page:
@@ -338,6 +353,12 @@ class JiraConnector:
                 if seen.get(issue_id) == updated:
                     continue  # the same version twice (page overlap): drop it
                 seen[issue_id] = updated
+                if isinstance(issue.get("key"), str):
+                    read_keys.add(issue["key"])
+                    for target in review_targets(issue) if review_targets is not None else ():
+                        linking = targets.setdefault(target, [])
+                        if issue["key"] not in linking:
+                            linking.append(issue["key"])
                 buf.add(issue_id, issue, needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)))
             # Cloud history costs one bulkfetch call per 1000 issues, so issues are held
             # across pages until a full batch is due; every other page is flushed at once.
@@ -346,9 +367,37 @@ class JiraConnector:
                 yield self._flush(inst, stream, buf, buf.take(CHANGELOG_BATCH), approval_fields)
         if buf.issues:
             yield self._flush(inst, stream, buf, buf.take(None), approval_fields)
+        missing = {t: reviews for t, reviews in targets.items() if t not in read_keys}
+        if missing:
+            yield from self._read_review_targets(inst, stream, missing, query=query, fields=fields,
+                                                 approval_fields=approval_fields, watermark=buf.watermark)
+
+    def _read_review_targets(self, inst: _Instance, stream: str, targets: dict[str, list[str]], *,
+                             query: str | None, fields: list[str], approval_fields: set[str],
+                             watermark: datetime | None) -> Iterator[StreamBatch]:
+        """Re-read, by key, the records that review issues of this read complete but that
+        the search did not return (they did not change themselves), each chunk together
+        with the review issues linking it so the mapper sees the review's own status and
+        resolution date (settled reading 10). Same scope, issue types and ``query``; no
+        incremental clause. A key outside the scope or of another stream's type is simply
+        not found. These batches never move the watermark: the re-read issues are older
+        than the window, or changed after the search began and are read again next time.
+        """
+        types = self._stream_types(stream)
+        for chunk in _key_chunks(targets, REVIEW_TARGETS_PER_QUERY):
+            jql = build_jql(scope=self.cfg.jql, issue_types=types, since_clause=None, query=query, keys=chunk)
+            buf = _Buffer(requests_mark=self.request_count)
+            buf.watermark = watermark
+            for page in self._search_pages(inst, jql, fields):
+                for issue in page:
+                    buf.add(str(issue.get("id") or issue.get("key")), issue,
+                            needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)))
+            # A chunk is at most REVIEW_TARGETS_PER_QUERY issues: one batch, so every target
+            # is mapped alongside the review issues that complete it.
+            yield self._flush(inst, stream, buf, buf.take(None), approval_fields, advance=False)
 
     def _flush(self, inst: _Instance, stream: str, buf: _Buffer, taken: list[tuple[str, dict[str, Any], bool]],
-               approval_fields: set[str]) -> StreamBatch:
+               approval_fields: set[str], *, advance: bool = True) -> StreamBatch:
         """Fetch history and approvals for ``taken`` (oldest first), map them, one batch."""
         issues = [issue for _, issue, _ in taken]
         changelogs: dict[str, list[dict[str, Any]]] = {}
@@ -364,7 +413,7 @@ class JiraConnector:
             if not present and inst.mapper.needs_approvals(issue):
                 approvals[issue["key"]] = self._approvals(issue["key"])
         records, report = inst.mapper.map_issues(issues, changelogs=changelogs, approvals=approvals)
-        for issue in issues:
+        for issue in issues if advance else ():
             buf.watermark = _later(buf.watermark, (issue.get("fields") or {}).get("updated") or "")
         used = self.request_count - buf.requests_mark
         buf.requests_mark = self.request_count
@@ -546,6 +595,21 @@ def _auth_kwargs(cfg: JiraSource) -> dict[str, Any]:
     if isinstance(auth, BasicAuth):
         return {"basic_auth": (auth.user, auth.password.get_secret_value())}
     raise SourceError(cfg.name, f"unsupported auth {type(auth).__name__}")  # pragma: no cover
+
+
+def _key_chunks(targets: dict[str, list[str]], limit: int) -> Iterator[list[str]]:
+    """Keys to re-read: up to ``limit`` targets a chunk, each followed by the review keys
+    linking it (once per chunk)."""
+    chunk: list[str] = []
+    count = 0
+    for target, reviews in targets.items():
+        if count >= limit:
+            yield chunk
+            chunk, count = [], 0
+        chunk.extend(k for k in dict.fromkeys((target, *reviews)) if k not in chunk)
+        count += 1
+    if chunk:
+        yield chunk
 
 
 def _issues_of(data: Any, source: str, path: str) -> list[dict[str, Any]]:

@@ -281,6 +281,31 @@ class JiraMapper:
             return None
         return self._process_by_type.get(name.strip().casefold())
 
+    def review_targets(self, issue: dict) -> list[str]:
+        """Keys of the records a review issue completes (settled reading 10): its linked
+        incidents and changes, whether the review is done or not (a reopened review takes
+        the completion back). Empty for any other issue. A linked issue whose embedded type
+        is not given counts (it may be one); one of another type does not.
+
+        The connector re-reads these when only the review issue changed, since the
+        linked record's own search hit is what carries ``review.completed``."""
+        if not self._review_enabled or self.process_of(issue) != "review":
+            return []
+        try:
+            linked_issues = _linked_issues((issue.get("fields") or {}).get("issuelinks"))
+        except ValueError:
+            return []  # a malformed link list is reported when the review is mapped
+        out: list[str] = []
+        for linked in linked_issues:
+            key = linked.get("key")
+            if not isinstance(key, str) or not key or key in out:
+                continue
+            name = _type_name(linked)
+            if name and self._process_by_type.get(name.strip().casefold()) not in ("incident", "change"):
+                continue
+            out.append(key)
+        return out
+
     def needs_history(self, issue: dict) -> bool:
         """True for changes whose issue lacks a complete history: their actual start and
         end come from it (RULES.md §1). Other processes need no transition for any rule:

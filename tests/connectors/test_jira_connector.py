@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -474,3 +475,166 @@ def test_dc_server_ignoring_start_at_fails_instead_of_looping() -> None:
     with pytest.raises(SourceError, match="startAt=0 when asked for 1"):
         list(conn.read("incident"))
     assert len(responses.calls) == SETUP_REQUESTS + 2
+
+
+# -- reviews: records completed by a review issue that changed alone (settled reading 10) -----
+
+PIR_TYPE = "Post-incident review"
+SEARCH = f"{CLOUD}/rest/api/3/search/jql"
+
+
+def review_issue(n: int, *, done: bool, updated: datetime, resolved: str | None = None) -> dict[str, Any]:
+    doc = issue(n, itype=PIR_TYPE, status="Done" if done else "In progress",
+                category="done" if done else "indeterminate", updated=updated)
+    doc["fields"]["summary"] = f"PIR: outage {n}"
+    if done:
+        doc["fields"]["resolutiondate"] = resolved or doc["fields"]["updated"]
+    return doc
+
+
+def link(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """A "Post-Incident Review" link, review ``a`` reviews ``b``, as both issues show it
+    (the other side's current status embedded, as Jira Cloud search returns it)."""
+    ltype = {"id": "10300", "name": "Post-Incident Review", "inward": "is reviewed by", "outward": "reviews",
+             "self": f"{CLOUD}/rest/api/3/issueLinkType/10300"}
+
+    def brief(o: dict[str, Any]) -> dict[str, Any]:
+        f = o["fields"]
+        return {"id": o["id"], "key": o["key"], "self": o["self"], "fields": {
+            "summary": f["summary"], "status": copy.deepcopy(f["status"]), "priority": f["priority"],
+            "issuetype": copy.deepcopy(f["issuetype"])}}
+
+    lid = str(10400 + len(a["fields"]["issuelinks"]) + 7 * int(b["id"]) % 1000)
+    a["fields"]["issuelinks"].append({"id": lid, "self": f"{CLOUD}/rest/api/3/issueLink/{lid}", "type": ltype,
+                                      "outwardIssue": brief(b)})
+    b["fields"]["issuelinks"].append({"id": lid, "self": f"{CLOUD}/rest/api/3/issueLink/{lid}", "type": ltype,
+                                      "inwardIssue": brief(a)})
+
+
+def key_search(issues: list[dict[str, Any]], bodies: list[dict[str, Any]]):
+    """A /search/jql that answers ``key in (...)`` (and the issue type list) like Jira."""
+    def reply(request):
+        body = json.loads(request.body)
+        bodies.append(body)
+        keys = re.search(r"key in \(([^)]*)\)", body["jql"])
+        types = re.search(r"issuetype in \(([^)]*)\)", body["jql"])
+        wanted = set(re.findall(r'"([^"]+)"', keys.group(1))) if keys else None
+        typed = set(re.findall(r'"([^"]+)"', types.group(1))) if types else None
+        hits = [i for i in issues if (wanted is None or i["key"] in wanted)
+                and (typed is None or i["fields"]["issuetype"]["name"] in typed)]
+        return 200, {}, json.dumps({"issues": hits, "isLast": True})
+    return reply
+
+
+@pytest.mark.parametrize(("done", "completed", "at"), [
+    (True, True, datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc)),  # moved to Done
+    (False, False, None),  # reopened: the completion is taken back
+])
+@responses.activate
+def test_incremental_read_rereads_the_incident_whose_review_alone_changed(done, completed, at) -> None:
+    setup_calls()
+    inc = issue(4, itype="Incident", status="Resolved", category="done",
+                updated=datetime(2026, 2, 20, 9, 0, tzinfo=timezone.utc))  # untouched for days
+    pir = review_issue(900, done=done, updated=datetime(2026, 3, 2, 15, 30, 12, tzinfo=timezone.utc),
+                       resolved="2026-03-02T16:30:00.000+0100")
+    link(pir, inc)
+    responses.post(SEARCH, json={"issues": [pir], "isLast": True})  # the incremental search
+    responses.post(SEARCH, json={"issues": [inc, pir], "isLast": True})  # the re-read by key
+    conn = JiraConnector(source(), sleep=Sleeps())
+    batches = list(conn.read("incident", since=datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)))
+
+    [record] = [r for b in batches for r in b.records]
+    assert isinstance(record, IncidentRecord) and record.key == "OPS-4"
+    assert record.review is not None and record.review.completed is completed
+    assert record.review.at == at
+    first, second = search_bodies()
+    assert 'updated >= "2026/03/02 06:50"' in first["jql"]
+    assert second["jql"] == ('(project in (OPS, CHG)) AND issuetype in ("Incident", "Post-incident review") AND '
+                             'key in ("OPS-4", "OPS-900") ORDER BY updated ASC, key ASC')
+    assert second["fields"] == first["fields"] and "nextPageToken" not in second
+    # the watermark stays the main search's: the re-read incident is older than the window
+    assert [b.watermark for b in batches] == [datetime(2026, 3, 2, 15, 30, 12, tzinfo=timezone.utc)] * 2
+    assert [b.requests for b in batches] == [1, 1]
+    assert len(responses.calls) == SETUP_REQUESTS + 2 == conn.request_count
+
+
+@responses.activate
+def test_reread_change_gets_its_history_and_other_streams_types_are_not_asked_for() -> None:
+    setup_calls()
+    chg = issue(8, status="Closed", category="done", updated=datetime(2026, 2, 25, 9, 0, tzinfo=timezone.utc))
+    inc = issue(5, itype="Incident", status="Resolved", category="done",
+                updated=datetime(2026, 2, 25, 8, 0, tzinfo=timezone.utc))
+    pir = review_issue(901, done=True, updated=datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc))
+    link(pir, chg)
+    link(pir, inc)
+    bodies: list[dict[str, Any]] = []
+    responses.post(SEARCH, json={"issues": [pir], "isLast": True})
+    responses.add_callback(responses.POST, SEARCH, callback=key_search([inc, chg, pir], bodies))
+    requested: list[list[str]] = []
+    responses.add_callback(responses.POST, f"{CLOUD}/rest/api/3/changelog/bulkfetch",
+                           callback=_changelog_callback(requested))
+    conn = JiraConnector(source(), sleep=Sleeps())
+    batches = list(conn.read("change", since=datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)))
+
+    [record] = [r for b in batches for r in b.records]
+    assert isinstance(record, ChangeRecord) and record.key == "CHG-8"
+    assert record.review.completed and record.review.at == datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc)
+    assert record.transitions and record.approvals  # history and approvals as usual
+    assert 'key in ("CHG-8", "OPS-901", "OPS-5")' in bodies[0]["jql"]
+    assert 'issuetype in ("Change", "Post-incident review")' in bodies[0]["jql"]  # OPS-5 is not found
+    assert requested == [["20008"]]  # the review issue needs no history
+    assert len(responses.calls) == SETUP_REQUESTS + 2 + 1
+
+
+@responses.activate
+def test_full_read_with_every_review_target_in_it_makes_no_extra_query() -> None:
+    setup_calls()
+    inc = issue(4, itype="Incident", status="Resolved", category="done")
+    pir = review_issue(900, done=True, updated=datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc))
+    link(pir, inc)
+    responses.post(SEARCH, json={"issues": [inc, pir], "isLast": True})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    [record] = [r for b in conn.read("incident") for r in b.records]
+    assert record.key == "OPS-4" and record.review.completed
+    assert record.review.at == datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc)
+    assert len(responses.calls) == SETUP_REQUESTS + 1
+
+
+@responses.activate
+def test_caller_keys_never_trigger_a_reread() -> None:
+    setup_calls()
+    inc = issue(4, itype="Incident", status="Resolved", category="done")
+    pir = review_issue(900, done=True, updated=datetime(2026, 3, 2, 15, 30, tzinfo=timezone.utc))
+    link(pir, inc)
+    responses.post(SEARCH, json={"issues": [pir], "isLast": True})
+    conn = JiraConnector(source(), sleep=Sleeps())
+    assert [r for b in conn.read("incident", keys=["OPS-900"]) for r in b.records] == []
+    assert len(responses.calls) == SETUP_REQUESTS + 1
+
+
+@responses.activate
+def test_targets_are_reread_100_a_query_and_one_outside_the_scope_is_fine() -> None:
+    setup_calls()
+    old = datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)
+    incidents = [issue(n, itype="Incident", status="Resolved", category="done", updated=old + timedelta(minutes=n))
+                 for n in range(1, 151)]
+    reviews = [review_issue(1000 + n, done=True, updated=datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+                            + timedelta(seconds=n)) for n in range(1, 151)]
+    for inc, pir in zip(incidents, reviews):
+        link(pir, inc)
+    outside = issue(7777, itype="Incident", status="Resolved", category="done")  # another project: not found
+    link(reviews[0], outside)
+    responses.post(SEARCH, json={"issues": reviews, "isLast": True})
+    bodies: list[dict[str, Any]] = []
+    responses.add_callback(responses.POST, SEARCH, callback=key_search(incidents + reviews, bodies))
+    conn = JiraConnector(source(), sleep=Sleeps())
+    batches = list(conn.read("incident", since=datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)))
+
+    records = [r for b in batches for r in b.records]
+    assert sorted(r.key for r in records) == sorted(i["key"] for i in incidents)
+    assert all(r.review.completed and r.review.at is not None for r in records)
+    assert [len(re.findall(r'"OPS-\d+"', b["jql"].split("key in")[1])) for b in bodies] == [199, 102]
+    # 100 targets a query (OPS-1, OPS-7777, OPS-2..99, then OPS-100..150), each with its review
+    assert '"OPS-7777"' in bodies[0]["jql"]
+    assert len(responses.calls) == SETUP_REQUESTS + 1 + 2
+    assert not any(b.report.errors for b in batches)

@@ -517,3 +517,18 @@ def test_constructed_records_survive_validation_round_trip() -> None:
     for rec in records:
         again = record_from_dict(rec.model_dump())
         assert again == rec, rec.key
+
+
+def test_review_targets_are_the_linked_incidents_and_changes_of_a_review_issue() -> None:
+    m = mapper()
+    pir = issue("PIR-3", "Post-incident review", "In progress", "indeterminate", issuelinks=[
+        _link("INC-7", "Incident", "Resolved", "done"), _link("CHG-2", "Change", "Closed", "done", "inwardIssue"),
+        _link("PRB-4", "Problem", "Open", "new"), _link("PIR-1", "Post-incident review", "Done", "done"),
+        _link("INC-7", "Incident", "Resolved", "done", "inwardIssue"),
+        {"id": "2", "type": {"name": "Relates"}, "outwardIssue": {"key": "OPS-9"}}])  # no embedded fields
+    # open or done alike: a reopened review takes its completion back
+    assert m.review_targets(pir) == ["INC-7", "CHG-2", "OPS-9"]
+    assert m.review_targets(issue("INC-7", "Incident", "Resolved",
+                                  issuelinks=[_link("PIR-3", "Post-incident review", "Done", "done")])) == []
+    assert m.review_targets(issue("PIR-4", "Post-incident review", "Done", issuelinks=["not a link"])) == []
+    assert mapper(issue_types={"review": []}).review_targets(pir) == []
