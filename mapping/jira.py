@@ -294,7 +294,7 @@ class JiraMapper:
         try:
             linked_issues = _linked_issues((issue.get("fields") or {}).get("issuelinks"))
         except ValueError:
-            return []  # a malformed link list is reported when the review is mapped
+            return []  # a malformed link list completes nothing (_review_index skips it too)
         out: list[str] = []
         for linked in linked_issues:
             key = linked.get("key")

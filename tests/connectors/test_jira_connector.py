@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 
 from config import JiraSource
@@ -21,6 +22,8 @@ from connectors import open_connector
 from connectors.base import SourceError
 from connectors.jira import JiraConnector, build_jql, incremental_clause
 from mapping.model import ChangeRecord, CIRecord, IncidentRecord
+from sandbox import serve
+from sandbox.jira_data import LINK_PIR, PIR
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "jira_api"
 CLOUD = "https://example.atlassian.net"
@@ -638,3 +641,42 @@ def test_targets_are_reread_100_a_query_and_one_outside_the_scope_is_fine() -> N
     assert '"OPS-7777"' in bodies[0]["jql"]
     assert len(responses.calls) == SETUP_REQUESTS + 1 + 2
     assert not any(b.report.errors for b in batches)
+
+
+def test_sandbox_review_moved_alone_reaches_its_incident_on_an_incremental_read() -> None:
+    """Over HTTP against the sandbox (its JQL, links and /_sandbox/mutate): a review issue
+    reopened, then moved back to Done, and nothing else touched."""
+    server = serve(seed=3, size=150, anchor=1772460000000).start()
+    try:
+        data = server.data.jira
+        target = next(t for t in data.pir_target if data._plan(t).sc.process == "incident")
+        [pir] = [other for ltype, _, other in data.links[target] if ltype is LINK_PIR]
+        pir_key, inc_key = data.key(pir), data.key(target)
+        assert data._plan(pir).type == PIR
+        c = server.credentials
+        src = JiraSource.model_validate({"name": "jira-sandbox", "type": "jira", "url": server.url,
+                                         "auth": {"email": c.jira_email, "token": c.jira_token},
+                                         "jql": "project in (OPS, CHG)", "lookback_minutes": 0})
+
+        def move(status: str, category_done: bool) -> datetime:
+            fields = {"status": data.status(status), "resolution": {"name": "Done"} if category_done else None,
+                      "resolutiondate": "2026-03-02T16:30:00.000+0000" if category_done else None}
+            r = requests.post(f"{server.url}/_sandbox/mutate", json={"key": pir_key, "fields": fields}, timeout=10)
+            r.raise_for_status()
+            return datetime.strptime(r.json()["updated"], "%Y-%m-%dT%H:%M:%S.%f%z")
+
+        def incident_after(updated: datetime):
+            conn = JiraConnector(src, sleep=Sleeps())
+            try:
+                records = {r.key: r for b in conn.read("incident", since=updated) for r in b.records}
+            finally:
+                conn.close()
+            return records[inc_key]
+
+        reopened = incident_after(move("In progress", False))
+        assert reopened.review.completed is False
+        done = incident_after(move("Done", True))
+        assert done.review.completed is True
+        assert done.review.at == datetime(2026, 3, 2, 16, 30, tzinfo=timezone.utc)
+    finally:
+        server.stop()
