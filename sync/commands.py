@@ -11,13 +11,14 @@ import re
 import sys
 from pathlib import Path
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from config import Config, ConfigError, load_config
+from config import ConfigError
 from sync import store as repo
-from sync.db import StoreError, current_revision, head_revision, open_store
+from sync.cli_support import config_of, fail, store_of
+from sync.db import StoreError, current_revision, head_revision
 from sync.findings_view import FORMATS, render_findings, render_show
 from sync.lifecycle import Diff
 from sync.progress import Progress, summary_table
@@ -27,25 +28,10 @@ from sync.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj
-    path = obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
-def _store(cfg: Config) -> Any:
-    try:
-        return open_store(cfg.database)
-    except StoreError as exc:
-        _fail(str(exc))
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -85,16 +71,16 @@ class When(click.ParamType):
 def sync(ctx: click.Context, source: str | None, full: bool, as_of: datetime | None, dry_run: bool,
          no_notify: bool, no_writeback: bool, log_format: str) -> None:
     """Read changed records, re-evaluate every stored record and record the findings' history."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     options = SyncOptions(source=source, full=full, as_of=as_of, dry_run=dry_run,
                           notify=not no_notify, writeback=not no_writeback)
     progress = Progress(fmt=log_format)
     try:
         result = SyncRunner(cfg, options, progress=progress).run()
     except (ConfigError, StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
-        _fail(f"{type(exc).__name__}: {exc}")
+        fail(f"{type(exc).__name__}: {exc}")
     if result.busy:
         progress.event("busy", f"{result.busy}; nothing done")
         sys.exit(0)
@@ -148,7 +134,7 @@ def findings(ctx: click.Context, state: str, rule: str | None, source: str | Non
     """List stored findings (``findings show ID`` shows one with its history)."""
     if ctx.invoked_subcommand is not None:
         return
-    store = _store(_config(ctx))
+    store = store_of(config_of(ctx))
     with store.session() as s:
         rows = repo.query_findings(s, state=state, rule=rule, source=source, assignee=assignee,
                                    group=group_, since=since)
@@ -164,14 +150,14 @@ def findings(ctx: click.Context, state: str, rule: str | None, source: str | Non
 @click.pass_context
 def findings_show(ctx: click.Context, ref: str) -> None:
     """One finding by id or fingerprint prefix: rule, record, evidence and history."""
-    store = _store(_config(ctx))
+    store = store_of(config_of(ctx))
     with store.session() as s:
         try:
             row = repo.find_finding(s, ref)
         except repo.AmbiguousReference as exc:
-            _fail(str(exc))
+            fail(str(exc))
         if row is None:
-            _fail(f"no finding {ref!r}; `ticketlint findings --state all` lists them")
+            fail(f"no finding {ref!r}; `ticketlint findings --state all` lists them")
         click.echo(render_show(row, repo.finding_events(s, row.id),
                                repo.get_record(s, row.source, row.key)), nl=False)
 
@@ -194,10 +180,10 @@ def waive() -> None:
 def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner: str | None,
               expires: datetime | None, source: str | None) -> None:
     """Waive RULE for KEY (a record key or a glob such as 'OPS-1*')."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     if source and cfg.sources and source not in {s.name for s in cfg.sources}:
-        _fail(f"--source {source!r} is not a configured source")
-    store = _store(cfg)
+        fail(f"--source {source!r} is not a configured source")
+    store = store_of(cfg)
     now = datetime.now(timezone.utc)
     try:
         with store.session() as s, s.begin():
@@ -205,7 +191,7 @@ def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner
                            expires=expires.date() if expires else None, source=source, today=now.date())
             count = repo.waive_matching(s, w, today=now.date(), now=now)
     except WaiverError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"added waiver {w.id}: {w.rule} {w.key} until {w.expires.isoformat()} "
                f"({count} open finding{'s' if count != 1 else ''} now waived)")
 
@@ -215,8 +201,8 @@ def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner
 @click.pass_context
 def waive_list(ctx: click.Context, fmt: str) -> None:
     """Waivers from the config file and from ``waive add``; expired ones are marked."""
-    cfg = _config(ctx)
-    store = _store(cfg)
+    cfg = config_of(ctx)
+    store = store_of(cfg)
     with store.session() as s:
         waivers = all_waivers(s, cfg)
     today = date.today()
@@ -241,14 +227,14 @@ def waive_list(ctx: click.Context, fmt: str) -> None:
 @click.pass_context
 def waive_remove(ctx: click.Context, waiver_id: str) -> None:
     """Remove a waiver added with ``waive add`` (its findings reopen)."""
-    cfg = _config(ctx)
-    store = _store(cfg)
+    cfg = config_of(ctx)
+    store = store_of(cfg)
     try:
         with store.session() as s, s.begin():
             w = remove_waiver(s, waiver_id)
             count = repo.unwaive(s, w.id, now=datetime.now(timezone.utc))
     except WaiverError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"removed waiver {w.id} ({count} finding{'s' if count != 1 else ''} reopened)")
 
 
@@ -263,8 +249,8 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (sync does this by itself too)."""
-    cfg = _config(ctx)
-    store = _store(cfg)  # opening migrates
+    cfg = config_of(ctx)
+    store = store_of(cfg)  # opening migrates
     click.echo(f"database at revision {current_revision(store.engine)} (head {head_revision()})")
 
 

@@ -11,15 +11,14 @@ Webhook URLs are never printed.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from sqlalchemy import select
 
-from config import Config, ConfigError, NotifyDestination, load_config
-from sync.db import Store, StoreError, open_store
+from config import Config, NotifyDestination
+from sync.cli_support import config_of, fail, store_of
 from sync.models import OutboxRow, RunRow
 from sync.notify import outbox
 from sync.notify.digest import Digest, build_digest, sample_items
@@ -27,26 +26,10 @@ from sync.notify.formatters import format_digest
 from sync.notify.transport import DeliveryError, send
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
-def _config(ctx: click.Context) -> Config:
-    # The same lookup as sync.commands: the root context's object holds --config.
-    obj = ctx.find_root().obj
-    path = obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
-def _store(cfg: Config) -> Store:
-    try:
-        return open_store(cfg.database)
-    except StoreError as exc:
-        _fail(str(exc))
 
 
 def _destination(cfg: Config, name: str) -> NotifyDestination:
@@ -54,7 +37,7 @@ def _destination(cfg: Config, name: str) -> NotifyDestination:
         if dest.name == name:
             return dest
     known = ", ".join(d.name for d in cfg.notify) or "none configured"
-    _fail(f"no notify destination named {name!r} (known: {known})")
+    fail(f"no notify destination named {name!r} (known: {known})")
 
 
 def _now_iso() -> str:
@@ -79,13 +62,13 @@ def notify() -> None:
 @click.pass_context
 def notify_test(ctx: click.Context, name: str) -> None:
     """Post a sample digest to destination NAME now (not through the outbox)."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     dest = _destination(cfg, name)
     digest = sample_digest(dest, cfg.report_url)
     try:
         status = send(dest, format_digest(dest.type, digest), dedup_id=digest.dedup_id)
     except DeliveryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"sent a sample digest to {name} ({dest.type}, HTTP {status})")
 
 
@@ -95,9 +78,9 @@ def notify_test(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
     """Print the JSON body destination NAME gets for a run (or a sample without runs)."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     dest = _destination(cfg, name)
-    store = _store(cfg)
+    store = store_of(cfg)
     with store.session() as s:
         if run_id is None:
             run_id = s.scalar(select(RunRow.id).where(RunRow.status != "running").order_by(RunRow.id.desc()))
@@ -113,7 +96,7 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
                 try:
                     items, failed, as_of = outbox.items_of_stored_run(s, run_id)
                 except LookupError as exc:
-                    _fail(str(exc))
+                    fail(str(exc))
                 digest = build_digest(dest, items, run_id=run_id, as_of=outbox._iso(as_of or datetime.now(
                     timezone.utc)), failed_sources=failed, report_url=cfg.report_url)
                 note = "" if digest.has_news or dest.always else " (nothing new: it was not posted)"
@@ -132,7 +115,7 @@ def _when(value: datetime | None) -> str:
 @click.pass_context
 def notify_status(ctx: click.Context, state: str | None, limit: int) -> None:
     """The outbox: destination, run, state, attempts and last error of each message."""
-    store = _store(_config(ctx))
+    store = store_of(config_of(ctx))
     with store.session() as s:
         stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
         if state:
@@ -155,19 +138,19 @@ def notify_status(ctx: click.Context, state: str | None, limit: int) -> None:
 @click.pass_context
 def notify_retry(ctx: click.Context, row_id: int) -> None:
     """Send outbox message ID again (failed, gave up or unconfirmed: it may post twice)."""
-    cfg = _config(ctx)
-    store = _store(cfg)
+    cfg = config_of(ctx)
+    store = store_of(cfg)
     with store.session() as s:
         row: Any = s.get(OutboxRow, row_id)
     if row is None:
-        _fail(f"no outbox message {row_id}; `ticketlint notify status` lists them")
+        fail(f"no outbox message {row_id}; `ticketlint notify status` lists them")
     if row.state == outbox.SENT:
-        _fail(f"message {row_id} was sent on {_when(row.sent_at)}; not sending it twice")
+        fail(f"message {row_id} was sent on {_when(row.sent_at)}; not sending it twice")
     _destination(cfg, row.destination)
     if not outbox.retry(store, cfg, row_id):
         with store.session() as s:
             after = s.get(OutboxRow, row_id)
-        _fail(after.last_error if after is not None and after.last_error else f"message {row_id} was not sent")
+        fail(after.last_error if after is not None and after.last_error else f"message {row_id} was not sent")
     click.echo(f"message {row_id} sent to {row.destination}")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
@@ -18,23 +17,20 @@ from config import Config, ConfigError
 from rules.engine import Engine
 from rules.registry import Registry, RuleSelectionError
 from rules.selection import engine_from_config, registry_from_config
-from sync.commands import _config, _store
+from sync.cli_support import config_of, fail, store_of
 from sync.report.data import collect
 from sync.report.evidence import DEFAULT_SAMPLE_SIZE, EvidenceError, build_evidence, verify_pack
 from sync.report.html_report import render_report
 from sync.report.period import Period, PeriodError
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _period(text: str | None) -> Period:
     try:
         return Period.parse(text)
     except PeriodError as exc:
-        _fail(f"--period {exc}")
+        fail(f"--period {exc}")
 
 
 def _selection(cfg: Config) -> tuple[Registry, Engine]:
@@ -43,13 +39,13 @@ def _selection(cfg: Config) -> tuple[Registry, Engine]:
         registry = registry_from_config(cfg)
         engine = engine_from_config(cfg, registry=registry)
     except (ConfigError, RuleSelectionError, ImportError, ValueError) as exc:
-        _fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc))
+        fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc))
     return registry, engine
 
 
 def _check_source(cfg: Config, source: str | None) -> None:
     if source and cfg.sources and source not in {s.name for s in cfg.sources}:
-        _fail(f"--source {source!r} is not a configured source "
+        fail(f"--source {source!r} is not a configured source "
               f"(known: {', '.join(s.name for s in cfg.sources)})")
 
 
@@ -65,11 +61,11 @@ def report(ctx: click.Context, output: Path, period: str | None, source: str | N
            group_: str | None, title: str) -> None:
     """Write one self-contained HTML report: conformity, trends, open findings, waivers,
     mapping coverage and the clause coverage matrix."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     _check_source(cfg, source)
     chosen = _period(period)
     registry, engine = _selection(cfg)
-    store = _store(cfg)
+    store = store_of(cfg)
     with store.session() as s:
         data = collect(s, cfg, registry, {r.code for r in engine.rules}, period=chosen, source=source, group=group_,
                        now=datetime.now(timezone.utc))
@@ -118,21 +114,21 @@ def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: i
     missing = [name for name, value in (("--clause", clause), ("--period", period), ("-o/--output", output))
                if not value]
     if missing:
-        _fail(f"{', '.join(missing)} required (e.g. ticketlint evidence --clause 8.5.1 "
+        fail(f"{', '.join(missing)} required (e.g. ticketlint evidence --clause 8.5.1 "
               "--period 2026-07-01..2026-09-30 -o evidence/)")
     assert clause and output
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     _check_source(cfg, source)
     chosen = _period(period)
     registry, engine = _selection(cfg)
-    store = _store(cfg)
+    store = store_of(cfg)
     try:
         with store.session() as s:
             result = build_evidence(s, cfg, registry, engine, clause=clause, period=chosen,
                                     out=output, seed=seed, sample_size=sample_size, source=source,
                                     now=datetime.now(timezone.utc))
     except EvidenceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"wrote {output}: population {result.population}, exceptions {result.exceptions}, "
                f"sample {result.sample} (seed {result.seed}), {result.files} files in the manifest")
 
@@ -144,7 +140,7 @@ def evidence_verify(directory: Path) -> None:
     try:
         problems = verify_pack(directory)
     except EvidenceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if problems:
         for p in problems:
             click.echo(f"FAIL {p}", err=True)

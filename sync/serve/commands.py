@@ -8,34 +8,23 @@ clean shutdown (SIGTERM / SIGINT), 2 on a configuration or database error.
 from __future__ import annotations
 
 import signal
-import sys
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from config import Config, ConfigError, load_config
-from sync.db import Store, StoreError, open_store
+from config import Config
+from sync.cli_support import config_of, fail, store_of
+from sync.db import Store
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _load(ctx: click.Context) -> tuple[Config, Store]:
-    obj = ctx.find_root().obj
-    path = obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
-    try:
-        cfg = load_config(path, required=True)
-    except ConfigError as exc:
-        _fail(str(exc))
+    cfg = config_of(ctx, required=True)
     if not cfg.sources:
-        _fail(f"{cfg.path}: sources: no source is configured; nothing to re-check")
-    try:
-        return cfg, open_store(cfg.database)
-    except StoreError as exc:
-        _fail(str(exc))
+        fail(f"{cfg.path}: sources: no source is configured; nothing to re-check")
+    return cfg, store_of(cfg)
 
 
 @click.command("serve")
@@ -64,7 +53,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int, 
     try:
         app = create_app(cfg, store, workers=workers, debounce=debounce)
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
-        _fail(f"{type(exc).__name__}: {exc}")
+        fail(f"{type(exc).__name__}: {exc}")
     server: Any = create_server(
         app, host=host or cfg.serve.host, port=cfg.serve.port if port is None else port,
         threads=threads, max_request_body_size=cfg.serve.max_body_bytes, ident="ticketlint",

@@ -1,0 +1,44 @@
+"""What every store-backed command needs: the configuration named by the root command's
+``--config``, the store it names, and the one way to stop with exit code 2.
+
+Shared by ``sync``, ``findings``, ``waive``, ``db``, ``report``, ``evidence``, ``notify``,
+``writeback`` and ``serve``, so that they all find the configuration alike and fail alike.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from config import Config, ConfigError, load_config
+from sync.db import Store, StoreError, open_store
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit 2 (usage, configuration or store error)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def config_path(ctx: click.Context) -> Any:
+    """The ``--config`` given to the root command (None: the default lookup)."""
+    obj = ctx.find_root().obj
+    return obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
+
+
+def config_of(ctx: click.Context, *, required: bool = False) -> Config:
+    """The validated configuration, or exit 2 naming the file and key."""
+    try:
+        return load_config(config_path(ctx), required=required)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def store_of(cfg: Config) -> Store:
+    """The configured store (migrated on first use), or exit 2 saying why it cannot open."""
+    try:
+        return open_store(cfg.database)
+    except StoreError as exc:
+        fail(str(exc))
