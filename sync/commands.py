@@ -28,12 +28,6 @@ from sync.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 
 
-
-
-
-
-
-
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     """An instant: ISO date or datetime (UTC when no zone is given), or ``7d`` / ``12h`` ago."""
     now = now or datetime.now(timezone.utc)

@@ -26,12 +26,6 @@ from sync.notify.formatters import format_digest
 from sync.notify.transport import DeliveryError, send
 
 
-
-
-
-
-
-
 def _destination(cfg: Config, name: str) -> NotifyDestination:
     for dest in cfg.notify:
         if dest.name == name:

@@ -24,8 +24,6 @@ from sync.report.html_report import render_report
 from sync.report.period import Period, PeriodError
 
 
-
-
 def _period(text: str | None) -> Period:
     try:
         return Period.parse(text)

@@ -18,8 +18,6 @@ from sync.cli_support import config_of, fail, store_of
 from sync.db import Store
 
 
-
-
 def _load(ctx: click.Context) -> tuple[Config, Store]:
     cfg = config_of(ctx, required=True)
     if not cfg.sources:

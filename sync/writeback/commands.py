@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from config import ConfigError, load_config
-from sync.db import StoreError, open_store
+from config import ConfigError
+from sync.cli_support import config_of, fail, store_of
 from sync.writeback import WritebackSummary, apply, plan
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _config_path(ctx: click.Context) -> Any:
-    obj = ctx.find_root().obj
-    return obj.get("config_path") if isinstance(obj, dict) else getattr(obj, "config_path", None)
 
 
 @click.command("writeback")
@@ -35,15 +25,15 @@ def _config_path(ctx: click.Context) -> Any:
 @click.pass_context
 def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -> None:
     """Write labels, comments and work notes for the stored open findings."""
+    cfg = config_of(ctx)
     try:
-        cfg = load_config(_config_path(ctx))
         names = [cfg.source(source).name] if source else [s.name for s in cfg.sources]
-        store = open_store(cfg.database)
-    except (ConfigError, StoreError) as exc:
-        _fail(str(exc))
+    except ConfigError as exc:
+        fail(str(exc))
+    store = store_of(cfg)
     if not cfg.writeback.enabled and not dry_run:
-        _fail("write-back is disabled; set `writeback: {enabled: true}` in the configuration "
-              "(or use --dry-run to see what it would write)")
+        fail("write-back is disabled; set `writeback: {enabled: true}` in the configuration "
+             "(or use --dry-run to see what it would write)")
     planned: dict[str, list[Any]] = {}
     total = WritebackSummary()
     for name in names:
