@@ -4,11 +4,21 @@ Every function takes a :class:`~sqlalchemy.orm.Session` and leaves committing to
 caller, so the runner decides the transaction boundaries (one per upsert batch, one per
 source for findings + watermarks). Record upserts are idempotent
 (``INSERT .. ON CONFLICT DO UPDATE``): re-reading a page after a crash is harmless.
+
+Our own write-back is not activity on a ticket. A Jira label or comment, a ServiceNow work
+note moves the ticket's ``updated`` / ``sys_updated_on``, so a stale incident or problem
+would look active on the next read and INC006 / PRB003 would resolve because of
+ticketlint's own comment. The write-back log notes, per written ticket, the activity time
+before our writes (``updated_before``) and the source's update time right after them
+(``updated_after``). :func:`upsert_records` stores a record whose ``updated_at`` equals (to
+the second) the ``updated_after`` of the newest done write-back of that ticket with
+``updated_before`` instead: the only activity since was ours. Any later update by a
+person gives another time and wins; records without write-back are stored as read.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Collection, Iterator, Sequence
 
 from sqlalchemy import select, update
@@ -17,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from mapping.model import BaseRecord, record_from_dict
 from sync.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
-from sync.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow
+from sync.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow, WritebackRow
 
 UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
 FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
@@ -35,7 +45,11 @@ def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
 
 
 def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: datetime) -> int:
-    """Insert or replace records by (source, key); un-deletes a record that came back."""
+    """Insert or replace records by (source, key); un-deletes a record that came back.
+
+    A record whose only activity since the last read was our write-back keeps the
+    activity time from before it (see :func:`without_own_writes`)."""
+    records = without_own_writes(session, records)
     rows_by_key = {(r.source, r.key): record_row(r, seen_at) for r in records}  # last wins
     rows = list(rows_by_key.values())
     dialect = session.get_bind().dialect.name
@@ -49,6 +63,65 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
         )
         session.execute(stmt)
     return len(rows)
+
+
+def _utc_second(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _parse_iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def own_write_times(session: Session, pairs: Collection[tuple[str, str]]
+                    ) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+    """(updated_before, updated_after) of the newest done write-back that noted them, per
+    (source, key). One query per :data:`UPSERT_CHUNK` keys (a batch of the runner: one)."""
+    out: dict[tuple[str, str], tuple[int, datetime, datetime]] = {}
+    wanted = set(pairs)
+    keys = sorted({key for _, key in wanted})
+    sources = sorted({source for source, _ in wanted})
+    for start in range(0, len(keys), UPSERT_CHUNK):
+        stmt = select(WritebackRow.id, WritebackRow.source, WritebackRow.key, WritebackRow.detail).where(
+            WritebackRow.state == "done", WritebackRow.source.in_(sources),
+            WritebackRow.key.in_(keys[start:start + UPSERT_CHUNK]))
+        for row_id, source, key, detail in session.execute(stmt):
+            if (source, key) not in wanted or not isinstance(detail, dict):
+                continue
+            before, after = _parse_iso(detail.get("updated_before")), _parse_iso(detail.get("updated_after"))
+            if before is None or after is None:
+                continue  # a write that noted no times (nothing sent, or the read failed)
+            if (source, key) not in out or row_id > out[(source, key)][0]:
+                out[(source, key)] = (row_id, before, after)
+    return {pair: (before, after) for pair, (_, before, after) in out.items()}
+
+
+def without_own_writes(session: Session, records: Sequence[BaseRecord]) -> list[BaseRecord]:
+    """The records, each whose ``updated_at`` is (to the second) the time our last
+    write-back left on the ticket carrying the activity time from before it instead.
+
+    Use it on records read from a source before rules see them (:func:`upsert_records`
+    does). A later human update gives another time: such records, and records without
+    write-back, come back unchanged (the same objects)."""
+    pairs = {(r.source, r.key) for r in records if isinstance(r.updated_at, datetime)}
+    times = own_write_times(session, pairs) if pairs else {}
+    if not times:
+        return list(records)
+    out: list[BaseRecord] = []
+    for record in records:
+        found = times.get((record.source, record.key))
+        updated = record.updated_at
+        if (found is not None and isinstance(updated, datetime)
+                and _utc_second(updated) == _utc_second(found[1]) and found[0] <= updated):
+            record = record.model_copy(update={"updated_at": found[0]})
+        out.append(record)
+    return out
 
 
 def load_records(session: Session, source: str, *, with_raw: bool = True,
@@ -234,7 +307,7 @@ def finish_run(session: Session, run_id: int, *, status: str, sources: dict[str,
 
 
 __all__ = [
-    "OPEN", "RESOLVED", "upsert_records", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
+    "OPEN", "RESOLVED", "upsert_records", "without_own_writes", "own_write_times", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
     "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
     "stored_findings", "apply_diff", "apply_diff_chunked", "finding_events", "start_run", "mark_interrupted", "finish_run",
 ]

@@ -8,6 +8,13 @@ work note of ours in ``sys_journal_field``), so a crash between intent and confi
 never duplicates a comment or a note. Older unconfirmed rows of the same ticket and
 action are marked ``superseded`` when a new attempt is claimed.
 
+Our own writes move the ticket's update time (Jira ``updated``, ServiceNow
+``sys_updated_on``). So that staleness rules do not take them for activity, the rows of a
+ticket written in a pass get ``updated_before`` (the stored record's ``updated_at``: the
+activity time before our writes) and ``updated_after`` (the source's update time right
+after our last write: the work note's PATCH response, or one ``GET ...?fields=updated`` of
+the Jira issue) in their ``detail``; :func:`sync.store.upsert_records` uses them.
+
 Two writers (a nightly sync and ``serve``) may race on one ticket: a ``pending`` row of a
 live process (same host: its pid exists; another host: its lease has not run out) makes
 the other skip that write; the skipped ticket is handled by whichever runs next.
@@ -29,9 +36,9 @@ from sqlalchemy import select
 from config import JiraSource, ServiceNowSource
 from connectors.base import SourceError
 from sync.db import Store, retry_locked
-from sync.models import WritebackRow
+from sync.models import RecordRow, WritebackRow
 from sync.writeback.plan import (
-    COMMENT, DONE, EMPTY_DIGEST, FAILED, LABEL, NOTE, PENDING, SUPERSEDED, PlannedWrite,
+    COMMENT, DONE, EMPTY_DIGEST, FAILED, LABEL, NOTE, PENDING, SUPERSEDED, PlannedWrite, _chunks,
 )
 from sync.writeback.remote import JiraRemote, ServiceNowRemote
 from sync.writeback.render import adf, plain_text, read_marker
@@ -46,6 +53,11 @@ LEASE_SECONDS = 600.0
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC (what :func:`sync.store.upsert_records` reads back), or None."""
+    return value.astimezone(timezone.utc).isoformat() if isinstance(value, datetime) else None
 
 
 @dataclass
@@ -117,6 +129,8 @@ class Executor:
         self.store, self.cfg, self.run_id, self.clock = store, source_cfg, run_id, clock
         self._remote = remote
         self._sleep = sleep
+        self._after: dict[str, datetime | None] = {}
+        """ServiceNow: the record's update time from the work note's PATCH response."""
 
     @property
     def remote(self) -> Any:
@@ -131,34 +145,86 @@ class Executor:
 
     def run(self, plans: list[PlannedWrite]) -> WritebackSummary:
         summary = WritebackSummary(planned=len(plans))
-        for pw in plans:
-            row_id = self._claim(pw)
-            if row_id is None:
-                summary.busy += 1
-                continue
-            crash_point("after-intent", pw.action)
-            try:
-                wrote, detail, set_digest = self._apply(pw)
-                crash_point("after-write", pw.action)
-            except SourceError as exc:
-                self._finish(row_id, FAILED, error=str(exc))
-                summary.failed += 1
-                summary.errors.append(f"{pw.source}/{pw.key} {pw.action}: {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - one ticket never stops the others
-                log.debug("write-back of %s/%s failed", pw.source, pw.key, exc_info=True)
-                self._finish(row_id, FAILED, error=f"{type(exc).__name__}: {exc}")
-                summary.failed += 1
-                summary.errors.append(f"{pw.source}/{pw.key} {pw.action}: {type(exc).__name__}: {exc}")
-                continue
-            self._finish(row_id, DONE, detail=detail, digest=set_digest)
-            if wrote:
-                summary.written += 1
-            else:
-                summary.confirmed += 1
+        before = self._stored_updated(plans)
+        written: list[int] = []  # rows of the current ticket that sent a write
+        for i, pw in enumerate(plans):
+            row_id = self._one(pw, summary)
+            if row_id is not None:
+                written.append(row_id)
+            # The plans of one ticket are consecutive (planned per key): after its last
+            # one, note the ticket's update time before and after our writes.
+            if written and (i + 1 == len(plans) or plans[i + 1].key != pw.key
+                            or plans[i + 1].source != pw.source):
+                self._stamp(pw, written, before.get(pw.key))
+                written = []
         if self._remote is not None:
             summary.requests = self._remote.request_count
         return summary
+
+    def _one(self, pw: PlannedWrite, summary: WritebackSummary) -> int | None:
+        """Claim, apply and log one write; the log row's id when a write was sent."""
+        row_id = self._claim(pw)
+        if row_id is None:
+            summary.busy += 1
+            return None
+        crash_point("after-intent", pw.action)
+        try:
+            wrote, detail, set_digest = self._apply(pw)
+            crash_point("after-write", pw.action)
+        except SourceError as exc:
+            self._finish(row_id, FAILED, error=str(exc))
+            summary.failed += 1
+            summary.errors.append(f"{pw.source}/{pw.key} {pw.action}: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - one ticket never stops the others
+            log.debug("write-back of %s/%s failed", pw.source, pw.key, exc_info=True)
+            self._finish(row_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+            summary.failed += 1
+            summary.errors.append(f"{pw.source}/{pw.key} {pw.action}: {type(exc).__name__}: {exc}")
+            return None
+        self._finish(row_id, DONE, detail=detail, digest=set_digest)
+        if wrote:
+            summary.written += 1
+            return row_id
+        summary.confirmed += 1
+        return None
+
+    # -- our writes' effect on the ticket's update time ---------------------------------
+    def _stored_updated(self, plans: list[PlannedWrite]) -> dict[str, datetime | None]:
+        """The stored records' ``updated_at`` (activity before our writes), per key."""
+        keys = sorted({pw.key for pw in plans})
+        out: dict[str, datetime | None] = {}
+        if not keys:
+            return out
+        with self.store.session() as s:
+            for chunk in _chunks(keys):
+                out.update({key: updated for key, updated in s.execute(
+                    select(RecordRow.key, RecordRow.updated_at).where(
+                        RecordRow.source == self.cfg.name, RecordRow.key.in_(chunk)))})
+        return out
+
+    def _stamp(self, pw: PlannedWrite, row_ids: list[int], before: datetime | None) -> None:
+        """Record ``updated_before`` / ``updated_after`` on the ticket's written rows.
+
+        At most one request: ServiceNow's time came with the note's PATCH response; Jira's
+        is read once after the ticket's last write. A failed read only loses the note
+        (the ticket then looks active to staleness rules, as without this)."""
+        after = self._after.pop(pw.key, None)
+        if after is None and pw.system == "jira":
+            try:
+                after = self.remote.updated(pw.target["issue"])
+            except SourceError as exc:
+                log.warning("%s/%s: update time after write-back not read: %s", pw.source, pw.key, exc)
+        if after is None:
+            return
+        times = {"updated_before": _iso(before), "updated_after": _iso(after)}
+        self._merge_detail(row_ids, times)
+
+    @retry_locked
+    def _merge_detail(self, row_ids: list[int], extra: dict[str, Any]) -> None:
+        with self.store.session() as s, s.begin():
+            for row in s.scalars(select(WritebackRow).where(WritebackRow.id.in_(row_ids))):
+                row.detail = {**(row.detail or {}), **extra}
 
     # -- the log ------------------------------------------------------------------------
     @retry_locked
@@ -261,5 +327,5 @@ class Executor:
             if latest is not None:
                 rev = max(rev, latest[0] + 1)
         text = plain_text(pw.key, list(pw.findings), rev, pw.digest)
-        remote.add_note(table, sys_id, text, rev, pw.digest[:12])
+        self._after[pw.key] = remote.add_note(table, sys_id, text, rev, pw.digest[:12])
         return True, {"rev": rev}, pw.digest

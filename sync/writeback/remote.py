@@ -17,12 +17,15 @@ import time
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
+from datetime import datetime
+
 import requests
 
 from config import BasicAuth, JiraCloudAuth, JiraPatAuth, JiraSource, ServiceNowSource
 from connectors.base import SourceError
 from connectors.http import BACKOFF_INITIAL, BACKOFF_MAX, HttpClient, _Retryable
 from mapping.adf import adf_to_text, is_adf
+from mapping.common import parse_jira_time, parse_servicenow_time
 from sync.writeback.render import MARKER_PREFIX, read_marker
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,11 @@ class JiraRemote(_Remote):
 
     def _issue(self, issue: str) -> str:
         return f"/rest/api/{self.version}/issue/{quote(issue, safe='')}"
+
+    def updated(self, issue: str) -> datetime | None:
+        """The issue's ``updated`` time as Jira reports it now (one GET), in UTC."""
+        body = self.http.get_json(self._issue(issue), params={"fields": "updated"}) or {}
+        return parse_jira_time((body.get("fields") or {}).get("updated"))
 
     # -- labels
     def labels(self, issue: str) -> list[str]:
@@ -224,21 +232,60 @@ class ServiceNowRemote(_Remote):
         marks = [m for m in (read_marker(str(r.get("value") or "")) for r in body.get("result") or []) if m]
         return max(marks) if marks else None
 
-    def add_note(self, table: str, sys_id: str, text: str, rev: int, digest12: str) -> None:
+    def add_note(self, table: str, sys_id: str, text: str, rev: int, digest12: str) -> datetime | None:
         """PATCH the record's ``work_notes`` (never twice: the journal is read after an
-        ambiguous failure)."""
-        def send() -> bool:
+        ambiguous failure). Returns the record's ``sys_updated_on`` after the note: the
+        PATCH response carries it (raw UTC value, as the connector reads it with
+        ``sysparm_display_value=false``); only when the note was confirmed from the journal
+        instead is the record read for it."""
+        def send() -> tuple[datetime | None]:
             self._auth()
-            self.once.request("PATCH", f"/api/now/table/{table}/{sys_id}",
-                              params={"sysparm_fields": "sys_id"}, json={"work_notes": text})
-            return True
+            response = self.once.request("PATCH", f"/api/now/table/{table}/{sys_id}", params={
+                "sysparm_fields": "sys_id,sys_updated_on", "sysparm_display_value": "false"},
+                json={"work_notes": text})
+            return (_updated_on(_result(response)),)
 
-        def confirm() -> bool | None:
-            return True if self.latest_note(sys_id) == (rev, digest12) else None
+        def confirm() -> tuple[datetime | None] | None:
+            return (None,) if self.latest_note(sys_id) == (rev, digest12) else None
 
-        self.send_once(send, confirm, f"adding a work note to {table}/{sys_id}")
+        (updated,) = self.send_once(send, confirm, f"adding a work note to {table}/{sys_id}")
+        if updated is not None:
+            return updated
+        try:  # the note is written: failing to read the time never makes the write fail
+            return self.updated_on(table, sys_id)
+        except SourceError as exc:
+            log.warning("%s: update time of %s/%s after a work note not read: %s", self.name, table, sys_id, exc)
+            return None
+
+    def updated_on(self, table: str, sys_id: str) -> datetime | None:
+        """The record's ``sys_updated_on`` now (one GET), in UTC."""
+        self._auth()
+        body = self.http.get_json(f"/api/now/table/{table}/{sys_id}", params={
+            "sysparm_fields": "sys_updated_on", "sysparm_display_value": "false"}) or {}
+        return _updated_on(body.get("result"))
 
     def close(self) -> None:
         super().close()
         if self._oauth is not None:
             self._oauth.http.close()
+
+
+def _result(response: Any) -> Any:
+    try:
+        return (response.json() or {}).get("result")
+    except ValueError:  # an empty or non-JSON body: the note is written, the time unknown
+        return None
+
+
+def _updated_on(result: Any) -> datetime | None:
+    """``sys_updated_on`` of a Table API result (raw ``yyyy-MM-dd HH:mm:ss`` UTC), or None."""
+    if not isinstance(result, dict):
+        return None
+    value = result.get("sys_updated_on")
+    if isinstance(value, dict):  # sysparm_display_value=all shape, should an instance force it
+        value = value.get("value")
+    try:
+        return parse_servicenow_time(value)
+    except ValueError:
+        log.warning("unreadable sys_updated_on %r in a work-note response", value)
+        return None

@@ -22,6 +22,8 @@ COMMENTS = f"{ISSUE}/comment"
 SYS_ID = "9d385017c611228701d22104cc95c371"
 PATCH_URL = f"{SNOW}/api/now/table/change_request/{SYS_ID}"
 JOURNAL = f"{SNOW}/api/now/table/sys_journal_field"
+UPDATED_AFTER = "2026-03-02T10:00:07.123+0100"
+NOTE_RESULT = {"result": {"sys_id": SYS_ID, "sys_updated_on": "2026-03-02 09:00:07"}}
 
 
 def result(*names: str, failed: tuple[str, ...] = ()) -> SimpleNamespace:
@@ -34,6 +36,10 @@ def jira_mocks(rsps: responses.RequestsMock, *, comments: list | None = None, de
     rsps.get(f"{JIRA}/rest/api/2/serverInfo", json=server_info(deployment))
     rsps.get(re.compile(re.escape(COMMENTS.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/")) + r"\?.*"),
              json={"startAt": 0, "maxResults": 100, "total": len(comments or []), "comments": comments or []})
+    # The issue's update time, read once after our writes (Jira's shape: offset without colon).
+    rsps.get(re.compile(re.escape(ISSUE.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/"))
+                        + r"\?fields=updated$"),
+             json={"id": "10042", "key": "CHG-7", "fields": {"updated": UPDATED_AFTER}})
 
 
 def comment_text(doc: dict) -> str:
@@ -55,6 +61,7 @@ def test_first_write_adds_the_label_and_one_adf_comment(store, cfg, flagged):
         summary = wb.write_for_keys(store, cfg, "jira", ["CHG-7"], run_id=None)
         puts = [c for c in rsps.calls if c.request.method == "PUT"]
         posts = [c for c in rsps.calls if c.request.method == "POST"]
+        gets = [c.request.url for c in rsps.calls if c.request.method == "GET" and "fields=updated" in c.request.url]
     assert summary.written == 2 and summary.failed == 0
     assert body(puts[0]) == {"update": {"labels": [{"add": "ticketlint"}]}}
     doc = body(posts[0])["body"]
@@ -66,6 +73,11 @@ def test_first_write_adds_the_label_and_one_adf_comment(store, cfg, flagged):
     rows = log(store)
     assert [(r.action, r.state) for r in rows] == [("jira.label", "done"), ("jira.comment", "done")]
     assert rows[1].detail["comment_id"] == "100200" and rows[1].fingerprint != EMPTY_DIGEST
+    # One read of the update time after both writes, noted on both rows (UTC).
+    assert len(gets) == 1
+    for row in rows:
+        assert row.detail["updated_after"] == "2026-03-02T09:00:07.123000+00:00"
+        assert row.detail["updated_before"] is None  # the test record has no update time
 
 
 def test_rerun_writes_nothing_and_a_changed_set_edits_the_same_comment(store, cfg, flagged):
@@ -82,8 +94,9 @@ def test_rerun_writes_nothing_and_a_changed_set_edits_the_same_comment(store, cf
         jira_mocks(rsps)
         rsps.put(f"{COMMENTS}/100200", json={"id": "100200"})
         changed = wb.write_for_keys(store, cfg, "jira", ["CHG-7"])
-        text = comment_text(body(rsps.calls[-1])["body"])
-        assert [c.request.method for c in rsps.calls] == ["GET", "PUT"]  # serverInfo, comment edit
+        # serverInfo, comment edit, the update time after it
+        assert [c.request.method for c in rsps.calls] == ["GET", "PUT", "GET"]
+        text = comment_text(body(rsps.calls[1])["body"])
     assert changed.written == 1
     assert text.index("CHG004") < text.index("CHG005")  # critical first
 
@@ -211,10 +224,11 @@ def test_a_pending_comment_found_later_is_verified_not_reposted(store, cfg, flag
                            fingerprint=comment_plan.digest, created_at=NOW, detail={"add": "ticketlint"}))
     posted = {"id": "31337", "body": adf("CHG-7", list(comment_plan.findings), 1, comment_plan.digest)}
     assert digest(f.fingerprint for f in comment_plan.findings) == comment_plan.digest
-    with responses.RequestsMock() as rsps:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         jira_mocks(rsps, comments=[posted])
         summary = wb.write_for_keys(store, cfg, "jira", ["CHG-7"])
-        assert [c.request.method for c in rsps.calls] == ["GET", "GET"]  # serverInfo, comments
+        # serverInfo, comments; nothing written, so no read of the update time
+        assert [c.request.method for c in rsps.calls] == ["GET", "GET"]
     assert summary.confirmed == 1 and summary.written == 0
     assert log(store)[-1].detail["comment_id"] == "31337" and log(store)[-1].state == "done"
 
@@ -238,18 +252,20 @@ def test_servicenow_work_note_is_a_patch_and_never_repeated(store, cfg):
     add_record(store, "snow", "CHG0030014", "change", SYS_ID)
     fp = add_finding(store, "snow", "CHG0030014", "CHG004")
     with responses.RequestsMock() as rsps:
-        rsps.patch(PATCH_URL, json={"result": {"sys_id": SYS_ID}})
+        rsps.patch(PATCH_URL, json=NOTE_RESULT)
         summary = wb.write_for_keys(store, cfg, "snow", ["CHG0030014"])
         call = rsps.calls[0]
-    assert summary.written == 1
-    assert call.request.url.startswith(PATCH_URL) and "sysparm_fields=sys_id" in call.request.url
+    assert summary.written == 1 and summary.requests == 1  # the PATCH response holds the update time
+    assert call.request.url.startswith(PATCH_URL) and "sysparm_fields=sys_id%2Csys_updated_on" in call.request.url
+    assert "sysparm_display_value=false" in call.request.url  # raw UTC times, as the connector reads
+    assert log(store)[0].detail["updated_after"] == "2026-03-02T09:00:07+00:00"
     note = body(call)["work_notes"]
     assert "CHG004 Title of CHG004 (high)" in note and read_marker(note)[0] == 1
     with responses.RequestsMock():
         assert wb.write_for_keys(store, cfg, "snow", ["CHG0030014"]).planned == 0
     set_state(store, fp, "resolved")
     with responses.RequestsMock() as rsps:
-        rsps.patch(PATCH_URL, json={"result": {"sys_id": SYS_ID}})
+        rsps.patch(PATCH_URL, json=NOTE_RESULT)
         wb.write_for_keys(store, cfg, "snow", ["CHG0030014"])
         resolved = body(rsps.calls[0])["work_notes"]
     assert "every finding on CHG0030014 is resolved" in resolved and read_marker(resolved)[0] == 2
@@ -271,10 +287,13 @@ def test_servicenow_ambiguous_failure_reads_the_journal(store, cfg):
     with responses.RequestsMock() as rsps:
         rsps.add_callback("PATCH", PATCH_URL, callback=patch)
         rsps.add_callback("GET", re.compile(re.escape(JOURNAL) + r"\?.*"), callback=journal)
+        rsps.get(re.compile(re.escape(PATCH_URL) + r"\?.*"), json=NOTE_RESULT)  # the time, read once
         summary = wb.write_for_keys(store, cfg, "snow", ["CHG0030014"])
         query = next(c for c in rsps.calls if c.request.method == "GET").request.url
         assert sum(c.request.method == "PATCH" for c in rsps.calls) == 1
+        assert sum(c.request.url.startswith(PATCH_URL) and c.request.method == "GET" for c in rsps.calls) == 1
     assert summary.written == 1 and summary.failed == 0
+    assert log(store)[-1].detail["updated_after"] == "2026-03-02T09:00:07+00:00"
     assert f"element_id%3D{SYS_ID}" in query and "valueLIKE" + MARKER_PREFIX in query.replace("%5E", "^")
 
 
@@ -298,7 +317,7 @@ def test_after_sync_writes_only_for_sources_that_synced(store, cfg, flagged):
         s.add(RunRow(id=1, started_at=NOW, as_of=NOW, status="ok", options={}, sources={}))
     res.run_id = 1
     with responses.RequestsMock() as rsps:
-        rsps.patch(PATCH_URL, json={"result": {"sys_id": SYS_ID}})
+        rsps.patch(PATCH_URL, json=NOTE_RESULT)
         summary = wb.after_sync(store, cfg, res)
     assert summary.written == 1 and {r.source for r in log(store)} == {"snow"}
     assert log(store)[0].run_id == 1
