@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
+WRITEBACK_MARKER = "ticketlint-writeback"
+"""Carried by every comment / work note ticketlint writes onto a ticket (``sync.writeback``).
+Mappers never read such a text as the team's own notes: our comment listing what is
+missing must not count as the resolution notes it asks for."""
+
+
 _OFFSET_NO_COLON = re.compile(r"([+-])(\d\d)(\d\d)$")
 
 

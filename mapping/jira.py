@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
 from mapping.adf import adf_to_text
-from mapping.common import MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
+from mapping.common import WRITEBACK_MARKER, MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
 from mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
     ASSETS_CUSTOM_TYPE,
@@ -508,16 +508,22 @@ class JiraMapper:
     # --- field readers ------------------------------------------------------------------
 
     def _notes(self, notes: str | None, fields: dict[str, Any], report: MappingReport) -> str:
-        """Settled reading 6: "Resolution notes", else the last comment's text, else ""."""
+        """Settled reading 6: "Resolution notes", else the last comment's text, else "".
+
+        Decision: comments ticketlint wrote itself (they carry :data:`WRITEBACK_MARKER`) are
+        not the team's notes and are skipped; otherwise our own write-back comment, which
+        lists the missing notes, would be read as those notes and resolve the finding."""
         if notes and notes.strip():
             return notes
         comments, truncated = comments_of(fields.get("comment"))
         if truncated:
             report.warnings["comments truncated by the search: notes read from the last comment returned"] += 1
         for comment in reversed(comments):
-            if isinstance(comment, dict):
-                return text_of(comment.get("body"))
-            raise ValueError("a comment is not an object")
+            if not isinstance(comment, dict):
+                raise ValueError("a comment is not an object")
+            text = text_of(comment.get("body"))
+            if WRITEBACK_MARKER not in text:
+                return text
         return ""
 
     def _state(self, process: str, status: dict[str, Any], resolution: Any, report: MappingReport | None) -> str | None:

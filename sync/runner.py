@@ -287,8 +287,10 @@ class SyncRunner:
                     stats.seconds = time.monotonic() - t0
                     res.records_read += len(batch.records)
                     res.report.merge(batch.report)
-                    if pending is not None:
-                        pending.update({r.key: r for r in batch.records if r.source == res.name})
+                    if pending is not None:  # as upsert_records would store them
+                        with self.store.session() as s:
+                            mine = repo.without_own_writes(s, [r for r in batch.records if r.source == res.name])
+                        pending.update({r.key: r for r in mine})
                     elif batch.records:
                         self._upsert(batch.records, started)
                         crash_point("after-upsert")

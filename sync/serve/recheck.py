@@ -163,6 +163,8 @@ class Rechecker:
         if stale:
             result.retry_after = 0.3 * (2 ** ref.attempt)
         as_of = self.clock()
+        with self.store.session() as s:  # our own write-back is not the team's activity
+            record = repo.without_own_writes(s, [record])[0]
         context, ci_sources = self._context(record)
         evaluation = self.engine.evaluate([record, *context], as_of=as_of, ci_sources=ci_sources)
         findings = [f for f in evaluation.findings

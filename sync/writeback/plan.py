@@ -192,6 +192,11 @@ def plan_source(
         a = applied.get(key) or Applied()
         d = digest(f.fingerprint for f in findings)
         if jira:
+            if rec["process"] == "ci":
+                # A Jira CI is an Assets object, not an issue: it has no labels or comments,
+                # and its object id must never be sent to the issue API (it may be an issue's).
+                skipped.append(key)
+                continue
             target = {"issue": str(rec["native_id"] or key)}
             plans += _plan_jira(source_cfg.name, key, findings, d, a, target, opts.label, opts.comment)
         else:

@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-MARKER_PREFIX = "ticketlint-writeback"
+from mapping.common import WRITEBACK_MARKER
+
+MARKER_PREFIX = WRITEBACK_MARKER
 MARKER_RE = re.compile(r"\[" + MARKER_PREFIX + r" r(?P<rev>\d+) (?P<digest>[0-9a-f]{12})\]")
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 """The digest of "no open findings" (the resolved state)."""

@@ -532,3 +532,14 @@ def test_review_targets_are_the_linked_incidents_and_changes_of_a_review_issue()
                                   issuelinks=[_link("PIR-3", "Post-incident review", "Done", "done")])) == []
     assert m.review_targets(issue("PIR-4", "Post-incident review", "Done", issuelinks=["not a link"])) == []
     assert mapper(issue_types={"review": []}).review_targets(pir) == []
+
+
+def test_notes_skip_ticketlints_own_write_back_comments() -> None:
+    """Our comment lists the missing notes; it must never be read as those notes."""
+    ours = adf("[ticketlint-writeback r1 0123456789ab] ticketlint: 1 open finding: INC001 ...")
+    m = mapper()
+    only_ours = map_one(m, issue("I-20", "Incident", "Resolved", comment={"comments": [{"body": ours}], "total": 1}))[0]
+    team_then_ours = map_one(m, issue("I-21", "Incident", "Resolved", comment={
+        "comments": [{"body": adf("rebooted the node")}, {"body": ours}], "total": 2}))[0]
+    assert only_ours.resolution_notes == ""
+    assert team_then_ours.resolution_notes == "rebooted the node"

@@ -305,6 +305,15 @@ def test_deleted_records_are_skipped(store, cfg):
     assert summary.planned == 0 and summary.skipped == ["jira/CHG-9"]
 
 
+def test_jira_assets_cis_are_never_written_to_the_issue_api(store, cfg):
+    """A Jira CI is an Assets object: its object id must not reach /issue/{id}."""
+    add_record(store, "jira", "SITE-89", "ci", "10042")
+    add_finding(store, "jira", "SITE-89", "CFG001")
+    with responses.RequestsMock():  # any request would fail: none is registered
+        summary = wb.write_for_keys(store, cfg, "jira", ["SITE-89"])
+    assert summary.planned == 0 and summary.skipped == ["jira/SITE-89"]
+
+
 def test_after_sync_writes_only_for_sources_that_synced(store, cfg, flagged):
     add_record(store, "snow", "CHG0030014", "change", SYS_ID)
     add_finding(store, "snow", "CHG0030014", "CHG004")
