@@ -3,16 +3,14 @@ real pack changes) and snapshot comparison. Imported by conftest.py and the test
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable
 
 from mapping.model import is_empty
 from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
 from rules.registry import Pack, RuleContext, rule
+from snapshot_support import assert_snapshot as shared_assert_snapshot
 
-SNAPSHOTS = Path(__file__).parent.parent / "snapshots"
 AS_OF = "2026-03-31T00:00:00Z"
 
 _DOC = """Test rule.
@@ -98,11 +96,4 @@ TEST_PACK = Pack(name="testpack", rules=tuple(r.with_pack("testpack") for r in (
 
 def assert_snapshot(name: str, actual: str) -> None:
     """Compare with tests/snapshots/<name>; UPDATE_SNAPSHOTS=1 rewrites it instead."""
-    path = SNAPSHOTS / name
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1 to create it"
-    expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it)"
+    shared_assert_snapshot(name, actual)

@@ -13,6 +13,7 @@ from config import Config, parse_config
 from rules.engine import Finding
 from sync.lifecycle import Change, Diff, StoredFinding
 from sync.runner import SourceResult, SyncResult
+from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 AS_OF = datetime(2026, 3, 31, tzinfo=timezone.utc)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -108,18 +109,8 @@ def start_receiver() -> Receiver:
     return holder["r"]
 
 
-SNAPSHOTS = __import__("pathlib").Path(__file__).parent.parent / "snapshots" / "notify"
 
 
 def assert_snapshot(name: str, payload: Any) -> None:
-    """Compare with tests/snapshots/notify/<name>; ``UPDATE_SNAPSHOTS=1`` rewrites it."""
-    import os
-
-    actual = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-    path = SNAPSHOTS / name
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs (UPDATE_SNAPSHOTS=1 rewrites it)"
+    """Compare a payload with tests/snapshots/notify/<name>; ``UPDATE_SNAPSHOTS=1`` rewrites it."""
+    shared_assert_snapshot(f"notify/{name}", json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

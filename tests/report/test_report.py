@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from html.parser import HTMLParser
@@ -15,19 +14,13 @@ import pytest
 
 from sync.report.assets import CSS, JS, csp_hash
 from sync.report.period import Period, PeriodError
+from snapshot_support import assert_snapshot as shared_assert_snapshot
 
-SNAPSHOTS = Path(__file__).parent.parent / "snapshots" / "report"
 
 
 def assert_snapshot(name: str, actual: str) -> None:
     """Compare with tests/snapshots/report/<name>; UPDATE_SNAPSHOTS=1 rewrites it."""
-    path = SNAPSHOTS / name
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it)"
+    shared_assert_snapshot(f"report/{name}", actual)
 
 
 def scrub_report(page: str) -> str:
