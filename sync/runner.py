@@ -226,7 +226,7 @@ class SyncRunner:
                             finished_at=self.clock())
             if self.options.notify:
                 # Outbox rows commit with the run's completion: a digest is queued once.
-                _optional_hook("sync.notify", "enqueue", s, self.cfg, result)
+                _hook("sync.notify", "enqueue", s, self.cfg, result)
 
     def _sync_source(self, source_cfg: SourceConfig, started: datetime, as_of: datetime,
                      run_id: int | None) -> SourceResult:
@@ -388,18 +388,12 @@ def run_sync(cfg: Config, options: SyncOptions, **kwargs: Any) -> SyncResult:
     return SyncRunner(cfg, options, **kwargs).run()
 
 
-# --- hooks for notification and write-back (other modules, later) ---------------------
+# --- hooks for notification and write-back ------------------------------------------
 
-def _optional_hook(module: str, func: str, *args: Any) -> Any:
-    """Call ``module.func(*args)`` when that module exists and defines it; else nothing."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-    hook = getattr(mod, func, None)
-    return hook(*args) if callable(hook) else None
+def _hook(module: str, func: str, *args: Any) -> Any:
+    """Call ``module.func(*args)``; imported only when a run gets that far, so a sync
+    with --no-notify / --no-writeback never loads (or breaks on) those modules."""
+    return getattr(importlib.import_module(module), func)(*args)
 
 
 def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]]:
@@ -414,20 +408,17 @@ def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]
 
 
 def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: Progress) -> None:
-    """A dry run says what write-back would write: ``sync.writeback.preview(store, cfg,
-    result)`` returns the planned writes (objects with ``describe()``, or strings)."""
+    """A dry run says what write-back would write: ``sync.writeback.preview`` returns the
+    planned writes (objects with ``describe()``, or plain strings)."""
     try:
-        planned = _optional_hook("sync.writeback", "preview", store, cfg, result)
+        planned = _hook("sync.writeback", "preview", store, cfg, result)
     except Exception as exc:  # a preview never fails the dry run
         log.debug("sync.writeback.preview failed", exc_info=True)
         progress.event("hook_failed", f"sync.writeback.preview failed: {exc}", level="warning")
         return
-    if planned is None:
-        return
-    items = list(planned)
-    progress.event("writeback_preview", f"write-back would make {len(items)} write(s)"
-                   + (":" if items else ""), planned=len(items))
-    for item in items:
+    progress.event("writeback_preview", f"write-back would make {len(planned)} write(s)"
+                   + (":" if planned else ""), planned=len(planned))
+    for item in planned:
         text = item if isinstance(item, str) else item.describe()
         progress.event("writeback_planned", f"  {text}", write=text)
 
@@ -446,7 +437,7 @@ def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptio
         if not wanted:
             continue
         try:
-            outcome = _optional_hook(module, func, store, cfg, result)
+            outcome = _hook(module, func, store, cfg, result)
         except Exception as exc:  # delivery is retried from the outbox next time
             log.debug("%s.%s failed", module, func, exc_info=True)
             progress.event("hook_failed", f"{module}.{func} failed: {exc}", level="warning")
