@@ -295,7 +295,23 @@ def _read_live(
             log.info("%s: %d requests", src.name, connector.request_count)
         finally:
             connector.close()
-    return records, ci_sources, report
+    latest = latest_versions(records)
+    if len(latest) < len(records):
+        report.warnings["records changed during the read: the latest version is checked"] += len(records) - len(latest)
+    return latest, ci_sources, report
+
+
+def latest_versions(records: Sequence[BaseRecord]) -> list[BaseRecord]:
+    """One record per (source, key), the last one read, as the store keeps them.
+
+    Keyset paging reads a ticket updated mid-read again at its new place at the end of
+    the stream: that later copy is its current version, and checking both would count
+    the ticket (and its findings) twice."""
+    by_key: dict[tuple[str, str], BaseRecord] = {}
+    for record in records:
+        by_key.pop((record.source, record.key), None)  # keep read order of the latest copy
+        by_key[(record.source, record.key)] = record
+    return list(by_key.values())
 
 
 def _colour_wanted() -> bool:

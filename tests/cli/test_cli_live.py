@@ -87,6 +87,27 @@ def test_live_check_reads_every_stream(runner: CliRunner, fakes: dict[str, FakeC
     assert data["summary"]["mapping_errors"] == [{"source": "jira-prod", "key": "OPS-3", "reason": "bad date 'x'"}]
 
 
+def test_a_record_read_twice_is_checked_once_at_its_latest_version(
+        runner: CliRunner, fakes: dict[str, FakeConnector], monkeypatch: pytest.MonkeyPatch, test_registry: object) -> None:
+    # Keyset paging reads a ticket updated mid-read again at the end of the stream.
+    def read(stream: str, **_: Any) -> Iterator[StreamBatch]:
+        if stream == "incident":
+            yield StreamBatch(stream, [_record("jira-prod", "OPS-1"), _record("jira-prod", "OPS-2", priority=2)],
+                              MappingReport(rows=2, mapped=2), None)
+            fixed = _record("jira-prod", "OPS-1", priority=1, updated_at="2026-03-30T01:00:00Z")
+            yield StreamBatch(stream, [fixed], MappingReport(rows=1, mapped=1), None)
+
+    Path("ticketlint.yaml").write_text(CONFIG)
+    fake = FakeConnector("jira-prod")
+    monkeypatch.setattr(fake, "read", read)
+    monkeypatch.setattr(connectors, "open_connector", lambda cfg: fake, raising=False)
+    result = runner.invoke(cli, ["check", "--source", "jira-prod", "--as-of", AS_OF, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["findings"] == []  # the first copy of OPS-1 (no priority) is not checked
+    assert data["summary"]["records"] == 2
+
+
 def test_live_check_with_keys_passes_them(runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object) -> None:
     result = runner.invoke(cli, ["check", "--source", "jira-prod", "--key", "OPS-1", "--key", "OPS-2", "--as-of", AS_OF])
     assert result.exit_code == 1
