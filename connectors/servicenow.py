@@ -65,7 +65,11 @@ are dropped with the index.
 
 Fallback. If the instance refuses the dot-walked query (HTTP 400 / 403: query ACLs on
 ``task`` fields, a proxy), the connector switches to the ``...IN`` id lists per page of
-parents for the rest of its life, and says so (``related_path``, ``doctor``). ``--key``
+parents for the rest of its life, and says so (``related_path``, ``doctor``). An instance
+with ``glide.invalid_query.returns_no_rows=true`` that cannot evaluate the dot-walk answers
+with *no rows* instead: an empty bulk answer is believed only once the server has shown it
+resolves dot-walks (a row with ``<ref>.sys_updated_on``, or one probe row matching
+``<ref>.sys_idISNOTEMPTY``) or the table is empty (one plain probe row); else the id lists. ``--key``
 and ``--query`` reads, and processes whose scope cannot be dot-walked, always use ids.
 
 Ending a stream. Counting a large table on every page is costly, so pages ask
@@ -460,6 +464,8 @@ class ServiceNowConnector:
         self.related_path = "bulk" if bulk_related else "in-list (configured)"
         """How related rows are read: "bulk" (dot-walked streams) or "in-list (why)"."""
         self._bulk_ok = bulk_related
+        self._dotwalk_proven = False
+        """The server has answered a dot-walked column or condition (see _dotwalk_answers)."""
         self._planned: dict[str, datetime | None] | None = None
         self._related: dict[str, _RelatedIndex] = {}
         self._read_done: set[str] = set()
@@ -767,8 +773,33 @@ class ServiceNowConnector:
         if index is None:  # no related row at all: every parent read before now has none
             began = self.server_time or datetime.now(timezone.utc)
             index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
+        if any(index.parent_seen.values()):
+            self._dotwalk_proven = True  # the server resolved the dot-walked column
+        elif not index.rows and not self._dotwalk_proven and not self._dotwalk_answers(spec):
+            self._bulk_ok = False
+            self._related.clear()
+            self.related_path = (f"in-list (the dot-walked query on {spec.table} matched no row "
+                                 "although the table has rows)")
+            log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
+            report.warnings[f"{spec.table}: dot-walked query answered with no rows; read by id"] += 1
+            return None
         self._related[spec.table] = index
         return index
+
+    def _dotwalk_answers(self, spec: _RelatedSpec) -> bool:
+        """Whether an empty bulk answer can be believed. An instance with
+        ``glide.invalid_query.returns_no_rows=true`` that cannot evaluate the dot-walked
+        terms (query ACLs on the parent's fields) answers *no rows* instead of an error,
+        which would map every approval and CI link as absent. One probe row with a
+        dot-walked condition that any linked row meets; if none, one plain probe row:
+        rows there mean the dot-walk is what failed."""
+        walked = self._get_result(spec.table, self._params(
+            [spec.ref], f"{spec.ref}.sys_idISNOTEMPTY^{ORDER_BY_ID}", 1))
+        if any(isinstance(r, dict) and r for r in walked):
+            self._dotwalk_proven = True
+            return True
+        plain = self._get_result(spec.table, self._params([spec.ref], ORDER_BY_ID, 1))
+        return not plain  # an empty table: nothing to miss
 
     def _join(self, table: str, index: _RelatedIndex | None, rows: Sequence[dict[str, Any]],
               report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
@@ -896,13 +927,18 @@ class ServiceNowConnector:
                     continue
                 query = f"{spec.ref}.sys_class_nameINSTANCEOF{self.table(user)}^{ORDER_BY_ID}"
                 try:
-                    self._get_result(spec.table, self._params([*spec.fields, spec.parent_time], query, 1))
+                    rows = self._get_result(spec.table, self._params([*spec.fields, spec.parent_time], query, 1))
                 except SourceError as exc:
                     if exc.status not in BULK_REFUSED:
                         raise
                     self._bulk_ok = False
                     self.related_path = (f"in-list (the dot-walked query on {spec.table} was refused: "
                                          f"HTTP {exc.status})")
+                    break
+                if not rows and not self._dotwalk_answers(spec):
+                    self._bulk_ok = False
+                    self.related_path = (f"in-list (the dot-walked query on {spec.table} matched no row "
+                                         "although the table has rows)")
                     break
         rep.info["related_path"] = self.related_path
         rep.checks.append(DoctorCheck(

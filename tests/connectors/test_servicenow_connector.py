@@ -50,7 +50,7 @@ def rows_of(table: str) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- fake Table API
 
-_TERM = re.compile(r"^([a-z0-9_.]+?)(>=|<=|!=|STARTSWITH|INSTANCEOF|IN|>|<|=)(.*)$")
+_TERM = re.compile(r"^([a-z0-9_.]+?)(ISNOTEMPTY|>=|<=|!=|STARTSWITH|INSTANCEOF|IN|>|<|=)(.*)$")
 Term = tuple[str, str, str]
 
 
@@ -87,6 +87,7 @@ def _holds(have: str, op: str, value: str) -> bool:
         "<": lambda: have < value, "<=": lambda: have <= value,
         "IN": lambda: have in value.split(","), "STARTSWITH": lambda: have.startswith(value),
         "INSTANCEOF": lambda: have == value,  # no table here extends another
+        "ISNOTEMPTY": lambda: have != "",
     }[op]()
 
 
@@ -100,8 +101,9 @@ class FakeTableAPI:
                 if name not in ("sysapproval_approver", "task_ci") and row.get("sys_id"):
                     row.setdefault("sys_class_name", name)
         self.calls: list[dict[str, str]] = []
-        self.dot_walk = True
-        """False: the instance ignores dot-walked conditions (they match every row)."""
+        self.dot_walk: bool | str = True
+        """False: the instance ignores dot-walked conditions (they match every row);
+        "no_rows": they match no row (``glide.invalid_query.returns_no_rows=true``)."""
         self.date = "Tue, 10 Feb 2026 12:00:00 GMT"
         self.faults: list[Any] = []
         """Served (or raised) before normal answers: an exception or (status, headers, body)."""
@@ -144,8 +146,8 @@ class FakeTableAPI:
         return "" if target is None else self.value(target, rest)
 
     def _matches(self, row: dict[str, Any], clause: list[Term]) -> bool:
-        if not self.dot_walk and all("." in t[0] for t in clause):
-            return True
+        if self.dot_walk is not True and all("." in t[0] for t in clause):
+            return not self.dot_walk
         return any(_holds(self.value(row, f), op, v) for f, op, v in clause)
 
     def select(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -296,7 +298,7 @@ def test_rows_added_after_the_first_count_are_still_read() -> None:
     fake = FakeTableAPI({"incident": rows[:4], "task_ci": []}).install()
 
     def grow(api: FakeTableAPI, n: int) -> None:
-        if n == 3:  # after the first incident page, two more rows arrive
+        if len(api.queries("incident")) == 2:  # after the first incident page, two more rows arrive
             api.tables["incident"].extend(dict(r) for r in rows[4:])
     fake.before = grow
     _, records = read_all(connector(page_size=2), "incident")
@@ -325,7 +327,7 @@ def offset_read(base: str, table: str, page: int) -> list[tuple[str, str]]:
 
 def touch_after_first_page(table: str, sys_id: str) -> Callable[[FakeTableAPI, int], None]:
     def before(fake: FakeTableAPI, n: int) -> None:
-        if n == 2:  # after page 1 was served, someone updates a row already read
+        if len(fake.queries(table)) == 2:  # after page 1 was served, someone updates a row already read
             row = next(r for r in fake.tables[table] if r["sys_id"] == sys_id)
             row["sys_updated_on"] = "2026-03-01 00:00:00"
     return before
@@ -531,8 +533,9 @@ def test_each_transient_fault_is_retried_and_nothing_is_lost(fault: Any, expecte
     _, records = read_all(conn, "problem")
     assert len(records) == 2
     assert len(sleeps) == 1 and (expected_sleep is None or sleeps == [expected_sleep])
-    # the fault hits the first request (the bulk task_ci read): its retry counts too
-    assert conn.request_count == 1 + 1 + 1
+    # the fault hits the first request (the bulk task_ci read): its retry counts too; the
+    # bulk answer is empty, so two probe rows check it (empty table: believed)
+    assert conn.request_count == 1 + 1 + 2 + 1
 
 
 @responses.activate
@@ -614,8 +617,9 @@ def test_oauth_password_grant_then_refresh_before_expiry_over_plain_http() -> No
     read_all(conn, "problem")
     assert refreshed.call_count == 1
     assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-2"
-    # token, task_ci in bulk + problem; refresh, problem (the task_ci index still covers it)
-    assert conn.request_count == 1 + 2 + 1 + 1
+    # token, task_ci in bulk (empty: + 2 probe rows) + problem; refresh, problem (the
+    # task_ci index still covers it)
+    assert conn.request_count == 1 + 2 + 2 + 1 + 1
 
 
 @responses.activate
@@ -892,6 +896,40 @@ def test_an_instance_that_ignores_the_dot_walk_still_joins_correctly() -> None:
 
 
 @responses.activate
+def test_an_instance_that_answers_the_dot_walk_with_no_rows_is_read_by_id() -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    fake.dot_walk = "no_rows"  # returns_no_rows=true and the dot-walk cannot be evaluated
+    conn = connector(page_size=2)
+    batches, records = read_all(conn, "change")
+    assert conn.related_path.startswith("in-list (the dot-walked query on sysapproval_approver matched no row")
+    assert batches[0].report.warnings["sysapproval_approver: dot-walked query answered with no rows; read by id"] == 1
+    responses.reset()
+    FakeTableAPI(all_tables()).install()
+    _, by_id = read_all(connector(page_size=2, bulk_related=False), "change")
+    assert approvals_by_key(records) == approvals_by_key(by_id)
+    assert any(approvals_by_key(records).values())
+
+
+@responses.activate
+def test_an_empty_bulk_answer_is_believed_when_the_dot_walk_works_or_the_table_is_empty() -> None:
+    tables = all_tables()
+    fake = FakeTableAPI(tables).install()
+    conn = connector()
+    read_all(conn, "change", since=datetime(2030, 1, 1, tzinfo=timezone.utc))  # nothing that recent
+    assert conn.related_path == "bulk"
+    probes = [q for q in fake.queries("sysapproval_approver") if "ISNOTEMPTY" in q]
+    assert probes == ["sysapproval.sys_idISNOTEMPTY^ORDERBYsys_id"]  # one probe row proves the dot-walk
+
+    responses.reset()
+    fake = FakeTableAPI({**tables, "sysapproval_approver": [], "task_ci": []}).install()
+    fake.dot_walk = "no_rows"
+    conn = connector()
+    read_all(conn, "change")
+    assert conn.related_path == "bulk"  # the table is empty: nothing was missed
+    assert len(fake.queries("sysapproval_approver")) == 3  # the read and two probe rows
+
+
+@responses.activate
 def test_inaccessible_related_rows_in_the_bulk_stream_are_counted() -> None:
     tables = all_tables()
     tables["sysapproval_approver"][0]["_acl"] = "hide"
@@ -972,3 +1010,10 @@ def test_doctor_reports_the_related_path() -> None:
     check = {c.name: c for c in report.checks}["related rows"]
     assert not check.ok and check.level == "warning" and "HTTP 403" in check.detail
     assert report.info["related_path"].startswith("in-list")
+
+    responses.reset()
+    fake = FakeTableAPI(tables).install()
+    fake.dot_walk = "no_rows"  # an answer, but no row: the dot-walk silently fails
+    report = connector().doctor()
+    check = {c.name: c for c in report.checks}["related rows"]
+    assert not check.ok and "matched no row although the table has rows" in check.detail
