@@ -283,6 +283,9 @@ def _read_live(
             raise click.UsageError(f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}")
         connector = _open_connector(src)
         try:
+            plan = getattr(connector, "plan", None)
+            if callable(plan):  # every stream is read: related rows may be shared across them
+                plan({stream: since for stream in connector.streams})
             for stream in connector.streams:
                 log.info("reading %s %s", src.name, stream)
                 for batch in connector.read(stream, since=since, query=scope, keys=list(keys) or None):

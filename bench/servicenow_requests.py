@@ -70,8 +70,8 @@ def read_all(conn: ServiceNowConnector, since: dict[str, datetime] | None) -> tu
     records = 0
     t0 = time.perf_counter()
     plan = getattr(conn, "plan", None)
-    if since is not None and plan is not None and "--no-plan" not in sys.argv:
-        plan(since)
+    if plan is not None and "--no-plan" not in sys.argv:  # as the sync runner and check do
+        plan(since if since is not None else {s: None for s in conn.streams})
     for stream in conn.streams:
         for batch in conn.read(stream, since=None if since is None else since.get(stream)):
             records += len(batch.records)

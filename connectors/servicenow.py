@@ -56,9 +56,14 @@ every prefetched row of it recorded the same ``<ref>.sys_updated_on`` the parent
 now shows, or it has no prefetched rows and its update time is before ``R`` = the
 server's ``Date`` at the start of the related read minus the lookback (commit delays and
 clock skew, as for watermarks). Any other parent ("late": changed during or after the
-related read, or a row the window did not hold then) has its related rows read by id
-(``<ref>IN...``, :data:`RELATED_CHUNK` ids a request) for its page: few, since keyset
-order puts recently changed parents at the end. A related row added *without* its parent
+related read, or a row the window did not hold then) is held back and has its related
+rows read by id (``<ref>IN...``, :data:`RELATED_CHUNK` ids a request): once per related
+table for the late parents of every stream, after the last stream that uses related rows
+(:meth:`ServiceNowConnector.plan` says which will be read; without it, after each stream).
+They are few, since keyset order puts recently changed parents at the end, and their
+records come out in a batch of their own (``watermark`` None: their stream's batches
+already counted their update times; the runner commits watermarks only with the source's
+findings, after every batch is stored). A related row added *without* its parent
 changing is seen when the parent next changes (as with per-page reads). ``{}`` related
 rows are counted as warnings; related rows of parents never read (deleted, out of scope)
 are dropped with the index.
@@ -298,8 +303,28 @@ RELATED = (
     _RelatedSpec(APPROVAL_TABLE, tuple(APPROVAL_FIELDS), "sysapproval", APPROVAL_PROCESSES),
     _RelatedSpec(TASK_CI_TABLE, tuple(TASK_CI_FIELDS), "task", TASK_CI_PROCESSES),
 )
+_SPECS = {spec.table: spec for spec in RELATED}
 _ABSENT = object()
 _MIXED = "\x00mixed"
+
+
+def _ref_value(row: dict[str, Any], ref: str) -> str:
+    """The parent sys_id a related row points at (a reference link object, if sent)."""
+    value = row.get(ref)
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, str) else ""
+
+
+@dataclass
+class _Late:
+    """A parent row held back because its prefetched related rows may be out of date."""
+
+    row: dict[str, Any]
+    known: dict[str, list[dict[str, Any]]]
+    """Related rows that are current (tables where the parent was fresh, or read by id)."""
+    stale: tuple[str, ...]
+    """Related tables to read by id before the parent can be mapped."""
 
 
 class _RelatedIndex:
@@ -468,6 +493,8 @@ class ServiceNowConnector:
         """The server has answered a dot-walked column or condition (see _dotwalk_answers)."""
         self._planned: dict[str, datetime | None] | None = None
         self._related: dict[str, _RelatedIndex] = {}
+        self._late: dict[str, list[_Late]] = {}
+        """process -> parents held until their related rows are read by id (_read_late)."""
         self._read_done: set[str] = set()
         self._sleep = sleep
         self._oauth: _OAuthTokens | None = None
@@ -658,7 +685,7 @@ class ServiceNowConnector:
             start = since - timedelta(minutes=self.cfg.lookback_minutes)
             since_clause = f"sys_updated_on>={format_time(start)}"
         watermark: datetime | None = None
-        checked: set[str] = set()
+        checked: set[str] = set()  # tables whose first rows were checked against the fields
         before = self.request_count
         pending = MappingReport()  # warnings of the related prefetch, handed out with page 1
         indexes: dict[str, _RelatedIndex | None] = {}
@@ -674,17 +701,17 @@ class ServiceNowConnector:
                     self._check_fields(report, table, page.rows, fields)
                 if page.offset_fallback:
                     report.warnings[f"{table}: a page held only inaccessible rows; paged by offset"] += 1
-                joined = {t: self._join(t, index, page.rows, report, checked) for t, index in indexes.items()}
                 if process == "ci":
                     for row in page.rows:
                         if isinstance(row.get("name"), str) and row["name"]:
                             self.ci_names[row["sys_id"]] = row["name"]
+                ready, joined = self._join(process, indexes, page.rows, report, checked)
                 records, mapped = self.mapper.map_rows(
-                    process, page.rows, approvals=joined.get(APPROVAL_TABLE),
+                    process, ready, approvals=joined.get(APPROVAL_TABLE),
                     task_ci=joined.get(TASK_CI_TABLE), ci_names=self.ci_names)
                 report.merge(mapped)
                 report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
-                watermark = _newest(page.rows, watermark)
+                watermark = _newest(page.rows, watermark)  # held rows too: see _Late
                 now = self.request_count
                 yield StreamBatch(stream=stream, records=records, report=report, watermark=watermark,
                                   requests=now - before)
@@ -694,11 +721,15 @@ class ServiceNowConnector:
         if pending.warnings:  # a stream with no rows still reports its prefetch's warnings
             yield StreamBatch(stream=stream, records=[], report=pending, watermark=watermark,
                               requests=self.request_count - before)
+        if self._late and self._last_related_reader(process):
+            yield from self._read_late()
 
     # -- related rows
     def plan(self, since: Mapping[str, datetime | None]) -> None:
-        """Tell the connector every stream's ``since`` before reading (optional): the
-        related prefetch then covers each process's exact window in one stream."""
+        """Tell the connector which streams will be read, in :attr:`streams` order, and
+        each one's ``since`` (optional): the related prefetch then covers each process's
+        exact window in one stream, and the late parents of all of them are read by id
+        once, after the last stream that uses related rows (without a plan: per stream)."""
         self._planned = dict(since)
 
     def _walked_scope(self, spec: _RelatedSpec, process: str) -> str | None:
@@ -801,24 +832,76 @@ class ServiceNowConnector:
         plain = self._get_result(spec.table, self._params([spec.ref], ORDER_BY_ID, 1))
         return not plain  # an empty table: nothing to miss
 
-    def _join(self, table: str, index: _RelatedIndex | None, rows: Sequence[dict[str, Any]],
-              report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
-        """The related rows of a page of parents: prefetched for parents that are certainly
-        unchanged since, read by id for the others (or for all, on the id-list path)."""
-        spec = next(s for s in RELATED if s.table == table)
-        if index is None:
-            return self.related(table, spec.fields, spec.ref, [r["sys_id"] for r in rows], report, checked)
-        out: list[dict[str, Any]] = []
-        late: list[str] = []
+    def _join(self, process: str, indexes: Mapping[str, _RelatedIndex | None],
+              rows: Sequence[dict[str, Any]], report: MappingReport, checked: set[str],
+              ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """Split a page of parents: those whose prefetched related rows are certainly current
+        (returned with them) and the late ones (held in ``self._late`` for :meth:`_read_late`).
+        Tables read by id lists (no index) are read for the whole page here."""
+        by_id = {t: self.related(t, _SPECS[t].fields, _SPECS[t].ref, [r["sys_id"] for r in rows], report, checked)
+                 for t, index in indexes.items() if index is None}
+        ready: list[dict[str, Any]] = []
+        joined: dict[str, list[dict[str, Any]]] = {t: [] for t in indexes}
         for row in rows:
-            if index.fresh(row):
-                out.extend(index.rows_for(row["sys_id"]))
-            else:
-                late.append(row["sys_id"])
-        if late:
-            report.warnings[f"{table}: related rows re-read for parents changed since the bulk read"] += len(late)
-            out.extend(self.related(table, spec.fields, spec.ref, late, report, checked))
-        return out
+            stale = tuple(t for t, index in indexes.items() if index is not None and not index.fresh(row))
+            if not stale:
+                ready.append(row)
+                for t, index in indexes.items():
+                    if index is not None:
+                        joined[t].extend(index.rows_for(row["sys_id"]))
+                continue
+            known = {t: index.rows_for(row["sys_id"]) for t, index in indexes.items()
+                     if index is not None and t not in stale}
+            self._late.setdefault(process, []).append(_Late(row, known, stale))
+        for t, related in by_id.items():
+            joined[t] = related  # the mapper joins by parent id: rows of held parents are ignored
+            ids = {r["sys_id"] for r in rows}
+            for held in self._late.get(process, ()):
+                if held.row["sys_id"] in ids:
+                    held.known[t] = [x for x in related if _ref_value(x, _SPECS[t].ref) == held.row["sys_id"]]
+        return ready, joined
+
+    def _last_related_reader(self, process: str) -> bool:
+        """Whether no stream after ``process`` that the consumer will read (``plan``) uses
+        related rows: the late parents are then read now. Without a plan, after each stream."""
+        if self._planned is None or process not in self.streams:
+            return True
+        later = self.streams[self.streams.index(process) + 1:]
+        return not any(p in self._planned and p in spec.processes for p in later for spec in RELATED)
+
+    def _read_late(self) -> Iterator[StreamBatch]:
+        """The held late parents of every stream read so far, with their related rows read
+        by id: one ``...IN`` read per related table for all of them (module docstring)."""
+        late, self._late = self._late, {}
+        before = self.request_count
+        report = MappingReport()
+        fetched: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for spec in RELATED:
+            ids = list(dict.fromkeys(h.row["sys_id"] for held in late.values() for h in held
+                                     if spec.table in h.stale))
+            if not ids:
+                continue
+            report.warnings[f"{spec.table}: related rows re-read for parents changed since the bulk read"] += len(ids)
+            rows = self.related(spec.table, spec.fields, spec.ref, ids, report, set())
+            fetched[spec.table] = {}
+            for row in rows:
+                fetched[spec.table].setdefault(_ref_value(row, spec.ref), []).append(row)
+        for process, held in late.items():
+            related: dict[str, list[dict[str, Any]]] = {}
+            for spec in RELATED:
+                if process in spec.processes:
+                    related[spec.table] = [x for h in held for x in (
+                        fetched.get(spec.table, {}).get(h.row["sys_id"], []) if spec.table in h.stale
+                        else h.known.get(spec.table, []))]
+            records, mapped = self.mapper.map_rows(
+                process, [h.row for h in held], approvals=related.get(APPROVAL_TABLE),
+                task_ci=related.get(TASK_CI_TABLE), ci_names=self.ci_names)
+            report.merge(mapped)
+            now = self.request_count
+            # watermark None: the parents' own stream already counted their update times
+            yield StreamBatch(stream=process, records=records, report=report, watermark=None,
+                              requests=now - before)
+            report, before = MappingReport(), now
 
     def _finish(self, process: str, *, query: str | None, keys: Sequence[str] | None) -> None:
         """After a stream: drop related indexes no process still to be read needs."""

@@ -857,6 +857,50 @@ def test_a_recent_parent_without_prefetched_rows_is_checked_by_id_and_an_old_one
     assert len(records) == len(tables["change_request"])
 
 
+def read_streams(conn: ServiceNowConnector, *, plan: bool) -> list[Any]:
+    if plan:
+        conn.plan({s: None for s in conn.streams})
+    return [(stream, b) for stream in conn.streams for b in conn.read(stream)]
+
+
+@responses.activate
+def test_with_a_plan_late_parents_of_every_stream_are_read_by_id_once_per_related_table() -> None:
+    tables = all_tables()
+    fake = FakeTableAPI(tables).install()
+    fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: most parents are "late"
+    conn = connector(page_size=2, related_chunk=50)
+    batches = read_streams(conn, plan=True)
+    reread = {t: [q for q in fake.queries(t) if "IN" in q.split("^")[0] and "INSTANCEOF" not in q]
+              for t in ("task_ci", "sysapproval_approver")}
+    # incident, change and problem share one task_ci read; change and request one approvals read
+    assert len(reread["task_ci"]) == 1 and len(reread["sysapproval_approver"]) == 1
+    named = reread["task_ci"][0].split("^")[0][len("taskIN"):].split(",")
+    late_incidents = [r["sys_id"] for r in tables["incident"] if r["sys_updated_on"] >= "2026-02-01 23:50:00"]
+    assert late_incidents and set(late_incidents) <= set(named)
+    # the held records come out after the last stream that uses related rows, as their own stream
+    tail = [(read_in, b.stream) for read_in, b in batches if b.watermark is None and b.records]
+    assert {read_in for read_in, _ in tail} == {"service_request"}
+    assert {stream for _, stream in tail} >= {"incident", "change", "problem", "service_request"}
+    records = [r for _, b in batches for r in b.records]
+    assert len(records) == len({r.key for r in records}) == sum(len(tables[t]) for t in (
+        "incident", "change_request", "problem", "sc_req_item", "cmdb_ci"))
+
+    responses.reset()
+    FakeTableAPI(tables).install()
+    by_id = [r for _, b in read_streams(connector(page_size=2, bulk_related=False), plan=True) for r in b.records]
+    approving = ("change", "service_request")
+    assert approvals_by_key([r for r in records if r.process in approving]) == approvals_by_key(
+        [r for r in by_id if r.process in approving])
+    assert ci_refs_by_key(records) == ci_refs_by_key(by_id)
+
+    responses.reset()
+    fake = FakeTableAPI(tables).install()
+    fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"
+    read_streams(connector(page_size=2, related_chunk=50), plan=False)  # no plan: per stream
+    assert len([q for q in fake.queries("task_ci") if q.startswith("taskIN")]) == 3
+    assert len([q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]) == 2
+
+
 @pytest.mark.parametrize("status", [400, 403])
 @responses.activate
 def test_a_refused_dot_walk_falls_back_on_id_lists_and_says_so(status: int) -> None:
