@@ -890,9 +890,11 @@ class ServiceNowConnector:
             related: dict[str, list[dict[str, Any]]] = {}
             for spec in RELATED:
                 if process in spec.processes:
-                    related[spec.table] = [x for h in held for x in (
-                        fetched.get(spec.table, {}).get(h.row["sys_id"], []) if spec.table in h.stale
-                        else h.known.get(spec.table, []))]
+                    per_parent: dict[str, list[dict[str, Any]]] = {}  # a parent held twice: once
+                    for h in held:
+                        per_parent[h.row["sys_id"]] = (fetched.get(spec.table, {}).get(h.row["sys_id"], [])
+                                                       if spec.table in h.stale else h.known.get(spec.table, []))
+                    related[spec.table] = [x for rows in per_parent.values() for x in rows]
             records, mapped = self.mapper.map_rows(
                 process, [h.row for h in held], approvals=related.get(APPROVAL_TABLE),
                 task_ci=related.get(TASK_CI_TABLE), ci_names=self.ci_names)

@@ -901,6 +901,30 @@ def test_with_a_plan_late_parents_of_every_stream_are_read_by_id_once_per_relate
     assert len([q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]) == 2
 
 
+@responses.activate
+def test_a_late_parent_read_twice_gets_its_related_rows_once() -> None:
+    tables = all_tables()
+    chg3 = next(r for r in tables["change_request"] if r["number"] == "CHG0030003")  # no approvals
+    approval = dict(tables["sysapproval_approver"][0], sys_id="f" * 32, sysapproval=chg3["sys_id"],
+                    document_id=chg3["sys_id"])
+    fake = FakeTableAPI(tables).install()
+    fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: CHG0030003 is late
+
+    def approve_and_touch(api: FakeTableAPI, n: int) -> None:
+        if len(api.queries("change_request")) == 4 and not any(
+                r["sys_id"] == "f" * 32 for r in api.tables["sysapproval_approver"]):
+            # after its page was read: an approval is added and the change edited
+            api.tables["sysapproval_approver"].append(dict(approval))
+            next(r for r in api.tables["change_request"] if r["sys_id"] == chg3["sys_id"])["sys_updated_on"] = (
+                "2026-02-09 00:00:00")
+    fake.before = approve_and_touch
+    _, records = read_all(connector(page_size=1), "change")  # CHG0030003 is on page 3
+    copies = [r for r in records if r.key == "CHG0030003"]
+    assert len(copies) == 2  # read before and after the edit (keyset paging reads both)
+    assert copies[-1].updated_at == datetime(2026, 2, 9, tzinfo=timezone.utc)
+    assert [len(c.approvals) for c in copies] == [1, 1]  # the new approval, not once per copy held
+
+
 @pytest.mark.parametrize("status", [400, 403])
 @responses.activate
 def test_a_refused_dot_walk_falls_back_on_id_lists_and_says_so(status: int) -> None:
