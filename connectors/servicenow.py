@@ -81,7 +81,9 @@ Ending a stream. Counting a large table on every page is costly, so pages ask
 ``sysparm_no_count=true`` except the first and the one expected to be the last (from the
 previous count); X-Total-Count is counted before ACLs, so a counted page whose
 ``offset + limit`` reaches the count is the last and the closing empty request is saved.
-Without the header (a proxy stripping it), the read ends on the empty page as before.
+Without the header, a counted page whose ``Link`` header (first / prev / next / last, also
+computed before ACLs) has no ``next`` is the last one; with neither (a proxy stripping them),
+the read ends on the empty page. Uncounted pages' links are never trusted.
 
 pysnow. Basic auth takes its session from ``pysnow.Client(host=..., use_ssl=...)`` (the
 session carries HTTP basic auth and JSON headers). We do *not* use ``pysnow.OAuthClient``:
@@ -574,7 +576,15 @@ class ServiceNowConnector:
         headers = response.headers if response is not None else {}
         self.server_time = _http_date(headers.get("Date")) or self.server_time
         total = headers.get("X-Total-Count")
-        return result, int(total) if total and total.isdigit() else None
+        if total and total.isdigit():
+            return result, int(total)
+        links = getattr(response, "links", None) or {}
+        if params.get("sysparm_no_count") == "false" and "first" in links and "next" not in links:
+            # No count, but the counted page's Link header has no "next": the instance
+            # knows no row after this page (its links, like the count, precede ACLs).
+            offset = int(params.get("sysparm_offset") or 0)
+            return result, offset + min(len(result), int(params.get("sysparm_limit") or 0))
+        return result, None
 
     def _table_error(self, exc: SourceError, table: str) -> SourceError:
         hint = _TABLE_HINTS.get(exc.status or 0)

@@ -757,6 +757,33 @@ def test_related_reads_without_a_count_end_on_the_empty_page() -> None:
     assert [len(r.approvals) for r in records] == [1, 0]
 
 
+class _LinkOnlyFake(FakeTableAPI):
+    """No X-Total-Count, but ServiceNow's Link header (next only while rows remain)."""
+
+    def callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        status, headers, body = super().callback(request)
+        counted = headers.pop("X-Total-Count", None) is not None
+        params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        offset, limit = int(params.get("sysparm_offset", 0)), int(params["sysparm_limit"])
+        url = f"{BASE}/api/now/table/x?sysparm_limit={limit}&sysparm_offset="
+        links = [f'<{url}0>;rel="first"']
+        if not counted or offset + limit < self.last_total:  # uncounted: "next" is a guess
+            links.append(f'<{url}{offset + limit}>;rel="next"')
+        headers["Link"] = ",".join(links)
+        return status, headers, body
+
+
+@responses.activate
+def test_without_a_count_a_counted_link_header_without_next_ends_the_read() -> None:
+    rows = synthetic(7)
+    rows[2]["_acl"] = "drop"  # a short page that is not the last one
+    fake = _LinkOnlyFake({"incident": rows, "task_ci": rows_of("task_ci")}).install()
+    _, records = read_all(connector(page_size=2), "incident")
+    assert len(records) == 6
+    assert len(fake.queries("incident")) == math.ceil(7 / 2)  # no closing empty request
+    assert all(c["sysparm_no_count"] == "false" for c in fake.calls if c["table"] == "incident")
+
+
 # --------------------------------------------------------------------------- bulk related streams
 
 def approvals_by_key(records: list[Any]) -> dict[str, list[tuple[str, str]]]:
