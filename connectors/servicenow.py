@@ -306,6 +306,7 @@ RELATED = (
     _RelatedSpec(TASK_CI_TABLE, tuple(TASK_CI_FIELDS), "task", TASK_CI_PROCESSES),
 )
 _SPECS = {spec.table: spec for spec in RELATED}
+_SILENT_EMPTY = "matched no row although the table has rows"
 _ABSENT = object()
 _MIXED = "\x00mixed"
 
@@ -316,6 +317,13 @@ def _ref_value(row: dict[str, Any], ref: str) -> str:
     if isinstance(value, dict):
         value = value.get("value")
     return value if isinstance(value, str) else ""
+
+
+def _by_parent(rows: Sequence[dict[str, Any]], ref: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(_ref_value(row, ref), []).append(row)
+    return out
 
 
 @dataclass
@@ -356,10 +364,8 @@ class _RelatedIndex:
         return have is None or (start is not None and have <= start)
 
     def add(self, row: dict[str, Any]) -> None:
-        parent = row.get(self.spec.ref)
-        if isinstance(parent, dict):  # a reference link object, if the server sent one
-            parent = parent.get("value")
-        if not isinstance(parent, str) or not parent:
+        parent = _ref_value(row, self.spec.ref)
+        if not parent:
             return
         share = self._strings.setdefault
         parent = share(parent, parent)
@@ -804,11 +810,7 @@ class ServiceNowConnector:
         except SourceError as exc:
             if exc.status not in BULK_REFUSED:
                 raise
-            self._bulk_ok = False
-            self._related.clear()
-            self.related_path = (f"in-list (the dot-walked query on {spec.table} was refused: "
-                                 f"HTTP {exc.status})")
-            log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
+            self._use_id_lists(f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}")
             report.warnings[f"{spec.table}: dot-walked query refused (HTTP {exc.status}); read by id"] += 1
             return None
         if index is None:  # no related row at all: every parent read before now has none
@@ -817,15 +819,18 @@ class ServiceNowConnector:
         if any(index.parent_seen.values()):
             self._dotwalk_proven = True  # the server resolved the dot-walked column
         elif not index.rows and not self._dotwalk_proven and not self._dotwalk_answers(spec):
-            self._bulk_ok = False
-            self._related.clear()
-            self.related_path = (f"in-list (the dot-walked query on {spec.table} matched no row "
-                                 "although the table has rows)")
-            log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
+            self._use_id_lists(f"the dot-walked query on {spec.table} {_SILENT_EMPTY}")
             report.warnings[f"{spec.table}: dot-walked query answered with no rows; read by id"] += 1
             return None
         self._related[spec.table] = index
         return index
+
+    def _use_id_lists(self, why: str) -> None:
+        """Read related rows by id lists per page of parents from now on, and say why."""
+        self._bulk_ok = False
+        self._related.clear()
+        self.related_path = f"in-list ({why})"
+        log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
 
     def _dotwalk_answers(self, spec: _RelatedSpec) -> bool:
         """Whether an empty bulk answer can be believed. An instance with
@@ -848,10 +853,12 @@ class ServiceNowConnector:
         """Split a page of parents: those whose prefetched related rows are certainly current
         (returned with them) and the late ones (held in ``self._late`` for :meth:`_read_late`).
         Tables read by id lists (no index) are read for the whole page here."""
-        by_id = {t: self.related(t, _SPECS[t].fields, _SPECS[t].ref, [r["sys_id"] for r in rows], report, checked)
-                 for t, index in indexes.items() if index is None}
+        ids = [r["sys_id"] for r in rows]
+        joined: dict[str, list[dict[str, Any]]] = {
+            t: [] if index is not None else self.related(t, _SPECS[t].fields, _SPECS[t].ref, ids, report, checked)
+            for t, index in indexes.items()}  # the mapper joins by parent id
+        by_id = {t: _by_parent(joined[t], _SPECS[t].ref) for t, index in indexes.items() if index is None}
         ready: list[dict[str, Any]] = []
-        joined: dict[str, list[dict[str, Any]]] = {t: [] for t in indexes}
         for row in rows:
             stale = tuple(t for t, index in indexes.items() if index is not None and not index.fresh(row))
             if not stale:
@@ -862,13 +869,8 @@ class ServiceNowConnector:
                 continue
             known = {t: index.rows_for(row["sys_id"]) for t, index in indexes.items()
                      if index is not None and t not in stale}
+            known.update((t, grouped.get(row["sys_id"], [])) for t, grouped in by_id.items())
             self._late.setdefault(process, []).append(_Late(row, known, stale))
-        for t, related in by_id.items():
-            joined[t] = related  # the mapper joins by parent id: rows of held parents are ignored
-            ids = {r["sys_id"] for r in rows}
-            for held in self._late.get(process, ()):
-                if held.row["sys_id"] in ids:
-                    held.known[t] = [x for x in related if _ref_value(x, _SPECS[t].ref) == held.row["sys_id"]]
         return ready, joined
 
     def _last_related_reader(self, process: str) -> bool:
@@ -892,10 +894,8 @@ class ServiceNowConnector:
             if not ids:
                 continue
             report.warnings[f"{spec.table}: related rows re-read for parents changed since the bulk read"] += len(ids)
-            rows = self.related(spec.table, spec.fields, spec.ref, ids, report, set())
-            fetched[spec.table] = {}
-            for row in rows:
-                fetched[spec.table].setdefault(_ref_value(row, spec.ref), []).append(row)
+            fetched[spec.table] = _by_parent(self.related(spec.table, spec.fields, spec.ref, ids, report, set()),
+                                             spec.ref)
         for process, held in late.items():
             related: dict[str, list[dict[str, Any]]] = {}
             for spec in RELATED:
@@ -1026,14 +1026,10 @@ class ServiceNowConnector:
                 except SourceError as exc:
                     if exc.status not in BULK_REFUSED:
                         raise
-                    self._bulk_ok = False
-                    self.related_path = (f"in-list (the dot-walked query on {spec.table} was refused: "
-                                         f"HTTP {exc.status})")
+                    self._use_id_lists(f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}")
                     break
                 if not rows and not self._dotwalk_answers(spec):
-                    self._bulk_ok = False
-                    self.related_path = (f"in-list (the dot-walked query on {spec.table} matched no row "
-                                         "although the table has rows)")
+                    self._use_id_lists(f"the dot-walked query on {spec.table} {_SILENT_EMPTY}")
                     break
         rep.info["related_path"] = self.related_path
         rep.checks.append(DoctorCheck(

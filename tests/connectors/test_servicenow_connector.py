@@ -971,6 +971,31 @@ def test_a_refused_dot_walk_falls_back_on_id_lists_and_says_so(status: int) -> N
 
 
 @responses.activate
+def test_late_parents_keep_the_rows_of_a_table_read_by_id_when_only_that_dot_walk_is_refused() -> None:
+    tables = all_tables()
+    chg3 = next(r for r in tables["change_request"] if r["number"] == "CHG0030003")  # no approvals: late
+    tables["task_ci"].append(dict(tables["task_ci"][0], sys_id="f" * 32, task=chg3["sys_id"]))
+    fake = FakeTableAPI(tables)
+    fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50
+
+    def refuse_task_dot_walk(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if "task.sys_class_name" in requests.utils.unquote(request.url):
+            return 403, {}, (FIX / "errors" / "403.json").read_text()
+        return fake.callback(request)
+    responses.add_callback(responses.GET, TABLE_URL, callback=refuse_task_dot_walk)
+    conn = connector(page_size=2, related_chunk=50)
+    _, records = read_all(conn, "change")  # approvals in bulk, then task_ci refused: by id
+    assert "task_ci was refused" in conn.related_path
+    assert any(q.startswith("sysapproval.") for q in fake.queries("sysapproval_approver"))
+    responses.reset()
+    FakeTableAPI(tables).install()
+    _, by_id = read_all(connector(page_size=2, bulk_related=False), "change")
+    assert approvals_by_key(records) == approvals_by_key(by_id)
+    assert ci_refs_by_key(records) == ci_refs_by_key(by_id)
+    assert len(ci_refs_by_key(records)["CHG0030003"]) == 2  # its own CI and the link read by id
+
+
+@responses.activate
 def test_other_errors_on_the_bulk_read_fail_the_source() -> None:
     fake = FakeTableAPI(all_tables()).install()
     fake.faults = [(401, {}, (FIX / "errors" / "401.json").read_text())]
