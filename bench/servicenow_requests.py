@@ -80,6 +80,13 @@ def read_all(conn: ServiceNowConnector, since: dict[str, datetime] | None) -> tu
     return records, marks, time.perf_counter() - t0
 
 
+def print_requests(conn: ServiceNowConnector, minimum: int) -> None:
+    n = conn.request_count
+    print(f"  requests {n}   page minimum {minimum}   ({n / max(1, minimum):.2f}x)"
+          f"   related path: {conn.related_path}")
+    conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=12_000, help="records across both systems")
@@ -95,11 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = sum(sn.table_size(t) for t in PROCESS_TABLE.values())
         minimum = page_minimum(server, args.page, None, timedelta(0))
         records, marks, seconds = read_all(conn, None)
-        full = conn.request_count
         print(f"full read: {rows:,} rows ({records:,} records mapped) in {seconds:.1f} s")
-        print(f"  requests {full}   page minimum {minimum}   ({full / max(1, minimum):.2f}x)"
-              f"   related path: {getattr(conn, 'related_path', 'in-list')}")
-        conn.close()
+        print_requests(conn, minimum)
 
         rng = random.Random(args.seed)
         touched = 0
@@ -112,11 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         lookback = timedelta(minutes=conn.cfg.lookback_minutes)
         minimum = page_minimum(server, args.page, marks, lookback)
         records, _, seconds = read_all(conn, marks)
-        inc = conn.request_count
         print(f"incremental read after {touched:,} changed rows: {records:,} records in {seconds:.1f} s")
-        print(f"  requests {inc}   page minimum {minimum}   ({inc / max(1, minimum):.2f}x)"
-              f"   related path: {getattr(conn, 'related_path', 'in-list')}")
-        conn.close()
+        print_requests(conn, minimum)
     return 0
 
 
