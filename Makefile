@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/ticketlint demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py

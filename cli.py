@@ -2,8 +2,8 @@
 
 Results go to stdout (or ``-o PATH``); logs and progress go to stderr. Exit codes, like
 ruff and sqlfluff: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, configuration,
-connector or internal error. Commands of other packages (``sync.commands``,
-``sandbox.commands``) are registered when those packages are installed.
+connector or internal error. Commands of other packages (``ticketlint.sync.commands``,
+``ticketlint.sandbox.commands``) are registered when those packages are installed.
 """
 
 from __future__ import annotations
@@ -20,22 +20,22 @@ from typing import Any, Iterable, Sequence
 import click
 import yaml
 
-import config as config_mod
-from config import Config, ConfigError
-from connectors.base import DoctorCheck, DoctorReport, SourceError
-from connectors.files import InputError, load_inputs
-from mapping.common import MappingOptions, MappingReport
-from mapping.model import BaseRecord
-from rules.registry import SEVERITIES, SEVERITY_RANK, RuleDefinitionError, RuleSelectionError
-from rules.selection import engine_from_config, parse_as_of, registry_from_config
-from sync import formats
+import ticketlint.config as config_mod
+from ticketlint.config import Config, ConfigError
+from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
+from ticketlint.connectors.files import InputError, load_inputs
+from ticketlint.mapping.common import MappingOptions, MappingReport
+from ticketlint.mapping.model import BaseRecord
+from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, RuleDefinitionError, RuleSelectionError
+from ticketlint.rules.selection import engine_from_config, parse_as_of, registry_from_config
+from ticketlint.report import formats
 
 log = logging.getLogger("ticketlint")
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 PLUGIN_MODULES = (
-    "sync.commands", "sandbox.commands", "sync.notify.commands", "sync.report.commands",
-    "sync.writeback.commands", "sync.serve.commands",
+    "ticketlint.sync.commands", "ticketlint.sandbox.commands", "ticketlint.notify.commands", "ticketlint.report.commands",
+    "ticketlint.plugin.writeback.commands", "ticketlint.plugin.serve.commands",
 )
 CI_STREAMS = frozenset({"ci", "cmdb_ci", "assets"})
 
@@ -46,9 +46,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ConfigError, RuleSelectionError, RuleDefinitionError, InputError, SourceError,
     ]
     try:
-        from rules.declarative import DeclarativeRuleError
+        from ticketlint.rules.declarative import DeclarativeRuleError
     except ModuleNotFoundError as exc:
-        if exc.name != "rules.declarative":
+        if exc.name != "ticketlint.rules.declarative":
             raise
     else:
         errors.append(DeclarativeRuleError)
@@ -262,7 +262,7 @@ def _option_time(option: str, text: str) -> datetime:
 
 def _open_connector(source_cfg: Any) -> Any:
     """``connectors.open_connector`` (added by the connector work) for one source."""
-    import connectors
+    import ticketlint.connectors as connectors
 
     opener = getattr(connectors, "open_connector", None)
     if opener is None:
@@ -521,5 +521,5 @@ def main() -> None:
     cli(prog_name="ticketlint")
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m cli`
+if __name__ == "__main__":  # pragma: no cover - `python -m ticketlint.cli`
     main()

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from mapping.common import MappingOptions
+from ticketlint.mapping.common import MappingOptions
 
 ENV_VAR = "TICKETLINT_CONFIG"
 DEFAULT_NAME = "ticketlint.yaml"

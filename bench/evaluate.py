@@ -6,7 +6,7 @@ raw response bodies, then measures in one run, on one core:
 
 1. the floor: ``json.loads`` of every body;
 2. mapping (mapping/jira.py, mapping/servicenow.py) of the parsed bodies plus the whole
-   ``iso20000`` pack (rules.engine).
+   ``iso20000`` pack (ticketlint.rules.engine).
 
 Both are timed ``--repeat`` times, alternating, in the same process; the figures are
 the median of the repeats (the best is shown beside it). Prints records/s for each, the
@@ -31,14 +31,14 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mapping.common import MappingOptions  # noqa: E402
-from mapping.jira import JiraFieldCatalog, JiraMapper  # noqa: E402
-from mapping.servicenow import (  # noqa: E402
+from ticketlint.mapping.common import MappingOptions  # noqa: E402
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper  # noqa: E402
+from ticketlint.mapping.servicenow import (  # noqa: E402
     APPROVAL_FIELDS, APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_FIELDS, TASK_CI_TABLE, ServiceNowMapper,
 )
-from rules.engine import Engine  # noqa: E402
-from rules.registry import load_registry  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.rules.engine import Engine  # noqa: E402
+from ticketlint.rules.registry import load_registry  # noqa: E402
+from ticketlint.sandbox.server import SandboxServer  # noqa: E402
 
 TARGET = 20_000
 APPROVAL_PROCESSES = ("change", "service_request")

@@ -1,7 +1,7 @@
 """HTTP requests of a ServiceNow read against the sandbox, beside the page minimum.
 
 Starts the sandbox in this process with ``--size`` records (``hidden_share`` 1%: some
-``{}`` rows), reads every stream with :class:`connectors.servicenow.ServiceNowConnector`
+``{}`` rows), reads every stream with :class:`ticketlint.connectors.servicenow.ServiceNowConnector`
 (a full read), touches ``--changed`` of the task and CI rows, then reads again from each
 stream's watermark (an incremental read, as ``ticketlint sync`` does).
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config import parse_config  # noqa: E402
-from connectors.servicenow import ServiceNowConnector  # noqa: E402
-from sandbox.data import utc_text  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.config import parse_config  # noqa: E402
+from ticketlint.connectors.servicenow import ServiceNowConnector  # noqa: E402
+from ticketlint.sandbox.data import utc_text  # noqa: E402
+from ticketlint.sandbox.server import SandboxServer  # noqa: E402
 
 TASK_TABLES = ("incident", "change_request", "problem", "sc_req_item")
 PROCESS_TABLE = {"ci": "cmdb_ci", "incident": "incident", "change": "change_request",

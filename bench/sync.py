@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml  # noqa: E402
+from ticketlint.sandbox.server import SandboxServer  # noqa: E402
 
 JIRA_PAGE_CAP = 100  # what the sandbox (like Cloud) serves per search page with custom fields
 SNOW_PAGE = 1000

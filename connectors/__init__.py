@@ -1,6 +1,6 @@
 """Connectors: fetch from Jira, ServiceNow and exported files (HTTP and source APIs only).
 
-:func:`open_connector` turns a configured source into its :class:`~connectors.base.Connector`.
+:func:`open_connector` turns a configured source into its :class:`~ticketlint.connectors.base.Connector`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from config import JiraSource, ServiceNowSource
-    from connectors.base import Connector
+    from ticketlint.config import JiraSource, ServiceNowSource
+    from ticketlint.connectors.base import Connector
 
 
 def open_connector(source_cfg: "JiraSource | ServiceNowSource", *,
@@ -19,11 +19,11 @@ def open_connector(source_cfg: "JiraSource | ServiceNowSource", *,
     (tests pass a recorder so nothing really waits). Imports are lazy so that a Jira-only
     run never imports the ServiceNow client and vice versa."""
     if source_cfg.type == "jira":
-        from connectors.jira import JiraConnector
+        from ticketlint.connectors.jira import JiraConnector
 
         return JiraConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
     if source_cfg.type == "servicenow":
-        from connectors.servicenow import ServiceNowConnector
+        from ticketlint.connectors.servicenow import ServiceNowConnector
 
         return ServiceNowConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
     raise ValueError(f"unknown source type {source_cfg.type!r}")

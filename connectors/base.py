@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator, Protocol, Sequence
 
-from mapping.common import MappingReport
-from mapping.model import BaseRecord
+from ticketlint.mapping.common import MappingReport
+from ticketlint.mapping.model import BaseRecord
 
 
 class SourceError(Exception):

@@ -3,7 +3,7 @@ JSON lines of normalised records, detected per path.
 
 Accepted inputs (DESIGN.md "CLI"):
 
-- ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``mapping.model``); a bad
+- ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``ticketlint.mapping.model``); a bad
   line is a :class:`MappingError` naming the file and line, and the rest still load;
 - a Jira search response (``{"issues": [...]}``) or a JSON list of such pages. With
   ``expand=names`` it names its own fields; otherwise a sibling ``field.json`` (saved from
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from mapping.common import MappingError, MappingOptions, MappingReport
-from mapping.model import BaseRecord, record_from_dict
+from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport
+from ticketlint.mapping.model import BaseRecord, record_from_dict
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SERVICENOW_LINK_TABLES = ("sysapproval_approver", "task_ci")
@@ -196,7 +196,7 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
 # --- Jira -----------------------------------------------------------------------------
 
 def _load_jira(searches: list[Path], folder: Path, options: MappingOptions, result: LoadResult) -> None:
-    from mapping import jira as jira_mapping  # imported when needed: the CLI starts fast
+    from ticketlint.mapping import jira as jira_mapping  # imported when needed: the CLI starts fast
 
     issues: list[dict[str, Any]] = []
     names: dict[str, str] = {}
@@ -272,7 +272,7 @@ def _jira_deployment(issues: list[dict[str, Any]]) -> str:
 # --- ServiceNow -----------------------------------------------------------------------
 
 def _servicenow_tables(options: MappingOptions) -> set[str]:
-    from mapping import servicenow as snow_mapping
+    from ticketlint.mapping import servicenow as snow_mapping
 
     defaults = snow_mapping.DEFAULT_TABLES
     configured = set(defaults.values() if isinstance(defaults, dict) else defaults)
@@ -280,7 +280,7 @@ def _servicenow_tables(options: MappingOptions) -> set[str]:
 
 
 def _load_servicenow(files: dict[str, Path], options: MappingOptions, result: LoadResult) -> None:
-    from mapping import servicenow as snow_mapping
+    from ticketlint.mapping import servicenow as snow_mapping
 
     def rows(table: str) -> list[dict[str, Any]] | None:
         if table not in files:

@@ -6,7 +6,7 @@ One place decides what is retried and how long to wait (tenacity owns the loop):
   ``retry_after_max``; never less, and no jitter below it.
 - 429 without it, 5xx, timeouts, connection resets and a 2xx page whose body is not
   valid JSON (when JSON was asked for): exponential backoff with jitter.
-- at most ``max_attempts`` attempts; then :class:`~connectors.base.SourceError`.
+- at most ``max_attempts`` attempts; then :class:`~ticketlint.connectors.base.SourceError`.
 - any other 4xx (400, 401, 403, 404, 410, ...) is never retried and never turned into
   "zero records": :class:`SourceError` names the URL (no query string, no credentials),
   the status, the server's own error text and what to check.
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from connectors.base import SourceError
+from ticketlint.connectors.base import SourceError
 
 log = logging.getLogger(__name__)
 

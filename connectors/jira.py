@@ -4,7 +4,7 @@ What it reads and how (DESIGN.md "Connectors"):
 
 - The session, server info, field list and ``/myself`` come from the ``jira`` library
   (pycontribs); every request, the library's included, goes through
-  :class:`connectors.http.HttpClient`, so tenacity owns retries and errors are
+  :class:`ticketlint.connectors.http.HttpClient`, so tenacity owns retries and errors are
   :class:`SourceError` (the library's own retry loop is switched off).
 - Cloud vs Data Center from ``serverInfo.deploymentType``. Cloud pages
   ``POST /rest/api/3/search/jql`` by ``nextPageToken`` (never the removed
@@ -41,13 +41,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jira as jiralib
 
-from config import BasicAuth, JiraCloudAuth, JiraPatAuth, JiraSource
-from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
-from connectors.http import HttpClient
-from mapping.common import MappingError, MappingReport, parse_jira_time
-from mapping.jira import DEFAULT_ISSUE_TYPES, DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
-from mapping.jira_assets import map_assets_object
-from mapping.model import BaseRecord
+from ticketlint.config import BasicAuth, JiraCloudAuth, JiraPatAuth, JiraSource
+from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
+from ticketlint.connectors.http import HttpClient
+from ticketlint.mapping.common import MappingError, MappingReport, parse_jira_time
+from ticketlint.mapping.jira import DEFAULT_ISSUE_TYPES, DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
+from ticketlint.mapping.jira_assets import map_assets_object
+from ticketlint.mapping.model import BaseRecord
 
 log = logging.getLogger(__name__)
 

@@ -90,7 +90,7 @@ session carries HTTP basic auth and JSON headers). We do *not* use ``pysnow.OAut
 it is built on requests-oauthlib, which refuses plain ``http://`` URLs (oauthlib's
 InsecureTransportError, only lifted by a process-wide environment variable) and fetches
 and refreshes tokens outside our retry layer, so ``/oauth_token.do`` is called here through
-:class:`connectors.http.HttpClient` like every other request. pysnow's ``Resource`` paging
+:class:`ticketlint.connectors.http.HttpClient` like every other request. pysnow's ``Resource`` paging
 is offset-based, so paging is ours too.
 """
 
@@ -108,11 +108,11 @@ from urllib.parse import urlsplit
 import pysnow
 import requests
 
-from config import BasicAuth, ServiceNowSource
-from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
-from connectors.http import HttpClient
-from mapping.common import MappingReport, parse_servicenow_time
-from mapping.servicenow import (
+from ticketlint.config import BasicAuth, ServiceNowSource
+from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
+from ticketlint.connectors.http import HttpClient
+from ticketlint.mapping.common import MappingReport, parse_servicenow_time
+from ticketlint.mapping.servicenow import (
     APPROVAL_FIELDS,
     APPROVAL_TABLE,
     DEFAULT_TABLES,
@@ -1093,8 +1093,8 @@ class ServiceNowConnector:
         unreadable one, or it answered NOT_EVALUATED on the sample records (mapped with
         their related rows)."""
         # Imported here: only doctor needs the rules; reading data never does.
-        from rules.engine import Engine
-        from rules.registry import load_registry
+        from ticketlint.rules.engine import Engine
+        from ticketlint.rules.registry import load_registry
 
         try:
             rules = load_registry().select()

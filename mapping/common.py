@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
 WRITEBACK_MARKER = "ticketlint-writeback"
-"""Carried by every comment / work note ticketlint writes onto a ticket (``sync.writeback``).
+"""Carried by every comment / work note ticketlint writes onto a ticket (``ticketlint.plugin.writeback``).
 Mappers never read such a text as the team's own notes: our comment listing what is
 missing must not count as the resolution notes it asks for."""
 

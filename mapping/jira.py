@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
-from mapping.adf import adf_to_text
-from mapping.common import WRITEBACK_MARKER, MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
-from mapping.jira_fields import (
+from ticketlint.mapping.adf import adf_to_text
+from ticketlint.mapping.common import WRITEBACK_MARKER, MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
+from ticketlint.mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
     ASSETS_CUSTOM_TYPE,
     JiraFieldCatalog,
@@ -56,7 +56,7 @@ from mapping.jira_fields import (
     text_of,
     time_of,
 )
-from mapping.model import (
+from ticketlint.mapping.model import (
     build,
     builder,
     CHANGE_STATES,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from mapping.common import parse_jira_time
-from mapping.model import CIRecord, Person
+from ticketlint.mapping.common import parse_jira_time
+from ticketlint.mapping.model import CIRecord, Person
 
 # Status words (case-folded) per normalised CI status; anything else is "other".
 _CI_STATUS = {

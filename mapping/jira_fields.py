@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from mapping.adf import adf_to_text, is_adf
-from mapping.common import parse_jira_time
-from mapping.model import Person, build
+from ticketlint.mapping.adf import adf_to_text, is_adf
+from ticketlint.mapping.common import parse_jira_time
+from ticketlint.mapping.model import Person, build
 
 ASSETS_CUSTOM_TYPE = "com.atlassian.jira.plugins.cmdb:cmdb-object-cftype"
 APPROVALS_CUSTOM_TYPE = "com.atlassian.servicedesk.approvals-plugin:sd-approvals"

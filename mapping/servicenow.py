@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from mapping.common import (
+from ticketlint.mapping.common import (
     MappingError, MappingOptions, MappingReport, gc_paused, parse_servicenow_time,
 )
-from mapping.model import (
+from ticketlint.mapping.model import (
     build,
     builder,
     CHANGE_STATES,

@@ -42,9 +42,9 @@ from typing import Any, Callable, Iterable, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mapping.model import PROCESSES, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, not_evaluated
-from rules.registry import Pack, Rule, RuleContext, rule
+from ticketlint.mapping.model import PROCESSES, is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, not_evaluated
+from ticketlint.rules.registry import Pack, Rule, RuleContext, rule
 
 PACK_NAME = "custom"
 Tri = Optional[bool]  # True, False, or None (unknown: the source does not provide the field)

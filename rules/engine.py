@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from mapping.common import gc_paused
-from mapping.model import BaseRecord, CIRecord, ChangeRecord, IncidentRecord, Person, approved_entries, build
-from rules.outcome import Outcome, Status
-from rules.registry import SEVERITY_RANK, Rule, RuleContext, RuleSelectionError
+from ticketlint.mapping.common import gc_paused
+from ticketlint.mapping.model import BaseRecord, CIRecord, ChangeRecord, IncidentRecord, Person, approved_entries, build
+from ticketlint.rules.outcome import Outcome, Status
+from ticketlint.rules.registry import SEVERITY_RANK, Rule, RuleContext, RuleSelectionError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Seq
 import yaml
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rules.engine import RecordIndex
+    from ticketlint.rules.engine import RecordIndex
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -254,7 +254,7 @@ class Registry:
 def load_registry(extra_packs: Iterable[Pack] = ()) -> Registry:
     """The built-in pack, every pack published under the ``ticketlint.packs`` entry-point
     group, then ``extra_packs`` (declarative YAML rules from the config)."""
-    from rules.packs.iso20000 import PACK as ISO20000
+    from ticketlint.rules.packs.iso20000 import PACK as ISO20000
 
     packs: dict[str, Pack] = {ISO20000.name: ISO20000}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):

@@ -13,11 +13,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from config import Config
-from rules.engine import Engine
-from rules.registry import Pack, Registry, RuleSelectionError, load_registry
+from ticketlint.config import Config
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.registry import Pack, Registry, RuleSelectionError, load_registry
 
-_DECLARATIVE = "rules.declarative"
+_DECLARATIVE = "ticketlint.rules.declarative"
 
 
 def registry_from_config(cfg: Config) -> Registry:

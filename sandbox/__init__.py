@@ -5,6 +5,6 @@ sandbox`` runs it in the foreground and ``ticketlint demo`` runs the whole produ
 it. Standard library only.
 """
 
-from sandbox.server import SandboxServer, serve
+from ticketlint.sandbox.server import SandboxServer, serve
 
 __all__ = ["SandboxServer", "serve"]

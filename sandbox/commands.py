@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from sandbox.faults import FaultPlan, FaultSpecError
-from sandbox.server import SandboxServer
+from ticketlint.sandbox.faults import FaultPlan, FaultSpecError
+from ticketlint.sandbox.server import SandboxServer
 
 DEMO_JIRA_ENV = "TICKETLINT_DEMO_JIRA_TOKEN"
 DEMO_SNOW_ENV = "TICKETLINT_DEMO_SNOW_PASSWORD"
@@ -86,7 +86,7 @@ def sandbox(host: str, port: int, seed: int, size: int, faults: str | None, hidd
 
 def _invoke(args: list[str]) -> int:
     """Run a ``ticketlint`` command in this process; its exit code."""
-    import cli as cli_mod
+    import ticketlint.cli as cli_mod
 
     try:
         cli_mod.cli.main(args, prog_name="ticketlint", standalone_mode=False)

@@ -3,7 +3,7 @@
 ``Dataset(seed, size)`` is cheap to build: at start it draws only each record's
 scenario summary (type, updated time, links) into compact arrays; the full Jira issue
 dict or ServiceNow row is built on demand from the record's own seeded RNG (see
-:mod:`sandbox.scenario`) and overlaid with whatever writes and mutations happened since.
+:mod:`ticketlint.sandbox.scenario`) and overlaid with whatever writes and mutations happened since.
 The same seed, size and anchor give the same records, byte for byte.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from sandbox.scenario import N_GROUPS, N_USERS
+from ticketlint.sandbox.scenario import N_GROUPS, N_USERS
 
 FIRST = ["Mia", "Noah", "Aiko", "Liam", "Priya", "Mateo", "Sofia", "Lukas", "Chloe", "Arjun", "Emma",
          "Kenji", "Olivia", "Rafael", "Zoe", "Hannah", "Omar", "Ingrid", "Tariq", "Lucia", "Felix",
@@ -113,8 +113,8 @@ class Dataset:
 
     def __init__(self, seed: int = 1, size: int = 600, *, anchor: int | None = None,
                  hidden_share: float = 0.01) -> None:
-        from sandbox.jira_data import JiraData
-        from sandbox.servicenow_data import ServiceNowData
+        from ticketlint.sandbox.jira_data import JiraData
+        from ticketlint.sandbox.servicenow_data import ServiceNowData
 
         self.seed, self.size = seed, size
         self.anchor = anchor if anchor is not None else default_anchor()

@@ -12,10 +12,10 @@ import json
 import re
 from typing import Any, Callable
 
-from sandbox import jql as J
-from sandbox.data import jira_text
-from sandbox.http import Credentials, Request, Response, json_response
-from sandbox.jira_data import CUSTOM_FIELDS, STATUSES, SYSTEM_FIELDS, JiraData
+from ticketlint.sandbox import jql as J
+from ticketlint.sandbox.data import jira_text
+from ticketlint.sandbox.http import Credentials, Request, Response, json_response
+from ticketlint.sandbox.jira_data import CUSTOM_FIELDS, STATUSES, SYSTEM_FIELDS, JiraData
 
 EMBEDDED_CHANGELOG = 40
 DEFAULT_MAX = 50

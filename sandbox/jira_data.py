@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sandbox import scenario as S
-from sandbox.data import SERVICES, hexid, jira_text
+from ticketlint.sandbox import scenario as S
+from ticketlint.sandbox.data import SERVICES, hexid, jira_text
 
 if TYPE_CHECKING:
-    from sandbox.data import Dataset
+    from ticketlint.sandbox.data import Dataset
 
 TYPES = ["Incident", "Change", "Problem", "Service request", "Service request with approvals",
          "Post-incident review"]

@@ -18,12 +18,12 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sandbox.data import Dataset
-from sandbox.faults import FaultPlan
-from sandbox.http import Credentials, Request, Response, json_response
-from sandbox.jira_api import JiraApi
-from sandbox.servicenow_api import ServiceNowApi, failure
-from sandbox.servicenow_data import TASK_TABLES
+from ticketlint.sandbox.data import Dataset
+from ticketlint.sandbox.faults import FaultPlan
+from ticketlint.sandbox.http import Credentials, Request, Response, json_response
+from ticketlint.sandbox.jira_api import JiraApi
+from ticketlint.sandbox.servicenow_api import ServiceNowApi, failure
+from ticketlint.sandbox.servicenow_data import TASK_TABLES
 
 MAX_BODY = 10 * 1024 * 1024
 

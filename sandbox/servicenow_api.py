@@ -16,9 +16,9 @@ import time
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode
 
-from sandbox import encoded_query as EQ
-from sandbox.http import Credentials, Request, Response, json_response
-from sandbox.servicenow_data import CHOICES, REFERENCES, TASK_TABLES, ServiceNowData
+from ticketlint.sandbox import encoded_query as EQ
+from ticketlint.sandbox.http import Credentials, Request, Response, json_response
+from ticketlint.sandbox.servicenow_data import CHOICES, REFERENCES, TASK_TABLES, ServiceNowData
 
 TABLE_PATH = re.compile(r"/api/now/(?:v\d+/)?table/(?P<table>[A-Za-z0-9_]+)(?:/(?P<sys_id>[A-Za-z0-9]+))?")
 TOKEN_TTL = 1799

@@ -15,11 +15,11 @@ import threading
 from array import array
 from typing import TYPE_CHECKING, Any
 
-from sandbox import scenario as S
-from sandbox.data import SERVICES, hexid, utc_text
+from ticketlint.sandbox import scenario as S
+from ticketlint.sandbox.data import SERVICES, hexid, utc_text
 
 if TYPE_CHECKING:
-    from sandbox.data import Dataset
+    from ticketlint.sandbox.data import Dataset
 
 TASK_TABLES = {"incident": ("INC", 10001, 40), "change_request": ("CHG", 30001, 22),
                "problem": ("PRB", 40001, 8), "sc_req_item": ("RITM", 10001, 18)}

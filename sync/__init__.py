@@ -1,1 +1,6 @@
-"""Sync: remember and tell (store, runner, notify, write-back, report, serve)."""
+"""Sync: the run that keeps the store current: incremental reads per source and stream,
+watermarks, the lock, progress and the end-of-run summary.
+
+May import: config, connectors, mapping, rules, store. Never notify, report or plugin:
+what happens after a run (chat, write-back) is handed to the runner as hooks by the CLI.
+"""

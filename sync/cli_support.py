@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 
 import click
 
-from config import Config, ConfigError, load_config
-from sync.db import Store, StoreError, open_store
+from ticketlint.config import Config, ConfigError, load_config
+from ticketlint.store.db import Store, StoreError, open_store
 
 
 def fail(message: str) -> NoReturn:

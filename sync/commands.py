@@ -15,15 +15,15 @@ from typing import Any
 
 import click
 
-from config import ConfigError
-from sync import store as repo
-from sync.cli_support import config_of, fail, store_of
-from sync.db import StoreError, current_revision, head_revision
-from sync.findings_view import FORMATS, render_findings, render_show
-from sync.lifecycle import Diff
-from sync.progress import Progress, summary_table
-from sync.runner import SyncOptions, SyncResult, SyncRunner
-from sync.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
+from ticketlint.config import ConfigError
+from ticketlint.store import repository as repo
+from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.store.db import StoreError, current_revision, head_revision
+from ticketlint.store.findings_view import FORMATS, render_findings, render_show
+from ticketlint.store.lifecycle import Diff
+from ticketlint.sync.progress import Progress, summary_table
+from ticketlint.sync.runner import SyncOptions, SyncResult, SyncRunner
+from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
 
-from sync.db import Store, sqlite_path
+from ticketlint.store.db import Store, sqlite_path
 
 
 class LockBusy(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence, TextIO
 
-from rules.registry import SEVERITIES
+from ticketlint.rules.registry import SEVERITIES
 
 
 @dataclass

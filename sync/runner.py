@@ -12,7 +12,7 @@ Memory stays flat in the number of stored records: evaluation streams them from 
 only the processes it reads, without raw JSON; a second pass feeds the records to the
 engine in chunks of :data:`EVAL_CHUNK` (with raw JSON only when a selected rule reads it).
 Only the source's findings are kept, and the diff reads the stored findings as plain
-values and writes them back in chunks (:func:`sync.store.apply_diff_chunked`).
+values and writes them back in chunks (:func:`ticketlint.store.repository.apply_diff_chunked`).
 
 Test hooks (read from the environment, used only by tests that run a real subprocess):
 ``TICKETLINT_TEST_CONNECTOR=module:factory`` builds connectors (``factory(source_cfg)``),
@@ -32,17 +32,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from config import Config, ConfigError, JiraSource, ServiceNowSource
-from connectors.base import Connector, SourceError
-from mapping.common import MappingReport
-from mapping.model import BaseRecord
-from rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
-from sync import lifecycle, store as repo
-from sync.db import Store, open_store, retry_locked
-from sync.lifecycle import Diff
-from sync.lock import LockBusy, SyncLock
-from sync.progress import Progress, StreamStats, SummaryRow
-from sync.waivers import all_waivers
+from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
+from ticketlint.connectors.base import Connector, SourceError
+from ticketlint.mapping.common import MappingReport
+from ticketlint.mapping.model import BaseRecord
+from ticketlint.rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
+from ticketlint.store import lifecycle, repository as repo
+from ticketlint.store.db import Store, open_store, retry_locked
+from ticketlint.store.lifecycle import Diff
+from ticketlint.sync.lock import LockBusy, SyncLock
+from ticketlint.sync.progress import Progress, StreamStats, SummaryRow
+from ticketlint.store.waivers import all_waivers
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _from_spec(spec: str) -> Callable[..., Any]:
 def default_connector_factory(source_cfg: SourceConfig) -> Connector:
     if os.environ.get(CONNECTOR_ENV):
         return _from_spec(os.environ[CONNECTOR_ENV])(source_cfg)  # type: ignore[no-any-return]
-    from connectors import open_connector  # type: ignore[attr-defined]
+    from ticketlint.connectors import open_connector  # type: ignore[attr-defined]
 
     return open_connector(source_cfg)  # type: ignore[no-any-return]
 
@@ -144,7 +144,7 @@ def default_connector_factory(source_cfg: SourceConfig) -> Connector:
 def default_engine_factory(cfg: Config) -> Engine:
     if os.environ.get(ENGINE_ENV):
         return _from_spec(os.environ[ENGINE_ENV])(cfg)  # type: ignore[no-any-return]
-    from rules.selection import engine_from_config  # type: ignore[import-not-found]
+    from ticketlint.rules.selection import engine_from_config  # type: ignore[import-not-found]
 
     return engine_from_config(cfg)  # type: ignore[no-any-return]
 
@@ -226,7 +226,7 @@ class SyncRunner:
                             finished_at=self.clock())
             if self.options.notify:
                 # Outbox rows commit with the run's completion: a digest is queued once.
-                _hook("sync.notify", "enqueue", s, self.cfg, result)
+                _hook("ticketlint.notify", "enqueue", s, self.cfg, result)
 
     def _sync_source(self, source_cfg: SourceConfig, started: datetime, as_of: datetime,
                      run_id: int | None) -> SourceResult:
@@ -408,13 +408,13 @@ def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]
 
 
 def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: Progress) -> None:
-    """A dry run says what write-back would write: ``sync.writeback.preview`` returns the
+    """A dry run says what write-back would write: ``ticketlint.plugin.writeback.preview`` returns the
     planned writes (objects with ``describe()``, or plain strings)."""
     try:
-        planned = _hook("sync.writeback", "preview", store, cfg, result)
+        planned = _hook("ticketlint.plugin.writeback", "preview", store, cfg, result)
     except Exception as exc:  # a preview never fails the dry run
-        log.debug("sync.writeback.preview failed", exc_info=True)
-        progress.event("hook_failed", f"sync.writeback.preview failed: {exc}", level="warning")
+        log.debug("ticketlint.plugin.writeback.preview failed", exc_info=True)
+        progress.event("hook_failed", f"ticketlint.plugin.writeback.preview failed: {exc}", level="warning")
         return
     progress.event("writeback_preview", f"write-back would make {len(planned)} write(s)"
                    + (":" if planned else ""), planned=len(planned))
@@ -427,13 +427,13 @@ def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptio
                progress: Progress) -> None:
     """After every commit: drain the notification outbox, then run write-back.
 
-    Contract for those modules: ``sync.notify.enqueue(session, cfg, result)`` is called
+    Contract for those modules: ``ticketlint.notify.enqueue(session, cfg, result)`` is called
     inside the transaction that finishes the run (create outbox rows there);
-    ``sync.notify.drain(store, cfg, result)`` and ``sync.writeback.after_sync(store, cfg,
+    ``ticketlint.notify.drain(store, cfg, result)`` and ``ticketlint.plugin.writeback.after_sync(store, cfg,
     result)`` are called here. A failure here is logged and never changes what was stored.
     """
-    for wanted, module, func in ((options.notify, "sync.notify", "drain"),
-                                 (options.writeback, "sync.writeback", "after_sync")):
+    for wanted, module, func in ((options.notify, "ticketlint.notify", "drain"),
+                                 (options.writeback, "ticketlint.plugin.writeback", "after_sync")):
         if not wanted:
             continue
         try:
@@ -447,11 +447,11 @@ def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptio
 
 def _report_hook(progress: Progress, module: str, outcome: Any) -> None:
     """One line on stderr for what notification / write-back did (nothing when idle)."""
-    if module == "sync.notify" and isinstance(outcome, dict) and any(outcome.values()):
+    if module == "ticketlint.notify" and isinstance(outcome, dict) and any(outcome.values()):
         level = "warning" if outcome.get("failed") or outcome.get("unconfirmed") else "info"
         progress.event("notify_done", "notifications: " + ", ".join(
             f"{n} {state}" for state, n in outcome.items() if n), level=level, **outcome)
-    elif module == "sync.writeback" and outcome is not None and not getattr(outcome, "disabled", True):
+    elif module == "ticketlint.plugin.writeback" and outcome is not None and not getattr(outcome, "disabled", True):
         failed = bool(getattr(outcome, "failed", 0) or getattr(outcome, "errors", None))
         progress.event("writeback_done", outcome.text(), level="warning" if failed else "info",
                        **(outcome.to_dict() if hasattr(outcome, "to_dict") else {}))

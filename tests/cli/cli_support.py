@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Callable
 
-from mapping.model import is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.registry import Pack, RuleContext, rule
+from ticketlint.mapping.model import is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.registry import Pack, RuleContext, rule
 from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 AS_OF = "2026-03-31T00:00:00Z"

@@ -9,9 +9,9 @@ from typing import Iterable
 import pytest
 from click.testing import CliRunner
 
-import rules.selection
+import ticketlint.rules.selection
 from cli_support import TEST_PACK
-from rules.registry import Pack, Registry
+from ticketlint.rules.registry import Pack, Registry
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     def load(extra_packs: Iterable[Pack] = ()) -> Registry:
         return Registry([TEST_PACK, *extra_packs])
 
-    monkeypatch.setattr(rules.selection, "load_registry", load)
+    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", load)
     return load()
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import cli as cli_module
-from cli import cli
+import ticketlint.cli as cli_module
+from ticketlint.cli import cli
 from cli_support import AS_OF
 
 
@@ -140,10 +140,10 @@ def test_a_crashing_rule_exits_2_after_printing_results(
 
     broken = cli_support.tst001.__class__(**{**cli_support.tst001.__dict__, "func": boom})
     pack = cli_support.TEST_PACK.__class__(name="testpack", rules=(broken,))
-    import rules.selection
-    from rules.registry import Registry
+    import ticketlint.rules.selection
+    from ticketlint.rules.registry import Registry
 
-    monkeypatch.setattr(rules.selection, "load_registry", lambda extra=(): Registry([pack]))
+    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([pack]))
     result = check(runner, "-i", str(records_jsonl))
     assert result.exit_code == 2
     assert "Rule errors" in result.stdout and "RuntimeError: bug" in result.stdout
@@ -174,7 +174,7 @@ def test_real_registry_runs_on_the_fixture(runner: CliRunner, records_jsonl: Pat
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["summary"]["records"] == 7
-    from rules.registry import load_registry
+    from ticketlint.rules.registry import load_registry
 
     assert sorted(data["summary"]["rules"]) == sorted(load_registry().rules)
 

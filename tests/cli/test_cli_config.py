@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import STARTER_CONFIG, cli
+from ticketlint.cli import STARTER_CONFIG, cli
 
 VALID = """\
 sources:

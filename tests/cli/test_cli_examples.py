@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from ticketlint.cli import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AS_OF = "2026-11-20T00:00:00Z"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from ticketlint.cli import cli
 from cli_support import AS_OF
-from connectors.files import InputError, load_inputs
-from mapping.common import MappingOptions
+from ticketlint.connectors.files import InputError, load_inputs
+from ticketlint.mapping.common import MappingOptions
 
 DATA = Path(__file__).parent / "data"
 FILE = MappingOptions(source="file")

@@ -10,12 +10,12 @@ from typing import Any, Iterator, Sequence
 import pytest
 from click.testing import CliRunner
 
-import connectors
-from cli import cli
+import ticketlint.connectors as connectors
+from ticketlint.cli import cli
 from cli_support import AS_OF
-from connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
-from mapping.common import MappingError, MappingReport
-from mapping.model import record_from_dict
+from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
+from ticketlint.mapping.common import MappingError, MappingReport
+from ticketlint.mapping.model import record_from_dict
 
 CONFIG = """\
 sources:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli import cli
-from rules.registry import DOC_SECTIONS, load_registry
+from ticketlint.cli import cli
+from ticketlint.rules.registry import DOC_SECTIONS, load_registry
 
 
 def test_list_text(runner: CliRunner, test_registry: object) -> None:

@@ -11,11 +11,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import cli as cli_module
+import ticketlint.cli as cli_module
 from cli_support import TEST_PACK
-from config import parse_config
-from rules.registry import Registry, RuleSelectionError
-from rules.selection import engine_from_config, parse_as_of
+from ticketlint.config import parse_config
+from ticketlint.rules.registry import Registry, RuleSelectionError
+from ticketlint.rules.selection import engine_from_config, parse_as_of
 
 REGISTRY = Registry([TEST_PACK])
 
@@ -56,9 +56,9 @@ def test_selection_errors(text: str, message: str) -> None:
 
 
 def test_declarative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rules.selection
+    import ticketlint.rules.selection
 
-    monkeypatch.setattr(rules.selection, "load_registry", lambda extra=(): Registry([TEST_PACK, *extra]))
+    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([TEST_PACK, *extra]))
     (tmp_path / "org").mkdir()
     (tmp_path / "org" / "r.yaml").write_text(
         "rules:\n  - {code: ORG001, name: org-title, title: T, process: change, require: {field: title, not_empty: true}}\n"

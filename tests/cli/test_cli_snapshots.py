@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from ticketlint.cli import cli
 from cli_support import AS_OF, assert_snapshot
-from sync.formats import FINDING_KEYS, FORMATS
+from ticketlint.report.formats import FINDING_KEYS, FORMATS
 
 def run_check(runner: CliRunner, records_jsonl: Path, *args: str) -> tuple[int, str, str]:
     # A relative path keeps the file name in mapping errors the same on every machine.

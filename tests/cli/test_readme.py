@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rules.registry import load_registry
-from sync.formats import README_RULES_END, README_RULES_START, rules_markdown_table, with_rules_table
+from ticketlint.rules.registry import load_registry
+from ticketlint.report.formats import README_RULES_END, README_RULES_START, rules_markdown_table, with_rules_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

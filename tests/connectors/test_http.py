@@ -1,4 +1,4 @@
-"""connectors.http: what is retried, how long it waits, and what a refusal says."""
+"""ticketlint.connectors.http: what is retried, how long it waits, and what a refusal says."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import requests
 import responses
 
-from connectors.base import SourceError
-from connectors.http import HttpClient, retry_after_seconds, safe_url
+from ticketlint.connectors.base import SourceError
+from ticketlint.connectors.http import HttpClient, retry_after_seconds, safe_url
 
 BASE = "https://example.atlassian.net"
 URL = f"{BASE}/rest/api/3/search/jql"

@@ -1,4 +1,4 @@
-"""connectors.jira: paging, incremental JQL, history, approvals, Assets, doctor, errors.
+"""ticketlint.connectors.jira: paging, incremental JQL, history, approvals, Assets, doctor, errors.
 
 Recorded-shape payloads live in tests/fixtures/jira_api/; large result sets are built from
 the recorded change issue. Every scenario asserts the exact number of HTTP requests.
@@ -17,13 +17,13 @@ import pytest
 import requests
 import responses
 
-from config import JiraSource
-from connectors import open_connector
-from connectors.base import SourceError
-from connectors.jira import JiraConnector, build_jql, incremental_clause
-from mapping.model import ChangeRecord, CIRecord, IncidentRecord
-from sandbox import serve
-from sandbox.jira_data import LINK_PIR, PIR
+from ticketlint.config import JiraSource
+from ticketlint.connectors import open_connector
+from ticketlint.connectors.base import SourceError
+from ticketlint.connectors.jira import JiraConnector, build_jql, incremental_clause
+from ticketlint.mapping.model import ChangeRecord, CIRecord, IncidentRecord
+from ticketlint.sandbox import serve
+from ticketlint.sandbox.jira_data import LINK_PIR, PIR
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "jira_api"
 CLOUD = "https://example.atlassian.net"
@@ -446,7 +446,7 @@ def test_doctor_on_bad_credentials_fails_the_auth_check() -> None:
 
 
 def test_open_connector_builds_the_servicenow_connector_lazily() -> None:
-    from config import ServiceNowSource
+    from ticketlint.config import ServiceNowSource
 
     sleeps = Sleeps()
     snow = ServiceNowSource.model_validate({"name": "snow-prod", "type": "servicenow", "url": "https://example.service-now.com",

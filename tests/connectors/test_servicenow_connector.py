@@ -1,4 +1,4 @@
-"""connectors.servicenow against a small fake Table API (served through ``responses``).
+"""ticketlint.connectors.servicenow against a small fake Table API (served through ``responses``).
 
 The fake applies a subset of the encoded query language (``=``, ``>``, ``>=``, ``<``,
 ``IN``, ``INSTANCEOF``, ``STARTSWITH``, ``^``, ``^OR``, ``^NQ``, ``ORDERBY`` /
@@ -25,9 +25,9 @@ import requests
 import responses
 from responses import matchers
 
-from config import ServiceNowSource
-from connectors.base import SourceError
-from connectors.servicenow import (
+from ticketlint.config import ServiceNowSource
+from ticketlint.connectors.base import SourceError
+from ticketlint.connectors.servicenow import (
     ServiceNowConnector,
     check_scope,
     first_page_query,
@@ -506,7 +506,7 @@ def test_a_scope_with_its_own_nq_is_refused() -> None:
 def test_fields_the_table_lacks_are_warned_about_by_table_and_field(caplog: pytest.LogCaptureFixture) -> None:
     FakeTableAPI(all_tables()).install()
     conn = connector(fields={"incident.review": "u_pir_completed"})
-    with caplog.at_level(logging.WARNING, logger="connectors.servicenow"):
+    with caplog.at_level(logging.WARNING, logger="ticketlint.connectors.servicenow"):
         batches, records = read_all(conn, "incident")
     warnings = sum((b.report.warnings for b in batches), start=batches[0].report.warnings.__class__())
     assert warnings["incident.u_pir_completed missing"] == 1
@@ -699,7 +699,7 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
     assert "10 (" not in state.detail  # inactive choices are not asked for
     assert checks["table sc_req_item state values"].ok  # task's choices, all mapped
     assert not report.ok
-    from rules.registry import load_registry
+    from ticketlint.rules.registry import load_registry
     rules = load_registry().select()
     for r in rules:
         if r.applies_to == ("problem",):
@@ -720,7 +720,7 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
     report = connector(max_attempts=2).doctor()
     assert [c.name for c in report.checks] == ["reachable"] and not report.ok
     assert "connection error" in report.checks[0].detail and BASE in report.checks[0].detail
-    from rules.registry import load_registry
+    from ticketlint.rules.registry import load_registry
     assert set(report.not_evaluated) == {r.code for r in load_registry().select()}
 
 
@@ -1060,7 +1060,7 @@ def test_inaccessible_related_rows_in_the_bulk_stream_are_counted() -> None:
 
 
 def test_walk_query_prefixes_every_condition_or_gives_up() -> None:
-    from connectors.servicenow import walk_query
+    from ticketlint.connectors.servicenow import walk_query
     assert walk_query("active=true^ORpriority<=2^assignment_group.name=Ops", "task") == (
         "task.active=true^ORtask.priority<=2^task.assignment_group.name=Ops")
     assert walk_query("", "task") == ""
@@ -1072,7 +1072,7 @@ def test_walk_query_prefixes_every_condition_or_gives_up() -> None:
 def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
     fake = FakeTableAPI(all_tables()).install()
     conn = connector(page_size=2, query={"change": "category=x^RLQUERYtask_ci.task,>=1^ENDRLQUERY"})
-    assert conn._walked_scope(next(s for s in __import__("connectors.servicenow", fromlist=["RELATED"]).RELATED
+    assert conn._walked_scope(next(s for s in __import__("ticketlint.connectors.servicenow", fromlist=["RELATED"]).RELATED
                                    if s.table == "sysapproval_approver"), "change") is None
     fake.tables["change_request"] = []
     read_all(conn, "service_request")
@@ -1082,7 +1082,7 @@ def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
 def test_the_prefetched_index_costs_under_40_mb_per_100k_approvals() -> None:
     import tracemalloc
 
-    from connectors.servicenow import RELATED, _RelatedIndex
+    from ticketlint.connectors.servicenow import RELATED, _RelatedIndex
     spec = next(s for s in RELATED if s.table == "sysapproval_approver")
     users = [(f"{u:032x}", f"User {u}", f"user{u}@example.com", f"user{u}") for u in range(500)]
     rows = []

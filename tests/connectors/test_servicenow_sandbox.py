@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from config import parse_config
-from connectors.servicenow import ServiceNowConnector
-from sandbox import serve
+from ticketlint.config import parse_config
+from ticketlint.connectors.servicenow import ServiceNowConnector
+from ticketlint.sandbox import serve
 
 PAGE = 500
 PROCESS_TABLES = ("incident", "change_request", "problem", "sc_req_item", "cmdb_ci")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import serve
-from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.sandbox import serve
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config import ConfigError, parse_config
+from ticketlint.config import ConfigError, parse_config
 
 GOOD = """
 sources:

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from mapping.model import record_from_dict
-from rules.declarative import (
+from ticketlint.mapping.model import record_from_dict
+from ticketlint.rules.declarative import (
     Condition, DeclarativeRuleError, evaluate_condition, load_declarative_pack,
 )
-from rules.engine import Engine
-from rules.outcome import Status
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.outcome import Status
 
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
 

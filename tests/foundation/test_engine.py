@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mapping.model import Person, record_from_dict
-from rules.engine import Engine, fingerprint
-from rules.outcome import PASS, NOT_APPLICABLE, fail, missing_field
-from rules.registry import Pack, Registry, RuleDefinitionError, RuleSelectionError, rule
+from ticketlint.mapping.model import Person, record_from_dict
+from ticketlint.rules.engine import Engine, fingerprint
+from ticketlint.rules.outcome import PASS, NOT_APPLICABLE, fail, missing_field
+from ticketlint.rules.registry import Pack, Registry, RuleDefinitionError, RuleSelectionError, rule
 
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
 

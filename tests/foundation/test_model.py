@@ -5,7 +5,7 @@ from datetime import timezone
 import pytest
 from pydantic import ValidationError
 
-from mapping.model import Review, has_value, is_empty, record_from_dict
+from ticketlint.mapping.model import Review, has_value, is_empty, record_from_dict
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from mapping.common import MappingOptions, MappingReport
-from mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
-from mapping.model import BaseRecord
-from mapping.servicenow import (
+from ticketlint.mapping.common import MappingOptions, MappingReport
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
+from ticketlint.mapping.model import BaseRecord
+from ticketlint.mapping.servicenow import (
     APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_TABLE, ServiceNowMapper, load_table_export,
 )
 
@@ -178,7 +178,7 @@ def _capture(size: int = 800) -> None:
 
     sys.path.insert(0, str(ROOT / "bench"))
     from evaluate import fetch_jira, fetch_servicenow  # type: ignore[import-not-found]
-    from sandbox.server import SandboxServer
+    from ticketlint.sandbox.server import SandboxServer
 
     with SandboxServer(seed=11, size=size, hidden_share=0.0) as server:
         session = requests.Session()

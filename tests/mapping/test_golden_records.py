@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from golden_sets import GOLDEN, dump, payload_sets
-from mapping.model import record_from_dict
+from ticketlint.mapping.model import record_from_dict
 
 SETS = payload_sets()
 EXPECTED: dict[str, Any] = json.loads(gzip.decompress(GOLDEN.read_bytes()))

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from mapping.adf import adf_to_text
-from mapping.common import MappingOptions
-from mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
-from mapping.model import ChangeRecord, IncidentRecord, ProblemRecord, ServiceRequestRecord
+from ticketlint.mapping.adf import adf_to_text
+from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
+from ticketlint.mapping.model import ChangeRecord, IncidentRecord, ProblemRecord, ServiceRequestRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "jira"
@@ -497,8 +497,8 @@ def test_example_export_maps_cleanly() -> None:
 
 
 def test_example_export_fails_exactly_the_rules_in_expected_md() -> None:
-    from rules.engine import Engine
-    from rules.packs.iso20000 import PACK
+    from ticketlint.rules.engine import Engine
+    from ticketlint.rules.packs.iso20000 import PACK
 
     (records, _), _ = _example_records()
     table = (EXAMPLE / "EXPECTED.md").read_text()
@@ -511,7 +511,7 @@ def test_example_export_fails_exactly_the_rules_in_expected_md() -> None:
 
 def test_constructed_records_survive_validation_round_trip() -> None:
     """The mapper builds records without validation (speed); prove they are valid."""
-    from mapping.model import record_from_dict
+    from ticketlint.mapping.model import record_from_dict
 
     (records, _), _ = _example_records()
     for rec in records:

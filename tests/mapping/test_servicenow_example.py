@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mapping.common import MappingOptions, MappingReport
-from mapping.model import BaseRecord, approved_entries, is_empty, record_from_dict
-from mapping.servicenow import APPROVAL_TABLE, TASK_CI_TABLE, ServiceNowMapper, load_table_export
+from ticketlint.mapping.common import MappingOptions, MappingReport
+from ticketlint.mapping.model import BaseRecord, approved_entries, is_empty, record_from_dict
+from ticketlint.mapping.servicenow import APPROVAL_TABLE, TASK_CI_TABLE, ServiceNowMapper, load_table_export
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "servicenow"
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -111,8 +111,8 @@ def test_expected_md_lists_every_rule_the_brief_names():
 
 
 def _engine_findings(options: MappingOptions) -> set[tuple[str, str]]:
-    from rules.engine import Engine
-    from rules.packs.iso20000 import PACK
+    from ticketlint.rules.engine import Engine
+    from ticketlint.rules.packs.iso20000 import PACK
 
     if len(PACK.rules) < 28:
         pytest.skip("the iso20000 pack is not complete yet")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mapping.common import MappingOptions
-from mapping.model import Approval, Link, Person, Review, record_from_dict
-from mapping.servicenow import (
+from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.model import Approval, Link, Person, Review, record_from_dict
+from ticketlint.mapping.servicenow import (
     APPROVAL_FIELDS,
     DEFAULT_TABLES,
     TASK_CI_FIELDS,

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from mapping import adf
-from mapping.common import MappingOptions, gc_paused, parse_jira_time
-from mapping.jira import JiraFieldCatalog, JiraMapper
-from mapping.jira_fields import _fast_time, time_of
-from mapping.model import (
+from ticketlint.mapping import adf
+from ticketlint.mapping.common import MappingOptions, gc_paused, parse_jira_time
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper
+from ticketlint.mapping.jira_fields import _fast_time, time_of
+from ticketlint.mapping.model import (
     Approval, ChangeRecord, IncidentRecord, Link, Person, Review, Transition, build, builder,
 )
-from mapping.servicenow import ServiceNowMapper, _time
+from ticketlint.mapping.servicenow import ServiceNowMapper, _time
 
 UTC = timezone.utc
 AT = datetime(2026, 3, 2, 21, 10, 5, 123000, tzinfo=UTC)

@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from config import Config, parse_config
-from rules.engine import Finding
-from sync.lifecycle import Change, Diff, StoredFinding
-from sync.runner import SourceResult, SyncResult
+from ticketlint.config import Config, parse_config
+from ticketlint.rules.engine import Finding
+from ticketlint.store.lifecycle import Change, Diff, StoredFinding
+from ticketlint.sync.runner import SourceResult, SyncResult
 from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 AS_OF = datetime(2026, 3, 31, tzinfo=timezone.utc)

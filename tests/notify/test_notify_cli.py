@@ -9,11 +9,11 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from cli import cli
+from ticketlint.cli import cli
 from notify_support import config, finding, result
-from sync.db import open_store
-from sync.notify import outbox, transport
-from sync.notify.transport import Policy
+from ticketlint.store.db import open_store
+from ticketlint.notify import outbox, transport
+from ticketlint.notify.transport import Policy
 
 URL = "https://hooks.slack.example/services/T1/B1/TOPSECRET"
 
@@ -51,7 +51,7 @@ def test_preview_shows_a_sample_then_the_queued_payload(setup) -> None:
     assert first.exit_code == 0 and json.loads(first.stdout)["blocks"][0]["type"] == "header"
     store = open_store(db)
     cfg = config(db, f'  - {{name: ops, type: slack, url: "{URL}"}}\n')
-    from sync import store as repo
+    from ticketlint.store import repository as repo
     from notify_support import AS_OF
     with store.session() as s, s.begin():
         run_id = repo.start_run(s, started_at=AS_OF, as_of=AS_OF, options={}).id
@@ -68,7 +68,7 @@ def test_status_and_retry(setup) -> None:
     assert "outbox is empty" in run(path, "status").stdout
     store = open_store(db)
     cfg = config(db, f'  - {{name: ops, type: slack, url: "{URL}"}}\n')
-    from sync import store as repo
+    from ticketlint.store import repository as repo
     from notify_support import AS_OF
     with store.session() as s, s.begin():
         run_id = repo.start_run(s, started_at=AS_OF, as_of=AS_OF, options={}).id

@@ -17,13 +17,13 @@ import requests
 import responses
 from sqlalchemy import select
 
-from config import NotifyDestination
+from ticketlint.config import NotifyDestination
 from notify_support import AS_OF, config, finding, many_findings, result
-from sync import store as repo
-from sync.db import open_store
-from sync.models import OutboxRow
-from sync.notify import outbox, transport
-from sync.notify.transport import DeliveryError, Policy, headers_for, send, sign, verify
+from ticketlint.store import repository as repo
+from ticketlint.store.db import open_store
+from ticketlint.store.models import OutboxRow
+from ticketlint.notify import outbox, transport
+from ticketlint.notify.transport import DeliveryError, Policy, headers_for, send, sign, verify
 
 URL = "https://hooks.example.com/services/T000/B000/SECRETPART"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
@@ -250,7 +250,7 @@ def _crash_child(db_url: str, cfg_text: str, tmp_path: Path) -> int:
     script = tmp_path / "child.py"
     script.write_text(
         "import sys, responses\n"
-        "from config import parse_config\nfrom sync.db import open_store\nfrom sync.notify import outbox\n"
+        "from ticketlint.config import parse_config\nfrom ticketlint.store.db import open_store\nfrom ticketlint.notify import outbox\n"
         f"cfg = parse_config({cfg_text!r})\n"
         "with responses.RequestsMock() as r:\n"
         f"    r.post({URL + '/ops'!r}, status=200)\n"

@@ -20,9 +20,9 @@ import pytest
 import requests
 
 from notify_support import Receiver, start_receiver
-from sandbox import serve
-from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
-from sync.notify.transport import verify
+from ticketlint.sandbox import serve
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.notify.transport import verify
 
 pytestmark = pytest.mark.e2e
 

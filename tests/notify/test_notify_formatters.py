@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from config import NotifyDestination
+from ticketlint.config import NotifyDestination
 from notify_support import assert_snapshot, many_findings
-from sync.notify.digest import Digest, build_digest, sample_items
-from sync.notify.formatters import (
+from ticketlint.notify.digest import Digest, build_digest, sample_items
+from ticketlint.notify.formatters import (
     FORMATTERS, GOOGLECHAT_MAX_WIDGETS, SLACK_MAX_BLOCKS, SLACK_SECTION_CHARS, size)
-from sync.notify.outbox import item_from_finding
+from ticketlint.notify.outbox import item_from_finding
 
 PLATFORMS = sorted(FORMATTERS)
 AS_OF = "2026-03-31T00:00:00Z"

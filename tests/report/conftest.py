@@ -9,9 +9,9 @@ from typing import Any, Iterable, Iterator
 import pytest
 from click.testing import CliRunner
 
-import rules.selection
+import ticketlint.rules.selection
 from report_support import REPORT_PACK, fill_store, write_config
-from rules.registry import Pack, Registry
+from ticketlint.rules.registry import Pack, Registry
 
 
 def _load(extra_packs: Iterable[Pack] = ()) -> Registry:
@@ -21,7 +21,7 @@ def _load(extra_packs: Iterable[Pack] = ()) -> Registry:
 @pytest.fixture(autouse=True)
 def report_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     """Every command sees only the report test pack."""
-    monkeypatch.setattr(rules.selection, "load_registry", _load)
+    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", _load)
     return _load()
 
 
@@ -31,7 +31,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("store")
     config = write_config(directory)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rules.selection, "load_registry", _load)
+        mp.setattr(ticketlint.rules.selection, "load_registry", _load)
         fill_store(config)
     yield config
 
@@ -39,7 +39,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def run_cli(filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``run_cli(*args)`` runs the real ``ticketlint --config <filled> ...`` in tmp_path."""
-    from cli import cli
+    from ticketlint.cli import cli
 
     monkeypatch.chdir(tmp_path)
 

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from config import Config, load_config
-from connectors.base import DoctorReport, StreamBatch
-from mapping.common import MappingReport
-from mapping.model import BaseRecord, ChangeRecord, IncidentRecord, Person
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
-from rules.registry import Pack, RuleContext, rule
-from sync.progress import Progress
-from sync.runner import SyncOptions, run_sync
+from ticketlint.config import Config, load_config
+from ticketlint.connectors.base import DoctorReport, StreamBatch
+from ticketlint.mapping.common import MappingReport
+from ticketlint.mapping.model import BaseRecord, ChangeRecord, IncidentRecord, Person
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
+from ticketlint.rules.registry import Pack, RuleContext, rule
+from ticketlint.sync.progress import Progress
+from ticketlint.sync.runner import SyncOptions, run_sync
 
 _DOC = """Report test rule.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sync.report.evidence import DEFAULT_SAMPLE_SIZE, draw_sample, sample_size_for
+from ticketlint.report.evidence import DEFAULT_SAMPLE_SIZE, draw_sample, sample_size_for
 from test_report import assert_snapshot, external_references
 
 ARGS = ("evidence", "--clause", "8.5.1", "--period", "2026-07-01..2026-09-30")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from sync.report.assets import CSS, JS, csp_hash
-from sync.report.period import Period, PeriodError
+from ticketlint.report.assets import CSS, JS, csp_hash
+from ticketlint.report.period import Period, PeriodError
 from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 
@@ -164,11 +164,11 @@ def test_waiver_and_trend_are_shown(run_cli: Any) -> None:
 def test_store_text_is_escaped_and_only_http_links_are_written(filled: Path) -> None:
     from datetime import datetime, timezone
 
-    from config import load_config
-    from rules.selection import engine_from_config, registry_from_config
-    from sync.db import open_store
-    from sync.report.data import collect
-    from sync.report.html_report import render_report
+    from ticketlint.config import load_config
+    from ticketlint.rules.selection import engine_from_config, registry_from_config
+    from ticketlint.store.db import open_store
+    from ticketlint.report.data import collect
+    from ticketlint.report.html_report import render_report
 
     cfg = load_config(filled)
     registry = registry_from_config(cfg)

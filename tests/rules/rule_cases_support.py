@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from mapping.model import BaseRecord, record_from_dict
-from rules.engine import Engine, Evaluation, RecordIndex
-from rules.outcome import Outcome
-from rules.registry import Rule, RuleContext
+from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.rules.engine import Engine, Evaluation, RecordIndex
+from ticketlint.rules.outcome import Outcome
+from ticketlint.rules.registry import Rule, RuleContext
 
 CASES_DIR = Path(__file__).parent / "cases"
 STATUSES = ("PASS", "FAIL", "NOT_APPLICABLE", "NOT_EVALUATED")

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from rule_cases_support import STATUSES, case_codes, iter_cases
-from rules.packs.iso20000 import PACK
-from rules.registry import DOC_SECTIONS
+from ticketlint.rules.packs.iso20000 import PACK
+from ticketlint.rules.registry import DOC_SECTIONS
 
 # Transcribed from RULES.md §3: code -> (name, severity, clause, params with defaults).
 CATALOGUE: dict[str, tuple[str, str, str, dict]] = {

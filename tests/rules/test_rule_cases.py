@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rule_cases_support import STATUSES, Case, iter_cases, run_case
-from rules.outcome import Status
-from rules.registry import load_registry
+from ticketlint.rules.outcome import Status
+from ticketlint.rules.registry import load_registry
 
 REGISTRY = load_registry()
 CASES = iter_cases()

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from sandbox.data import Dataset
+from ticketlint.sandbox.data import Dataset
 
 ANCHOR = 1_790_000_000_000  # a fixed instant so the data is identical run to run
 RULES = ["CHG001", "CHG002", "CHG003", "CHG004", "CHG005", "CHG006", "CHG007", "CHG009", "CHG010",

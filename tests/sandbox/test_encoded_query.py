@@ -2,7 +2,7 @@
 
 import pytest
 
-from sandbox.encoded_query import QueryError, parse
+from ticketlint.sandbox.encoded_query import QueryError, parse
 
 ROWS = [
     {"state": "1", "priority": "1", "short_description": "Email down", "assigned_to": "", "n": "10"},
@@ -68,7 +68,7 @@ def test_unreadable_condition_is_an_error():
 
 
 def test_instanceof_matches_a_table_and_the_tables_that_extend_it():
-    from sandbox.encoded_query import instance_of
+    from ticketlint.sandbox.encoded_query import instance_of
     q = parse("sys_class_nameINSTANCEOFcmdb_ci_server")
     assert q.groups[0][0][0].op == "INSTANCEOF"  # not "IN" with the value "STANCEOF..."
     assert q.matches({"sys_class_name": "cmdb_ci_linux_server"}.get)

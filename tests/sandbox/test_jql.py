@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sandbox.jql import JqlError, matches, parse
+from ticketlint.sandbox.jql import JqlError, matches, parse
 
 DENVER = ZoneInfo("America/Denver")
 

@@ -7,8 +7,8 @@ import re
 import pytest
 import requests
 
-from sandbox import serve
-from sandbox.faults import FaultPlan, FaultSpecError
+from ticketlint.sandbox import serve
+from ticketlint.sandbox.faults import FaultPlan, FaultSpecError
 
 ANCHOR = 1_790_000_000_000
 JIRA = ("ticketlint@example.com", "sandbox-jira-token")
@@ -270,7 +270,7 @@ def _bulk_read(server, query_parts, page=50):
 def test_approvals_by_dot_walked_conditions_on_their_task(server):
     sn = server.data.servicenow
     since = sorted(sn.updated["change_request"])[len(sn.updated["change_request"]) // 2]
-    from sandbox.data import utc_text
+    from ticketlint.sandbox.data import utc_text
     rows, _ = _bulk_read(server, [
         f"sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>={utc_text(since)}",
         "sysapproval.sys_class_nameINSTANCEOFsc_req_item"])
@@ -303,7 +303,7 @@ def test_keyset_pages_start_at_the_key_instead_of_scanning_from_the_top(server, 
     assert len(calls) <= 3  # bisected: only the rows after the key are looked at
     calls.clear()
     newest = sorted(sn.updated["incident"])[-5]
-    from sandbox.data import utc_text
+    from ticketlint.sandbox.data import utc_text
     rows = snow(server, "incident", sysparm_query=f"sys_updated_on>={utc_text(newest)}^ORDERBYsys_updated_on^ORDERBYsys_id",
                 sysparm_limit=100, sysparm_fields="sys_id", sysparm_no_count="true").json()["result"]
     assert len(rows) >= 5 and len(calls) <= len(rows) + 2

@@ -18,11 +18,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from config import Config, parse_config
-from sync.db import Store, open_store
-from sync.serve.app import create_app, serve_state
-from sync.serve.coalesce import TicketRef
-from sync.serve.security import sign_jira, sign_servicenow
+from ticketlint.config import Config, parse_config
+from ticketlint.store.db import Store, open_store
+from ticketlint.plugin.serve.app import create_app, serve_state
+from ticketlint.plugin.serve.coalesce import TicketRef
+from ticketlint.plugin.serve.security import sign_jira, sign_servicenow
 
 JIRA_SECRET, SNOW_SECRET = "s3cret-jira", "s3cret-snow"
 SYS_ID = "9d385017c611228701d22104cc95c371"

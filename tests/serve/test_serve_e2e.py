@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from sandbox import serve as sandbox_serve
-from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
-from sync.serve.security import sign_jira, sign_servicenow
+from ticketlint.sandbox import serve as sandbox_serve
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.plugin.serve.security import sign_jira, sign_servicenow
 
 pytestmark = pytest.mark.e2e
 

@@ -13,18 +13,18 @@ from typing import Any, Iterator, Sequence
 import pytest
 from sqlalchemy import select
 
-from config import Config, parse_config
-from connectors.base import StreamBatch
-from mapping.common import MappingReport
-from mapping.model import BaseRecord, CIRecord, IncidentRecord
-from rules.engine import Engine
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail
-from rules.registry import rule
-from sync import store as repo
-from sync.db import Store, open_store
-from sync.models import FindingEventRow, FindingRow, RecordRow
-from sync.serve.coalesce import TicketRef
-from sync.serve.recheck import Rechecker
+from ticketlint.config import Config, parse_config
+from ticketlint.connectors.base import StreamBatch
+from ticketlint.mapping.common import MappingReport
+from ticketlint.mapping.model import BaseRecord, CIRecord, IncidentRecord
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail
+from ticketlint.rules.registry import rule
+from ticketlint.store import repository as repo
+from ticketlint.store.db import Store, open_store
+from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
+from ticketlint.plugin.serve.coalesce import TicketRef
+from ticketlint.plugin.serve.recheck import Rechecker
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 NOW = T0 + timedelta(days=1)
@@ -165,7 +165,7 @@ def store(cfg: Config) -> Iterator[Store]:
 
 def seed(store: Store, engine: Engine, records: list[BaseRecord]) -> None:
     """What a nightly sync leaves behind: the records and their findings, open."""
-    from sync import lifecycle
+    from ticketlint.store import lifecycle
 
     evaluation = engine.evaluate(records, as_of=T0 + timedelta(hours=1))
     with store.session() as s, s.begin():
@@ -227,13 +227,13 @@ def test_cross_record_rules_see_the_stored_cis(cfg: Config, store: Store) -> Non
 def test_newly_failing_high_findings_are_posted_and_written_back(cfg: Config, store: Store,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, Any]] = []
-    writeback = types.ModuleType("sync.writeback")
+    writeback = types.ModuleType("ticketlint.plugin.writeback")
     writeback.write_for_keys = lambda st, c, source, keys, **kw: calls.append(("writeback", (source, keys)))  # type: ignore[attr-defined]
-    notify = types.ModuleType("sync.notify")
+    notify = types.ModuleType("ticketlint.notify")
     notify.post_immediate = lambda st, c, findings, **kw: calls.append(  # type: ignore[attr-defined]
         ("notify", ([f.code for f in findings], kw))) or 1
-    monkeypatch.setitem(sys.modules, "sync.writeback", writeback)
-    monkeypatch.setitem(sys.modules, "sync.notify", notify)
+    monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", writeback)
+    monkeypatch.setitem(sys.modules, "ticketlint.notify", notify)
     cfg = cfg.model_copy(update={"writeback": cfg.writeback.model_copy(update={"enabled": True}),
                                  "notify": [parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]]})
     engine = Engine([incident_notes])
@@ -252,14 +252,14 @@ def test_newly_failing_high_findings_are_posted_and_written_back(cfg: Config, st
 
 def test_missing_optional_modules_and_failing_hooks_never_undo_the_commit(
         cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    broken_module = types.ModuleType("sync.writeback")
+    broken_module = types.ModuleType("ticketlint.plugin.writeback")
 
     def explode(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("Jira said 403")
 
     broken_module.write_for_keys = explode  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sync.writeback", broken_module)
-    monkeypatch.setitem(sys.modules, "sync.notify", types.ModuleType("sync.notify"))  # no post_immediate
+    monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", broken_module)
+    monkeypatch.setitem(sys.modules, "ticketlint.notify", types.ModuleType("ticketlint.notify"))  # no post_immediate
     cfg = cfg.model_copy(update={"writeback": cfg.writeback.model_copy(update={"enabled": True}),
                                  "notify": [parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]]})
     seed(store, Engine([incident_notes]), [incident("INC1")])
@@ -267,11 +267,11 @@ def test_missing_optional_modules_and_failing_hooks_never_undo_the_commit(
     rechecker, _ = make(cfg, store, [fixed])
     assert rechecker.recheck(ref(fixed)).outcome == "updated"
     assert states(store)[("TSV001", "INC1")] == "resolved"
-    assert rechecker.hook_errors == {"sync.writeback": 1}
+    assert rechecker.hook_errors == {"ticketlint.plugin.writeback": 1}
     broken = incident("INC1", notes="", minutes=3)
     rechecker2, _ = make(cfg, store, [broken])
     rechecker2.recheck(ref(broken))
-    assert "sync.notify.post_immediate is not available" in caplog.text
+    assert "ticketlint.notify.post_immediate is not available" in caplog.text
 
 
 def test_an_older_read_than_the_stored_version_is_not_written_and_retried(cfg: Config, store: Store) -> None:

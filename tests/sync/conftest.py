@@ -10,10 +10,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from config import Config, parse_config
-from sync.db import Store, open_store
-from sync.progress import Progress
-from sync.runner import SyncOptions, SyncResult, run_sync
+from ticketlint.config import Config, parse_config
+from ticketlint.store.db import Store, open_store
+from ticketlint.sync.progress import Progress
+from ticketlint.sync.runner import SyncOptions, SyncResult, run_sync
 from sync_fakes import FakeConnector, engine
 from sync_helpers import TABLES, reset_pg  # noqa: F401  (tests import them from here too)
 

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from connectors.base import DoctorReport, SourceError, StreamBatch
-from mapping.common import MappingError, MappingReport
-from mapping.model import BaseRecord, ChangeRecord, IncidentRecord, record_from_dict
-from rules.engine import Engine
-from rules.outcome import NOT_APPLICABLE, PASS, fail, missing_field
-from rules.registry import rule
+from ticketlint.connectors.base import DoctorReport, SourceError, StreamBatch
+from ticketlint.mapping.common import MappingError, MappingReport
+from ticketlint.mapping.model import BaseRecord, ChangeRecord, IncidentRecord, record_from_dict
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, fail, missing_field
+from ticketlint.rules.registry import rule
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, text
 
-from sync.db import Store, open_store
-from sync.models import FindingEventRow, FindingRow
+from ticketlint.store.db import Store, open_store
+from ticketlint.store.models import FindingEventRow, FindingRow
 
 
 def states(store: Store) -> dict[tuple[str, str], str]:

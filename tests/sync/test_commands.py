@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from sync.commands import COMMANDS
+from ticketlint.sync.commands import COMMANDS
 from sync_fakes import change, incident, write_data
 
 

@@ -6,9 +6,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from rules.engine import Finding, fingerprint
-from sync.lifecycle import RECORD_DELETED, RULE_NOT_SELECTED, StoredFinding, diff
-from sync.waivers import WaiverRule
+from ticketlint.rules.engine import Finding, fingerprint
+from ticketlint.store.lifecycle import RECORD_DELETED, RULE_NOT_SELECTED, StoredFinding, diff
+from ticketlint.store.waivers import WaiverRule
 
 AS_OF = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 ACTIVE = WaiverRule("W1", "CHG006", "OPS-1*", "plans in Confluence", "j.doe", date(2026, 3, 10))

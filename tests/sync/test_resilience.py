@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sync_helpers import reset_pg
-from sync.db import open_store
+from ticketlint.store.db import open_store
 from sync_fakes import change, incident, write_data
 from sync_helpers import events, states
 
@@ -46,7 +46,7 @@ def run_cli(config: Path, data: Path, *args: str, crash_at: str | None = None,
     env.pop("TICKETLINT_TEST_CRASH_AT", None)
     if crash_at:
         env["TICKETLINT_TEST_CRASH_AT"] = crash_at
-    cmd = [sys.executable, "-c", "from sync.commands import sync; sync.main(prog_name='ticketlint')",
+    cmd = [sys.executable, "-c", "from ticketlint.sync.commands import sync; sync.main(prog_name='ticketlint')",
            "--as-of", "2026-04-01T00:00:00Z", *args]
     if not wait:
         return subprocess.Popen(cmd, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE,

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from sync import store as repo
-from sync.lock import SyncLock
-from sync.models import RecordRow, RunRow
+from ticketlint.store import repository as repo
+from ticketlint.sync.lock import SyncLock
+from ticketlint.store.models import RecordRow, RunRow
 from sync_fakes import T0, change, incident
 from sync_helpers import events, states
 
@@ -131,7 +131,7 @@ def test_full_sync_marks_unseen_records_deleted(sync, store, world) -> None:
     with store.session() as s:
         row = s.scalar(select(RecordRow).where(RecordRow.key == "CHG-3"))
         assert row is not None and row.deleted
-        from sync.models import FindingRow
+        from ticketlint.store.models import FindingRow
         f = s.scalar(select(FindingRow).where(FindingRow.key == "CHG-3"))
         assert f is not None and f.resolution == "record deleted"
     # It comes back: undeleted, the finding reopens.

@@ -13,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import OperationalError
 
-from mapping.model import Approval, Person
-from sync import store as repo
-from sync.db import current_revision, head_revision, open_store, retry_locked
-from sync.models import Base
+from ticketlint.mapping.model import Approval, Person
+from ticketlint.store import repository as repo
+from ticketlint.store.db import current_revision, head_revision, open_store, retry_locked
+from ticketlint.store.models import Base
 from sync_fakes import T0, change, incident
 
 NOW = datetime(2026, 3, 5, tzinfo=timezone.utc)

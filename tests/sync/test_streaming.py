@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 
-import sync.runner as runner_mod
-import sync.store as store_mod
-from config import Config
-from mapping.model import BaseRecord, record_from_dict
-from rules.declarative import DeclarativeRule, build_rule
-from rules.engine import Engine, RecordIndex
-from rules.registry import load_registry, rule
-from rules.outcome import PASS
-from sync import store as repo
-from sync.db import Store
-from sync.progress import Progress
-from sync.runner import SyncOptions, SyncRunner
+import ticketlint.sync.runner as runner_mod
+import ticketlint.store.repository as store_mod
+from ticketlint.config import Config
+from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.rules.declarative import DeclarativeRule, build_rule
+from ticketlint.rules.engine import Engine, RecordIndex
+from ticketlint.rules.registry import load_registry, rule
+from ticketlint.rules.outcome import PASS
+from ticketlint.store import repository as repo
+from ticketlint.store.db import Store
+from ticketlint.sync.progress import Progress
+from ticketlint.sync.runner import SyncOptions, SyncRunner
 from sync_fakes import FakeConnector
-from sync.models import FindingRow
+from ticketlint.store.models import FindingRow
 from sqlalchemy import select
 
 AS_OF = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
@@ -311,10 +311,10 @@ class Planned:
 
 def _fake_writeback(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> list[Any]:
     calls: list[Any] = []
-    module = types.ModuleType("sync.writeback")
+    module = types.ModuleType("ticketlint.plugin.writeback")
     for name, value in attrs.items():
         setattr(module, name, value)
-    monkeypatch.setitem(sys.modules, "sync.writeback", module)
+    monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", module)
     return calls
 
 
@@ -355,4 +355,4 @@ def test_dry_run_tolerates_a_missing_or_failing_preview(cfg: Config, store: Stor
     runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)
     runner.progress = Progress(err)
     assert runner.run().exit_code == 0
-    assert "sync.writeback.preview failed: no tracker" in err.getvalue()
+    assert "ticketlint.plugin.writeback.preview failed: no tracker" in err.getvalue()

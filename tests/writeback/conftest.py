@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sync.db import Store, open_store  # noqa: E402
+from ticketlint.store.db import Store, open_store  # noqa: E402
 from wb_helpers import make_config  # noqa: E402
 
 

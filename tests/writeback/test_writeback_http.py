@@ -9,11 +9,11 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-import sync.writeback as wb
-from sync.lifecycle import Change, Diff
-from sync.models import WritebackRow
-from sync.writeback.commands import writeback as writeback_command
-from sync.writeback.render import EMPTY_DIGEST, MARKER_PREFIX, read_marker
+import ticketlint.plugin.writeback as wb
+from ticketlint.store.lifecycle import Change, Diff
+from ticketlint.store.models import WritebackRow
+from ticketlint.plugin.writeback.commands import writeback as writeback_command
+from ticketlint.plugin.writeback.render import EMPTY_DIGEST, MARKER_PREFIX, read_marker
 from wb_helpers import (JIRA, NOW, SNOW, add_finding, add_record, body, log, make_config, server_info,
                         set_state)
 
@@ -43,7 +43,7 @@ def jira_mocks(rsps: responses.RequestsMock, *, comments: list | None = None, de
 
 
 def comment_text(doc: dict) -> str:
-    from mapping.adf import adf_to_text
+    from ticketlint.mapping.adf import adf_to_text
     return adf_to_text(doc)
 
 
@@ -210,8 +210,8 @@ def test_a_refused_write_is_logged_and_retried_next_time(store, cfg, flagged):
 
 
 def test_a_pending_comment_found_later_is_verified_not_reposted(store, cfg, flagged):
-    from sync.writeback.plan import plan_source
-    from sync.writeback.render import adf, digest
+    from ticketlint.plugin.writeback.plan import plan_source
+    from ticketlint.plugin.writeback.render import adf, digest
     with store.session() as s:
         plans, _ = plan_source(s, cfg, cfg.source("jira"))
     comment_plan = next(p for p in plans if p.action == "jira.comment")
@@ -322,7 +322,7 @@ def test_after_sync_writes_only_for_sources_that_synced(store, cfg, flagged):
     with responses.RequestsMock():
         assert wb.after_sync(store, cfg, res).written == 0  # no run id: a dry run
     with store.session() as s, s.begin():
-        from sync.models import RunRow
+        from ticketlint.store.models import RunRow
         s.add(RunRow(id=1, started_at=NOW, as_of=NOW, status="ok", options={}, sources={}))
     res.run_id = 1
     with responses.RequestsMock() as rsps:
@@ -343,7 +343,7 @@ def test_disabled_writes_nothing(tmp_path, store, flagged):
 
 
 def test_preview_lays_the_dry_run_diff_over_the_store(store, cfg, flagged):
-    from rules.engine import Finding
+    from ticketlint.rules.engine import Finding
     add_record(store, "jira", "CHG-8", "change", "10043")
     new = Finding(code="CHG011", name="chg011", title="Change type", severity="medium", clause="8.5.1",
                   source="jira", key="CHG-8", process="change", url=None, message="no change type",
@@ -366,7 +366,7 @@ sources:
   - {{name: jira, type: jira, url: {JIRA}, auth: {{email: bot@example.com, token: t}}, max_attempts: 2}}
 writeback: {{enabled: true}}
 """)
-    from cli import cli as main
+    from ticketlint.cli import cli as main
     runner = CliRunner()
     dry = runner.invoke(main, ["--config", str(path), "writeback", "--dry-run"])
     assert dry.exit_code == 0, dry.output

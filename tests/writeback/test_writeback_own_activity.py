@@ -4,7 +4,7 @@ A Jira comment / label or a ServiceNow work note moves the ticket's ``updated`` 
 ``sys_updated_on``. Without care the next sync would see a stale incident or problem as
 recently updated and resolve INC006 / PRB003 because of ticketlint's own comment.
 
-Unit tests of :func:`sync.store.upsert_records`' correction, and an end-to-end test with
+Unit tests of :func:`ticketlint.store.repository.upsert_records`' correction, and an end-to-end test with
 the real CLI against the sandbox.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from mapping.model import IncidentRecord
-from sync import store as repo
-from sync.db import Store
-from sync.models import RecordRow, WritebackRow
+from ticketlint.mapping.model import IncidentRecord
+from ticketlint.store import repository as repo
+from ticketlint.store.db import Store
+from ticketlint.store.models import RecordRow, WritebackRow
 
 from test_writeback_sandbox import TICKETLINT, Env
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox import serve
-from sandbox.faults import FaultPlan
-from sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
-from sync.writeback.render import MARKER_PREFIX, read_marker
+from ticketlint.sandbox import serve
+from ticketlint.sandbox.faults import FaultPlan
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.plugin.writeback.render import MARKER_PREFIX, read_marker
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +85,7 @@ class Env:
         return {issue["key"] for issue in r.json()["issues"]}
 
     def our_comments(self, key: str) -> list[str]:
-        from mapping.adf import adf_to_text
+        from ticketlint.mapping.adf import adf_to_text
         r = requests.get(f"{self.url}/rest/api/3/issue/{key}/comment", params={"maxResults": 100},
                          auth=self.jira_auth, timeout=10)
         r.raise_for_status()

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from config import Config, parse_config
-from sync.db import Store
-from sync.models import FindingRow, RecordRow, WritebackRow
+from ticketlint.config import Config, parse_config
+from ticketlint.store.db import Store
+from ticketlint.store.models import FindingRow, RecordRow, WritebackRow
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 JIRA = "https://acme.atlassian.net"

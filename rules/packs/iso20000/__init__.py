@@ -6,8 +6,8 @@ another framework is another data file, not code.
 
 from pathlib import Path
 
-from rules.packs.iso20000 import change, configuration, incident, problem, release, request
-from rules.registry import Pack
+from ticketlint.rules.packs.iso20000 import change, configuration, incident, problem, release, request
+from ticketlint.rules.registry import Pack
 
 PACK = Pack.from_modules(
     "iso20000",

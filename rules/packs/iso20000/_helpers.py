@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from mapping.model import BaseRecord, Person, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.registry import RuleContext
+from ticketlint.mapping.model import BaseRecord, Person, is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.registry import RuleContext
 
 CANCELLED = "cancelled"
 GATED = frozenset({"normal", "emergency"})

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mapping.model import ChangeRecord, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import (
+from ticketlint.mapping.model import ChangeRecord, is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.packs.iso20000._helpers import (
     CANCELLED, GATED, PAST_AUTHORIZE, PAST_SCHEDULED, change_type, is_time, label, unmapped_state, utc,
 )
-from rules.registry import RuleContext, rule
+from ticketlint.rules.registry import RuleContext, rule
 
 _EMERGENCY_REVIEWED = frozenset({"review", "closed"})
 _BAD_OUTCOMES = frozenset({"unsuccessful", "successful_with_issues"})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mapping.model import BaseRecord, CIRecord, has_value
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import CANCELLED, label, person_set, utc
-from rules.registry import RuleContext, rule
+from ticketlint.mapping.model import BaseRecord, CIRecord, has_value
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.packs.iso20000._helpers import CANCELLED, label, person_set, utc
+from ticketlint.rules.registry import RuleContext, rule
 
 _OPERATIONAL = frozenset({"installed", "in_maintenance"})
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mapping.model import IncidentRecord, has_value, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import (
+from ticketlint.mapping.model import IncidentRecord, has_value, is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.packs.iso20000._helpers import (
     CANCELLED, DONE, duration, is_time, label, person_set, resolved_major_incident_scope, stale,
     unmapped_state, utc,
 )
-from rules.registry import RuleContext, rule
+from ticketlint.rules.registry import RuleContext, rule
 
 
 _NO_END = "source provides no time in incident.resolved_at or incident.closed_at"

@@ -1,7 +1,7 @@
 """Problem management rules (ISO/IEC 20000-1:2018 8.6.3): PRB001-PRB005.
 
 PRB004 is the one aggregate rule of the pack: it looks at all incidents of a source per
-configuration item, through the engine's :class:`~rules.engine.RecordIndex`.
+configuration item, through the engine's :class:`~ticketlint.rules.engine.RecordIndex`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Iterator
 
-from mapping.model import IncidentRecord, ProblemRecord, is_empty
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field
-from rules.packs.iso20000._helpers import (
+from ticketlint.mapping.model import IncidentRecord, ProblemRecord, is_empty
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field
+from ticketlint.rules.packs.iso20000._helpers import (
     CANCELLED, done_without_text, label, resolved_major_incident_scope, stale, unmapped_state, utc,
 )
-from rules.registry import RuleContext, rule
+from ticketlint.rules.registry import RuleContext, rule
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rules.engine import RecordIndex
+    from ticketlint.rules.engine import RecordIndex
 
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mapping.model import ReleaseRecord
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
-from rules.packs.iso20000._helpers import CANCELLED, label
-from rules.registry import RuleContext, rule
+from ticketlint.mapping.model import ReleaseRecord
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.packs.iso20000._helpers import CANCELLED, label
+from ticketlint.rules.registry import RuleContext, rule
 
 
 @rule(

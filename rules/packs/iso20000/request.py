@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mapping.model import ServiceRequestRecord
-from rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
-from rules.packs.iso20000._helpers import DONE, done_without_text, label, unmapped_state
-from rules.registry import RuleContext, rule
+from ticketlint.mapping.model import ServiceRequestRecord
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field
+from ticketlint.rules.packs.iso20000._helpers import DONE, done_without_text, label, unmapped_state
+from ticketlint.rules.registry import RuleContext, rule
 
 
 

@@ -1,0 +1,150 @@
+"""CLI of the report package: ``ticketlint report`` and ``ticketlint evidence``.
+
+``cli.py`` adds every command in :data:`COMMANDS`. Config and store are loaded as in
+``ticketlint.sync.commands``; a usage, config, store or rule-selection error is one line on stderr
+and exit code 2. ``evidence verify DIR`` exits 1 when the pack does not match its manifest.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from ticketlint.config import Config, ConfigError
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.registry import Registry, RuleSelectionError
+from ticketlint.rules.selection import engine_from_config, registry_from_config
+from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.report.data import collect
+from ticketlint.report.evidence import DEFAULT_SAMPLE_SIZE, EvidenceError, build_evidence, verify_pack
+from ticketlint.report.html_report import render_report
+from ticketlint.report.period import Period, PeriodError
+
+
+def _period(text: str | None) -> Period:
+    try:
+        return Period.parse(text)
+    except PeriodError as exc:
+        fail(f"--period {exc}")
+
+
+def _selection(cfg: Config) -> tuple[Registry, Engine]:
+    """The registry and the engine of the configured rule selection, as ``sync`` builds them."""
+    try:
+        registry = registry_from_config(cfg)
+        engine = engine_from_config(cfg, registry=registry)
+    except (ConfigError, RuleSelectionError, ImportError, ValueError) as exc:
+        fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc))
+    return registry, engine
+
+
+def _check_source(cfg: Config, source: str | None) -> None:
+    if source and cfg.sources and source not in {s.name for s in cfg.sources}:
+        fail(f"--source {source!r} is not a configured source "
+              f"(known: {', '.join(s.name for s in cfg.sources)})")
+
+
+@click.command("report")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              default=Path("report.html"), show_default=True, help="The HTML file to write ('-' = stdout).")
+@click.option("--period", metavar="FROM..TO", help="Runs with an as-of date in this period (inclusive).")
+@click.option("--source", help="Only this source.")
+@click.option("--group", "group_", metavar="GROUP", help="Only findings of this assignment group.")
+@click.option("--title", default="ticketlint report", show_default=True, help="The page title.")
+@click.pass_context
+def report(ctx: click.Context, output: Path, period: str | None, source: str | None,
+           group_: str | None, title: str) -> None:
+    """Write one self-contained HTML report: conformity, trends, open findings, waivers,
+    mapping coverage and the clause coverage matrix."""
+    cfg = config_of(ctx)
+    _check_source(cfg, source)
+    chosen = _period(period)
+    registry, engine = _selection(cfg)
+    store = store_of(cfg)
+    with store.session() as s:
+        data = collect(s, cfg, registry, {r.code for r in engine.rules}, period=chosen, source=source, group=group_,
+                       now=datetime.now(timezone.utc))
+    page = render_report(data, title=title)
+    if str(output) == "-":
+        click.echo(page, nl=False)
+        return
+    output.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {output} ({len(data.open_findings)} open findings, "
+               f"{len(data.trend)} runs, conformity {_pct(data.overall.rate)})", err=True)
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _sample_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None or value.lower() == "auto":
+        return None
+    if value.lower() == "all":
+        return -1
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter("a number, 'all' or 'auto' (25, or all if fewer)") from None
+    if n < 1:
+        raise click.BadParameter("must be at least 1")
+    return n
+
+
+@click.group("evidence", invoke_without_command=True)
+@click.option("--clause", help="The clause, e.g. 8.5.1 (its sub-clauses are included).")
+@click.option("--period", metavar="FROM..TO", help="The audit period, e.g. 2026-07-01..2026-09-30.")
+@click.option("--seed", type=int, help="Seed of the random sample (default: a random one, recorded).")
+@click.option("--sample-size", callback=_sample_size, metavar="N|all|auto",
+              help=f"Sample size (default auto: {DEFAULT_SAMPLE_SIZE}, or all records if fewer).")
+@click.option("--source", help="Only this source.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="The directory to write the pack into (created; must be empty).")
+@click.pass_context
+def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: int | None,
+             sample_size: int | None, source: str | None, output: Path | None) -> None:
+    """Write an audit evidence pack for one clause and period (`evidence verify DIR` checks one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [name for name, value in (("--clause", clause), ("--period", period), ("-o/--output", output))
+               if not value]
+    if missing:
+        fail(f"{', '.join(missing)} required (e.g. ticketlint evidence --clause 8.5.1 "
+              "--period 2026-07-01..2026-09-30 -o evidence/)")
+    assert clause and output
+    cfg = config_of(ctx)
+    _check_source(cfg, source)
+    chosen = _period(period)
+    registry, engine = _selection(cfg)
+    store = store_of(cfg)
+    try:
+        with store.session() as s:
+            result = build_evidence(s, cfg, registry, engine, clause=clause, period=chosen,
+                                    out=output, seed=seed, sample_size=sample_size, source=source,
+                                    now=datetime.now(timezone.utc))
+    except EvidenceError as exc:
+        fail(str(exc))
+    click.echo(f"wrote {output}: population {result.population}, exceptions {result.exceptions}, "
+               f"sample {result.sample} (seed {result.seed}), {result.files} files in the manifest")
+
+
+@evidence.command("verify")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def evidence_verify(directory: Path) -> None:
+    """Re-check every file of a pack against manifest.json (exit 1 on any difference)."""
+    try:
+        problems = verify_pack(directory)
+    except EvidenceError as exc:
+        fail(str(exc))
+    if problems:
+        for p in problems:
+            click.echo(f"FAIL {p}", err=True)
+        click.echo(f"{directory}: {len(problems)} problem(s); the pack does not match its manifest")
+        sys.exit(1)
+    click.echo(f"{directory}: every file matches manifest.json")
+
+
+COMMANDS = [report, evidence]

@@ -1,0 +1,384 @@
+"""Repository functions over the store: records, watermarks, findings and runs.
+
+Every function takes a :class:`~sqlalchemy.orm.Session` and leaves committing to the
+caller, so the runner decides the transaction boundaries (one per upsert batch, one per
+source for findings + watermarks). Record upserts are idempotent
+(``INSERT .. ON CONFLICT DO UPDATE``): re-reading a page after a crash is harmless.
+
+Our own write-back is not activity on a ticket. A Jira label or comment, a ServiceNow work
+note moves the ticket's ``updated`` / ``sys_updated_on``, so a stale incident or problem
+would look active on the next read and INC006 / PRB003 would resolve because of
+ticketlint's own comment. The write-back log notes, per written ticket, the activity time
+before our writes (``updated_before``) and the source's update time right after them
+(``updated_after``). :func:`upsert_records` stores a record whose ``updated_at`` equals (to
+the second) the ``updated_after`` of the newest done write-back of that ticket with
+``updated_before`` instead: the only activity since was ours. Any later update by a
+person gives another time and wins; records without write-back are stored as read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Collection, Iterator, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.store.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
+from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow, WritebackRow
+
+UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
+FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
+
+
+# --- records -------------------------------------------------------------------------
+
+def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
+    data = record.model_dump(mode="json", exclude={"raw"})
+    updated = record.updated_at if isinstance(record.updated_at, datetime) else None
+    return {
+        "source": record.source, "key": record.key, "process": record.process, "data": data,
+        "raw": record.raw or {}, "updated_at": updated, "seen_at": seen_at, "deleted": False,
+    }
+
+
+def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: datetime) -> int:
+    """Insert or replace records by (source, key); un-deletes a record that came back.
+
+    A record whose only activity since the last read was our write-back keeps the
+    activity time from before it (see :func:`without_own_writes`)."""
+    records = without_own_writes(session, records)
+    rows_by_key = {(r.source, r.key): record_row(r, seen_at) for r in records}  # last wins
+    rows = list(rows_by_key.values())
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(RecordRow).values(rows[start:start + UPSERT_CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "key"],
+            set_={c: getattr(stmt.excluded, c)
+                  for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")},
+        )
+        session.execute(stmt)
+    return len(rows)
+
+
+def _utc_second(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _parse_iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def own_write_times(session: Session, pairs: Collection[tuple[str, str]]
+                    ) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+    """(updated_before, updated_after) of the newest done write-back that noted them, per
+    (source, key). One query per :data:`UPSERT_CHUNK` keys (a batch of the runner: one)."""
+    out: dict[tuple[str, str], tuple[int, datetime, datetime]] = {}
+    wanted = set(pairs)
+    keys = sorted({key for _, key in wanted})
+    sources = sorted({source for source, _ in wanted})
+    for start in range(0, len(keys), UPSERT_CHUNK):
+        stmt = select(WritebackRow.id, WritebackRow.source, WritebackRow.key, WritebackRow.detail).where(
+            WritebackRow.state == "done", WritebackRow.source.in_(sources),
+            WritebackRow.key.in_(keys[start:start + UPSERT_CHUNK]))
+        for row_id, source, key, detail in session.execute(stmt):
+            if (source, key) not in wanted or not isinstance(detail, dict):
+                continue
+            before, after = _parse_iso(detail.get("updated_before")), _parse_iso(detail.get("updated_after"))
+            if before is None or after is None:
+                continue  # a write that noted no times (nothing sent, or the read failed)
+            if (source, key) not in out or row_id > out[(source, key)][0]:
+                out[(source, key)] = (row_id, before, after)
+    return {pair: (before, after) for pair, (_, before, after) in out.items()}
+
+
+def without_own_writes(session: Session, records: Sequence[BaseRecord]) -> list[BaseRecord]:
+    """The records, each whose ``updated_at`` is (to the second) the time our last
+    write-back left on the ticket carrying the activity time from before it instead.
+
+    Use it on records read from a source before rules see them (:func:`upsert_records`
+    does). A later human update gives another time: such records, and records without
+    write-back, come back unchanged (the same objects)."""
+    pairs = {(r.source, r.key) for r in records if isinstance(r.updated_at, datetime)}
+    times = own_write_times(session, pairs) if pairs else {}
+    if not times:
+        return list(records)
+    out: list[BaseRecord] = []
+    for record in records:
+        found = times.get((record.source, record.key))
+        updated = record.updated_at
+        if (found is not None and isinstance(updated, datetime)
+                and _utc_second(updated) == _utc_second(found[1]) and found[0] <= updated):
+            record = record.model_copy(update={"updated_at": found[0]})
+        out.append(record)
+    return out
+
+
+def load_records(session: Session, source: str, *, with_raw: bool = True,
+                 processes: Collection[str] | None = None, yield_per: int = 500) -> Iterator[BaseRecord]:
+    """Every stored, non-deleted record of a source, streamed (memory stays flat).
+
+    ``with_raw=False`` leaves the source JSON out (``raw`` is ``{}``): most of a record's
+    size, and no built-in rule reads it. ``processes`` keeps only records of those
+    processes (the engine's index pass reads three of the six).
+    """
+    columns = (RecordRow.data, RecordRow.raw) if with_raw else (RecordRow.data,)
+    stmt = select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+    if processes is not None:
+        stmt = stmt.where(RecordRow.process.in_(sorted(processes)))
+    stmt = stmt.order_by(RecordRow.id).execution_options(yield_per=yield_per)
+    for row in session.execute(stmt):
+        data = dict(row[0])
+        if with_raw:
+            data["raw"] = row[1] or {}
+        yield record_from_dict(data)
+
+
+def stored_keys(session: Session, source: str) -> set[str]:
+    return set(session.scalars(
+        select(RecordRow.key).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+    ))
+
+
+def unseen_keys(session: Session, source: str, seen_since: datetime) -> list[str]:
+    """Keys of live records not upserted since ``seen_since`` (gone, after a full read)."""
+    return list(session.scalars(select(RecordRow.key).where(
+        RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
+    )))
+
+
+def mark_unseen_deleted(session: Session, source: str, seen_since: datetime) -> list[str]:
+    """After a full read: every record not seen since ``seen_since`` is deleted at the source."""
+    keys = unseen_keys(session, source, seen_since)
+    if keys:
+        session.execute(update(RecordRow).where(
+            RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
+        ).values(deleted=True))
+    return keys
+
+
+def get_record(session: Session, source: str, key: str) -> RecordRow | None:
+    return session.scalar(select(RecordRow).where(RecordRow.source == source, RecordRow.key == key))
+
+
+# --- watermarks ----------------------------------------------------------------------
+
+def get_watermarks(session: Session, source: str) -> dict[str, datetime]:
+    rows = session.scalars(select(WatermarkRow).where(WatermarkRow.source == source))
+    return {row.stream: row.value for row in rows}
+
+
+def set_watermark(session: Session, source: str, stream: str, value: datetime,
+                  run_id: int | None = None) -> None:
+    row = session.get(WatermarkRow, (source, stream))
+    if row is None:
+        session.add(WatermarkRow(source=source, stream=stream, value=value, run_id=run_id))
+    elif value > row.value:  # never move a watermark backwards
+        row.value, row.run_id = value, run_id
+
+
+# --- findings ------------------------------------------------------------------------
+
+def findings_of_source(session: Session, source: str) -> dict[str, FindingRow]:
+    rows = session.scalars(select(FindingRow).where(FindingRow.source == source))
+    return {row.fingerprint: row for row in rows}
+
+
+def stored_view(rows: dict[str, FindingRow]) -> dict[str, StoredFinding]:
+    return {fp: StoredFinding(fp, r.rule, r.source, r.key, r.state, r.waiver) for fp, r in rows.items()}
+
+
+def stored_findings(session: Session, source: str) -> dict[str, StoredFinding]:
+    """What the lifecycle diff needs of a source's stored findings, without loading rows.
+
+    The same as ``stored_view(findings_of_source(...))`` at a fraction of the memory: no
+    ORM objects, no evidence or detail JSON.
+    """
+    stmt = select(FindingRow.fingerprint, FindingRow.rule, FindingRow.source, FindingRow.key,
+                  FindingRow.state, FindingRow.waiver).where(FindingRow.source == source)
+    return {fp: StoredFinding(fp, rule, src, key, state, waiver)
+            for fp, rule, src, key, state, waiver in session.execute(stmt)}
+
+
+def apply_diff(session: Session, rows: dict[str, FindingRow], diff: Diff, *,
+               run_id: int | None, now: datetime) -> None:
+    """Write a lifecycle diff: new rows, state changes and their history events."""
+    _apply_changes(session, rows, diff.changes, run_id=run_id, now=now)
+
+
+def apply_diff_chunked(session: Session, source: str, diff: Diff, *, run_id: int | None,
+                       now: datetime, chunk: int = FINDING_CHUNK) -> None:
+    """:func:`apply_diff` for a whole source without holding all its finding rows.
+
+    Loads the rows of ``chunk`` changes at a time by fingerprint, writes them and their
+    events, then lets them go (flushed, expunged), all inside the caller's transaction.
+    """
+    changes = diff.changes
+    for start in range(0, len(changes), chunk):
+        part = changes[start:start + chunk]
+        rows = {row.fingerprint: row for row in session.scalars(select(FindingRow).where(
+            FindingRow.source == source, FindingRow.fingerprint.in_([c.fingerprint for c in part])))}
+        written = _apply_changes(session, rows, part, run_id=run_id, now=now)
+        session.flush()
+        for obj in written:
+            session.expunge(obj)
+
+
+def _apply_changes(session: Session, rows: dict[str, FindingRow], changes: Sequence[Change], *,
+                   run_id: int | None, now: datetime) -> list[Any]:
+    """Rows first (one flush gives the new ones their ids), then the history events in
+    change order. Returns every object it touched or added."""
+    touched: list[Any] = []
+    for change in changes:
+        row = rows.get(change.fingerprint)
+        if row is None:
+            assert change.finding is not None
+            row = FindingRow(fingerprint=change.fingerprint, first_seen=now, reopened=0)
+            session.add(row)
+            rows[change.fingerprint] = row
+        _apply(row, change, now)
+        touched.append(row)
+    if any(change.events for change in changes):
+        session.flush()  # the event rows need the findings' ids
+    for change in changes:
+        if change.events:
+            finding_id = rows[change.fingerprint].id
+            events = [FindingEventRow(finding_id=finding_id, run_id=run_id, kind=e.kind, at=now,
+                                      detail=e.detail) for e in change.events]
+            session.add_all(events)
+            touched.extend(events)
+    return touched
+
+
+def _apply(row: FindingRow, change: Change, now: datetime) -> None:
+    f = change.finding
+    row.state = change.state
+    if f is not None:
+        row.rule, row.source, row.key, row.process = f.code, f.source, f.key, f.process
+        row.severity, row.message, row.evidence = f.severity, f.message, f.evidence
+        row.assignee, row.group, row.url = f.assignee, f.group, f.url
+        row.detail = f.to_dict()
+        row.last_seen = now
+        row.waiver = change.waiver
+        if change.reopens:
+            row.reopened = (row.reopened or 0) + 1
+        if change.state != RESOLVED:
+            row.resolved_at, row.resolution = None, None
+    if change.state == RESOLVED:
+        row.resolved_at, row.resolution, row.waiver = now, change.resolution, None
+
+
+def finding_events(session: Session, finding_id: int) -> list[FindingEventRow]:
+    return list(session.scalars(select(FindingEventRow).where(FindingEventRow.finding_id == finding_id)
+                                .order_by(FindingEventRow.at, FindingEventRow.id)))
+
+
+# --- runs ----------------------------------------------------------------------------
+
+def start_run(session: Session, *, started_at: datetime, as_of: datetime, options: dict[str, Any]) -> RunRow:
+    run = RunRow(started_at=started_at, as_of=as_of, status="running", options=options, sources={})
+    session.add(run)
+    session.flush()
+    return run
+
+
+def mark_interrupted(session: Session, before: datetime) -> int:
+    """Runs left 'running' by a killed process (we hold the lock, so they are dead)."""
+    result = session.execute(update(RunRow).where(RunRow.status == "running", RunRow.started_at < before)
+                             .values(status="interrupted"))
+    return result.rowcount or 0
+
+
+def finish_run(session: Session, run_id: int, *, status: str, sources: dict[str, Any],
+               finished_at: datetime) -> None:
+    run = session.get(RunRow, run_id)
+    assert run is not None
+    run.status, run.sources, run.finished_at = status, sources, finished_at
+
+
+__all__ = [
+    "OPEN", "RESOLVED", "upsert_records", "without_own_writes", "own_write_times", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
+    "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
+    "stored_findings", "apply_diff", "apply_diff_chunked", "finding_events", "start_run", "mark_interrupted", "finish_run",
+]
+
+
+# --- reading findings (the ``findings`` command) ----------------------------------------
+
+def query_findings(
+    session: Session, *, state: str = "open", rule: str | None = None, source: str | None = None,
+    assignee: str | None = None, group: str | None = None, since: datetime | None = None,
+) -> list[FindingRow]:
+    """Stored findings by filters; ``since`` keeps those with any history event at or after it."""
+    stmt = select(FindingRow)
+    if state != "all":
+        stmt = stmt.where(FindingRow.state == state)
+    if rule:
+        stmt = stmt.where(FindingRow.rule == rule.upper())
+    if source:
+        stmt = stmt.where(FindingRow.source == source)
+    if assignee:
+        stmt = stmt.where(FindingRow.assignee == assignee)
+    if group:
+        stmt = stmt.where(FindingRow.group == group)
+    if since is not None:
+        stmt = stmt.where(select(FindingEventRow.id).where(
+            FindingEventRow.finding_id == FindingRow.id, FindingEventRow.at >= since).exists())
+    return list(session.scalars(stmt.order_by(FindingRow.id)))
+
+
+class AmbiguousReference(LookupError):
+    """A fingerprint prefix matches more than one finding."""
+
+
+def find_finding(session: Session, ref: str) -> FindingRow | None:
+    """A finding by numeric id or by fingerprint prefix (at least 4 hex digits)."""
+    ref = ref.strip()
+    if ref.isdigit() and len(ref) < 10:
+        row = session.get(FindingRow, int(ref))
+        if row is not None:
+            return row
+    if len(ref) < 4:
+        return None
+    rows = list(session.scalars(select(FindingRow).where(FindingRow.fingerprint.startswith(ref.lower()))
+                                .limit(5)))
+    if len(rows) > 1:
+        raise AmbiguousReference(f"{ref!r} matches several findings ({', '.join(str(r.id) for r in rows)}"
+                                 f"{', ...' if len(rows) == 5 else ''}); give more of the fingerprint")
+    return rows[0] if rows else None
+
+
+# --- waivers applied at once (``waive add`` / ``waive remove``) ------------------------
+
+def waive_matching(session: Session, waiver: Any, *, today: Any, now: datetime) -> int:
+    """Mark the open findings a new waiver covers as waived (the next sync agrees)."""
+    count = 0
+    for row in session.scalars(select(FindingRow).where(FindingRow.state == OPEN)):
+        if waiver.matches(row.rule, row.source, row.key) and waiver.active(today):
+            row.state, row.waiver = "waived", waiver.id
+            session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="waived", at=now,
+                                        detail=f"by {waiver.describe()}: {waiver.reason}"))
+            count += 1
+    return count
+
+
+def unwaive(session: Session, waiver_id: str, *, now: datetime) -> int:
+    """Reopen the findings a removed waiver held."""
+    count = 0
+    for row in session.scalars(select(FindingRow).where(FindingRow.state == "waived",
+                                                        FindingRow.waiver == waiver_id)):
+        row.state, row.waiver = OPEN, None
+        session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="unwaived", at=now,
+                                    detail=f"waiver {waiver_id} was removed"))
+        count += 1
+    return count

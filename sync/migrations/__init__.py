@@ -1,1 +1,0 @@
-"""Alembic environment and versions of the store schema (run in code by ``sync.db``)."""
