@@ -12,10 +12,11 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 import yaml
@@ -26,16 +27,25 @@ from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
 from ticketlint.connectors.files import InputError, load_inputs
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord
-from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, RuleDefinitionError, RuleSelectionError
-from ticketlint.rules.selection import engine_from_config, parse_as_of, registry_from_config
 from ticketlint.report import formats
+from ticketlint.rules.registry import (
+    SEVERITIES,
+    SEVERITY_RANK,
+    RuleDefinitionError,
+    RuleSelectionError,
+)
+from ticketlint.rules.selection import engine_from_config, parse_as_of, registry_from_config
 
 log = logging.getLogger("ticketlint")
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 PLUGIN_MODULES = (
-    "ticketlint.sync.commands", "ticketlint.sandbox.commands", "ticketlint.notify.commands", "ticketlint.report.commands",
-    "ticketlint.plugin.writeback.commands", "ticketlint.plugin.serve.commands",
+    "ticketlint.sync.commands",
+    "ticketlint.sandbox.commands",
+    "ticketlint.notify.commands",
+    "ticketlint.report.commands",
+    "ticketlint.plugin.writeback.commands",
+    "ticketlint.plugin.serve.commands",
 )
 CI_STREAMS = frozenset({"ci", "cmdb_ci", "assets"})
 
@@ -43,7 +53,11 @@ CI_STREAMS = frozenset({"ci", "cmdb_ci", "assets"})
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's or the source's, reported in one line with exit 2."""
     errors: list[type[BaseException]] = [
-        ConfigError, RuleSelectionError, RuleDefinitionError, InputError, SourceError,
+        ConfigError,
+        RuleSelectionError,
+        RuleDefinitionError,
+        InputError,
+        SourceError,
     ]
     try:
         from ticketlint.rules.declarative import DeclarativeRuleError
@@ -90,7 +104,7 @@ class TicketlintGroup(click.Group):
         except _known_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
+        except Exception as exc:
             log.debug("internal error", exc_info=True)
             click.echo(
                 f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
@@ -118,7 +132,7 @@ class State:
     _config: Config | None = field(default=None, repr=False)
 
     def config(self, *, required: bool = False) -> Config:
-        if self._config is None or required and self._config.path is None:
+        if self._config is None or (required and self._config.path is None):
             self._config = config_mod.load_config(self.config_path, required=required)
         return self._config
 
@@ -132,10 +146,11 @@ def _state(ctx: click.Context) -> State:
 
 # --- shell completion -----------------------------------------------------------------
 
+
 def _complete_sources(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     try:
         cfg = config_mod.load_config(ctx.find_root().params.get("config_path"))
-    except Exception:  # noqa: BLE001 - completion must never print a traceback
+    except Exception:  # noqa: BLE001 - shell completion must never fail the shell: no config, no completions
         return []
     return [s.name for s in cfg.sources if s.name.startswith(incomplete)]
 
@@ -144,7 +159,7 @@ def _complete_rules(ctx: click.Context, param: click.Parameter, incomplete: str)
     try:
         cfg = config_mod.load_config(ctx.find_root().params.get("config_path"))
         registry = registry_from_config(cfg)
-    except Exception:  # noqa: BLE001 - completion must never print a traceback
+    except Exception:  # noqa: BLE001 - shell completion must never fail the shell: no config, no completions
         return []
     text = incomplete.upper()
     return [code for code in sorted(registry.rules) if code.startswith(text)]
@@ -152,9 +167,13 @@ def _complete_rules(ctx: click.Context, param: click.Parameter, incomplete: str)
 
 # --- the group ------------------------------------------------------------------------
 
+
 @click.group(cls=TicketlintGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Configuration file (default: $TICKETLINT_CONFIG, ./ticketlint.yaml, then the user config dir).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
@@ -167,11 +186,15 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
     ctx.obj = State(config_path=config_path, verbosity=verbosity)
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(
-        stream=sys.stderr, level=level, format="ticketlint: %(levelname)s: %(message)s", force=True,
+        stream=sys.stderr,
+        level=level,
+        format="ticketlint: %(levelname)s: %(message)s",
+        force=True,
     )
 
 
 # --- check ----------------------------------------------------------------------------
+
 
 def _split(values: Iterable[str]) -> list[str]:
     """``--select CHG001,INC`` and ``--select CHG001 --select INC`` mean the same."""
@@ -184,36 +207,76 @@ def _now() -> datetime:
 
 
 @cli.command()
-@click.option("-i", "--input", "inputs", multiple=True, type=click.Path(path_type=Path),
-              help="Exported file or directory (Jira search JSON, ServiceNow <table>.json, records .jsonl). Repeatable.")
-@click.option("--source", shell_complete=_complete_sources,
-              help="Configured source: read it live, or map --input files with its mapping.")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Exported file or directory (Jira search JSON, ServiceNow <table>.json, records .jsonl). Repeatable.",
+)
+@click.option(
+    "--source",
+    shell_complete=_complete_sources,
+    help="Configured source: read it live, or map --input files with its mapping.",
+)
 @click.option("--jql", help="Jira: JQL scope for a live check (ANDed with the configured jql).")
 @click.option("--query", help="ServiceNow: encoded query scope for a live check.")
 @click.option("--key", "keys", multiple=True, help="Re-check only this ticket key. Repeatable.")
 @click.option("--since", help="Live check: only records updated since this ISO 8601 date or time.")
 @click.option("--as-of", "as_of", help="Evaluation instant (ISO 8601; naive = UTC). Default: now.")
-@click.option("--select", multiple=True, shell_complete=_complete_rules,
-              help="Rules to run: codes, prefixes (CHG), names, processes or packs. Replaces the config's.")
-@click.option("--ignore", multiple=True, shell_complete=_complete_rules,
-              help="Rules to skip (same selectors). Replaces the config's.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
-              help="Exit 1 when a finding has this severity or higher.")
+@click.option(
+    "--select",
+    multiple=True,
+    shell_complete=_complete_rules,
+    help="Rules to run: codes, prefixes (CHG), names, processes or packs. Replaces the config's.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    shell_complete=_complete_rules,
+    help="Rules to skip (same selectors). Replaces the config's.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default="low",
+    show_default=True,
+    help="Exit 1 when a finding has this severity or higher.",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write results to this file instead of stdout.")
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write results to this file instead of stdout.",
+)
 @click.pass_context
 def check(
-    ctx: click.Context, inputs: tuple[Path, ...], source: str | None, jql: str | None,
-    query: str | None, keys: tuple[str, ...], since: str | None, as_of: str | None,
-    select: tuple[str, ...], ignore: tuple[str, ...], fail_on: str, exit_zero: bool,
-    fmt: str, output: Path | None,
+    ctx: click.Context,
+    inputs: tuple[Path, ...],
+    source: str | None,
+    jql: str | None,
+    query: str | None,
+    keys: tuple[str, ...],
+    since: str | None,
+    as_of: str | None,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    fail_on: str,
+    exit_zero: bool,
+    fmt: str,
+    output: Path | None,
 ) -> None:
     """Check records from exported files (--input) or a live source; linter-style output."""
     state = _state(ctx)
     if inputs and (jql or query or keys or since):
-        raise click.UsageError("--jql, --query, --key and --since read a live source; they cannot be used with --input")
+        raise click.UsageError(
+            "--jql, --query, --key and --since read a live source; they cannot be used with --input"
+        )
     if jql and query:
         raise click.UsageError("--jql is for Jira sources and --query for ServiceNow; give one")
     instant = _as_of(as_of)
@@ -225,13 +288,21 @@ def check(
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
         loaded = load_inputs(list(inputs), options)
-        records, ci_sources, sources = loaded.records, loaded.ci_sources, sorted({r.source for r in loaded.records} or {options.source})
+        records, ci_sources, sources = (
+            loaded.records,
+            loaded.ci_sources,
+            sorted({r.source for r in loaded.records} or {options.source}),
+        )
         report.merge(loaded.report)
     else:
         chosen = [cfg.source(source)] if source else list(cfg.sources)
         if not chosen:
-            raise click.UsageError("give --input PATH (exported files) or --source NAME (a configured source)")
-        records, ci_sources, live_report = _read_live(chosen, jql=jql, query=query, keys=keys, since=since_at)
+            raise click.UsageError(
+                "give --input PATH (exported files) or --source NAME (a configured source)"
+            )
+        records, ci_sources, live_report = _read_live(
+            chosen, jql=jql, query=query, keys=keys, since=since_at
+        )
         report.merge(live_report)
         sources = [s.name for s in chosen]
 
@@ -266,12 +337,19 @@ def _open_connector(source_cfg: Any) -> Any:
 
     opener = getattr(connectors, "open_connector", None)
     if opener is None:
-        raise SourceError(source_cfg.name, "live sources are not available in this build (connectors.open_connector is missing)")
+        raise SourceError(
+            source_cfg.name,
+            "live sources are not available in this build (connectors.open_connector is missing)",
+        )
     return opener(source_cfg)
 
 
 def _read_live(
-    sources: Sequence[Any], *, jql: str | None, query: str | None, keys: Sequence[str],
+    sources: Sequence[Any],
+    *,
+    jql: str | None,
+    query: str | None,
+    keys: Sequence[str],
     since: datetime | None,
 ) -> tuple[list[BaseRecord], set[str], MappingReport]:
     records: list[BaseRecord] = []
@@ -280,18 +358,24 @@ def _read_live(
     for src in sources:
         scope = jql if src.type == "jira" else query
         if (jql and src.type != "jira") or (query and src.type != "servicenow"):
-            raise click.UsageError(f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}")
+            raise click.UsageError(
+                f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}"
+            )
         connector = _open_connector(src)
         try:
             plan = getattr(connector, "plan", None)
             if callable(plan):  # every stream is read: related rows may be shared across them
-                plan({stream: since for stream in connector.streams})
+                plan(dict.fromkeys(connector.streams, since))
             for stream in connector.streams:
                 log.info("reading %s %s", src.name, stream)
-                for batch in connector.read(stream, since=since, query=scope, keys=list(keys) or None):
+                for batch in connector.read(
+                    stream, since=since, query=scope, keys=list(keys) or None
+                ):
                     records.extend(batch.records)
                     report.merge(batch.report)
-                    if not keys and (stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)):
+                    if not keys and (
+                        stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)
+                    ):
                         # With --key only the named tickets are read: the source's CIs
                         # were not, so CFG003 must not call every reference unknown.
                         ci_sources.add(src.name)
@@ -300,7 +384,9 @@ def _read_live(
             connector.close()
     latest = latest_versions(records)
     if len(latest) < len(records):
-        report.warnings["records changed during the read: the latest version is checked"] += len(records) - len(latest)
+        report.warnings["records changed during the read: the latest version is checked"] += len(
+            records
+        ) - len(latest)
     return latest, ci_sources, report
 
 
@@ -334,7 +420,9 @@ def _write(text: str, output: Path | None) -> None:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def _report_on_stderr(result: formats.CheckResult, fmt: str, output: Path | None, state: State) -> None:
+def _report_on_stderr(
+    result: formats.CheckResult, fmt: str, output: Path | None, state: State
+) -> None:
     """Non-text formats (and -o) still tell the person at the terminal what happened."""
     if state.verbosity < 0 or (fmt == "text" and output is None):
         return
@@ -349,6 +437,7 @@ def _report_on_stderr(result: formats.CheckResult, fmt: str, output: Path | None
 
 
 # --- doctor ---------------------------------------------------------------------------
+
 
 @cli.command()
 @click.option("--source", shell_complete=_complete_sources, help="Only this source.")
@@ -377,13 +466,21 @@ def doctor(ctx: click.Context, source: str | None) -> None:
 
 # --- rules ----------------------------------------------------------------------------
 
+
 @cli.group()
 def rules() -> None:
     """List and explain the rules."""
 
 
 @rules.command("list")
-@click.option("-f", "--format", "fmt", type=click.Choice(formats.RULE_FORMATS), default="text", show_default=True)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(formats.RULE_FORMATS),
+    default="text",
+    show_default=True,
+)
 @click.pass_context
 def rules_list(ctx: click.Context, fmt: str) -> None:
     """Every known rule: code, name, severity, clause and title."""
@@ -403,6 +500,7 @@ def rules_explain(ctx: click.Context, code: str) -> None:
 
 
 # --- config ---------------------------------------------------------------------------
+
 
 @cli.group("config")
 def config_group() -> None:
@@ -490,11 +588,13 @@ def init(ctx: click.Context, path: Path | None, force: bool) -> None:
     target.write_text(STARTER_CONFIG, encoding="utf-8")
     click.echo(
         f"wrote {target}; set JIRA_API_TOKEN and SNOW_PASSWORD (or edit the sources), "
-        "then run `ticketlint config validate`", err=True,
+        "then run `ticketlint config validate`",
+        err=True,
     )
 
 
 # --- commands of other packages --------------------------------------------------------
+
 
 def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES) -> list[str]:
     """Add the ``COMMANDS`` of each installed module; a module that is not there yet is
@@ -514,7 +614,6 @@ def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES
                 group.add_command(command)
                 added.append(command.name or "")
     return added
-
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -51,7 +51,7 @@ HttpUrlText = Annotated[str, Field(pattern=r"^https?://[^\s/]+", description="ht
 
 
 class TLSOptions(_Strict):
-    verify: Union[bool, str] = True
+    verify: bool | str = True
     """True, False (warned about) or a CA bundle path."""
 
 
@@ -94,7 +94,7 @@ class _SourceBase(_Strict):
     url: HttpUrlText
     fields: dict[str, str] = Field(default_factory=dict)
     status_map: dict[str, dict[str, str]] = Field(default_factory=dict)
-    verify: Union[bool, str] = True
+    verify: bool | str = True
     timeout: float = Field(30.0, gt=0)
     max_attempts: int = Field(6, ge=1, le=20)
     retry_after_max: float = Field(120.0, gt=0)
@@ -123,7 +123,7 @@ class _SourceBase(_Strict):
 
 class JiraSource(_SourceBase):
     type: Literal["jira"]
-    auth: Union[JiraCloudAuth, JiraPatAuth, BasicAuth]
+    auth: JiraCloudAuth | JiraPatAuth | BasicAuth
     jql: str | None = None
     issue_types: dict[str, list[str]] = Field(default_factory=dict)
     priority_map: dict[str, int] = Field(default_factory=dict)
@@ -134,20 +134,25 @@ class JiraSource(_SourceBase):
     def _issue_type_processes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for process in value:
             if process not in (*PROCESS_NAMES, "review"):
-                raise ValueError(f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}, review")
+                raise ValueError(
+                    f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}, review"
+                )
         return value
 
     def mapping_options(self) -> MappingOptions:
         return MappingOptions(
-            source=self.name, base_url=self.url.rstrip("/"), fields=self.fields,
-            status_map=self.status_map, issue_types=self.issue_types,
+            source=self.name,
+            base_url=self.url.rstrip("/"),
+            fields=self.fields,
+            status_map=self.status_map,
+            issue_types=self.issue_types,
             priority_map=self.priority_map,
         )
 
 
 class ServiceNowSource(_SourceBase):
     type: Literal["servicenow"]
-    auth: Union[BasicAuth, ServiceNowOAuth]
+    auth: BasicAuth | ServiceNowOAuth
     tables: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     related_chunk: int | None = Field(None, ge=1, le=10_000)
@@ -163,19 +168,24 @@ class ServiceNowSource(_SourceBase):
 
     def mapping_options(self) -> MappingOptions:
         return MappingOptions(
-            source=self.name, base_url=self.url.rstrip("/"), fields=self.fields,
-            status_map=self.status_map, tables=self.tables,
+            source=self.name,
+            base_url=self.url.rstrip("/"),
+            fields=self.fields,
+            status_map=self.status_map,
+            tables=self.tables,
         )
 
 
-Source = Annotated[Union[JiraSource, ServiceNowSource], Field(discriminator="type")]
+Source = Annotated[JiraSource | ServiceNowSource, Field(discriminator="type")]
 
 
 class RulesOptions(_Strict):
     select: list[str] = Field(default_factory=lambda: ["ALL"])
     ignore: list[str] = Field(default_factory=list)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    severity: dict[str, Literal["info", "low", "medium", "high", "critical"]] = Field(default_factory=dict)
+    severity: dict[str, Literal["info", "low", "medium", "high", "critical"]] = Field(
+        default_factory=dict
+    )
     paths: list[str] = Field(default_factory=list)
     """Files or directories of declarative YAML rules."""
 
@@ -282,10 +292,14 @@ def substitute_env(value: Any, path: str = "", problems: list[str] | None = None
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the parsed YAML."""
     problems = problems if problems is not None else []
     if isinstance(value, dict):
-        return {k: substitute_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+        return {
+            k: substitute_env(v, f"{path}.{k}" if path else str(k), problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [substitute_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str):
+
         def repl(m: re.Match[str]) -> str:
             name, default = m.group("name"), m.group("default")
             if name in os.environ:
@@ -294,6 +308,7 @@ def substitute_env(value: Any, path: str = "", problems: list[str] | None = None
                 return default
             problems.append(f"{path}: environment variable {name} is not set")
             return ""
+
         return _VAR.sub(repl, value)
     return value
 
@@ -302,10 +317,15 @@ def load_config(explicit: str | Path | None = None, *, required: bool = False) -
     path = find_config(explicit)
     if path is None:
         if required:
-            raise ConfigError(None, [
-                f"no configuration found (--config, ${ENV_VAR}, ./{DEFAULT_NAME} or "
-                f"{_user_config_dir() / DEFAULT_NAME}); `ticketlint init` writes a starter file"
-            ])
+            raise ConfigError(
+                None,
+                [
+                    (
+                        f"no configuration found (--config, ${ENV_VAR}, ./{DEFAULT_NAME} or "
+                        f"{_user_config_dir() / DEFAULT_NAME}); `ticketlint init` writes a starter file"
+                    )
+                ],
+            )
         return Config()
     try:
         text = path.read_text(encoding="utf-8")
@@ -349,7 +369,9 @@ def _closest_union_member(errors: list[Any]) -> list[Any]:
     plain: list[Any] = []
     for err in errors:
         loc = err["loc"]
-        tag_at = next((i for i, part in enumerate(loc) if isinstance(part, str) and part[:1].isupper()), None)
+        tag_at = next(
+            (i for i, part in enumerate(loc) if isinstance(part, str) and part[:1].isupper()), None
+        )
         if tag_at is None:
             plain.append(err)
         else:
@@ -367,7 +389,11 @@ def _describe(err: Any, data: Any) -> str:
     elif err["type"] == "missing":
         msg = "required key is missing"
     value = err.get("input")
-    shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(value, (dict, list)) else f" (got {value!r})"
+    shown = (
+        ""
+        if err["type"] in ("missing", "extra_forbidden") or isinstance(value, (dict, list))
+        else f" (got {value!r})"
+    )
     return f"{loc}: {msg}{shown}"
 
 

@@ -23,22 +23,28 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ticketlint.mapping.common import MappingOptions  # noqa: E402
-from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper  # noqa: E402
-from ticketlint.mapping.servicenow import (  # noqa: E402
-    APPROVAL_FIELDS, APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_FIELDS, TASK_CI_TABLE, ServiceNowMapper,
+from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper
+from ticketlint.mapping.servicenow import (
+    APPROVAL_FIELDS,
+    APPROVAL_TABLE,
+    DEFAULT_TABLES,
+    TASK_CI_FIELDS,
+    TASK_CI_TABLE,
+    ServiceNowMapper,
 )
-from ticketlint.rules.engine import Engine  # noqa: E402
-from ticketlint.rules.registry import load_registry  # noqa: E402
-from ticketlint.sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.rules.engine import Engine
+from ticketlint.rules.registry import load_registry
+from ticketlint.sandbox.server import SandboxServer
 
 TARGET = 20_000
 APPROVAL_PROCESSES = ("change", "service_request")
@@ -50,12 +56,16 @@ def fetch_jira(session: requests.Session, url: str) -> dict[str, Any]:
     fields = session.get(f"{url}/rest/api/3/field").text
     statuses = session.get(f"{url}/rest/api/2/status").text
     catalog = JiraFieldCatalog.from_field_list(json.loads(fields))
-    mapper = JiraMapper(MappingOptions(source="jira-bench", base_url=url), catalog,
-                        statuses=json.loads(statuses))
+    mapper = JiraMapper(
+        MappingOptions(source="jira-bench", base_url=url), catalog, statuses=json.loads(statuses)
+    )
     pages, token, ids = [], None, []
     while True:
-        body: dict[str, Any] = {"jql": 'updated >= "2000/01/01 00:00" ORDER BY updated ASC, key ASC', "maxResults": 5000,
-                                "fields": mapper.search_fields()}
+        body: dict[str, Any] = {
+            "jql": 'updated >= "2000/01/01 00:00" ORDER BY updated ASC, key ASC',
+            "maxResults": 5000,
+            "fields": mapper.search_fields(),
+        }
         if token:
             body["nextPageToken"] = token
         text = session.post(f"{url}/rest/api/3/search/jql", json=body).text
@@ -69,7 +79,11 @@ def fetch_jira(session: requests.Session, url: str) -> dict[str, Any]:
     for start in range(0, len(ids), 1000):
         token = None
         while True:
-            body = {"issueIdsOrKeys": ids[start:start + 1000], "fieldIds": ["status"], "maxResults": 10000}
+            body = {
+                "issueIdsOrKeys": ids[start : start + 1000],
+                "fieldIds": ["status"],
+                "maxResults": 10000,
+            }
             if token:
                 body["nextPageToken"] = token
             text = session.post(f"{url}/rest/api/3/changelog/bulkfetch", json=body).text
@@ -90,10 +104,16 @@ def fetch_servicenow(session: requests.Session, url: str) -> dict[str, list[str]
     for table, fields in wanted.items():
         out[table], offset = [], 0
         while True:
-            text = session.get(f"{url}/api/now/table/{table}", params={
-                "sysparm_fields": ",".join(fields), "sysparm_limit": 1000, "sysparm_offset": offset,
-                "sysparm_exclude_reference_link": "true", "sysparm_no_count": "true",
-            }).text
+            text = session.get(
+                f"{url}/api/now/table/{table}",
+                params={
+                    "sysparm_fields": ",".join(fields),
+                    "sysparm_limit": 1000,
+                    "sysparm_offset": offset,
+                    "sysparm_exclude_reference_link": "true",
+                    "sysparm_no_count": "true",
+                },
+            ).text
             rows = json.loads(text)["result"]
             if not rows:
                 break
@@ -109,23 +129,32 @@ def parse_all(jira: dict[str, Any], snow: dict[str, list[str]]) -> dict[str, Any
         "statuses": json.loads(jira["statuses"]),
         "issues": [issue for text in jira["pages"] for issue in json.loads(text)["issues"]],
         "changelogs": [json.loads(text) for text in jira["changelogs"]],
-        "snow": {table: [row for text in texts for row in json.loads(text)["result"]]
-                 for table, texts in snow.items()},
+        "snow": {
+            table: [row for text in texts for row in json.loads(text)["result"]]
+            for table, texts in snow.items()
+        },
     }
 
 
 def record_count(parsed: dict[str, Any]) -> int:
     related = (APPROVAL_TABLE, TASK_CI_TABLE)
-    return len(parsed["issues"]) + sum(len(rows) for t, rows in parsed["snow"].items() if t not in related)
+    return len(parsed["issues"]) + sum(
+        len(rows) for t, rows in parsed["snow"].items() if t not in related
+    )
 
 
-def map_and_evaluate(parsed: dict[str, Any], engine: Engine, as_of: datetime) -> tuple[int, int, dict[str, float]]:
+def map_and_evaluate(
+    parsed: dict[str, Any], engine: Engine, as_of: datetime
+) -> tuple[int, int, dict[str, float]]:
     """What a sync does with parsed pages: map them, then evaluate the whole pack.
     Returns (records, findings, seconds per part)."""
     start = time.perf_counter()
     catalog = JiraFieldCatalog.from_field_list(parsed["fields"])
-    jmapper = JiraMapper(MappingOptions(source="jira-bench", base_url="http://jira"), catalog,
-                         statuses=parsed["statuses"])
+    jmapper = JiraMapper(
+        MappingOptions(source="jira-bench", base_url="http://jira"),
+        catalog,
+        statuses=parsed["statuses"],
+    )
     changelogs: dict[str, list[dict[str, Any]]] = {}
     for page in parsed["changelogs"]:
         for entry in page.get("issueChangeLogs", []):
@@ -142,14 +171,19 @@ def map_and_evaluate(parsed: dict[str, Any], engine: Engine, as_of: datetime) ->
     for process, table in DEFAULT_TABLES.items():
         if process != "ci":  # related rows only where the connector reads them
             records += smapper.map_rows(
-                process, rows.get(table, []),
+                process,
+                rows.get(table, []),
                 approvals=approvals if process in APPROVAL_PROCESSES else None,
-                task_ci=task_ci if process in TASK_CI_PROCESSES else None, ci_names=ci_names,
+                task_ci=task_ci if process in TASK_CI_PROCESSES else None,
+                ci_names=ci_names,
             )[0]
     snow_done = time.perf_counter()
     result = engine.evaluate(records, as_of=as_of, ci_sources={"snow-bench"})
-    parts = {"jira": jira_done - start, "servicenow": snow_done - jira_done,
-             "evaluate": time.perf_counter() - snow_done}
+    parts = {
+        "jira": jira_done - start,
+        "servicenow": snow_done - jira_done,
+        "evaluate": time.perf_counter() - snow_done,
+    }
     return len(records), len(result.findings), parts
 
 
@@ -163,7 +197,9 @@ def timed(func: Callable[[], Any]) -> tuple[float, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=20_000, help="records across both systems")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (the median is reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per measurement (the median is reported)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
@@ -185,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(max(1, args.repeat)):  # alternate, so that load on the machine hits both
         seconds, parsed = timed(lambda: parse_all(jira, snow))
         floor_times.append(seconds)
-        seconds, (n_records, n_findings, parts) = timed(lambda: map_and_evaluate(parsed, engine, as_of))
+        seconds, (n_records, n_findings, parts) = timed(
+            lambda parsed=parsed: map_and_evaluate(parsed, engine, as_of)
+        )
         work_times.append(seconds)
         for name, value in parts.items():
             part_times.setdefault(name, []).append(value)
@@ -194,12 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     floor_s, work_s = statistics.median(floor_times), statistics.median(work_times)
     floor_rate, work_rate = n_parsed / floor_s, n_records / work_s
     full_rate = n_records / (floor_s + work_s)
-    print(f"records:                        {n_records:,} ({n_findings:,} findings, {len(engine.rules)} rules)"
-          f"; median of {len(work_times)} runs (best in brackets)")
-    print(f"json.loads alone (the floor):   {floor_rate:>10,.0f} records/s  {floor_s * 1000:>8,.0f} ms"
-          f"  ({n_parsed / min(floor_times):,.0f}/s)")
-    print(f"map + evaluate the whole pack:  {work_rate:>10,.0f} records/s  {work_s * 1000:>8,.0f} ms"
-          f"  ({n_records / min(work_times):,.0f}/s)")
+    print(
+        f"records:                        {n_records:,} ({n_findings:,} findings, {len(engine.rules)} rules)"
+        f"; median of {len(work_times)} runs (best in brackets)"
+    )
+    print(
+        f"json.loads alone (the floor):   {floor_rate:>10,.0f} records/s  {floor_s * 1000:>8,.0f} ms"
+        f"  ({n_parsed / min(floor_times):,.0f}/s)"
+    )
+    print(
+        f"map + evaluate the whole pack:  {work_rate:>10,.0f} records/s  {work_s * 1000:>8,.0f} ms"
+        f"  ({n_records / min(work_times):,.0f}/s)"
+    )
     for name, values in part_times.items():
         print(f"  {name + ':':<29} {statistics.median(values) * 1000:>29,.0f} ms")
     print(f"both (a sync's CPU per record): {full_rate:>10,.0f} records/s")

@@ -19,19 +19,24 @@ import math
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ticketlint.config import parse_config  # noqa: E402
-from ticketlint.connectors.servicenow import ServiceNowConnector  # noqa: E402
-from ticketlint.sandbox.data import utc_text  # noqa: E402
-from ticketlint.sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.config import parse_config
+from ticketlint.connectors.servicenow import ServiceNowConnector
+from ticketlint.sandbox.data import utc_text
+from ticketlint.sandbox.server import SandboxServer
 
 TASK_TABLES = ("incident", "change_request", "problem", "sc_req_item")
-PROCESS_TABLE = {"ci": "cmdb_ci", "incident": "incident", "change": "change_request",
-                 "problem": "problem", "service_request": "sc_req_item"}
+PROCESS_TABLE = {
+    "ci": "cmdb_ci",
+    "incident": "incident",
+    "change": "change_request",
+    "problem": "problem",
+    "service_request": "sc_req_item",
+}
 APPROVAL_TABLES = ("change_request", "sc_req_item")
 TASK_CI_TABLES = ("incident", "change_request", "problem")
 
@@ -46,8 +51,9 @@ def connector(server: SandboxServer, page: int) -> ServiceNowConnector:
     return ServiceNowConnector(cfg.sources[0])  # type: ignore[arg-type]
 
 
-def page_minimum(server: SandboxServer, page: int, since: dict[str, datetime] | None,
-                 lookback: timedelta) -> int:
+def page_minimum(
+    server: SandboxServer, page: int, since: dict[str, datetime] | None, lookback: timedelta
+) -> int:
     """ceil(rows / page) per table, counting only the rows a read from ``since`` must see."""
     sn = server.data.servicenow
     parents: set[str] = set()
@@ -56,22 +62,31 @@ def page_minimum(server: SandboxServer, page: int, since: dict[str, datetime] | 
         start = None
         if since is not None and process in since:
             start = utc_text(int((since[process] - lookback).timestamp() * 1000))
-        ids = [sid for i, sid in enumerate(sn.sys_ids[table])
-               if start is None or utc_text(sn.updated[table][i]) >= start]
+        ids = [
+            sid
+            for i, sid in enumerate(sn.sys_ids[table])
+            if start is None or utc_text(sn.updated[table][i]) >= start
+        ]
         total += math.ceil(len(ids) / page)
         parents.update(ids)
-    approvals = sum(1 for a in sn.approvals if a[1] in APPROVAL_TABLES and sn.sys_ids[a[1]][a[2]] in parents)
-    task_ci = sum(1 for t in sn.task_ci if t[1] in TASK_CI_TABLES and sn.sys_ids[t[1]][t[2]] in parents)
+    approvals = sum(
+        1 for a in sn.approvals if a[1] in APPROVAL_TABLES and sn.sys_ids[a[1]][a[2]] in parents
+    )
+    task_ci = sum(
+        1 for t in sn.task_ci if t[1] in TASK_CI_TABLES and sn.sys_ids[t[1]][t[2]] in parents
+    )
     return total + math.ceil(approvals / page) + math.ceil(task_ci / page)
 
 
-def read_all(conn: ServiceNowConnector, since: dict[str, datetime] | None) -> tuple[int, dict[str, datetime], float]:
+def read_all(
+    conn: ServiceNowConnector, since: dict[str, datetime] | None
+) -> tuple[int, dict[str, datetime], float]:
     marks: dict[str, datetime] = {}
     records = 0
     t0 = time.perf_counter()
     plan = getattr(conn, "plan", None)
     if plan is not None and "--no-plan" not in sys.argv:  # as the sync runner and check do
-        plan(since if since is not None else {s: None for s in conn.streams})
+        plan(since if since is not None else dict.fromkeys(conn.streams))
     for stream in conn.streams:
         for batch in conn.read(stream, since=None if since is None else since.get(stream)):
             records += len(batch.records)
@@ -82,8 +97,10 @@ def read_all(conn: ServiceNowConnector, since: dict[str, datetime] | None) -> tu
 
 def print_requests(conn: ServiceNowConnector, minimum: int) -> None:
     n = conn.request_count
-    print(f"  requests {n}   page minimum {minimum}   ({n / max(1, minimum):.2f}x)"
-          f"   related path: {conn.related_path}")
+    print(
+        f"  requests {n}   page minimum {minimum}   ({n / max(1, minimum):.2f}x)"
+        f"   related path: {conn.related_path}"
+    )
     conn.close()
 
 
@@ -91,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=12_000, help="records across both systems")
     parser.add_argument("--page", type=int, default=1000)
-    parser.add_argument("--changed", type=float, default=0.01, help="share of rows changed before run 2")
+    parser.add_argument(
+        "--changed", type=float, default=0.01, help="share of rows changed before run 2"
+    )
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--no-plan", action="store_true",
-                        help="do not tell the connector every stream's watermark up front")
+    parser.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="do not tell the connector every stream's watermark up front",
+    )
     args = parser.parse_args(argv)
     with SandboxServer(seed=args.seed, size=args.size) as server:
         sn = server.data.servicenow
@@ -116,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         lookback = timedelta(minutes=conn.cfg.lookback_minutes)
         minimum = page_minimum(server, args.page, marks, lookback)
         records, _, seconds = read_all(conn, marks)
-        print(f"incremental read after {touched:,} changed rows: {records:,} records in {seconds:.1f} s")
+        print(
+            f"incremental read after {touched:,} changed rows: {records:,} records in {seconds:.1f} s"
+        )
         print_requests(conn, minimum)
     return 0
 

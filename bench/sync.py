@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml  # noqa: E402
-from ticketlint.sandbox.server import SandboxServer  # noqa: E402
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.sandbox.server import SandboxServer
 
 JIRA_PAGE_CAP = 100  # what the sandbox (like Cloud) serves per search page with custom fields
 SNOW_PAGE = 1000
@@ -41,8 +41,10 @@ PEAK_RSS_TARGET_MB = 300
 BASELINE: dict[int, dict[str, dict[str, float]]] = {
     # --size -> run -> figures, measured at commit 36ffbb3: every stored record (with its
     # raw JSON) loaded into one list, evaluated whole, all finding rows held for the diff.
-    20_000: {"first": {"records_per_s": 967, "peak_rss_mb": 412},
-             "incremental": {"records_per_s": 3539, "peak_rss_mb": 412}},
+    20_000: {
+        "first": {"records_per_s": 967, "peak_rss_mb": 412},
+        "incremental": {"records_per_s": 3539, "peak_rss_mb": 412},
+    },
 }
 
 
@@ -53,14 +55,18 @@ def page_minimum(server: SandboxServer) -> dict[str, int]:
     for idx in range(len(jira)):
         by_type[jira.type_name(idx)] = by_type.get(jira.type_name(idx), 0) + 1
     changes = by_type.get("Change", 0)
-    jira_min = sum(math.ceil(n / JIRA_PAGE_CAP) for n in by_type.values()) + math.ceil(changes / 1000)
+    jira_min = sum(math.ceil(n / JIRA_PAGE_CAP) for n in by_type.values()) + math.ceil(
+        changes / 1000
+    )
     sn = server.data.servicenow
     tables = [*TASK_TABLES, "cmdb_ci", "sysapproval_approver", "task_ci"]
     snow_min = sum(math.ceil(sn.table_size(t) / SNOW_PAGE) for t in tables)
     return {"jira": jira_min, "servicenow": snow_min}
 
 
-def run_sync(binary: Path, config: Path, env: dict[str, str], workdir: Path) -> tuple[float, int, str]:
+def run_sync(
+    binary: Path, config: Path, env: dict[str, str], workdir: Path
+) -> tuple[float, int, str]:
     """One sync in a child process: wall seconds, this child's peak RSS in KiB, stdout.
 
     ``wait4`` gives the child's own ``ru_maxrss``; ``RUSAGE_CHILDREN`` would report the
@@ -68,14 +74,22 @@ def run_sync(binary: Path, config: Path, env: dict[str, str], workdir: Path) -> 
     """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(binary), "--config", str(config), "-q", "sync", "--no-notify",
-                                 "--no-writeback"], stdout=out, stderr=err, env=env, cwd=workdir)
+        proc = subprocess.Popen(
+            [str(binary), "--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=workdir,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
-        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+        stdout, stderr = (
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
     if proc.returncode != 0:
         sys.stderr.write(stderr[-4000:])
         raise SystemExit(f"sync exited with {proc.returncode}")
@@ -108,12 +122,21 @@ def touch_some(server: SandboxServer, share: float, seed: int) -> int:
     return touched
 
 
-def report(label: str, seconds: float, records: int, requests: dict[str, int],
-           minimum: dict[str, int] | None, peak_kib: int, baseline: dict[str, float] | None = None,
-           base_size: int | None = None) -> None:
+def report(
+    label: str,
+    seconds: float,
+    records: int,
+    requests: dict[str, int],
+    minimum: dict[str, int] | None,
+    peak_kib: int,
+    baseline: dict[str, float] | None = None,
+    base_size: int | None = None,
+) -> None:
     print(f"{label}")
     rate = records / seconds
-    line = f"  wall time:          {seconds:8.1f} s   ({rate:,.0f} records/s over {records:,} records)"
+    line = (
+        f"  wall time:          {seconds:8.1f} s   ({rate:,.0f} records/s over {records:,} records)"
+    )
     if baseline:
         line += f"   baseline {baseline['records_per_s']:,.0f} records/s at {base_size:,}"
     print(line)
@@ -141,37 +164,65 @@ def nearest_baseline(size: int) -> tuple[int, dict[str, dict[str, float]]] | tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200_000, help="records across both systems")
-    parser.add_argument("--changed", type=float, default=0.01, help="share of records changed before run 2")
+    parser.add_argument(
+        "--changed", type=float, default=0.01, help="share of records changed before run 2"
+    )
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
     binary = Path(sys.executable).parent / "ticketlint"
 
     print(f"starting the sandbox with ~{args.size:,} records...", file=sys.stderr)
-    with SandboxServer(seed=args.seed, size=args.size, hidden_share=0.0) as server, \
-            tempfile.TemporaryDirectory(prefix="ticketlint-bench-") as tmp:
+    with (
+        SandboxServer(seed=args.seed, size=args.size, hidden_share=0.0) as server,
+        tempfile.TemporaryDirectory(prefix="ticketlint-bench-") as tmp,
+    ):
         workdir = Path(tmp)
         config = workdir / "ticketlint.yaml"
-        config.write_text(config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8")
-        env = {**os.environ, DEMO_JIRA_ENV: server.credentials.jira_token,
-               DEMO_SNOW_ENV: server.credentials.snow_password}
+        config.write_text(
+            config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8"
+        )
+        env = {
+            **os.environ,
+            DEMO_JIRA_ENV: server.credentials.jira_token,
+            DEMO_SNOW_ENV: server.credentials.snow_password,
+        }
         records = len(server.data.jira) + sum(
-            server.data.servicenow.table_size(t) for t in (*TASK_TABLES, "cmdb_ci"))
+            server.data.servicenow.table_size(t) for t in (*TASK_TABLES, "cmdb_ci")
+        )
         minimum = page_minimum(server)
 
         base_size, base = nearest_baseline(args.size)
         server.stats.clear()
         seconds, peak, _ = run_sync(binary, config, env, workdir)
-        report("first sync (full read)", seconds, records, requests_by_system(server), minimum, peak,
-               base["first"] if base else None, base_size)
+        report(
+            "first sync (full read)",
+            seconds,
+            records,
+            requests_by_system(server),
+            minimum,
+            peak,
+            base["first"] if base else None,
+            base_size,
+        )
 
         touched = touch_some(server, args.changed, args.seed)
         server.stats.clear()
         seconds, peak, _ = run_sync(binary, config, env, workdir)
         print(f"\n{touched:,} records changed ({args.changed:.0%}), then:")
-        report("incremental sync", seconds, records, requests_by_system(server), None, peak,
-               base["incremental"] if base else None, base_size)
-        print("  (an incremental read should cost about ceil(k / page) pages per stream,"
-              " plus the setup requests)")
+        report(
+            "incremental sync",
+            seconds,
+            records,
+            requests_by_system(server),
+            None,
+            peak,
+            base["incremental"] if base else None,
+            base_size,
+        )
+        print(
+            "  (an incremental read should cost about ceil(k / page) pages per stream,"
+            " plus the setup requests)"
+        )
     return 0
 
 

@@ -6,15 +6,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ticketlint.config import JiraSource, ServiceNowSource
     from ticketlint.connectors.base import Connector
 
 
-def open_connector(source_cfg: "JiraSource | ServiceNowSource", *,
-                   sleep: Callable[[float], None] = time.sleep) -> "Connector":
+def open_connector(
+    source_cfg: JiraSource | ServiceNowSource, *, sleep: Callable[[float], None] = time.sleep
+) -> Connector:
     """The connector for one configured source. ``sleep`` is what retries wait with
     (tests pass a recorder so nothing really waits). Imports are lazy so that a Jira-only
     run never imports the ServiceNow client and vice versa."""

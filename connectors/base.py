@@ -7,9 +7,10 @@ into "zero records": errors are :class:`SourceError` and fail the source.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
@@ -22,8 +23,14 @@ class SourceError(Exception):
     exit_code = 2
 
     def __init__(
-        self, source: str, message: str, *, url: str | None = None,
-        status: int | None = None, detail: str | None = None, hint: str | None = None,
+        self,
+        source: str,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
     ) -> None:
         parts = [f"{source}: {message}"]
         if url:
@@ -35,7 +42,13 @@ class SourceError(Exception):
         if hint:
             parts.append(f"check: {hint}")
         super().__init__("; ".join(parts))
-        self.source, self.url, self.status, self.detail, self.hint = source, url, status, detail, hint
+        self.source, self.url, self.status, self.detail, self.hint = (
+            source,
+            url,
+            status,
+            detail,
+            hint,
+        )
 
 
 @dataclass
@@ -78,14 +91,16 @@ class Connector(Protocol):
     request_count: int
 
     def read(
-        self, stream: str, *, since: datetime | None = None, query: str | None = None,
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        query: str | None = None,
         keys: Sequence[str] | None = None,
     ) -> Iterator[StreamBatch]:
         """Yield mapped batches of ``stream`` changed since ``since`` (minus the lookback)."""
         ...
 
-    def doctor(self) -> DoctorReport:
-        ...
+    def doctor(self) -> DoctorReport: ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...

@@ -22,9 +22,10 @@ Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord, record_from_dict
@@ -32,7 +33,12 @@ from ticketlint.mapping.model import BaseRecord, record_from_dict
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SERVICENOW_LINK_TABLES = ("sysapproval_approver", "task_ci")
 SERVICENOW_KNOWN_TABLES = (
-    "incident", "change_request", "problem", "sc_req_item", "cmdb_ci", *SERVICENOW_LINK_TABLES,
+    "incident",
+    "change_request",
+    "problem",
+    "sc_req_item",
+    "cmdb_ci",
+    *SERVICENOW_LINK_TABLES,
 )
 JIRA_SIDECARS = ("field.json", "status.json")
 
@@ -82,6 +88,7 @@ def load_inputs(paths: Sequence[Path], options: MappingOptions) -> LoadResult:
 
 # --- reading --------------------------------------------------------------------------
 
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -96,7 +103,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        raise InputError(
+            path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
 
 
 def _load_jsonl(path: Path, options: MappingOptions, result: LoadResult) -> None:
@@ -138,7 +147,9 @@ def _short_error(exc: Exception) -> str:
         return str(exc).splitlines()[0]
     by_field: dict[str, str] = {}
     for err in errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if isinstance(p, int) or str(p).isidentifier())
+        loc = ".".join(
+            str(p) for p in err.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()
+        )
         by_field.setdefault(loc or "record", str(err.get("msg")))
     return "; ".join(f"{loc}: {msg}" for loc, msg in by_field.items())
 
@@ -148,24 +159,31 @@ def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
     if _is_jira_search(data):
         _load_jira([path], path.parent, options, result)
     elif isinstance(data, dict) and "issueChangeLogs" in data:
-        raise InputError(path, "a changelog bulkfetch response alone has no issues; pass the search export (the changelog is read from beside it)")
+        raise InputError(
+            path,
+            "a changelog bulkfetch response alone has no issues; pass the search export (the changelog is read from beside it)",
+        )
     elif isinstance(data, dict) and ("result" in data or "records" in data):
         _load_servicenow({path.stem: path}, options, result)
     elif path.name in JIRA_SIDECARS:
-        raise InputError(path, "a Jira field/status list alone has no issues; pass the search export beside it")
+        raise InputError(
+            path, "a Jira field/status list alone has no issues; pass the search export beside it"
+        )
     else:
         raise InputError(
             path,
-            "not a Jira search response (no \"issues\"), a ServiceNow Table API response "
-            "(no \"result\") or JSON lines of records (use the .jsonl suffix)",
+            'not a Jira search response (no "issues"), a ServiceNow Table API response '
+            '(no "result") or JSON lines of records (use the .jsonl suffix)',
         )
 
 
 def _is_jira_search(data: Any) -> bool:
     if isinstance(data, dict):
         return isinstance(data.get("issues"), list)
-    return isinstance(data, list) and bool(data) and all(
-        isinstance(page, dict) and isinstance(page.get("issues"), list) for page in data
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(page, dict) and isinstance(page.get("issues"), list) for page in data)
     )
 
 
@@ -179,10 +197,14 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
     if snow:
         # Other JSON files beside the tables (saved choice lists, tokens) are not records.
         for other in sorted(set(json_files) - set(snow.values())):
-            result.report.warnings[f"ignored {other.name}: not a ServiceNow table ticketlint maps"] += 1
+            result.report.warnings[
+                f"ignored {other.name}: not a ServiceNow table ticketlint maps"
+            ] += 1
         _load_servicenow(snow, options, result)
         return
-    searches = [p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))]
+    searches = [
+        p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))
+    ]
     if searches:
         _load_jira(searches, path, options, result)
     elif not any(p.suffix.lower() in JSONL_SUFFIXES for p in files):
@@ -195,7 +217,10 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
 
 # --- Jira -----------------------------------------------------------------------------
 
-def _load_jira(searches: list[Path], folder: Path, options: MappingOptions, result: LoadResult) -> None:
+
+def _load_jira(
+    searches: list[Path], folder: Path, options: MappingOptions, result: LoadResult
+) -> None:
     from ticketlint.mapping import jira as jira_mapping  # imported when needed: the CLI starts fast
 
     issues: list[dict[str, Any]] = []
@@ -228,7 +253,10 @@ def _load_jira(searches: list[Path], folder: Path, options: MappingOptions, resu
         # An export without --source still gives clickable links: the site is in "self".
         options = replace(options, base_url=_jira_site(issues))
     mapper = jira_mapping.JiraMapper(
-        options, catalog, statuses=statuses, deployment=_jira_deployment(issues),
+        options,
+        catalog,
+        statuses=statuses,
+        deployment=_jira_deployment(issues),
     )
     records, report = mapper.map_issues(issues, changelogs=changelogs)
     result.extend(records, report)
@@ -246,7 +274,9 @@ def _jira_changelogs(folder: Path) -> dict[str, list[dict[str, Any]]] | None:
             if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
                 found = found if found is not None else {}
                 for entry in page["issueChangeLogs"]:
-                    found.setdefault(str(entry.get("issueId")), []).extend(entry.get("changeHistories") or [])
+                    found.setdefault(str(entry.get("issueId")), []).extend(
+                        entry.get("changeHistories") or []
+                    )
     return found
 
 
@@ -270,6 +300,7 @@ def _jira_deployment(issues: list[dict[str, Any]]) -> str:
 
 
 # --- ServiceNow -----------------------------------------------------------------------
+
 
 def _servicenow_tables(options: MappingOptions) -> set[str]:
     from ticketlint.mapping import servicenow as snow_mapping
@@ -296,18 +327,30 @@ def _load_servicenow(files: dict[str, Path], options: MappingOptions, result: Lo
     ci_table = options.tables.get("ci", "cmdb_ci")
     ci_rows = rows(ci_table)
     ci_names = (
-        {str(r.get("sys_id")): str(r.get("name")) for r in ci_rows if r.get("sys_id") and r.get("name")}
-        if ci_rows else None
+        {
+            str(r.get("sys_id")): str(r.get("name"))
+            for r in ci_rows
+            if r.get("sys_id") and r.get("name")
+        }
+        if ci_rows
+        else None
     )
     for table in sorted(files):
         if table in SERVICENOW_LINK_TABLES:
             continue
         process = mapper.process_for_table(table)
         if process is None:
-            raise InputError(files[table], f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})")
+            raise InputError(
+                files[table],
+                f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})",
+            )
         table_rows = ci_rows if table == ci_table and ci_rows is not None else rows(table)
         records, report = mapper.map_rows(
-            process, table_rows or [], approvals=approvals, task_ci=task_ci, ci_names=ci_names,
+            process,
+            table_rows or [],
+            approvals=approvals,
+            task_ci=task_ci,
+            ci_names=ci_names,
         )
         if process == "ci":
             result.ci_sources.add(options.source)

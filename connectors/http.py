@@ -21,9 +21,10 @@ import json as jsonlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -46,7 +47,7 @@ _HINTS = {
     400: "the query (JQL / encoded query) and the field names or ids in the configuration",
     401: "the credentials (user / email and API token, personal access token or password)",
     403: "the API user's permissions (browse the projects / read the tables) and any "
-         "CAPTCHA or IP allow-list on the account",
+    "CAPTCHA or IP allow-list on the account",
     404: "the source URL and its base path (context path), and that the API exists on this version",
     405: "the source URL: the server does not accept this method here",
     410: "a removed endpoint: this API was retired by the vendor; upgrade ticketlint",
@@ -56,8 +57,14 @@ _HINTS = {
 class _Retryable(Exception):
     """One attempt failed in a way worth another try."""
 
-    def __init__(self, reason: str, *, status: int | None = None,
-                 retry_after: float | None = None, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -150,8 +157,15 @@ class HttpClient:
     """
 
     def __init__(
-        self, source: str, base_url: str, session: requests.Session, *, timeout: float = 30.0,
-        max_attempts: int = 6, retry_after_max: float = 120.0, verify: bool | str = True,
+        self,
+        source: str,
+        base_url: str,
+        session: requests.Session,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        retry_after_max: float = 120.0,
+        verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
         error_detail: Callable[[requests.Response], str] | None = None,
     ) -> None:
@@ -166,7 +180,9 @@ class HttpClient:
         self.error_detail = error_detail or default_error_detail
         self.request_count = 0
         if verify is False:
-            log.warning("%s: TLS certificate verification is OFF for %s", source, safe_url(self.base_url))
+            log.warning(
+                "%s: TLS certificate verification is OFF for %s", source, safe_url(self.base_url)
+            )
 
     # -- public ---------------------------------------------------------------------
     def url(self, path_or_url: str) -> str:
@@ -175,19 +191,34 @@ class HttpClient:
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
     def request(
-        self, method: str, path_or_url: str, *, params: Any = None, json: Any = None,
-        data: Any = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send with retries; the response of a 2xx/3xx answer, else :class:`SourceError`."""
-        response, _ = self._send(method, path_or_url, params=params, json=json, data=data,
-                                 headers=headers, want_json=False)
+        response, _ = self._send(
+            method,
+            path_or_url,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            want_json=False,
+        )
         return response
 
     def get_json(self, path_or_url: str, params: Any = None) -> Any:
         """GET and parse JSON; a body that is not JSON is retried like a 5xx."""
         return self._send("GET", path_or_url, params=params, want_json=True)[1]
 
-    def get_json_response(self, path_or_url: str, params: Any = None) -> tuple[requests.Response, Any]:
+    def get_json_response(
+        self, path_or_url: str, params: Any = None
+    ) -> tuple[requests.Response, Any]:
         """Like :meth:`get_json`, with the response too (for headers such as X-Total-Count)."""
         return self._send("GET", path_or_url, params=params, want_json=True)
 
@@ -200,8 +231,15 @@ class HttpClient:
 
     # -- internals ------------------------------------------------------------------
     def _send(
-        self, method: str, path_or_url: str, *, params: Any = None, json: Any = None,
-        data: Any = None, headers: dict[str, str] | None = None, want_json: bool,
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        want_json: bool,
     ) -> tuple[requests.Response, Any]:
         url = self.url(path_or_url)
         shown = safe_url(url)
@@ -216,28 +254,54 @@ class HttpClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, shown, params=params, json=json, data=data,
-                                         headers=headers, want_json=want_json)
+                    return self._attempt(
+                        method,
+                        url,
+                        shown,
+                        params=params,
+                        json=json,
+                        data=data,
+                        headers=headers,
+                        want_json=want_json,
+                    )
         except _Retryable as exc:
             raise SourceError(
-                self.source, f"{method} failed after {self.max_attempts} attempts ({exc.reason})",
-                url=shown, status=exc.status, detail=exc.detail,
+                self.source,
+                f"{method} failed after {self.max_attempts} attempts ({exc.reason})",
+                url=shown,
+                status=exc.status,
+                detail=exc.detail,
                 hint="the source's availability and rate limits; raise max_attempts or "
-                     "timeout if it is only slow",
+                "timeout if it is only slow",
             ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _attempt(
-        self, method: str, url: str, shown: str, *, params: Any, json: Any, data: Any,
-        headers: dict[str, str] | None, want_json: bool,
+        self,
+        method: str,
+        url: str,
+        shown: str,
+        *,
+        params: Any,
+        json: Any,
+        data: Any,
+        headers: dict[str, str] | None,
+        want_json: bool,
     ) -> tuple[requests.Response, Any]:
         self.request_count += 1
         try:
             # The base class method on purpose: a session subclass with a retry loop of
             # its own (jira's ResilientSession) must not retry underneath tenacity.
             response = requests.Session.request(
-                self.session, method, url, params=params, json=json, data=data, headers=headers,
-                timeout=self.timeout, verify=self.verify,
+                self.session,
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify,
             )
         except requests.exceptions.Timeout as exc:
             raise _Retryable(f"timed out after {self.timeout:g} s") from exc
@@ -245,12 +309,20 @@ class HttpClient:
             raise _Retryable(f"connection error: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 429 or status >= 500:
-            wait = retry_after_seconds(response, self.retry_after_max) if status in (429, 503) else None
-            raise _Retryable(f"HTTP {status}", status=status, retry_after=wait,
-                             detail=self._detail(response))
+            wait = (
+                retry_after_seconds(response, self.retry_after_max)
+                if status in (429, 503)
+                else None
+            )
+            raise _Retryable(
+                f"HTTP {status}", status=status, retry_after=wait, detail=self._detail(response)
+            )
         if status >= 400:
             raise SourceError(
-                self.source, f"{method} was refused", url=shown, status=status,
+                self.source,
+                f"{method} was refused",
+                url=shown,
+                status=status,
                 detail=self._detail(response) or None,
                 hint=_HINTS.get(status, "the request and the source's configuration"),
             )
@@ -262,12 +334,14 @@ class HttpClient:
             return response, jsonlib.loads(response.content)
         except ValueError as exc:
             # A truncated page or a proxy's HTML error page: worth another try.
-            raise _Retryable(f"HTTP {status} with a body that is not valid JSON", status=status) from exc
+            raise _Retryable(
+                f"HTTP {status} with a body that is not valid JSON", status=status
+            ) from exc
 
     def _detail(self, response: requests.Response) -> str:
         try:
             return self.error_detail(response)
-        except Exception:  # noqa: BLE001 - a broken error body must not hide the status
+        except Exception:  # noqa: BLE001 - an unreadable error body must not hide the HTTP error itself
             return ""
 
     def _wait(self, state: RetryCallState) -> float:
@@ -281,5 +355,13 @@ class HttpClient:
     def _log_retry(self, state: RetryCallState, method: str, shown: str) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s: %s %s: %s; attempt %d/%d, retrying in %.1f s", self.source, method, shown,
-                    getattr(exc, "reason", exc), state.attempt_number, self.max_attempts, wait)
+        log.warning(
+            "%s: %s %s: %s; attempt %d/%d, retrying in %.1f s",
+            self.source,
+            method,
+            shown,
+            getattr(exc, "reason", exc),
+            state.attempt_number,
+            self.max_attempts,
+            wait,
+        )

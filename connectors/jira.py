@@ -34,9 +34,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jira as jiralib
@@ -45,7 +46,12 @@ from ticketlint.config import BasicAuth, JiraCloudAuth, JiraPatAuth, JiraSource
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
 from ticketlint.connectors.http import HttpClient
 from ticketlint.mapping.common import MappingError, MappingReport, parse_jira_time
-from ticketlint.mapping.jira import DEFAULT_ISSUE_TYPES, DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
+from ticketlint.mapping.jira import (
+    DEFAULT_ISSUE_TYPES,
+    DEFAULT_STATUS_MAP,
+    JiraFieldCatalog,
+    JiraMapper,
+)
 from ticketlint.mapping.jira_assets import map_assets_object
 from ticketlint.mapping.model import BaseRecord
 
@@ -81,7 +87,10 @@ them, so usually at most 200 keys): a short JQL in a POST body, one page each.""
 # Canonical field -> (default display names, rule codes that need it). Used by `doctor`
 # to say which rules will be NOT_EVALUATED on this instance and why (RULES.md §4).
 FIELD_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "change.change_type": (("Change type",), ("CHG001", "CHG002", "CHG004", "CHG005", "CHG006", "CHG009", "CHG011")),
+    "change.change_type": (
+        ("Change type",),
+        ("CHG001", "CHG002", "CHG004", "CHG005", "CHG006", "CHG009", "CHG011"),
+    ),
     "change.risk": (("Change risk",), ("CHG004",)),
     "change.impact": (("Impact",), ("CHG004",)),
     "change.implementation_plan": (("Implementation plan",), ()),
@@ -98,6 +107,7 @@ FIELD_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "problem.workaround": (("Workaround",), ("PRB002",)),
     "incident.ci_refs": (("Affected services", "Affected hardware"), ("PRB004",)),
 }
+
 
 def incremental_clause(since: datetime, tz_name: str, lookback_minutes: int) -> str:
     """``updated >= "yyyy/MM/dd HH:mm"`` for ``since`` minus the lookback, written in the
@@ -117,14 +127,23 @@ def jql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def build_jql(*, scope: str | None, issue_types: Sequence[str], since_clause: str | None,
-              query: str | None = None, keys: Sequence[str] | None = None) -> str:
+def build_jql(
+    *,
+    scope: str | None,
+    issue_types: Sequence[str],
+    since_clause: str | None,
+    query: str | None = None,
+    keys: Sequence[str] | None = None,
+) -> str:
     """Scope AND issue types AND incremental clause AND extra query AND keys, ordered."""
+
     def group(extra: str | None) -> list[str]:
         if not extra or not extra.strip():
             return []
         if re.search(r"\border\s+by\b", extra, re.IGNORECASE):
-            raise ValueError(f"JQL {extra!r} must not hold ORDER BY (ticketlint orders by updated, key)")
+            raise ValueError(
+                f"JQL {extra!r} must not hold ORDER BY (ticketlint orders by updated, key)"
+            )
         return [f"({extra.strip()})"]
 
     parts = group(scope)
@@ -194,8 +213,9 @@ class _Buffer:
         return taken
 
 
-def _default_mapper_factory(options: Any, fields: list[dict[str, Any]], statuses: list[dict[str, Any]],
-                            deployment: str) -> tuple[Any, Any]:
+def _default_mapper_factory(
+    options: Any, fields: list[dict[str, Any]], statuses: list[dict[str, Any]], deployment: str
+) -> tuple[Any, Any]:
     catalog = JiraFieldCatalog.from_field_list(fields)
     return JiraMapper(options, catalog, statuses=statuses, deployment=deployment), catalog
 
@@ -206,26 +226,43 @@ MapperFactory = Callable[[Any, list, list, str], tuple[Any, Any]]
 class JiraConnector:
     """One configured Jira source (Cloud or Data Center). See the module docstring."""
 
-    def __init__(self, source_cfg: JiraSource, *, sleep: Callable[[float], None] = time.sleep,
-                 mapper_factory: MapperFactory | None = None) -> None:
+    def __init__(
+        self,
+        source_cfg: JiraSource,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        mapper_factory: MapperFactory | None = None,
+    ) -> None:
         self.cfg = source_cfg
         self.name = source_cfg.name
         self.base_url = source_cfg.url.rstrip("/")
-        self.issue_types = {**DEFAULT_ISSUE_TYPES, **source_cfg.issue_types}  # as the mapper reads them
+        self.issue_types = {
+            **DEFAULT_ISSUE_TYPES,
+            **source_cfg.issue_types,
+        }  # as the mapper reads them
         self.streams: list[str] = [p for p in PROCESS_STREAMS if self.issue_types.get(p)]
         if source_cfg.assets is not None:
             self.streams.append("ci")
         self._mapper_factory = mapper_factory or _default_mapper_factory
         self._client = jiralib.JIRA(
-            server=self.base_url, get_server_info=False, max_retries=0, logging=False,
-            timeout=source_cfg.timeout, options={"verify": source_cfg.verify, "check_update": False},
+            server=self.base_url,
+            get_server_info=False,
+            max_retries=0,
+            logging=False,
+            timeout=source_cfg.timeout,
+            options={"verify": source_cfg.verify, "check_update": False},
             **_auth_kwargs(source_cfg),
         )
         session = self._client._session
         self.http = HttpClient(
-            self.name, self.base_url, session, timeout=source_cfg.timeout,
-            max_attempts=source_cfg.max_attempts, retry_after_max=source_cfg.retry_after_max,
-            verify=source_cfg.verify, sleep=sleep,
+            self.name,
+            self.base_url,
+            session,
+            timeout=source_cfg.timeout,
+            max_attempts=source_cfg.max_attempts,
+            retry_after_max=source_cfg.retry_after_max,
+            verify=source_cfg.verify,
+            sleep=sleep,
         )
         # Route the library's own calls (server_info, fields, myself) through HttpClient:
         # an instance attribute shadows ResilientSession.request for Session.get/post, while
@@ -238,10 +275,18 @@ class JiraConnector:
     def request_count(self) -> int:
         return self.http.request_count
 
-    def read(self, stream: str, *, since: datetime | None = None, query: str | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+    def read(
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        query: str | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> Iterator[StreamBatch]:
         if stream not in self.streams:
-            raise SourceError(self.name, f"no stream {stream!r} (this source has: {', '.join(self.streams)})")
+            raise SourceError(
+                self.name, f"no stream {stream!r} (this source has: {', '.join(self.streams)})"
+            )
         inst = self.instance()
         if stream == "ci":
             yield from self._read_assets(inst)
@@ -255,25 +300,43 @@ class JiraConnector:
         except SourceError as exc:
             report.checks.append(DoctorCheck("reachable", False, str(exc)))
             return report
-        report.checks.append(DoctorCheck(
-            "reachable", True, f"{self.base_url}: {info.get('serverTitle', 'Jira')} {info.get('version', '')}".strip(),
-            level="info"))
+        report.checks.append(
+            DoctorCheck(
+                "reachable",
+                True,
+                f"{self.base_url}: {info.get('serverTitle', 'Jira')} {info.get('version', '')}".strip(),
+                level="info",
+            )
+        )
         deployment = str(info.get("deploymentType") or "Server")
         report.info["deployment"] = deployment
-        report.checks.append(DoctorCheck("deployment", True, deployment + (
-            "" if deployment == "Cloud" else " (Data Center / Server)"), level="info"))
+        report.checks.append(
+            DoctorCheck(
+                "deployment",
+                True,
+                deployment + ("" if deployment == "Cloud" else " (Data Center / Server)"),
+                level="info",
+            )
+        )
         try:
             me = self._client.myself()
         except SourceError as exc:
             report.checks.append(DoctorCheck("auth", False, str(exc)))
             return report
-        who = me.get("displayName") or me.get("emailAddress") or me.get("name") or me.get("accountId")
+        who = (
+            me.get("displayName") or me.get("emailAddress") or me.get("name") or me.get("accountId")
+        )
         report.checks.append(DoctorCheck("auth", True, f"authenticated as {who}", level="info"))
         tz = self._time_zone(me, info)
         report.info["time_zone"] = tz
-        report.checks.append(DoctorCheck("time zone", "timeZone" in me,
-                                         f"API user's time zone {tz} (incremental JQL is written in it)",
-                                         level="info" if "timeZone" in me else "warning"))
+        report.checks.append(
+            DoctorCheck(
+                "time zone",
+                "timeZone" in me,
+                f"API user's time zone {tz} (incremental JQL is written in it)",
+                level="info" if "timeZone" in me else "warning",
+            )
+        )
         try:
             fields = self._client.fields()
             statuses = self.http.get_json("/rest/api/2/status")
@@ -284,7 +347,9 @@ class JiraConnector:
         self._doctor_statuses(report, statuses)
         if self.cfg.assets is None:
             for code in ("CFG001", "CFG002", "CFG003"):
-                report.not_evaluated[code] = "no CI stream: `assets` is not configured for this source"
+                report.not_evaluated[code] = (
+                    "no CI stream: `assets` is not configured for this source"
+                )
         report.checks.append(DoctorCheck("streams", True, ", ".join(self.streams), level="info"))
         return report
 
@@ -300,8 +365,12 @@ class JiraConnector:
             fields = self._client.fields()
             statuses = self.http.get_json("/rest/api/2/status") or []
             deployment = str(info.get("deploymentType") or "Server")
-            mapper, catalog = self._mapper_factory(self.cfg.mapping_options(), fields, statuses, deployment)
-            self._instance = _Instance(info, me, fields, statuses, self._time_zone(me, info), mapper, catalog)
+            mapper, catalog = self._mapper_factory(
+                self.cfg.mapping_options(), fields, statuses, deployment
+            )
+            self._instance = _Instance(
+                info, me, fields, statuses, self._time_zone(me, info), mapper, catalog
+            )
         return self._instance
 
     def _time_zone(self, me: dict[str, Any], info: dict[str, Any]) -> str:
@@ -311,14 +380,23 @@ class JiraConnector:
                     ZoneInfo(tz)
                     return tz
                 except (ZoneInfoNotFoundError, ValueError):
-                    log.warning("%s: unknown time zone %r; trying the next source of it", self.name, tz)
-        log.warning("%s: the API user's time zone is unknown; writing incremental JQL in UTC", self.name)
+                    log.warning(
+                        "%s: unknown time zone %r; trying the next source of it", self.name, tz
+                    )
+        log.warning(
+            "%s: the API user's time zone is unknown; writing incremental JQL in UTC", self.name
+        )
         return "UTC"
 
     def _library_request(self, method: str, url: str, **kwargs: Any) -> Any:
-        response, _ = self.http._send(  # noqa: SLF001 - our own client; JSON checked and retried
-            method, url, params=kwargs.get("params"), json=kwargs.get("json"),
-            data=kwargs.get("data"), headers=kwargs.get("headers"), want_json=True,
+        response, _ = self.http._send(
+            method,
+            url,
+            params=kwargs.get("params"),
+            json=kwargs.get("json"),
+            data=kwargs.get("data"),
+            headers=kwargs.get("headers"),
+            want_json=True,
         )
         return response
 
@@ -329,12 +407,26 @@ class JiraConnector:
             types += [t for t in self.issue_types.get("review", []) if t not in types]
         return types
 
-    def _read_issues(self, inst: _Instance, stream: str, *, since: datetime | None,
-                     query: str | None, keys: Sequence[str] | None) -> Iterator[StreamBatch]:
-        clause = incremental_clause(since, inst.time_zone, self.cfg.lookback_minutes) if since else None
+    def _read_issues(
+        self,
+        inst: _Instance,
+        stream: str,
+        *,
+        since: datetime | None,
+        query: str | None,
+        keys: Sequence[str] | None,
+    ) -> Iterator[StreamBatch]:
+        clause = (
+            incremental_clause(since, inst.time_zone, self.cfg.lookback_minutes) if since else None
+        )
         try:
-            jql = build_jql(scope=self.cfg.jql, issue_types=self._stream_types(stream),
-                            since_clause=clause, query=query, keys=keys)
+            jql = build_jql(
+                scope=self.cfg.jql,
+                issue_types=self._stream_types(stream),
+                since_clause=clause,
+                query=query,
+                keys=keys,
+            )
         except ValueError as exc:
             raise SourceError(self.name, str(exc), hint="the source's `jql` and --jql") from None
         fields = list(dict.fromkeys([*inst.mapper.search_fields(), *ALWAYS_FIELDS]))
@@ -343,8 +435,11 @@ class JiraConnector:
         read_keys: set[str] = set()
         # target key -> keys of the review issues of this read that link it
         targets: dict[str, list[str]] = {}
-        review_targets = (getattr(inst.mapper, "review_targets", None)
-                          if keys is None and stream in REVIEWED_PROCESSES else None)
+        review_targets = (
+            getattr(inst.mapper, "review_targets", None)
+            if keys is None and stream in REVIEWED_PROCESSES
+            else None
+        )
         buf = _Buffer(requests_mark=self.request_count)
         for page in self._search_pages(inst, jql, fields):
             for issue in page:
@@ -359,22 +454,44 @@ class JiraConnector:
                         linking = targets.setdefault(target, [])
                         if issue["key"] not in linking:
                             linking.append(issue["key"])
-                buf.add(issue_id, issue, needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)))
+                buf.add(
+                    issue_id,
+                    issue,
+                    needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)),
+                )
             # Cloud history costs one bulkfetch call per 1000 issues, so issues are held
             # across pages until a full batch is due; every other page is flushed at once.
-            while buf.issues and (not buf.history or len(buf.history) >= CHANGELOG_BATCH
-                                  or len(buf.issues) >= BUFFER_LIMIT):
+            while buf.issues and (
+                not buf.history
+                or len(buf.history) >= CHANGELOG_BATCH
+                or len(buf.issues) >= BUFFER_LIMIT
+            ):
                 yield self._flush(inst, stream, buf, buf.take(CHANGELOG_BATCH), approval_fields)
         if buf.issues:
             yield self._flush(inst, stream, buf, buf.take(None), approval_fields)
         missing = {t: reviews for t, reviews in targets.items() if t not in read_keys}
         if missing:
-            yield from self._read_review_targets(inst, stream, missing, query=query, fields=fields,
-                                                 approval_fields=approval_fields, watermark=buf.watermark)
+            yield from self._read_review_targets(
+                inst,
+                stream,
+                missing,
+                query=query,
+                fields=fields,
+                approval_fields=approval_fields,
+                watermark=buf.watermark,
+            )
 
-    def _read_review_targets(self, inst: _Instance, stream: str, targets: dict[str, list[str]], *,
-                             query: str | None, fields: list[str], approval_fields: set[str],
-                             watermark: datetime | None) -> Iterator[StreamBatch]:
+    def _read_review_targets(
+        self,
+        inst: _Instance,
+        stream: str,
+        targets: dict[str, list[str]],
+        *,
+        query: str | None,
+        fields: list[str],
+        approval_fields: set[str],
+        watermark: datetime | None,
+    ) -> Iterator[StreamBatch]:
         """Re-read, by key, the records that review issues of this read complete but that
         the search did not return (they did not change themselves), each chunk together
         with the review issues linking it so the mapper sees the review's own status and
@@ -385,26 +502,39 @@ class JiraConnector:
         """
         types = self._stream_types(stream)
         for chunk in _key_chunks(targets, REVIEW_TARGETS_PER_QUERY):
-            jql = build_jql(scope=self.cfg.jql, issue_types=types, since_clause=None, query=query, keys=chunk)
+            jql = build_jql(
+                scope=self.cfg.jql, issue_types=types, since_clause=None, query=query, keys=chunk
+            )
             buf = _Buffer(requests_mark=self.request_count)
             buf.watermark = watermark
             for page in self._search_pages(inst, jql, fields):
                 for issue in page:
-                    buf.add(str(issue.get("id") or issue.get("key")), issue,
-                            needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)))
+                    buf.add(
+                        str(issue.get("id") or issue.get("key")),
+                        issue,
+                        needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)),
+                    )
             # A chunk is at most REVIEW_TARGETS_PER_QUERY issues: one batch, so every target
             # is mapped alongside the review issues that complete it.
             yield self._flush(inst, stream, buf, buf.take(None), approval_fields, advance=False)
 
-    def _flush(self, inst: _Instance, stream: str, buf: _Buffer, taken: list[tuple[str, dict[str, Any], bool]],
-               approval_fields: set[str], *, advance: bool = True) -> StreamBatch:
+    def _flush(
+        self,
+        inst: _Instance,
+        stream: str,
+        buf: _Buffer,
+        taken: list[tuple[str, dict[str, Any], bool]],
+        approval_fields: set[str],
+        *,
+        advance: bool = True,
+    ) -> StreamBatch:
         """Fetch history and approvals for ``taken`` (oldest first), map them, one batch."""
         issues = [issue for _, issue, _ in taken]
         changelogs: dict[str, list[dict[str, Any]]] = {}
         if inst.cloud:
             ids = [i for i, _, needs in taken if needs]
             for start in range(0, len(ids), CHANGELOG_BATCH):
-                changelogs.update(self._bulk_changelogs(ids[start:start + CHANGELOG_BATCH]))
+                changelogs.update(self._bulk_changelogs(ids[start : start + CHANGELOG_BATCH]))
         # Data Center: the search's expand=changelog is complete there; the mapper reads it
         # (and checks `total` against the histories it holds before trusting it).
         approvals: dict[str, list[dict[str, Any]]] = {}
@@ -417,14 +547,25 @@ class JiraConnector:
             buf.watermark = _later(buf.watermark, (issue.get("fields") or {}).get("updated") or "")
         used = self.request_count - buf.requests_mark
         buf.requests_mark = self.request_count
-        return StreamBatch(stream=stream, records=list(records), report=report, watermark=buf.watermark,
-                           requests=used)
+        return StreamBatch(
+            stream=stream,
+            records=list(records),
+            report=report,
+            watermark=buf.watermark,
+            requests=used,
+        )
 
     def _approval_field_ids(self, inst: _Instance) -> set[str]:
-        return {f["id"] for f in inst.fields
-                if isinstance(f, dict) and (f.get("schema") or {}).get("custom") == APPROVALS_CUSTOM_TYPE}
+        return {
+            f["id"]
+            for f in inst.fields
+            if isinstance(f, dict)
+            and (f.get("schema") or {}).get("custom") == APPROVALS_CUSTOM_TYPE
+        }
 
-    def _search_pages(self, inst: _Instance, jql: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+    def _search_pages(
+        self, inst: _Instance, jql: str, fields: list[str]
+    ) -> Iterator[list[dict[str, Any]]]:
         size = self.cfg.page_size or SEARCH_PAGE
         if inst.cloud:
             token: str | None = None
@@ -440,20 +581,32 @@ class JiraConnector:
                 if not token or data.get("isLast") is True:
                     return
                 if token in tokens:
-                    raise SourceError(self.name, "search returned the same nextPageToken twice (a paging loop)",
-                                      url=self.base_url + CLOUD_SEARCH)
+                    raise SourceError(
+                        self.name,
+                        "search returned the same nextPageToken twice (a paging loop)",
+                        url=self.base_url + CLOUD_SEARCH,
+                    )
                 tokens.add(token)
         else:
             start = 0
             while True:
-                body = {"jql": jql, "fields": fields, "maxResults": size, "startAt": start,
-                        "expand": ["changelog"]}
+                body = {
+                    "jql": jql,
+                    "fields": fields,
+                    "maxResults": size,
+                    "startAt": start,
+                    "expand": ["changelog"],
+                }
                 data = self.http.post_json(DC_SEARCH, json=body)
                 issues = _issues_of(data, self.name, DC_SEARCH)
                 if isinstance(data.get("startAt"), int) and data["startAt"] != start:
                     # A proxy or plugin that ignores startAt would loop forever otherwise.
-                    raise SourceError(self.name, f"search answered startAt={data['startAt']} when asked for {start}",
-                                      url=self.base_url + DC_SEARCH, hint="proxies or plugins rewriting the search")
+                    raise SourceError(
+                        self.name,
+                        f"search answered startAt={data['startAt']} when asked for {start}",
+                        url=self.base_url + DC_SEARCH,
+                        hint="proxies or plugins rewriting the search",
+                    )
                 if issues:
                     yield issues
                 start += len(issues)  # what the server gave, never what was asked
@@ -466,19 +619,27 @@ class JiraConnector:
         token: str | None = None
         tokens: set[str] = set()
         while True:
-            body: dict[str, Any] = {"issueIdsOrKeys": issue_ids, "fieldIds": ["status"],
-                                    "maxResults": CHANGELOG_PAGE}
+            body: dict[str, Any] = {
+                "issueIdsOrKeys": issue_ids,
+                "fieldIds": ["status"],
+                "maxResults": CHANGELOG_PAGE,
+            }
             if token:
                 body["nextPageToken"] = token
             data = self.http.post_json(BULK_CHANGELOG, json=body) or {}
             for entry in data.get("issueChangeLogs") or []:
-                result.setdefault(str(entry.get("issueId")), []).extend(entry.get("changeHistories") or [])
+                result.setdefault(str(entry.get("issueId")), []).extend(
+                    entry.get("changeHistories") or []
+                )
             token = data.get("nextPageToken")
             if not token:
                 return result
             if token in tokens:
-                raise SourceError(self.name, "changelog bulkfetch repeated its nextPageToken",
-                                  url=self.base_url + BULK_CHANGELOG)
+                raise SourceError(
+                    self.name,
+                    "changelog bulkfetch repeated its nextPageToken",
+                    url=self.base_url + BULK_CHANGELOG,
+                )
             tokens.add(token)
 
     def _approvals(self, key: str) -> list[dict[str, Any]]:
@@ -503,23 +664,45 @@ class JiraConnector:
         start = 0
         before = self.request_count
         while True:
-            data = self.http.post_json(url, json={"qlQuery": assets.aql},
-                                       params={"startAt": start, "maxResults": ASSETS_PAGE,
-                                               "includeAttributes": "true"}) or {}
+            data = (
+                self.http.post_json(
+                    url,
+                    json={"qlQuery": assets.aql},
+                    params={
+                        "startAt": start,
+                        "maxResults": ASSETS_PAGE,
+                        "includeAttributes": "true",
+                    },
+                )
+                or {}
+            )
             objects = data.get("values") or []
-            names = {str(a.get("id")): a.get("name") for a in data.get("objectTypeAttributes") or []}
+            names = {
+                str(a.get("id")): a.get("name") for a in data.get("objectTypeAttributes") or []
+            }
             report = MappingReport()
             records: list[BaseRecord] = []
             for obj in objects:
                 report.rows += 1
                 try:
-                    records.append(map_assets_object(obj, names, source=self.name, key_attribute=assets.key_attribute))
+                    records.append(
+                        map_assets_object(
+                            obj, names, source=self.name, key_attribute=assets.key_attribute
+                        )
+                    )
                     report.mapped += 1
                 except (ValueError, TypeError, KeyError) as exc:
-                    report.errors.append(MappingError(self.name, str(obj.get("objectKey")), str(exc)))
+                    report.errors.append(
+                        MappingError(self.name, str(obj.get("objectKey")), str(exc))
+                    )
             start += len(objects)
-            yield StreamBatch(stream="ci", records=records, report=report, watermark=None,
-                              requests=self.request_count - before)
+            yield StreamBatch(
+                stream="ci",
+                records=records,
+                report=report,
+                watermark=None,
+                requests=self.request_count - before,
+            )
             before = self.request_count
             if data.get("isLast", True) or not objects:
                 return
@@ -528,8 +711,12 @@ class JiraConnector:
         data = self.http.get_json(ASSETS_WORKSPACES) or {}
         values = data.get("values") or []
         if not values or not values[0].get("workspaceId"):
-            raise SourceError(self.name, "no JSM Assets workspace on this site", url=self.base_url + ASSETS_WORKSPACES,
-                              hint="`assets.workspace_id`, and that Assets is enabled (JSM Premium)")
+            raise SourceError(
+                self.name,
+                "no JSM Assets workspace on this site",
+                url=self.base_url + ASSETS_WORKSPACES,
+                hint="`assets.workspace_id`, and that Assets is enabled (JSM Premium)",
+            )
         return str(values[0]["workspaceId"])
 
     # -- doctor helpers ---------------------------------------------------------------
@@ -543,47 +730,87 @@ class JiraConnector:
         found: dict[str, dict[str, str]] = {}
         missing: list[str] = []
         for canonical, (defaults, rules) in FIELD_RULES.items():
-            wanted = [self.cfg.fields[canonical].lstrip("!")] if canonical in self.cfg.fields else list(defaults)
-            hit = next((by_id.get(w) or by_name.get(w.casefold()) for w in wanted
-                        if by_id.get(w) or by_name.get(w.casefold())), None)
+            wanted = (
+                [self.cfg.fields[canonical].lstrip("!")]
+                if canonical in self.cfg.fields
+                else list(defaults)
+            )
+            hit = next(
+                (
+                    by_id.get(w) or by_name.get(w.casefold())
+                    for w in wanted
+                    if by_id.get(w) or by_name.get(w.casefold())
+                ),
+                None,
+            )
             if hit is not None:
                 found[canonical] = {"name": str(hit.get("name")), "id": str(hit["id"])}
                 continue
-            why = (f"field {canonical} is not mapped (no default on Jira; set `fields: {{{canonical}: <name or id>}}`)"
-                   if not wanted else
-                   f"no field named {' or '.join(repr(w) for w in wanted)} on this instance ({canonical})")
+            why = (
+                f"field {canonical} is not mapped (no default on Jira; set `fields: {{{canonical}: <name or id>}}`)"
+                if not wanted
+                else f"no field named {' or '.join(repr(w) for w in wanted)} on this instance ({canonical})"
+            )
             if rules:
                 missing.append(canonical)
             for code in rules:
                 report.not_evaluated.setdefault(code, why)
-        approvals = [f for f in fields if isinstance(f, dict)
-                     and (f.get("schema") or {}).get("custom") == APPROVALS_CUSTOM_TYPE]
+        approvals = [
+            f
+            for f in fields
+            if isinstance(f, dict)
+            and (f.get("schema") or {}).get("custom") == APPROVALS_CUSTOM_TYPE
+        ]
         if approvals:
-            found["approvals"] = {"name": str(approvals[0].get("name")), "id": str(approvals[0]["id"])}
+            found["approvals"] = {
+                "name": str(approvals[0].get("name")),
+                "id": str(approvals[0]["id"]),
+            }
         report.info["fields"] = found
-        report.checks.append(DoctorCheck(
-            "fields", not missing,
-            f"{len(found)} mapped fields found" + (f"; missing: {', '.join(missing)}" if missing else ""),
-            level="warning"))
+        report.checks.append(
+            DoctorCheck(
+                "fields",
+                not missing,
+                f"{len(found)} mapped fields found"
+                + (f"; missing: {', '.join(missing)}" if missing else ""),
+                level="warning",
+            )
+        )
         if not approvals:
-            report.checks.append(DoctorCheck(
-                "approvals field", False,
-                "no JSM Approvals field: approvals are read per request from /rest/servicedeskapi",
-                level="info"))
+            report.checks.append(
+                DoctorCheck(
+                    "approvals field",
+                    False,
+                    "no JSM Approvals field: approvals are read per request from /rest/servicedeskapi",
+                    level="info",
+                )
+            )
 
     def _doctor_statuses(self, report: DoctorReport, statuses: Any) -> None:
         mapped = {name for table in DEFAULT_STATUS_MAP.values() for name in table}
         for per_process in self.cfg.status_map.values():
             mapped.update(name.casefold() for name in per_process)
-        uncovered = sorted({str(s.get("name")) for s in statuses or []
-                            if isinstance(s, dict) and str(s.get("name", "")).casefold() not in mapped})
+        uncovered = sorted(
+            {
+                str(s.get("name"))
+                for s in statuses or []
+                if isinstance(s, dict) and str(s.get("name", "")).casefold() not in mapped
+            }
+        )
         report.info["unmapped_statuses"] = uncovered
-        report.checks.append(DoctorCheck(
-            "statuses", not uncovered,
-            ("every status is in the status map" if not uncovered else
-             f"{len(uncovered)} statuses fall back on their category: {', '.join(uncovered)}"
-             " (add them to `status_map` if the fallback is wrong)"),
-            level="warning"))
+        report.checks.append(
+            DoctorCheck(
+                "statuses",
+                not uncovered,
+                (
+                    "every status is in the status map"
+                    if not uncovered
+                    else f"{len(uncovered)} statuses fall back on their category: {', '.join(uncovered)}"
+                    " (add them to `status_map` if the fallback is wrong)"
+                ),
+                level="warning",
+            )
+        )
 
 
 def _auth_kwargs(cfg: JiraSource) -> dict[str, Any]:
@@ -614,8 +841,12 @@ def _key_chunks(targets: dict[str, list[str]], limit: int) -> Iterator[list[str]
 
 def _issues_of(data: Any, source: str, path: str) -> list[dict[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
-        raise SourceError(source, "search answered without an `issues` list", url=path,
-                          hint="that the URL points at Jira (not a proxy or login page)")
+        raise SourceError(
+            source,
+            "search answered without an `issues` list",
+            url=path,
+            hint="that the URL points at Jira (not a proxy or login page)",
+        )
     return data["issues"]
 
 

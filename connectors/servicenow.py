@@ -99,10 +99,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import pysnow
@@ -153,6 +154,7 @@ TOKEN_MARGIN_SECONDS = 60.0
 
 # --------------------------------------------------------------------------- queries
 
+
 def format_time(value: datetime) -> str:
     """An instant as the Table API's UTC ``yyyy-MM-dd HH:mm:ss`` (naive means UTC)."""
     if value.tzinfo is None:
@@ -188,9 +190,11 @@ def next_page_query(base: str, last_updated: str, last_id: str) -> str:
     return f"{after}^NQ{same}^{ORDER_BY_KEY}"
 
 
-_CONDITION = re.compile(r"^[a-z0-9_][a-z0-9_.]*(?:ISNOTEMPTY|ISEMPTY|INSTANCEOF|NOTIN|IN|STARTSWITH"
-                        r"|ENDSWITH|NOT LIKE|LIKE|!=|>=|<=|=|>|<|BETWEEN|ON|NOTON|DATEPART|RELATIVE\w*|"
-                        r"SAMEAS|NSAMEAS|ANYTHING|EMPTYSTRING|VALCHANGES|CHANGESFROM|CHANGESTO)")
+_CONDITION = re.compile(
+    r"^[a-z0-9_][a-z0-9_.]*(?:ISNOTEMPTY|ISEMPTY|INSTANCEOF|NOTIN|IN|STARTSWITH"
+    r"|ENDSWITH|NOT LIKE|LIKE|!=|>=|<=|=|>|<|BETWEEN|ON|NOTON|DATEPART|RELATIVE\w*|"
+    r"SAMEAS|NSAMEAS|ANYTHING|EMPTYSTRING|VALCHANGES|CHANGESFROM|CHANGESTO)"
+)
 
 
 def walk_query(text: str, ref: str) -> str | None:
@@ -240,6 +244,7 @@ def servicenow_error_detail(response: requests.Response) -> str:
 
 
 # --------------------------------------------------------------------------- keyset paging
+
 
 @dataclass(frozen=True)
 class _Keyset:
@@ -343,7 +348,9 @@ class _RelatedIndex:
     Rows are tuples of the requested columns (``_ABSENT`` where the row lacks one, so
     the mapper still tells absent from empty); repeated strings are shared."""
 
-    def __init__(self, spec: _RelatedSpec, windows: dict[str, datetime | None], ready: datetime) -> None:
+    def __init__(
+        self, spec: _RelatedSpec, windows: dict[str, datetime | None], ready: datetime
+    ) -> None:
         self.spec = spec
         self.columns = tuple(f for f in spec.fields if f != spec.ref)
         self.windows = windows
@@ -369,8 +376,10 @@ class _RelatedIndex:
             return
         share = self._strings.setdefault
         parent = share(parent, parent)
-        values = tuple(share(v, v) if isinstance(v, str) else v
-                       for v in (row.get(c, _ABSENT) for c in self.columns))
+        values = tuple(
+            share(v, v) if isinstance(v, str) else v
+            for v in (row.get(c, _ABSENT) for c in self.columns)
+        )
         self.by_parent.setdefault(parent, []).append(values)
         self.rows += 1
         seen = row.get(self.spec.parent_time)
@@ -395,11 +404,17 @@ class _RelatedIndex:
 
     def rows_for(self, parent: str) -> list[dict[str, Any]]:
         ref = self.spec.ref
-        return [{ref: parent, **{c: v for c, v in zip(self.columns, values) if v is not _ABSENT}}
-                for values in self.by_parent.get(parent, ())]
+        return [
+            {
+                ref: parent,
+                **{c: v for c, v in zip(self.columns, values, strict=False) if v is not _ABSENT},
+            }
+            for values in self.by_parent.get(parent, ())
+        ]
 
 
 # --------------------------------------------------------------------------- OAuth
+
 
 class _BearerAuth(requests.auth.AuthBase):
     def __init__(self) -> None:
@@ -413,8 +428,17 @@ class _BearerAuth(requests.auth.AuthBase):
 class _OAuthTokens:
     """Password grant against ``/oauth_token.do``, refreshed before expiry and on a 401."""
 
-    def __init__(self, http: HttpClient, auth: _BearerAuth, *, client_id: str, client_secret: str,
-                 user: str, password: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        auth: _BearerAuth,
+        *,
+        client_id: str,
+        client_secret: str,
+        user: str,
+        password: str,
+        clock: Callable[[], float],
+    ) -> None:
         self.http, self.auth, self.clock = http, auth, clock
         self._client = {"client_id": client_id, "client_secret": client_secret}
         self._user, self._password = user, password
@@ -424,7 +448,9 @@ class _OAuthTokens:
 
     def ensure(self) -> None:
         if not self.auth.token:
-            self._grant({"grant_type": "password", "username": self._user, "password": self._password})
+            self._grant(
+                {"grant_type": "password", "username": self._user, "password": self._password}
+            )
         elif self.clock() >= self.expires_at:
             self.refresh()
 
@@ -436,31 +462,48 @@ class _OAuthTokens:
             except SourceError as exc:
                 if exc.status not in (400, 401):
                     raise
-                log.info("%s: refresh token refused (HTTP %s); requesting a new token", self.http.source, exc.status)
+                log.info(
+                    "%s: refresh token refused (HTTP %s); requesting a new token",
+                    self.http.source,
+                    exc.status,
+                )
         self._grant({"grant_type": "password", "username": self._user, "password": self._password})
 
     def _grant(self, form: dict[str, str]) -> None:
         self.grants.append(form["grant_type"])
         try:
-            body = self.http.request("POST", TOKEN_PATH, data={**form, **self._client},
-                                     headers={"Accept": "application/json"}).json()
+            body = self.http.request(
+                "POST",
+                TOKEN_PATH,
+                data={**form, **self._client},
+                headers={"Accept": "application/json"},
+            ).json()
         except SourceError as exc:
             if exc.status is None or exc.status >= 500:
                 raise
             raise SourceError(
-                self.http.source, f"the OAuth {form['grant_type']} grant was refused", url=exc.url,
-                status=exc.status, detail=exc.detail,
+                self.http.source,
+                f"the OAuth {form['grant_type']} grant was refused",
+                url=exc.url,
+                status=exc.status,
+                detail=exc.detail,
                 hint="oauth.client_id / client_secret, the user and password, and that the "
-                     "OAuth application (System OAuth > Application Registry) is active",
+                "OAuth application (System OAuth > Application Registry) is active",
             ) from exc
         except ValueError as exc:
-            raise SourceError(self.http.source, "the OAuth token endpoint did not answer JSON",
-                              url=self.http.base_url + TOKEN_PATH) from exc
+            raise SourceError(
+                self.http.source,
+                "the OAuth token endpoint did not answer JSON",
+                url=self.http.base_url + TOKEN_PATH,
+            ) from exc
         token = body.get("access_token") if isinstance(body, dict) else None
         if not token:
-            raise SourceError(self.http.source, "the OAuth token endpoint gave no access_token",
-                              url=self.http.base_url + TOKEN_PATH,
-                              hint="the OAuth application (client_id) and its grant types")
+            raise SourceError(
+                self.http.source,
+                "the OAuth token endpoint gave no access_token",
+                url=self.http.base_url + TOKEN_PATH,
+                hint="the OAuth application (client_id) and its grant types",
+            )
         self.auth.token = token
         self.refresh_token = body.get("refresh_token") or self.refresh_token
         expires_in = float(body.get("expires_in") or 1800)
@@ -473,7 +516,7 @@ _TABLE_HINTS = {
     400: "the encoded query (sources[].query, --query) and the field names in sources[].fields",
     401: "the user name and password (or OAuth client) of this source",
     403: "the API user's roles and read ACLs on table {table} (e.g. itil, "
-         "snc_platform_rest_api_access) and any IP access control",
+    "snc_platform_rest_api_access) and any IP access control",
     404: "the table name {table} (sources[].tables) and the instance URL and its base path",
 }
 
@@ -481,8 +524,14 @@ _TABLE_HINTS = {
 class ServiceNowConnector:
     """Reads the ServiceNow streams of one configured source (see the module docstring)."""
 
-    def __init__(self, source_cfg: ServiceNowSource, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, bulk_related: bool = True) -> None:
+    def __init__(
+        self,
+        source_cfg: ServiceNowSource,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        bulk_related: bool = True,
+    ) -> None:
         self.cfg = source_cfg
         self.name = source_cfg.name
         self.base_url = source_cfg.url.rstrip("/")
@@ -511,9 +560,17 @@ class ServiceNowConnector:
     # -- setup
     def _client(self, session: requests.Session) -> HttpClient:
         c = self.cfg
-        return HttpClient(self.name, self.base_url, session, timeout=c.timeout,
-                          max_attempts=c.max_attempts, retry_after_max=c.retry_after_max,
-                          verify=c.verify, sleep=self._sleep, error_detail=servicenow_error_detail)
+        return HttpClient(
+            self.name,
+            self.base_url,
+            session,
+            timeout=c.timeout,
+            max_attempts=c.max_attempts,
+            retry_after_max=c.retry_after_max,
+            verify=c.verify,
+            sleep=self._sleep,
+            error_detail=servicenow_error_detail,
+        )
 
     def _session(self, clock: Callable[[], float]) -> requests.Session:
         auth = self.cfg.auth
@@ -521,9 +578,12 @@ class ServiceNowConnector:
             # pysnow builds the basic-auth session (and its JSON headers); the base URL,
             # including any path prefix, stays ours (pysnow only knows host + use_ssl).
             parts = urlsplit(self.base_url)
-            client = pysnow.Client(host=parts.netloc, user=auth.user,
-                                   password=auth.password.get_secret_value(),
-                                   use_ssl=parts.scheme == "https")
+            client = pysnow.Client(
+                host=parts.netloc,
+                user=auth.user,
+                password=auth.password.get_secret_value(),
+                use_ssl=parts.scheme == "https",
+            )
             session: requests.Session = client.session
             session.headers["User-Agent"] = "ticketlint"
             return session
@@ -535,9 +595,13 @@ class ServiceNowConnector:
         token_session = requests.Session()  # no bearer header on the token endpoint
         token_session.headers["User-Agent"] = "ticketlint"
         self._oauth = _OAuthTokens(
-            self._client(token_session), bearer, client_id=oauth.client_id,
-            client_secret=oauth.client_secret.get_secret_value(), user=oauth.user,
-            password=oauth.password.get_secret_value(), clock=clock,
+            self._client(token_session),
+            bearer,
+            client_id=oauth.client_id,
+            client_secret=oauth.client_secret.get_secret_value(),
+            user=oauth.user,
+            password=oauth.password.get_secret_value(),
+            clock=clock,
         )
         return session
 
@@ -571,14 +635,20 @@ class ServiceNowConnector:
                 break
             except SourceError as exc:
                 if exc.status == 401 and self._oauth is not None and attempt == 1:
-                    log.info("%s: HTTP 401 on %s; refreshing the OAuth token once", self.name, table)
+                    log.info(
+                        "%s: HTTP 401 on %s; refreshing the OAuth token once", self.name, table
+                    )
                     self._oauth.refresh()
                     continue
                 raise self._table_error(exc, table) from exc
         result = body.get("result") if isinstance(body, dict) else None
         if not isinstance(result, list):
-            raise SourceError(self.name, f"table {table}: the response holds no 'result' list",
-                              url=f"{self.base_url}{path}", detail=str(body)[:200])
+            raise SourceError(
+                self.name,
+                f"table {table}: the response holds no 'result' list",
+                url=f"{self.base_url}{path}",
+                detail=str(body)[:200],
+            )
         headers = response.headers if response is not None else {}
         self.server_time = _http_date(headers.get("Date")) or self.server_time
         total = headers.get("X-Total-Count")
@@ -596,8 +666,14 @@ class ServiceNowConnector:
         hint = _TABLE_HINTS.get(exc.status or 0)
         if hint is None:
             return exc
-        return SourceError(self.name, f"reading table {table} was refused", url=exc.url,
-                           status=exc.status, detail=exc.detail, hint=hint.format(table=table))
+        return SourceError(
+            self.name,
+            f"reading table {table} was refused",
+            url=exc.url,
+            status=exc.status,
+            detail=exc.detail,
+            hint=hint.format(table=table),
+        )
 
     @staticmethod
     def _params(fields: Sequence[str], query: str, limit: int, offset: int = 0) -> dict[str, str]:
@@ -613,8 +689,16 @@ class ServiceNowConnector:
             params["sysparm_offset"] = str(offset)
         return params
 
-    def pages(self, table: str, fields: Sequence[str], base: str, *, since_clause: str = "",
-              keyset: _Keyset | None = None, counted: bool = False) -> Iterator[Page]:
+    def pages(
+        self,
+        table: str,
+        fields: Sequence[str],
+        base: str,
+        *,
+        since_clause: str = "",
+        keyset: _Keyset | None = None,
+        counted: bool = False,
+    ) -> Iterator[Page]:
         """Keyset pages of ``table`` (rows matching ``base``) until the last one.
 
         X-Total-Count is computed before ACLs filter rows, so a counted page whose
@@ -623,9 +707,11 @@ class ServiceNowConnector:
         count the first page and then only the page the last count says may be the last
         (``sysparm_no_count=true`` in between: counting a large table is costly). A read
         whose responses carry no count ends on the first empty page."""
-        ks = keyset or _Keyset(("sys_updated_on", "sys_id"),
-                               lambda b: first_page_query(b, since_clause),
-                               lambda b, k: next_page_query(b, k[0], k[1]))
+        ks = keyset or _Keyset(
+            ("sys_updated_on", "sys_id"),
+            lambda b: first_page_query(b, since_clause),
+            lambda b, k: next_page_query(b, k[0], k[1]),
+        )
         st = _PagerState()
         expected: int | None = None  # rows left after this position, from the last count
         while True:
@@ -653,15 +739,21 @@ class ServiceNowConnector:
                 assert new_key is not None
                 if st.key is not None and new_key <= st.key:
                     raise SourceError(
-                        self.name, f"table {table}: paging did not advance past {st.key}",
-                        url=f"{self.base_url}{TABLE_API}{table}", detail=f"sysparm_query={query}",
+                        self.name,
+                        f"table {table}: paging did not advance past {st.key}",
+                        url=f"{self.base_url}{TABLE_API}{table}",
+                        detail=f"sysparm_query={query}",
                         hint="whether the instance ignores part of the encoded query "
-                             "(glide.invalid_query.returns_no_rows)",
+                        "(glide.invalid_query.returns_no_rows)",
                     )
-                tail = rows[last_keyed + 1:]
-                st = _PagerState(key=new_key, seen_after_key=len(tail), ids_after_key={
-                    r["sys_id"] for r in tail if isinstance(r, dict) and r.get("sys_id")
-                })
+                tail = rows[last_keyed + 1 :]
+                st = _PagerState(
+                    key=new_key,
+                    seen_after_key=len(tail),
+                    ids_after_key={
+                        r["sys_id"] for r in tail if isinstance(r, dict) and r.get("sys_id")
+                    },
+                )
             else:
                 # Nothing on this page can carry the key forward: page on by offset after
                 # the same key (see the module docstring for why and what it risks).
@@ -681,18 +773,29 @@ class ServiceNowConnector:
     def table(self, process: str) -> str:
         return self.mapper.table(process)
 
-    def read(self, stream: str, *, since: datetime | None = None, query: str | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+    def read(
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        query: str | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> Iterator[StreamBatch]:
         """Mapped batches, one per page, of ``stream`` changed since ``since`` minus the
         lookback (``query`` is ANDed with the configured scope; ``keys`` picks records)."""
         if stream not in self.streams:
-            raise SourceError(self.name, f"unknown stream {stream!r} (streams: {', '.join(self.streams)})")
+            raise SourceError(
+                self.name, f"unknown stream {stream!r} (streams: {', '.join(self.streams)})"
+            )
         process = stream
         table = self.table(process)
         fields = self.mapper.fields_for(process)
         try:
-            base = join_query(check_scope(self.cfg.query.get(process), f"sources[].query.{process}"),
-                              check_scope(query, "query"), keys_clause(process, keys))
+            base = join_query(
+                check_scope(self.cfg.query.get(process), f"sources[].query.{process}"),
+                check_scope(query, "query"),
+                keys_clause(process, keys),
+            )
         except ValueError as exc:
             raise SourceError(self.name, str(exc)) from exc
         since_clause = ""
@@ -707,8 +810,15 @@ class ServiceNowConnector:
         indexes: dict[str, _RelatedIndex | None] = {}
         for spec in RELATED:
             if process in spec.processes:
-                bulk = self._bulk_ok and not query and not keys and self._walked_scope(spec, process) is not None
-                indexes[spec.table] = self._prefetch(spec, process, start, pending) if bulk else None
+                bulk = (
+                    self._bulk_ok
+                    and not query
+                    and not keys
+                    and self._walked_scope(spec, process) is not None
+                )
+                indexes[spec.table] = (
+                    self._prefetch(spec, process, start, pending) if bulk else None
+                )
         try:
             for page in self.pages(table, fields, base, since_clause=since_clause):
                 report, pending = pending, MappingReport()
@@ -716,27 +826,43 @@ class ServiceNowConnector:
                     checked.add(table)
                     self._check_fields(report, table, page.rows, fields)
                 if page.offset_fallback:
-                    report.warnings[f"{table}: a page held only inaccessible rows; paged by offset"] += 1
+                    report.warnings[
+                        f"{table}: a page held only inaccessible rows; paged by offset"
+                    ] += 1
                 if process == "ci":
                     for row in page.rows:
                         if isinstance(row.get("name"), str) and row["name"]:
                             self.ci_names[row["sys_id"]] = row["name"]
                 ready, joined = self._join(process, indexes, page.rows, report, checked)
                 records, mapped = self.mapper.map_rows(
-                    process, ready, approvals=joined.get(APPROVAL_TABLE),
-                    task_ci=joined.get(TASK_CI_TABLE), ci_names=self.ci_names)
+                    process,
+                    ready,
+                    approvals=joined.get(APPROVAL_TABLE),
+                    task_ci=joined.get(TASK_CI_TABLE),
+                    ci_names=self.ci_names,
+                )
                 report.merge(mapped)
                 report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
                 watermark = _newest(page.rows, watermark)  # held rows too: see _Late
                 now = self.request_count
-                yield StreamBatch(stream=stream, records=records, report=report, watermark=watermark,
-                                  requests=now - before)
+                yield StreamBatch(
+                    stream=stream,
+                    records=records,
+                    report=report,
+                    watermark=watermark,
+                    requests=now - before,
+                )
                 before = now
         finally:
             self._finish(process, query=query, keys=keys)
         if pending.warnings:  # a stream with no rows still reports its prefetch's warnings
-            yield StreamBatch(stream=stream, records=[], report=pending, watermark=watermark,
-                              requests=self.request_count - before)
+            yield StreamBatch(
+                stream=stream,
+                records=[],
+                report=pending,
+                watermark=watermark,
+                requests=self.request_count - before,
+            )
         if self._late and self._last_related_reader(process):
             yield from self._read_late()
 
@@ -764,8 +890,9 @@ class ServiceNowConnector:
             return None if since is None else since - timedelta(minutes=self.cfg.lookback_minutes)
         return None if start is None else start - RELATED_SLACK
 
-    def _prefetch(self, spec: _RelatedSpec, process: str, start: datetime | None,
-                  report: MappingReport) -> _RelatedIndex | None:
+    def _prefetch(
+        self, spec: _RelatedSpec, process: str, start: datetime | None, report: MappingReport
+    ) -> _RelatedIndex | None:
         """The bulk related stream covering ``process`` from ``start`` (reused when an
         earlier prefetch covers it); None when the instance refuses it (use id lists)."""
         index = self._related.get(spec.table)
@@ -781,9 +908,13 @@ class ServiceNowConnector:
                 continue
             windows[p] = self._window(p, process, start)
             since = windows[p]
-            groups.append(join_query(
-                f"{spec.ref}.sys_class_nameINSTANCEOF{self.table(p)}",
-                None if since is None else f"{spec.parent_time}>={format_time(since)}", scope))
+            groups.append(
+                join_query(
+                    f"{spec.ref}.sys_class_nameINSTANCEOF{self.table(p)}",
+                    None if since is None else f"{spec.parent_time}>={format_time(since)}",
+                    scope,
+                )
+            )
         self._related.pop(spec.table, None)  # one index per table: free the old one first
         fields = [*spec.fields, spec.parent_time]
 
@@ -796,11 +927,15 @@ class ServiceNowConnector:
         self.server_time = None
         index: _RelatedIndex | None = None
         try:
-            for page in self.pages(spec.table, fields, "", keyset=_Keyset(("sys_id",), first, after)):
+            for page in self.pages(
+                spec.table, fields, "", keyset=_Keyset(("sys_id",), first, after)
+            ):
                 if index is None:
                     # R: the instance's clock when the read began, minus the lookback
                     began = self.server_time or datetime.now(timezone.utc)
-                    index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
+                    index = _RelatedIndex(
+                        spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes)
+                    )
                     if page.rows:
                         self._check_fields(report, spec.table, page.rows, spec.fields)
                 if page.inaccessible:
@@ -810,17 +945,25 @@ class ServiceNowConnector:
         except SourceError as exc:
             if exc.status not in BULK_REFUSED:
                 raise
-            self._use_id_lists(f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}")
-            report.warnings[f"{spec.table}: dot-walked query refused (HTTP {exc.status}); read by id"] += 1
+            self._use_id_lists(
+                f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}"
+            )
+            report.warnings[
+                f"{spec.table}: dot-walked query refused (HTTP {exc.status}); read by id"
+            ] += 1
             return None
         if index is None:  # no related row at all: every parent read before now has none
             began = self.server_time or datetime.now(timezone.utc)
-            index = _RelatedIndex(spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes))
+            index = _RelatedIndex(
+                spec, windows, began - timedelta(minutes=self.cfg.lookback_minutes)
+            )
         if any(index.parent_seen.values()):
             self._dotwalk_proven = True  # the server resolved the dot-walked column
         elif not index.rows and not self._dotwalk_proven and not self._dotwalk_answers(spec):
             self._use_id_lists(f"the dot-walked query on {spec.table} {_SILENT_EMPTY}")
-            report.warnings[f"{spec.table}: dot-walked query answered with no rows; read by id"] += 1
+            report.warnings[
+                f"{spec.table}: dot-walked query answered with no rows; read by id"
+            ] += 1
             return None
         self._related[spec.table] = index
         return index
@@ -830,7 +973,9 @@ class ServiceNowConnector:
         self._bulk_ok = False
         self._related.clear()
         self.related_path = f"in-list ({why})"
-        log.warning("%s: %s; reading related rows by id lists per page", self.name, self.related_path)
+        log.warning(
+            "%s: %s; reading related rows by id lists per page", self.name, self.related_path
+        )
 
     def _dotwalk_answers(self, spec: _RelatedSpec) -> bool:
         """Whether an empty bulk answer can be believed. An instance with
@@ -839,36 +984,52 @@ class ServiceNowConnector:
         which would map every approval and CI link as absent. One probe row with a
         dot-walked condition that any linked row meets; if none, one plain probe row:
         rows there mean the dot-walk is what failed."""
-        walked = self._get_result(spec.table, self._params(
-            [spec.ref], f"{spec.ref}.sys_idISNOTEMPTY^{ORDER_BY_ID}", 1))
+        walked = self._get_result(
+            spec.table, self._params([spec.ref], f"{spec.ref}.sys_idISNOTEMPTY^{ORDER_BY_ID}", 1)
+        )
         if any(isinstance(r, dict) and r for r in walked):
             self._dotwalk_proven = True
             return True
         plain = self._get_result(spec.table, self._params([spec.ref], ORDER_BY_ID, 1))
         return not plain  # an empty table: nothing to miss
 
-    def _join(self, process: str, indexes: Mapping[str, _RelatedIndex | None],
-              rows: Sequence[dict[str, Any]], report: MappingReport, checked: set[str],
-              ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    def _join(
+        self,
+        process: str,
+        indexes: Mapping[str, _RelatedIndex | None],
+        rows: Sequence[dict[str, Any]],
+        report: MappingReport,
+        checked: set[str],
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
         """Split a page of parents: those whose prefetched related rows are certainly current
         (returned with them) and the late ones (held in ``self._late`` for :meth:`_read_late`).
         Tables read by id lists (no index) are read for the whole page here."""
         ids = [r["sys_id"] for r in rows]
         joined: dict[str, list[dict[str, Any]]] = {
-            t: [] if index is not None else self.related(t, _SPECS[t].fields, _SPECS[t].ref, ids, report, checked)
-            for t, index in indexes.items()}  # the mapper joins by parent id
-        by_id = {t: _by_parent(joined[t], _SPECS[t].ref) for t, index in indexes.items() if index is None}
+            t: []
+            if index is not None
+            else self.related(t, _SPECS[t].fields, _SPECS[t].ref, ids, report, checked)
+            for t, index in indexes.items()
+        }  # the mapper joins by parent id
+        by_id = {
+            t: _by_parent(joined[t], _SPECS[t].ref) for t, index in indexes.items() if index is None
+        }
         ready: list[dict[str, Any]] = []
         for row in rows:
-            stale = tuple(t for t, index in indexes.items() if index is not None and not index.fresh(row))
+            stale = tuple(
+                t for t, index in indexes.items() if index is not None and not index.fresh(row)
+            )
             if not stale:
                 ready.append(row)
                 for t, index in indexes.items():
                     if index is not None:
                         joined[t].extend(index.rows_for(row["sys_id"]))
                 continue
-            known = {t: index.rows_for(row["sys_id"]) for t, index in indexes.items()
-                     if index is not None and t not in stale}
+            known = {
+                t: index.rows_for(row["sys_id"])
+                for t, index in indexes.items()
+                if index is not None and t not in stale
+            }
             known.update((t, grouped.get(row["sys_id"], [])) for t, grouped in by_id.items())
             self._late.setdefault(process, []).append(_Late(row, known, stale))
         return ready, joined
@@ -878,8 +1039,10 @@ class ServiceNowConnector:
         related rows: the late parents are then read now. Without a plan, after each stream."""
         if self._planned is None or process not in self.streams:
             return True
-        later = self.streams[self.streams.index(process) + 1:]
-        return not any(p in self._planned and p in spec.processes for p in later for spec in RELATED)
+        later = self.streams[self.streams.index(process) + 1 :]
+        return not any(
+            p in self._planned and p in spec.processes for p in later for spec in RELATED
+        )
 
     def _read_late(self) -> Iterator[StreamBatch]:
         """The held late parents of every stream read so far, with their related rows read
@@ -889,30 +1052,48 @@ class ServiceNowConnector:
         report = MappingReport()
         fetched: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for spec in RELATED:
-            ids = list(dict.fromkeys(h.row["sys_id"] for held in late.values() for h in held
-                                     if spec.table in h.stale))
+            ids = list(
+                dict.fromkeys(
+                    h.row["sys_id"] for held in late.values() for h in held if spec.table in h.stale
+                )
+            )
             if not ids:
                 continue
-            report.warnings[f"{spec.table}: related rows re-read for parents changed since the bulk read"] += len(ids)
-            fetched[spec.table] = _by_parent(self.related(spec.table, spec.fields, spec.ref, ids, report, set()),
-                                             spec.ref)
+            report.warnings[
+                f"{spec.table}: related rows re-read for parents changed since the bulk read"
+            ] += len(ids)
+            fetched[spec.table] = _by_parent(
+                self.related(spec.table, spec.fields, spec.ref, ids, report, set()), spec.ref
+            )
         for process, held in late.items():
             related: dict[str, list[dict[str, Any]]] = {}
             for spec in RELATED:
                 if process in spec.processes:
                     per_parent: dict[str, list[dict[str, Any]]] = {}  # a parent held twice: once
                     for h in held:
-                        per_parent[h.row["sys_id"]] = (fetched.get(spec.table, {}).get(h.row["sys_id"], [])
-                                                       if spec.table in h.stale else h.known.get(spec.table, []))
+                        per_parent[h.row["sys_id"]] = (
+                            fetched.get(spec.table, {}).get(h.row["sys_id"], [])
+                            if spec.table in h.stale
+                            else h.known.get(spec.table, [])
+                        )
                     related[spec.table] = [x for rows in per_parent.values() for x in rows]
             records, mapped = self.mapper.map_rows(
-                process, [h.row for h in held], approvals=related.get(APPROVAL_TABLE),
-                task_ci=related.get(TASK_CI_TABLE), ci_names=self.ci_names)
+                process,
+                [h.row for h in held],
+                approvals=related.get(APPROVAL_TABLE),
+                task_ci=related.get(TASK_CI_TABLE),
+                ci_names=self.ci_names,
+            )
             report.merge(mapped)
             now = self.request_count
             # watermark None: the parents' own stream already counted their update times
-            yield StreamBatch(stream=process, records=records, report=report, watermark=None,
-                              requests=now - before)
+            yield StreamBatch(
+                stream=process,
+                records=records,
+                report=report,
+                watermark=None,
+                requests=now - before,
+            )
             report, before = MappingReport(), now
 
     def _finish(self, process: str, *, query: str | None, keys: Sequence[str] | None) -> None:
@@ -924,16 +1105,24 @@ class ServiceNowConnector:
             if all(p in self._read_done for p in index.windows):
                 del self._related[table]
 
-    def related(self, table: str, fields: Sequence[str], ref_field: str, ids: Sequence[str],
-                report: MappingReport, checked: set[str]) -> list[dict[str, Any]]:
+    def related(
+        self,
+        table: str,
+        fields: Sequence[str],
+        ref_field: str,
+        ids: Sequence[str],
+        report: MappingReport,
+        checked: set[str],
+    ) -> list[dict[str, Any]]:
         """Rows of ``table`` whose ``ref_field`` is one of ``ids``: bulk, keyset-paged on
         sys_id, never one request per record."""
         out: list[dict[str, Any]] = []
         size = self.related_chunk
         for start in range(0, len(ids), size):
-            chunk = ids[start:start + size]
-            for page in self.pages(table, fields, f"{ref_field}IN{','.join(chunk)}", keyset=BY_ID,
-                                   counted=True):
+            chunk = ids[start : start + size]
+            for page in self.pages(
+                table, fields, f"{ref_field}IN{','.join(chunk)}", keyset=BY_ID, counted=True
+            ):
                 if page.rows and table not in checked:
                     checked.add(table)
                     self._check_fields(report, table, page.rows, fields)
@@ -951,22 +1140,36 @@ class ServiceNowConnector:
             present.update(row)
         return [f for f in fields if f not in present]
 
-    def _check_fields(self, report: MappingReport, table: str, rows: Sequence[dict[str, Any]],
-                      fields: Sequence[str]) -> None:
+    def _check_fields(
+        self,
+        report: MappingReport,
+        table: str,
+        rows: Sequence[dict[str, Any]],
+        fields: Sequence[str],
+    ) -> None:
         for name in self.missing_fields(rows, fields):
-            log.warning("%s: table %s returned no field %s (not on the table or not readable); "
-                        "it is mapped as not provided", self.name, table, name)
+            log.warning(
+                "%s: table %s returned no field %s (not on the table or not readable); "
+                "it is mapped as not provided",
+                self.name,
+                table,
+                name,
+            )
             report.warnings[f"{table}.{name} missing"] += 1
 
     # -- doctor
     def doctor(self) -> DoctorReport:
         """Reachability, auth, readable tables, mapped fields, uncovered state values and
         the rules that cannot be evaluated here (on a sample record per table)."""
-        rep = DoctorReport(source=self.name, info={
-            "url": self.base_url, "auth": "oauth" if self._oauth else "basic",
-            "page_size": self.page_size,
-            "tables": {p: self.table(p) for p in self.streams},
-        })
+        rep = DoctorReport(
+            source=self.name,
+            info={
+                "url": self.base_url,
+                "auth": "oauth" if self._oauth else "basic",
+                "page_size": self.page_size,
+                "tables": {p: self.table(p) for p in self.streams},
+            },
+        )
         samples: dict[str, list[dict[str, Any]]] = {}
         unreadable: dict[str, str] = {}
         connected = False
@@ -979,8 +1182,14 @@ class ServiceNowConnector:
                 if exc.status is None or exc.status == 401:
                     name = "reachable" if exc.status is None else "authentication"
                     rep.checks.append(DoctorCheck(name, False, str(exc)))
-                    why = "the source cannot be read" if exc.status is None else "authentication failed"
-                    rep.not_evaluated.update(self._doctor_rules(rep, {}, {p: why for p in self.streams}))
+                    why = (
+                        "the source cannot be read"
+                        if exc.status is None
+                        else "authentication failed"
+                    )
+                    rep.not_evaluated.update(
+                        self._doctor_rules(rep, {}, dict.fromkeys(self.streams, why))
+                    )
                     return rep
                 unreadable[process] = f"table {table} is not readable (HTTP {exc.status})"
                 rep.checks.append(DoctorCheck(f"table {table} readable", False, str(exc)))
@@ -988,7 +1197,9 @@ class ServiceNowConnector:
             if not connected:
                 connected = True
                 rep.checks.append(DoctorCheck("reachable", True, self.base_url, level="info"))
-                rep.checks.append(DoctorCheck("authentication", True, rep.info["auth"], level="info"))
+                rep.checks.append(
+                    DoctorCheck("authentication", True, rep.info["auth"], level="info")
+                )
             rep.checks.append(DoctorCheck(f"table {table} readable", True, level="info"))
             samples[process] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
             self._doctor_fields(rep, table, samples[process], fields)
@@ -1003,7 +1214,9 @@ class ServiceNowConnector:
             except SourceError as exc:
                 rep.checks.append(DoctorCheck(f"table {table} readable", False, str(exc)))
                 for process in needed_by:
-                    unreadable.setdefault(process, f"table {table} is not readable (HTTP {exc.status})")
+                    unreadable.setdefault(
+                        process, f"table {table} is not readable (HTTP {exc.status})"
+                    )
                 continue
             rep.checks.append(DoctorCheck(f"table {table} readable", True, level="info"))
             related[table] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
@@ -1013,7 +1226,9 @@ class ServiceNowConnector:
         rep.info["requests"] = self.request_count
         return rep
 
-    def _doctor_related_path(self, rep: DoctorReport, readable: dict[str, list[dict[str, Any]]]) -> None:
+    def _doctor_related_path(
+        self, rep: DoctorReport, readable: dict[str, list[dict[str, Any]]]
+    ) -> None:
         """Whether the instance takes the dot-walked bulk queries (one probe row each)."""
         if self._bulk_ok:
             for spec in RELATED:
@@ -1022,50 +1237,80 @@ class ServiceNowConnector:
                     continue
                 query = f"{spec.ref}.sys_class_nameINSTANCEOF{self.table(user)}^{ORDER_BY_ID}"
                 try:
-                    rows = self._get_result(spec.table, self._params([*spec.fields, spec.parent_time], query, 1))
+                    rows = self._get_result(
+                        spec.table, self._params([*spec.fields, spec.parent_time], query, 1)
+                    )
                 except SourceError as exc:
                     if exc.status not in BULK_REFUSED:
                         raise
-                    self._use_id_lists(f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}")
+                    self._use_id_lists(
+                        f"the dot-walked query on {spec.table} was refused: HTTP {exc.status}"
+                    )
                     break
                 if not rows and not self._dotwalk_answers(spec):
                     self._use_id_lists(f"the dot-walked query on {spec.table} {_SILENT_EMPTY}")
                     break
         rep.info["related_path"] = self.related_path
-        rep.checks.append(DoctorCheck(
-            "related rows", self._bulk_ok,
-            "one dot-walked bulk stream per related table" if self._bulk_ok else
-            f"{self.related_path}: approvals and CI links are read by id lists per page of "
-            "records (more requests); grant query access to task.sys_class_name and "
-            "task.sys_updated_on to read them in bulk", level="info" if self._bulk_ok else "warning"))
+        rep.checks.append(
+            DoctorCheck(
+                "related rows",
+                self._bulk_ok,
+                "one dot-walked bulk stream per related table"
+                if self._bulk_ok
+                else f"{self.related_path}: approvals and CI links are read by id lists per page of "
+                "records (more requests); grant query access to task.sys_class_name and "
+                "task.sys_updated_on to read them in bulk",
+                level="info" if self._bulk_ok else "warning",
+            )
+        )
 
-    def _doctor_fields(self, rep: DoctorReport, table: str, rows: list[dict[str, Any]],
-                       fields: Sequence[str]) -> None:
+    def _doctor_fields(
+        self, rep: DoctorReport, table: str, rows: list[dict[str, Any]], fields: Sequence[str]
+    ) -> None:
         if not rows:
-            rep.checks.append(DoctorCheck(f"table {table} fields", False,
-                                          "no readable row to check the mapped fields against",
-                                          level="warning"))
+            rep.checks.append(
+                DoctorCheck(
+                    f"table {table} fields",
+                    False,
+                    "no readable row to check the mapped fields against",
+                    level="warning",
+                )
+            )
             return
         missing = self.missing_fields(rows, fields)
-        rep.checks.append(DoctorCheck(
-            f"table {table} fields", not missing,
-            f"missing (not on the table or not readable): {', '.join(missing)}; map them in "
-            f"sources[].fields or grant read access" if missing else f"{len(fields)} mapped fields present",
-        ))
+        rep.checks.append(
+            DoctorCheck(
+                f"table {table} fields",
+                not missing,
+                f"missing (not on the table or not readable): {', '.join(missing)}; map them in "
+                f"sources[].fields or grant read access"
+                if missing
+                else f"{len(fields)} mapped fields present",
+            )
+        )
 
     def _doctor_choices(self, rep: DoctorReport, process: str, table: str) -> None:
         """State values the instance defines (sys_choice) that the status map misses."""
         column = self.cfg.fields.get(f"{process}.state", STATE_FIELD.get(process, "state"))
         try:
-            rows = self._get_result("sys_choice", {
-                "sysparm_query": f"nameIN{table},task^element={column}^inactive=false",
-                "sysparm_fields": "name,value,label",
-                "sysparm_limit": "1000",
-                "sysparm_exclude_reference_link": "true",
-            })
+            rows = self._get_result(
+                "sys_choice",
+                {
+                    "sysparm_query": f"nameIN{table},task^element={column}^inactive=false",
+                    "sysparm_fields": "name,value,label",
+                    "sysparm_limit": "1000",
+                    "sysparm_exclude_reference_link": "true",
+                },
+            )
         except SourceError as exc:
-            rep.checks.append(DoctorCheck(f"table {table} state values", False,
-                                          f"cannot read sys_choice: {exc}", level="warning"))
+            rep.checks.append(
+                DoctorCheck(
+                    f"table {table} state values",
+                    False,
+                    f"cannot read sys_choice: {exc}",
+                    level="warning",
+                )
+            )
             return
         own = [r for r in rows if isinstance(r, dict) and r.get("name") == table]
         choices = own or [r for r in rows if isinstance(r, dict)]  # inherited from task
@@ -1078,17 +1323,27 @@ class ServiceNowConnector:
         probe = [{"sys_id": f"doctor{i}", key: "DOCTOR", column: v} for i, v in enumerate(labels)]
         _, report = self.mapper.map_rows(process, probe)
         uncovered = sorted({raw for (_, raw) in report.unknown_statuses if raw in labels})
-        rep.checks.append(DoctorCheck(
-            f"table {table} state values", not uncovered,
-            ("not in the status map (records in them are NOT_EVALUATED): "
-             + ", ".join(f"{v} ({labels[v]})" for v in uncovered)
-             + f"; add them to status_map.{process}") if uncovered
-            else f"{len(labels)} values, all mapped",
-            level="warning",
-        ))
+        rep.checks.append(
+            DoctorCheck(
+                f"table {table} state values",
+                not uncovered,
+                (
+                    "not in the status map (records in them are NOT_EVALUATED): "
+                    + ", ".join(f"{v} ({labels[v]})" for v in uncovered)
+                    + f"; add them to status_map.{process}"
+                )
+                if uncovered
+                else f"{len(labels)} values, all mapped",
+                level="warning",
+            )
+        )
 
-    def _doctor_rules(self, rep: DoctorReport, samples: dict[str, list[dict[str, Any]]],
-                      unreadable: dict[str, str]) -> dict[str, str]:
+    def _doctor_rules(
+        self,
+        rep: DoctorReport,
+        samples: dict[str, list[dict[str, Any]]],
+        unreadable: dict[str, str],
+    ) -> dict[str, str]:
         """rule code -> why it cannot be evaluated here: its processes have no table or an
         unreadable one, or it answered NOT_EVALUATED on the sample records (mapped with
         their related rows)."""
@@ -1098,8 +1353,10 @@ class ServiceNowConnector:
 
         try:
             rules = load_registry().select()
-        except Exception as exc:  # noqa: BLE001 - a broken rule pack must not hide the rest
-            rep.checks.append(DoctorCheck("rules", False, f"cannot load the rules: {exc}", level="warning"))
+        except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a check line
+            rep.checks.append(
+                DoctorCheck("rules", False, f"cannot load the rules: {exc}", level="warning")
+            )
             return {}
         out: dict[str, str] = {}
         records = []
@@ -1109,14 +1366,23 @@ class ServiceNowConnector:
             ids = [r["sys_id"] for r in rows]
             scratch = MappingReport()
             try:
-                approvals = (self.related(APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, scratch, set())
-                             if process in APPROVAL_PROCESSES else None)
-                task_ci = (self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, scratch, set())
-                           if process in TASK_CI_PROCESSES else None)
+                approvals = (
+                    self.related(
+                        APPROVAL_TABLE, APPROVAL_FIELDS, "sysapproval", ids, scratch, set()
+                    )
+                    if process in APPROVAL_PROCESSES
+                    else None
+                )
+                task_ci = (
+                    self.related(TASK_CI_TABLE, TASK_CI_FIELDS, "task", ids, scratch, set())
+                    if process in TASK_CI_PROCESSES
+                    else None
+                )
             except SourceError:
                 approvals = task_ci = None  # already reported by the related-table checks
-            mapped, _ = self.mapper.map_rows(process, rows, approvals=approvals, task_ci=task_ci,
-                                             ci_names=self.ci_names)
+            mapped, _ = self.mapper.map_rows(
+                process, rows, approvals=approvals, task_ci=task_ci, ci_names=self.ci_names
+            )
             records.extend(mapped)
         evaluation = Engine(rules).evaluate(records, as_of=datetime.now(timezone.utc))
         for code, reasons in evaluation.not_evaluated.items():

@@ -14,11 +14,26 @@ from datetime import datetime, timezone
 from typing import Any
 
 # Nodes whose children form one line each (their text ends with a newline).
-_BLOCKS = frozenset({
-    "paragraph", "heading", "codeBlock", "blockquote", "listItem", "panel", "tableCell",
-    "tableHeader", "expand", "nestedExpand", "taskItem", "decisionItem", "mediaSingle",
-    "blockCard", "rule", "layoutColumn",
-})
+_BLOCKS = frozenset(
+    {
+        "paragraph",
+        "heading",
+        "codeBlock",
+        "blockquote",
+        "listItem",
+        "panel",
+        "tableCell",
+        "tableHeader",
+        "expand",
+        "nestedExpand",
+        "taskItem",
+        "decisionItem",
+        "mediaSingle",
+        "blockCard",
+        "rule",
+        "layoutColumn",
+    }
+)
 
 
 def is_adf(value: Any) -> bool:

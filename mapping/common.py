@@ -7,9 +7,10 @@ import contextlib
 import gc
 import re
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 WRITEBACK_MARKER = "ticketlint-writeback"
 """Carried by every comment / work note ticketlint writes onto a ticket (``ticketlint.plugin.writeback``).
@@ -62,7 +63,7 @@ class MappingReport:
     unknown_statuses: Counter[tuple[str, str]] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
 
-    def merge(self, other: "MappingReport") -> None:
+    def merge(self, other: MappingReport) -> None:
         self.rows += other.rows
         self.mapped += other.mapped
         self.skipped_empty += other.skipped_empty

@@ -38,12 +38,20 @@ raw issue is kept by reference, never copied.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ticketlint.mapping.adf import adf_to_text
-from ticketlint.mapping.common import WRITEBACK_MARKER, MappingError, MappingOptions, MappingReport, gc_paused, truthy_flag
+from ticketlint.mapping.common import (
+    WRITEBACK_MARKER,
+    MappingError,
+    MappingOptions,
+    MappingReport,
+    gc_paused,
+    truthy_flag,
+)
 from ticketlint.mapping.jira_fields import (
     APPROVALS_CUSTOM_TYPE,
     ASSETS_CUSTOM_TYPE,
@@ -57,8 +65,6 @@ from ticketlint.mapping.jira_fields import (
     time_of,
 )
 from ticketlint.mapping.model import (
-    build,
-    builder,
     CHANGE_STATES,
     RECORD_CLASSES,
     TICKET_STATES,
@@ -68,6 +74,8 @@ from ticketlint.mapping.model import (
     Person,
     Review,
     Transition,
+    build,
+    builder,
 )
 
 __all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export"]
@@ -85,78 +93,157 @@ DEFAULT_ISSUE_TYPES: dict[str, list[str]] = {
 APPROVAL_REQUEST_TYPE = "service request with approvals"
 
 _TICKET_STATUSES = {
-    "open": "new", "waiting for support": "new", "waiting for approval": "new",
-    "work in progress": "in_progress", "in progress": "in_progress", "escalated": "in_progress",
-    "pending": "on_hold", "waiting for customer": "on_hold",
-    "resolved": "resolved", "completed": "resolved",
-    "closed": "closed", "done": "closed",
-    "canceled": "cancelled", "cancelled": "cancelled", "declined": "cancelled",
+    "open": "new",
+    "waiting for support": "new",
+    "waiting for approval": "new",
+    "work in progress": "in_progress",
+    "in progress": "in_progress",
+    "escalated": "in_progress",
+    "pending": "on_hold",
+    "waiting for customer": "on_hold",
+    "resolved": "resolved",
+    "completed": "resolved",
+    "closed": "closed",
+    "done": "closed",
+    "canceled": "cancelled",
+    "cancelled": "cancelled",
+    "declined": "cancelled",
 }
 DEFAULT_STATUS_MAP: dict[str, dict[str, str]] = {
     "incident": dict(_TICKET_STATUSES),
     "service_request": dict(_TICKET_STATUSES),
     "release": dict(_TICKET_STATUSES),
     "problem": {
-        "open": "new", "under investigation": "in_progress", "under review": "in_progress",
+        "open": "new",
+        "under investigation": "in_progress",
+        "under review": "in_progress",
         "root cause identified": "in_progress",
         # RULES.md names the "Known error" status (settled reading 7) but leaves it out of
         # the map; it is a working state of the JSM problem workflow, not an unknown one.
         "known error": "in_progress",
-        "resolved": "resolved", "completed": "resolved", "closed": "closed", "done": "closed",
+        "resolved": "resolved",
+        "completed": "resolved",
+        "closed": "closed",
+        "done": "closed",
         "canceled": "cancelled",
     },
     "change": {
-        "open": "new", "planning": "assess", "awaiting approval": "authorize",
-        "awaiting cab approval": "authorize", "awaiting implementation": "scheduled",
-        "scheduled": "scheduled", "implementing": "implement", "review": "review",
-        "peer review": "review", "completed": "closed", "closed": "closed", "done": "closed",
-        "failed": "closed", "declined": "cancelled", "canceled": "cancelled",
+        "open": "new",
+        "planning": "assess",
+        "awaiting approval": "authorize",
+        "awaiting cab approval": "authorize",
+        "awaiting implementation": "scheduled",
+        "scheduled": "scheduled",
+        "implementing": "implement",
+        "review": "review",
+        "peer review": "review",
+        "completed": "closed",
+        "closed": "closed",
+        "done": "closed",
+        "failed": "closed",
+        "declined": "cancelled",
+        "canceled": "cancelled",
         "cancelled": "cancelled",
     },
 }
 CANCELLING_RESOLUTIONS = frozenset({"won't do", "declined", "cancelled", "canceled", "duplicate"})
 FAILED_RESOLUTIONS = frozenset({"failed", "unsuccessful", "rolled back"})
 DEFAULT_PRIORITIES: dict[str, int] = {
-    "highest": 1, "blocker": 1, "critical": 1, "high": 2, "major": 2, "medium": 3,
-    "low": 4, "minor": 4, "lowest": 5, "trivial": 5,
+    "highest": 1,
+    "blocker": 1,
+    "critical": 1,
+    "high": 2,
+    "major": 2,
+    "medium": 3,
+    "low": 4,
+    "minor": 4,
+    "lowest": 5,
+    "trivial": 5,
 }
 
 _GROUP = ("Team", "Assignment group")
 _CIS = ("Affected services", "Affected hardware")
 DEFAULT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "change": {
-        "change_type": ("Change type",), "risk": ("Change risk",), "impact": ("Impact",),
-        "implementation_plan": ("Implementation plan",), "backout_plan": ("Backout plan",),
-        "test_plan": ("Test plan",), "planned_start": ("Planned start",),
-        "planned_end": ("Planned end",), "close_notes": ("Resolution notes",),
-        "group": _GROUP, "ci_refs": _CIS,
+        "change_type": ("Change type",),
+        "risk": ("Change risk",),
+        "impact": ("Impact",),
+        "implementation_plan": ("Implementation plan",),
+        "backout_plan": ("Backout plan",),
+        "test_plan": ("Test plan",),
+        "planned_start": ("Planned start",),
+        "planned_end": ("Planned end",),
+        "close_notes": ("Resolution notes",),
+        "group": _GROUP,
+        "ci_refs": _CIS,
     },
     "incident": {
-        "major": ("Major incident",), "resolution_notes": ("Resolution notes",),
-        "sla_breached": ("Time to resolution",), "group": _GROUP, "ci_refs": _CIS,
+        "major": ("Major incident",),
+        "resolution_notes": ("Resolution notes",),
+        "sla_breached": ("Time to resolution",),
+        "group": _GROUP,
+        "ci_refs": _CIS,
     },
-    "service_request": {"resolution_notes": ("Resolution notes",), "group": _GROUP, "ci_refs": _CIS},
+    "service_request": {
+        "resolution_notes": ("Resolution notes",),
+        "group": _GROUP,
+        "ci_refs": _CIS,
+    },
     "problem": {
-        "root_cause": ("Root cause",), "workaround": ("Workaround",), "group": _GROUP, "ci_refs": _CIS,
+        "root_cause": ("Root cause",),
+        "workaround": ("Workaround",),
+        "group": _GROUP,
+        "ci_refs": _CIS,
     },
     "release": {"group": _GROUP, "ci_refs": _CIS},
 }
 
 # How a canonical field reads its source field(s).
 _KINDS: dict[str, str] = {
-    "change_type": "text", "risk": "text", "impact": "text", "implementation_plan": "text",
-    "backout_plan": "text", "test_plan": "text", "close_code": "text", "close_notes": "text",
-    "resolution_notes": "text", "resolution_code": "text", "root_cause": "text",
-    "workaround": "text", "category": "text", "group": "text", "title": "text",
-    "planned_start": "time", "planned_end": "time", "actual_start": "time",
-    "actual_end": "time", "cab_date": "time",
-    "cab_required": "bool", "major": "bool", "known_error": "bool", "approval_required": "bool",
-    "sla_breached": "sla", "ci_refs": "ci", "review": "review",
+    "change_type": "text",
+    "risk": "text",
+    "impact": "text",
+    "implementation_plan": "text",
+    "backout_plan": "text",
+    "test_plan": "text",
+    "close_code": "text",
+    "close_notes": "text",
+    "resolution_notes": "text",
+    "resolution_code": "text",
+    "root_cause": "text",
+    "workaround": "text",
+    "category": "text",
+    "group": "text",
+    "title": "text",
+    "planned_start": "time",
+    "planned_end": "time",
+    "actual_start": "time",
+    "actual_end": "time",
+    "cab_date": "time",
+    "cab_required": "bool",
+    "major": "bool",
+    "known_error": "bool",
+    "approval_required": "bool",
+    "sla_breached": "sla",
+    "ci_refs": "ci",
+    "review": "review",
 }
 
 SYSTEM_FIELDS: tuple[str, ...] = (
-    "summary", "status", "issuetype", "priority", "created", "updated", "resolutiondate",
-    "resolution", "reporter", "assignee", "labels", "issuelinks", "comment", "project",
+    "summary",
+    "status",
+    "issuetype",
+    "priority",
+    "created",
+    "updated",
+    "resolutiondate",
+    "resolution",
+    "reporter",
+    "assignee",
+    "labels",
+    "issuelinks",
+    "comment",
+    "project",
 )
 
 
@@ -215,7 +302,9 @@ class JiraMapper:
                     self._status_category[status["name"].strip().casefold()] = category
 
         self._priorities = dict(DEFAULT_PRIORITIES)
-        self._priorities.update({str(k).strip().casefold(): v for k, v in (options.priority_map or {}).items()})
+        self._priorities.update(
+            {str(k).strip().casefold(): v for k, v in (options.priority_map or {}).items()}
+        )
 
         approvals = catalog.by_custom_type(APPROVALS_CUSTOM_TYPE)
         self._approvals_id = approvals[0] if approvals else catalog.resolve("Approvals")
@@ -223,14 +312,19 @@ class JiraMapper:
         self._plans = {p: self._plan(p) for p in DEFAULT_FIELDS}
         # One reader per canonical field, specialised to its resolved ids and kind, and
         # the plain fields _map_one reads in its loop (those the fixed keys do not cover).
-        self._readers = {p: {c: _compile_reader(plan) for c, plan in plans.items()}
-                         for p, plans in self._plans.items()}
-        self._plain_readers = {p: tuple((c, r) for c, r in readers.items() if c not in _FIXED_KEYS)
-                               for p, readers in self._readers.items()}
+        self._readers = {
+            p: {c: _compile_reader(plan) for c, plan in plans.items()}
+            for p, plans in self._plans.items()
+        }
+        self._plain_readers = {
+            p: tuple((c, r) for c, r in readers.items() if c not in _FIXED_KEYS)
+            for p, readers in self._readers.items()
+        }
         # History status name -> (state, warning) per process: a run sees a handful of
         # names tens of thousands of times.
         self._history_cache: dict[str, dict[str, tuple[str | None, str | None]]] = {
-            p: {} for p in self._status_maps}
+            p: {} for p in self._status_maps
+        }
 
     # --- setup ----------------------------------------------------------------------
 
@@ -301,7 +395,10 @@ class JiraMapper:
             if not isinstance(key, str) or not key or key in out:
                 continue
             name = _type_name(linked)
-            if name and self._process_by_type.get(name.strip().casefold()) not in ("incident", "change"):
+            if name and self._process_by_type.get(name.strip().casefold()) not in (
+                "incident",
+                "change",
+            ):
                 continue
             out.append(key)
         return out
@@ -332,9 +429,13 @@ class JiraMapper:
 
     # --- mapping ----------------------------------------------------------------------
 
-    def map_issues(self, issues: Iterable[dict], *, changelogs: Mapping[str, list[dict]] | None = None,
-                   approvals: Mapping[str, list[dict]] | None = None,
-                   ) -> tuple[list[BaseRecord], MappingReport]:
+    def map_issues(
+        self,
+        issues: Iterable[dict],
+        *,
+        changelogs: Mapping[str, list[dict]] | None = None,
+        approvals: Mapping[str, list[dict]] | None = None,
+    ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
         with gc_paused(promote=True):
             return self._map_issues_unpaused(issues, changelogs=changelogs, approvals=approvals)
@@ -361,9 +462,11 @@ class JiraMapper:
             key = issue.get("key") if isinstance(issue, dict) else None
             try:
                 record = self._map_one(issue, reviews, changelogs or {}, approvals or {}, report)
-            except Exception as exc:  # noqa: BLE001 - one bad issue never stops the source
+            except Exception as exc:  # noqa: BLE001 - one bad issue is counted and listed, never fatal to the run
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                report.errors.append(MappingError(self.options.source, key if isinstance(key, str) else None, reason))
+                report.errors.append(
+                    MappingError(self.options.source, key if isinstance(key, str) else None, reason)
+                )
                 continue
             if record is not None:
                 records.append(record)
@@ -390,7 +493,7 @@ class JiraMapper:
                 if done:
                     for linked in _linked_issues(fields.get("issuelinks")):
                         completes.setdefault(linked.get("key"), at)
-            except Exception:  # noqa: BLE001 - reported when the issue itself is mapped
+            except Exception:  # noqa: BLE001, S112 - a malformed review issue is not a review; the incident is still checked
                 continue
         return {"own": own, "completes": completes}
 
@@ -497,7 +600,8 @@ class JiraMapper:
         elif process == "service_request":
             data.setdefault(
                 "approval_required",
-                itype["name"].strip().casefold() == APPROVAL_REQUEST_TYPE or bool(data["approvals"]),
+                itype["name"].strip().casefold() == APPROVAL_REQUEST_TYPE
+                or bool(data["approvals"]),
             )
         # Every value above already has its model type (aware UTC datetimes from time_of,
         # states from the validated status tables, Person/Link/Approval/Transition built
@@ -517,7 +621,9 @@ class JiraMapper:
             return notes
         comments, truncated = comments_of(fields.get("comment"))
         if truncated:
-            report.warnings["comments truncated by the search: notes read from the last comment returned"] += 1
+            report.warnings[
+                "comments truncated by the search: notes read from the last comment returned"
+            ] += 1
         for comment in reversed(comments):
             if not isinstance(comment, dict):
                 raise ValueError("a comment is not an object")
@@ -526,7 +632,9 @@ class JiraMapper:
                 return text
         return ""
 
-    def _state(self, process: str, status: dict[str, Any], resolution: Any, report: MappingReport | None) -> str | None:
+    def _state(
+        self, process: str, status: dict[str, Any], resolution: Any, report: MappingReport | None
+    ) -> str | None:
         """Settled reading 9: the status map wins; else the category, where a cancelling
         resolution turns done into cancelled. Fallbacks are counted."""
         raw = status.get("name") or ""
@@ -535,7 +643,9 @@ class JiraMapper:
             return mapped
         if report is not None:
             report.unknown_statuses[(process, raw)] += 1
-        category = (status.get("statusCategory") or {}).get("key") or self._status_category.get(raw.strip().casefold())
+        category = (status.get("statusCategory") or {}).get("key") or self._status_category.get(
+            raw.strip().casefold()
+        )
         state = _category_state(process, category)
         if state == "closed" and _name(resolution).casefold() in CANCELLING_RESOLUTIONS:
             return "cancelled"
@@ -579,13 +689,17 @@ class JiraMapper:
             report.warnings[f"unknown priority {name}"] += 1
         return number
 
-    def _histories(self, issue: dict, native_id: Any, key: str, changelogs: Mapping[str, list[dict]]) -> list[dict] | None:
+    def _histories(
+        self, issue: dict, native_id: Any, key: str, changelogs: Mapping[str, list[dict]]
+    ) -> list[dict] | None:
         for ident in (native_id, str(native_id) if native_id is not None else None, key):
             if ident is not None and ident in changelogs:
                 return changelogs[ident]
         return _embedded_histories(issue)
 
-    def _transitions(self, process: str, histories: list[dict], report: MappingReport) -> list[Transition]:
+    def _transitions(
+        self, process: str, histories: list[dict], report: MappingReport
+    ) -> list[Transition]:
         out: list[Transition] = []
         ats: list[datetime] = []
         state_of = self._history_state
@@ -593,8 +707,15 @@ class JiraMapper:
         for history in histories:
             if not isinstance(history, dict):
                 raise ValueError("a changelog history is not an object")
-            items = [i for i in history.get("items") or [] if isinstance(i, dict)
-                     and (i.get("fieldId") == "status" or (i.get("field") == "status" and i.get("fieldtype", "jira") == "jira"))]
+            items = [
+                i
+                for i in history.get("items") or []
+                if isinstance(i, dict)
+                and (
+                    i.get("fieldId") == "status"
+                    or (i.get("field") == "status" and i.get("fieldtype", "jira") == "jira")
+                )
+            ]
             if not items:
                 continue
             at = time_of(history.get("created"))
@@ -604,7 +725,11 @@ class JiraMapper:
             for item in items:
                 from_raw, to_raw = item.get("fromString"), item.get("toString")
                 from_state = state_of(process, from_raw, report)
-                out.append(_TRANSITION(at, from_state, state_of(process, to_raw, report), from_raw, to_raw, by))
+                out.append(
+                    _TRANSITION(
+                        at, from_state, state_of(process, to_raw, report), from_raw, to_raw, by
+                    )
+                )
                 ats.append(at)
         # Oldest first; bulkfetch order is not promised. A stable sort on the time keeps
         # history order among equal times; histories mostly come sorted already.
@@ -624,11 +749,21 @@ class JiraMapper:
             if not isinstance(linked_key, str):
                 continue
             process = self._process_by_type.get(_type_name(linked).casefold())
-            kind = process if process in ("incident", "problem", "change", "release", "review") else "other"
+            kind = (
+                process
+                if process in ("incident", "problem", "change", "release", "review")
+                else "other"
+            )
             links.append(_LINK(kind, linked_key))
         return links
 
-    def _approvals(self, key: str, fields: dict[str, Any], given: Mapping[str, list[dict]], report: MappingReport) -> list[Approval] | None:
+    def _approvals(
+        self,
+        key: str,
+        fields: dict[str, Any],
+        given: Mapping[str, list[dict]],
+        report: MappingReport,
+    ) -> list[Approval] | None:
         """Settled reading 11: one Approval per approver entry; decided_at = completedDate."""
         if key in given:
             items = given[key]
@@ -646,13 +781,25 @@ class JiraMapper:
             for entry in approval.get("approvers") or []:
                 decision = _decision(entry.get("approverDecision") or approval.get("finalDecision"))
                 if decision is None:
-                    report.warnings[f"unknown approval decision {entry.get('approverDecision')}"] += 1
+                    report.warnings[
+                        f"unknown approval decision {entry.get('approverDecision')}"
+                    ] += 1
                     decision = "pending"
-                approver = person_of(entry.get("approver"), self.cloud, self._people) or build(Person)
-                out.append(_APPROVAL(approver, decision, completed if decision in ("approved", "rejected") else None))
+                approver = person_of(entry.get("approver"), self.cloud, self._people) or build(
+                    Person
+                )
+                out.append(
+                    _APPROVAL(
+                        approver,
+                        decision,
+                        completed if decision in ("approved", "rejected") else None,
+                    )
+                )
         return out
 
-    def _review(self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: dict[str, Any]) -> Review | None:
+    def _review(
+        self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: dict[str, Any]
+    ) -> Review | None:
         """Settled reading 10, or the field mapped to ``<process>.review``."""
         if plan is not None:
             if not plan.ids:
@@ -693,11 +840,33 @@ _APPROVAL = builder(Approval, ("approver", "decision", "decided_at"))
 
 # Keys _map_one sets before it reads the remaining canonical fields; "review" has its
 # own reader (settled reading 10).
-_FIXED_KEYS = frozenset({
-    "source", "system", "key", "native_id", "url", "process", "title", "state", "raw_state",
-    "priority", "created_at", "updated_at", "resolved_at", "closed_at", "requester",
-    "assignee", "group", "ci_refs", "links", "approvals", "transitions", "raw", "review",
-})
+_FIXED_KEYS = frozenset(
+    {
+        "source",
+        "system",
+        "key",
+        "native_id",
+        "url",
+        "process",
+        "title",
+        "state",
+        "raw_state",
+        "priority",
+        "created_at",
+        "updated_at",
+        "resolved_at",
+        "closed_at",
+        "requester",
+        "assignee",
+        "group",
+        "ci_refs",
+        "links",
+        "approvals",
+        "transitions",
+        "raw",
+        "review",
+    }
+)
 
 
 def _not_provided(fields: dict[str, Any]) -> None:
@@ -713,6 +882,7 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
     first = ids[0]
     if kind == "text":
         if len(ids) == 1:
+
             def read_text(fields: dict[str, Any]) -> str:
                 value = fields.get(first)
                 if value.__class__ is str:
@@ -722,6 +892,7 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
                 else:
                     text = text_of(value)
                 return text if text.strip() else ""
+
             return read_text
 
         def read_texts(fields: dict[str, Any]) -> str:
@@ -730,34 +901,43 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
                 if text.strip():
                     return text
             return ""
+
         return read_texts
     if kind == "ci":
+
         def read_cis(fields: dict[str, Any]) -> list[str]:
             refs: dict[str, None] = {}
             for fid in ids:
                 refs.update(dict.fromkeys(ci_names(fields.get(fid))))
             return list(refs)
+
         return read_cis
     if kind == "time":
+
         def read_time(fields: dict[str, Any]) -> Any:
             return time_of(fields.get(first)) or ""
+
         return read_time
     if kind == "sla":
         overridden = plan.overridden
 
         def read_sla(fields: dict[str, Any]) -> bool | None:
             value = fields.get(first)
-            if isinstance(value, dict) or value is None and not overridden:
+            if isinstance(value, dict) or (value is None and not overridden):
                 verdict = sla_breached(value)
             else:
                 verdict = _flag(value)
             return None if verdict is None else verdict != negate
+
         return read_sla
     if kind in ("bool", "review"):
+
         def read_flag(fields: dict[str, Any]) -> bool:
             return _flag(fields.get(first)) != negate
+
         return read_flag
     raise AssertionError(f"unknown field kind {kind}")
+
 
 def _name(value: Any) -> str:
     if isinstance(value, dict):
@@ -805,9 +985,14 @@ def _outcome(state: str | None, raw_state: str, resolution: str) -> str | None:
 def _decision(value: Any) -> str | None:
     decision = str(value or "").strip().casefold()
     return {
-        "approved": "approved", "approve": "approved",
-        "declined": "rejected", "decline": "rejected", "rejected": "rejected",
-        "pending": "pending", "cancelled": "cancelled", "canceled": "cancelled",
+        "approved": "approved",
+        "approve": "approved",
+        "declined": "rejected",
+        "decline": "rejected",
+        "rejected": "rejected",
+        "pending": "pending",
+        "cancelled": "cancelled",
+        "canceled": "cancelled",
     }.get(decision)
 
 

@@ -8,25 +8,45 @@ verified attributes looked up by their usual names.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from ticketlint.mapping.common import parse_jira_time
 from ticketlint.mapping.model import CIRecord, Person
 
 # Status words (case-folded) per normalised CI status; anything else is "other".
 _CI_STATUS = {
-    "installed": ("in service", "active", "installed", "production", "in use", "running", "live", "operational"),
+    "installed": (
+        "in service",
+        "active",
+        "installed",
+        "production",
+        "in use",
+        "running",
+        "live",
+        "operational",
+    ),
     "planned": ("planned", "ordered", "in stock", "received", "pending", "new", "build"),
     "in_maintenance": ("in maintenance", "maintenance", "in repair", "repair", "degraded"),
-    "retired": ("retired", "disposed", "decommissioned", "closed", "expired", "deleted", "end of life"),
+    "retired": (
+        "retired",
+        "disposed",
+        "decommissioned",
+        "closed",
+        "expired",
+        "deleted",
+        "end of life",
+    ),
 }
 
 
 def _attributes(obj: dict[str, Any], names: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for attr in obj.get("attributes") or []:
-        name = (attr.get("objectTypeAttribute") or {}).get("name") or names.get(str(attr.get("objectTypeAttributeId")))
+        name = (attr.get("objectTypeAttribute") or {}).get("name") or names.get(
+            str(attr.get("objectTypeAttributeId"))
+        )
         if name:
             out[str(name).casefold()] = list(attr.get("objectAttributeValues") or [])
     return out
@@ -43,11 +63,16 @@ def _first_text(values: Iterable[dict[str, Any]]) -> str | None:
     return None
 
 
-def map_assets_object(obj: dict[str, Any], names: dict[str, Any], *, source: str,
-                      key_attribute: str = "Key") -> CIRecord:
+def map_assets_object(
+    obj: dict[str, Any], names: dict[str, Any], *, source: str, key_attribute: str = "Key"
+) -> CIRecord:
     """One Assets object (AQL result entry) -> CIRecord (RULES.md §1 ci fields)."""
     attrs = _attributes(obj, names)
-    key = _first_text(attrs.get(key_attribute.casefold(), [])) or obj.get("objectKey") or obj.get("label")
+    key = (
+        _first_text(attrs.get(key_attribute.casefold(), []))
+        or obj.get("objectKey")
+        or obj.get("label")
+    )
     if not key:
         raise ValueError("Assets object without a key")
     raw_status = _first_text(attrs.get("status", []))
@@ -60,10 +85,15 @@ def map_assets_object(obj: dict[str, Any], names: dict[str, Any], *, source: str
         for v in attrs.get(attr_name, []):
             user = v.get("user") if isinstance(v.get("user"), dict) else None
             if user:
-                owner = Person(id=user.get("key") or user.get("accountId") or user.get("name"),
-                               name=user.get("displayName"), email=user.get("emailAddress"))
+                owner = Person(
+                    id=user.get("key") or user.get("accountId") or user.get("name"),
+                    name=user.get("displayName"),
+                    email=user.get("emailAddress"),
+                )
             elif v.get("displayValue") or v.get("value"):
-                owner = Person(id=str(v.get("value") or v.get("displayValue")), name=v.get("displayValue"))
+                owner = Person(
+                    id=str(v.get("value") or v.get("displayValue")), name=v.get("displayValue")
+                )
             if owner:
                 break
         if owner:
@@ -80,13 +110,20 @@ def map_assets_object(obj: dict[str, Any], names: dict[str, Any], *, source: str
             break
     links = obj.get("_links") or {}
     return CIRecord(
-        source=source, system="jira", key=str(key), native_id=str(obj.get("id")) if obj.get("id") else None,
+        source=source,
+        system="jira",
+        key=str(key),
+        native_id=str(obj.get("id")) if obj.get("id") else None,
         url=links.get("self") if isinstance(links, dict) else None,
         title=obj.get("label") or obj.get("name"),
-        ci_class=(obj.get("objectType") or {}).get("name"), status=status, raw_state=raw_status,
-        owner=owner, support_group=group,
+        ci_class=(obj.get("objectType") or {}).get("name"),
+        status=status,
+        raw_state=raw_status,
+        owner=owner,
+        support_group=group,
         last_verified_at=_parse_assets_time(verified_text) if verified_text else None,
-        created_at=_parse_assets_time(obj.get("created")), updated_at=_parse_assets_time(obj.get("updated")),
+        created_at=_parse_assets_time(obj.get("created")),
+        updated_at=_parse_assets_time(obj.get("updated")),
         raw=obj,
     )
 

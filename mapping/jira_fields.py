@@ -13,8 +13,9 @@ the raw value, never the issue, so the mapper decides what "absent" means.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from ticketlint.mapping.adf import adf_to_text, is_adf
 from ticketlint.mapping.common import parse_jira_time
@@ -33,9 +34,11 @@ class JiraFieldCatalog:
     ``doctor`` can tell the admin to map it by id.
     """
 
-    __slots__ = ("_names", "_by_name", "_schema", "ambiguous")
+    __slots__ = ("_by_name", "_names", "_schema", "ambiguous")
 
-    def __init__(self, names: dict[str, str], schema: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, names: dict[str, str], schema: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self._names: dict[str, str] = dict(names)
         self._schema: dict[str, dict[str, Any]] = dict(schema or {})
         self._by_name: dict[str, str] = {}
@@ -50,20 +53,22 @@ class JiraFieldCatalog:
             self._by_name[folded] = field_id
 
     @classmethod
-    def from_field_list(cls, fields: list[dict]) -> "JiraFieldCatalog":
+    def from_field_list(cls, fields: list[dict]) -> JiraFieldCatalog:
         """From the ``GET /rest/api/2|3/field`` response (a list of FieldDetails)."""
         names: dict[str, str] = {}
         schema: dict[str, dict[str, Any]] = {}
         for item in fields or []:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
-            names[item["id"]] = item.get("name") if isinstance(item.get("name"), str) else item["id"]
+            names[item["id"]] = (
+                item.get("name") if isinstance(item.get("name"), str) else item["id"]
+            )
             if isinstance(item.get("schema"), dict):
                 schema[item["id"]] = item["schema"]
         return cls(names, schema)
 
     @classmethod
-    def from_names(cls, names: dict[str, str], schema: dict | None = None) -> "JiraFieldCatalog":
+    def from_names(cls, names: dict[str, str], schema: dict | None = None) -> JiraFieldCatalog:
         """From a search export's ``expand=names`` map (and optional ``expand=schema``)."""
         return cls(names or {}, schema or {})
 
@@ -77,7 +82,11 @@ class JiraFieldCatalog:
 
     def by_custom_type(self, custom: str) -> list[str]:
         """Ids of the fields whose ``schema.custom`` equals ``custom``, in catalog order."""
-        return [fid for fid, s in self._schema.items() if s.get("custom") == custom and fid in self._names]
+        return [
+            fid
+            for fid, s in self._schema.items()
+            if s.get("custom") == custom and fid in self._names
+        ]
 
     def name_of(self, field_id: str) -> str | None:
         return self._names.get(field_id)
@@ -106,7 +115,9 @@ def load_search_export(data: dict | list) -> tuple[list[dict], dict[str, str], d
             return list(data), {}, {}
         pages = data
     else:
-        raise ValueError(f"expected a Jira search response or a list of pages, got {type(data).__name__}")
+        raise ValueError(
+            f"expected a Jira search response or a list of pages, got {type(data).__name__}"
+        )
     issues: list[dict] = []
     names: dict[str, str] = {}
     schema: dict[str, Any] = {}
@@ -122,6 +133,7 @@ def load_search_export(data: dict | list) -> tuple[list[dict], dict[str, str], d
 
 
 # --- value readers ------------------------------------------------------------------
+
 
 def text_of(value: Any) -> str:
     """A text-like field (plain string, ADF, option, array of options) -> its text; "" if none."""
@@ -154,7 +166,9 @@ def option_text(value: dict[str, Any]) -> str:
     return text
 
 
-def person_of(value: Any, cloud: bool, cache: dict[tuple[Any, ...], Person] | None = None) -> Person | None:
+def person_of(
+    value: Any, cloud: bool, cache: dict[tuple[Any, ...], Person] | None = None
+) -> Person | None:
     """A user object -> Person; Cloud keys people by ``accountId``, DC by ``key``/``name``.
 
     ``cache`` (one per mapper) shares the immutable Person of a user across records.
@@ -162,7 +176,7 @@ def person_of(value: Any, cloud: bool, cache: dict[tuple[Any, ...], Person] | No
     if not isinstance(value, dict):
         return None
     ident = None
-    for k in (_CLOUD_ID_ORDER if cloud else _DC_ID_ORDER):
+    for k in _CLOUD_ID_ORDER if cloud else _DC_ID_ORDER:
         candidate = value.get(k)
         if candidate and isinstance(candidate, str):
             ident = candidate
@@ -189,7 +203,13 @@ _DC_ID_ORDER = ("key", "name", "accountId")
 
 def time_of(value: Any) -> datetime | None:
     """Jira timestamp (string with offset, date-only string, JSM date object, epoch ms)."""
-    if value.__class__ is str and len(value) == 28 and value[10] == "T" and value[19] == "." and value[23] in "+-":
+    if (
+        value.__class__ is str
+        and len(value) == 28
+        and value[10] == "T"
+        and value[19] == "."
+        and value[23] in "+-"
+    ):
         # Jira's own ``2026-03-02T14:10:05.123-0700``: the hot path (several per issue).
         if _FROMISO_BASIC_OFFSET:
             try:
@@ -205,8 +225,13 @@ def time_of(value: Any) -> datetime | None:
         iso = value.get("iso8601")
         if iso:
             # JSM's ``2025-11-21T21:28:37+0000`` (approvals): parsed in C where possible
-            if _FROMISO_BASIC_OFFSET and iso.__class__ is str and len(iso) == 24 and iso[10] == "T" \
-                    and iso[19] in "+-":
+            if (
+                _FROMISO_BASIC_OFFSET
+                and iso.__class__ is str
+                and len(iso) == 24
+                and iso[10] == "T"
+                and iso[19] in "+-"
+            ):
                 try:
                     return _fromisoformat(iso).astimezone(timezone.utc)
                 except ValueError:
@@ -217,9 +242,8 @@ def time_of(value: Any) -> datetime | None:
         raise ValueError(f"date object without iso8601 or epochMillis: {sorted(value)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return epoch_time(value)
-    if isinstance(value, str):
-        if len(value.strip()) == 10:  # a date picker: "2026-03-02"
-            return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
+    if isinstance(value, str) and len(value.strip()) == 10:  # a date picker: "2026-03-02"
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
     return parse_jira_time(value)
 
 
@@ -231,7 +255,8 @@ def _probe_fromisoformat() -> bool:
     3.10 rejects them, and then the slicing parser is the hot path."""
     try:
         return _fromisoformat("2026-03-02T14:10:05.123-0700") == datetime(
-            2026, 3, 2, 21, 10, 5, 123000, tzinfo=timezone.utc)
+            2026, 3, 2, 21, 10, 5, 123000, tzinfo=timezone.utc
+        )
     except ValueError:
         return False
 
@@ -249,14 +274,22 @@ def _fast_time(value: str) -> datetime | None:
             sign = -1 if value[23] == "-" else 1
             tz = timezone(sign * timedelta(hours=int(value[24:26]), minutes=int(value[26:28])))
             _OFFSETS[value[23:]] = tz
-        local = datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                         int(value[14:16]), int(value[17:19]), int(value[20:23]) * 1000, tzinfo=tz)
+        local = datetime(
+            int(value[0:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            int(value[20:23]) * 1000,
+            tzinfo=tz,
+        )
     except ValueError:
         return None
     return local.astimezone(timezone.utc)
 
 
-def epoch_time(value: int | float) -> datetime:
+def epoch_time(value: float) -> datetime:
     """Epoch milliseconds (Jira) or seconds (some changelog examples) -> UTC datetime."""
     seconds = value / 1000 if abs(value) > 100_000_000_000 else value
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
@@ -277,7 +310,13 @@ def ci_names(value: Any) -> list[str]:
             if "workspaceId" in item or "objectId" in item:
                 key = item.get("objectKey") or item.get("id") or item.get("objectId") or ""
             else:
-                key = item.get("name") or item.get("value") or item.get("label") or item.get("id") or ""
+                key = (
+                    item.get("name")
+                    or item.get("value")
+                    or item.get("label")
+                    or item.get("id")
+                    or ""
+                )
         else:
             key = str(item)
         key = str(key).strip()

@@ -16,17 +16,32 @@ Times are timezone-aware UTC datetimes. Records are immutable once mapped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Process = Literal["incident", "service_request", "problem", "change", "release", "ci"]
 PROCESSES: tuple[str, ...] = ("incident", "service_request", "problem", "change", "release", "ci")
 
-TICKET_STATES: tuple[str, ...] = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
+TICKET_STATES: tuple[str, ...] = (
+    "new",
+    "in_progress",
+    "on_hold",
+    "resolved",
+    "closed",
+    "cancelled",
+)
 CHANGE_STATES: tuple[str, ...] = (
-    "new", "assess", "authorize", "scheduled", "implement", "review", "closed", "cancelled",
+    "new",
+    "assess",
+    "authorize",
+    "scheduled",
+    "implement",
+    "review",
+    "closed",
+    "cancelled",
 )
 CI_STATUSES: tuple[str, ...] = ("planned", "installed", "in_maintenance", "retired", "other")
 
@@ -47,7 +62,7 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-OptionalTime = Union[UtcDatetime, Empty, None]
+OptionalTime = UtcDatetime | Empty | None
 """A datetime, ``""`` (field exists, no value) or None (field not provided)."""
 
 
@@ -183,7 +198,7 @@ class CIRecord(BaseRecord):
 
 
 Record = Annotated[
-    Union[ChangeRecord, IncidentRecord, ServiceRequestRecord, ProblemRecord, ReleaseRecord, CIRecord],
+    ChangeRecord | IncidentRecord | ServiceRequestRecord | ProblemRecord | ReleaseRecord | CIRecord,
     Field(discriminator="process"),
 ]
 
@@ -207,6 +222,7 @@ def record_from_dict(data: dict[str, Any]) -> BaseRecord:
 
 
 # --- the vocabulary rules use to read fields (RULES.md §3 "Empty") -------------------
+
 
 def is_empty(value: Any) -> bool:
     """True for a provided field that holds nothing: "" (after strip), [], False, ""-marker.
@@ -282,15 +298,25 @@ def builder(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
     dict, spec lookup, copy or factory scan is paid per record."""
     unknown = [n for n in names if n not in cls.model_fields]
     if unknown or len(set(names)) != len(names):
-        raise ValueError(f"{cls.__name__}: unknown or repeated field names {unknown or list(names)}")
+        raise ValueError(
+            f"{cls.__name__}: unknown or repeated field names {unknown or list(names)}"
+        )
     static, factories = _BUILD_SPECS.get(cls) or _build_spec(cls)
     factory_of = dict(factories)
-    namespace: dict[str, Any] = {"_new": cls.__new__, "_cls": cls, "_set": object.__setattr__,
-                                 "_fields_set": set(names)}
+    namespace: dict[str, Any] = {
+        "_new": cls.__new__,
+        "_cls": cls,
+        "_set": object.__setattr__,
+        "_fields_set": set(names),
+    }
     args = {name: f"v{i}" for i, name in enumerate(names)}
     # The key order build() produces: the static fields, then given factory fields in
     # the order given, then the missing factory fields.
-    order = [*static, *(n for n in names if n not in static), *(n for n, _ in factories if n not in args)]
+    order = [
+        *static,
+        *(n for n in names if n not in static),
+        *(n for n, _ in factories if n not in args),
+    ]
     entries = []
     for i, name in enumerate(order):
         if name in args:
@@ -311,7 +337,7 @@ def builder(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
         f"    _set(model, '__pydantic_private__', None)\n"
         f"    return model\n"
     )
-    exec(source, namespace)  # noqa: S102 - generated from field names of a model class
+    exec(source, namespace)
     make = namespace["make"]
     make.__name__ = make.__qualname__ = f"build_{cls.__name__}"
     return make

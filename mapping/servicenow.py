@@ -55,16 +55,19 @@ it holds a true boolean, a non-empty text or a date, and a date there is ``revie
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ticketlint.mapping.common import (
-    MappingError, MappingOptions, MappingReport, gc_paused, parse_servicenow_time,
+    MappingError,
+    MappingOptions,
+    MappingReport,
+    gc_paused,
+    parse_servicenow_time,
 )
 from ticketlint.mapping.model import (
-    build,
-    builder,
     CHANGE_STATES,
     CI_STATUSES,
     TICKET_STATES,
@@ -78,6 +81,8 @@ from ticketlint.mapping.model import (
     ProblemRecord,
     Review,
     ServiceRequestRecord,
+    build,
+    builder,
 )
 
 SYSTEM = "servicenow"
@@ -93,52 +98,112 @@ APPROVAL_TABLE = "sysapproval_approver"
 TASK_CI_TABLE = "task_ci"
 
 APPROVAL_FIELDS: list[str] = [
-    "sys_id", "sysapproval", "document_id", "source_table", "approver", "approver.name",
-    "approver.email", "approver.user_name", "state", "sys_created_on", "sys_updated_on",
+    "sys_id",
+    "sysapproval",
+    "document_id",
+    "source_table",
+    "approver",
+    "approver.name",
+    "approver.email",
+    "approver.user_name",
+    "state",
+    "sys_created_on",
+    "sys_updated_on",
 ]
 TASK_CI_FIELDS: list[str] = ["sys_id", "task", "ci_item", "ci_item.name"]
 
 # --- state maps (RULES.md §4 table) ------------------------------------------------------
 
 DEFAULT_STATE_MAPS: dict[str, dict[str, str]] = {
-    "incident": {"1": "new", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed",
-                 "8": "cancelled"},
-    "change": {"-5": "new", "-4": "assess", "-3": "authorize", "-2": "scheduled",
-               "-1": "implement", "0": "review", "3": "closed", "4": "cancelled"},
-    "problem": {"101": "new", "102": "in_progress", "103": "in_progress", "104": "in_progress",
-                "106": "resolved", "107": "closed",
-                # legacy (pre-Madrid) problem states
-                "1": "new", "2": "in_progress", "3": "in_progress", "4": "closed"},
-    "service_request": {"-5": "new", "1": "new", "2": "in_progress", "3": "closed",
-                        "4": "closed", "7": "cancelled"},
-    "ci": {"1": "installed", "2": "planned", "4": "planned", "6": "planned",
-           "3": "in_maintenance", "5": "in_maintenance", "7": "retired", "8": "retired"},
+    "incident": {
+        "1": "new",
+        "2": "in_progress",
+        "3": "on_hold",
+        "6": "resolved",
+        "7": "closed",
+        "8": "cancelled",
+    },
+    "change": {
+        "-5": "new",
+        "-4": "assess",
+        "-3": "authorize",
+        "-2": "scheduled",
+        "-1": "implement",
+        "0": "review",
+        "3": "closed",
+        "4": "cancelled",
+    },
+    "problem": {
+        "101": "new",
+        "102": "in_progress",
+        "103": "in_progress",
+        "104": "in_progress",
+        "106": "resolved",
+        "107": "closed",
+        # legacy (pre-Madrid) problem states
+        "1": "new",
+        "2": "in_progress",
+        "3": "in_progress",
+        "4": "closed",
+    },
+    "service_request": {
+        "-5": "new",
+        "1": "new",
+        "2": "in_progress",
+        "3": "closed",
+        "4": "closed",
+        "7": "cancelled",
+    },
+    "ci": {
+        "1": "installed",
+        "2": "planned",
+        "4": "planned",
+        "6": "planned",
+        "3": "in_maintenance",
+        "5": "in_maintenance",
+        "7": "retired",
+        "8": "retired",
+    },
 }
 _VALID_STATES: dict[str, tuple[str, ...]] = {
-    "incident": TICKET_STATES, "problem": TICKET_STATES, "service_request": TICKET_STATES,
-    "change": CHANGE_STATES, "ci": CI_STATUSES,
+    "incident": TICKET_STATES,
+    "problem": TICKET_STATES,
+    "service_request": TICKET_STATES,
+    "change": CHANGE_STATES,
+    "ci": CI_STATUSES,
 }
 _PROBLEM_CANCELLING_CODES = frozenset({"canceled", "cancelled", "duplicate"})  # settled 14
 
 RISK_NAMES = {"1": "very high", "2": "high", "3": "moderate", "4": "low"}
 IMPACT_NAMES = {"1": "high", "2": "medium", "3": "low"}
-_OUTCOMES = {"successful": "successful", "successful_issues": "successful_with_issues",
-             "unsuccessful": "unsuccessful"}
+_OUTCOMES = {
+    "successful": "successful",
+    "successful_issues": "successful_with_issues",
+    "unsuccessful": "unsuccessful",
+}
 # sysapproval_approver.state -> decision; settled 13: the other states are not approvals
-_APPROVAL_DECISIONS = {"approved": "approved", "rejected": "rejected", "requested": "pending",
-                       "cancelled": "cancelled"}
+_APPROVAL_DECISIONS = {
+    "approved": "approved",
+    "rejected": "rejected",
+    "requested": "pending",
+    "cancelled": "cancelled",
+}
 _NOT_APPROVALS = frozenset({"not requested", "not_requested", "not_required", "duplicate"})
 _APPROVAL_REQUIRED = frozenset({"requested", "approved", "rejected"})  # settled 13
 
 _RECORD_CLASSES: dict[str, type[BaseRecord]] = {
-    "incident": IncidentRecord, "change": ChangeRecord, "problem": ProblemRecord,
-    "service_request": ServiceRequestRecord, "ci": CIRecord,
+    "incident": IncidentRecord,
+    "change": ChangeRecord,
+    "problem": ProblemRecord,
+    "service_request": ServiceRequestRecord,
+    "ci": CIRecord,
 }
 
 _ABSENT: Any = object()
 
 
 # --- value helpers -------------------------------------------------------------------------
+
 
 def _scalar(value: Any, column: str) -> str:
     """A raw column value as text; unwraps ``{"value": ...}`` objects."""
@@ -172,7 +237,9 @@ def _reference(row: Mapping[str, Any], column: str) -> tuple[Any, str | None]:
         return _ABSENT, None
     if isinstance(value, dict):
         display = value.get("display_value")
-        return _scalar(value.get("value", ""), column), display if isinstance(display, str) else None
+        return _scalar(value.get("value", ""), column), display if isinstance(
+            display, str
+        ) else None
     return _scalar(value, column), None
 
 
@@ -216,6 +283,7 @@ def _set_flag(text: str) -> bool:
 
 
 # --- readers: one per canonical field, built once per process --------------------------
+
 
 @dataclass
 class _Ctx:
@@ -390,7 +458,9 @@ class _CiRefs(_Reader):
         if not sys_id.strip():
             return []
         # settled 12: dot-walked name, lookup, else the raw sys_id (CFG003 then fires)
-        return [_dotted(row, f"{self.column}.name") or display or ctx.ci_names.get(sys_id) or sys_id]
+        return [
+            _dotted(row, f"{self.column}.name") or display or ctx.ci_names.get(sys_id) or sys_id
+        ]
 
 
 class _Links(_Reader):
@@ -447,16 +517,40 @@ class _ReviewColumn(_Bool):
         return build(Review, completed=completed, at=at if completed else None)
 
 
-_TIME_FIELDS = frozenset({
-    "created_at", "updated_at", "resolved_at", "closed_at", "planned_start", "planned_end",
-    "actual_start", "actual_end", "cab_date", "last_verified_at",
-})
-_BOOL_FIELDS = frozenset({"cab_required", "major", "sla_breached", "known_error",
-                          "approval_required"})
+_TIME_FIELDS = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "resolved_at",
+        "closed_at",
+        "planned_start",
+        "planned_end",
+        "actual_start",
+        "actual_end",
+        "cab_date",
+        "last_verified_at",
+    }
+)
+_BOOL_FIELDS = frozenset(
+    {"cab_required", "major", "sla_breached", "known_error", "approval_required"}
+)
 _PERSON_FIELDS = frozenset({"requester", "assignee", "owner"})
 _GROUP_FIELDS = frozenset({"group", "support_group"})
-_FIXED_FIELDS = frozenset({"source", "system", "key", "native_id", "url", "process",
-                           "raw_state", "links", "approvals", "transitions", "raw"})
+_FIXED_FIELDS = frozenset(
+    {
+        "source",
+        "system",
+        "key",
+        "native_id",
+        "url",
+        "process",
+        "raw_state",
+        "links",
+        "approvals",
+        "transitions",
+        "raw",
+    }
+)
 
 
 def _override_reader(field_name: str, column: str, negate: bool) -> _Reader:
@@ -511,44 +605,54 @@ def _default_readers(process: str) -> dict[str, _Reader]:
     if process in ("incident", "problem"):
         readers["resolved_at"] = _Time("resolved_at")
     if process == "change":
-        readers.update({
-            "change_type": _Text("type"),
-            "risk": _Choice("risk", RISK_NAMES),
-            "impact": _Choice("impact", IMPACT_NAMES),
-            "implementation_plan": _Text("implementation_plan"),
-            "backout_plan": _Text("backout_plan"),
-            "test_plan": _Text("test_plan"),
-            "planned_start": _Time("start_date"),
-            "planned_end": _Time("end_date"),
-            "actual_start": _Time("work_start"),
-            "actual_end": _Time("work_end"),
-            "close_code": _Text("close_code"),
-            "close_notes": _Text("close_notes"),
-            "outcome": _Outcome("close_code"),
-            "cab_required": _Bool("cab_required"),
-            "cab_date": _Time("cab_date"),
-            "review": _ChangeReview(),
-        })
+        readers.update(
+            {
+                "change_type": _Text("type"),
+                "risk": _Choice("risk", RISK_NAMES),
+                "impact": _Choice("impact", IMPACT_NAMES),
+                "implementation_plan": _Text("implementation_plan"),
+                "backout_plan": _Text("backout_plan"),
+                "test_plan": _Text("test_plan"),
+                "planned_start": _Time("start_date"),
+                "planned_end": _Time("end_date"),
+                "actual_start": _Time("work_start"),
+                "actual_end": _Time("work_end"),
+                "close_code": _Text("close_code"),
+                "close_notes": _Text("close_notes"),
+                "outcome": _Outcome("close_code"),
+                "cab_required": _Bool("cab_required"),
+                "cab_date": _Time("cab_date"),
+                "review": _ChangeReview(),
+            }
+        )
     elif process == "incident":
-        readers.update({
-            "major": _Major(),
-            "category": _Text("category"),
-            "resolution_code": _Text("close_code"),
-            "resolution_notes": _Text("close_notes"),
-            "links": _Links((("problem_id", "problem"), ("rfc", "change"), ("caused_by", "change"))),
-        })
+        readers.update(
+            {
+                "major": _Major(),
+                "category": _Text("category"),
+                "resolution_code": _Text("close_code"),
+                "resolution_notes": _Text("close_notes"),
+                "links": _Links(
+                    (("problem_id", "problem"), ("rfc", "change"), ("caused_by", "change"))
+                ),
+            }
+        )
     elif process == "problem":
-        readers.update({
-            "root_cause": _Text("cause_notes"),
-            "workaround": _Text("workaround"),
-            "known_error": _Bool("known_error"),
-            "resolution_code": _Text("resolution_code"),
-        })
+        readers.update(
+            {
+                "root_cause": _Text("cause_notes"),
+                "workaround": _Text("workaround"),
+                "known_error": _Bool("known_error"),
+                "resolution_code": _Text("resolution_code"),
+            }
+        )
     elif process == "service_request":
-        readers.update({
-            "approval_required": _ApprovalRequired("approval"),
-            "resolution_notes": _Text("close_notes"),
-        })
+        readers.update(
+            {
+                "approval_required": _ApprovalRequired("approval"),
+                "resolution_notes": _Text("close_notes"),
+            }
+        )
     return readers
 
 
@@ -568,6 +672,7 @@ class _Plan:
 
 
 # --- the mapper ----------------------------------------------------------------------------
+
 
 class ServiceNowMapper:
     """Maps Table API rows of one source with its overrides; build once, reuse per page."""
@@ -623,7 +728,9 @@ class ServiceNowMapper:
         state_map = dict(DEFAULT_STATE_MAPS[process])
         for code, state in self.options.status_map.get(process, {}).items():
             if state not in _VALID_STATES[process]:
-                warnings.append(f"status_map {process}.{code} -> {state!r} ignored: not a {process} state")
+                warnings.append(
+                    f"status_map {process}.{code} -> {state!r} ignored: not a {process} state"
+                )
                 continue
             state_map[str(code).strip()] = state
         key_column = "name" if process == "ci" else "number"
@@ -632,20 +739,34 @@ class ServiceNowMapper:
             fields.append("resolution_code")  # settled 14 reads it even when remapped
         if process == "ci":
             fields.append("sys_class_name")  # the url names the CI's own class table
-        for _, reader in readers.items():
+        for reader in readers.values():
             fields.extend(reader.columns)
         return _Plan(
-            process=process, table=self.tables[process], cls=cls,
-            readers=list(readers.items()), state_column=state_column, state_map=state_map,
-            key_column=key_column, fields=list(dict.fromkeys(fields)), warnings=warnings,
+            process=process,
+            table=self.tables[process],
+            cls=cls,
+            readers=list(readers.items()),
+            state_column=state_column,
+            state_map=state_map,
+            key_column=key_column,
+            fields=list(dict.fromkeys(fields)),
+            warnings=warnings,
         )
 
-    def map_rows(self, process: str, rows: Iterable[dict], *, approvals: Iterable[dict] | None = None,
-                 task_ci: Iterable[dict] | None = None, ci_names: Mapping[str, str] | None = None,
-                 ) -> tuple[list[BaseRecord], MappingReport]:
+    def map_rows(
+        self,
+        process: str,
+        rows: Iterable[dict],
+        *,
+        approvals: Iterable[dict] | None = None,
+        task_ci: Iterable[dict] | None = None,
+        ci_names: Mapping[str, str] | None = None,
+    ) -> tuple[list[BaseRecord], MappingReport]:
         """Map the rows of one table; never raises for bad rows (they become errors)."""
         with gc_paused(promote=True):
-            return self._map_rows_unpaused(process, rows, approvals=approvals, task_ci=task_ci, ci_names=ci_names)
+            return self._map_rows_unpaused(
+                process, rows, approvals=approvals, task_ci=task_ci, ci_names=ci_names
+            )
 
     def _map_rows_unpaused(
         self,
@@ -662,7 +783,9 @@ class ServiceNowMapper:
         for warning in plan.warnings:
             report.warnings[warning] += 1
         ctx = _Ctx(ci_names=ci_names or {}, people=self._people)
-        approvals_by_task = _index_approvals(approvals, report, ctx) if approvals is not None else None
+        approvals_by_task = (
+            _index_approvals(approvals, report, ctx) if approvals is not None else None
+        )
         cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
         records: list[BaseRecord] = []
         source = self.options.source
@@ -677,7 +800,7 @@ class ServiceNowMapper:
                     raise ValueError(f"row is a {type(row).__name__}, not an object")
                 key = _key_hint(row, plan.key_column)
                 record = self._map_row(plan, row, ctx, approvals_by_task, cis_by_task, report)
-            except Exception as exc:  # one bad row must not stop the source
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the source
                 report.errors.append(MappingError(source, key, _reason(exc)))
                 continue
             records.append(record)
@@ -701,8 +824,12 @@ class ServiceNowMapper:
             report.warnings[f"{plan.process} row without {plan.key_column}: keyed by sys_id"] += 1
             key = sys_id
         values: dict[str, Any] = {
-            "source": self.options.source, "system": SYSTEM, "key": key.strip(),
-            "native_id": sys_id, "url": self._url(plan, row, sys_id), "raw": row,
+            "source": self.options.source,
+            "system": SYSTEM,
+            "key": key.strip(),
+            "native_id": sys_id,
+            "url": self._url(plan, row, sys_id),
+            "raw": row,
         }
         for name, reader in plan.readers:
             values[name] = reader.read(row, ctx)
@@ -736,7 +863,10 @@ class ServiceNowMapper:
             report.unknown_statuses[(plan.process, raw)] += 1
         elif plan.process == "problem" and state == "closed":
             resolution = _get(row, "resolution_code")
-            if resolution is not _ABSENT and resolution.strip().lower() in _PROBLEM_CANCELLING_CODES:
+            if (
+                resolution is not _ABSENT
+                and resolution.strip().lower() in _PROBLEM_CANCELLING_CODES
+            ):
                 state = "cancelled"  # settled 14
         values["state"] = state
 
@@ -758,7 +888,9 @@ _APPROVER = _PersonRef("approver")
 _PERSON = builder(Person, ("id", "name", "email"))
 
 
-def _index_approvals(rows: Iterable[dict], report: MappingReport, ctx: _Ctx) -> dict[str, list[Approval]]:
+def _index_approvals(
+    rows: Iterable[dict], report: MappingReport, ctx: _Ctx
+) -> dict[str, list[Approval]]:
     """sysapproval_approver rows -> approvals per task sys_id (settled 13)."""
     by_task: dict[str, list[Approval]] = defaultdict(list)
     for row in rows:
@@ -782,10 +914,12 @@ def _index_approvals(rows: Iterable[dict], report: MappingReport, ctx: _Ctx) -> 
             decided_at = None
             if decision in ("approved", "rejected"):
                 updated = _get(row, "sys_updated_on")
-                decided_at = None if updated is _ABSENT else (
-                    _time(updated, "sys_updated_on") or None
+                decided_at = (
+                    None if updated is _ABSENT else (_time(updated, "sys_updated_on") or None)
                 )
-            by_task[task].append(build(Approval, approver=approver, decision=decision, decided_at=decided_at))
+            by_task[task].append(
+                build(Approval, approver=approver, decision=decision, decided_at=decided_at)
+            )
         except ValueError as exc:
             sys_id = row.get("sys_id")
             report.warnings[f"approval {sys_id} skipped: {exc}"] += 1
@@ -827,12 +961,13 @@ def _reason(exc: Exception) -> str:
         try:
             parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors()]
             return "; ".join(parts)
-        except Exception:  # noqa: BLE001 - fall back on the plain message
+        except Exception:  # noqa: BLE001, S110 - describing the error must not raise a second one
             pass
     return str(exc) or type(exc).__name__
 
 
 # --- exports -------------------------------------------------------------------------------
+
 
 def load_table_export(data: dict | list) -> list[dict]:
     """Rows of a saved Table API response ``{"result": [...]}``, a list of such pages, a

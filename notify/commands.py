@@ -18,12 +18,12 @@ import click
 from sqlalchemy import select
 
 from ticketlint.config import Config, NotifyDestination
-from ticketlint.sync.cli_support import config_of, fail, store_of
-from ticketlint.store.models import OutboxRow, RunRow
 from ticketlint.notify import outbox
 from ticketlint.notify.digest import Digest, build_digest, sample_items
 from ticketlint.notify.formatters import format_digest
 from ticketlint.notify.transport import DeliveryError, send
+from ticketlint.store.models import OutboxRow, RunRow
+from ticketlint.sync.cli_support import config_of, fail, store_of
 
 
 def _destination(cfg: Config, name: str) -> NotifyDestination:
@@ -40,10 +40,18 @@ def _now_iso() -> str:
 
 def sample_digest(dest: NotifyDestination, report_url: str | None = None) -> Digest:
     """The sample digest, shown whatever the destination's filters (it is a test)."""
-    open_dest = dest.model_copy(update={"min_severity": "info", "processes": [], "sources": [],
-                                        "groups": [], "rules": []})
-    return build_digest(open_dest, sample_items(), run_id=None, as_of=_now_iso(), kind="sample",
-                        dedup_id=f"ticketlint:sample:{dest.name}", report_url=report_url)
+    open_dest = dest.model_copy(
+        update={"min_severity": "info", "processes": [], "sources": [], "groups": [], "rules": []}
+    )
+    return build_digest(
+        open_dest,
+        sample_items(),
+        run_id=None,
+        as_of=_now_iso(),
+        kind="sample",
+        dedup_id=f"ticketlint:sample:{dest.name}",
+        report_url=report_url,
+    )
 
 
 @click.group("notify")
@@ -77,12 +85,16 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
     store = store_of(cfg)
     with store.session() as s:
         if run_id is None:
-            run_id = s.scalar(select(RunRow.id).where(RunRow.status != "running").order_by(RunRow.id.desc()))
+            run_id = s.scalar(
+                select(RunRow.id).where(RunRow.status != "running").order_by(RunRow.id.desc())
+            )
         if run_id is None:
             click.echo("no run in the store yet: showing a sample digest", err=True)
             body = format_digest(dest.type, sample_digest(dest, cfg.report_url))
         else:
-            row = s.scalar(select(OutboxRow).where(OutboxRow.run_id == run_id, OutboxRow.destination == name))
+            row = s.scalar(
+                select(OutboxRow).where(OutboxRow.run_id == run_id, OutboxRow.destination == name)
+            )
             if row is not None:
                 click.echo(f"run {run_id}: the queued message {row.id} ({row.state})", err=True)
                 body = (row.payload or {}).get("body")
@@ -91,8 +103,14 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
                     items, failed, as_of = outbox.items_of_stored_run(s, run_id)
                 except LookupError as exc:
                     fail(str(exc))
-                digest = build_digest(dest, items, run_id=run_id, as_of=outbox._iso(as_of or datetime.now(
-                    timezone.utc)), failed_sources=failed, report_url=cfg.report_url)
+                digest = build_digest(
+                    dest,
+                    items,
+                    run_id=run_id,
+                    as_of=outbox._iso(as_of or datetime.now(timezone.utc)),
+                    failed_sources=failed,
+                    report_url=cfg.report_url,
+                )
                 note = "" if digest.has_news or dest.always else " (nothing new: it was not posted)"
                 click.echo(f"run {run_id}: rebuilt from the store{note}", err=True)
                 body = format_digest(dest.type, digest)
@@ -104,7 +122,10 @@ def _when(value: datetime | None) -> str:
 
 
 @notify.command("status")
-@click.option("--state", help="Only rows in this state (pending, sending, sent, failed, gave_up, unconfirmed).")
+@click.option(
+    "--state",
+    help="Only rows in this state (pending, sending, sent, failed, gave_up, unconfirmed).",
+)
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest rows shown.")
 @click.pass_context
 def notify_status(ctx: click.Context, state: str | None, limit: int) -> None:
@@ -118,12 +139,18 @@ def notify_status(ctx: click.Context, state: str | None, limit: int) -> None:
     if not rows:
         click.echo("the outbox is empty")
         return
-    lines = [f"{'ID':>5}  {'DESTINATION':<16} {'RUN':>5}  {'STATE':<11} {'TRIES':>5}  {'CREATED':<16}  "
-             f"{'SENT':<16}  LAST ERROR"]
+    lines = [
+        (
+            f"{'ID':>5}  {'DESTINATION':<16} {'RUN':>5}  {'STATE':<11} {'TRIES':>5}  {'CREATED':<16}  "
+            f"{'SENT':<16}  LAST ERROR"
+        )
+    ]
     for r in reversed(rows):
         run = str(r.run_id) if r.run_id is not None else "-"
-        lines.append(f"{r.id:>5}  {r.destination:<16} {run:>5}  {r.state:<11} {r.attempts:>5}  "
-                     f"{_when(r.created_at):<16}  {_when(r.sent_at):<16}  {r.last_error or ''}")
+        lines.append(
+            f"{r.id:>5}  {r.destination:<16} {run:>5}  {r.state:<11} {r.attempts:>5}  "
+            f"{_when(r.created_at):<16}  {_when(r.sent_at):<16}  {r.last_error or ''}"
+        )
     click.echo("\n".join(lines))
 
 
@@ -144,7 +171,11 @@ def notify_retry(ctx: click.Context, row_id: int) -> None:
     if not outbox.retry(store, cfg, row_id):
         with store.session() as s:
             after = s.get(OutboxRow, row_id)
-        fail(after.last_error if after is not None and after.last_error else f"message {row_id} was not sent")
+        fail(
+            after.last_error
+            if after is not None and after.last_error
+            else f"message {row_id} was not sent"
+        )
     click.echo(f"message {row_id} sent to {row.destination}")
 
 

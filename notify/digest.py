@@ -9,8 +9,9 @@ applies the destination's filters and sorts the most severe first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ticketlint.config import NotifyDestination
 
@@ -90,8 +91,10 @@ class Digest:
         if self.kind == "immediate":
             return f"ticketlint: {self.subject} newly fails {len(self.new)} check{'s' * (len(self.new) != 1)}"
         c = self.counts
-        return (f"ticketlint: {c.get('new', 0)} new, {c.get('reopened', 0)} reopened, "
-                f"{c.get('resolved', 0)} resolved, {self.open_total} open")
+        return (
+            f"ticketlint: {c.get('new', 0)} new, {c.get('reopened', 0)} reopened, "
+            f"{c.get('resolved', 0)} resolved, {self.open_total} open"
+        )
 
     def footer(self) -> str:
         """Run id and dedup identity: put into every payload."""
@@ -113,19 +116,30 @@ def passes(item: Item, dest: NotifyDestination) -> bool:
         return False
     if dest.groups and (item.group or "") not in dest.groups:
         return False
-    if dest.rules and item.code not in dest.rules and item.name not in dest.rules:
-        return False
-    return True
+    return not (dest.rules and item.code not in dest.rules and item.name not in dest.rules)
 
 
 def sort_key(item: Item) -> tuple[Any, ...]:
-    return (RANK.get(item.severity, len(SEVERITIES)), item.kind != "new", item.source, item.key, item.code)
+    return (
+        RANK.get(item.severity, len(SEVERITIES)),
+        item.kind != "new",
+        item.source,
+        item.key,
+        item.code,
+    )
 
 
 def build_digest(
-    dest: NotifyDestination, items: Iterable[Item], *, run_id: int | None, as_of: str,
-    failed_sources: Sequence[str] = (), report_url: str | None = None, kind: str = "digest",
-    dedup_id: str | None = None, subject: str | None = None,
+    dest: NotifyDestination,
+    items: Iterable[Item],
+    *,
+    run_id: int | None,
+    as_of: str,
+    failed_sources: Sequence[str] = (),
+    report_url: str | None = None,
+    kind: str = "digest",
+    dedup_id: str | None = None,
+    subject: str | None = None,
 ) -> Digest:
     """Filter and sort the run's items for one destination.
 
@@ -135,19 +149,29 @@ def build_digest(
     kept = [i for i in items if passes(i, dest)]
     new = sorted((i for i in kept if i.kind in ("new", "reopened")), key=sort_key)
     resolved = sorted((i for i in kept if i.kind == "resolved"), key=sort_key)
-    open_counts = {s: 0 for s in SEVERITIES}
+    open_counts = dict.fromkeys(SEVERITIES, 0)
     for i in kept:
         if i.kind in ("new", "reopened", "open"):
             open_counts[i.severity] = open_counts.get(i.severity, 0) + 1
-    counts = {"new": sum(i.kind == "new" for i in new), "reopened": sum(i.kind == "reopened" for i in new),
-              "resolved": len(resolved)}
+    counts = {
+        "new": sum(i.kind == "new" for i in new),
+        "reopened": sum(i.kind == "reopened" for i in new),
+        "resolved": len(resolved),
+    }
     return Digest(
         destination=dest.name,
         dedup_id=dedup_id or f"ticketlint:run:{run_id}:{dest.name}",
-        run_id=run_id, as_of=as_of, kind=kind, new=new, resolved=resolved, counts=counts,
+        run_id=run_id,
+        as_of=as_of,
+        kind=kind,
+        new=new,
+        resolved=resolved,
+        counts=counts,
         open_by_severity=open_counts,
-        failed_sources=list(failed_sources), report_url=dest.report_url or report_url,
-        max_findings=dest.max_findings, subject=subject,
+        failed_sources=list(failed_sources),
+        report_url=dest.report_url or report_url,
+        max_findings=dest.max_findings,
+        subject=subject,
     )
 
 
@@ -155,17 +179,59 @@ def sample_items() -> list[Item]:
     """A small, realistic digest for ``notify test`` and ``notify preview`` without data."""
     base = "https://example.atlassian.net/browse/"
     return [
-        Item("sample-1", "new", "CHG006", "high", "jira-prod", "CHG-101", "change",
-             name="change-backout-plan", title="A change has a backout plan", url=base + "CHG-101",
-             message="change CHG-101 has no backout plan", assignee="Dana Ops", group="CAB",
-             missing=("backout_plan",)),
-        Item("sample-2", "reopened", "INC004", "medium", "snow-prod", "INC0010042", "incident",
-             name="incident-resolution-notes", title="Resolved incidents say how",
-             url="https://example.service-now.com/nav_to.do?uri=incident.do?sys_id=0042",
-             message="incident INC0010042 was resolved without resolution notes", assignee=None,
-             group="Service Desk", missing=("resolution_notes",)),
-        Item("sample-3", "resolved", "PRB002", "low", "jira-prod", "OPS-7", "problem",
-             name="problem-root-cause", title="Problems record a root cause", url=base + "OPS-7",
-             resolution="no longer fails"),
-        Item("sample-4", "open", "CHG011", "low", "jira-prod", "CHG-99", "change", name="change-review"),
+        Item(
+            "sample-1",
+            "new",
+            "CHG006",
+            "high",
+            "jira-prod",
+            "CHG-101",
+            "change",
+            name="change-backout-plan",
+            title="A change has a backout plan",
+            url=base + "CHG-101",
+            message="change CHG-101 has no backout plan",
+            assignee="Dana Ops",
+            group="CAB",
+            missing=("backout_plan",),
+        ),
+        Item(
+            "sample-2",
+            "reopened",
+            "INC004",
+            "medium",
+            "snow-prod",
+            "INC0010042",
+            "incident",
+            name="incident-resolution-notes",
+            title="Resolved incidents say how",
+            url="https://example.service-now.com/nav_to.do?uri=incident.do?sys_id=0042",
+            message="incident INC0010042 was resolved without resolution notes",
+            assignee=None,
+            group="Service Desk",
+            missing=("resolution_notes",),
+        ),
+        Item(
+            "sample-3",
+            "resolved",
+            "PRB002",
+            "low",
+            "jira-prod",
+            "OPS-7",
+            "problem",
+            name="problem-root-cause",
+            title="Problems record a root cause",
+            url=base + "OPS-7",
+            resolution="no longer fails",
+        ),
+        Item(
+            "sample-4",
+            "open",
+            "CHG011",
+            "low",
+            "jira-prod",
+            "CHG-99",
+            "change",
+            name="change-review",
+        ),
     ]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ticketlint.notify.digest import Digest, Item
 
@@ -40,8 +41,13 @@ WEBHOOK_MAX_ITEMS = 100
 RESOLVED_BRIEF = 20
 MESSAGE_CHARS = 300
 
-SEVERITY_COLOURS = {"critical": "#8b0000", "high": "#d00000", "medium": "#e8912d",
-                    "low": "#daa038", "info": "#439fe0"}
+SEVERITY_COLOURS = {
+    "critical": "#8b0000",
+    "high": "#d00000",
+    "medium": "#e8912d",
+    "low": "#daa038",
+    "info": "#439fe0",
+}
 
 
 def size(payload: Any) -> int:
@@ -71,12 +77,13 @@ def headline(item: Item) -> str:
     return f"{item.severity.upper()} {item.code} {item.title or item.name}{tag}"
 
 
-def _fill(items: list[Item], limit: int, render: Callable[[Item], Any],
-          fits: Callable[[list[Any]], bool]) -> list[Any]:
+def _fill(
+    items: list[Item], limit: int, render: Callable[[Item], Any], fits: Callable[[list[Any]], bool]
+) -> list[Any]:
     """Render items in order while ``fits`` accepts the list so far (and ``limit`` allows)."""
     out: list[Any] = []
     for item in items[:limit]:
-        candidate = out + [render(item)]
+        candidate = [*out, render(item)]
         if not fits(candidate):
             break
         out = candidate
@@ -85,8 +92,12 @@ def _fill(items: list[Item], limit: int, render: Callable[[Item], Any],
 
 def counts_lines(d: Digest) -> list[tuple[str, str]]:
     c = d.counts
-    rows = [("New", str(c.get("new", 0))), ("Reopened", str(c.get("reopened", 0))),
-            ("Resolved", str(c.get("resolved", 0))), ("Open", f"{d.open_total} ({d.severity_line()})")]
+    rows = [
+        ("New", str(c.get("new", 0))),
+        ("Reopened", str(c.get("reopened", 0))),
+        ("Resolved", str(c.get("resolved", 0))),
+        ("Open", f"{d.open_total} ({d.severity_line()})"),
+    ]
     return rows
 
 
@@ -99,6 +110,7 @@ def resolved_brief(d: Digest, limit: int = RESOLVED_BRIEF) -> str:
 
 
 # --- Slack -----------------------------------------------------------------------------
+
 
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -115,29 +127,68 @@ def _slack_chars(blocks: list[dict[str, Any]]) -> int:
 
 def slack(d: Digest) -> dict[str, Any]:
     def section(text: str) -> dict[str, Any]:
-        return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SLACK_SECTION_CHARS)}}
+        return {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(text, SLACK_SECTION_CHARS)},
+        }
 
     head: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(d.title(), SLACK_HEADER_CHARS)}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(d.title(), SLACK_HEADER_CHARS)},
+        },
     ]
     if d.kind != "immediate":
-        head.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{k}*\n{_slack_escape(v)}"} for k, v in counts_lines(d)]})
+        head.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{k}*\n{_slack_escape(v)}"}
+                    for k, v in counts_lines(d)
+                ],
+            }
+        )
     if d.failed_sources:
-        head.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
-            "Failed sources (their findings are unchanged): " + _slack_escape("; ".join(d.failed_sources)),
-            SLACK_SECTION_CHARS)}]})
+        head.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            "Failed sources (their findings are unchanged): "
+                            + _slack_escape("; ".join(d.failed_sources)),
+                            SLACK_SECTION_CHARS,
+                        ),
+                    }
+                ],
+            }
+        )
     tail: list[dict[str, Any]] = []
     if d.resolved:
         tail.append(section(f"*Resolved ({len(d.resolved)}):* " + _slack_escape(resolved_brief(d))))
     if d.report_url:
-        tail.append({"type": "actions", "elements": [{"type": "button", "text": {
-            "type": "plain_text", "text": "Open the report"}, "url": d.report_url}]})
-    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(d.footer())}]})
+        tail.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open the report"},
+                        "url": d.report_url,
+                    }
+                ],
+            }
+        )
+    tail.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(d.footer())}]}
+    )
 
     def render(item: Item) -> dict[str, Any]:
-        text = (f"*{_slack_link(item)}* {_slack_escape(headline(item))}\n"
-                f"{_slack_escape(clip(item.message, MESSAGE_CHARS))}\n_{_slack_escape(who(item))}_")
+        text = (
+            f"*{_slack_link(item)}* {_slack_escape(headline(item))}\n"
+            f"{_slack_escape(clip(item.message, MESSAGE_CHARS))}\n_{_slack_escape(who(item))}_"
+        )
         return section(text)
 
     # Room for the "New" heading and the "and N more" line.
@@ -145,7 +196,10 @@ def slack(d: Digest) -> dict[str, Any]:
 
     def fits(rendered: list[Any]) -> bool:
         blocks = head + rendered + tail
-        return len(blocks) + reserve <= SLACK_MAX_BLOCKS and _slack_chars(blocks) <= SLACK_TOTAL_CHARS - 400
+        return (
+            len(blocks) + reserve <= SLACK_MAX_BLOCKS
+            and _slack_chars(blocks) <= SLACK_TOTAL_CHARS - 400
+        )
 
     shown = _fill(d.new, d.max_findings, render, fits)
     body = list(head)
@@ -153,13 +207,20 @@ def slack(d: Digest) -> dict[str, Any]:
         body.append(section(f"*New and reopened ({len(d.new)})*"))
         body += shown
         if len(d.new) > len(shown):
-            body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more(
-                len(d.new) - len(shown), "new findings")}]})
+            body.append(
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": more(len(d.new) - len(shown), "new findings")}
+                    ],
+                }
+            )
     body += tail
     return {"text": f"{d.title()} ({d.footer()})", "blocks": body}
 
 
 # --- Microsoft Teams (Workflows + Adaptive Card) ---------------------------------------------
+
 
 def _md_link(item: Item) -> str:
     return f"[{item.key}]({item.url})" if item.url else item.key
@@ -170,35 +231,89 @@ def teams(d: Digest) -> dict[str, Any]:
         {"type": "TextBlock", "text": d.title(), "size": "Large", "weight": "Bolder", "wrap": True},
     ]
     if d.kind != "immediate":
-        head.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in counts_lines(d)]})
+        head.append(
+            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in counts_lines(d)]}
+        )
     if d.failed_sources:
-        head.append({"type": "TextBlock", "text": "Failed sources (their findings are unchanged): "
-                     + "; ".join(d.failed_sources), "wrap": True, "color": "Warning"})
+        head.append(
+            {
+                "type": "TextBlock",
+                "text": "Failed sources (their findings are unchanged): "
+                + "; ".join(d.failed_sources),
+                "wrap": True,
+                "color": "Warning",
+            }
+        )
     tail: list[dict[str, Any]] = []
     if d.resolved:
-        tail.append({"type": "TextBlock", "text": f"**Resolved ({len(d.resolved)}):** {resolved_brief(d)}",
-                     "wrap": True, "separator": True})
-    tail.append({"type": "TextBlock", "text": d.footer(), "isSubtle": True, "size": "Small", "wrap": True})
+        tail.append(
+            {
+                "type": "TextBlock",
+                "text": f"**Resolved ({len(d.resolved)}):** {resolved_brief(d)}",
+                "wrap": True,
+                "separator": True,
+            }
+        )
+    tail.append(
+        {"type": "TextBlock", "text": d.footer(), "isSubtle": True, "size": "Small", "wrap": True}
+    )
 
     def render(item: Item) -> dict[str, Any]:
-        return {"type": "Container", "separator": True, "items": [
-            {"type": "TextBlock", "wrap": True, "text": f"**{_md_link(item)}** {headline(item)}",
-             "color": "Attention" if item.severity in ("critical", "high") else "Default"},
-            {"type": "TextBlock", "wrap": True, "spacing": "None", "text": clip(item.message, MESSAGE_CHARS)},
-            {"type": "TextBlock", "wrap": True, "spacing": "None", "isSubtle": True, "text": who(item)},
-        ]}
+        return {
+            "type": "Container",
+            "separator": True,
+            "items": [
+                {
+                    "type": "TextBlock",
+                    "wrap": True,
+                    "text": f"**{_md_link(item)}** {headline(item)}",
+                    "color": "Attention" if item.severity in ("critical", "high") else "Default",
+                },
+                {
+                    "type": "TextBlock",
+                    "wrap": True,
+                    "spacing": "None",
+                    "text": clip(item.message, MESSAGE_CHARS),
+                },
+                {
+                    "type": "TextBlock",
+                    "wrap": True,
+                    "spacing": "None",
+                    "isSubtle": True,
+                    "text": who(item),
+                },
+            ],
+        }
 
     def wrap(body: list[dict[str, Any]]) -> dict[str, Any]:
         card: dict[str, Any] = {
             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard", "version": "1.4", "body": body, "msteams": {"width": "Full"},
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": body,
+            "msteams": {"width": "Full"},
         }
         if d.report_url:
-            card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the report", "url": d.report_url}]
-        return {"type": "message", "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+            card["actions"] = [
+                {"type": "Action.OpenUrl", "title": "Open the report", "url": d.report_url}
+            ]
+        return {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": None,
+                    "content": card,
+                }
+            ],
+        }
 
-    more_block = {"type": "TextBlock", "text": more(len(d.new), "new findings"), "wrap": True, "isSubtle": True}
+    more_block = {
+        "type": "TextBlock",
+        "text": more(len(d.new), "new findings"),
+        "wrap": True,
+        "isSubtle": True,
+    }
 
     def fits(rendered: list[Any]) -> bool:
         return size(wrap(head + rendered + [more_block] + tail)) <= TEAMS_MAX_BYTES
@@ -206,8 +321,14 @@ def teams(d: Digest) -> dict[str, Any]:
     shown = _fill(d.new, d.max_findings, render, fits)
     body = list(head)
     if d.new:
-        body.append({"type": "TextBlock", "text": f"New and reopened ({len(d.new)})", "weight": "Bolder",
-                     "separator": True})
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": f"New and reopened ({len(d.new)})",
+                "weight": "Bolder",
+                "separator": True,
+            }
+        )
         body += shown
         if len(d.new) > len(shown):
             body.append({**more_block, "text": more(len(d.new) - len(shown), "new findings")})
@@ -216,6 +337,7 @@ def teams(d: Digest) -> dict[str, Any]:
 
 # --- Google Chat (incoming webhook, cardsV2) ----------------------------------------------
 
+
 def _h(text: str) -> str:
     return html.escape(text, quote=False)
 
@@ -223,32 +345,76 @@ def _h(text: str) -> str:
 def googlechat(d: Digest) -> dict[str, Any]:
     sections: list[dict[str, Any]] = []
     if d.kind != "immediate":
-        sections.append({"header": "Counts", "widgets": [
-            {"decoratedText": {"topLabel": k, "text": _h(v)}} for k, v in counts_lines(d)]})
+        sections.append(
+            {
+                "header": "Counts",
+                "widgets": [
+                    {"decoratedText": {"topLabel": k, "text": _h(v)}} for k, v in counts_lines(d)
+                ],
+            }
+        )
     if d.failed_sources:
-        sections.append({"widgets": [{"textParagraph": {"text": "<b>Failed sources</b> (their findings are "
-                                                        "unchanged): " + _h("; ".join(d.failed_sources))}}]})
+        sections.append(
+            {
+                "widgets": [
+                    {
+                        "textParagraph": {
+                            "text": "<b>Failed sources</b> (their findings are "
+                            "unchanged): " + _h("; ".join(d.failed_sources))
+                        }
+                    }
+                ]
+            }
+        )
     tail: list[dict[str, Any]] = []
     if d.resolved:
-        tail.append({"header": f"Resolved ({len(d.resolved)})",
-                     "widgets": [{"textParagraph": {"text": _h(resolved_brief(d))}}]})
+        tail.append(
+            {
+                "header": f"Resolved ({len(d.resolved)})",
+                "widgets": [{"textParagraph": {"text": _h(resolved_brief(d))}}],
+            }
+        )
     footer_widgets: list[dict[str, Any]] = [{"textParagraph": {"text": _h(d.footer())}}]
     if d.report_url:
-        footer_widgets.insert(0, {"buttonList": {"buttons": [
-            {"text": "Open the report", "onClick": {"openLink": {"url": d.report_url}}}]}})
+        footer_widgets.insert(
+            0,
+            {
+                "buttonList": {
+                    "buttons": [
+                        {"text": "Open the report", "onClick": {"openLink": {"url": d.report_url}}}
+                    ]
+                }
+            },
+        )
     tail.append({"widgets": footer_widgets})
 
     def render(item: Item) -> dict[str, Any]:
         key = f'<a href="{_h(item.url)}">{_h(item.key)}</a>' if item.url else _h(item.key)
-        return {"decoratedText": {"topLabel": clip(headline(item), 120), "wrapText": True,
-                                  "text": f"<b>{key}</b> {_h(clip(item.message, MESSAGE_CHARS))}",
-                                  "bottomLabel": clip(who(item), 120)}}
+        return {
+            "decoratedText": {
+                "topLabel": clip(headline(item), 120),
+                "wrapText": True,
+                "text": f"<b>{key}</b> {_h(clip(item.message, MESSAGE_CHARS))}",
+                "bottomLabel": clip(who(item), 120),
+            }
+        }
 
     def wrap(secs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"text": f"{d.title()} ({d.footer()})", "cardsV2": [{
-            "cardId": _card_id(d), "card": {
-                "header": {"title": clip(d.title(), 200), "subtitle": f"run {d.run_id}" if d.run_id else d.kind},
-                "sections": secs}}]}
+        return {
+            "text": f"{d.title()} ({d.footer()})",
+            "cardsV2": [
+                {
+                    "cardId": _card_id(d),
+                    "card": {
+                        "header": {
+                            "title": clip(d.title(), 200),
+                            "subtitle": f"run {d.run_id}" if d.run_id else d.kind,
+                        },
+                        "sections": secs,
+                    },
+                }
+            ],
+        }
 
     def widgets(secs: list[dict[str, Any]]) -> int:
         return sum(len(s["widgets"]) for s in secs)
@@ -259,14 +425,17 @@ def googlechat(d: Digest) -> dict[str, Any]:
         return {"header": f"New and reopened ({len(d.new)})", "widgets": rendered + extra}
 
     def fits(rendered: list[Any]) -> bool:
-        secs = sections + [new_section(rendered, [more_widget])] + tail
+        secs = [*sections, new_section(rendered, [more_widget]), *tail]
         return widgets(secs) <= GOOGLECHAT_MAX_WIDGETS and size(wrap(secs)) <= GOOGLECHAT_MAX_BYTES
 
     shown = _fill(d.new, d.max_findings, render, fits)
     secs = list(sections)
     if d.new:
-        extra = [{"textParagraph": {"text": more(len(d.new) - len(shown), "new findings")}}] \
-            if len(d.new) > len(shown) else []
+        extra = (
+            [{"textParagraph": {"text": more(len(d.new) - len(shown), "new findings")}}]
+            if len(d.new) > len(shown)
+            else []
+        )
         secs.append(new_section(shown, extra))
     return wrap(secs + tail)
 
@@ -277,38 +446,59 @@ def _card_id(d: Digest) -> str:
 
 # --- Mattermost (incoming webhook) -----------------------------------------------------------
 
+
 def mattermost(d: Digest) -> dict[str, Any]:
     lines = [f"#### {d.title()}"]
     if d.kind != "immediate":
         lines.append(" · ".join(f"**{k}:** {v}" for k, v in counts_lines(d)))
     if d.failed_sources:
-        lines.append("**Failed sources** (their findings are unchanged): " + "; ".join(d.failed_sources))
+        lines.append(
+            "**Failed sources** (their findings are unchanged): " + "; ".join(d.failed_sources)
+        )
     if d.report_url:
         lines.append(f"[Open the report]({d.report_url})")
     lines.append(f"_{d.footer()}_")
     text = clip("\n".join(lines), MATTERMOST_TEXT_CHARS)
 
     def render(item: Item) -> str:
-        return (f"- **{_md_link(item)}** {headline(item)}: {clip(item.message, MESSAGE_CHARS)}"
-                f"\n  _{who(item)}_")
+        return (
+            f"- **{_md_link(item)}** {headline(item)}: {clip(item.message, MESSAGE_CHARS)}"
+            f"\n  _{who(item)}_"
+        )
 
     worst = d.new[0].severity if d.new else "info"
-    resolved_att = ({"fallback": f"Resolved ({len(d.resolved)}): {resolved_brief(d)}", "color": "#2eb886",
-                     "title": f"Resolved ({len(d.resolved)})", "text": resolved_brief(d)}
-                    if d.resolved else None)
+    resolved_att = (
+        {
+            "fallback": f"Resolved ({len(d.resolved)}): {resolved_brief(d)}",
+            "color": "#2eb886",
+            "title": f"Resolved ({len(d.resolved)})",
+            "text": resolved_brief(d),
+        }
+        if d.resolved
+        else None
+    )
 
     def attachments(rendered: list[str], more_line: str | None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if d.new:
             body = "\n".join(rendered + ([more_line] if more_line else []))
-            out.append({"fallback": f"{len(d.new)} new or reopened findings", "color": SEVERITY_COLOURS.get(
-                worst, "#439fe0"), "title": f"New and reopened ({len(d.new)})", "text": body})
+            out.append(
+                {
+                    "fallback": f"{len(d.new)} new or reopened findings",
+                    "color": SEVERITY_COLOURS.get(worst, "#439fe0"),
+                    "title": f"New and reopened ({len(d.new)})",
+                    "text": body,
+                }
+            )
         if resolved_att:
             out.append(resolved_att)
         return out
 
     def fits(rendered: list[Any]) -> bool:
-        return size(attachments(rendered, more(len(d.new), "new findings"))) <= MATTERMOST_ATTACHMENTS_CHARS
+        return (
+            size(attachments(rendered, more(len(d.new), "new findings")))
+            <= MATTERMOST_ATTACHMENTS_CHARS
+        )
 
     shown = _fill(d.new, d.max_findings, render, fits)
     rest = len(d.new) - len(shown)
@@ -321,22 +511,37 @@ def mattermost(d: Digest) -> dict[str, Any]:
 
 # --- generic webhook ---------------------------------------------------------------------
 
+
 def webhook(d: Digest) -> dict[str, Any]:
     """ticketlint's own JSON: full finding fields, bounded lists, counts, ids."""
     return {
-        "type": f"ticketlint.{d.kind}", "version": 1, "id": d.dedup_id, "run_id": d.run_id,
-        "as_of": d.as_of, "destination": d.destination, "title": d.title(), "subject": d.subject,
-        "counts": dict(d.counts), "open_by_severity": dict(d.open_by_severity),
-        "failed_sources": list(d.failed_sources), "report_url": d.report_url,
+        "type": f"ticketlint.{d.kind}",
+        "version": 1,
+        "id": d.dedup_id,
+        "run_id": d.run_id,
+        "as_of": d.as_of,
+        "destination": d.destination,
+        "title": d.title(),
+        "subject": d.subject,
+        "counts": dict(d.counts),
+        "open_by_severity": dict(d.open_by_severity),
+        "failed_sources": list(d.failed_sources),
+        "report_url": d.report_url,
         "new": [i.to_dict() for i in d.new[:WEBHOOK_MAX_ITEMS]],
         "resolved": [i.to_dict() for i in d.resolved[:WEBHOOK_MAX_ITEMS]],
-        "more": {"new": max(0, len(d.new) - WEBHOOK_MAX_ITEMS),
-                 "resolved": max(0, len(d.resolved) - WEBHOOK_MAX_ITEMS)},
+        "more": {
+            "new": max(0, len(d.new) - WEBHOOK_MAX_ITEMS),
+            "resolved": max(0, len(d.resolved) - WEBHOOK_MAX_ITEMS),
+        },
     }
 
 
 FORMATTERS: dict[str, Callable[[Digest], dict[str, Any]]] = {
-    "slack": slack, "teams": teams, "googlechat": googlechat, "mattermost": mattermost, "webhook": webhook,
+    "slack": slack,
+    "teams": teams,
+    "googlechat": googlechat,
+    "mattermost": mattermost,
+    "webhook": webhook,
 }
 
 

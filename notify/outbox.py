@@ -24,24 +24,31 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config, NotifyDestination
-from ticketlint.rules.engine import Finding
-from ticketlint.store.db import Store, retry_locked
-from ticketlint.store.models import FindingRow, OutboxRow
 from ticketlint.notify.digest import Digest, Item, build_digest, missing_fields
 from ticketlint.notify.formatters import format_digest
 from ticketlint.notify.transport import DeliveryError, send
+from ticketlint.rules.engine import Finding
+from ticketlint.store.db import Store, retry_locked
+from ticketlint.store.models import FindingRow, OutboxRow
 
 log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED, GAVE_UP, UNCONFIRMED = (
-    "pending", "sending", "sent", "failed", "gave_up", "unconfirmed")
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "gave_up",
+    "unconfirmed",
+)
 RETRYABLE = (PENDING, FAILED)
 MAX_ATTEMPTS = 8
 """Delivery attempts (one per run, each with a few HTTP tries) before a row gives up."""
@@ -67,18 +74,45 @@ def _crash_point(name: str) -> None:
 
 # --- items from a run ----------------------------------------------------------------------
 
+
 def item_from_finding(f: Finding, kind: str) -> Item:
-    return Item(fingerprint=f.fingerprint, kind=kind, code=f.code, severity=f.severity, source=f.source,
-                key=f.key, process=f.process, name=f.name, title=f.title, url=f.url, message=f.message,
-                assignee=f.assignee, group=f.group, missing=missing_fields(f.evidence))
+    return Item(
+        fingerprint=f.fingerprint,
+        kind=kind,
+        code=f.code,
+        severity=f.severity,
+        source=f.source,
+        key=f.key,
+        process=f.process,
+        name=f.name,
+        title=f.title,
+        url=f.url,
+        message=f.message,
+        assignee=f.assignee,
+        group=f.group,
+        missing=missing_fields(f.evidence),
+    )
 
 
 def item_from_row(row: FindingRow, kind: str, resolution: str | None = None) -> Item:
     detail = row.detail or {}
-    return Item(fingerprint=row.fingerprint, kind=kind, code=row.rule, severity=row.severity,
-                source=row.source, key=row.key, process=row.process, name=detail.get("name", ""),
-                title=detail.get("title", ""), url=row.url, message=row.message, assignee=row.assignee,
-                group=row.group, missing=missing_fields(row.evidence), resolution=resolution or row.resolution)
+    return Item(
+        fingerprint=row.fingerprint,
+        kind=kind,
+        code=row.rule,
+        severity=row.severity,
+        source=row.source,
+        key=row.key,
+        process=row.process,
+        name=detail.get("name", ""),
+        title=detail.get("title", ""),
+        url=row.url,
+        message=row.message,
+        assignee=row.assignee,
+        group=row.group,
+        missing=missing_fields(row.evidence),
+        resolution=resolution or row.resolution,
+    )
 
 
 def items_of_run(session: Session, result: Any) -> tuple[list[Item], list[str]]:
@@ -99,25 +133,40 @@ def items_of_run(session: Session, result: Any) -> tuple[list[Item], list[str]]:
                 resolved[change.fingerprint] = change.resolution
     fps = list(resolved)
     for i in range(0, len(fps), 500):  # resolved findings: severity, group, url from the store
-        for row in session.scalars(select(FindingRow).where(FindingRow.fingerprint.in_(fps[i:i + 500]))):
+        for row in session.scalars(
+            select(FindingRow).where(FindingRow.fingerprint.in_(fps[i : i + 500]))
+        ):
             items.append(item_from_row(row, "resolved", resolved[row.fingerprint]))
     return items, failed
 
 
 def envelope(dest: NotifyDestination, digest: Digest) -> dict[str, Any]:
     """The outbox payload: the platform body, fully built, plus what status/retry need."""
-    return {"id": digest.dedup_id, "kind": digest.kind, "type": dest.type, "run_id": digest.run_id,
-            "counts": dict(digest.counts), "open": digest.open_total,
-            "body": format_digest(dest.type, digest)}
+    return {
+        "id": digest.dedup_id,
+        "kind": digest.kind,
+        "type": dest.type,
+        "run_id": digest.run_id,
+        "counts": dict(digest.counts),
+        "open": digest.open_total,
+        "body": format_digest(dest.type, digest),
+    }
 
 
 def digest_for_run(session: Session, cfg: Config, dest: NotifyDestination, result: Any) -> Digest:
     items, failed = items_of_run(session, result)
-    return build_digest(dest, items, run_id=result.run_id, as_of=_iso(result.as_of),
-                        failed_sources=failed, report_url=cfg.report_url)
+    return build_digest(
+        dest,
+        items,
+        run_id=result.run_id,
+        as_of=_iso(result.as_of),
+        failed_sources=failed,
+        report_url=cfg.report_url,
+    )
 
 
 # --- enqueue (inside the run's final transaction) -----------------------------------------------
+
 
 def enqueue(session: Session, cfg: Config, result: Any) -> int:
     """Queue one digest per destination for this run; returns how many rows were added.
@@ -129,23 +178,40 @@ def enqueue(session: Session, cfg: Config, result: Any) -> int:
     if getattr(result, "dry_run", False) or result.run_id is None or not cfg.notify:
         return 0
     items, failed = items_of_run(session, result)
-    existing = set(session.scalars(select(OutboxRow.destination).where(OutboxRow.run_id == result.run_id)))
+    existing = set(
+        session.scalars(select(OutboxRow.destination).where(OutboxRow.run_id == result.run_id))
+    )
     added = 0
     for dest in cfg.notify:
         if dest.name in existing:
             continue
-        digest = build_digest(dest, items, run_id=result.run_id, as_of=_iso(result.as_of),
-                              failed_sources=failed, report_url=cfg.report_url)
+        digest = build_digest(
+            dest,
+            items,
+            run_id=result.run_id,
+            as_of=_iso(result.as_of),
+            failed_sources=failed,
+            report_url=cfg.report_url,
+        )
         if not digest.has_news and not dest.always:
             continue
-        session.add(OutboxRow(run_id=result.run_id, destination=dest.name, payload=envelope(dest, digest),
-                              state=PENDING, attempts=0, created_at=_utcnow()))
+        session.add(
+            OutboxRow(
+                run_id=result.run_id,
+                destination=dest.name,
+                payload=envelope(dest, digest),
+                state=PENDING,
+                attempts=0,
+                created_at=_utcnow(),
+            )
+        )
         added += 1
     session.flush()
     return added
 
 
 # --- delivery -----------------------------------------------------------------------------
+
 
 def _claimant_gone(delivery: dict[str, Any] | None, now: datetime) -> bool:
     """Is the process that marked a row ``sending`` dead (so the row will never be confirmed)?"""
@@ -175,15 +241,24 @@ def mark_unconfirmed(store: Store, *, now: datetime | None = None) -> list[Outbo
     now = now or _utcnow()
     changed: list[OutboxRow] = []
     with store.session() as s, s.begin():
-        for row in s.scalars(select(OutboxRow).where(OutboxRow.state == SENDING).order_by(OutboxRow.id)):
+        for row in s.scalars(
+            select(OutboxRow).where(OutboxRow.state == SENDING).order_by(OutboxRow.id)
+        ):
             if _claimant_gone((row.payload or {}).get("delivery"), now):
                 row.state = UNCONFIRMED
-                row.last_error = ("the process sending this stopped before it recorded the answer; it may "
-                                  f"have been posted, so it is not re-sent (ticketlint notify retry {row.id})")
+                row.last_error = (
+                    "the process sending this stopped before it recorded the answer; it may "
+                    f"have been posted, so it is not re-sent (ticketlint notify retry {row.id})"
+                )
                 changed.append(row)
     for row in changed:
-        log.warning("notify %s: message %d (run %s) is unconfirmed: %s", row.destination, row.id,
-                    row.run_id, row.last_error)
+        log.warning(
+            "notify %s: message %d (run %s) is unconfirmed: %s",
+            row.destination,
+            row.id,
+            row.run_id,
+            row.last_error,
+        )
     return changed
 
 
@@ -196,10 +271,15 @@ def _claim(store: Store, row_id: int, states: Sequence[str]) -> OutboxRow | None
             return None
         delivery = {"host": socket.gethostname(), "pid": os.getpid(), "since": _iso(_utcnow())}
         done = s.execute(
-            update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.state.in_(list(states)))
-            .values(state=SENDING, attempts=OutboxRow.attempts + 1,
-                    payload={**(row.payload or {}), "delivery": delivery})
-            .execution_options(synchronize_session=False))
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.state.in_(list(states)))
+            .values(
+                state=SENDING,
+                attempts=OutboxRow.attempts + 1,
+                payload={**(row.payload or {}), "delivery": delivery},
+            )
+            .execution_options(synchronize_session=False)
+        )
         if done.rowcount != 1:
             return None
     with store.session() as s:
@@ -217,7 +297,9 @@ def _finish(store: Store, row_id: int, state: str, error: str | None) -> None:
             row.sent_at = _utcnow()
 
 
-def deliver_row(store: Store, cfg: Config, row_id: int, *, states: Sequence[str] = RETRYABLE) -> bool:
+def deliver_row(
+    store: Store, cfg: Config, row_id: int, *, states: Sequence[str] = RETRYABLE
+) -> bool:
     """Claim, send and confirm one row; True when it was posted."""
     with store.session() as s:
         row = s.get(OutboxRow, row_id)
@@ -226,7 +308,9 @@ def deliver_row(store: Store, cfg: Config, row_id: int, *, states: Sequence[str]
         name = row.destination
     dest = next((d for d in cfg.notify if d.name == name), None)
     if dest is None:
-        log.warning("notify %s: message %d waits: no such destination in the configuration", name, row_id)
+        log.warning(
+            "notify %s: message %d waits: no such destination in the configuration", name, row_id
+        )
         return False
     row = _claim(store, row_id, states)
     if row is None:
@@ -237,11 +321,22 @@ def deliver_row(store: Store, cfg: Config, row_id: int, *, states: Sequence[str]
     except DeliveryError as exc:
         state = GAVE_UP if row.attempts >= MAX_ATTEMPTS else FAILED
         _finish(store, row_id, state, str(exc))
-        log.warning("%s (message %d, run %s, attempt %d)%s", exc, row_id, row.run_id, row.attempts,
-                    "; giving up" if state == GAVE_UP else "")
+        log.warning(
+            "%s (message %d, run %s, attempt %d)%s",
+            exc,
+            row_id,
+            row.run_id,
+            row.attempts,
+            "; giving up" if state == GAVE_UP else "",
+        )
         return False
     except Exception as exc:  # a bug must not leave the row in 'sending'
-        _finish(store, row_id, FAILED, f"notify destination {name!r}: internal error ({type(exc).__name__})")
+        _finish(
+            store,
+            row_id,
+            FAILED,
+            f"notify destination {name!r}: internal error ({type(exc).__name__})",
+        )
         log.warning("notify %s: internal error (%s)", name, type(exc).__name__, exc_info=True)
         return False
     _crash_point("after-send")
@@ -252,8 +347,13 @@ def deliver_row(store: Store, cfg: Config, row_id: int, *, states: Sequence[str]
 
 def pending_ids(store: Store) -> list[int]:
     with store.session() as s:
-        return list(s.scalars(select(OutboxRow.id).where(
-            OutboxRow.state.in_(RETRYABLE), OutboxRow.attempts < MAX_ATTEMPTS).order_by(OutboxRow.id)))
+        return list(
+            s.scalars(
+                select(OutboxRow.id)
+                .where(OutboxRow.state.in_(RETRYABLE), OutboxRow.attempts < MAX_ATTEMPTS)
+                .order_by(OutboxRow.id)
+            )
+        )
 
 
 def drain(store: Store, cfg: Config, result: Any = None) -> dict[str, int]:
@@ -278,7 +378,10 @@ def retry(store: Store, cfg: Config, row_id: int) -> bool:
 
 # --- immediate posts (ticketlint serve) -----------------------------------------------------------
 
-def post_immediate(store: Store, cfg: Config, findings: Iterable[Finding], *, source: str, key: str) -> int:
+
+def post_immediate(
+    store: Store, cfg: Config, findings: Iterable[Finding], *, source: str, key: str
+) -> int:
     """Tell every destination at once about newly failing high/critical findings of one
     ticket; returns how many messages were posted now.
 
@@ -288,29 +391,54 @@ def post_immediate(store: Store, cfg: Config, findings: Iterable[Finding], *, so
     items = [item_from_finding(f, "new") for f in findings if f.severity in IMMEDIATE_SEVERITIES]
     if not items or not cfg.notify:
         return 0
-    digest_hash = hashlib.sha256("\n".join(sorted(i.fingerprint for i in items)).encode()).hexdigest()[:16]
+    digest_hash = hashlib.sha256(
+        "\n".join(sorted(i.fingerprint for i in items)).encode()
+    ).hexdigest()[:16]
     as_of = _iso(_utcnow())
     row_ids = _enqueue_immediate(store, cfg, items, source, key, digest_hash, as_of)
     return sum(deliver_row(store, cfg, rid) for rid in row_ids)
 
 
 @retry_locked
-def _enqueue_immediate(store: Store, cfg: Config, items: list[Item], source: str, key: str,
-                       digest_hash: str, as_of: str) -> list[int]:
+def _enqueue_immediate(
+    store: Store,
+    cfg: Config,
+    items: list[Item],
+    source: str,
+    key: str,
+    digest_hash: str,
+    as_of: str,
+) -> list[int]:
     rows: list[OutboxRow] = []
     with store.session() as s, s.begin():
         for dest in cfg.notify:
             dedup = f"ticketlint:immediate:{dest.name}:{source}:{key}:{digest_hash}"
-            digest = build_digest(dest, items, run_id=None, as_of=as_of, kind="immediate",
-                                  dedup_id=dedup, subject=f"{source}/{key}")
+            digest = build_digest(
+                dest,
+                items,
+                run_id=None,
+                as_of=as_of,
+                kind="immediate",
+                dedup_id=dedup,
+                subject=f"{source}/{key}",
+            )
             if not digest.new:
                 continue
-            seen = s.scalars(select(OutboxRow.payload).where(
-                OutboxRow.run_id.is_(None), OutboxRow.destination == dest.name))
+            seen = s.scalars(
+                select(OutboxRow.payload).where(
+                    OutboxRow.run_id.is_(None), OutboxRow.destination == dest.name
+                )
+            )
             if any((p or {}).get("id") == dedup for p in seen):
                 continue
-            row = OutboxRow(run_id=None, destination=dest.name, payload=envelope(dest, digest),
-                            state=PENDING, attempts=0, created_at=_utcnow())
+            row = OutboxRow(
+                run_id=None,
+                destination=dest.name,
+                payload=envelope(dest, digest),
+                state=PENDING,
+                attempts=0,
+                created_at=_utcnow(),
+            )
             s.add(row)
             rows.append(row)
         s.flush()
@@ -319,7 +447,10 @@ def _enqueue_immediate(store: Store, cfg: Config, items: list[Item], source: str
 
 # --- a run's digest rebuilt from the store (``notify preview --run``) ------------------------
 
-def items_of_stored_run(session: Session, run_id: int) -> tuple[list[Item], list[str], datetime | None]:
+
+def items_of_stored_run(
+    session: Session, run_id: int
+) -> tuple[list[Item], list[str], datetime | None]:
     """The run's changes from its history events, plus today's open findings as ``open``.
 
     Used when no outbox row holds the payload (nothing was queued for that destination):
@@ -338,7 +469,7 @@ def items_of_stored_run(session: Session, run_id: int) -> tuple[list[Item], list
     seen: set[int] = set()
     ids = list(kinds)
     for i in range(0, len(ids), 500):
-        for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids[i:i + 500]))):
+        for row in session.scalars(select(FindingRow).where(FindingRow.id.in_(ids[i : i + 500]))):
             k = kinds[row.id]
             if "resolved" in k:
                 items.append(item_from_row(row, "resolved"))
@@ -352,6 +483,9 @@ def items_of_stored_run(session: Session, run_id: int) -> tuple[list[Item], list
     for row in session.scalars(select(FindingRow).where(FindingRow.state == "open")):
         if row.id not in seen:
             items.append(item_from_row(row, "open"))
-    failed = [f"{name}: {info.get('error') or 'failed'}" for name, info in (run.sources or {}).items()
-              if isinstance(info, dict) and info.get("status") == "failed"]
+    failed = [
+        f"{name}: {info.get('error') or 'failed'}"
+        for name, info in (run.sources or {}).items()
+        if isinstance(info, dict) and info.get("status") == "failed"
+    ]
     return items, failed, run.as_of

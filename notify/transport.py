@@ -17,10 +17,11 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -67,6 +68,7 @@ class _Transient(Exception):
 
 # --- signing ------------------------------------------------------------------------------
 
+
 def encode(payload: Any) -> bytes:
     """The exact bytes that are sent (and signed)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -78,8 +80,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, now: float | None = None,
-           tolerance: float = 300.0) -> bool:
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    now: float | None = None,
+    tolerance: float = 300.0,
+) -> bool:
     """What a receiver does: constant-time compare, and reject stale timestamps (replays)."""
     try:
         age = abs((time.time() if now is None else now) - int(timestamp))
@@ -88,8 +97,9 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, now: flo
     return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def headers_for(dest: NotifyDestination, body: bytes, dedup_id: str | None, *,
-                now: float | None = None) -> dict[str, str]:
+def headers_for(
+    dest: NotifyDestination, body: bytes, dedup_id: str | None, *, now: float | None = None
+) -> dict[str, str]:
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
     if dest.type == "webhook":
         ts = str(int(time.time() if now is None else now))
@@ -102,6 +112,7 @@ def headers_for(dest: NotifyDestination, body: bytes, dedup_id: str | None, *,
 
 
 # --- secret URLs out of logs -------------------------------------------------------------
+
 
 class _RedactUrls(logging.Filter):
     """Replace webhook URL paths in urllib3's log lines (``POST /hooks/SECRET``)."""
@@ -142,6 +153,7 @@ def redact(text: str, url: str) -> str:
 
 # --- sending ------------------------------------------------------------------------------
 
+
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or bad."""
     if not value:
@@ -158,9 +170,15 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-def send(dest: NotifyDestination, payload: Any, *, dedup_id: str | None = None,
-         policy: Policy | None = None, session: requests.Session | None = None,
-         sleep: Callable[[float], None] | None = None) -> int:
+def send(
+    dest: NotifyDestination,
+    payload: Any,
+    *,
+    dedup_id: str | None = None,
+    policy: Policy | None = None,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> int:
     """POST ``payload`` to ``dest``; returns the HTTP status. Raises :class:`DeliveryError`."""
     policy = policy or POLICY
     sleep = sleep or time.sleep  # looked up now, so tests can replace it
@@ -188,8 +206,11 @@ def send(dest: NotifyDestination, payload: Any, *, dedup_id: str | None = None,
         if resp.status_code == 429:
             wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if wait is not None and wait > policy.max_retry_after:
-                raise DeliveryError(dest.name, f"rate limited (HTTP 429, Retry-After {wait:.0f}s is longer "
-                                    f"than {policy.max_retry_after:.0f}s); left for the next run")
+                raise DeliveryError(
+                    dest.name,
+                    f"rate limited (HTTP 429, Retry-After {wait:.0f}s is longer "
+                    f"than {policy.max_retry_after:.0f}s); left for the next run",
+                )
             raise _Transient(reason, wait)
         if resp.status_code >= 500:
             raise _Transient(reason)
@@ -203,20 +224,32 @@ def send(dest: NotifyDestination, payload: Any, *, dedup_id: str | None = None,
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.info("notify %s: %s; retrying (try %d of %d)", dest.name, exc, state.attempt_number + 1,
-                 policy.tries)
+        log.info(
+            "notify %s: %s; retrying (try %d of %d)",
+            dest.name,
+            exc,
+            state.attempt_number + 1,
+            policy.tries,
+        )
 
     try:
         try:
-            for try_ in Retrying(stop=stop_after_attempt(policy.tries), wait=wait, sleep=sleep,
-                                 retry=retry_if_exception_type(_Transient), reraise=True,
-                                 before_sleep=before_sleep):
+            for try_ in Retrying(
+                stop=stop_after_attempt(policy.tries),
+                wait=wait,
+                sleep=sleep,
+                retry=retry_if_exception_type(_Transient),
+                reraise=True,
+                before_sleep=before_sleep,
+            ):
                 with try_:
                     status = attempt()
             return status
         except _Transient as exc:
             tail = "; left for the next run" if exc.reason.startswith("HTTP 429") else ""
-            raise DeliveryError(dest.name, f"{exc.reason} after {policy.tries} tries{tail}") from None
+            raise DeliveryError(
+                dest.name, f"{exc.reason} after {policy.tries} tries{tail}"
+            ) from None
     finally:
         if session is None:
             http.close()

@@ -104,12 +104,21 @@ apply();
 
 def csp_hash(text: str) -> str:
     """The ``'sha256-...'`` source expression of an inline block's exact text."""
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+    return (
+        "'sha256-"
+        + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+        + "'"
+    )
 
 
 def content_security_policy(*, script: bool = True) -> str:
     """Nothing may load; only our own inline style (and script) run, pinned by hash."""
-    parts = ["default-src 'none'", f"style-src {csp_hash(CSS)}", "img-src 'none'", "base-uri 'none'",
-             "form-action 'none'"]
+    parts = [
+        "default-src 'none'",
+        f"style-src {csp_hash(CSS)}",
+        "img-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
     parts.insert(2, f"script-src {csp_hash(JS)}" if script else "script-src 'none'")
     return "; ".join(parts)

@@ -8,8 +8,8 @@ the page's light, dark and print themes apply to the charts too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Mapping, Sequence
 
 SeverityCounts = Mapping[str, int]
 
@@ -19,9 +19,11 @@ def _e(text: object) -> str:
 
 
 def _svg(width: int, height: int, label: str, body: str, cls: str) -> str:
-    return (f'<svg class="chart {cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="{_e(label)}">'
-            f"<title>{_e(label)}</title>{body}</svg>")
+    return (
+        f'<svg class="chart {cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{_e(label)}">'
+        f"<title>{_e(label)}</title>{body}</svg>"
+    )
 
 
 def _nice_max(value: float) -> float:
@@ -59,7 +61,9 @@ def severity_columns(counts: SeverityCounts, label: str) -> str:
             f'<text class="value" x="{x + slot * 0.3:.1f}" y="{y - 6:.1f}" text-anchor="middle">{n}</text>'
             f'<text class="axis" x="{x + slot * 0.3:.1f}" y="{height - 10}" text-anchor="middle">{_e(sev)}</text></g>'
         )
-    baseline = f'<line class="grid" x1="0" y1="{height - bottom}" x2="{width}" y2="{height - bottom}"/>'
+    baseline = (
+        f'<line class="grid" x1="0" y1="{height - bottom}" x2="{width}" y2="{height - bottom}"/>'
+    )
     return _svg(width, height, label, baseline + "".join(bars), "columns")
 
 
@@ -67,7 +71,9 @@ TOP = 12
 """Rows shown by :func:`stacked_bars`."""
 
 
-def stacked_bars(rows: Sequence[tuple[str, SeverityCounts]], label: str, *, limit: int = TOP) -> str:
+def stacked_bars(
+    rows: Sequence[tuple[str, SeverityCounts]], label: str, *, limit: int = TOP
+) -> str:
     """Horizontal bars stacked by severity, largest first (the first ``limit`` rows)."""
     rows = list(rows)[:limit]
     width, row_h, left, right = 560, 26, 190, 40
@@ -77,20 +83,28 @@ def stacked_bars(rows: Sequence[tuple[str, SeverityCounts]], label: str, *, limi
     parts = []
     for i, (name, counts) in enumerate(rows):
         y = 4 + i * row_h
-        parts.append(f'<text class="axis" x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
-                     f"<title>{_e(name)}</title>{_e(_short(name, 26))}</text>")
+        parts.append(
+            f'<text class="axis" x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
+            f"<title>{_e(name)}</title>{_e(_short(name, 26))}</text>"
+        )
         x = float(left)
         for sev, n in counts.items():
             if not n:
                 continue
             w = n * scale
-            parts.append(f'<rect class="sev-{_e(sev)}" x="{x:.1f}" y="{y + 4}" width="{w:.1f}" '
-                         f'height="{row_h - 8}"><title>{_e(name)}: {n} {_e(sev)}</title></rect>')
+            parts.append(
+                f'<rect class="sev-{_e(sev)}" x="{x:.1f}" y="{y + 4}" width="{w:.1f}" '
+                f'height="{row_h - 8}"><title>{_e(name)}: {n} {_e(sev)}</title></rect>'
+            )
             x += w
         total = sum(counts.values())
-        parts.append(f'<text class="value" x="{x + 6:.1f}" y="{y + row_h / 2 + 4:.1f}">{total}</text>')
+        parts.append(
+            f'<text class="value" x="{x + 6:.1f}" y="{y + row_h / 2 + 4:.1f}">{total}</text>'
+        )
     if not rows:
-        parts.append(f'<text class="axis" x="{width / 2}" y="18" text-anchor="middle">nothing open</text>')
+        parts.append(
+            f'<text class="axis" x="{width / 2}" y="18" text-anchor="middle">nothing open</text>'
+        )
     return _svg(width, height, label, "".join(parts), "bars")
 
 
@@ -103,23 +117,40 @@ def rate_bars(rows: Sequence[tuple[str, float | None, str]], label: str) -> str:
     parts = []
     for i, (name, rate, tip) in enumerate(rows):
         y = 4 + i * row_h
-        parts.append(f'<text class="axis" x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
-                     f"<title>{_e(name)}</title>{_e(_short(name, 26))}</text>")
-        parts.append(f'<rect class="track" x="{left}" y="{y + 5}" width="{span}" height="{row_h - 10}" rx="3"/>')
+        parts.append(
+            f'<text class="axis" x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
+            f"<title>{_e(name)}</title>{_e(_short(name, 26))}</text>"
+        )
+        parts.append(
+            f'<rect class="track" x="{left}" y="{y + 5}" width="{span}" height="{row_h - 10}" rx="3"/>'
+        )
         if rate is None:
-            parts.append(f'<text class="value" x="{left + span + 6}" y="{y + row_h / 2 + 4:.1f}">–</text>')
+            parts.append(
+                f'<text class="value" x="{left + span + 6}" y="{y + row_h / 2 + 4:.1f}">–</text>'
+            )
             continue
         band = "good" if rate >= 0.95 else "fair" if rate >= 0.8 else "poor"
-        parts.append(f'<rect class="rate-{band}" x="{left}" y="{y + 5}" width="{max(rate * span, 0.5):.1f}" '
-                     f'height="{row_h - 10}" rx="3"><title>{_e(tip)}</title></rect>')
-        parts.append(f'<text class="value" x="{left + span + 6}" y="{y + row_h / 2 + 4:.1f}">{rate * 100:.1f}%</text>')
+        parts.append(
+            f'<rect class="rate-{band}" x="{left}" y="{y + 5}" width="{max(rate * span, 0.5):.1f}" '
+            f'height="{row_h - 10}" rx="3"><title>{_e(tip)}</title></rect>'
+        )
+        parts.append(
+            f'<text class="value" x="{left + span + 6}" y="{y + row_h / 2 + 4:.1f}">{rate * 100:.1f}%</text>'
+        )
     if not rows:
-        parts.append(f'<text class="axis" x="{width / 2}" y="18" text-anchor="middle">no run in the period</text>')
+        parts.append(
+            f'<text class="axis" x="{width / 2}" y="18" text-anchor="middle">no run in the period</text>'
+        )
     return _svg(width, height, label, "".join(parts), "rates")
 
 
-def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percent: bool = False,
-               css: str = "line-open") -> str:
+def line_chart(
+    points: Sequence[tuple[str, float | None]],
+    label: str,
+    *,
+    percent: bool = False,
+    css: str = "line-open",
+) -> str:
     """A line over the runs (x: run order, labelled by date); ``None`` values are gaps."""
     width, height, left, right, top, bottom = 560, 200, 48, 34, 14, 34
     values = [v for _, v in points if v is not None]
@@ -137,8 +168,10 @@ def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percen
         v = lo + (hi - lo) * k / 4
         _, y = xy(0, v)
         text = f"{v * 100:g}%" if percent else f"{v:g}"
-        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
-                     f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>')
+        parts.append(
+            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
+        )
     segments: list[list[tuple[float, float]]] = [[]]
     for i, (name, v) in enumerate(points):
         if v is None:
@@ -147,7 +180,9 @@ def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percen
         x, y = xy(i, v)
         segments[-1].append((x, y))
         shown = f"{v * 100:.1f}%" if percent else f"{v:g}"
-        parts.append(f'<circle class="{css}" cx="{x:.1f}" cy="{y:.1f}" r="3.5"><title>{_e(name)}: {shown}</title></circle>')
+        parts.append(
+            f'<circle class="{css}" cx="{x:.1f}" cy="{y:.1f}" r="3.5"><title>{_e(name)}: {shown}</title></circle>'
+        )
     for seg in segments:
         if len(seg) > 1:
             coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in seg)
@@ -156,7 +191,11 @@ def line_chart(points: Sequence[tuple[str, float | None]], label: str, *, percen
     for i, (name, _) in enumerate(points):
         if i % step == 0 or i == len(points) - 1:
             x, _y = xy(i, lo)
-            parts.append(f'<text class="axis" x="{x:.1f}" y="{height - 12}" text-anchor="middle">{_e(name)}</text>')
+            parts.append(
+                f'<text class="axis" x="{x:.1f}" y="{height - 12}" text-anchor="middle">{_e(name)}</text>'
+            )
     if not points:
-        parts.append(f'<text class="axis" x="{width / 2}" y="{height / 2}" text-anchor="middle">no run in the period</text>')
+        parts.append(
+            f'<text class="axis" x="{width / 2}" y="{height / 2}" text-anchor="middle">no run in the period</text>'
+        )
     return _svg(width, height, label, "".join(parts), "line")

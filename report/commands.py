@@ -14,14 +14,19 @@ from pathlib import Path
 import click
 
 from ticketlint.config import Config, ConfigError
+from ticketlint.report.data import collect
+from ticketlint.report.evidence import (
+    DEFAULT_SAMPLE_SIZE,
+    EvidenceError,
+    build_evidence,
+    verify_pack,
+)
+from ticketlint.report.html_report import render_report
+from ticketlint.report.period import Period, PeriodError
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, RuleSelectionError
 from ticketlint.rules.selection import engine_from_config, registry_from_config
 from ticketlint.sync.cli_support import config_of, fail, store_of
-from ticketlint.report.data import collect
-from ticketlint.report.evidence import DEFAULT_SAMPLE_SIZE, EvidenceError, build_evidence, verify_pack
-from ticketlint.report.html_report import render_report
-from ticketlint.report.period import Period, PeriodError
 
 
 def _period(text: str | None) -> Period:
@@ -43,20 +48,36 @@ def _selection(cfg: Config) -> tuple[Registry, Engine]:
 
 def _check_source(cfg: Config, source: str | None) -> None:
     if source and cfg.sources and source not in {s.name for s in cfg.sources}:
-        fail(f"--source {source!r} is not a configured source "
-              f"(known: {', '.join(s.name for s in cfg.sources)})")
+        fail(
+            f"--source {source!r} is not a configured source "
+            f"(known: {', '.join(s.name for s in cfg.sources)})"
+        )
 
 
 @click.command("report")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              default=Path("report.html"), show_default=True, help="The HTML file to write ('-' = stdout).")
-@click.option("--period", metavar="FROM..TO", help="Runs with an as-of date in this period (inclusive).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write ('-' = stdout).",
+)
+@click.option(
+    "--period", metavar="FROM..TO", help="Runs with an as-of date in this period (inclusive)."
+)
 @click.option("--source", help="Only this source.")
 @click.option("--group", "group_", metavar="GROUP", help="Only findings of this assignment group.")
 @click.option("--title", default="ticketlint report", show_default=True, help="The page title.")
 @click.pass_context
-def report(ctx: click.Context, output: Path, period: str | None, source: str | None,
-           group_: str | None, title: str) -> None:
+def report(
+    ctx: click.Context,
+    output: Path,
+    period: str | None,
+    source: str | None,
+    group_: str | None,
+    title: str,
+) -> None:
     """Write one self-contained HTML report: conformity, trends, open findings, waivers,
     mapping coverage and the clause coverage matrix."""
     cfg = config_of(ctx)
@@ -65,15 +86,26 @@ def report(ctx: click.Context, output: Path, period: str | None, source: str | N
     registry, engine = _selection(cfg)
     store = store_of(cfg)
     with store.session() as s:
-        data = collect(s, cfg, registry, {r.code for r in engine.rules}, period=chosen, source=source, group=group_,
-                       now=datetime.now(timezone.utc))
+        data = collect(
+            s,
+            cfg,
+            registry,
+            {r.code for r in engine.rules},
+            period=chosen,
+            source=source,
+            group=group_,
+            now=datetime.now(timezone.utc),
+        )
     page = render_report(data, title=title)
     if str(output) == "-":
         click.echo(page, nl=False)
         return
     output.write_text(page, encoding="utf-8")
-    click.echo(f"wrote {output} ({len(data.open_findings)} open findings, "
-               f"{len(data.trend)} runs, conformity {_pct(data.overall.rate)})", err=True)
+    click.echo(
+        f"wrote {output} ({len(data.open_findings)} open findings, "
+        f"{len(data.trend)} runs, conformity {_pct(data.overall.rate)})",
+        err=True,
+    )
 
 
 def _pct(rate: float | None) -> str:
@@ -97,23 +129,45 @@ def _sample_size(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.group("evidence", invoke_without_command=True)
 @click.option("--clause", help="The clause, e.g. 8.5.1 (its sub-clauses are included).")
 @click.option("--period", metavar="FROM..TO", help="The audit period, e.g. 2026-07-01..2026-09-30.")
-@click.option("--seed", type=int, help="Seed of the random sample (default: a random one, recorded).")
-@click.option("--sample-size", callback=_sample_size, metavar="N|all|auto",
-              help=f"Sample size (default auto: {DEFAULT_SAMPLE_SIZE}, or all records if fewer).")
+@click.option(
+    "--seed", type=int, help="Seed of the random sample (default: a random one, recorded)."
+)
+@click.option(
+    "--sample-size",
+    callback=_sample_size,
+    metavar="N|all|auto",
+    help=f"Sample size (default auto: {DEFAULT_SAMPLE_SIZE}, or all records if fewer).",
+)
 @click.option("--source", help="Only this source.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="The directory to write the pack into (created; must be empty).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory to write the pack into (created; must be empty).",
+)
 @click.pass_context
-def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: int | None,
-             sample_size: int | None, source: str | None, output: Path | None) -> None:
+def evidence(
+    ctx: click.Context,
+    clause: str | None,
+    period: str | None,
+    seed: int | None,
+    sample_size: int | None,
+    source: str | None,
+    output: Path | None,
+) -> None:
     """Write an audit evidence pack for one clause and period (`evidence verify DIR` checks one)."""
     if ctx.invoked_subcommand is not None:
         return
-    missing = [name for name, value in (("--clause", clause), ("--period", period), ("-o/--output", output))
-               if not value]
+    missing = [
+        name
+        for name, value in (("--clause", clause), ("--period", period), ("-o/--output", output))
+        if not value
+    ]
     if missing:
-        fail(f"{', '.join(missing)} required (e.g. ticketlint evidence --clause 8.5.1 "
-              "--period 2026-07-01..2026-09-30 -o evidence/)")
+        fail(
+            f"{', '.join(missing)} required (e.g. ticketlint evidence --clause 8.5.1 "
+            "--period 2026-07-01..2026-09-30 -o evidence/)"
+        )
     assert clause and output
     cfg = config_of(ctx)
     _check_source(cfg, source)
@@ -122,13 +176,25 @@ def evidence(ctx: click.Context, clause: str | None, period: str | None, seed: i
     store = store_of(cfg)
     try:
         with store.session() as s:
-            result = build_evidence(s, cfg, registry, engine, clause=clause, period=chosen,
-                                    out=output, seed=seed, sample_size=sample_size, source=source,
-                                    now=datetime.now(timezone.utc))
+            result = build_evidence(
+                s,
+                cfg,
+                registry,
+                engine,
+                clause=clause,
+                period=chosen,
+                out=output,
+                seed=seed,
+                sample_size=sample_size,
+                source=source,
+                now=datetime.now(timezone.utc),
+            )
     except EvidenceError as exc:
         fail(str(exc))
-    click.echo(f"wrote {output}: population {result.population}, exceptions {result.exceptions}, "
-               f"sample {result.sample} (seed {result.seed}), {result.files} files in the manifest")
+    click.echo(
+        f"wrote {output}: population {result.population}, exceptions {result.exceptions}, "
+        f"sample {result.sample} (seed {result.seed}), {result.files} files in the manifest"
+    )
 
 
 @evidence.command("verify")

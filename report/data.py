@@ -17,19 +17,20 @@ all of them: its outcome counts are not split per process in the run record.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config
+from ticketlint.report.period import Period
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, Registry, Rule
 from ticketlint.store import repository as repo
 from ticketlint.store.findings_view import finding_view
 from ticketlint.store.models import FindingRow, RunRow
-from ticketlint.report.period import Period
 from ticketlint.store.waivers import WaiverRule, all_waivers
 
 SEVERITY_ORDER: tuple[str, ...] = tuple(reversed(SEVERITIES))
@@ -144,6 +145,7 @@ class ReportData:
 
 # --- runs ------------------------------------------------------------------------------
 
+
 def runs_in_period(session: Session, period: Period) -> list[RunRow]:
     """Finished runs whose as-of instant lies in the period, oldest first."""
     stmt = select(RunRow).where(RunRow.status.in_(RUN_STATES), RunRow.finished_at.is_not(None))
@@ -167,9 +169,12 @@ def newest_snapshots(runs: Sequence[RunRow], source: str | None = None) -> list[
     for run in runs:  # oldest first: later runs overwrite
         for name, data in _ok_sources(run, source):
             latest[name] = SourceSnapshot(
-                name=name, run_id=run.id, as_of=run.as_of,
+                name=name,
+                run_id=run.id,
+                as_of=run.as_of,
                 records=int(data.get("evaluated") or data.get("records_read") or 0),
-                outcomes=data.get("outcomes") or {}, not_evaluated=data.get("not_evaluated") or {},
+                outcomes=data.get("outcomes") or {},
+                not_evaluated=data.get("not_evaluated") or {},
             )
     return [latest[k] for k in sorted(latest)]
 
@@ -196,11 +201,16 @@ def trend(runs: Sequence[RunRow], source: str | None = None) -> list[TrendPoint]
             sev.update({k: int(v) for k, v in (data.get("open_by_severity") or {}).items()})
             p, f = _pass_fail(data.get("outcomes") or {})
             passed, failed = passed + p, failed + f
-        points.append(TrendPoint(run.id, run.as_of, {s: sev.get(s, 0) for s in SEVERITY_ORDER}, passed, failed))
+        points.append(
+            TrendPoint(
+                run.id, run.as_of, {s: sev.get(s, 0) for s in SEVERITY_ORDER}, passed, failed
+            )
+        )
     return points
 
 
 # --- conformity --------------------------------------------------------------------------
+
 
 def _merged_outcomes(snapshots: Sequence[SourceSnapshot]) -> dict[str, Counter[str]]:
     merged: dict[str, Counter[str]] = defaultdict(Counter)
@@ -214,13 +224,20 @@ def process_label(rule: Rule | None) -> str:
     return ", ".join(rule.applies_to) if rule is not None else "(unknown rule)"
 
 
-def conformity(snapshots: Sequence[SourceSnapshot], rules: Mapping[str, Rule],
-               clause_titles: Mapping[str, str]) -> tuple[list[Rate], list[Rate], list[Rate]]:
+def conformity(
+    snapshots: Sequence[SourceSnapshot], rules: Mapping[str, Rule], clause_titles: Mapping[str, str]
+) -> tuple[list[Rate], list[Rate], list[Rate]]:
     """(per process, per clause, per rule); rows with nothing checked are kept (rate None)."""
     merged = _merged_outcomes(snapshots)
-    by_rule = [Rate(code, c.get("PASS", 0), c.get("FAIL", 0),
-                    title=rules[code].title if code in rules else "")
-               for code, c in sorted(merged.items())]
+    by_rule = [
+        Rate(
+            code,
+            c.get("PASS", 0),
+            c.get("FAIL", 0),
+            title=rules[code].title if code in rules else "",
+        )
+        for code, c in sorted(merged.items())
+    ]
     by_process: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_clause: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in by_rule:
@@ -229,8 +246,10 @@ def conformity(snapshots: Sequence[SourceSnapshot], rules: Mapping[str, Rule],
             bucket[0] += r.passed
             bucket[1] += r.failed
     processes = [Rate(k, p, f) for k, (p, f) in sorted(by_process.items())]
-    clauses = [Rate(k, p, f, title=clause_titles.get(k, "")) for k, (p, f) in
-               sorted(by_clause.items(), key=lambda kv: clause_sort_key(kv[0]))]
+    clauses = [
+        Rate(k, p, f, title=clause_titles.get(k, ""))
+        for k, (p, f) in sorted(by_clause.items(), key=lambda kv: clause_sort_key(kv[0]))
+    ]
     return processes, clauses, by_rule
 
 
@@ -239,6 +258,7 @@ def clause_sort_key(clause: str) -> tuple[Any, ...]:
 
 
 # --- clause coverage matrix ------------------------------------------------------------
+
 
 def clause_map(registry: Registry) -> tuple[str, dict[str, dict[str, Any]]]:
     """(framework name, clause -> {title, rules, coverage}) merged over every pack."""
@@ -251,8 +271,11 @@ def clause_map(registry: Registry) -> tuple[str, dict[str, dict[str, Any]]]:
     return framework, clauses
 
 
-def clause_matrix(clauses: Mapping[str, Mapping[str, Any]], selected: set[str],
-                  snapshots: Sequence[SourceSnapshot]) -> list[ClauseRow]:
+def clause_matrix(
+    clauses: Mapping[str, Mapping[str, Any]],
+    selected: set[str],
+    snapshots: Sequence[SourceSnapshot],
+) -> list[ClauseRow]:
     merged = _merged_outcomes(snapshots)
     rows = []
     for clause in sorted(clauses, key=clause_sort_key):
@@ -264,27 +287,43 @@ def clause_matrix(clauses: Mapping[str, Mapping[str, Any]], selected: set[str],
         unselected = [c for c in codes if c not in selected]
         # A rule that judged nothing (all NOT_EVALUATED / NOT_APPLICABLE / never run) gives
         # no evidence for the clause on this store.
-        silent = [c for c in codes if c in selected
-                  and not (merged[c].get("PASS", 0) + merged[c].get("FAIL", 0))] if snapshots else []
+        silent = (
+            [
+                c
+                for c in codes
+                if c in selected and not (merged[c].get("PASS", 0) + merged[c].get("FAIL", 0))
+            ]
+            if snapshots
+            else []
+        )
         notes = []
         if unselected:
             notes.append("not selected: " + ", ".join(unselected))
         if silent:
             notes.append("judged no record: " + ", ".join(silent))
-        if declared == "manual" or not codes:
-            effective = "manual"
-        elif len(unselected) + len(silent) >= len(codes):
+        if declared == "manual" or not codes or len(unselected) + len(silent) >= len(codes):
             effective = "manual"
         elif unselected or silent or declared == "partly":
             effective = "partly"
         else:
             effective = "automated"
-        rows.append(ClauseRow(clause, str(entry.get("title") or ""), declared, effective, codes,
-                              passed, failed, "; ".join(notes)))
+        rows.append(
+            ClauseRow(
+                clause,
+                str(entry.get("title") or ""),
+                declared,
+                effective,
+                codes,
+                passed,
+                failed,
+                "; ".join(notes),
+            )
+        )
     return rows
 
 
 # --- findings now ------------------------------------------------------------------------
+
 
 def _count_by(views: Sequence[dict[str, Any]], key: str) -> list[tuple[str, dict[str, int]]]:
     table: dict[str, Counter[str]] = defaultdict(Counter)
@@ -300,9 +339,17 @@ def waiver_views(waivers: Sequence[WaiverRule], session: Session, today: date) -
     return sorted(views, key=lambda v: (v.waiver.expires, v.waiver.id))
 
 
-def collect(session: Session, cfg: Config, registry: Registry, selected: set[str], *,
-            period: Period, source: str | None = None, group: str | None = None,
-            now: datetime) -> ReportData:
+def collect(
+    session: Session,
+    cfg: Config,
+    registry: Registry,
+    selected: set[str],
+    *,
+    period: Period,
+    source: str | None = None,
+    group: str | None = None,
+    now: datetime,
+) -> ReportData:
     """Everything the report shows, from one session."""
     runs = runs_in_period(session, period)
     snapshots = newest_snapshots(runs, source)
@@ -310,26 +357,47 @@ def collect(session: Session, cfg: Config, registry: Registry, selected: set[str
     titles = {k: str(v.get("title") or "") for k, v in clauses.items()}
     by_process, by_clause, by_rule = conformity(snapshots, registry.rules, titles)
     rows = repo.query_findings(session, state="open", source=source, group=group)
-    views = sorted((finding_view(r) for r in rows),
-                   key=lambda v: (-SEVERITY_RANK.get(v["severity"], 0), v["source"], v["key"], v["code"]))
+    views = sorted(
+        (finding_view(r) for r in rows),
+        key=lambda v: (-SEVERITY_RANK.get(v["severity"], 0), v["source"], v["key"], v["code"]),
+    )
     severity = Counter(v["severity"] for v in views)
-    not_eval = [(snap.name, code, reason, int(n)) for snap in snapshots
-                for code, reasons in sorted(snap.not_evaluated.items())
-                for reason, n in sorted(reasons.items()) if n]
+    not_eval = [
+        (snap.name, code, reason, int(n))
+        for snap in snapshots
+        for code, reasons in sorted(snap.not_evaluated.items())
+        for reason, n in sorted(reasons.items())
+        if n
+    ]
     warnings = []
     if not runs:
-        warnings.append(f"no finished sync run in the period ({period.label()}): conformity and "
-                        "trends are empty; run `ticketlint sync` first")
+        warnings.append(
+            f"no finished sync run in the period ({period.label()}): conformity and "
+            "trends are empty; run `ticketlint sync` first"
+        )
     if group:
-        warnings.append(f"--group {group}: findings are of this group only; conformity and trends "
-                        "are per source (runs do not record them per group)")
+        warnings.append(
+            f"--group {group}: findings are of this group only; conformity and trends "
+            "are per source (runs do not record them per group)"
+        )
     return ReportData(
-        generated_at=now, period=period, source=source, group=group, snapshots=snapshots,
-        rules=dict(registry.rules), open_findings=views,
+        generated_at=now,
+        period=period,
+        source=source,
+        group=group,
+        snapshots=snapshots,
+        rules=dict(registry.rules),
+        open_findings=views,
         open_by_severity={s: severity.get(s, 0) for s in SEVERITY_ORDER},
-        by_group=_count_by(views, "group"), by_rule=_count_by(views, "code"),
-        conformity_by_process=by_process, conformity_by_clause=by_clause, conformity_by_rule=by_rule,
-        trend=trend(runs, source), waivers=waiver_views(all_waivers(session, cfg), session, now.date()),
-        not_evaluated=not_eval, clause_matrix=clause_matrix(clauses, selected, snapshots),
-        framework=framework, warnings=warnings,
+        by_group=_count_by(views, "group"),
+        by_rule=_count_by(views, "code"),
+        conformity_by_process=by_process,
+        conformity_by_clause=by_clause,
+        conformity_by_rule=by_rule,
+        trend=trend(runs, source),
+        waivers=waiver_views(all_waivers(session, cfg), session, now.date()),
+        not_evaluated=not_eval,
+        clause_matrix=clause_matrix(clauses, selected, snapshots),
+        framework=framework,
+        warnings=warnings,
     )

@@ -28,38 +28,91 @@ import io
 import json
 import random
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from string import Template
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config
+from ticketlint.report.assets import csp_hash
+from ticketlint.report.data import clause_map, clause_sort_key
+from ticketlint.report.period import Period
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, Rule
 from ticketlint.store.findings_view import iso
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow, WaiverRow
-from ticketlint.report.assets import csp_hash
-from ticketlint.report.data import clause_map, clause_sort_key
-from ticketlint.report.period import Period
 from ticketlint.store.waivers import all_waivers
 
 DEFAULT_SAMPLE_SIZE = 25
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-POPULATION_KEYS = ("source", "key", "process", "title", "state", "raw_state", "created_at", "resolved_at",
-                   "closed_at", "updated_at", "assignee", "group", "url", "deleted", "exceptions",
-                   "open_exceptions")
-EXCEPTION_KEYS = ("finding_id", "rule", "severity", "source", "key", "state", "message", "first_seen",
-                  "last_seen", "resolved_at", "resolution", "reopened", "waiver", "assignee", "group",
-                  "url", "fingerprint", "history")
-SAMPLE_KEYS = ("draw", "source", "key", "process", "title", "state", "created_at", "url", "exceptions",
-               "exception_rules")
-WAIVER_KEYS = ("id", "rule", "key", "source", "owner", "reason", "expires", "created_at", "findings_held")
+POPULATION_KEYS = (
+    "source",
+    "key",
+    "process",
+    "title",
+    "state",
+    "raw_state",
+    "created_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+    "assignee",
+    "group",
+    "url",
+    "deleted",
+    "exceptions",
+    "open_exceptions",
+)
+EXCEPTION_KEYS = (
+    "finding_id",
+    "rule",
+    "severity",
+    "source",
+    "key",
+    "state",
+    "message",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "resolution",
+    "reopened",
+    "waiver",
+    "assignee",
+    "group",
+    "url",
+    "fingerprint",
+    "history",
+)
+SAMPLE_KEYS = (
+    "draw",
+    "source",
+    "key",
+    "process",
+    "title",
+    "state",
+    "created_at",
+    "url",
+    "exceptions",
+    "exception_rules",
+)
+WAIVER_KEYS = (
+    "id",
+    "rule",
+    "key",
+    "source",
+    "owner",
+    "reason",
+    "expires",
+    "created_at",
+    "findings_held",
+)
 
 
 class EvidenceError(Exception):
@@ -78,6 +131,7 @@ class EvidenceResult:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def _when(value: Any) -> datetime | None:
     if not value or not isinstance(value, str):
@@ -123,15 +177,17 @@ def sha256_file(path: Path) -> str:
 def clause_rules(rules: Sequence[Rule], clause: str) -> list[Rule]:
     """Rules of the clause and of its sub-clauses (8.5.1 takes 8.5.1.1, 8.5.1.2, ...)."""
     wanted = clause.strip().rstrip(".")
-    return sorted((r for r in rules if r.clause == wanted or r.clause.startswith(wanted + ".")),
-                  key=lambda r: r.code)
+    return sorted(
+        (r for r in rules if r.clause == wanted or r.clause.startswith(wanted + ".")),
+        key=lambda r: r.code,
+    )
 
 
 def sample_size_for(population: int, requested: int | None) -> int:
     """The documented rule: ``requested`` (-1 = all), else 25, never more than the population."""
     if requested == -1:
         return population
-    return min(population, requested if requested else DEFAULT_SAMPLE_SIZE)
+    return min(population, requested or DEFAULT_SAMPLE_SIZE)
 
 
 def draw_sample(keys: Sequence[tuple[str, str]], seed: int, size: int) -> list[tuple[str, str]]:
@@ -141,7 +197,10 @@ def draw_sample(keys: Sequence[tuple[str, str]], seed: int, size: int) -> list[t
 
 # --- the parts ---------------------------------------------------------------------------
 
-def population(session: Session, processes: set[str], period: Period, source: str | None) -> list[dict[str, Any]]:
+
+def population(
+    session: Session, processes: set[str], period: Period, source: str | None
+) -> list[dict[str, Any]]:
     stmt = select(RecordRow).where(RecordRow.process.in_(sorted(processes)))
     if source:
         stmt = stmt.where(RecordRow.source == source)
@@ -152,43 +211,84 @@ def population(session: Session, processes: set[str], period: Period, source: st
         last = _when(d.get("closed_at")) or _when(d.get("resolved_at"))
         if first is None or not period.overlaps(first, last):
             continue  # without any date the record cannot be placed in the period
-        rows.append({
-            "source": rec.source, "key": rec.key, "process": rec.process, "title": d.get("title"),
-            "state": d.get("state"), "raw_state": d.get("raw_state"), "created_at": d.get("created_at"),
-            "resolved_at": d.get("resolved_at"), "closed_at": d.get("closed_at"),
-            "updated_at": d.get("updated_at"), "assignee": _person(d.get("assignee")),
-            "group": d.get("group"), "url": d.get("url"), "deleted": "yes" if rec.deleted else "no",
-        })
+        rows.append(
+            {
+                "source": rec.source,
+                "key": rec.key,
+                "process": rec.process,
+                "title": d.get("title"),
+                "state": d.get("state"),
+                "raw_state": d.get("raw_state"),
+                "created_at": d.get("created_at"),
+                "resolved_at": d.get("resolved_at"),
+                "closed_at": d.get("closed_at"),
+                "updated_at": d.get("updated_at"),
+                "assignee": _person(d.get("assignee")),
+                "group": d.get("group"),
+                "url": d.get("url"),
+                "deleted": "yes" if rec.deleted else "no",
+            }
+        )
     return rows
 
 
-def exceptions(session: Session, codes: set[str], keys: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    rows = [f for f in session.scalars(select(FindingRow).where(FindingRow.rule.in_(sorted(codes)))
-                                       .order_by(FindingRow.source, FindingRow.key, FindingRow.rule, FindingRow.id))
-            if (f.source, f.key) in keys]
+def exceptions(
+    session: Session, codes: set[str], keys: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    rows = [
+        f
+        for f in session.scalars(
+            select(FindingRow)
+            .where(FindingRow.rule.in_(sorted(codes)))
+            .order_by(FindingRow.source, FindingRow.key, FindingRow.rule, FindingRow.id)
+        )
+        if (f.source, f.key) in keys
+    ]
     events: dict[int, list[FindingEventRow]] = {}
     ids = [f.id for f in rows]
     for start in range(0, len(ids), 500):  # bound the IN list
-        for ev in session.scalars(select(FindingEventRow).where(FindingEventRow.finding_id.in_(ids[start:start + 500]))
-                                  .order_by(FindingEventRow.at, FindingEventRow.id)):
+        for ev in session.scalars(
+            select(FindingEventRow)
+            .where(FindingEventRow.finding_id.in_(ids[start : start + 500]))
+            .order_by(FindingEventRow.at, FindingEventRow.id)
+        ):
             events.setdefault(ev.finding_id, []).append(ev)
     out = []
     for f in rows:
         history = "; ".join(
-            f"{iso(ev.at)} {ev.kind}" + (f" (run {ev.run_id})" if ev.run_id else "") + (f": {ev.detail}" if ev.detail else "")
-            for ev in events.get(f.id, []))
-        out.append({
-            "finding_id": f.id, "rule": f.rule, "severity": f.severity, "source": f.source, "key": f.key,
-            "state": f.state, "message": f.message, "first_seen": iso(f.first_seen), "last_seen": iso(f.last_seen),
-            "resolved_at": iso(f.resolved_at), "resolution": f.resolution, "reopened": f.reopened,
-            "waiver": f.waiver, "assignee": f.assignee, "group": f.group, "url": f.url,
-            "fingerprint": f.fingerprint, "history": history,
-        })
+            f"{iso(ev.at)} {ev.kind}"
+            + (f" (run {ev.run_id})" if ev.run_id else "")
+            + (f": {ev.detail}" if ev.detail else "")
+            for ev in events.get(f.id, [])
+        )
+        out.append(
+            {
+                "finding_id": f.id,
+                "rule": f.rule,
+                "severity": f.severity,
+                "source": f.source,
+                "key": f.key,
+                "state": f.state,
+                "message": f.message,
+                "first_seen": iso(f.first_seen),
+                "last_seen": iso(f.last_seen),
+                "resolved_at": iso(f.resolved_at),
+                "resolution": f.resolution,
+                "reopened": f.reopened,
+                "waiver": f.waiver,
+                "assignee": f.assignee,
+                "group": f.group,
+                "url": f.url,
+                "fingerprint": f.fingerprint,
+                "history": history,
+            }
+        )
     return out
 
 
-def waivers_in_force(session: Session, cfg: Config, codes: set[str], period: Period,
-                     source: str | None) -> list[dict[str, Any]]:
+def waivers_in_force(
+    session: Session, cfg: Config, codes: set[str], period: Period, source: str | None
+) -> list[dict[str, Any]]:
     created = {f"W{w.id}": w.created_at for w in session.scalars(select(WaiverRow))}
     held: dict[str, int] = {}
     for wid in session.scalars(select(FindingRow.waiver).where(FindingRow.state == "waived")):
@@ -200,33 +300,69 @@ def waivers_in_force(session: Session, cfg: Config, codes: set[str], period: Per
         if source and w.source not in (None, source):
             continue
         made = created.get(w.id)
-        if (period.start and w.expires < period.start) or (made and period.until and made >= period.until):
+        if (period.start and w.expires < period.start) or (
+            made and period.until and made >= period.until
+        ):
             continue  # expired before the period, or added after it
-        out.append({"id": w.id, "rule": w.rule, "key": w.key, "source": w.source or "*", "owner": w.owner,
-                    "reason": w.reason, "expires": w.expires.isoformat(), "created_at": iso(made) if made else "",
-                    "findings_held": held.get(w.id, 0)})
+        out.append(
+            {
+                "id": w.id,
+                "rule": w.rule,
+                "key": w.key,
+                "source": w.source or "*",
+                "owner": w.owner,
+                "reason": w.reason,
+                "expires": w.expires.isoformat(),
+                "created_at": iso(made) if made else "",
+                "findings_held": held.get(w.id, 0),
+            }
+        )
     return out
 
 
 def rule_definitions(rules: Sequence[Rule], engine: Engine) -> list[dict[str, Any]]:
-    return [{
-        "code": r.code, "name": r.name, "title": r.title, "clause": r.clause,
-        "severity": engine.severity.get(r.code, r.severity), "default_severity": r.severity,
-        "processes": list(r.applies_to), "kind": r.kind, "pack": r.pack,
-        "params": engine.params.get(r.code, dict(r.params)), "sections": r.sections,
-        "remediation": r.remediation,
-    } for r in rules]
+    return [
+        {
+            "code": r.code,
+            "name": r.name,
+            "title": r.title,
+            "clause": r.clause,
+            "severity": engine.severity.get(r.code, r.severity),
+            "default_severity": r.severity,
+            "processes": list(r.applies_to),
+            "kind": r.kind,
+            "pack": r.pack,
+            "params": engine.params.get(r.code, dict(r.params)),
+            "sections": r.sections,
+            "remediation": r.remediation,
+        }
+        for r in rules
+    ]
 
 
 # --- the pack ----------------------------------------------------------------------------
 
-def build_evidence(session: Session, cfg: Config, registry: Registry, engine: Engine, *, clause: str,
-                   period: Period, out: Path, seed: int | None = None, sample_size: int | None = None,
-                   source: str | None = None, now: datetime) -> EvidenceResult:
+
+def build_evidence(
+    session: Session,
+    cfg: Config,
+    registry: Registry,
+    engine: Engine,
+    *,
+    clause: str,
+    period: Period,
+    out: Path,
+    seed: int | None = None,
+    sample_size: int | None = None,
+    source: str | None = None,
+    now: datetime,
+) -> EvidenceResult:
     rules = clause_rules(engine.rules, clause)
     if not rules:
         known = sorted({r.clause for r in engine.rules}, key=clause_sort_key)
-        raise EvidenceError(f"no selected rule maps to clause {clause!r}; clauses with rules: {', '.join(known)}")
+        raise EvidenceError(
+            f"no selected rule maps to clause {clause!r}; clauses with rules: {', '.join(known)}"
+        )
     if out.exists() and any(out.iterdir()):
         raise EvidenceError(f"{out} is not empty; evidence packs are never overwritten")
     out.mkdir(parents=True, exist_ok=True)
@@ -246,9 +382,14 @@ def build_evidence(session: Session, cfg: Config, registry: Registry, engine: En
     size = sample_size_for(len(pop), sample_size)
     index = {(p["source"], p["key"]): p for p in pop}
     drawn = draw_sample(list(index), seed, size)
-    sample = [{**index[key], "draw": i + 1,
-               "exception_rules": " ".join(sorted({x["rule"] for x in by_record.get(key, [])}))}
-              for i, key in enumerate(drawn)]
+    sample = [
+        {
+            **index[key],
+            "draw": i + 1,
+            "exception_rules": " ".join(sorted({x["rule"] for x in by_record.get(key, [])})),
+        }
+        for i, key in enumerate(drawn)
+    ]
     waivers = waivers_in_force(session, cfg, codes, period, source)
     definitions = rule_definitions(rules, engine)
 
@@ -256,27 +397,50 @@ def build_evidence(session: Session, cfg: Config, registry: Registry, engine: En
     write_csv(out / "exceptions.csv", EXCEPTION_KEYS, exc)
     write_csv(out / "sample.csv", SAMPLE_KEYS, sample)
     write_csv(out / "waivers.csv", WAIVER_KEYS, waivers)
-    (out / "rules.json").write_text(json.dumps(definitions, indent=2, ensure_ascii=False, default=str) + "\n",
-                                    encoding="utf-8")
+    (out / "rules.json").write_text(
+        json.dumps(definitions, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
     _, clauses = clause_map(registry)
     meta = {
-        "tool": "ticketlint", "format": FORMAT_VERSION, "clause": clause,
-        "clause_titles": {c: str(clauses[c].get("title") or "") for c in sorted(clauses, key=clause_sort_key)
-                          if c == clause or c.startswith(clause + ".")},
-        "period": {"from": period.start.isoformat() if period.start else None,
-                   "to": period.end.isoformat() if period.end else None},
-        "source": source, "generated_at": iso(now), "rules": sorted(codes), "processes": sorted(processes),
-        "population": len(pop), "exceptions": len(exc),
-        "sample": {"seed": seed, "size": size, "rule": sample_rule_text(sample_size),
-                   "method": "random.Random(seed).sample(population sorted by (source, key), size)"},
+        "tool": "ticketlint",
+        "format": FORMAT_VERSION,
+        "clause": clause,
+        "clause_titles": {
+            c: str(clauses[c].get("title") or "")
+            for c in sorted(clauses, key=clause_sort_key)
+            if c == clause or c.startswith(clause + ".")
+        },
+        "period": {
+            "from": period.start.isoformat() if period.start else None,
+            "to": period.end.isoformat() if period.end else None,
+        },
+        "source": source,
+        "generated_at": iso(now),
+        "rules": sorted(codes),
+        "processes": sorted(processes),
+        "population": len(pop),
+        "exceptions": len(exc),
+        "sample": {
+            "seed": seed,
+            "size": size,
+            "rule": sample_rule_text(sample_size),
+            "method": "random.Random(seed).sample(population sorted by (source, key), size)",
+        },
         "waivers": len(waivers),
     }
-    (out / "summary.html").write_text(render_summary(meta, pop, exc, sample, waivers, definitions),
-                                      encoding="utf-8")
+    (out / "summary.html").write_text(
+        render_summary(meta, pop, exc, sample, waivers, definitions), encoding="utf-8"
+    )
     files = sorted(p for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
-    manifest = {**meta, "files": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                                  for p in files]}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    manifest = {
+        **meta,
+        "files": [
+            {"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files
+        ],
+    }
+    (out / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return EvidenceResult(len(pop), len(exc), len(sample), seed, len(files))
 
 
@@ -307,7 +471,9 @@ def verify_pack(directory: Path) -> list[str]:
             problems.append(f"{name}: SHA-256 differs (changed after the pack was made)")
         elif target.stat().st_size != entry.get("bytes"):
             problems.append(f"{name}: size differs")
-    for extra in sorted(p.name for p in directory.iterdir() if p.name != MANIFEST and p.name not in listed):
+    for extra in sorted(
+        p.name for p in directory.iterdir() if p.name != MANIFEST and p.name not in listed
+    ):
         problems.append(f"{extra}: not in the manifest")
     return problems
 
@@ -351,26 +517,46 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
     if not body:
         return "<p>None.</p>"
-    return ("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + body + "</tbody></table>")
+    return (
+        "<table><thead><tr>"
+        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + body
+        + "</tbody></table>"
+    )
 
 
-def render_summary(meta: dict[str, Any], pop: Sequence[dict[str, Any]], exc: Sequence[dict[str, Any]],
-                   sample: Sequence[dict[str, Any]], waivers: Sequence[dict[str, Any]],
-                   definitions: Sequence[dict[str, Any]]) -> str:
+def render_summary(
+    meta: dict[str, Any],
+    pop: Sequence[dict[str, Any]],
+    exc: Sequence[dict[str, Any]],
+    sample: Sequence[dict[str, Any]],
+    waivers: Sequence[dict[str, Any]],
+    definitions: Sequence[dict[str, Any]],
+) -> str:
     period = f"{meta['period']['from'] or '…'} to {meta['period']['to'] or 'now'}"
     titles = "; ".join(f"{c} {t}" for c, t in meta["clause_titles"].items())
     with_exc = sum(1 for p in pop if p["exceptions"])
-    scope = [("Clause", f"{meta['clause']}" + (f" ({titles})" if titles else "")),
-             ("Processes", ", ".join(meta["processes"])), ("Source", meta["source"] or "all sources"),
-             ("Population", f"{len(pop)} records (population.csv)"),
-             ("Exceptions", f"{len(exc)} findings on {with_exc} records (exceptions.csv), "
-                            f"{sum(1 for x in exc if x['state'] == 'open')} still open"),
-             ("Rules", ", ".join(meta["rules"]))]
+    scope = [
+        ("Clause", f"{meta['clause']}" + (f" ({titles})" if titles else "")),
+        ("Processes", ", ".join(meta["processes"])),
+        ("Source", meta["source"] or "all sources"),
+        ("Population", f"{len(pop)} records (population.csv)"),
+        (
+            "Exceptions",
+            (
+                f"{len(exc)} findings on {with_exc} records (exceptions.csv), "
+                f"{sum(1 for x in exc if x['state'] == 'open')} still open"
+            ),
+        ),
+        ("Rules", ", ".join(meta["rules"])),
+    ]
     s = meta["sample"]
-    sample_text = (f"{s['size']} records drawn with seed <code>{s['seed']}</code>; size rule: {_e(s['rule'])}; "
-                   f"method: <code>{_e(s['method'])}</code>. Re-run with <code>--seed {s['seed']}</code> "
-                   "to draw the same sample.")
+    sample_text = (
+        f"{s['size']} records drawn with seed <code>{s['seed']}</code>; size rule: {_e(s['rule'])}; "
+        f"method: <code>{_e(s['method'])}</code>. Re-run with <code>--seed {s['seed']}</code> "
+        "to draw the same sample."
+    )
     counts: dict[str, list[int]] = {}
     for x in exc:
         c = counts.setdefault(x["rule"], [0, 0, 0])
@@ -379,18 +565,49 @@ def render_summary(meta: dict[str, Any], pop: Sequence[dict[str, Any]], exc: Seq
         c[2] += x["state"] == "waived"
     title = {d["code"]: d["title"] for d in definitions}
     return SUMMARY.substitute(
-        style_hash=csp_hash(SUMMARY_CSS), css=SUMMARY_CSS, clause=_e(meta["clause"]), period=_e(period),
+        style_hash=csp_hash(SUMMARY_CSS),
+        css=SUMMARY_CSS,
+        clause=_e(meta["clause"]),
+        period=_e(period),
         generated=_e(meta["generated_at"]),
-        scope="".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in scope), sample_text=sample_text,
-        sample=_table(("#", "Source", "Key", "State", "Created", "Exceptions"),
-                      ((r["draw"], r["source"], r["key"], r.get("state"), r.get("created_at"),
-                        r["exception_rules"] or "none") for r in sample)),
-        by_rule=_table(("Rule", "Title", "Findings", "Open", "Waived"),
-                       ((code, title.get(code, ""), *c) for code, c in sorted(counts.items()))),
-        waivers=_table(("Waiver", "Rule", "Key", "Owner", "Reason", "Expires"),
-                       ((w["id"], w["rule"], w["key"], w["owner"], w["reason"], w["expires"]) for w in waivers)),
-        rules=_table(("Code", "Title", "Clause", "Severity", "Parameters"),
-                     ((d["code"], d["title"], d["clause"], d["severity"],
-                       json.dumps(d["params"], default=str, sort_keys=True) if d["params"] else "")
-                      for d in definitions)),
+        scope="".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in scope),
+        sample_text=sample_text,
+        sample=_table(
+            ("#", "Source", "Key", "State", "Created", "Exceptions"),
+            (
+                (
+                    r["draw"],
+                    r["source"],
+                    r["key"],
+                    r.get("state"),
+                    r.get("created_at"),
+                    r["exception_rules"] or "none",
+                )
+                for r in sample
+            ),
+        ),
+        by_rule=_table(
+            ("Rule", "Title", "Findings", "Open", "Waived"),
+            ((code, title.get(code, ""), *c) for code, c in sorted(counts.items())),
+        ),
+        waivers=_table(
+            ("Waiver", "Rule", "Key", "Owner", "Reason", "Expires"),
+            (
+                (w["id"], w["rule"], w["key"], w["owner"], w["reason"], w["expires"])
+                for w in waivers
+            ),
+        ),
+        rules=_table(
+            ("Code", "Title", "Clause", "Severity", "Parameters"),
+            (
+                (
+                    d["code"],
+                    d["title"],
+                    d["clause"],
+                    d["severity"],
+                    json.dumps(d["params"], default=str, sort_keys=True) if d["params"] else "",
+                )
+                for d in definitions
+            ),
+        ),
     )

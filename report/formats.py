@@ -21,9 +21,10 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from ticketlint.connectors.base import DoctorCheck, DoctorReport
 from ticketlint.mapping.common import MappingReport
@@ -35,14 +36,36 @@ FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "csv", "junit", "markdown")
 RULE_FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 
 FINDING_KEYS: tuple[str, ...] = (
-    "code", "name", "title", "severity", "clause", "source", "key", "process", "url",
-    "message", "assignee", "group", "fingerprint", "remediation", "record_title",
-    "assignee_id", "assignee_email", "pack", "evidence",
+    "code",
+    "name",
+    "title",
+    "severity",
+    "clause",
+    "source",
+    "key",
+    "process",
+    "url",
+    "message",
+    "assignee",
+    "group",
+    "fingerprint",
+    "remediation",
+    "record_title",
+    "assignee_id",
+    "assignee_email",
+    "pack",
+    "evidence",
 )
 """The keys of one finding in ``json``, ``jsonl`` and ``csv``, in this order."""
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
-_SEVERITY_COLOUR = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "blue"}
+_SEVERITY_COLOUR = {
+    "critical": "magenta",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "blue",
+}
 
 
 @dataclass
@@ -55,6 +78,7 @@ class CheckResult:
 
 
 # --- shared pieces --------------------------------------------------------------------
+
 
 def iso(value: datetime) -> str:
     """UTC ISO 8601 with a ``Z`` (how every format writes instants)."""
@@ -93,8 +117,10 @@ def summary_dict(result: CheckResult) -> dict[str, Any]:
         "by_severity": {sev: severities.get(sev, 0) for sev in reversed(SEVERITIES)},
         "rules": rules,
         "mapping": {
-            "rows": mapping["rows"], "mapped": mapping["mapped"],
-            "skipped_empty": mapping["skipped_empty"], "warnings": mapping["warnings"],
+            "rows": mapping["rows"],
+            "mapped": mapping["mapped"],
+            "skipped_empty": mapping["skipped_empty"],
+            "warnings": mapping["warnings"],
         },
         "mapping_errors": sorted(
             mapping["errors"], key=lambda e: (e["source"], e["key"] or "", e["reason"])
@@ -107,11 +133,13 @@ def summary_dict(result: CheckResult) -> dict[str, Any]:
 def not_evaluated_dict(ev: Evaluation) -> dict[str, dict[str, int]]:
     return {
         code: dict(sorted(reasons.items()))
-        for code, reasons in sorted(ev.not_evaluated.items()) if sum(reasons.values())
+        for code, reasons in sorted(ev.not_evaluated.items())
+        if sum(reasons.values())
     }
 
 
 # --- the formats ----------------------------------------------------------------------
+
 
 def render_json(result: CheckResult) -> str:
     payload = {
@@ -154,15 +182,24 @@ def render_junit(result: CheckResult) -> str:
         counts = ev.counts.get(r.code, Counter())
         failures = by_rule.get(r.code, [])
         suite = ET.SubElement(
-            root, "testsuite", name=f"{r.code} {r.name}",
-            tests=str(len(failures) + 1), failures=str(len(failures)), errors="0", skipped="0",
+            root,
+            "testsuite",
+            name=f"{r.code} {r.name}",
+            tests=str(len(failures) + 1),
+            failures=str(len(failures)),
+            errors="0",
+            skipped="0",
         )
         for f in failures:
-            case = ET.SubElement(suite, "testcase", classname=f"ticketlint.{f.code}", name=f"{f.source}/{f.key}")
+            case = ET.SubElement(
+                suite, "testcase", classname=f"ticketlint.{f.code}", name=f"{f.source}/{f.key}"
+            )
             failure = ET.SubElement(case, "failure", message=f.message, type=f.severity)
             failure.text = _finding_details(f)
         ET.SubElement(
-            suite, "testcase", classname=f"ticketlint.{r.code}",
+            suite,
+            "testcase",
+            classname=f"ticketlint.{r.code}",
             name=(
                 f"{counts.get('PASS', 0)} passed, {counts.get('NOT_APPLICABLE', 0)} not applicable, "
                 f"{counts.get('NOT_EVALUATED', 0)} not evaluated"
@@ -173,11 +210,21 @@ def render_junit(result: CheckResult) -> str:
     errors = summary_dict(result)["mapping_errors"]
     if errors:
         suite = ET.SubElement(
-            root, "testsuite", name="mapping", tests=str(len(errors)), failures="0",
-            errors=str(len(errors)), skipped="0",
+            root,
+            "testsuite",
+            name="mapping",
+            tests=str(len(errors)),
+            failures="0",
+            errors=str(len(errors)),
+            skipped="0",
         )
         for e in errors:
-            case = ET.SubElement(suite, "testcase", classname="ticketlint.mapping", name=f"{e['source']}/{e['key'] or '(no key)'}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname="ticketlint.mapping",
+                name=f"{e['source']}/{e['key'] or '(no key)'}",
+            )
             ET.SubElement(case, "error", message=e["reason"], type="mapping-error")
         total_tests += len(errors)
     root.set("tests", str(total_tests))
@@ -240,13 +287,15 @@ def render_markdown(result: CheckResult) -> str:
     if summary["mapping_errors"]:
         lines += ["## Mapping errors", "", "| Source | Key | Reason |", "|---|---|---|"]
         lines += [
-            f"| {_md(e['source'])} | {_md(e['key'])} | {_md(e['reason'])} |" for e in summary["mapping_errors"]
+            f"| {_md(e['source'])} | {_md(e['key'])} | {_md(e['reason'])} |"
+            for e in summary["mapping_errors"]
         ]
         lines.append("")
     if summary["unknown_statuses"]:
         lines += ["## Unknown statuses", "", "| Process | Status | Records |", "|---|---|---|"]
         lines += [
-            f"| {u['process']} | {_md(u['status'])} | {u['count']} |" for u in summary["unknown_statuses"]
+            f"| {u['process']} | {_md(u['status'])} | {u['count']} |"
+            for u in summary["unknown_statuses"]
         ]
         lines.append("")
     if summary["rule_errors"]:
@@ -308,11 +357,21 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
             for reason, n in reasons.items():
                 lines.append(f"  {code}  {n:>5}  {reason}")
     if summary["mapping_errors"]:
-        lines += ["", style(f"Mapping errors ({len(summary['mapping_errors'])} records not checked):", fg="red")]
-        lines += [f"  {e['source']}/{e['key'] or '(no key)'}: {e['reason']}" for e in summary["mapping_errors"]]
+        lines += [
+            "",
+            style(
+                f"Mapping errors ({len(summary['mapping_errors'])} records not checked):", fg="red"
+            ),
+        ]
+        lines += [
+            f"  {e['source']}/{e['key'] or '(no key)'}: {e['reason']}"
+            for e in summary["mapping_errors"]
+        ]
     if summary["unknown_statuses"]:
         lines += ["", "Unknown statuses (records marked NOT_EVALUATED; add them to status_map):"]
-        lines += [f"  {u['process']}: {u['status']!r} x{u['count']}" for u in summary["unknown_statuses"]]
+        lines += [
+            f"  {u['process']}: {u['status']!r} x{u['count']}" for u in summary["unknown_statuses"]
+        ]
     if summary["rule_errors"]:
         lines += ["", style("Rule errors (a bug in a rule; please report):", fg="red")]
         lines += [f"  {e}" for e in summary["rule_errors"]]
@@ -320,8 +379,11 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
 
 
 _RENDERERS: dict[str, Callable[[CheckResult], str]] = {
-    "json": render_json, "jsonl": render_jsonl, "csv": render_csv,
-    "junit": render_junit, "markdown": render_markdown,
+    "json": render_json,
+    "jsonl": render_jsonl,
+    "csv": render_csv,
+    "junit": render_junit,
+    "markdown": render_markdown,
 }
 
 
@@ -337,11 +399,19 @@ def render(result: CheckResult, fmt: str, *, color: bool = False) -> str:
 
 # --- rules ----------------------------------------------------------------------------
 
+
 def rule_dict(r: Rule) -> dict[str, Any]:
     return {
-        "code": r.code, "name": r.name, "title": r.title, "severity": r.severity,
-        "clause": r.clause, "processes": list(r.applies_to), "pack": r.pack, "kind": r.kind,
-        "params": dict(r.params), "sections": r.sections,
+        "code": r.code,
+        "name": r.name,
+        "title": r.title,
+        "severity": r.severity,
+        "clause": r.clause,
+        "processes": list(r.applies_to),
+        "pack": r.pack,
+        "kind": r.kind,
+        "params": dict(r.params),
+        "sections": r.sections,
     }
 
 
@@ -377,10 +447,17 @@ def explain_rule(r: Rule, *, severity: str | None = None) -> str:
     """``rules explain CODE``: reads like ``ruff rule``."""
     lines = [f"# {r.title} ({r.code})", ""]
     lines.append(f"Code: {r.code}   Name: {r.name}   Pack: {r.pack or '-'}")
-    sev = r.severity if not severity or severity == r.severity else f"{severity} (configured; default {r.severity})"
+    sev = (
+        r.severity
+        if not severity or severity == r.severity
+        else f"{severity} (configured; default {r.severity})"
+    )
     lines.append(f"Severity: {sev}")
     lines.append(f"Clause: ISO/IEC 20000-1:2018 {r.clause}")
-    lines.append(f"Processes: {', '.join(r.applies_to)}" + ("  (aggregate rule: once per run)" if r.kind == "aggregate" else ""))
+    lines.append(
+        f"Processes: {', '.join(r.applies_to)}"
+        + ("  (aggregate rule: once per run)" if r.kind == "aggregate" else "")
+    )
     if r.params:
         lines.append("Parameters (defaults; override under rules.params." + r.code + "):")
         lines += [f"  {k}: {json.dumps(v, default=str)}" for k, v in r.params.items()]
@@ -395,6 +472,7 @@ def explain_rule(r: Rule, *, severity: str | None = None) -> str:
 
 
 # --- doctor ---------------------------------------------------------------------------
+
 
 def render_doctor(report: DoctorReport, *, color: bool = False) -> str:
     """One source's doctor report: checks with ok / warn / fail marks, facts, and the
@@ -416,7 +494,9 @@ def render_doctor(report: DoctorReport, *, color: bool = False) -> str:
     status = "ok" if report.ok else "FAILING"
     lines = [f"{report.source}: {status}"]
     for check in report.checks:
-        lines.append(f"  [{mark(check)}] {check.name}" + (f": {check.detail}" if check.detail else ""))
+        lines.append(
+            f"  [{mark(check)}] {check.name}" + (f": {check.detail}" if check.detail else "")
+        )
     for key, value in sorted(report.info.items()):
         lines.append(f"  {key}: {value}")
     if report.not_evaluated:

@@ -9,10 +9,11 @@ only when its URL is http(s), so a record cannot smuggle a ``javascript:`` link 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 from string import Template
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from ticketlint.report import charts
@@ -45,9 +46,16 @@ $body
 </html>
 """)
 
-SECTIONS = (("overview", "Overview"), ("conformity", "Conformity"), ("trend", "Trend"),
-            ("breakdown", "By group and rule"), ("open", "Open findings"), ("waivers", "Waivers"),
-            ("coverage", "Mapping coverage"), ("clauses", "Clause matrix"))
+SECTIONS = (
+    ("overview", "Overview"),
+    ("conformity", "Conformity"),
+    ("trend", "Trend"),
+    ("breakdown", "By group and rule"),
+    ("open", "Open findings"),
+    ("waivers", "Waivers"),
+    ("coverage", "Mapping coverage"),
+    ("clauses", "Clause matrix"),
+)
 
 
 def e(value: Any) -> str:
@@ -72,8 +80,9 @@ def section(sid: str, title: str, inner: str) -> str:
     return f'<section id="{sid}"><h2>{e(title)}</h2>\n{inner}\n</section>'
 
 
-def table(head: Sequence[tuple[str, str]], rows: Iterable[str], *, sortable: bool = False,
-          tid: str = "") -> str:
+def table(
+    head: Sequence[tuple[str, str]], rows: Iterable[str], *, sortable: bool = False, tid: str = ""
+) -> str:
     """``head``: (label, type) with type text | num; rows are prepared ``<tr>`` strings."""
     cells = []
     for label, kind in head:
@@ -97,71 +106,143 @@ def pill(severity: str) -> str:
 
 # --- sections ----------------------------------------------------------------------------
 
+
 def overview(data: ReportData) -> str:
     total_open = sum(data.open_by_severity.values())
     soon = sum(1 for w in data.waivers if 0 <= w.days_left <= EXPIRY_WARNING_DAYS)
     kpis = [
         (str(total_open), "open findings"),
-        (pct(data.overall.rate), f"conformity ({data.overall.passed} of {data.overall.checked} checks pass)"),
-        (str(sum(s.records for s in data.snapshots)), f"records in {len(data.snapshots)} source(s)"),
+        (
+            pct(data.overall.rate),
+            f"conformity ({data.overall.passed} of {data.overall.checked} checks pass)",
+        ),
+        (
+            str(sum(s.records for s in data.snapshots)),
+            f"records in {len(data.snapshots)} source(s)",
+        ),
         (str(len(data.trend)), "sync runs in the period"),
         (str(soon), f"waivers expiring within {EXPIRY_WARNING_DAYS} days"),
     ]
-    cards = "".join(f'<div class="kpi"><div class="n">{e(n)}</div><div class="l">{e(label)}</div></div>'
-                    for n, label in kpis)
+    cards = "".join(
+        f'<div class="kpi"><div class="n">{e(n)}</div><div class="l">{e(label)}</div></div>'
+        for n, label in kpis
+    )
     warn = "".join(f'<p class="warn">{e(w)}</p>' for w in data.warnings)
-    sources = ", ".join(f"{e(s.name)} (run {s.run_id}, as of {e(iso(s.as_of))})" for s in data.snapshots)
+    sources = ", ".join(
+        f"{e(s.name)} (run {s.run_id}, as of {e(iso(s.as_of))})" for s in data.snapshots
+    )
     chart = charts.severity_columns(data.open_by_severity, "Open findings by severity")
-    return section("overview", "Overview", f"""{warn}<div class="kpis">{cards}</div>
-<p class="note">Newest run per source in the period: {sources or 'none'}.</p>
-<h3>Open findings by severity</h3>{chart}""")
+    return section(
+        "overview",
+        "Overview",
+        f"""{warn}<div class="kpis">{cards}</div>
+<p class="note">Newest run per source in the period: {sources or "none"}.</p>
+<h3>Open findings by severity</h3>{chart}""",
+    )
 
 
-def _rate_rows(rates: Sequence[Rate], *, titled: bool = False) -> list[tuple[str, float | None, str]]:
-    return [(f"{r.label} {r.title}" if titled and r.title else r.label, r.rate,
-             f"{r.label}: {r.passed} pass, {r.failed} fail") for r in rates]
+def _rate_rows(
+    rates: Sequence[Rate], *, titled: bool = False
+) -> list[tuple[str, float | None, str]]:
+    return [
+        (
+            f"{r.label} {r.title}" if titled and r.title else r.label,
+            r.rate,
+            f"{r.label}: {r.passed} pass, {r.failed} fail",
+        )
+        for r in rates
+    ]
 
 
 def conformity(data: ReportData) -> str:
-    process_chart = charts.rate_bars(_rate_rows(data.conformity_by_process), "Conformity per process")
+    process_chart = charts.rate_bars(
+        _rate_rows(data.conformity_by_process), "Conformity per process"
+    )
     clause_chart = charts.rate_bars(_rate_rows(data.conformity_by_clause), "Conformity per clause")
     rows = [
-        "<tr>" + td(e(r.label)) + td(e(r.title)) + td(r.passed, num=True) + td(r.failed, num=True)
-        + td(pct(r.rate), num=True, sort=-1 if r.rate is None else round(r.rate, 6)) + "</tr>"
+        "<tr>"
+        + td(e(r.label))
+        + td(e(r.title))
+        + td(r.passed, num=True)
+        + td(r.failed, num=True)
+        + td(pct(r.rate), num=True, sort=-1 if r.rate is None else round(r.rate, 6))
+        + "</tr>"
         for r in data.conformity_by_rule
     ]
-    rule_table = table([("Rule", "text"), ("Title", "text"), ("Pass", "num"), ("Fail", "num"),
-                        ("Conformity", "num")], rows, sortable=True)
-    return section("conformity", "Conformity", f"""<p class="note">Conformity = PASS / (PASS + FAIL) over
+    rule_table = table(
+        [
+            ("Rule", "text"),
+            ("Title", "text"),
+            ("Pass", "num"),
+            ("Fail", "num"),
+            ("Conformity", "num"),
+        ],
+        rows,
+        sortable=True,
+    )
+    return section(
+        "conformity",
+        "Conformity",
+        f"""<p class="note">Conformity = PASS / (PASS + FAIL) over
 the newest run of each source in the period; NOT_APPLICABLE and NOT_EVALUATED outcomes do not count.</p>
 <div class="grid2"><div><h3>Per process</h3>{process_chart}</div><div><h3>Per clause</h3>{clause_chart}</div></div>
-<h3>Per rule</h3>{rule_table}""")
+<h3>Per rule</h3>{rule_table}""",
+    )
 
 
 def trend(data: ReportData) -> str:
     labels = [p.as_of.strftime("%Y-%m-%d") for p in data.trend]
-    open_chart = charts.line_chart([(lbl, float(p.open_total)) for lbl, p in zip(labels, data.trend)],
-                                   "Open findings per run", css="line-open")
-    rate_chart = charts.line_chart([(lbl, p.rate) for lbl, p in zip(labels, data.trend)],
-                                   "Conformity per run", percent=True, css="line-rate")
-    rows = ["<tr>" + td(p.run_id, num=True) + td(e(iso(p.as_of)), sort=p.as_of.isoformat())
-            + "".join(td(p.open_by_severity.get(s, 0), num=True) for s in SEVERITY_ORDER)
-            + td(p.open_total, num=True) + td(pct(p.rate), num=True) + "</tr>" for p in data.trend]
-    head = [("Run", "num"), ("As of", "text"), *[(s, "num") for s in SEVERITY_ORDER],
-            ("Open", "num"), ("Conformity", "num")]
-    return section("trend", "Trend over the runs", f"""<div class="grid2"><div><h3>Open findings</h3>{open_chart}</div>
+    open_chart = charts.line_chart(
+        [(lbl, float(p.open_total)) for lbl, p in zip(labels, data.trend, strict=False)],
+        "Open findings per run",
+        css="line-open",
+    )
+    rate_chart = charts.line_chart(
+        [(lbl, p.rate) for lbl, p in zip(labels, data.trend, strict=False)],
+        "Conformity per run",
+        percent=True,
+        css="line-rate",
+    )
+    rows = [
+        "<tr>"
+        + td(p.run_id, num=True)
+        + td(e(iso(p.as_of)), sort=p.as_of.isoformat())
+        + "".join(td(p.open_by_severity.get(s, 0), num=True) for s in SEVERITY_ORDER)
+        + td(p.open_total, num=True)
+        + td(pct(p.rate), num=True)
+        + "</tr>"
+        for p in data.trend
+    ]
+    head = [
+        ("Run", "num"),
+        ("As of", "text"),
+        *[(s, "num") for s in SEVERITY_ORDER],
+        ("Open", "num"),
+        ("Conformity", "num"),
+    ]
+    return section(
+        "trend",
+        "Trend over the runs",
+        f"""<div class="grid2"><div><h3>Open findings</h3>{open_chart}</div>
 <div><h3>Conformity</h3>{rate_chart}</div></div>
-<details><summary>Runs ({len(data.trend)})</summary>{table(head, rows, sortable=True)}</details>""")
+<details><summary>Runs ({len(data.trend)})</summary>{table(head, rows, sortable=True)}</details>""",
+    )
 
 
 def breakdown(data: ReportData) -> str:
     group_chart = charts.stacked_bars(data.by_group, "Open findings by assignment group")
-    rule_rows = [(f"{code} {data.rules[code].title}" if code in data.rules else code, counts)
-                 for code, counts in data.by_rule]
+    rule_rows = [
+        (f"{code} {data.rules[code].title}" if code in data.rules else code, counts)
+        for code, counts in data.by_rule
+    ]
     rule_chart = charts.stacked_bars(rule_rows, "Open findings by rule")
-    return section("breakdown", "Open findings by assignment group and by rule", f"""<div class="grid2">
+    return section(
+        "breakdown",
+        "Open findings by assignment group and by rule",
+        f"""<div class="grid2">
 <div><h3>By assignment group</h3>{group_chart}</div><div><h3>By rule</h3>{rule_chart}</div></div>
-<p class="note">The {charts.TOP} largest of each; the open findings table below holds them all.</p>""")
+<p class="note">The {charts.TOP} largest of each; the open findings table below holds them all.</p>""",
+    )
 
 
 def open_findings(data: ReportData) -> str:
@@ -169,17 +250,34 @@ def open_findings(data: ReportData) -> str:
     rows = []
     for v in data.open_findings:
         url = safe_url(v["url"])
-        key = (f'<a href="{e(url)}" target="_blank" rel="noopener noreferrer">{e(v["key"])}</a>'
-               if url else e(v["key"]))
+        key = (
+            f'<a href="{e(url)}" target="_blank" rel="noopener noreferrer">{e(v["key"])}</a>'
+            if url
+            else e(v["key"])
+        )
         rows.append(
             f'<tr data-severity="{e(v["severity"])}" data-source="{e(v["source"])}" '
             f'data-group="{e(v["group"] or "")}" data-rule="{e(v["code"])}">'
-            + td(pill(v["severity"]), sort=rank.get(v["severity"], -1)) + td(e(v["code"]))
-            + td(e(v["source"])) + td(key, sort=v["key"]) + td(e(v["message"]))
-            + td(e(v["assignee"] or "")) + td(e(v["group"] or ""))
-            + td(e((v["first_seen"] or "")[:10]), sort=v["first_seen"] or "") + "</tr>")
-    head = [("Severity", "num"), ("Rule", "text"), ("Source", "text"), ("Record", "text"),
-            ("Message", "text"), ("Assignee", "text"), ("Group", "text"), ("First seen", "text")]
+            + td(pill(v["severity"]), sort=rank.get(v["severity"], -1))
+            + td(e(v["code"]))
+            + td(e(v["source"]))
+            + td(key, sort=v["key"])
+            + td(e(v["message"]))
+            + td(e(v["assignee"] or ""))
+            + td(e(v["group"] or ""))
+            + td(e((v["first_seen"] or "")[:10]), sort=v["first_seen"] or "")
+            + "</tr>"
+        )
+    head = [
+        ("Severity", "num"),
+        ("Rule", "text"),
+        ("Source", "text"),
+        ("Record", "text"),
+        ("Message", "text"),
+        ("Assignee", "text"),
+        ("Group", "text"),
+        ("First seen", "text"),
+    ]
 
     def options(name: str, label: str, values: Iterable[str]) -> str:
         opts = "".join(f'<option value="{e(x)}">{e(x)}</option>' for x in sorted(set(values)) if x)
@@ -194,55 +292,122 @@ def open_findings(data: ReportData) -> str:
         + options("rule", "Rule", (v["code"] for v in data.open_findings))
         + '<output id="f-count" for="f-text"></output></div>'
     )
-    return section("open", f"Open findings ({len(data.open_findings)})",
-                   filters + table(head, rows, sortable=True, tid="open-table"))
+    return section(
+        "open",
+        f"Open findings ({len(data.open_findings)})",
+        filters + table(head, rows, sortable=True, tid="open-table"),
+    )
 
 
 def waivers(data: ReportData) -> str:
     rows = []
     for w in data.waivers:
         wr = w.waiver
-        cls = "exp-past" if w.days_left < 0 else "exp-soon" if w.days_left <= EXPIRY_WARNING_DAYS else ""
+        cls = (
+            "exp-past"
+            if w.days_left < 0
+            else "exp-soon"
+            if w.days_left <= EXPIRY_WARNING_DAYS
+            else ""
+        )
         left = "expired" if w.days_left < 0 else f"{w.days_left} days"
-        rows.append("<tr>" + td(e(wr.id)) + td(e(wr.rule)) + td(e(wr.key)) + td(e(wr.source or "*"))
-                    + td(e(wr.owner)) + td(e(wr.reason))
-                    + td(f'<span class="{cls}">{e(wr.expires.isoformat())} ({left})</span>',
-                         sort=wr.expires.isoformat())
-                    + td(w.holds, num=True) + "</tr>")
-    head = [("Waiver", "text"), ("Rule", "text"), ("Key", "text"), ("Source", "text"), ("Owner", "text"),
-            ("Reason", "text"), ("Expires", "text"), ("Findings held", "num")]
+        rows.append(
+            "<tr>"
+            + td(e(wr.id))
+            + td(e(wr.rule))
+            + td(e(wr.key))
+            + td(e(wr.source or "*"))
+            + td(e(wr.owner))
+            + td(e(wr.reason))
+            + td(
+                f'<span class="{cls}">{e(wr.expires.isoformat())} ({left})</span>',
+                sort=wr.expires.isoformat(),
+            )
+            + td(w.holds, num=True)
+            + "</tr>"
+        )
+    head = [
+        ("Waiver", "text"),
+        ("Rule", "text"),
+        ("Key", "text"),
+        ("Source", "text"),
+        ("Owner", "text"),
+        ("Reason", "text"),
+        ("Expires", "text"),
+        ("Findings held", "num"),
+    ]
     inner = table(head, rows, sortable=True) if rows else '<p class="note">No waivers.</p>'
     return section("waivers", "Waivers and their expiry", inner)
 
 
 def coverage(data: ReportData) -> str:
-    rows = ["<tr>" + td(e(src)) + td(e(code)) + td(e(data.rules[code].title if code in data.rules else ""))
-            + td(e(reason)) + td(n, num=True) + "</tr>" for src, code, reason, n in data.not_evaluated]
-    head = [("Source", "text"), ("Rule", "text"), ("Title", "text"), ("Why not evaluated", "text"),
-            ("Records", "num")]
-    inner = (table(head, rows, sortable=True) if rows
-             else '<p class="note">Every selected rule could be evaluated on every source.</p>')
-    return section("coverage", "Mapping coverage: rules NOT_EVALUATED per source",
-                   '<p class="note">A rule is NOT_EVALUATED when the source does not provide a field it '
-                   'needs or a status is not mapped; fix the mapping (<code>ticketlint doctor</code>) '
-                   'or collect that evidence by hand.</p>' + inner)
+    rows = [
+        "<tr>"
+        + td(e(src))
+        + td(e(code))
+        + td(e(data.rules[code].title if code in data.rules else ""))
+        + td(e(reason))
+        + td(n, num=True)
+        + "</tr>"
+        for src, code, reason, n in data.not_evaluated
+    ]
+    head = [
+        ("Source", "text"),
+        ("Rule", "text"),
+        ("Title", "text"),
+        ("Why not evaluated", "text"),
+        ("Records", "num"),
+    ]
+    inner = (
+        table(head, rows, sortable=True)
+        if rows
+        else '<p class="note">Every selected rule could be evaluated on every source.</p>'
+    )
+    return section(
+        "coverage",
+        "Mapping coverage: rules NOT_EVALUATED per source",
+        '<p class="note">A rule is NOT_EVALUATED when the source does not provide a field it '
+        "needs or a status is not mapped; fix the mapping (<code>ticketlint doctor</code>) "
+        "or collect that evidence by hand.</p>" + inner,
+    )
 
 
 def clauses(data: ReportData) -> str:
     rows = []
     for c in data.clause_matrix:
         cov = f'<span class="cov {e(c.effective)}">{e(c.effective)}</span>'
-        rows.append("<tr>" + td(e(c.clause), sort=".".join(f"{int(p):04d}" if p.isdigit() else p
-                                                            for p in c.clause.split(".")))
-                    + td(e(c.title)) + td(cov, sort=c.effective) + td(e(c.declared))
-                    + td(e(", ".join(c.rules))) + td(pct(c.rate), num=True, sort=-1 if c.rate is None else c.rate)
-                    + td(e(c.note)) + "</tr>")
-    head = [("Clause", "text"), ("Requirement (paraphrased)", "text"), ("Coverage here", "text"),
-            ("Clause map", "text"), ("Rules", "text"), ("Conformity", "num"), ("Note", "text")]
-    counts = {k: sum(1 for c in data.clause_matrix if c.effective == k) for k in ("automated", "partly", "manual")}
-    intro = (f'<p class="note">{e(data.framework or "Clause map")}: {counts["automated"]} clauses checked '
-             f'automatically, {counts["partly"]} partly, {counts["manual"]} need manual evidence '
-             '(policies, plans, reviews that no ticket holds).</p>')
+        rows.append(
+            "<tr>"
+            + td(
+                e(c.clause),
+                sort=".".join(f"{int(p):04d}" if p.isdigit() else p for p in c.clause.split(".")),
+            )
+            + td(e(c.title))
+            + td(cov, sort=c.effective)
+            + td(e(c.declared))
+            + td(e(", ".join(c.rules)))
+            + td(pct(c.rate), num=True, sort=-1 if c.rate is None else c.rate)
+            + td(e(c.note))
+            + "</tr>"
+        )
+    head = [
+        ("Clause", "text"),
+        ("Requirement (paraphrased)", "text"),
+        ("Coverage here", "text"),
+        ("Clause map", "text"),
+        ("Rules", "text"),
+        ("Conformity", "num"),
+        ("Note", "text"),
+    ]
+    counts = {
+        k: sum(1 for c in data.clause_matrix if c.effective == k)
+        for k in ("automated", "partly", "manual")
+    }
+    intro = (
+        f'<p class="note">{e(data.framework or "Clause map")}: {counts["automated"]} clauses checked '
+        f"automatically, {counts['partly']} partly, {counts['manual']} need manual evidence "
+        "(policies, plans, reviews that no ticket holds).</p>"
+    )
     return section("clauses", "Clause coverage matrix", intro + table(head, rows, sortable=True))
 
 
@@ -253,9 +418,17 @@ def render_report(data: ReportData, *, title: str = "ticketlint report") -> str:
     if data.group:
         scope.append(f"group {data.group}")
     toc = "".join(f'<a href="#{sid}">{e(label)}</a>' for sid, label in SECTIONS)
-    body = "\n".join(f(data) for f in (overview, conformity, trend, breakdown, open_findings, waivers,
-                                         coverage, clauses))
+    body = "\n".join(
+        f(data)
+        for f in (overview, conformity, trend, breakdown, open_findings, waivers, coverage, clauses)
+    )
     return PAGE.substitute(
-        csp=e(content_security_policy()), title=e(title), subtitle=e(" · ".join(scope)), toc=toc,
-        body=body, generated=e(iso(data.generated_at)), css=CSS, js=JS,
+        csp=e(content_security_policy()),
+        title=e(title),
+        subtitle=e(" · ".join(scope)),
+        toc=toc,
+        body=body,
+        generated=e(iso(data.generated_at)),
+        css=CSS,
+        js=JS,
     )

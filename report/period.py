@@ -20,7 +20,7 @@ class Period:
     end: date | None = None
 
     @classmethod
-    def parse(cls, text: str | None) -> "Period":
+    def parse(cls, text: str | None) -> Period:
         if not text or not text.strip():
             return cls()
         head, sep, tail = text.strip().partition("..")
@@ -50,15 +50,15 @@ class Period:
     def contains(self, when: datetime | None) -> bool:
         if when is None:
             return False
-        return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
+        return (self.since is None or when >= self.since) and (
+            self.until is None or when < self.until
+        )
 
     def overlaps(self, first: datetime | None, last: datetime | None) -> bool:
         """Whether [first, last] (``last`` None = still going) meets the period."""
         if first is not None and self.until is not None and first >= self.until:
             return False
-        if last is not None and self.since is not None and last < self.since:
-            return False
-        return True
+        return not (last is not None and self.since is not None and last < self.since)
 
     def label(self) -> str:
         if not self.start and not self.end:

@@ -35,9 +35,10 @@ is true if any part is true, unknown if any is unknown.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Optional, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -47,7 +48,7 @@ from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, not_ev
 from ticketlint.rules.registry import Pack, Rule, RuleContext, rule
 
 PACK_NAME = "custom"
-Tri = Optional[bool]  # True, False, or None (unknown: the source does not provide the field)
+Tri = bool | None  # True, False, or None (unknown: the source does not provide the field)
 _OPERATORS = ("equals", "in", "matches", "empty", "not_empty", "before", "after", "older_than_days")
 
 
@@ -60,21 +61,21 @@ class DeclarativeRuleError(Exception):
 class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    all_: Optional[list["Condition"]] = Field(None, alias="all")
-    any_: Optional[list["Condition"]] = Field(None, alias="any")
-    not_: Optional["Condition"] = Field(None, alias="not")
-    field: Optional[str] = None
+    all_: list[Condition] | None = Field(None, alias="all")
+    any_: list[Condition] | None = Field(None, alias="any")
+    not_: Condition | None = Field(None, alias="not")
+    field: str | None = None
     equals: Any = None
-    in_: Optional[list[Any]] = Field(None, alias="in")
-    matches: Optional[str] = None
-    empty: Optional[bool] = None
-    not_empty: Optional[bool] = None
-    before: Optional[Union[datetime, date]] = None
-    after: Optional[Union[datetime, date]] = None
-    older_than_days: Optional[float] = Field(None, ge=0)
+    in_: list[Any] | None = Field(None, alias="in")
+    matches: str | None = None
+    empty: bool | None = None
+    not_empty: bool | None = None
+    before: datetime | date | None = None
+    after: datetime | date | None = None
+    older_than_days: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Condition":
+    def _one_kind(self) -> Condition:
         combinators = [c for c in (self.all_, self.any_, self.not_) if c is not None]
         operators = [op for op in _OPERATORS if self._operand(op) is not None]
         if combinators and (self.field or operators):
@@ -100,15 +101,15 @@ class DeclarativeRule(BaseModel):
     title: str
     severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
     clause: str = ""
-    process: Union[str, list[str]]
-    when: Optional[Condition] = None
+    process: str | list[str]
+    when: Condition | None = None
     require: Condition
     message: str = "{process} {key} does not meet {code}"
     why: str = "Defined by this organisation's declarative rules."
     remediation: str = "Complete the record as the rule requires."
 
     @model_validator(mode="after")
-    def _known_processes(self) -> "DeclarativeRule":
+    def _known_processes(self) -> DeclarativeRule:
         for p in self.processes:
             if p not in PROCESSES:
                 raise ValueError(f"process {p!r} is not one of {', '.join(PROCESSES)}")
@@ -124,10 +125,7 @@ def _resolve(record: Any, path: str) -> Any:
     for part in path.split("."):
         if value is None:
             return None
-        if isinstance(value, dict):
-            value = value.get(part)
-        else:
-            value = getattr(value, part, None)
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
     return value
 
 
@@ -196,7 +194,9 @@ def _rule_function(spec: DeclarativeRule) -> Callable[[Any, RuleContext], Outcom
         if spec.when is not None:
             scope = evaluate_condition(spec.when, record, ctx.as_of)
             if scope is None:
-                return not_evaluated(f"scope of {spec.code} reads a field the source does not provide")
+                return not_evaluated(
+                    f"scope of {spec.code} reads a field the source does not provide"
+                )
             if not scope:
                 return NOT_APPLICABLE
         verdict = evaluate_condition(spec.require, record, ctx.as_of)
@@ -210,8 +210,13 @@ def _rule_function(spec: DeclarativeRule) -> Callable[[Any, RuleContext], Outcom
 
 
 def _message(spec: DeclarativeRule, record: Any) -> str:
-    values = {"key": record.key, "process": record.process, "code": spec.code,
-              "title": record.title or "", "source": record.source}
+    values = {
+        "key": record.key,
+        "process": record.process,
+        "code": spec.code,
+        "title": record.title or "",
+        "source": record.source,
+    }
     try:
         return spec.message.format(**values)
     except (KeyError, IndexError, ValueError):
@@ -219,8 +224,9 @@ def _message(spec: DeclarativeRule, record: Any) -> str:
 
 
 def _doc(spec: DeclarativeRule) -> str:
-    fails = yaml.safe_dump({"when": _dump(spec.when), "require": _dump(spec.require)},
-                           sort_keys=False).strip()
+    fails = yaml.safe_dump(
+        {"when": _dump(spec.when), "require": _dump(spec.require)}, sort_keys=False
+    ).strip()
     return (
         f"{spec.title}\n\n**Why**\n{spec.why}\n\n**Fails when**\nThe record is in scope "
         f"(`when`) and the requirement (`require`) does not hold:\n\n{fails}\n\n"
@@ -234,8 +240,14 @@ def _dump(cond: Condition | None) -> Any:
 
 
 def build_rule(spec: DeclarativeRule) -> Rule:
-    made = rule(code=spec.code, name=spec.name, title=spec.title, severity=spec.severity,
-                clause=spec.clause, applies_to=spec.processes)(_rule_function(spec))
+    made = rule(
+        code=spec.code,
+        name=spec.name,
+        title=spec.title,
+        severity=spec.severity,
+        clause=spec.clause,
+        applies_to=spec.processes,
+    )(_rule_function(spec))
     return Rule(**{**made.__dict__, "doc": _doc(spec), "pack": PACK_NAME})
 
 
@@ -271,10 +283,15 @@ def load_declarative_pack(paths: Iterable[str | Path]) -> Pack | None:
                 first = exc.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"])
                 name = item.get("code", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
-                raise DeclarativeRuleError(f"{path}: rules[{i}] ({name}): {loc}: {first['msg']}") from None
-            except Exception as exc:  # bad code/name format from the decorator
+                raise DeclarativeRuleError(
+                    f"{path}: rules[{i}] ({name}): {loc}: {first['msg']}"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - bad code/name format from the decorator
                 raise DeclarativeRuleError(f"{path}: rules[{i}]: {exc}") from None
     if not built:
         return None
-    return Pack(name=PACK_NAME, rules=tuple(sorted(built, key=lambda r: r.code)),
-                title="Declarative rules from the configuration")
+    return Pack(
+        name=PACK_NAME,
+        rules=tuple(sorted(built, key=lambda r: r.code)),
+        title="Declarative rules from the configuration",
+    )

@@ -19,12 +19,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ticketlint.mapping.common import gc_paused
-from ticketlint.mapping.model import BaseRecord, CIRecord, ChangeRecord, IncidentRecord, Person, approved_entries, build
+from ticketlint.mapping.model import (
+    BaseRecord,
+    ChangeRecord,
+    CIRecord,
+    IncidentRecord,
+    Person,
+    approved_entries,
+    build,
+)
 from ticketlint.rules.outcome import Outcome, Status
 from ticketlint.rules.registry import SEVERITY_RANK, Rule, RuleContext, RuleSelectionError
 
@@ -33,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def fingerprint(code: str, source: str, subject: str) -> str:
     """Stable identity of a finding across runs: sha256(rule code | source | subject key)."""
-    return hashlib.sha256(f"{code}|{source}|{subject}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{code}|{source}|{subject}".encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,8 @@ class RecordIndex:
         elif isinstance(record, IncidentRecord):
             if record.state != "cancelled" and isinstance(record.created_at, datetime):
                 facts = IncidentFacts(
-                    record.key, record.created_at,
+                    record.key,
+                    record.created_at,
                     any(link.kind == "problem" for link in record.links or []),
                 )
                 for ci in set(record.ci_refs or []):
@@ -95,9 +105,19 @@ class RecordIndex:
         people = self._people
         owner = people.setdefault(ci.owner, ci.owner) if ci.owner is not None else None
         assignee = people.setdefault(ci.assignee, ci.assignee) if ci.assignee is not None else None
-        return build(CIRecord, source=ci.source, system=ci.system, key=ci.key, native_id=ci.native_id,
-                     url=ci.url, title=ci.title, assignee=assignee, group=ci.group, owner=owner,
-                     support_group=ci.support_group)
+        return build(
+            CIRecord,
+            source=ci.source,
+            system=ci.system,
+            key=ci.key,
+            native_id=ci.native_id,
+            url=ci.url,
+            title=ci.title,
+            assignee=assignee,
+            group=ci.group,
+            owner=owner,
+            support_group=ci.support_group,
+        )
 
     def syncs_cis(self, source: str) -> bool:
         """Whether the run read configuration items for this source (CFG003 needs it)."""
@@ -178,12 +198,16 @@ class Engine:
         by_code = {r.code: r for r in self.rules}
         for code in [*(params or {}), *(severity or {})]:
             if code not in by_code:
-                raise RuleSelectionError(f"rule {code!r} in the config is not selected or does not exist")
+                raise RuleSelectionError(
+                    f"rule {code!r} in the config is not selected or does not exist"
+                )
         self.params = {r.code: r.resolve_params((params or {}).get(r.code)) for r in self.rules}
         self.severity = {r.code: r.severity for r in self.rules}
         for code, sev in (severity or {}).items():
             if sev not in SEVERITY_RANK:
-                raise RuleSelectionError(f"severity of {code}: {sev!r} is not one of {', '.join(SEVERITY_RANK)}")
+                raise RuleSelectionError(
+                    f"severity of {code}: {sev!r} is not one of {', '.join(SEVERITY_RANK)}"
+                )
             self.severity[code] = sev
         self._record_rules: dict[str, list[Rule]] = defaultdict(list)
         self._aggregate_rules: list[Rule] = []
@@ -236,17 +260,23 @@ class Engine:
         """Whether a selected rule may read more of an indexed CI than its key, native id
         and what findings show (owner, group, url, title): unknown packs may. When False,
         a streaming caller builds ``RecordIndex(slim_cis=True)``."""
-        return any(r.pack not in RAW_FREE_PACKS and _declarative_spec(r) is None for r in self.rules)
+        return any(
+            r.pack not in RAW_FREE_PACKS and _declarative_spec(r) is None for r in self.rules
+        )
 
-    def stream(self, *, as_of: datetime, index: RecordIndex) -> "EvaluationStream":
+    def stream(self, *, as_of: datetime, index: RecordIndex) -> EvaluationStream:
         """Evaluate records in pieces against an index built beforehand from all of them."""
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         return EvaluationStream(self, index, as_of)
 
-    def _rule_error(self, r: Rule, result: Evaluation, record: BaseRecord, exc: Exception) -> Outcome:
+    def _rule_error(
+        self, r: Rule, result: Evaluation, record: BaseRecord, exc: Exception
+    ) -> Outcome:
         log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
-        result.rule_errors.append(f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}")
+        result.rule_errors.append(
+            f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}"
+        )
         return Outcome(Status.NOT_EVALUATED, reason=f"rule error: {type(exc).__name__}")
 
     def _finding(
@@ -262,7 +292,10 @@ class Engine:
         else:
             assert record is not None
             source, subject_key, subject_record, process = (
-                record.source, record.key, record, record.process,
+                record.source,
+                record.key,
+                record,
+                record.process,
             )
         person = None
         group = None
@@ -273,15 +306,25 @@ class Engine:
                 person = subject_record.owner or person
                 group = subject_record.support_group or group
         return Finding(
-            code=r.code, name=r.name, title=r.title, severity=self.severity[r.code],
-            clause=r.clause, source=source, key=subject_key, process=process,
-            url=subject_record.url if subject_record else None, message=outcome.message,
-            assignee=person.label() if person else None, group=group or None,
-            fingerprint=fingerprint(r.code, source, subject_key), remediation=r.remediation,
+            code=r.code,
+            name=r.name,
+            title=r.title,
+            severity=self.severity[r.code],
+            clause=r.clause,
+            source=source,
+            key=subject_key,
+            process=process,
+            url=subject_record.url if subject_record else None,
+            message=outcome.message,
+            assignee=person.label() if person else None,
+            group=group or None,
+            fingerprint=fingerprint(r.code, source, subject_key),
+            remediation=r.remediation,
             evidence=_jsonable(outcome.evidence),
             record_title=subject_record.title if subject_record else None,
             assignee_id=person.id if person else None,
-            assignee_email=person.email if person else None, pack=r.pack,
+            assignee_email=person.email if person else None,
+            pack=r.pack,
         )
 
 
@@ -299,7 +342,9 @@ class EvaluationStream:
     def __init__(self, engine: Engine, index: RecordIndex, as_of: datetime) -> None:
         self.engine, self.index, self.as_of = engine, index, as_of
         self.result = Evaluation(as_of=as_of, rules=engine.rules)
-        self._contexts = {r.code: RuleContext(as_of, engine.params[r.code], index) for r in engine.rules}
+        self._contexts = {
+            r.code: RuleContext(as_of, engine.params[r.code], index) for r in engine.rules
+        }
         counts = self.result.counts
         # Bind each rule's function, context and counter once: the loop in feed() runs
         # records x rules times and is the hot path of every nightly run.
@@ -326,7 +371,7 @@ class EvaluationStream:
                     try:
                         outcome = func(record, ctx)
                         status = outcome.status
-                    except Exception as exc:  # counted and reported, never a crash of the run
+                    except Exception as exc:  # noqa: BLE001 - counted and reported, never a crash of the run
                         outcome = engine._rule_error(r, result, record, exc)
                         status = outcome.status
                     counter[status.value] += 1

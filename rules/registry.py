@@ -18,12 +18,13 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -55,7 +56,7 @@ class RuleContext:
 
     as_of: datetime
     params: Mapping[str, Any]
-    index: "RecordIndex"
+    index: RecordIndex
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Rule:
     def remediation(self) -> str:
         return _remediation(self.doc)  # cached: read for every finding on the hot path
 
-    def with_pack(self, pack: str) -> "Rule":
+    def with_pack(self, pack: str) -> Rule:
         return Rule(**{**self.__dict__, "pack": pack})
 
     def resolve_params(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def _coerce_param(code: str, key: str, default: Any, value: Any) -> Any:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _remediation(doc: str) -> str:
     return " ".join(doc_sections(doc).get("Remediation", "").split())
 
@@ -134,7 +135,7 @@ def doc_sections(doc: str) -> dict[str, str]:
     matches = list(_SECTION.finditer(doc or ""))
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(doc)
-        sections[match.group("title").strip()] = doc[match.end():end].strip()
+        sections[match.group("title").strip()] = doc[match.end() : end].strip()
     return sections
 
 
@@ -159,8 +160,15 @@ def rule(
         if severity not in SEVERITY_RANK:
             raise RuleDefinitionError(f"{code}: severity {severity!r} not in {SEVERITIES}")
         return Rule(
-            code=code, name=name, title=title, severity=severity, clause=clause,
-            applies_to=tuple(applies_to), func=func, params=dict(params or {}), kind=kind,
+            code=code,
+            name=name,
+            title=title,
+            severity=severity,
+            clause=clause,
+            applies_to=tuple(applies_to),
+            func=func,
+            params=dict(params or {}),
+            kind=kind,
             doc=_dedent(func.__doc__ or ""),
         )
 
@@ -184,9 +192,13 @@ class Pack:
 
     @classmethod
     def from_modules(
-        cls, name: str, modules: Iterable[ModuleType], *, title: str = "",
+        cls,
+        name: str,
+        modules: Iterable[ModuleType],
+        *,
+        title: str = "",
         clause_map: Path | None = None,
-    ) -> "Pack":
+    ) -> Pack:
         found: list[Rule] = []
         for module in modules:
             found.extend(v.with_pack(name) for v in vars(module).values() if isinstance(v, Rule))
@@ -212,7 +224,9 @@ class Registry:
             if r.code in self.rules:
                 raise RuleDefinitionError(f"rule code {r.code} is defined twice")
             if r.name in names:
-                raise RuleDefinitionError(f"rule name {r.name} is used by {names[r.name]} and {r.code}")
+                raise RuleDefinitionError(
+                    f"rule name {r.name} is used by {names[r.name]} and {r.code}"
+                )
             names[r.name] = r.code
         self.packs[pack.name] = pack
         for r in pack.rules:
@@ -231,22 +245,28 @@ class Registry:
         s = selector.strip()
         if s.upper() == "ALL":
             return True
-        return any(
-            fnmatch.fnmatchcase(value, pattern)
-            for value, pattern in (
-                (r.code, s.upper()), (r.name, s.lower()), (r.pack, s.lower()),
+        return (
+            any(
+                fnmatch.fnmatchcase(value, pattern)
+                for value, pattern in (
+                    (r.code, s.upper()),
+                    (r.name, s.lower()),
+                    (r.pack, s.lower()),
+                )
             )
-        ) or s.lower() in r.applies_to or (s.isalpha() and s.isupper() and r.code.startswith(s))
+            or s.lower() in r.applies_to
+            or (s.isalpha() and s.isupper() and r.code.startswith(s))
+        )
 
     def select(self, select: Sequence[str] = ("ALL",), ignore: Sequence[str] = ()) -> list[Rule]:
         for selector in [*select, *ignore]:
             if not any(self.matches(selector, r) for r in self.rules.values()):
-                raise RuleSelectionError(
-                    f"selector {selector!r} matches no rule, process or pack"
-                )
+                raise RuleSelectionError(f"selector {selector!r} matches no rule, process or pack")
         chosen = [
-            r for r in self.rules.values()
-            if any(self.matches(s, r) for s in select) and not any(self.matches(s, r) for s in ignore)
+            r
+            for r in self.rules.values()
+            if any(self.matches(s, r) for s in select)
+            and not any(self.matches(s, r) for s in ignore)
         ]
         return sorted(chosen, key=lambda r: r.code)
 

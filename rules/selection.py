@@ -9,9 +9,9 @@ always come from the configuration. Errors are :class:`RuleSelectionError` (exit
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from ticketlint.config import Config
 from ticketlint.rules.engine import Engine
@@ -68,9 +68,15 @@ def engine_from_config(
         registry.get(code)  # raises RuleSelectionError naming the unknown rule
     rules = registry.select(chosen_select, chosen_ignore)
     codes = {r.code for r in rules}
-    params = {registry.get(c).code: p for c, p in cfg.rules.params.items() if registry.get(c).code in codes}
+    params = {
+        registry.get(c).code: p
+        for c, p in cfg.rules.params.items()
+        if registry.get(c).code in codes
+    }
     severity = {
-        registry.get(c).code: s for c, s in cfg.rules.severity.items() if registry.get(c).code in codes
+        registry.get(c).code: s
+        for c, s in cfg.rules.severity.items()
+        if registry.get(c).code in codes
     }
     return Engine(rules, params=params, severity=severity)
 

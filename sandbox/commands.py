@@ -54,27 +54,66 @@ def _parse_faults(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 @click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it local).")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data and faults.")
-@click.option("--size", default=600, show_default=True, type=click.IntRange(20, 2_000_000),
-              help="Approximate number of records across both systems.")
-@click.option("--faults", callback=_parse_faults, metavar="SPEC",
-              help="e.g. 429=0.05,500=0.03,reset=0.01,slow=0.02,retry_after=1,mutate=0.01")
-@click.option("--hidden-share", default=0.01, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of ServiceNow rows an ACL hides (returned as {}).")
-def sandbox(host: str, port: int, seed: int, size: int, faults: str | None, hidden_share: float) -> None:
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it local)."
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 = any free port.",
+)
+@click.option(
+    "--seed", default=1, show_default=True, type=int, help="Same seed, same data and faults."
+)
+@click.option(
+    "--size",
+    default=600,
+    show_default=True,
+    type=click.IntRange(20, 2_000_000),
+    help="Approximate number of records across both systems.",
+)
+@click.option(
+    "--faults",
+    callback=_parse_faults,
+    metavar="SPEC",
+    help="e.g. 429=0.05,500=0.03,reset=0.01,slow=0.02,retry_after=1,mutate=0.01",
+)
+@click.option(
+    "--hidden-share",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of ServiceNow rows an ACL hides (returned as {}).",
+)
+def sandbox(
+    host: str, port: int, seed: int, size: int, faults: str | None, hidden_share: float
+) -> None:
     """Serve an imitation Jira Cloud and ServiceNow instance with seeded ITSM data."""
     click.echo(f"generating {size} records (seed {seed})...", err=True)
-    server = SandboxServer(host, port, seed=seed, size=size, faults=faults, hidden_share=hidden_share)
+    server = SandboxServer(
+        host, port, seed=seed, size=size, faults=faults, hidden_share=hidden_share
+    )
     c = server.credentials
     click.echo(f"sandbox listening on {server.url}  (Ctrl-C stops it)", err=True)
-    click.echo(f"  Jira Cloud:  {server.url}/rest/api/3/...   basic {c.jira_email}:{c.jira_token}  or bearer {c.jira_pat}", err=True)
-    click.echo(f"  ServiceNow:  {server.url}/api/now/table/... basic {c.snow_user}:{c.snow_password}; "
-               f"OAuth client {c.oauth_client_id}:{c.oauth_client_secret}", err=True)
-    click.echo(f"  admin:       {server.url}/_sandbox/info, /_sandbox/stats, POST /_sandbox/mutate", err=True)
+    click.echo(
+        f"  Jira Cloud:  {server.url}/rest/api/3/...   basic {c.jira_email}:{c.jira_token}  or bearer {c.jira_pat}",
+        err=True,
+    )
+    click.echo(
+        f"  ServiceNow:  {server.url}/api/now/table/... basic {c.snow_user}:{c.snow_password}; "
+        f"OAuth client {c.oauth_client_id}:{c.oauth_client_secret}",
+        err=True,
+    )
+    click.echo(
+        f"  admin:       {server.url}/_sandbox/info, /_sandbox/stats, POST /_sandbox/mutate",
+        err=True,
+    )
     click.echo("  a config for it (export the two variables first):", err=True)
-    click.echo(f"    export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}", err=True)
+    click.echo(
+        f"    export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}", err=True
+    )
     click.echo(config_yaml(server, "sqlite:///.ticketlint/sandbox.db"))
     try:
         server.serve_forever()
@@ -103,12 +142,24 @@ def _invoke(args: list[str]) -> int:
 @click.command("demo")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--size", default=600, show_default=True, type=click.IntRange(20, 50_000))
-@click.option("--dir", "workdir", default=".ticketlint/demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Where the config, store, report and evidence pack go (emptied first).")
-@click.option("--fix", default=3, show_default=True, type=click.IntRange(0, 50),
-              help="Tickets per system whose missing backout plan is filled in between the two syncs.")
-@click.option("--top", default=8, show_default=True, type=click.IntRange(1, 100), help="Findings to show.")
+@click.option(
+    "--dir",
+    "workdir",
+    default=".ticketlint/demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the config, store, report and evidence pack go (emptied first).",
+)
+@click.option(
+    "--fix",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 50),
+    help="Tickets per system whose missing backout plan is filled in between the two syncs.",
+)
+@click.option(
+    "--top", default=8, show_default=True, type=click.IntRange(1, 100), help="Findings to show."
+)
 def demo(seed: int, size: int, workdir: Path, fix: int, top: int) -> None:
     """Start the sandbox, sync both imitated systems, fix a few tickets, sync again, and
     write the HTML report and an evidence pack: the nightly job, end to end, on local data."""
@@ -129,12 +180,15 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
     os.environ[DEMO_JIRA_ENV] = c.jira_token
     os.environ[DEMO_SNOW_ENV] = c.snow_password
     config = workdir / "ticketlint.yaml"
-    config.write_text(config_yaml(server, f"sqlite:///{(workdir / 'ticketlint.db').resolve()}"),
-                      encoding="utf-8")
+    config.write_text(
+        config_yaml(server, f"sqlite:///{(workdir / 'ticketlint.db').resolve()}"), encoding="utf-8"
+    )
     base = ["--config", str(config)]
     click.echo(f"sandbox at {server.url}; config written to {config}", err=True)
 
-    click.echo("\n== night 1: ticketlint sync (both sources, into a fresh SQLite store) ==", err=True)
+    click.echo(
+        "\n== night 1: ticketlint sync (both sources, into a fresh SQLite store) ==", err=True
+    )
     if (code := _invoke([*base, "sync", "--no-notify", "--no-writeback"])) != 0:
         click.echo(f"demo: sync exited with {code}", err=True)
         return code
@@ -143,9 +197,14 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
         return 2
     fixed = _fix_backout_plans(server, findings, fix)
     if fixed:
-        click.echo(f"\n== process owners add the missing backout plan to {len(fixed)} changes: "
-                   f"{', '.join(fixed)} ==", err=True)
-    click.echo("\n== night 2: ticketlint sync (incremental: only what changed is read) ==", err=True)
+        click.echo(
+            f"\n== process owners add the missing backout plan to {len(fixed)} changes: "
+            f"{', '.join(fixed)} ==",
+            err=True,
+        )
+    click.echo(
+        "\n== night 2: ticketlint sync (incremental: only what changed is read) ==", err=True
+    )
     if (code := _invoke([*base, "sync", "--no-notify", "--no-writeback"])) != 0:
         click.echo(f"demo: second sync exited with {code}", err=True)
         return code
@@ -159,8 +218,21 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
     today = datetime.now(timezone.utc).date()
     period = f"{today - timedelta(days=91)}..{today}"
     code = _invoke([*base, "-q", "report", "-o", str(report)])
-    code = code or _invoke([*base, "-q", "evidence", "--clause", "8.5.1", "--period", period,
-                            "--seed", "1", "-o", str(evidence)])
+    code = code or _invoke(
+        [
+            *base,
+            "-q",
+            "evidence",
+            "--clause",
+            "8.5.1",
+            "--period",
+            period,
+            "--seed",
+            "1",
+            "-o",
+            str(evidence),
+        ]
+    )
     if code != 0:
         click.echo(f"demo: report or evidence failed (exit {code})", err=True)
         return code
@@ -170,7 +242,9 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
     click.echo(f"  export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}")
     click.echo(f"  ticketlint --config {config} findings --state resolved")
     click.echo(f"  ticketlint --config {config} evidence verify {evidence}")
-    click.echo("  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up")
+    click.echo(
+        "  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up"
+    )
     click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
     click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
     return 0
@@ -186,29 +260,45 @@ def _open_findings(base: list[str], workdir: Path) -> list[dict[str, Any]] | Non
     return list(json.loads(out.read_text(encoding="utf-8")).get("findings", []))
 
 
-def _fix_backout_plans(server: SandboxServer, findings: list[dict[str, Any]], per_system: int) -> list[str]:
+def _fix_backout_plans(
+    server: SandboxServer, findings: list[dict[str, Any]], per_system: int
+) -> list[str]:
     """Fill in the backout plan of a few CHG005 changes, as their owners would."""
     plan = "Roll back to the previous release from the artifact store; verify health checks."
     fixed: list[str] = []
     for source, body_of in (
         ("jira-sandbox", lambda key: {"key": key, "fields": {"Backout plan": _adf(plan)}}),
-        ("snow-sandbox", lambda key: {"table": "change_request", "number": key,
-                                      "fields": {"backout_plan": plan}}),
+        (
+            "snow-sandbox",
+            lambda key: {
+                "table": "change_request",
+                "number": key,
+                "fields": {"backout_plan": plan},
+            },
+        ),
     ):
-        keys = sorted({f["key"] for f in findings if f.get("code") == "CHG005" and f.get("source") == source})
+        keys = sorted(
+            {f["key"] for f in findings if f.get("code") == "CHG005" and f.get("source") == source}
+        )
         for key in keys[:per_system]:
-            req = urllib.request.Request(f"{server.url}/_sandbox/mutate", method="POST",
-                                         data=json.dumps(body_of(key)).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own sandbox
+            req = urllib.request.Request(
+                f"{server.url}/_sandbox/mutate",
+                method="POST",
+                data=json.dumps(body_of(key)).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
                 if resp.status == 200:
                     fixed.append(key)
     return fixed
 
 
 def _adf(text: str) -> dict[str, Any]:
-    return {"type": "doc", "version": 1,
-            "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
+    }
 
 
 def _print_summary(findings: list[dict[str, Any]], top: int) -> None:
@@ -218,14 +308,22 @@ def _print_summary(findings: list[dict[str, Any]], top: int) -> None:
         mine = [f for f in findings if f.get("source") == source]
         by_process = Counter(f.get("process") for f in mine)
         by_rule = Counter(f.get("code") for f in mine)
-        click.echo(f"\n{source}: {len(mine)} open findings  "
-                   + ", ".join(f"{p} {n}" for p, n in sorted(by_process.items())))
+        click.echo(
+            f"\n{source}: {len(mine)} open findings  "
+            + ", ".join(f"{p} {n}" for p, n in sorted(by_process.items()))
+        )
         click.echo("  by rule: " + ", ".join(f"{code} {n}" for code, n in sorted(by_rule.items())))
-        shown.extend(sorted(mine, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key")))[: top // 2 or 1])
+        shown.extend(
+            sorted(
+                mine, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key"))
+            )[: top // 2 or 1]
+        )
     click.echo("\nTop findings:")
     for f in shown[:top]:
         who = f.get("assignee") or f.get("group") or "unassigned"
-        click.echo(f"  [{f.get('severity')}] {f.get('code')} {f.get('source')}/{f.get('key')} ({who}): {f.get('message')}")
+        click.echo(
+            f"  [{f.get('severity')}] {f.get('code')} {f.get('source')}/{f.get('key')} ({who}): {f.get('message')}"
+        )
 
 
 COMMANDS = [sandbox, demo]

@@ -18,19 +18,106 @@ from zoneinfo import ZoneInfo
 
 from ticketlint.sandbox.scenario import N_GROUPS, N_USERS
 
-FIRST = ["Mia", "Noah", "Aiko", "Liam", "Priya", "Mateo", "Sofia", "Lukas", "Chloe", "Arjun", "Emma",
-         "Kenji", "Olivia", "Rafael", "Zoe", "Hannah", "Omar", "Ingrid", "Tariq", "Lucia", "Felix",
-         "Ama", "Jonas", "Mei", "Daniel", "Sara", "Ivan", "Nora", "Diego", "Freya"]
-LAST = ["Krystof", "Tanaka", "Okafor", "Schmidt", "Iyer", "Garcia", "Dubois", "Novak", "Smith", "Rossi",
-        "Nakamura", "Haddad", "Larsen", "Costa", "Kowalski", "Mensah", "Chen", "Patel", "Silva", "Berg"]
-ZONES = ["America/Denver", "Europe/Berlin", "Asia/Kolkata", "Australia/Sydney", "America/New_York",
-         "Europe/London", "Asia/Tokyo", "UTC"]
-GROUPS = ["Service Desk", "Network Operations", "Database Administration", "Platform Engineering",
-          "Identity and Access", "End User Computing", "Payments Team", "Change Advisory Board",
-          "Security Operations", "Middleware", "Storage", "Cloud Infrastructure"]
-SERVICES = ["Payments API", "Customer Portal", "Email", "VPN", "Identity Provider", "Data Warehouse",
-            "HR System", "Order Service", "Mobile Backend", "Monitoring", "Wiki", "File Shares",
-            "Billing", "Search", "Print Services", "CRM", "Build Pipeline", "DNS", "Backup", "ERP"]
+FIRST = [
+    "Mia",
+    "Noah",
+    "Aiko",
+    "Liam",
+    "Priya",
+    "Mateo",
+    "Sofia",
+    "Lukas",
+    "Chloe",
+    "Arjun",
+    "Emma",
+    "Kenji",
+    "Olivia",
+    "Rafael",
+    "Zoe",
+    "Hannah",
+    "Omar",
+    "Ingrid",
+    "Tariq",
+    "Lucia",
+    "Felix",
+    "Ama",
+    "Jonas",
+    "Mei",
+    "Daniel",
+    "Sara",
+    "Ivan",
+    "Nora",
+    "Diego",
+    "Freya",
+]
+LAST = [
+    "Krystof",
+    "Tanaka",
+    "Okafor",
+    "Schmidt",
+    "Iyer",
+    "Garcia",
+    "Dubois",
+    "Novak",
+    "Smith",
+    "Rossi",
+    "Nakamura",
+    "Haddad",
+    "Larsen",
+    "Costa",
+    "Kowalski",
+    "Mensah",
+    "Chen",
+    "Patel",
+    "Silva",
+    "Berg",
+]
+ZONES = [
+    "America/Denver",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "America/New_York",
+    "Europe/London",
+    "Asia/Tokyo",
+    "UTC",
+]
+GROUPS = [
+    "Service Desk",
+    "Network Operations",
+    "Database Administration",
+    "Platform Engineering",
+    "Identity and Access",
+    "End User Computing",
+    "Payments Team",
+    "Change Advisory Board",
+    "Security Operations",
+    "Middleware",
+    "Storage",
+    "Cloud Infrastructure",
+]
+SERVICES = [
+    "Payments API",
+    "Customer Portal",
+    "Email",
+    "VPN",
+    "Identity Provider",
+    "Data Warehouse",
+    "HR System",
+    "Order Service",
+    "Mobile Backend",
+    "Monitoring",
+    "Wiki",
+    "File Shares",
+    "Billing",
+    "Search",
+    "Print Services",
+    "CRM",
+    "Build Pipeline",
+    "DNS",
+    "Backup",
+    "ERP",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +169,10 @@ def people(seed: int) -> tuple[list[User], list[Group]]:
         account = hexid(seed, "acct", i, n=24) if i % 3 else f"712020:{_uuid(seed, i)}"
         email = "ticketlint@example.com" if i == 0 else f"{login}@example.com"
         users.append(User(i, name, email, zone, account, hexid(seed, "sys_user", i), login))
-    groups = [Group(i, GROUPS[i % len(GROUPS)], _uuid(seed, f"team{i}"), hexid(seed, "sys_user_group", i))
-              for i in range(N_GROUPS)]
+    groups = [
+        Group(i, GROUPS[i % len(GROUPS)], _uuid(seed, f"team{i}"), hexid(seed, "sys_user_group", i))
+        for i in range(N_GROUPS)
+    ]
     return users, groups
 
 
@@ -98,7 +187,9 @@ def utc_text(ms: int) -> str:
 
 
 def parse_utc_text(text: str) -> int:
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(
+        datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp() * 1000
+    )
 
 
 def jira_text(ms: int, zone: ZoneInfo) -> str:
@@ -111,8 +202,14 @@ class Dataset:
     """Both systems' data for one seed. ``size`` is the approximate record count across
     both systems (Jira issues + ServiceNow incident/change/problem/request/CI rows)."""
 
-    def __init__(self, seed: int = 1, size: int = 600, *, anchor: int | None = None,
-                 hidden_share: float = 0.01) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        size: int = 600,
+        *,
+        anchor: int | None = None,
+        hidden_share: float = 0.01,
+    ) -> None:
         from ticketlint.sandbox.jira_data import JiraData
         from ticketlint.sandbox.servicenow_data import ServiceNowData
 

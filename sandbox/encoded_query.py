@@ -12,21 +12,49 @@ condition on an unknown field is ignored).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-OPERATORS = ["ISNOTEMPTY", "ISEMPTY", "INSTANCEOF", "NOTIN", "IN", "STARTSWITH", "ENDSWITH", "NOT LIKE", "LIKE",
-             "!=", ">=", "<=", "=", ">", "<"]
-_TERM = re.compile(r"^([a-z0-9_.]+)(" + "|".join(re.escape(o) for o in OPERATORS) + r")(.*)$", re.S)
+OPERATORS = [
+    "ISNOTEMPTY",
+    "ISEMPTY",
+    "INSTANCEOF",
+    "NOTIN",
+    "IN",
+    "STARTSWITH",
+    "ENDSWITH",
+    "NOT LIKE",
+    "LIKE",
+    "!=",
+    ">=",
+    "<=",
+    "=",
+    ">",
+    "<",
+]
+_TERM = re.compile(
+    r"^([a-z0-9_.]+)(" + "|".join(re.escape(o) for o in OPERATORS) + r")(.*)$", re.DOTALL
+)
 Getter = Callable[[str], "str | None"]
 
 EXTENDS: dict[str, str] = {
-    "incident": "task", "change_request": "task", "problem": "task", "sc_req_item": "task",
-    "sc_request": "task", "sc_task": "task", "change_task": "task",
-    "cmdb_ci_linux_server": "cmdb_ci_server", "cmdb_ci_win_server": "cmdb_ci_server",
-    "cmdb_ci_server": "cmdb_ci_computer", "cmdb_ci_computer": "cmdb_ci_hardware",
-    "cmdb_ci_hardware": "cmdb_ci", "cmdb_ci_app_server": "cmdb_ci_appl", "cmdb_ci_appl": "cmdb_ci",
-    "cmdb_ci_db_instance": "cmdb_ci", "cmdb_ci_service": "cmdb_ci", "cmdb_ci_netgear": "cmdb_ci",
+    "incident": "task",
+    "change_request": "task",
+    "problem": "task",
+    "sc_req_item": "task",
+    "sc_request": "task",
+    "sc_task": "task",
+    "change_task": "task",
+    "cmdb_ci_linux_server": "cmdb_ci_server",
+    "cmdb_ci_win_server": "cmdb_ci_server",
+    "cmdb_ci_server": "cmdb_ci_computer",
+    "cmdb_ci_computer": "cmdb_ci_hardware",
+    "cmdb_ci_hardware": "cmdb_ci",
+    "cmdb_ci_app_server": "cmdb_ci_appl",
+    "cmdb_ci_appl": "cmdb_ci",
+    "cmdb_ci_db_instance": "cmdb_ci",
+    "cmdb_ci_service": "cmdb_ci",
+    "cmdb_ci_netgear": "cmdb_ci",
 }
 """Table -> the table it extends (the sandbox's slice of the platform's hierarchy)."""
 
@@ -98,7 +126,9 @@ class Query:
     def matches(self, get: Getter) -> bool:
         if not self.groups:
             return True
-        return any(all(any(c.test(get) for c in clause) for clause in group) for group in self.groups)
+        return any(
+            all(any(c.test(get) for c in clause) for clause in group) for group in self.groups
+        )
 
     def fields(self) -> set[str]:
         return {c.field for g in self.groups for clause in g for c in clause}
@@ -114,10 +144,10 @@ def parse(text: str | None) -> Query:
             if not token or token == "EQ":
                 continue
             if token.startswith("ORDERBYDESC"):
-                query.order.append((token[len("ORDERBYDESC"):], False))
+                query.order.append((token[len("ORDERBYDESC") :], False))
                 continue
             if token.startswith("ORDERBY"):
-                query.order.append((token[len("ORDERBY"):], True))
+                query.order.append((token[len("ORDERBY") :], True))
                 continue
             is_or = token.startswith("OR") and group and _TERM.match(token[2:]) is not None
             cond = _condition(token[2:] if is_or else token)

@@ -31,7 +31,7 @@ class FaultPlan:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def parse(cls, spec: str | None, seed: int = 1) -> "FaultPlan":
+    def parse(cls, spec: str | None, seed: int = 1) -> FaultPlan:
         plan = cls(seed=seed)
         for part in (spec or "").split(","):
             part = part.strip()
@@ -56,7 +56,9 @@ class FaultPlan:
                     raise FaultSpecError(f"fault {part!r}: a rate is between 0 and 1")
                 plan.rates[name] = value
             else:
-                raise FaultSpecError(f"unknown fault {name!r} (known: {', '.join(KINDS)}, retry_after, slow_seconds)")
+                raise FaultSpecError(
+                    f"unknown fault {name!r} (known: {', '.join(KINDS)}, retry_after, slow_seconds)"
+                )
         if sum(plan.rates.values()) > 1:
             raise FaultSpecError("fault rates add up to more than 1")
         return plan

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ticketlint.sandbox import jql as J
 from ticketlint.sandbox.data import jira_text
@@ -21,8 +22,10 @@ EMBEDDED_CHANGELOG = 40
 DEFAULT_MAX = 50
 FULL_CAP = 100
 ID_CAP = 5000
-REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
-           "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
+REMOVED = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
 
 
 def errors(status: int, *messages: str, **field_errors: str) -> Response:
@@ -61,8 +64,18 @@ class JiraApi:
             ("GET", re.compile(v + r"/issue/(?P<key>[^/]+)/changelog"), self.issue_changelog, True),
             ("GET", re.compile(v + r"/issue/(?P<key>[^/]+)/comment"), self.list_comments, True),
             ("POST", re.compile(v + r"/issue/(?P<key>[^/]+)/comment"), self.add_comment, True),
-            ("PUT", re.compile(v + r"/issue/(?P<key>[^/]+)/comment/(?P<cid>\d+)"), self.edit_comment, True),
-            ("GET", re.compile(r"/rest/servicedeskapi/request/(?P<key>[^/]+)/approval"), self.approvals, True),
+            (
+                "PUT",
+                re.compile(v + r"/issue/(?P<key>[^/]+)/comment/(?P<cid>\d+)"),
+                self.edit_comment,
+                True,
+            ),
+            (
+                "GET",
+                re.compile(r"/rest/servicedeskapi/request/(?P<key>[^/]+)/approval"),
+                self.approvals,
+                True,
+            ),
         ]
 
     @staticmethod
@@ -70,7 +83,7 @@ class JiraApi:
         return path.startswith("/rest/")
 
     def route(self, req: Request) -> str:
-        for method, pattern, handler, _ in self.routes:
+        for method, pattern, _handler, _ in self.routes:
             if method == req.method and pattern.fullmatch(req.path):
                 return f"{method} {pattern.pattern.replace('(?P<v>[23])', '{v}')}"
         return f"{req.method} jira-other"
@@ -88,7 +101,11 @@ class JiraApi:
                 except (ValueError, KeyError, TypeError) as exc:
                     return errors(400, f"Invalid request payload: {exc}")
         if any(p.fullmatch(req.path) for _, p, _, _ in self.routes):
-            return Response(405, b"", {"Allow": ", ".join(m for m, p, _, _ in self.routes if p.fullmatch(req.path))})
+            return Response(
+                405,
+                b"",
+                {"Allow": ", ".join(m for m, p, _, _ in self.routes if p.fullmatch(req.path))},
+            )
         return errors(404, "null for uri: " + req.path)
 
     def _authorised(self, req: Request) -> bool:
@@ -101,18 +118,35 @@ class JiraApi:
     def server_info(self, req: Request, v2: bool) -> Response:
         d = self.data
         now = d.ds.clock()
-        return json_response(200, {
-            "baseUrl": d.ds.base_url, "displayUrl": d.ds.base_url, "version": "1001.0.0-SNAPSHOT",
-            "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud", "buildNumber": 100289,
-            "buildDate": jira_text(d.ds.anchor - 7 * 86_400_000, d.zone), "serverTime": jira_text(now, d.zone),
-            "scmInfo": "a3f1c2e9d0b4f6a8c7e5d3b1a9f7e5c3d1b9a7f5", "serverTitle": "Jira",
-            "defaultLocale": {"locale": "en_US"}, "serverTimeZone": "Etc/UTC"})
+        return json_response(
+            200,
+            {
+                "baseUrl": d.ds.base_url,
+                "displayUrl": d.ds.base_url,
+                "version": "1001.0.0-SNAPSHOT",
+                "versionNumbers": [1001, 0, 0],
+                "deploymentType": "Cloud",
+                "buildNumber": 100289,
+                "buildDate": jira_text(d.ds.anchor - 7 * 86_400_000, d.zone),
+                "serverTime": jira_text(now, d.zone),
+                "scmInfo": "a3f1c2e9d0b4f6a8c7e5d3b1a9f7e5c3d1b9a7f5",
+                "serverTitle": "Jira",
+                "defaultLocale": {"locale": "en_US"},
+                "serverTimeZone": "Etc/UTC",
+            },
+        )
 
     def myself(self, req: Request, v2: bool) -> Response:
         d = self.data
         me = d.user(0, v2=v2) or {}
-        me.update({"locale": "en_US", "groups": {"size": 2, "items": []},
-                   "applicationRoles": {"size": 1, "items": []}, "expand": "groups,applicationRoles"})
+        me.update(
+            {
+                "locale": "en_US",
+                "groups": {"size": 2, "items": []},
+                "applicationRoles": {"size": 1, "items": []},
+                "expand": "groups,applicationRoles",
+            }
+        )
         return json_response(200, me)
 
     def fields(self, req: Request, v2: bool) -> Response:
@@ -121,16 +155,39 @@ class JiraApi:
             schema = {"type": stype, "system": fid}
             if fid in ("labels", "issuelinks"):
                 schema["items"] = "string" if fid == "labels" else "issuelinks"
-            out.append({"id": fid, "key": fid, "name": name, "custom": False, "orderable": fid not in ("status", "created", "updated"),
-                        "navigable": True, "searchable": True, "clauseNames": [fid], "schema": schema})
+            out.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "custom": False,
+                    "orderable": fid not in ("status", "created", "updated"),
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [fid],
+                    "schema": schema,
+                }
+            )
         for name, stype, custom, items in CUSTOM_FIELDS:
             fid = self.data.field_ids[name]
             num = int(fid.split("_")[1])
             schema: dict[str, Any] = {"type": stype, "custom": custom, "customId": num}
             if items:
                 schema["items"] = items
-            out.append({"id": fid, "key": fid, "name": name, "untranslatedName": name, "custom": True, "orderable": True,
-                        "navigable": True, "searchable": True, "clauseNames": [f"cf[{num}]", name], "schema": schema})
+            out.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "untranslatedName": name,
+                    "custom": True,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{num}]", name],
+                    "schema": schema,
+                }
+            )
         return json_response(200, out)
 
     def statuses(self, req: Request, v2: bool) -> Response:
@@ -149,7 +206,10 @@ class JiraApi:
         if req.method == "POST":
             body = req.json() or {}
             if not isinstance(body, dict):
-                return errors(400, "Invalid request payload. Refer to the REST API documentation and try again.")
+                return errors(
+                    400,
+                    "Invalid request payload. Refer to the REST API documentation and try again.",
+                )
             jql_text = body.get("jql")
             token = body.get("nextPageToken")
             max_results = body.get("maxResults", DEFAULT_MAX)
@@ -173,7 +233,10 @@ class JiraApi:
         except J.JqlError as exc:
             return errors(400, str(exc))
         if not q.bounded:
-            return errors(400, "Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+            return errors(
+                400,
+                "Unbounded JQL queries are not allowed here. Please add a search restriction to your query.",
+            )
         fields = [f.strip() for f in fields if f and f.strip()]
         id_only = all(f in ("id", "key") for f in fields)
         cap = ID_CAP if id_only else FULL_CAP
@@ -192,13 +255,20 @@ class JiraApi:
         with d.lock:
             rows = self._candidates(q)
             import bisect
+
             pos = 0 if after is None else bisect.bisect_right(rows, after)
             picked: list[tuple[Any, ...]] = []
             more = False
             for row in rows[pos:]:
                 idx = row[-1]
-                if not J.matches(q, d.key(idx), d.project(idx), d.type_name(idx), d.updated[idx],
-                                 labels=lambda idx=idx: d.issue(idx)["fields"].get("labels") or []):
+                if not J.matches(
+                    q,
+                    d.key(idx),
+                    d.project(idx),
+                    d.type_name(idx),
+                    d.updated[idx],
+                    labels=lambda idx=idx: d.issue(idx)["fields"].get("labels") or [],
+                ):
                     continue
                 if len(picked) == limit:
                     more = True
@@ -208,13 +278,23 @@ class JiraApi:
         body: dict[str, Any] = {"issues": issues, "isLast": not more}
         if more:
             state = {"h": digest, "a": _jsonable(picked[-1])}
-            body["nextPageToken"] = base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+            body["nextPageToken"] = (
+                base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+            )
         if "names" in expands or "schema" in expands:
             chosen = self._chosen(fields)
             meta = {f[0]: (f[1], {"type": f[2], "system": f[0]}) for f in SYSTEM_FIELDS}
             for name, stype, custom, items in CUSTOM_FIELDS:
                 fid = d.field_ids[name]
-                meta[fid] = (name, {"type": stype, "custom": custom, "customId": int(fid.split("_")[1]), **({"items": items} if items else {})})
+                meta[fid] = (
+                    name,
+                    {
+                        "type": stype,
+                        "custom": custom,
+                        "customId": int(fid.split("_")[1]),
+                        **({"items": items} if items else {}),
+                    },
+                )
             keep = [f for f in meta if chosen is None or f in chosen]
             if "names" in expands:
                 body["names"] = {f: meta[f][0] for f in keep}
@@ -243,15 +323,23 @@ class JiraApi:
         d = self.data
         chosen = self._chosen(fields)
         if chosen is not None and not chosen:
-            return {"expand": "", "id": d.issue_id(idx), "self": f"{d.ds.base_url}/rest/api/{2 if v2 else 3}/issue/{d.issue_id(idx)}",
-                    "key": d.key(idx)}
+            return {
+                "expand": "",
+                "id": d.issue_id(idx),
+                "self": f"{d.ds.base_url}/rest/api/{2 if v2 else 3}/issue/{d.issue_id(idx)}",
+                "key": d.key(idx),
+            }
         issue = d.issue(idx, v2=v2)
         if chosen is not None:
             issue["fields"] = {k: v for k, v in issue["fields"].items() if k in chosen}
         if "changelog" in expands:
             histories = d.changelog(idx)
-            issue["changelog"] = {"startAt": 0, "maxResults": min(len(histories), EMBEDDED_CHANGELOG),
-                                  "total": len(histories), "histories": histories[:EMBEDDED_CHANGELOG]}
+            issue["changelog"] = {
+                "startAt": 0,
+                "maxResults": min(len(histories), EMBEDDED_CHANGELOG),
+                "total": len(histories),
+                "histories": histories[:EMBEDDED_CHANGELOG],
+            }
         return issue
 
     # -- changelog ---------------------------------------------------------------------
@@ -267,7 +355,9 @@ class JiraApi:
         start = 0
         if body.get("nextPageToken"):
             try:
-                start = int(base64.urlsafe_b64decode(str(body["nextPageToken"]).encode() + b"==").decode())
+                start = int(
+                    base64.urlsafe_b64decode(str(body["nextPageToken"]).encode() + b"==").decode()
+                )
             except ValueError:
                 return errors(400, "The provided next page token is invalid or expired.")
         d = self.data
@@ -282,7 +372,11 @@ class JiraApi:
             histories = []
             for h in d.changelog(idx):
                 if field_ids:
-                    items = [it for it in h["items"] if it.get("fieldId") in field_ids or it.get("field") in field_ids]
+                    items = [
+                        it
+                        for it in h["items"]
+                        if it.get("fieldId") in field_ids or it.get("field") in field_ids
+                    ]
                     if not items:
                         continue
                     h = {**h, "items": items}
@@ -291,7 +385,9 @@ class JiraApi:
             for h in histories:
                 if seen >= start:
                     if emitted == max_results:
-                        next_token = base64.urlsafe_b64encode(str(seen).encode()).decode().rstrip("=")
+                        next_token = (
+                            base64.urlsafe_b64encode(str(seen).encode()).decode().rstrip("=")
+                        )
                         break
                     take.append(h)
                     emitted += 1
@@ -312,9 +408,18 @@ class JiraApi:
         start = int(req.param("startAt", "0") or 0)
         limit = min(int(req.param("maxResults", "100") or 100), 100)
         histories = self.data.changelog(idx)
-        page = histories[start:start + limit]
-        return json_response(200, {"self": f"{self.data.ds.base_url}{req.target}", "maxResults": limit, "startAt": start,
-                                   "total": len(histories), "isLast": start + len(page) >= len(histories), "values": page})
+        page = histories[start : start + limit]
+        return json_response(
+            200,
+            {
+                "self": f"{self.data.ds.base_url}{req.target}",
+                "maxResults": limit,
+                "startAt": start,
+                "total": len(histories),
+                "isLast": start + len(page) >= len(histories),
+                "values": page,
+            },
+        )
 
     # -- single issue, writes ------------------------------------------------------------
     def _issue(self, key: str) -> int | None:
@@ -356,9 +461,14 @@ class JiraApi:
         spaced = next((str(x) for x in labels if " " in str(x)), None)
         if changed and spaced is not None:  # as Jira Cloud: a label is one word
             return errors(400, labels=f"The label '{spaced}' contains spaces which is invalid.")
-        bad = [name for name in values if name not in d.field_ids.values() and name not in ("summary",)]
+        bad = [name for name in values if name not in d.field_ids.values() and name != "summary"]
         if bad:
-            return errors(400, **{name: "Field cannot be set. It is not on the appropriate screen, or unknown." for name in bad})
+            return errors(
+                400,
+                **dict.fromkeys(
+                    bad, "Field cannot be set. It is not on the appropriate screen, or unknown."
+                ),
+            )
         if changed:
             values["labels"] = labels
         if values:
@@ -372,8 +482,10 @@ class JiraApi:
         comments = self.data.comment_list(idx, v2=v2)
         start = int(req.param("startAt", "0") or 0)
         limit = min(int(req.param("maxResults", "5000") or 5000), 5000)
-        page = comments[start:start + limit]
-        return json_response(200, {"startAt": start, "maxResults": limit, "total": len(comments), "comments": page})
+        page = comments[start : start + limit]
+        return json_response(
+            200, {"startAt": start, "maxResults": limit, "total": len(comments), "comments": page}
+        )
 
     def add_comment(self, req: Request, v2: bool, key: str) -> Response:
         idx = self._issue(key)
@@ -406,17 +518,30 @@ class JiraApi:
     def approvals(self, req: Request, v2: bool, key: str) -> Response:
         idx = self._issue(key)
         if idx is None:
-            return json_response(404, {"errorMessage": "The request could not be found.",
-                                       "i18nErrorMessage": {"i18nKey": "sd.request.error.not.found", "parameters": []}})
+            return json_response(
+                404,
+                {
+                    "errorMessage": "The request could not be found.",
+                    "i18nErrorMessage": {"i18nKey": "sd.request.error.not.found", "parameters": []},
+                },
+            )
         values = self.data.approvals(idx)
         start = int(req.param("start", "0") or 0)
         limit = int(req.param("limit", "50") or 50)
-        page = values[start:start + limit]
+        page = values[start : start + limit]
         base = f"{self.data.ds.base_url}/rest/servicedeskapi"
-        return json_response(200, {"_expands": [], "size": len(page), "start": start, "limit": limit,
-                                   "isLastPage": start + len(page) >= len(values),
-                                   "_links": {"base": base, "context": "", "self": f"{base}/request/{key}/approval"},
-                                   "values": page})
+        return json_response(
+            200,
+            {
+                "_expands": [],
+                "size": len(page),
+                "start": start,
+                "limit": limit,
+                "isLastPage": start + len(page) >= len(values),
+                "_links": {"base": base, "context": "", "self": f"{base}/request/{key}/approval"},
+                "values": page,
+            },
+        )
 
 
 NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
@@ -424,11 +549,16 @@ NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Docu
 
 def _is_doc(value: Any) -> bool:
     """REST v3 takes rich text only as an ADF document; v2 takes a plain string."""
-    return isinstance(value, dict) and value.get("type") == "doc" and isinstance(value.get("content"), list)
+    return (
+        isinstance(value, dict)
+        and value.get("type") == "doc"
+        and isinstance(value.get("content"), list)
+    )
 
 
 def _digest(text: str) -> str:
     import hashlib
+
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

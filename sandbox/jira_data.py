@@ -22,38 +22,86 @@ from ticketlint.sandbox.data import SERVICES, hexid, jira_text
 if TYPE_CHECKING:
     from ticketlint.sandbox.data import Dataset
 
-TYPES = ["Incident", "Change", "Problem", "Service request", "Service request with approvals",
-         "Post-incident review"]
+TYPES = [
+    "Incident",
+    "Change",
+    "Problem",
+    "Service request",
+    "Service request with approvals",
+    "Post-incident review",
+]
 TYPE_WEIGHTS = [42, 25, 8, 15, 6]
 PIR = 5
 CATEGORIES = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
-    "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
+    "indeterminate": {
+        "id": 4,
+        "key": "indeterminate",
+        "colorName": "yellow",
+        "name": "In Progress",
+    },
     "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
 }
 STATUSES = [  # name, category
-    ("Open", "new"), ("Waiting for support", "new"), ("Waiting for approval", "new"),
-    ("Work in progress", "indeterminate"), ("In progress", "indeterminate"), ("Escalated", "indeterminate"),
-    ("Pending", "indeterminate"), ("Waiting for customer", "indeterminate"),
-    ("Resolved", "done"), ("Completed", "done"), ("Closed", "done"), ("Canceled", "done"),
-    ("Declined", "done"), ("Done", "done"),
-    ("Under investigation", "indeterminate"), ("Root cause identified", "indeterminate"),
-    ("Planning", "indeterminate"), ("Awaiting approval", "indeterminate"),
-    ("Awaiting CAB approval", "indeterminate"), ("Awaiting implementation", "indeterminate"),
-    ("Implementing", "indeterminate"), ("Review", "indeterminate"), ("Failed", "done"),
+    ("Open", "new"),
+    ("Waiting for support", "new"),
+    ("Waiting for approval", "new"),
+    ("Work in progress", "indeterminate"),
+    ("In progress", "indeterminate"),
+    ("Escalated", "indeterminate"),
+    ("Pending", "indeterminate"),
+    ("Waiting for customer", "indeterminate"),
+    ("Resolved", "done"),
+    ("Completed", "done"),
+    ("Closed", "done"),
+    ("Canceled", "done"),
+    ("Declined", "done"),
+    ("Done", "done"),
+    ("Under investigation", "indeterminate"),
+    ("Root cause identified", "indeterminate"),
+    ("Planning", "indeterminate"),
+    ("Awaiting approval", "indeterminate"),
+    ("Awaiting CAB approval", "indeterminate"),
+    ("Awaiting implementation", "indeterminate"),
+    ("Implementing", "indeterminate"),
+    ("Review", "indeterminate"),
+    ("Failed", "done"),
 ]
 STATUS_IDS = {name: str(10000 + i) for i, (name, _) in enumerate(STATUSES)}
 STATUS_CATEGORY = dict(STATUSES)
 STATE_STATUS = {
-    "incident": {"new": "Open", "in_progress": "Work in progress", "on_hold": "Pending",
-                 "resolved": "Resolved", "closed": "Closed", "cancelled": "Canceled"},
-    "service_request": {"new": "Waiting for support", "in_progress": "In progress",
-                        "resolved": "Resolved", "closed": "Closed", "cancelled": "Canceled"},
-    "problem": {"new": "Open", "in_progress": "Under investigation", "resolved": "Resolved",
-                "closed": "Closed", "cancelled": "Canceled"},
-    "change": {"new": "Open", "assess": "Planning", "authorize": "Awaiting approval",
-               "scheduled": "Awaiting implementation", "implement": "Implementing", "review": "Review",
-               "closed": "Completed", "cancelled": "Canceled"},
+    "incident": {
+        "new": "Open",
+        "in_progress": "Work in progress",
+        "on_hold": "Pending",
+        "resolved": "Resolved",
+        "closed": "Closed",
+        "cancelled": "Canceled",
+    },
+    "service_request": {
+        "new": "Waiting for support",
+        "in_progress": "In progress",
+        "resolved": "Resolved",
+        "closed": "Closed",
+        "cancelled": "Canceled",
+    },
+    "problem": {
+        "new": "Open",
+        "in_progress": "Under investigation",
+        "resolved": "Resolved",
+        "closed": "Closed",
+        "cancelled": "Canceled",
+    },
+    "change": {
+        "new": "Open",
+        "assess": "Planning",
+        "authorize": "Awaiting approval",
+        "scheduled": "Awaiting implementation",
+        "implement": "Implementing",
+        "review": "Review",
+        "closed": "Completed",
+        "cancelled": "Canceled",
+    },
 }
 PRIORITIES = {1: "Highest", 2: "High", 3: "Medium", 4: "Low", 5: "Lowest"}
 _SELECT = "com.atlassian.jira.plugin.system.customfieldtypes:select"
@@ -68,42 +116,105 @@ CUSTOM_FIELDS = [  # display name, schema type, custom type, items
     ("Test plan", "string", _TEXTAREA, None),
     ("Planned start", "datetime", _DATETIME, None),
     ("Planned end", "datetime", _DATETIME, None),
-    ("Major incident", "string", "com.atlassian.servicedesk.incident-management-plugin:major-incident-entity-field-cftype", None),
+    (
+        "Major incident",
+        "string",
+        "com.atlassian.servicedesk.incident-management-plugin:major-incident-entity-field-cftype",
+        None,
+    ),
     ("Root cause", "string", _TEXTAREA, None),
     ("Workaround", "string", _TEXTAREA, None),
     ("Approvals", "sd-approvals", "com.atlassian.servicedesk.approvals-plugin:sd-approvals", None),
-    ("Affected services", "array", "com.atlassian.jira.plugins.service-entity:service-entity-field-cftype", "service-entity-field-cftype"),
-    ("Time to resolution", "sd-servicelevelagreement", "com.atlassian.servicedesk:sd-sla-field", None),
+    (
+        "Affected services",
+        "array",
+        "com.atlassian.jira.plugins.service-entity:service-entity-field-cftype",
+        "service-entity-field-cftype",
+    ),
+    (
+        "Time to resolution",
+        "sd-servicelevelagreement",
+        "com.atlassian.servicedesk:sd-sla-field",
+        None,
+    ),
     ("Team", "team", "com.atlassian.jira.plugin.system.customfieldtypes:atlassian-team", None),
     ("Resolution notes", "string", _TEXTAREA, None),
     ("Request Type", "sd-customerrequesttype", "com.atlassian.servicedesk:vp-origin", None),
     ("Request participants", "array", "com.atlassian.servicedesk:sd-request-participants", "user"),
-    ("Time to first response", "sd-servicelevelagreement", "com.atlassian.servicedesk:sd-sla-field", None),
+    (
+        "Time to first response",
+        "sd-servicelevelagreement",
+        "com.atlassian.servicedesk:sd-sla-field",
+        None,
+    ),
     ("Satisfaction", "sd-feedback", "com.atlassian.servicedesk:sd-request-feedback", None),
     ("Start date", "date", "com.atlassian.jira.plugin.system.customfieldtypes:datepicker", None),
 ]
 SYSTEM_FIELDS = [  # id, name, schema type, navigable
-    ("summary", "Summary", "string"), ("status", "Status", "status"), ("issuetype", "Issue Type", "issuetype"),
-    ("project", "Project", "project"), ("priority", "Priority", "priority"), ("assignee", "Assignee", "user"),
-    ("reporter", "Reporter", "user"), ("created", "Created", "datetime"), ("updated", "Updated", "datetime"),
-    ("resolution", "Resolution", "resolution"), ("resolutiondate", "Resolved", "datetime"),
-    ("labels", "Labels", "array"), ("issuelinks", "Linked Issues", "array"), ("comment", "Comment", "comments-page"),
+    ("summary", "Summary", "string"),
+    ("status", "Status", "status"),
+    ("issuetype", "Issue Type", "issuetype"),
+    ("project", "Project", "project"),
+    ("priority", "Priority", "priority"),
+    ("assignee", "Assignee", "user"),
+    ("reporter", "Reporter", "user"),
+    ("created", "Created", "datetime"),
+    ("updated", "Updated", "datetime"),
+    ("resolution", "Resolution", "resolution"),
+    ("resolutiondate", "Resolved", "datetime"),
+    ("labels", "Labels", "array"),
+    ("issuelinks", "Linked Issues", "array"),
+    ("comment", "Comment", "comments-page"),
     ("description", "Description", "string"),
 ]
-LINK_PIR = {"id": "10300", "name": "Post-Incident Review", "inward": "is reviewed by", "outward": "reviews"}
-LINK_PROBLEM = {"id": "10301", "name": "Problem/Incident", "inward": "is caused by", "outward": "causes"}
-NOTES = ["Restarted the service and confirmed recovery with the customer.",
-         "Root cause traced to an expired certificate; renewed and monitored for 24h.",
-         "Rolled out the fix; error rate back to baseline.", "Access granted as requested; ticket verified.",
-         "Replaced the failed disk; RAID rebuild completed.", "Configuration corrected and documented in the runbook."]
+LINK_PIR = {
+    "id": "10300",
+    "name": "Post-Incident Review",
+    "inward": "is reviewed by",
+    "outward": "reviews",
+}
+LINK_PROBLEM = {
+    "id": "10301",
+    "name": "Problem/Incident",
+    "inward": "is caused by",
+    "outward": "causes",
+}
+NOTES = [
+    "Restarted the service and confirmed recovery with the customer.",
+    "Root cause traced to an expired certificate; renewed and monitored for 24h.",
+    "Rolled out the fix; error rate back to baseline.",
+    "Access granted as requested; ticket verified.",
+    "Replaced the failed disk; RAID rebuild completed.",
+    "Configuration corrected and documented in the runbook.",
+]
 SUMMARIES = {
-    "incident": ["{svc} is returning 5xx errors", "Users cannot log in to {svc}", "{svc} slow for EU users",
-                 "Disk full on {svc} host", "Certificate expired for {svc}", "{svc} timeouts after deploy"],
-    "change": ["Upgrade {svc} to the next minor release", "Rotate TLS certificates for {svc}",
-               "Patch OS on {svc} hosts", "Migrate {svc} database to new cluster", "Scale out {svc}"],
-    "problem": ["Recurring outages of {svc}", "Memory leak in {svc}", "Intermittent DNS failures affecting {svc}"],
-    "service_request": ["Access to {svc}", "New laptop for a starter", "Mailbox quota increase",
-                        "VPN token for contractor", "Software install: {svc} client"],
+    "incident": [
+        "{svc} is returning 5xx errors",
+        "Users cannot log in to {svc}",
+        "{svc} slow for EU users",
+        "Disk full on {svc} host",
+        "Certificate expired for {svc}",
+        "{svc} timeouts after deploy",
+    ],
+    "change": [
+        "Upgrade {svc} to the next minor release",
+        "Rotate TLS certificates for {svc}",
+        "Patch OS on {svc} hosts",
+        "Migrate {svc} database to new cluster",
+        "Scale out {svc}",
+    ],
+    "problem": [
+        "Recurring outages of {svc}",
+        "Memory leak in {svc}",
+        "Intermittent DNS failures affecting {svc}",
+    ],
+    "service_request": [
+        "Access to {svc}",
+        "New laptop for a starter",
+        "Mailbox quota increase",
+        "VPN token for contractor",
+        "Software install: {svc} client",
+    ],
 }
 
 
@@ -120,24 +231,34 @@ class Plan:
 
 def adf(text: str) -> dict[str, Any]:
     """Atlassian Document Format for one paragraph, as REST v3 returns rich text."""
-    return {"type": "doc", "version": 1,
-            "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
+    }
 
 
 class JiraData:
-    def __init__(self, ds: "Dataset", n: int) -> None:
+    def __init__(self, ds: Dataset, n: int) -> None:
         self.ds, self.n_main = ds, n
         self.seed = ds.seed
         self.zone = ZoneInfo(ds.users[0].zone)
         self.lock = threading.RLock()
         rng = random.Random(f"{self.seed}:jira-fields")
-        ids = rng.sample(range(10000 + (self.seed * 37) % 400, 10000 + (self.seed * 37) % 400 + 90), len(CUSTOM_FIELDS))
-        self.field_ids = {name: f"customfield_{i}" for (name, *_), i in zip(CUSTOM_FIELDS, ids)}
+        ids = rng.sample(
+            range(10000 + (self.seed * 37) % 400, 10000 + (self.seed * 37) % 400 + 90),
+            len(CUSTOM_FIELDS),
+        )
+        self.field_ids = {
+            name: f"customfield_{i}" for (name, *_), i in zip(CUSTOM_FIELDS, ids, strict=False)
+        }
         self.hot_services = SERVICES[: 2 + n // 400]
         self.types = bytearray()
         self.updated = array("q")
         self.keynum = array("i")
-        self.links: dict[int, list[tuple[dict[str, str], str, int]]] = {}  # idx -> (type, inward|outward, other)
+        self.links: dict[
+            int, list[tuple[dict[str, str], str, int]]
+        ] = {}  # idx -> (type, inward|outward, other)
         self.pir_target: list[int] = []
         counters = {"OPS": 0, "CHG": 0}
         majors: list[int] = []
@@ -194,11 +315,20 @@ class JiraData:
             sc = S.request(rng, anchor, with_approvals_share=1.0 if t == 4 else 0.0)
         n_svc = sc.ci_count
         services = [rng.choice(self.hot_services if sc.hot_ci else SERVICES) for _ in range(n_svc)]
-        summary = rng.choice(SUMMARIES[sc.process]).format(svc=services[0] if services else rng.choice(SERVICES))
+        summary = rng.choice(SUMMARIES[sc.process]).format(
+            svc=services[0] if services else rng.choice(SERVICES)
+        )
         noise = rng.randrange(41, 48) if rng.random() < 0.03 else rng.randrange(0, 4)
         comments = 0 if not sc.close_notes else rng.randrange(0, 3)
-        return Plan(t, sc, summary, list(dict.fromkeys(services)), noise, comments,
-                    sc.process == "problem" and sc.known_error)
+        return Plan(
+            t,
+            sc,
+            summary,
+            list(dict.fromkeys(services)),
+            noise,
+            comments,
+            sc.process == "problem" and sc.known_error,
+        )
 
     def _pir_plan(self, idx: int, rng: random.Random) -> Plan:
         target = self._plan(self.pir_target[idx - self.n_main])
@@ -206,8 +336,18 @@ class JiraData:
         end = t.closed or t.resolved or t.updated
         created = min(end + S.HOUR, self.ds.anchor - 3 * S.HOUR)
         resolved = min(created + rng.randrange(S.HOUR, 3 * S.DAY), self.ds.anchor - 2 * S.HOUR)
-        sc = S.Scenario("review", "closed", created, resolved + 60_000, resolved=resolved, closed=resolved,
-                        requester=t.assignee or 11, assignee=t.assignee, group=t.group, ci_count=0)
+        sc = S.Scenario(
+            "review",
+            "closed",
+            created,
+            resolved + 60_000,
+            resolved=resolved,
+            closed=resolved,
+            requester=t.assignee or 11,
+            assignee=t.assignee,
+            group=t.group,
+            ci_count=0,
+        )
         return Plan(PIR, sc, f"PIR: {target.summary}", [], 0, 1, False)
 
     def key(self, idx: int) -> str:
@@ -240,25 +380,39 @@ class JiraData:
         avatar = f"https://avatar-management--avatars.us-west-2.prod.public.atl-paas.net/initials/{u.name[:1]}{u.name.split()[-1][:1]}-5.png"
         return {
             "self": f"{base}/rest/api/{2 if v2 else 3}/user?accountId={u.account_id}",
-            "accountId": u.account_id, "emailAddress": u.email,
+            "accountId": u.account_id,
+            "emailAddress": u.email,
             "avatarUrls": {f"{s}x{s}": f"{avatar}?size={s}&s={s}" for s in (48, 24, 16, 32)},
-            "displayName": u.name, "active": True, "timeZone": u.zone, "accountType": "atlassian",
+            "displayName": u.name,
+            "active": True,
+            "timeZone": u.zone,
+            "accountType": "atlassian",
         }
 
     def status(self, name: str) -> dict[str, Any]:
         base = self.ds.base_url
         cat = CATEGORIES[STATUS_CATEGORY[name]]
         return {
-            "self": f"{base}/rest/api/3/status/{STATUS_IDS[name]}", "description": "",
-            "iconUrl": f"{base}/images/icons/statuses/generic.png", "name": name, "id": STATUS_IDS[name],
+            "self": f"{base}/rest/api/3/status/{STATUS_IDS[name]}",
+            "description": "",
+            "iconUrl": f"{base}/images/icons/statuses/generic.png",
+            "name": name,
+            "id": STATUS_IDS[name],
             "statusCategory": {"self": f"{base}/rest/api/3/statuscategory/{cat['id']}", **cat},
         }
 
     def issuetype(self, t: int) -> dict[str, Any]:
         base = self.ds.base_url
-        return {"self": f"{base}/rest/api/3/issuetype/{10100 + t}", "id": str(10100 + t),
-                "description": "", "iconUrl": f"{base}/rest/api/2/universal_avatar/view/type/issuetype/avatar/{10500 + t}?size=medium",
-                "name": TYPES[t], "subtask": False, "avatarId": 10500 + t, "hierarchyLevel": 0}
+        return {
+            "self": f"{base}/rest/api/3/issuetype/{10100 + t}",
+            "id": str(10100 + t),
+            "description": "",
+            "iconUrl": f"{base}/rest/api/2/universal_avatar/view/type/issuetype/avatar/{10500 + t}?size=medium",
+            "name": TYPES[t],
+            "subtask": False,
+            "avatarId": 10500 + t,
+            "hierarchyLevel": 0,
+        }
 
     def _status_name(self, plan: Plan) -> str:
         sc = plan.sc
@@ -286,8 +440,18 @@ class JiraData:
             name = "Failed"
         else:
             name = "Done"
-        rid = {"Done": "10000", "Won't Do": "10001", "Completed with issues": "10002", "Failed": "10003"}[name]
-        return {"self": f"{self.ds.base_url}/rest/api/3/resolution/{rid}", "id": rid, "description": "", "name": name}
+        rid = {
+            "Done": "10000",
+            "Won't Do": "10001",
+            "Completed with issues": "10002",
+            "Failed": "10003",
+        }[name]
+        return {
+            "self": f"{self.ds.base_url}/rest/api/3/resolution/{rid}",
+            "id": rid,
+            "description": "",
+            "name": name,
+        }
 
     def _text(self, text: str | None, v2: bool) -> Any:
         if text is None:
@@ -296,7 +460,11 @@ class JiraData:
 
     def _option(self, field: str, value: str) -> dict[str, Any]:
         oid = str(10400 + int(hexid(field, value, n=4), 16) % 500)
-        return {"self": f"{self.ds.base_url}/rest/api/3/customFieldOption/{oid}", "value": value, "id": oid}
+        return {
+            "self": f"{self.ds.base_url}/rest/api/3/customFieldOption/{oid}",
+            "value": value,
+            "id": oid,
+        }
 
     def _approvals(self, idx: int, plan: Plan) -> list[dict[str, Any]]:
         out = []
@@ -306,18 +474,47 @@ class JiraData:
             by_final.setdefault("one", []).append(a)
         for n, group in enumerate(by_final.values()):
             decisions = {a.decision for a in group}
-            final = "declined" if "rejected" in decisions else "pending" if "pending" in decisions else "approved"
-            completed = max((a.decided_at for a in group if a.decided_at), default=None) if final != "pending" else None
+            final = (
+                "declined"
+                if "rejected" in decisions
+                else "pending"
+                if "pending" in decisions
+                else "approved"
+            )
+            completed = (
+                max((a.decided_at for a in group if a.decided_at), default=None)
+                if final != "pending"
+                else None
+            )
             approval_id = str(idx * 3 + n + 1)
             entry: dict[str, Any] = {
-                "id": approval_id, "name": "Change approval" if plan.sc.process == "change" else "Approve request",
-                "finalDecision": final, "canAnswerApproval": False,
-                "approvers": [{"approver": {k: v for k, v in (self.user(a.approver) or {}).items()
-                                            if k in ("accountId", "displayName", "emailAddress", "self", "active", "timeZone")},
-                               "approverDecision": {"rejected": "declined"}.get(a.decision, a.decision)}
-                              for a in group],
+                "id": approval_id,
+                "name": "Change approval" if plan.sc.process == "change" else "Approve request",
+                "finalDecision": final,
+                "canAnswerApproval": False,
+                "approvers": [
+                    {
+                        "approver": {
+                            k: v
+                            for k, v in (self.user(a.approver) or {}).items()
+                            if k
+                            in (
+                                "accountId",
+                                "displayName",
+                                "emailAddress",
+                                "self",
+                                "active",
+                                "timeZone",
+                            )
+                        },
+                        "approverDecision": {"rejected": "declined"}.get(a.decision, a.decision),
+                    }
+                    for a in group
+                ],
                 "createdDate": self._date_dto(group[0].created_at),
-                "_links": {"self": f"{base}/rest/servicedeskapi/request/{self.issue_id(idx)}/approval/{approval_id}"},
+                "_links": {
+                    "self": f"{base}/rest/servicedeskapi/request/{self.issue_id(idx)}/approval/{approval_id}"
+                },
             }
             if completed:
                 entry["completedDate"] = self._date_dto(completed)
@@ -327,7 +524,12 @@ class JiraData:
     def _date_dto(self, ms: int) -> dict[str, Any]:
         text = jira_text(ms, self.zone)
         iso = text[:19] + text[23:]
-        return {"iso8601": iso, "jira": text, "friendly": text[:16].replace("T", " "), "epochMillis": ms}
+        return {
+            "iso8601": iso,
+            "jira": text,
+            "friendly": text[:16].replace("T", " "),
+            "epochMillis": ms,
+        }
 
     def _sla(self, plan: Plan) -> dict[str, Any]:
         sc = plan.sc
@@ -337,25 +539,51 @@ class JiraData:
         def dur(ms: int) -> dict[str, Any]:
             return {"millis": ms, "friendly": f"{ms // S.HOUR}h {(ms % S.HOUR) // 60000}m"}
 
-        sla: dict[str, Any] = {"id": "2", "name": "Time to resolution", "_links": {"self": f"{base}/rest/servicedeskapi/request/0/sla/2"},
-                               "completedCycles": []}
+        sla: dict[str, Any] = {
+            "id": "2",
+            "name": "Time to resolution",
+            "_links": {"self": f"{base}/rest/servicedeskapi/request/0/sla/2"},
+            "completedCycles": [],
+        }
         if sc.resolved is not None:
             elapsed = sc.resolved - sc.created
-            sla["completedCycles"].append({
-                "startTime": self._date_dto(sc.created), "stopTime": self._date_dto(sc.resolved),
-                "breached": sc.sla_breached, "goalDuration": dur(goal), "elapsedTime": dur(elapsed),
-                "remainingTime": dur(goal - elapsed)})
+            sla["completedCycles"].append(
+                {
+                    "startTime": self._date_dto(sc.created),
+                    "stopTime": self._date_dto(sc.resolved),
+                    "breached": sc.sla_breached,
+                    "goalDuration": dur(goal),
+                    "elapsedTime": dur(elapsed),
+                    "remainingTime": dur(goal - elapsed),
+                }
+            )
         else:
-            sla["ongoingCycle"] = {"startTime": self._date_dto(sc.created), "breachTime": self._date_dto(sc.created + goal),
-                                   "breached": sc.sla_breached, "paused": False, "withinCalendarHours": True,
-                                   "goalDuration": dur(goal), "elapsedTime": dur(0), "remainingTime": dur(goal)}
+            sla["ongoingCycle"] = {
+                "startTime": self._date_dto(sc.created),
+                "breachTime": self._date_dto(sc.created + goal),
+                "breached": sc.sla_breached,
+                "paused": False,
+                "withinCalendarHours": True,
+                "goalDuration": dur(goal),
+                "elapsedTime": dur(0),
+                "remainingTime": dur(goal),
+            }
         return sla
 
-    def _comment(self, idx: int, cid: int, author: int, ms: int, text: str, v2: bool) -> dict[str, Any]:
+    def _comment(
+        self, idx: int, cid: int, author: int, ms: int, text: str, v2: bool
+    ) -> dict[str, Any]:
         base = self.ds.base_url
-        return {"self": f"{base}/rest/api/{2 if v2 else 3}/issue/{self.issue_id(idx)}/comment/{cid}", "id": str(cid),
-                "author": self.user(author, v2=v2), "body": self._text(text, v2), "updateAuthor": self.user(author, v2=v2),
-                "created": self.time(ms), "updated": self.time(ms), "jsdPublic": True}
+        return {
+            "self": f"{base}/rest/api/{2 if v2 else 3}/issue/{self.issue_id(idx)}/comment/{cid}",
+            "id": str(cid),
+            "author": self.user(author, v2=v2),
+            "body": self._text(text, v2),
+            "updateAuthor": self.user(author, v2=v2),
+            "created": self.time(ms),
+            "updated": self.time(ms),
+            "jsdPublic": True,
+        }
 
     def comment_list(self, idx: int, *, v2: bool = False) -> list[dict[str, Any]]:
         plan = self._plan(idx)
@@ -363,8 +591,14 @@ class JiraData:
         out = []
         for k in range(plan.comments):
             ms = min(sc.created + (k + 1) * S.HOUR, sc.updated)
-            text = NOTES[(idx + k) % len(NOTES)] if k == plan.comments - 1 else "Investigating, will update shortly."
-            out.append(self._comment(idx, 10000 + idx * 10 + k, sc.assignee or sc.requester, ms, text, v2))
+            text = (
+                NOTES[(idx + k) % len(NOTES)]
+                if k == plan.comments - 1
+                else "Investigating, will update shortly."
+            )
+            out.append(
+                self._comment(idx, 10000 + idx * 10 + k, sc.assignee or sc.requester, ms, text, v2)
+            )
         with self.lock:
             for c in self.comments.get(idx, []):
                 out.append(self._comment(idx, c["id"], 0, c["ms"], c["text"], v2))
@@ -385,29 +619,66 @@ class JiraData:
             "summary": plan.summary,
             "status": self.status(status),
             "issuetype": self.issuetype(plan.type),
-            "project": {"self": f"{base}/rest/api/3/project/{10000 + (proj == 'CHG')}", "id": str(10000 + (proj == "CHG")),
-                        "key": proj, "name": "IT Operations" if proj == "OPS" else "Change Management",
-                        "projectTypeKey": "service_desk", "simplified": False},
-            "priority": ({"self": f"{base}/rest/api/3/priority/{sc.priority}", "iconUrl": f"{base}/images/icons/priorities/{PRIORITIES[sc.priority].lower()}.svg",
-                          "name": PRIORITIES[sc.priority], "id": str(sc.priority)} if sc.priority else None),
+            "project": {
+                "self": f"{base}/rest/api/3/project/{10000 + (proj == 'CHG')}",
+                "id": str(10000 + (proj == "CHG")),
+                "key": proj,
+                "name": "IT Operations" if proj == "OPS" else "Change Management",
+                "projectTypeKey": "service_desk",
+                "simplified": False,
+            },
+            "priority": (
+                {
+                    "self": f"{base}/rest/api/3/priority/{sc.priority}",
+                    "iconUrl": f"{base}/images/icons/priorities/{PRIORITIES[sc.priority].lower()}.svg",
+                    "name": PRIORITIES[sc.priority],
+                    "id": str(sc.priority),
+                }
+                if sc.priority
+                else None
+            ),
             "assignee": self.user(sc.assignee, v2=v2),
             "reporter": self.user(sc.requester, v2=v2),
             "created": self.time(sc.created),
             "updated": self.time(self.updated[idx]),
             "resolution": self._resolution(plan),
-            "resolutiondate": self.time(sc.resolved) if sc.state in ("resolved", "closed", "cancelled") else None,
+            "resolutiondate": self.time(sc.resolved)
+            if sc.state in ("resolved", "closed", "cancelled")
+            else None,
             "labels": ["known-error"] if plan.label_known_error else [],
             "issuelinks": self._links(idx),
-            "comment": {"comments": comments, "self": f"{base}/rest/api/3/issue/{iid}/comment",
-                        "maxResults": len(comments), "total": len(comments), "startAt": 0},
+            "comment": {
+                "comments": comments,
+                "self": f"{base}/rest/api/3/issue/{iid}/comment",
+                "maxResults": len(comments),
+                "total": len(comments),
+                "startAt": 0,
+            },
             "description": self._text(f"{plan.summary}. Reported via the portal.", v2),
-            fid["Team"]: ({"id": group.team_id, "name": group.name, "avatarUrl": "", "isVisible": True,
-                           "isVerified": False, "title": group.name, "isShared": True} if group else None),
-            fid["Request Type"]: None, fid["Request participants"]: [], fid["Satisfaction"]: None, fid["Start date"]: None,
+            fid["Team"]: (
+                {
+                    "id": group.team_id,
+                    "name": group.name,
+                    "avatarUrl": "",
+                    "isVisible": True,
+                    "isVerified": False,
+                    "title": group.name,
+                    "isShared": True,
+                }
+                if group
+                else None
+            ),
+            fid["Request Type"]: None,
+            fid["Request participants"]: [],
+            fid["Satisfaction"]: None,
+            fid["Start date"]: None,
             fid["Time to first response"]: None,
         }
         p = sc.process
-        services = [{"id": f"ari:cloud:graph::service/{hexid(self.seed, 'svc', s, n=8)}", "name": s} for s in plan.services]
+        services = [
+            {"id": f"ari:cloud:graph::service/{hexid(self.seed, 'svc', s, n=8)}", "name": s}
+            for s in plan.services
+        ]
         resolved_like = sc.state in ("resolved", "closed")
         notes = NOTES[idx % len(NOTES)] if (sc.close_notes and resolved_like) else None
         if p in ("incident", "problem", "change", "service_request"):
@@ -416,28 +687,62 @@ class JiraData:
             fields[fid["Major incident"]] = "MAJOR_INCIDENT" if sc.major else None
             fields[fid["Time to resolution"]] = self._sla(plan)
             fields[fid["Resolution notes"]] = self._text(notes, v2)
-            fields[fid["Impact"]] = self._option("Impact", "Significant / Large" if sc.priority in (1, 2) else "Minor / Localized")
+            fields[fid["Impact"]] = self._option(
+                "Impact", "Significant / Large" if sc.priority in (1, 2) else "Minor / Localized"
+            )
         elif p == "service_request":
             fields[fid["Resolution notes"]] = self._text(notes, v2)
             fields[fid["Time to resolution"]] = self._sla(plan)
             fields[fid["Approvals"]] = self._approvals(idx, plan) if plan.type == 4 else []
         elif p == "problem":
-            fields[fid["Root cause"]] = self._text("Connection pool exhausted under peak load." if sc.root_cause else None, v2)
-            fields[fid["Workaround"]] = self._text("Restart the affected node and drain traffic." if sc.workaround and sc.known_error else None, v2)
+            fields[fid["Root cause"]] = self._text(
+                "Connection pool exhausted under peak load." if sc.root_cause else None, v2
+            )
+            fields[fid["Workaround"]] = self._text(
+                "Restart the affected node and drain traffic."
+                if sc.workaround and sc.known_error
+                else None,
+                v2,
+            )
             fields[fid["Resolution notes"]] = self._text(notes, v2)
         elif p == "change":
-            fields[fid["Change type"]] = self._option("Change type", sc.change_type.capitalize()) if sc.change_type else None
-            fields[fid["Change risk"]] = self._option("Change risk", ["Low", "Medium", "High"][idx % 3]) if sc.risk else None
-            fields[fid["Impact"]] = self._option("Impact", "Moderate / Limited") if sc.impact else None
-            fields[fid["Implementation plan"]] = self._text("1. Drain node\n2. Apply update\n3. Verify health checks" if sc.implementation_plan else None, v2)
-            fields[fid["Backout plan"]] = self._text("Redeploy the previous release from the artifact store." if sc.backout_plan else None, v2)
-            fields[fid["Test plan"]] = self._text("Run the smoke test suite and check dashboards." if sc.test_plan else None, v2)
+            fields[fid["Change type"]] = (
+                self._option("Change type", sc.change_type.capitalize()) if sc.change_type else None
+            )
+            fields[fid["Change risk"]] = (
+                self._option("Change risk", ["Low", "Medium", "High"][idx % 3]) if sc.risk else None
+            )
+            fields[fid["Impact"]] = (
+                self._option("Impact", "Moderate / Limited") if sc.impact else None
+            )
+            fields[fid["Implementation plan"]] = self._text(
+                "1. Drain node\n2. Apply update\n3. Verify health checks"
+                if sc.implementation_plan
+                else None,
+                v2,
+            )
+            fields[fid["Backout plan"]] = self._text(
+                "Redeploy the previous release from the artifact store."
+                if sc.backout_plan
+                else None,
+                v2,
+            )
+            fields[fid["Test plan"]] = self._text(
+                "Run the smoke test suite and check dashboards." if sc.test_plan else None, v2
+            )
             fields[fid["Planned start"]] = self.time(sc.planned_start)
             fields[fid["Planned end"]] = self.time(sc.planned_end)
             fields[fid["Approvals"]] = self._approvals(idx, plan)
             fields[fid["Resolution notes"]] = self._text(
-                ("Change implemented as planned." if sc.outcome == "successful" else "Implemented; see notes on issues found.")
-                if (sc.close_notes and sc.state == "closed") else None, v2)
+                (
+                    "Change implemented as planned."
+                    if sc.outcome == "successful"
+                    else "Implemented; see notes on issues found."
+                )
+                if (sc.close_notes and sc.state == "closed")
+                else None,
+                v2,
+            )
         elif plan.type == PIR:
             fields[fid["Resolution notes"]] = self._text("Review held; actions recorded.", v2)
         with self.lock:
@@ -445,21 +750,39 @@ class JiraData:
             if over:
                 for name, value in over.items():
                     fields[self.field_ids.get(name, name)] = value
-        return {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
-                "id": iid, "self": f"{base}/rest/api/{2 if v2 else 3}/issue/{iid}", "key": self.key(idx), "fields": fields}
+        return {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": iid,
+            "self": f"{base}/rest/api/{2 if v2 else 3}/issue/{iid}",
+            "key": self.key(idx),
+            "fields": fields,
+        }
 
     def _links(self, idx: int) -> list[dict[str, Any]]:
         out = []
         base = self.ds.base_url
         for n, (ltype, direction, other) in enumerate(self.links.get(idx, [])):
             oplan = self._plan(other)
-            brief = {"id": self.issue_id(other), "key": self.key(other), "self": f"{base}/rest/api/3/issue/{self.issue_id(other)}",
-                     "fields": {"summary": oplan.summary, "status": self.status(self._status_name(oplan)),
-                                "priority": None, "issuetype": self.issuetype(oplan.type)}}
+            brief = {
+                "id": self.issue_id(other),
+                "key": self.key(other),
+                "self": f"{base}/rest/api/3/issue/{self.issue_id(other)}",
+                "fields": {
+                    "summary": oplan.summary,
+                    "status": self.status(self._status_name(oplan)),
+                    "priority": None,
+                    "issuetype": self.issuetype(oplan.type),
+                },
+            }
             lid = str(20000 + min(idx, other) * 4 + n)
-            out.append({"id": lid, "self": f"{base}/rest/api/3/issueLink/{lid}",
-                        "type": {**ltype, "self": f"{base}/rest/api/3/issueLinkType/{ltype['id']}"},
-                        f"{direction}Issue": brief})
+            out.append(
+                {
+                    "id": lid,
+                    "self": f"{base}/rest/api/3/issueLink/{lid}",
+                    "type": {**ltype, "self": f"{base}/rest/api/3/issueLinkType/{ltype['id']}"},
+                    f"{direction}Issue": brief,
+                }
+            )
         return out
 
     def changelog(self, idx: int) -> list[dict[str, Any]]:
@@ -474,17 +797,48 @@ class JiraData:
         for name, ms in steps:
             if name == prev:
                 continue
-            histories.append((ms, {"field": "status", "fieldtype": "jira", "fieldId": "status",
-                                   "from": STATUS_IDS[prev], "fromString": prev, "to": STATUS_IDS[name], "toString": name}))
+            histories.append(
+                (
+                    ms,
+                    {
+                        "field": "status",
+                        "fieldtype": "jira",
+                        "fieldId": "status",
+                        "from": STATUS_IDS[prev],
+                        "fromString": prev,
+                        "to": STATUS_IDS[name],
+                        "toString": name,
+                    },
+                )
+            )
             prev = name
         span = max(sc.updated - sc.created, 60_000)
         for k in range(plan.noise):
             ms = sc.created + rng.randrange(1, span)
-            histories.append((ms, {"field": "labels", "fieldtype": "jira", "fieldId": "labels",
-                                   "from": None, "fromString": "", "to": None, "toString": f"triage-{k}"}))
+            histories.append(
+                (
+                    ms,
+                    {
+                        "field": "labels",
+                        "fieldtype": "jira",
+                        "fieldId": "labels",
+                        "from": None,
+                        "fromString": "",
+                        "to": None,
+                        "toString": f"triage-{k}",
+                    },
+                )
+            )
         histories.sort(key=lambda h: h[0])
-        return [{"id": str(idx * 100 + n), "author": self.user(author), "created": self.time(ms), "items": [item]}
-                for n, (ms, item) in enumerate(histories)]
+        return [
+            {
+                "id": str(idx * 100 + n),
+                "author": self.user(author),
+                "created": self.time(ms),
+                "items": [item],
+            }
+            for n, (ms, item) in enumerate(histories)
+        ]
 
     def _status_path(self, plan: Plan) -> list[tuple[str, int]]:
         sc = plan.sc
@@ -496,25 +850,51 @@ class JiraData:
         if sc.state == "cancelled":
             return [(final, end)]
         if sc.process == "change":
-            order = ["Planning", "Awaiting approval", "Awaiting implementation", "Implementing", "Review", final]
+            order = [
+                "Planning",
+                "Awaiting approval",
+                "Awaiting implementation",
+                "Implementing",
+                "Review",
+                final,
+            ]
             decided = next((a.decided_at for a in sc.approvals if a.decided_at), None)
-            times = {"Planning": c + 60_000, "Awaiting approval": c + 120_000,
-                     "Awaiting implementation": decided or c + 180_000,
-                     "Implementing": sc.actual_start, "Review": sc.actual_end, final: sc.closed}
+            times = {
+                "Planning": c + 60_000,
+                "Awaiting approval": c + 120_000,
+                "Awaiting implementation": decided or c + 180_000,
+                "Implementing": sc.actual_start,
+                "Review": sc.actual_end,
+                final: sc.closed,
+            }
             if sc.change_type == "standard" or sc.change_type == "":
                 order.remove("Awaiting approval")
             states = ["new", "assess", "authorize", "scheduled", "implement", "review", "closed"]
-            upto = {"Planning": "assess", "Awaiting approval": "authorize", "Awaiting implementation": "scheduled",
-                    "Implementing": "implement", "Review": "review", final: "closed"}
+            upto = {
+                "Planning": "assess",
+                "Awaiting approval": "authorize",
+                "Awaiting implementation": "scheduled",
+                "Implementing": "implement",
+                "Review": "review",
+                final: "closed",
+            }
             path = []
             for name in order:
                 if states.index(upto[name]) <= states.index(sc.state):
                     t = times[name] or c + 240_000
                     if name == "Awaiting implementation" and sc.actual_start is not None:
-                        t = min(t, sc.actual_start - 60_000) if sc.change_type != "normal" or "CHG002" not in sc.violations else min(c + 180_000, sc.actual_start - 60_000)
+                        t = (
+                            min(t, sc.actual_start - 60_000)
+                            if sc.change_type != "normal" or "CHG002" not in sc.violations
+                            else min(c + 180_000, sc.actual_start - 60_000)
+                        )
                     path.append((name, t))
             return path
-        mid = {"incident": "Work in progress", "service_request": "In progress", "problem": "Under investigation"}[sc.process]
+        mid = {
+            "incident": "Work in progress",
+            "service_request": "In progress",
+            "problem": "Under investigation",
+        }[sc.process]
         path = [(mid, c + 300_000)] if sc.state != "new" else []
         if sc.state == "on_hold":
             path.append(("Pending", min(c + 600_000, sc.updated)))
@@ -558,7 +938,9 @@ class JiraData:
             parts.append(v)
         return (*parts, idx)
 
-    def position_after(self, order: tuple[tuple[str, bool], ...], after: tuple[Any, ...] | None) -> int:
+    def position_after(
+        self, order: tuple[tuple[str, bool], ...], after: tuple[Any, ...] | None
+    ) -> int:
         rows = self.ordered(order)
         return 0 if after is None else bisect.bisect_right(rows, after)
 
@@ -576,7 +958,9 @@ class JiraData:
         with self.lock:
             self.next_comment += 1
             cid = self.next_comment
-            self.comments.setdefault(idx, []).append({"id": cid, "ms": self.ds.clock(), "text": text})
+            self.comments.setdefault(idx, []).append(
+                {"id": cid, "ms": self.ds.clock(), "text": text}
+            )
             self.touch(idx)
             return cid
 

@@ -11,9 +11,9 @@ with no restriction is unbounded and refused, as ``/search/jql`` refuses it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 
@@ -32,7 +32,9 @@ class Jql:
 
     @property
     def bounded(self) -> bool:
-        return any(x is not None for x in (self.projects, self.types, self.keys, self.labels)) or bool(self.updated)
+        return any(
+            x is not None for x in (self.projects, self.types, self.keys, self.labels)
+        ) or bool(self.updated)
 
 
 _TOKEN = re.compile(r'\s*(\(|\)|,|>=|<=|!=|=|>|<|"(?:[^"\\]|\\.)*"|\'[^\']*\'|[^\s(),=<>!"]+)')
@@ -45,7 +47,9 @@ def _tokens(text: str) -> list[str]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise JqlError(f"Error in the JQL Query: the character '{text[pos]}' is a reserved JQL character.")
+            raise JqlError(
+                f"Error in the JQL Query: the character '{text[pos]}' is a reserved JQL character."
+            )
         out.append(m.group(1))
         pos = m.end()
     return out
@@ -63,8 +67,10 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
     toks = _tokens(text)
     q = Jql()
     upper = [t.upper() for t in toks]
-    cut = next((i for i in range(len(toks) - 1) if upper[i] == "ORDER" and upper[i + 1] == "BY"), len(toks))
-    where, order = toks[:cut], toks[cut + 2:]
+    cut = next(
+        (i for i in range(len(toks) - 1) if upper[i] == "ORDER" and upper[i + 1] == "BY"), len(toks)
+    )
+    where, order = toks[:cut], toks[cut + 2 :]
     i = 0
     while i < len(where):
         tok = where[i]
@@ -75,10 +81,12 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
             raise JqlError(f"Error in the JQL Query: the sandbox supports AND only (got {tok}).")
         name = tok.lower()
         if i + 1 >= len(where):
-            raise JqlError("Error in the JQL Query: Expecting operator but got the end of the query.")
+            raise JqlError(
+                "Error in the JQL Query: Expecting operator but got the end of the query."
+            )
         op = where[i + 1].lower()
         if op == "in":
-            if where[i + 2:i + 3] != ["("]:
+            if where[i + 2 : i + 3] != ["("]:
                 raise JqlError("Error in the JQL Query: Expecting '(' after 'in'.")
             j = i + 3
             values = []
@@ -95,9 +103,13 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
             values = [_value(where[i + 2])]
             i += 3
         if name == "project" and op in ("in", "="):
-            q.projects = (q.projects or set(v.upper() for v in values)) & {v.upper() for v in values}
+            q.projects = (q.projects or {v.upper() for v in values}) & {v.upper() for v in values}
         elif name in ("issuetype", "type") and op in ("in", "="):
-            q.types = {v.lower() for v in values} if q.types is None else q.types & {v.lower() for v in values}
+            q.types = (
+                {v.lower() for v in values}
+                if q.types is None
+                else q.types & {v.lower() for v in values}
+            )
         elif name in ("key", "issuekey", "id") and op in ("in", "="):
             q.keys = {v.upper() for v in values}
         elif name == "labels" and op in ("in", "="):
@@ -106,7 +118,9 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
         elif name == "updated" and op in (">=", ">", "<=", "<"):
             q.updated.append((op, _when(values[0], zone)))
         else:
-            raise JqlError(f"Error in the JQL Query: field '{tok}' with operator '{op}' is not supported by the sandbox.")
+            raise JqlError(
+                f"Error in the JQL Query: field '{tok}' with operator '{op}' is not supported by the sandbox."
+            )
     if order:
         parsed = []
         k = 0
@@ -116,7 +130,9 @@ def parse(text: str | None, zone: ZoneInfo) -> Jql:
                 k += 1
                 continue
             if fname not in _ORDER_FIELDS:
-                raise JqlError(f"Error in the JQL Query: Not able to sort using field '{order[k]}'.")
+                raise JqlError(
+                    f"Error in the JQL Query: Not able to sort using field '{order[k]}'."
+                )
             asc = True
             if k + 1 < len(order) and order[k + 1].upper() in ("ASC", "DESC"):
                 asc = order[k + 1].upper() == "ASC"
@@ -134,12 +150,20 @@ def _when(text: str, zone: ZoneInfo) -> int:
             return int(dt.timestamp() * 1000)
         except ValueError:
             continue
-    raise JqlError(f"Error in the JQL Query: Date value '{text}' for field 'updated' is invalid. "
-                   "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd'.")
+    raise JqlError(
+        f"Error in the JQL Query: Date value '{text}' for field 'updated' is invalid. "
+        "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd'."
+    )
 
 
-def matches(q: Jql, key: str, project: str, type_name: str, updated: int,
-            labels: Callable[[], list[str]] | None = None) -> bool:
+def matches(
+    q: Jql,
+    key: str,
+    project: str,
+    type_name: str,
+    updated: int,
+    labels: Callable[[], list[str]] | None = None,
+) -> bool:
     """Whether an issue matches; ``labels`` is asked only when the query names labels."""
     if q.projects is not None and project not in q.projects:
         return False
@@ -147,7 +171,9 @@ def matches(q: Jql, key: str, project: str, type_name: str, updated: int,
         return False
     if q.keys is not None and key not in q.keys:
         return False
-    if q.labels is not None and not q.labels & {str(v).casefold() for v in (labels() if labels else [])}:
+    if q.labels is not None and not q.labels & {
+        str(v).casefold() for v in (labels() if labels else [])
+    }:
         return False
     for op, ms in q.updated:
         # JQL compares at minute precision in the user's zone

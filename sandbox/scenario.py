@@ -22,11 +22,38 @@ N_GROUPS = 12
 
 # state weights per process (normalised RULES.md states)
 _STATES = {
-    "incident": [("new", 5), ("in_progress", 8), ("on_hold", 4), ("resolved", 15), ("closed", 62), ("cancelled", 6)],
-    "service_request": [("new", 6), ("in_progress", 10), ("resolved", 14), ("closed", 62), ("cancelled", 8)],
-    "problem": [("new", 10), ("in_progress", 22), ("resolved", 15), ("closed", 45), ("cancelled", 8)],
-    "change": [("new", 5), ("assess", 5), ("authorize", 8), ("scheduled", 10), ("implement", 5),
-               ("review", 7), ("closed", 52), ("cancelled", 8)],
+    "incident": [
+        ("new", 5),
+        ("in_progress", 8),
+        ("on_hold", 4),
+        ("resolved", 15),
+        ("closed", 62),
+        ("cancelled", 6),
+    ],
+    "service_request": [
+        ("new", 6),
+        ("in_progress", 10),
+        ("resolved", 14),
+        ("closed", 62),
+        ("cancelled", 8),
+    ],
+    "problem": [
+        ("new", 10),
+        ("in_progress", 22),
+        ("resolved", 15),
+        ("closed", 45),
+        ("cancelled", 8),
+    ],
+    "change": [
+        ("new", 5),
+        ("assess", 5),
+        ("authorize", 8),
+        ("scheduled", 10),
+        ("implement", 5),
+        ("review", 7),
+        ("closed", 52),
+        ("cancelled", 8),
+    ],
 }
 PAST_SCHEDULED = {"scheduled", "implement", "review", "closed"}
 PAST_AUTHORIZE = PAST_SCHEDULED | {"authorize"}
@@ -139,7 +166,11 @@ def incident(rng: random.Random, anchor: int, hot_share: float) -> Scenario:
     if state in DONE:
         breach = _violate(rng, sc, "INC005")
         sc.sla_breached = breach
-        duration = target + rng.randrange(HOUR, 3 * DAY) if breach else rng.randrange(HOUR // 6, target * 3 // 4)
+        duration = (
+            target + rng.randrange(HOUR, 3 * DAY)
+            if breach
+            else rng.randrange(HOUR // 6, target * 3 // 4)
+        )
         _closed_times(rng, sc, anchor, duration)
         if _violate(rng, sc, "INC001"):
             if rng.random() < 0.5:
@@ -196,7 +227,11 @@ def change(rng: random.Random, anchor: int) -> Scenario:
     else:
         sc.created = anchor - rng.randrange(2 * DAY, 10 * DAY)
     # planned window: after approval lead time
-    lead = rng.randrange(DAY, 6 * DAY) if sc.change_type != "emergency" else rng.randrange(HOUR, 8 * HOUR)
+    lead = (
+        rng.randrange(DAY, 6 * DAY)
+        if sc.change_type != "emergency"
+        else rng.randrange(HOUR, 8 * HOUR)
+    )
     if state in ("new", "assess", "authorize", "scheduled"):
         sc.planned_start = max(sc.created + lead, anchor + rng.randrange(HOUR, 10 * DAY))
     else:
@@ -209,7 +244,9 @@ def change(rng: random.Random, anchor: int) -> Scenario:
     if state in ("implement", "review", "closed"):
         sc.actual_start = sc.planned_start + rng.randrange(0, 20 * 60_000)
         if state != "implement":
-            sc.actual_end = min(sc.actual_start + rng.randrange(HOUR // 2, 4 * HOUR), sc.planned_end + 20 * 60_000)
+            sc.actual_end = min(
+                sc.actual_start + rng.randrange(HOUR // 2, 4 * HOUR), sc.planned_end + 20 * 60_000
+            )
             last = sc.actual_end + rng.randrange(HOUR, DAY)
         else:
             last = sc.actual_start + 60_000
@@ -228,7 +265,9 @@ def change(rng: random.Random, anchor: int) -> Scenario:
             sc.actual_end = min(sc.actual_end, sc.closed - HOUR)
             sc.actual_start = min(sc.actual_start or sc.closed, sc.actual_end - HOUR // 2)
             sc.violations.discard("CHG010")
-        sc.outcome = _pick(rng, [("successful", 88), ("successful_with_issues", 7), ("unsuccessful", 5)])
+        sc.outcome = _pick(
+            rng, [("successful", 88), ("successful_with_issues", 7), ("unsuccessful", 5)]
+        )
         if _violate(rng, sc, "CHG007"):
             sc.close_notes = False
         if sc.change_type == "emergency" or sc.outcome != "successful":
@@ -240,29 +279,48 @@ def change(rng: random.Random, anchor: int) -> Scenario:
     sc.updated = min(max(last, sc.created + 60_000), anchor - 60_000)
     # approvals
     approvers = rng.sample(range(1, N_MANAGERS + 1), 2)
-    if gated and state in PAST_AUTHORIZE or (sc.change_type == "standard" and rng.random() < 0.2):
-        need = gated and state != "cancelled" and (
-            (sc.change_type == "normal" and state in PAST_SCHEDULED)
-            or (sc.change_type == "emergency" and state in ("review", "closed")))
+    if (gated and state in PAST_AUTHORIZE) or (sc.change_type == "standard" and rng.random() < 0.2):
+        need = (
+            gated
+            and state != "cancelled"
+            and (
+                (sc.change_type == "normal" and state in PAST_SCHEDULED)
+                or (sc.change_type == "emergency" and state in ("review", "closed"))
+            )
+        )
         if state == "authorize":
             sc.approvals = [Approval(approvers[0], "pending", None, sc.created + HOUR)]
         elif need and _violate(rng, sc, "CHG001"):
-            sc.approvals = [Approval(approvers[0], rng.choice(("pending", "rejected")), None, sc.created + HOUR)]
+            sc.approvals = [
+                Approval(approvers[0], rng.choice(("pending", "rejected")), None, sc.created + HOUR)
+            ]
             if sc.approvals[0].decision == "rejected":
                 sc.approvals[0].decided_at = decided
         else:
             when = decided
             if sc.change_type == "emergency" and sc.actual_start is not None:
                 when = sc.actual_start + HOUR  # retro-approved by the ECAB: allowed
-            if sc.change_type == "normal" and sc.actual_start is not None and _violate(rng, sc, "CHG002"):
+            if (
+                sc.change_type == "normal"
+                and sc.actual_start is not None
+                and _violate(rng, sc, "CHG002")
+            ):
                 when = sc.actual_start + rng.randrange(HOUR, 6 * HOUR)
             who = approvers[0]
             if state != "cancelled" and _violate(rng, sc, "CHG003", 0.04):
                 who = rng.choice((sc.requester, sc.assignee))
-            sc.approvals = [Approval(who, "approved", min(when, anchor - 60_000), sc.created + HOUR)]
+            sc.approvals = [
+                Approval(who, "approved", min(when, anchor - 60_000), sc.created + HOUR)
+            ]
             if rng.random() < 0.3:
-                sc.approvals.append(Approval(approvers[1], "approved", min(when + 600_000, anchor - 60_000),
-                                             sc.created + HOUR))
+                sc.approvals.append(
+                    Approval(
+                        approvers[1],
+                        "approved",
+                        min(when + 600_000, anchor - 60_000),
+                        sc.created + HOUR,
+                    )
+                )
     if state == "cancelled":
         return sc
     if gated and state in PAST_AUTHORIZE and _violate(rng, sc, "CHG004"):
@@ -283,7 +341,16 @@ def change(rng: random.Random, anchor: int) -> Scenario:
         if state in PAST_SCHEDULED and _violate(rng, sc, "CHG012", 0.08):
             sc.cab_date = False
     if _violate(rng, sc, "CHG011", 0.04):
-        for code in ("CHG001", "CHG002", "CHG004", "CHG005", "CHG006", "CHG009", "CHG008", "CHG012"):
+        for code in (
+            "CHG001",
+            "CHG002",
+            "CHG004",
+            "CHG005",
+            "CHG006",
+            "CHG009",
+            "CHG008",
+            "CHG012",
+        ):
             sc.violations.discard(code)
         sc.change_type = ""
     return sc
@@ -328,11 +395,17 @@ def request(rng: random.Random, anchor: int, with_approvals_share: float = 0.3) 
     if sc.approval_required:
         approver = rng.randrange(1, N_MANAGERS + 1)
         if state in DONE and _violate(rng, sc, "REQ001", 0.07):
-            sc.approvals = [Approval(approver, rng.choice(("pending", "rejected")), None, sc.created + 60_000)]
-        elif state in ("new",):
+            sc.approvals = [
+                Approval(approver, rng.choice(("pending", "rejected")), None, sc.created + 60_000)
+            ]
+        elif state == "new":
             sc.approvals = [Approval(approver, "pending", None, sc.created + 60_000)]
         else:
-            sc.approvals = [Approval(approver, "approved", min(sc.created + HOUR, sc.updated), sc.created + 60_000)]
+            sc.approvals = [
+                Approval(
+                    approver, "approved", min(sc.created + HOUR, sc.updated), sc.created + 60_000
+                )
+            ]
         if sc.approvals[0].decision == "rejected":
             sc.approvals[0].decided_at = min(sc.created + HOUR, sc.updated)
     return sc
@@ -350,8 +423,10 @@ def ci(rng: random.Random, anchor: int) -> Scenario:
         sc.owner = False
         sc.support_group = False
     if status == "installed" and _violate(rng, sc, "CFG002"):
-        sc.last_verified = None if rng.random() < 0.4 else anchor - rng.randrange(200 * DAY, 500 * DAY)
-    if status in ("planned",):
+        sc.last_verified = (
+            None if rng.random() < 0.4 else anchor - rng.randrange(200 * DAY, 500 * DAY)
+        )
+    if status == "planned":
         sc.last_verified = None
     sc.updated = max(sc.created, (sc.last_verified or sc.created)) + rng.randrange(1000, HOUR)
     sc.updated = min(sc.updated, anchor - 1000)

@@ -8,6 +8,7 @@ fields and bump its updated time) are for tests; they are never faulted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -17,6 +18,8 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from typing_extensions import Self
 
 from ticketlint.sandbox.data import Dataset
 from ticketlint.sandbox.faults import FaultPlan
@@ -31,9 +34,18 @@ MAX_BODY = 10 * 1024 * 1024
 class SandboxServer:
     """The running sandbox. ``start()`` serves in a daemon thread; ``stop()`` shuts down."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 1, size: int = 600,
-                 faults: str | FaultPlan | None = None, anchor: int | None = None,
-                 hidden_share: float = 0.01, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int = 1,
+        size: int = 600,
+        faults: str | FaultPlan | None = None,
+        anchor: int | None = None,
+        hidden_share: float = 0.01,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.seed, self.size = seed, size
         self.credentials = credentials or Credentials()
         self.data = Dataset(seed, size, anchor=anchor, hidden_share=hidden_share)
@@ -52,8 +64,10 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "SandboxServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ticketlint-sandbox", daemon=True)
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="ticketlint-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -66,7 +80,7 @@ class SandboxServer:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -77,7 +91,13 @@ class SandboxServer:
         """The response, or None when the connection must be reset (a fault)."""
         if req.path.startswith("/_sandbox"):
             return self.admin(req)
-        api: Any = self.jira if self.jira.owns(req.path) else self.servicenow if self.servicenow.owns(req.path) else None
+        api: Any = (
+            self.jira
+            if self.jira.owns(req.path)
+            else self.servicenow
+            if self.servicenow.owns(req.path)
+            else None
+        )
         if api is None:
             return json_response(404, {"error": "not found", "path": req.path})
         with self._stats_lock:
@@ -86,19 +106,37 @@ class SandboxServer:
         if fault == "reset":
             return None
         if fault == "429":
-            headers = {"Retry-After": f"{self.faults.retry_after:g}"} if self.faults.with_retry_after(n) else {}
+            headers = (
+                {"Retry-After": f"{self.faults.retry_after:g}"}
+                if self.faults.with_retry_after(n)
+                else {}
+            )
             if api is self.jira:
-                return json_response(429, {"errorMessages": ["Rate limit exceeded."], "errors": {}}, **headers)
-            resp = failure(429, "Rate limit exceeded", "The rate limit for this user has been exceeded")
+                return json_response(
+                    429, {"errorMessages": ["Rate limit exceeded."], "errors": {}}, **headers
+                )
+            resp = failure(
+                429, "Rate limit exceeded", "The rate limit for this user has been exceeded"
+            )
             resp.headers.update(headers)
             return resp
         if fault in ("500", "502", "503"):
             status = int(fault)
             if status == 502:
-                return Response(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {"Content-Type": "text/html"})
+                return Response(
+                    502,
+                    b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                    {"Content-Type": "text/html"},
+                )
             if api is self.jira:
-                return json_response(status, {"errorMessages": ["Internal server error"], "errors": {}})
-            return failure(status, "Internal server error", "Transaction cancelled: maximum execution time exceeded")
+                return json_response(
+                    status, {"errorMessages": ["Internal server error"], "errors": {}}
+                )
+            return failure(
+                status,
+                "Internal server error",
+                "Transaction cancelled: maximum execution time exceeded",
+            )
         if fault == "slow":
             time.sleep(self.faults.slow_seconds)
         if fault == "mutate":
@@ -131,17 +169,42 @@ class SandboxServer:
     def admin(self, req: Request) -> Response:
         if req.path == "/_sandbox/stats" and req.method == "GET":
             with self._stats_lock:
-                return json_response(200, {"requests": dict(self.stats), "total": sum(self.stats.values()),
-                                           "faults": dict(self.faults.injected)})
+                return json_response(
+                    200,
+                    {
+                        "requests": dict(self.stats),
+                        "total": sum(self.stats.values()),
+                        "faults": dict(self.faults.injected),
+                    },
+                )
         if req.path == "/_sandbox/info" and req.method == "GET":
             c = self.credentials
-            return json_response(200, {
-                "url": self.url, "seed": self.seed, "size": self.size,
-                "jira": {"issues": len(self.data.jira), "email": c.jira_email, "token": c.jira_token, "pat": c.jira_pat,
-                         "fields": self.data.jira.field_ids, "timeZone": self.data.users[0].zone},
-                "servicenow": {"tables": {t: self.data.servicenow.table_size(t) for t in self.data.servicenow.tables()},
-                               "user": c.snow_user, "password": c.snow_password,
-                               "client_id": c.oauth_client_id, "client_secret": c.oauth_client_secret}})
+            return json_response(
+                200,
+                {
+                    "url": self.url,
+                    "seed": self.seed,
+                    "size": self.size,
+                    "jira": {
+                        "issues": len(self.data.jira),
+                        "email": c.jira_email,
+                        "token": c.jira_token,
+                        "pat": c.jira_pat,
+                        "fields": self.data.jira.field_ids,
+                        "timeZone": self.data.users[0].zone,
+                    },
+                    "servicenow": {
+                        "tables": {
+                            t: self.data.servicenow.table_size(t)
+                            for t in self.data.servicenow.tables()
+                        },
+                        "user": c.snow_user,
+                        "password": c.snow_password,
+                        "client_id": c.oauth_client_id,
+                        "client_secret": c.oauth_client_secret,
+                    },
+                },
+            )
         if req.path == "/_sandbox/mutate" and req.method == "POST":
             return self.admin_mutate(req.json() or {})
         return json_response(404, {"error": "unknown admin endpoint"})
@@ -157,7 +220,9 @@ class SandboxServer:
             if idx is None:
                 return json_response(404, {"error": f"no issue {body['key']}"})
             data.set_fields(idx, dict(fields))
-            return json_response(200, {"key": data.key(idx), "updated": data.issue(idx)["fields"]["updated"]})
+            return json_response(
+                200, {"key": data.key(idx), "updated": data.issue(idx)["fields"]["updated"]}
+            )
         sn = self.data.servicenow
         table = body.get("table")
         if table not in sn.sys_ids:
@@ -167,15 +232,26 @@ class SandboxServer:
             found = sn.lookup(str(body["sys_id"]))
             idx = found[1] if found and found[0] == table else None
         elif body.get("number"):
-            idx = next((i for i in range(sn.counts[table]) if sn.row(table, i).get("number") == body["number"]), None)
+            idx = next(
+                (
+                    i
+                    for i in range(sn.counts[table])
+                    if sn.row(table, i).get("number") == body["number"]
+                ),
+                None,
+            )
         if idx is None:
             return json_response(404, {"error": "no such record"})
         with sn.lock:
             if fields:
-                sn.overrides.setdefault((table, idx), {}).update({k: str(v) for k, v in fields.items()})
+                sn.overrides.setdefault((table, idx), {}).update(
+                    {k: str(v) for k, v in fields.items()}
+                )
             sn.bump(table, idx)
         row = sn.row(table, idx)
-        return json_response(200, {"sys_id": row["sys_id"], "sys_updated_on": row["sys_updated_on"]})
+        return json_response(
+            200, {"sys_id": row["sys_id"], "sys_updated_on": row["sys_updated_on"]}
+        )
 
 
 def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
@@ -183,7 +259,7 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "ticketlint-sandbox"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests and the demo print their own progress
 
         def _serve(self) -> None:
@@ -192,7 +268,9 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 self.send_error(413)
                 return
             body = self.rfile.read(length) if length else b""
-            req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            req = Request(
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
             try:
                 resp = server.dispatch(req)
             except json.JSONDecodeError:
@@ -213,17 +291,25 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             # SO_LINGER 0: close sends RST, which clients see as "connection reset by peer"
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.close()
-            except OSError:
-                pass
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     return Handler
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, *, seed: int = 1, size: int = 600,
-          faults: str | None = None, anchor: int | None = None, hidden_share: float = 0.01) -> SandboxServer:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    seed: int = 1,
+    size: int = 600,
+    faults: str | None = None,
+    anchor: int | None = None,
+    hidden_share: float = 0.01,
+) -> SandboxServer:
     """Build the sandbox bound to ``host:port`` (0 = a free port); call ``.start()``."""
-    return SandboxServer(host, port, seed=seed, size=size, faults=faults, anchor=anchor, hidden_share=hidden_share)
+    return SandboxServer(
+        host, port, seed=seed, size=size, faults=faults, anchor=anchor, hidden_share=hidden_share
+    )

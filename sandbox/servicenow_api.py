@@ -13,20 +13,25 @@ import bisect
 import re
 import secrets
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from ticketlint.sandbox import encoded_query as EQ
 from ticketlint.sandbox.http import Credentials, Request, Response, json_response
 from ticketlint.sandbox.servicenow_data import CHOICES, REFERENCES, TASK_TABLES, ServiceNowData
 
-TABLE_PATH = re.compile(r"/api/now/(?:v\d+/)?table/(?P<table>[A-Za-z0-9_]+)(?:/(?P<sys_id>[A-Za-z0-9]+))?")
+TABLE_PATH = re.compile(
+    r"/api/now/(?:v\d+/)?table/(?P<table>[A-Za-z0-9_]+)(?:/(?P<sys_id>[A-Za-z0-9]+))?"
+)
 TOKEN_TTL = 1799
 CHEAP_ORDER = {"sys_updated_on", "sys_id"}
 
 
 def failure(status: int, message: str, detail: str | None = None) -> Response:
-    return json_response(status, {"error": {"message": message, "detail": detail}, "status": "failure"})
+    return json_response(
+        status, {"error": {"message": message, "detail": detail}, "status": "failure"}
+    )
 
 
 class ServiceNowApi:
@@ -45,7 +50,9 @@ class ServiceNowApi:
         m = TABLE_PATH.fullmatch(req.path)
         if not m:
             return f"{req.method} servicenow-other"
-        return f"{req.method} /api/now/table/{m.group('table')}" + ("/{sys_id}" if m.group("sys_id") else "")
+        return f"{req.method} /api/now/table/{m.group('table')}" + (
+            "/{sys_id}" if m.group("sys_id") else ""
+        )
 
     def handle(self, req: Request) -> Response:
         if req.path == "/oauth_token.do":
@@ -80,22 +87,45 @@ class ServiceNowApi:
     def oauth(self, req: Request) -> Response:
         form = {k: v[-1] for k, v in parse_qs(req.body.decode("utf-8", "replace")).items()}
         c = self.creds
-        if (form.get("client_id"), form.get("client_secret")) != (c.oauth_client_id, c.oauth_client_secret):
-            return json_response(401, {"error_description": "access_denied", "error": "server_error"})
+        if (form.get("client_id"), form.get("client_secret")) != (
+            c.oauth_client_id,
+            c.oauth_client_secret,
+        ):
+            return json_response(
+                401, {"error_description": "access_denied", "error": "server_error"}
+            )
         grant = form.get("grant_type")
         if grant == "password":
             if (form.get("username"), form.get("password")) != (c.snow_user, c.snow_password):
-                return json_response(401, {"error_description": "access_denied", "error": "server_error"})
+                return json_response(
+                    401, {"error_description": "access_denied", "error": "server_error"}
+                )
         elif grant == "refresh_token":
             if form.get("refresh_token") not in self.refresh:
-                return json_response(401, {"error_description": "access_denied", "error": "server_error"})
+                return json_response(
+                    401, {"error_description": "access_denied", "error": "server_error"}
+                )
         else:
-            return json_response(400, {"error_description": f"unsupported grant_type {grant}", "error": "invalid_request"})
+            return json_response(
+                400,
+                {
+                    "error_description": f"unsupported grant_type {grant}",
+                    "error": "invalid_request",
+                },
+            )
         access, refresh = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
         self.tokens[access] = time.time() + TOKEN_TTL
         self.refresh[refresh] = c.snow_user
-        return json_response(200, {"access_token": access, "refresh_token": refresh, "scope": "useraccount",
-                                   "token_type": "Bearer", "expires_in": TOKEN_TTL})
+        return json_response(
+            200,
+            {
+                "access_token": access,
+                "refresh_token": refresh,
+                "scope": "useraccount",
+                "token_type": "Bearer",
+                "expires_in": TOKEN_TTL,
+            },
+        )
 
     # -- reads -----------------------------------------------------------------------------
     def _getter(self, table: str, idx: int) -> Callable[[str], str | None]:
@@ -180,10 +210,12 @@ class ServiceNowApi:
         with d.lock:
             order = d._orders.get(key)
             if order is None:
+
                 def value(f: str, i: int) -> Any:
                     if f == "sys_updated_on":
                         return d.updated[table][i] // 1000
                     return d.cheap(table, i, "sys_id")
+
                 order = list(range(d.table_size(table)))
                 for f, asc in reversed(q.order):  # stable sorts: last key first
                     order.sort(key=lambda i, f=f: value(f, i), reverse=not asc)
@@ -224,7 +256,9 @@ class ServiceNowApi:
                 total += 1
                 if no_count and total > offset + limit:
                     break  # one look-ahead row tells whether a next page exists
-        rows = [{} if d.hidden(table, i) else self._render(req, table, d.row(table, i)) for i in page]
+        rows = [
+            {} if d.hidden(table, i) else self._render(req, table, d.row(table, i)) for i in page
+        ]
         headers: dict[str, str] = {}
         if not no_count:
             headers["X-Total-Count"] = str(total)
@@ -251,23 +285,31 @@ class ServiceNowApi:
     def get_one(self, req: Request, table: str, sys_id: str) -> Response:
         found = self.data.lookup(sys_id)
         if found is None or found[0] != table or self.data.hidden(*found):
-            return failure(404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+            return failure(
+                404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+            )
         return json_response(200, {"result": self._render(req, table, self.data.row(*found))})
 
     def update(self, req: Request, table: str, sys_id: str) -> Response:
         d = self.data
         found = d.lookup(sys_id)
         if found is None or found[0] != table or d.hidden(*found):
-            return failure(404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+            return failure(
+                404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+            )
         if table not in TASK_TABLES and table != "cmdb_ci":
-            return failure(403, "Operation Failed", "ACL Exception Update Failed due to security constraints")
+            return failure(
+                403, "Operation Failed", "ACL Exception Update Failed due to security constraints"
+            )
         try:
             body = req.json()
         except ValueError:
             return failure(400, "Exception while reading request", "The payload is not valid JSON.")
         if not isinstance(body, dict):
             return failure(400, "Exception while reading request", "Expected a JSON object.")
-        d.write(table, found[1], {k: str(v) for k, v in body.items() if k not in ("sys_id", "number")})
+        d.write(
+            table, found[1], {k: str(v) for k, v in body.items() if k not in ("sys_id", "number")}
+        )
         return json_response(200, {"result": self._render(req, table, d.row(*found))})
 
     # -- rendering -------------------------------------------------------------------------
@@ -275,7 +317,9 @@ class ServiceNowApi:
         fields_param = req.param("sysparm_fields")
         mode = (req.param("sysparm_display_value", "false") or "false").lower()
         no_link = (req.param("sysparm_exclude_reference_link", "false") or "").lower() == "true"
-        names = [f.strip() for f in fields_param.split(",") if f.strip()] if fields_param else list(row)
+        names = (
+            [f.strip() for f in fields_param.split(",") if f.strip()] if fields_param else list(row)
+        )
         out: dict[str, Any] = {}
         for name in names:
             if "." in name:
@@ -344,8 +388,13 @@ def _lower_bound(q: EQ.Query, field: str) -> str | None:
     part bounds it from below with a plain AND condition (``>``, ``>=`` or ``=``)."""
     lows: list[str] = []
     for group in q.groups:
-        bounds = [c.value for clause in group if len(clause) == 1
-                  for c in clause if c.field == field and c.op in (">", ">=", "=")]
+        bounds = [
+            c.value
+            for clause in group
+            if len(clause) == 1
+            for c in clause
+            if c.field == field and c.op in (">", ">=", "=")
+        ]
         if not bounds:
             return None
         lows.append(max(bounds))

@@ -21,60 +21,195 @@ from ticketlint.sandbox.data import SERVICES, hexid, utc_text
 if TYPE_CHECKING:
     from ticketlint.sandbox.data import Dataset
 
-TASK_TABLES = {"incident": ("INC", 10001, 40), "change_request": ("CHG", 30001, 22),
-               "problem": ("PRB", 40001, 8), "sc_req_item": ("RITM", 10001, 18)}
-TABLE_WEIGHTS = {"incident": 40, "change_request": 22, "problem": 8, "sc_req_item": 18, "cmdb_ci": 12}
+TASK_TABLES = {
+    "incident": ("INC", 10001, 40),
+    "change_request": ("CHG", 30001, 22),
+    "problem": ("PRB", 40001, 8),
+    "sc_req_item": ("RITM", 10001, 18),
+}
+TABLE_WEIGHTS = {
+    "incident": 40,
+    "change_request": 22,
+    "problem": 8,
+    "sc_req_item": 18,
+    "cmdb_ci": 12,
+}
 STATE_CODE = {
-    "incident": {"new": "1", "in_progress": "2", "on_hold": "3", "resolved": "6", "closed": "7", "cancelled": "8"},
-    "change_request": {"new": "-5", "assess": "-4", "authorize": "-3", "scheduled": "-2", "implement": "-1",
-                       "review": "0", "closed": "3", "cancelled": "4"},
-    "problem": {"new": "101", "in_progress": "103", "resolved": "106", "closed": "107", "cancelled": "107"},
-    "sc_req_item": {"new": "1", "in_progress": "2", "resolved": "3", "closed": "3", "cancelled": "7"},
+    "incident": {
+        "new": "1",
+        "in_progress": "2",
+        "on_hold": "3",
+        "resolved": "6",
+        "closed": "7",
+        "cancelled": "8",
+    },
+    "change_request": {
+        "new": "-5",
+        "assess": "-4",
+        "authorize": "-3",
+        "scheduled": "-2",
+        "implement": "-1",
+        "review": "0",
+        "closed": "3",
+        "cancelled": "4",
+    },
+    "problem": {
+        "new": "101",
+        "in_progress": "103",
+        "resolved": "106",
+        "closed": "107",
+        "cancelled": "107",
+    },
+    "sc_req_item": {
+        "new": "1",
+        "in_progress": "2",
+        "resolved": "3",
+        "closed": "3",
+        "cancelled": "7",
+    },
 }
 CHOICES = {  # (table, element) -> [(value, label)]
-    ("incident", "state"): [("1", "New"), ("2", "In Progress"), ("3", "On Hold"), ("6", "Resolved"), ("7", "Closed"), ("8", "Canceled")],
-    ("change_request", "state"): [("-5", "New"), ("-4", "Assess"), ("-3", "Authorize"), ("-2", "Scheduled"),
-                                  ("-1", "Implement"), ("0", "Review"), ("3", "Closed"), ("4", "Canceled")],
-    ("problem", "state"): [("101", "New"), ("102", "Assess"), ("103", "Root Cause Analysis"), ("104", "Fix in Progress"),
-                           ("106", "Resolved"), ("107", "Closed")],
-    ("sc_req_item", "state"): [("-5", "Pending"), ("1", "Open"), ("2", "Work in Progress"), ("3", "Closed Complete"),
-                               ("4", "Closed Incomplete"), ("7", "Closed Skipped")],
-    ("task", "priority"): [("1", "1 - Critical"), ("2", "2 - High"), ("3", "3 - Moderate"), ("4", "4 - Low"), ("5", "5 - Planning")],
+    ("incident", "state"): [
+        ("1", "New"),
+        ("2", "In Progress"),
+        ("3", "On Hold"),
+        ("6", "Resolved"),
+        ("7", "Closed"),
+        ("8", "Canceled"),
+    ],
+    ("change_request", "state"): [
+        ("-5", "New"),
+        ("-4", "Assess"),
+        ("-3", "Authorize"),
+        ("-2", "Scheduled"),
+        ("-1", "Implement"),
+        ("0", "Review"),
+        ("3", "Closed"),
+        ("4", "Canceled"),
+    ],
+    ("problem", "state"): [
+        ("101", "New"),
+        ("102", "Assess"),
+        ("103", "Root Cause Analysis"),
+        ("104", "Fix in Progress"),
+        ("106", "Resolved"),
+        ("107", "Closed"),
+    ],
+    ("sc_req_item", "state"): [
+        ("-5", "Pending"),
+        ("1", "Open"),
+        ("2", "Work in Progress"),
+        ("3", "Closed Complete"),
+        ("4", "Closed Incomplete"),
+        ("7", "Closed Skipped"),
+    ],
+    ("task", "priority"): [
+        ("1", "1 - Critical"),
+        ("2", "2 - High"),
+        ("3", "3 - Moderate"),
+        ("4", "4 - Low"),
+        ("5", "5 - Planning"),
+    ],
     ("task", "impact"): [("1", "1 - High"), ("2", "2 - Medium"), ("3", "3 - Low")],
-    ("change_request", "risk"): [("1", "Very High"), ("2", "High"), ("3", "Moderate"), ("4", "Low")],
-    ("change_request", "type"): [("standard", "Standard"), ("normal", "Normal"), ("emergency", "Emergency")],
-    ("change_request", "close_code"): [("successful", "Successful"), ("successful_issues", "Successful with issues"),
-                                       ("unsuccessful", "Unsuccessful")],
-    ("incident", "close_code"): [("Solution provided", "Solution provided"), ("Workaround provided", "Workaround provided"),
-                                 ("Resolved by change", "Resolved by change"), ("User error", "User error")],
-    ("problem", "resolution_code"): [("fix_applied", "Fix Applied"), ("risk_accepted", "Risk Accepted"),
-                                     ("canceled", "Canceled"), ("duplicate", "Duplicate")],
-    ("task", "approval"): [("not requested", "Not Yet Requested"), ("requested", "Requested"),
-                           ("approved", "Approved"), ("rejected", "Rejected")],
-    ("sysapproval_approver", "state"): [("not requested", "Not Yet Requested"), ("requested", "Requested"),
-                                        ("approved", "Approved"), ("rejected", "Rejected"), ("cancelled", "Cancelled"),
-                                        ("not_required", "No Longer Required")],
-    ("cmdb_ci", "install_status"): [("1", "Installed"), ("2", "On Order"), ("3", "In Maintenance"), ("4", "Pending Install"),
-                                    ("6", "In Stock"), ("7", "Retired")],
-    ("incident", "major_incident_state"): [("proposed", "Proposed"), ("accepted", "Accepted"), ("rejected", "Rejected")],
+    ("change_request", "risk"): [
+        ("1", "Very High"),
+        ("2", "High"),
+        ("3", "Moderate"),
+        ("4", "Low"),
+    ],
+    ("change_request", "type"): [
+        ("standard", "Standard"),
+        ("normal", "Normal"),
+        ("emergency", "Emergency"),
+    ],
+    ("change_request", "close_code"): [
+        ("successful", "Successful"),
+        ("successful_issues", "Successful with issues"),
+        ("unsuccessful", "Unsuccessful"),
+    ],
+    ("incident", "close_code"): [
+        ("Solution provided", "Solution provided"),
+        ("Workaround provided", "Workaround provided"),
+        ("Resolved by change", "Resolved by change"),
+        ("User error", "User error"),
+    ],
+    ("problem", "resolution_code"): [
+        ("fix_applied", "Fix Applied"),
+        ("risk_accepted", "Risk Accepted"),
+        ("canceled", "Canceled"),
+        ("duplicate", "Duplicate"),
+    ],
+    ("task", "approval"): [
+        ("not requested", "Not Yet Requested"),
+        ("requested", "Requested"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+    ],
+    ("sysapproval_approver", "state"): [
+        ("not requested", "Not Yet Requested"),
+        ("requested", "Requested"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+        ("cancelled", "Cancelled"),
+        ("not_required", "No Longer Required"),
+    ],
+    ("cmdb_ci", "install_status"): [
+        ("1", "Installed"),
+        ("2", "On Order"),
+        ("3", "In Maintenance"),
+        ("4", "Pending Install"),
+        ("6", "In Stock"),
+        ("7", "Retired"),
+    ],
+    ("incident", "major_incident_state"): [
+        ("proposed", "Proposed"),
+        ("accepted", "Accepted"),
+        ("rejected", "Rejected"),
+    ],
 }
 REFERENCES = {  # field -> table ("task" = any task table)
-    "assigned_to": "sys_user", "assignment_group": "sys_user_group", "caller_id": "sys_user", "opened_by": "sys_user",
-    "requested_by": "sys_user", "closed_by": "sys_user", "requested_for": "sys_user", "cmdb_ci": "cmdb_ci",
-    "problem_id": "problem", "rfc": "change_request", "caused_by": "change_request", "owned_by": "sys_user",
-    "managed_by": "sys_user", "support_group": "sys_user_group", "sysapproval": "task", "document_id": "task",
-    "approver": "sys_user", "task": "task", "ci_item": "cmdb_ci", "manager": "sys_user", "element_id": "task",
+    "assigned_to": "sys_user",
+    "assignment_group": "sys_user_group",
+    "caller_id": "sys_user",
+    "opened_by": "sys_user",
+    "requested_by": "sys_user",
+    "closed_by": "sys_user",
+    "requested_for": "sys_user",
+    "cmdb_ci": "cmdb_ci",
+    "problem_id": "problem",
+    "rfc": "change_request",
+    "caused_by": "change_request",
+    "owned_by": "sys_user",
+    "managed_by": "sys_user",
+    "support_group": "sys_user_group",
+    "sysapproval": "task",
+    "document_id": "task",
+    "approver": "sys_user",
+    "task": "task",
+    "ci_item": "cmdb_ci",
+    "manager": "sys_user",
+    "element_id": "task",
 }
-CI_CLASSES = ["cmdb_ci_linux_server", "cmdb_ci_win_server", "cmdb_ci_app_server", "cmdb_ci_db_instance",
-              "cmdb_ci_service", "cmdb_ci_netgear"]
+CI_CLASSES = [
+    "cmdb_ci_linux_server",
+    "cmdb_ci_win_server",
+    "cmdb_ci_app_server",
+    "cmdb_ci_db_instance",
+    "cmdb_ci_service",
+    "cmdb_ci_netgear",
+]
 INSTALL = {"installed": "1", "in_maintenance": "3", "planned": "2", "retired": "7"}
-NOTES = ["Restarted the application pool; service restored.", "Applied vendor patch KB5031; verified.",
-         "User error: walked the caller through the correct procedure.", "Replaced faulty NIC on the host.",
-         "Cleared the stuck queue and monitored for an hour."]
+NOTES = [
+    "Restarted the application pool; service restored.",
+    "Applied vendor patch KB5031; verified.",
+    "User error: walked the caller through the correct procedure.",
+    "Replaced faulty NIC on the host.",
+    "Cleared the stuck queue and monitored for an hour.",
+]
 
 
 class ServiceNowData:
-    def __init__(self, ds: "Dataset", n: int, *, hidden_share: float = 0.01) -> None:
+    def __init__(self, ds: Dataset, n: int, *, hidden_share: float = 0.01) -> None:
         self.ds, self.seed, self.hidden_share = ds, ds.seed, hidden_share
         self.lock = threading.RLock()
         total = sum(TABLE_WEIGHTS.values())
@@ -92,7 +227,9 @@ class ServiceNowData:
             self.updated[table] = array("q", [0] * len(ids))
         # eager side tables: (sys_id, task table, task idx, approver user, state, created, updated)
         self.approvals: list[tuple[str, str, int, int, str, int, int]] = []
-        self.task_ci: list[tuple[str, str, int, int, int]] = []  # (sys_id, table, idx, ci idx, updated)
+        self.task_ci: list[
+            tuple[str, str, int, int, int]
+        ] = []  # (sys_id, table, idx, ci idx, updated)
         self.by_task: dict[str, list[int]] = {}
         self.ci_by_task: dict[str, list[int]] = {}
         for table in ("cmdb_ci", *TASK_TABLES):
@@ -102,9 +239,18 @@ class ServiceNowData:
                 if table in ("change_request", "sc_req_item"):
                     for k, a in enumerate(sc.approvals):
                         sid = hexid(self.seed, "sysapproval_approver", table, i, k)
-                        row = (sid, table, i, a.approver, {"pending": "requested"}.get(a.decision, a.decision),
-                               a.created_at, a.decided_at or a.created_at)
-                        self.by_task.setdefault(self.sys_ids[table][i], []).append(len(self.approvals))
+                        row = (
+                            sid,
+                            table,
+                            i,
+                            a.approver,
+                            {"pending": "requested"}.get(a.decision, a.decision),
+                            a.created_at,
+                            a.decided_at or a.created_at,
+                        )
+                        self.by_task.setdefault(self.sys_ids[table][i], []).append(
+                            len(self.approvals)
+                        )
                         self.approvals.append(row)
                 if table in ("change_request", "incident"):
                     cis = extra["cis"] if table == "change_request" else extra["cis"][1:]
@@ -112,7 +258,9 @@ class ServiceNowData:
                         if ci < 0:
                             continue
                         sid = hexid(self.seed, "task_ci", table, i, k)
-                        self.ci_by_task.setdefault(self.sys_ids[table][i], []).append(len(self.task_ci))
+                        self.ci_by_task.setdefault(self.sys_ids[table][i], []).append(
+                            len(self.task_ci)
+                        )
                         self.task_ci.append((sid, table, i, ci, sc.created + 60_000))
         for k, row in enumerate(self.approvals):
             self.where[row[0]] = ("sysapproval_approver", k)
@@ -122,10 +270,21 @@ class ServiceNowData:
             self.where[u.sys_id] = ("sys_user", u.index)
         for g in ds.groups:
             self.where[g.sys_id] = ("sys_user_group", g.index)
-        self.choices = [{"sys_id": hexid(self.seed, "sys_choice", t, e, v), "name": t, "element": e, "value": v,
-                         "label": label, "language": "en", "inactive": "false", "sequence": str(k),
-                         "sys_updated_on": utc_text(ds.anchor - 400 * S.DAY)}
-                        for (t, e), values in CHOICES.items() for k, (v, label) in enumerate(values)]
+        self.choices = [
+            {
+                "sys_id": hexid(self.seed, "sys_choice", t, e, v),
+                "name": t,
+                "element": e,
+                "value": v,
+                "label": label,
+                "language": "en",
+                "inactive": "false",
+                "sequence": str(k),
+                "sys_updated_on": utc_text(ds.anchor - 400 * S.DAY),
+            }
+            for (t, e), values in CHOICES.items()
+            for k, (v, label) in enumerate(values)
+        ]
         self.overrides: dict[tuple[str, int], dict[str, str]] = {}
         self.journal: list[dict[str, str]] = []
         self._orders: dict[tuple[str, tuple[tuple[str, bool], ...]], list[int]] = {}
@@ -153,20 +312,36 @@ class ServiceNowData:
         if cis and rng.random() < 0.03:
             cis[0] = -1  # a reference to a CI that is not in cmdb_ci (CFG003)
             sc.violations.add("CFG003")
-        extra = {"cis": cis, "ci_class": rng.choice(CI_CLASSES), "subcat": rng.randrange(1000),
-                 "problem": rng.randrange(max(1, self.counts.get("problem", 1)))}
+        extra = {
+            "cis": cis,
+            "ci_class": rng.choice(CI_CLASSES),
+            "subcat": rng.randrange(1000),
+            "problem": rng.randrange(max(1, self.counts.get("problem", 1))),
+        }
         return sc, extra
 
     def table_size(self, table: str) -> int:
         if table in self.sys_ids:
             return len(self.sys_ids[table])
-        return {"sysapproval_approver": len(self.approvals), "task_ci": len(self.task_ci),
-                "sys_user": len(self.ds.users), "sys_user_group": len(self.ds.groups),
-                "sys_choice": len(self.choices), "sys_journal_field": len(self.journal)}.get(table, 0)
+        return {
+            "sysapproval_approver": len(self.approvals),
+            "task_ci": len(self.task_ci),
+            "sys_user": len(self.ds.users),
+            "sys_user_group": len(self.ds.groups),
+            "sys_choice": len(self.choices),
+            "sys_journal_field": len(self.journal),
+        }.get(table, 0)
 
     def tables(self) -> list[str]:
-        return [*self.sys_ids, "sysapproval_approver", "task_ci", "sys_user", "sys_user_group", "sys_choice",
-                "sys_journal_field"]
+        return [
+            *self.sys_ids,
+            "sysapproval_approver",
+            "task_ci",
+            "sys_user",
+            "sys_user_group",
+            "sys_choice",
+            "sys_journal_field",
+        ]
 
     def hidden(self, table: str, idx: int) -> bool:
         """Rows an ACL hides from the API user (returned as ``{}`` in lists)."""
@@ -183,22 +358,50 @@ class ServiceNowData:
         elif table == "sysapproval_approver":
             sid, ttable, tidx, approver, state, created, updated = self.approvals[idx]
             task = self.sys_ids[ttable][tidx]
-            out = {"sys_id": sid, "sysapproval": task, "document_id": task, "source_table": ttable,
-                   "approver": self.ds.users[approver].sys_id, "state": state, "comments": "", "group": "",
-                   "sys_created_on": utc_text(created), "sys_updated_on": utc_text(updated),
-                   "sys_created_by": "system", "sys_updated_by": self.ds.users[approver].user_name}
+            out = {
+                "sys_id": sid,
+                "sysapproval": task,
+                "document_id": task,
+                "source_table": ttable,
+                "approver": self.ds.users[approver].sys_id,
+                "state": state,
+                "comments": "",
+                "group": "",
+                "sys_created_on": utc_text(created),
+                "sys_updated_on": utc_text(updated),
+                "sys_created_by": "system",
+                "sys_updated_by": self.ds.users[approver].user_name,
+            }
         elif table == "task_ci":
             sid, ttable, tidx, ci, ms = self.task_ci[idx]
-            out = {"sys_id": sid, "task": self.sys_ids[ttable][tidx], "ci_item": self.sys_ids["cmdb_ci"][ci],
-                   "applied": "false", "sys_created_on": utc_text(ms), "sys_updated_on": utc_text(ms)}
+            out = {
+                "sys_id": sid,
+                "task": self.sys_ids[ttable][tidx],
+                "ci_item": self.sys_ids["cmdb_ci"][ci],
+                "applied": "false",
+                "sys_created_on": utc_text(ms),
+                "sys_updated_on": utc_text(ms),
+            }
         elif table == "sys_user":
             u = self.ds.users[idx]
-            out = {"sys_id": u.sys_id, "user_name": u.user_name, "name": u.name, "email": u.email,
-                   "time_zone": u.zone, "active": "true", "sys_updated_on": utc_text(self.ds.anchor - 500 * S.DAY)}
+            out = {
+                "sys_id": u.sys_id,
+                "user_name": u.user_name,
+                "name": u.name,
+                "email": u.email,
+                "time_zone": u.zone,
+                "active": "true",
+                "sys_updated_on": utc_text(self.ds.anchor - 500 * S.DAY),
+            }
         elif table == "sys_user_group":
             g = self.ds.groups[idx]
-            out = {"sys_id": g.sys_id, "name": g.name, "active": "true", "manager": self.ds.users[1 + idx % 10].sys_id,
-                   "sys_updated_on": utc_text(self.ds.anchor - 500 * S.DAY)}
+            out = {
+                "sys_id": g.sys_id,
+                "name": g.name,
+                "active": "true",
+                "manager": self.ds.users[1 + idx % 10].sys_id,
+                "sys_updated_on": utc_text(self.ds.anchor - 500 * S.DAY),
+            }
         elif table == "sys_choice":
             out = dict(self.choices[idx])
         elif table == "sys_journal_field":
@@ -222,78 +425,157 @@ class ServiceNowData:
         cis = extra["cis"]
         ci_ref = ""
         if cis:
-            ci_ref = self.sys_ids["cmdb_ci"][cis[0]] if cis[0] >= 0 else hexid(self.seed, "ghost-ci", table, idx)
+            ci_ref = (
+                self.sys_ids["cmdb_ci"][cis[0]]
+                if cis[0] >= 0
+                else hexid(self.seed, "ghost-ci", table, idx)
+            )
         done = sc.state in ("resolved", "closed")
         row = {
-            "sys_id": self.sys_ids[table][idx], "number": f"{prefix}{start + idx:07d}", "sys_class_name": table,
+            "sys_id": self.sys_ids[table][idx],
+            "number": f"{prefix}{start + idx:07d}",
+            "sys_class_name": table,
             "short_description": f"{SERVICES[extra['subcat'] % len(SERVICES)]}: {sc.process.replace('_', ' ')} {idx}",
-            "description": "", "state": STATE_CODE[table][sc.state], "active": "false" if done or sc.state == "cancelled" else "true",
-            "priority": str(sc.priority) if sc.priority else "", "impact": str(min(3, max(1, (sc.priority or 3) - 1))),
+            "description": "",
+            "state": STATE_CODE[table][sc.state],
+            "active": "false" if done or sc.state == "cancelled" else "true",
+            "priority": str(sc.priority) if sc.priority else "",
+            "impact": str(min(3, max(1, (sc.priority or 3) - 1))),
             "urgency": str(min(3, max(1, (sc.priority or 3) - 1))),
             "assigned_to": self._ref_user(sc.assignee),
             "assignment_group": self.ds.groups[sc.group].sys_id if sc.group is not None else "",
-            "opened_by": users[sc.requester].sys_id, "opened_at": t(sc.created),
-            "sys_created_on": t(sc.created), "sys_created_by": users[sc.requester].user_name,
-            "sys_updated_on": t(self.updated[table][idx]), "sys_updated_by": self._login(sc.assignee),
-            "sys_mod_count": str(3 + idx % 9), "closed_at": t(sc.closed) if sc.closed else "",
+            "opened_by": users[sc.requester].sys_id,
+            "opened_at": t(sc.created),
+            "sys_created_on": t(sc.created),
+            "sys_created_by": users[sc.requester].user_name,
+            "sys_updated_on": t(self.updated[table][idx]),
+            "sys_updated_by": self._login(sc.assignee),
+            "sys_mod_count": str(3 + idx % 9),
+            "closed_at": t(sc.closed) if sc.closed else "",
             "closed_by": self._ref_user(sc.assignee) if sc.closed else "",
-            "cmdb_ci": ci_ref, "work_notes": "", "comments": "", "sys_domain": "global", "approval": "not requested",
+            "cmdb_ci": ci_ref,
+            "work_notes": "",
+            "comments": "",
+            "sys_domain": "global",
+            "approval": "not requested",
         }
         if table == "incident":
-            row.update({
-                "caller_id": users[sc.requester].sys_id, "category": ["software", "hardware", "network", "inquiry"][idx % 4],
-                "resolved_at": t(sc.resolved) if sc.resolved and sc.state != "cancelled" else "",
-                "close_code": ("Solution provided" if sc.close_code else "") if done else "",
-                "close_notes": (NOTES[idx % len(NOTES)] if sc.close_notes else "") if done else "",
-                "major_incident_state": "accepted" if sc.major else "",
-                "problem_id": self.sys_ids["problem"][extra["problem"]] if sc.major and sc.problem_link else "",
-                "rfc": "", "caused_by": "", "made_sla": "false" if sc.sla_breached else "true",
-            })
+            row.update(
+                {
+                    "caller_id": users[sc.requester].sys_id,
+                    "category": ["software", "hardware", "network", "inquiry"][idx % 4],
+                    "resolved_at": t(sc.resolved)
+                    if sc.resolved and sc.state != "cancelled"
+                    else "",
+                    "close_code": ("Solution provided" if sc.close_code else "") if done else "",
+                    "close_notes": (NOTES[idx % len(NOTES)] if sc.close_notes else "")
+                    if done
+                    else "",
+                    "major_incident_state": "accepted" if sc.major else "",
+                    "problem_id": self.sys_ids["problem"][extra["problem"]]
+                    if sc.major and sc.problem_link
+                    else "",
+                    "rfc": "",
+                    "caused_by": "",
+                    "made_sla": "false" if sc.sla_breached else "true",
+                }
+            )
         elif table == "change_request":
             approval = "not requested"
             if sc.approvals:
                 decisions = {a.decision for a in sc.approvals}
-                approval = "approved" if "approved" in decisions else "rejected" if "rejected" in decisions else "requested"
-            row.update({
-                "type": sc.change_type, "risk": ("4", "3", "2")[idx % 3] if sc.risk else "",
-                "impact": "2" if sc.impact else "", "requested_by": users[sc.requester].sys_id,
-                "implementation_plan": "Drain traffic, apply the update, run health checks." if sc.implementation_plan else "",
-                "backout_plan": "Redeploy the previous version from the artifact store." if sc.backout_plan else "",
-                "test_plan": "Run smoke tests and watch the dashboards for 30 minutes." if sc.test_plan else "",
-                "start_date": t(sc.planned_start) if sc.planned_start else "",
-                "end_date": t(sc.planned_end) if sc.planned_end else "",
-                "work_start": t(sc.actual_start) if sc.actual_start else "",
-                "work_end": t(sc.actual_end) if sc.actual_end else "",
-                "close_code": {"successful": "successful", "successful_with_issues": "successful_issues",
-                               "unsuccessful": "unsuccessful"}.get(sc.outcome or "", "") if sc.state == "closed" else "",
-                "close_notes": ("Implemented as planned." if sc.close_notes else "") if sc.state == "closed" else "",
-                "cab_required": "true" if sc.cab_required else "false",
-                "cab_date": t(sc.planned_start - 2 * S.DAY) if sc.cab_date and sc.planned_start else "",
-                "review_date": t(sc.closed + S.DAY) if sc.review and sc.closed else "",
-                "review_comments": "PIR held with the CAB; actions recorded." if sc.review else "",
-                "review_status": "", "approval": approval, "phase": "requested",
-            })
+                approval = (
+                    "approved"
+                    if "approved" in decisions
+                    else "rejected"
+                    if "rejected" in decisions
+                    else "requested"
+                )
+            row.update(
+                {
+                    "type": sc.change_type,
+                    "risk": ("4", "3", "2")[idx % 3] if sc.risk else "",
+                    "impact": "2" if sc.impact else "",
+                    "requested_by": users[sc.requester].sys_id,
+                    "implementation_plan": "Drain traffic, apply the update, run health checks."
+                    if sc.implementation_plan
+                    else "",
+                    "backout_plan": "Redeploy the previous version from the artifact store."
+                    if sc.backout_plan
+                    else "",
+                    "test_plan": "Run smoke tests and watch the dashboards for 30 minutes."
+                    if sc.test_plan
+                    else "",
+                    "start_date": t(sc.planned_start) if sc.planned_start else "",
+                    "end_date": t(sc.planned_end) if sc.planned_end else "",
+                    "work_start": t(sc.actual_start) if sc.actual_start else "",
+                    "work_end": t(sc.actual_end) if sc.actual_end else "",
+                    "close_code": {
+                        "successful": "successful",
+                        "successful_with_issues": "successful_issues",
+                        "unsuccessful": "unsuccessful",
+                    }.get(sc.outcome or "", "")
+                    if sc.state == "closed"
+                    else "",
+                    "close_notes": ("Implemented as planned." if sc.close_notes else "")
+                    if sc.state == "closed"
+                    else "",
+                    "cab_required": "true" if sc.cab_required else "false",
+                    "cab_date": t(sc.planned_start - 2 * S.DAY)
+                    if sc.cab_date and sc.planned_start
+                    else "",
+                    "review_date": t(sc.closed + S.DAY) if sc.review and sc.closed else "",
+                    "review_comments": "PIR held with the CAB; actions recorded."
+                    if sc.review
+                    else "",
+                    "review_status": "",
+                    "approval": approval,
+                    "phase": "requested",
+                }
+            )
         elif table == "problem":
-            row.update({
-                "state": ("101", "102", "103", "104")[idx % 4] if sc.state == "in_progress" else row["state"],
-                "cause_notes": "Connection pool exhausted under peak load." if sc.root_cause else "",
-                "fix_notes": "", "workaround": "Restart the node and drain traffic." if sc.workaround and sc.known_error else "",
-                "known_error": "true" if sc.known_error else "false",
-                "resolved_at": t(sc.resolved) if sc.resolved and sc.state in ("resolved", "closed") else "",
-                "resolution_code": ("canceled" if sc.state == "cancelled" else "fix_applied" if done else ""),
-            })
+            row.update(
+                {
+                    "state": ("101", "102", "103", "104")[idx % 4]
+                    if sc.state == "in_progress"
+                    else row["state"],
+                    "cause_notes": "Connection pool exhausted under peak load."
+                    if sc.root_cause
+                    else "",
+                    "fix_notes": "",
+                    "workaround": "Restart the node and drain traffic."
+                    if sc.workaround and sc.known_error
+                    else "",
+                    "known_error": "true" if sc.known_error else "false",
+                    "resolved_at": t(sc.resolved)
+                    if sc.resolved and sc.state in ("resolved", "closed")
+                    else "",
+                    "resolution_code": (
+                        "canceled" if sc.state == "cancelled" else "fix_applied" if done else ""
+                    ),
+                }
+            )
             if sc.state == "in_progress" and row["state"] == "101":
                 row["state"] = "102"
         elif table == "sc_req_item":
             approval = "not requested"
             if sc.approval_required:
-                approval = {"approved": "approved", "rejected": "rejected", "pending": "requested"}[sc.approvals[0].decision]
-            row.update({
-                "state": "4" if sc.state == "closed" and idx % 7 == 0 else row["state"],
-                "cat_item": hexid(self.seed, "cat_item", idx % 12), "requested_for": users[sc.requester].sys_id,
-                "request": hexid(self.seed, "sc_request", idx), "approval": approval, "cmdb_ci": "",
-                "close_notes": (NOTES[idx % len(NOTES)] if sc.close_notes else "") if done else "",
-            })
+                approval = {"approved": "approved", "rejected": "rejected", "pending": "requested"}[
+                    sc.approvals[0].decision
+                ]
+            row.update(
+                {
+                    "state": "4" if sc.state == "closed" and idx % 7 == 0 else row["state"],
+                    "cat_item": hexid(self.seed, "cat_item", idx % 12),
+                    "requested_for": users[sc.requester].sys_id,
+                    "request": hexid(self.seed, "sc_request", idx),
+                    "approval": approval,
+                    "cmdb_ci": "",
+                    "close_notes": (NOTES[idx % len(NOTES)] if sc.close_notes else "")
+                    if done
+                    else "",
+                }
+            )
         return row
 
     def _login(self, index: int | None) -> str:
@@ -302,20 +584,33 @@ class ServiceNowData:
     def _ci_row(self, idx: int) -> dict[str, str]:
         sc, extra = self._plan("cmdb_ci", idx)
         cls = extra["ci_class"]
-        kind = {"cmdb_ci_linux_server": "lnx", "cmdb_ci_win_server": "win", "cmdb_ci_app_server": "app",
-                "cmdb_ci_db_instance": "db", "cmdb_ci_service": "svc", "cmdb_ci_netgear": "sw"}[cls]
+        kind = {
+            "cmdb_ci_linux_server": "lnx",
+            "cmdb_ci_win_server": "win",
+            "cmdb_ci_app_server": "app",
+            "cmdb_ci_db_instance": "db",
+            "cmdb_ci_service": "svc",
+            "cmdb_ci_netgear": "sw",
+        }[cls]
         return {
-            "sys_id": self.sys_ids["cmdb_ci"][idx], "name": f"{kind}-{['lon', 'fra', 'nyc', 'sgp'][idx % 4]}-{idx:05d}",
-            "sys_class_name": cls, "install_status": INSTALL[sc.ci_status],
+            "sys_id": self.sys_ids["cmdb_ci"][idx],
+            "name": f"{kind}-{['lon', 'fra', 'nyc', 'sgp'][idx % 4]}-{idx:05d}",
+            "sys_class_name": cls,
+            "install_status": INSTALL[sc.ci_status],
             "operational_status": "1" if sc.ci_status == "installed" else "2",
             "owned_by": self._ref_user(sc.assignee) if sc.owner else "",
             "assigned_to": self._ref_user(sc.assignee) if sc.owner and idx % 3 == 0 else "",
             "managed_by": self._ref_user(sc.assignee) if sc.owner and idx % 2 else "",
-            "support_group": self.ds.groups[sc.group].sys_id if sc.support_group and sc.group is not None else "",
+            "support_group": self.ds.groups[sc.group].sys_id
+            if sc.support_group and sc.group is not None
+            else "",
             "last_discovered": utc_text(sc.last_verified) if sc.last_verified else "",
             "ip_address": f"10.{idx % 250}.{(idx // 250) % 250}.{(idx * 7) % 250 + 1}",
-            "asset_tag": f"P{100000 + idx}", "manufacturer": "", "sys_created_on": utc_text(sc.created),
-            "sys_updated_on": utc_text(self.updated["cmdb_ci"][idx]), "sys_updated_by": "discovery",
+            "asset_tag": f"P{100000 + idx}",
+            "manufacturer": "",
+            "sys_created_on": utc_text(sc.created),
+            "sys_updated_on": utc_text(self.updated["cmdb_ci"][idx]),
+            "sys_updated_by": "discovery",
         }
 
     def violations(self, table: str, idx: int) -> set[str]:
@@ -332,7 +627,12 @@ class ServiceNowData:
                 return utc_text(self.updated[table][idx])
             if field == "sys_class_name" and table in TASK_TABLES:
                 return table
-        elif table == "sysapproval_approver" and field in ("sys_id", "sysapproval", "document_id", "source_table"):
+        elif table == "sysapproval_approver" and field in (
+            "sys_id",
+            "sysapproval",
+            "document_id",
+            "source_table",
+        ):
             row = self.approvals[idx]
             if field == "source_table":
                 return row[1]
@@ -353,14 +653,24 @@ class ServiceNowData:
             self._orders.clear()
             self._order_keys.clear()
 
-    def write(self, table: str, idx: int, values: dict[str, str], *, who: str = "svc_ticketlint") -> None:
+    def write(
+        self, table: str, idx: int, values: dict[str, str], *, who: str = "svc_ticketlint"
+    ) -> None:
         with self.lock:
             sys_id = self.sys_ids[table][idx]
             for name, value in values.items():
                 if name in ("work_notes", "comments"):
-                    self.journal.append({"sys_id": hexid(self.seed, "journal", len(self.journal)), "element": name,
-                                         "element_id": sys_id, "name": table, "value": str(value),
-                                         "sys_created_on": utc_text(self.ds.clock()), "sys_created_by": who})
+                    self.journal.append(
+                        {
+                            "sys_id": hexid(self.seed, "journal", len(self.journal)),
+                            "element": name,
+                            "element_id": sys_id,
+                            "name": table,
+                            "value": str(value),
+                            "sys_created_on": utc_text(self.ds.clock()),
+                            "sys_created_by": who,
+                        }
+                    )
                 else:
                     self.overrides.setdefault((table, idx), {})[name] = str(value)
             self.bump(table, idx)

@@ -10,9 +10,10 @@ by :func:`retry_locked`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -40,9 +41,9 @@ class StoreError(Exception):
 def normalise_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` mean psycopg 3; SQLite paths get their folder."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -80,7 +81,9 @@ def _sqlite_settings(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+        cur.execute(
+            "PRAGMA synchronous = NORMAL"
+        )  # durable at checkpoints; WAL keeps it consistent
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 
@@ -95,7 +98,9 @@ def _sqlite_settings(engine: Engine) -> None:
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, OperationalError) and (
-        "database is locked" in text or "database is busy" in text or "database table is locked" in text
+        "database is locked" in text
+        or "database is busy" in text
+        or "database table is locked" in text
     )
 
 

@@ -13,16 +13,39 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
 
 FORMATS = ("text", "json", "jsonl", "csv", "markdown")
-KEYS = ("id", "state", "code", "name", "title", "severity", "clause", "source", "key", "process",
-        "url", "message", "assignee", "group", "fingerprint", "first_seen", "last_seen",
-        "resolved_at", "resolution", "reopened", "waiver", "remediation", "evidence")
+KEYS = (
+    "id",
+    "state",
+    "code",
+    "name",
+    "title",
+    "severity",
+    "clause",
+    "source",
+    "key",
+    "process",
+    "url",
+    "message",
+    "assignee",
+    "group",
+    "fingerprint",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "resolution",
+    "reopened",
+    "waiver",
+    "remediation",
+    "evidence",
+)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -32,14 +55,29 @@ def iso(value: datetime | None) -> str | None:
 def finding_view(row: FindingRow) -> dict[str, Any]:
     d = row.detail or {}
     return {
-        "id": row.id, "state": row.state, "code": row.rule, "name": d.get("name"),
-        "title": d.get("title"), "severity": row.severity, "clause": d.get("clause"),
-        "source": row.source, "key": row.key, "process": row.process, "url": row.url,
-        "message": row.message, "assignee": row.assignee, "group": row.group,
-        "fingerprint": row.fingerprint, "first_seen": iso(row.first_seen),
-        "last_seen": iso(row.last_seen), "resolved_at": iso(row.resolved_at),
-        "resolution": row.resolution, "reopened": row.reopened, "waiver": row.waiver,
-        "remediation": d.get("remediation"), "evidence": row.evidence,
+        "id": row.id,
+        "state": row.state,
+        "code": row.rule,
+        "name": d.get("name"),
+        "title": d.get("title"),
+        "severity": row.severity,
+        "clause": d.get("clause"),
+        "source": row.source,
+        "key": row.key,
+        "process": row.process,
+        "url": row.url,
+        "message": row.message,
+        "assignee": row.assignee,
+        "group": row.group,
+        "fingerprint": row.fingerprint,
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
+        "resolved_at": iso(row.resolved_at),
+        "resolution": row.resolution,
+        "reopened": row.reopened,
+        "waiver": row.waiver,
+        "remediation": d.get("remediation"),
+        "evidence": row.evidence,
     }
 
 
@@ -50,9 +88,14 @@ def _ordered(rows: Sequence[FindingRow]) -> list[FindingRow]:
 def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
     views = [finding_view(r) for r in _ordered(rows)]
     if fmt == "json":
-        return json.dumps({"findings": views, "count": len(views)}, indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps({"findings": views, "count": len(views)}, indent=2, ensure_ascii=False)
+            + "\n"
+        )
     if fmt == "jsonl":
-        return "".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) + "\n" for v in views)
+        return "".join(
+            json.dumps(v, ensure_ascii=False, separators=(",", ":")) + "\n" for v in views
+        )
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -62,12 +105,22 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
             writer.writerow(["" if v[k] is None else v[k] for k in KEYS])
         return out.getvalue()
     if fmt == "markdown":
-        lines = ["| id | state | severity | rule | source | key | assignee | message |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = [
+            "| id | state | severity | rule | source | key | assignee | message |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for v in views:
             key = f"[{v['key']}]({v['url']})" if v["url"] else v["key"]
-            cells = [str(v["id"]), v["state"], v["severity"], v["code"], v["source"], key,
-                     v["assignee"] or "", v["message"]]
+            cells = [
+                str(v["id"]),
+                v["state"],
+                v["severity"],
+                v["code"],
+                v["source"],
+                key,
+                v["assignee"] or "",
+                v["message"],
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         return "\n".join(lines) + "\n"
     if fmt != "text":
@@ -76,25 +129,35 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
         return "No findings.\n"
     lines = []
     for v in views:
-        extra = f" [{v['state']}{' by ' + v['waiver'] if v['waiver'] else ''}]" if v["state"] != "open" else ""
+        extra = (
+            f" [{v['state']}{' by ' + v['waiver'] if v['waiver'] else ''}]"
+            if v["state"] != "open"
+            else ""
+        )
         who = f" ({v['assignee']})" if v["assignee"] else ""
-        lines.append(f"{v['id']:>5}  {v['severity']:<8} {v['code']:<7} {v['source']}/{v['key']}{who}: "
-                     f"{v['message']}{extra}")
+        lines.append(
+            f"{v['id']:>5}  {v['severity']:<8} {v['code']:<7} {v['source']}/{v['key']}{who}: "
+            f"{v['message']}{extra}"
+        )
     by_sev = Counter(v["severity"] for v in views)
     parts = [f"{by_sev[s]} {s}" for s in reversed(SEVERITIES) if by_sev[s]]
     lines += ["", f"{len(views)} findings ({', '.join(parts)})"]
     return "\n".join(lines) + "\n"
 
 
-def render_show(row: FindingRow, events: Sequence[FindingEventRow], record: RecordRow | None) -> str:
+def render_show(
+    row: FindingRow, events: Sequence[FindingEventRow], record: RecordRow | None
+) -> str:
     v = finding_view(row)
     lines = [
         f"Finding {v['id']}  {v['fingerprint']}",
         f"  rule:        {v['code']} {v['name'] or ''} ({v['severity']}, clause {v['clause'] or '?'})",
         f"  title:       {v['title'] or ''}",
-        f"  state:       {v['state']}" + (f" (waiver {v['waiver']})" if v["waiver"] else "")
+        f"  state:       {v['state']}"
+        + (f" (waiver {v['waiver']})" if v["waiver"] else "")
         + (f" since {v['resolved_at']}: {v['resolution']}" if v["state"] == "resolved" else ""),
-        f"  record:      {v['source']} {v['key']} ({v['process']})" + (f"  {v['url']}" if v["url"] else ""),
+        f"  record:      {v['source']} {v['key']} ({v['process']})"
+        + (f"  {v['url']}" if v["url"] else ""),
         f"  assignee:    {v['assignee'] or '-'}    group: {v['group'] or '-'}",
         f"  first seen:  {v['first_seen']}    last seen: {v['last_seen']}    reopened: {v['reopened']}",
         f"  message:     {v['message']}",
@@ -103,11 +166,18 @@ def render_show(row: FindingRow, events: Sequence[FindingEventRow], record: Reco
         lines.append(f"  remediation: {v['remediation']}")
     if record is not None:
         data = record.data or {}
-        lines.append(f"  ticket:      {data.get('title') or ''} [state {data.get('state') or '?'}, "
-                     f"updated {iso(record.updated_at) or '?'}]" + ("  DELETED at the source" if record.deleted else ""))
+        lines.append(
+            f"  ticket:      {data.get('title') or ''} [state {data.get('state') or '?'}, "
+            f"updated {iso(record.updated_at) or '?'}]"
+            + ("  DELETED at the source" if record.deleted else "")
+        )
     lines.append("  evidence:")
-    lines += ["    " + line for line in json.dumps(v["evidence"], indent=2, sort_keys=True,
-                                                   ensure_ascii=False).splitlines()]
+    lines += [
+        "    " + line
+        for line in json.dumps(
+            v["evidence"], indent=2, sort_keys=True, ensure_ascii=False
+        ).splitlines()
+    ]
     lines.append("  history:")
     for e in events:
         run = f" (run {e.run_id})" if e.run_id else ""

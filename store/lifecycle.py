@@ -25,9 +25,9 @@ not selected" when the rule left the selection, otherwise "no longer fails".
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Collection, Iterable, Mapping, Sequence
 
 from ticketlint.rules.engine import Finding
 from ticketlint.store.waivers import WaiverRule, find_waiver
@@ -75,7 +75,11 @@ class Change:
     @property
     def reopens(self) -> bool:
         """True when a resolved finding came back (counted in ``reopened``)."""
-        return self.previous is not None and self.previous.state == RESOLVED and self.finding is not None
+        return (
+            self.previous is not None
+            and self.previous.state == RESOLVED
+            and self.finding is not None
+        )
 
 
 @dataclass
@@ -121,28 +125,39 @@ def diff(
             why = RULE_NOT_SELECTED
         else:
             why = NO_LONGER_FAILS
-        result.changes.append(Change(fp, "resolved", RESOLVED, None, before,
-                                     [Event("resolved", why)], resolution=why))
+        result.changes.append(
+            Change(fp, "resolved", RESOLVED, None, before, [Event("resolved", why)], resolution=why)
+        )
     return result
 
 
 def _current(
-    finding: Finding, before: StoredFinding | None, active: WaiverRule | None,
+    finding: Finding,
+    before: StoredFinding | None,
+    active: WaiverRule | None,
     expired: WaiverRule | None,
 ) -> Change:
     fp = finding.fingerprint
     waived_event = Event("waived", f"by {active.describe()}: {active.reason}") if active else None
     if before is None:
         if active:
-            return Change(fp, "waived", WAIVED, finding, None, [Event("opened"), waived_event],
-                          waiver=active.id)
+            return Change(
+                fp,
+                "waived",
+                WAIVED,
+                finding,
+                None,
+                [Event("opened"), waived_event],
+                waiver=active.id,
+            )
         note = f"waiver {expired.id} expired on {expired.expires.isoformat()}" if expired else ""
         return Change(fp, "new", OPEN, finding, None, [Event("opened", note)])
     if before.state == RESOLVED:
         events = [Event("reopened")]
         if active:
-            return Change(fp, "waived", WAIVED, finding, before, [*events, waived_event],
-                          waiver=active.id)
+            return Change(
+                fp, "waived", WAIVED, finding, before, [*events, waived_event], waiver=active.id
+            )
         return Change(fp, "reopened", OPEN, finding, before, events)
     if before.state == WAIVED:
         if active:

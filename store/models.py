@@ -8,7 +8,7 @@ database, aware in Python) so SQLite and PostgreSQL behave the same.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -32,14 +32,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use an aware UTC datetime")
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
-    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
@@ -62,7 +62,7 @@ class RecordRow(Base):
     process: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -86,16 +86,16 @@ class FindingRow(Base):
     state: Mapped[str] = mapped_column(String(10))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-    resolution: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Why it resolved: "no longer fails", "record deleted", "rule not selected"."""
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
-    assignee: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
-    group: Mapped[Optional[str]] = mapped_column("group_name", String(200), nullable=True)
-    url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    waiver: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    group: Mapped[str | None] = mapped_column("group_name", String(200), nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    waiver: Mapped[str | None] = mapped_column(String(40), nullable=True)
     """Which waiver holds it while waived: ``W<id>`` (table) or ``config[<n>]``."""
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The engine's full finding (name, title, clause, remediation, ...) as last seen."""
@@ -107,8 +107,10 @@ class FindingEventRow(Base):
     __tablename__ = "finding_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
-    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
+    finding_id: Mapped[int] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -121,7 +123,7 @@ class RunRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     """running | ok | failed (some source failed) | interrupted (found unfinished later)."""
     as_of: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -137,7 +139,7 @@ class WatermarkRow(Base):
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
     stream: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[datetime] = mapped_column(UTCDateTime)
-    run_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class WaiverRow(Base):
@@ -149,7 +151,7 @@ class WaiverRow(Base):
     rule: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(String(200))
     """A record key or a shell glob (``OPS-1*``)."""
-    source: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     owner: Mapped[str] = mapped_column(String(200))
     expires: Mapped[date] = mapped_column(Date)
@@ -163,15 +165,15 @@ class OutboxRow(Base):
     __table_args__ = (UniqueConstraint("run_id", "destination", name="uq_outbox_run_destination"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     destination: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     """pending | sent | failed"""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class WritebackRow(Base):
@@ -181,14 +183,14 @@ class WritebackRow(Base):
     __table_args__ = (Index("ix_writeback_source_key", "source", "key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     source: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(200))
-    fingerprint: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     action: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    done_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

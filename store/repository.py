@@ -18,8 +18,9 @@ person gives another time and wins; records without write-back are stored as rea
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, Collection, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 from ticketlint.store.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
-from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow, RunRow, WatermarkRow, WritebackRow
+from ticketlint.store.models import (
+    FindingEventRow,
+    FindingRow,
+    RecordRow,
+    RunRow,
+    WatermarkRow,
+    WritebackRow,
+)
 
 UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
 FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
@@ -35,12 +43,19 @@ FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunke
 
 # --- records -------------------------------------------------------------------------
 
+
 def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
     data = record.model_dump(mode="json", exclude={"raw"})
     updated = record.updated_at if isinstance(record.updated_at, datetime) else None
     return {
-        "source": record.source, "key": record.key, "process": record.process, "data": data,
-        "raw": record.raw or {}, "updated_at": updated, "seen_at": seen_at, "deleted": False,
+        "source": record.source,
+        "key": record.key,
+        "process": record.process,
+        "data": data,
+        "raw": record.raw or {},
+        "updated_at": updated,
+        "seen_at": seen_at,
+        "deleted": False,
     }
 
 
@@ -55,11 +70,13 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(rows), UPSERT_CHUNK):
-        stmt = insert(RecordRow).values(rows[start:start + UPSERT_CHUNK])
+        stmt = insert(RecordRow).values(rows[start : start + UPSERT_CHUNK])
         stmt = stmt.on_conflict_do_update(
             index_elements=["source", "key"],
-            set_={c: getattr(stmt.excluded, c)
-                  for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")},
+            set_={
+                c: getattr(stmt.excluded, c)
+                for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")
+            },
         )
         session.execute(stmt)
     return len(rows)
@@ -79,8 +96,9 @@ def _parse_iso(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def own_write_times(session: Session, pairs: Collection[tuple[str, str]]
-                    ) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+def own_write_times(
+    session: Session, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[datetime, datetime]]:
     """(updated_before, updated_after) of the newest done write-back that noted them, per
     (source, key). One query per :data:`UPSERT_CHUNK` keys (a batch of the runner: one)."""
     out: dict[tuple[str, str], tuple[int, datetime, datetime]] = {}
@@ -88,13 +106,20 @@ def own_write_times(session: Session, pairs: Collection[tuple[str, str]]
     keys = sorted({key for _, key in wanted})
     sources = sorted({source for source, _ in wanted})
     for start in range(0, len(keys), UPSERT_CHUNK):
-        stmt = select(WritebackRow.id, WritebackRow.source, WritebackRow.key, WritebackRow.detail).where(
-            WritebackRow.state == "done", WritebackRow.source.in_(sources),
-            WritebackRow.key.in_(keys[start:start + UPSERT_CHUNK]))
+        stmt = select(
+            WritebackRow.id, WritebackRow.source, WritebackRow.key, WritebackRow.detail
+        ).where(
+            WritebackRow.state == "done",
+            WritebackRow.source.in_(sources),
+            WritebackRow.key.in_(keys[start : start + UPSERT_CHUNK]),
+        )
         for row_id, source, key, detail in session.execute(stmt):
             if (source, key) not in wanted or not isinstance(detail, dict):
                 continue
-            before, after = _parse_iso(detail.get("updated_before")), _parse_iso(detail.get("updated_after"))
+            before, after = (
+                _parse_iso(detail.get("updated_before")),
+                _parse_iso(detail.get("updated_after")),
+            )
             if before is None or after is None:
                 continue  # a write that noted no times (nothing sent, or the read failed)
             if (source, key) not in out or row_id > out[(source, key)][0]:
@@ -117,15 +142,25 @@ def without_own_writes(session: Session, records: Sequence[BaseRecord]) -> list[
     for record in records:
         found = times.get((record.source, record.key))
         updated = record.updated_at
-        if (found is not None and isinstance(updated, datetime)
-                and _utc_second(updated) == _utc_second(found[1]) and found[0] <= updated):
+        if (
+            found is not None
+            and isinstance(updated, datetime)
+            and _utc_second(updated) == _utc_second(found[1])
+            and found[0] <= updated
+        ):
             record = record.model_copy(update={"updated_at": found[0]})
         out.append(record)
     return out
 
 
-def load_records(session: Session, source: str, *, with_raw: bool = True,
-                 processes: Collection[str] | None = None, yield_per: int = 500) -> Iterator[BaseRecord]:
+def load_records(
+    session: Session,
+    source: str,
+    *,
+    with_raw: bool = True,
+    processes: Collection[str] | None = None,
+    yield_per: int = 500,
+) -> Iterator[BaseRecord]:
     """Every stored, non-deleted record of a source, streamed (memory stays flat).
 
     ``with_raw=False`` leaves the source JSON out (``raw`` is ``{}``): most of a record's
@@ -145,25 +180,39 @@ def load_records(session: Session, source: str, *, with_raw: bool = True,
 
 
 def stored_keys(session: Session, source: str) -> set[str]:
-    return set(session.scalars(
-        select(RecordRow.key).where(RecordRow.source == source, RecordRow.deleted.is_(False))
-    ))
+    return set(
+        session.scalars(
+            select(RecordRow.key).where(RecordRow.source == source, RecordRow.deleted.is_(False))
+        )
+    )
 
 
 def unseen_keys(session: Session, source: str, seen_since: datetime) -> list[str]:
     """Keys of live records not upserted since ``seen_since`` (gone, after a full read)."""
-    return list(session.scalars(select(RecordRow.key).where(
-        RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
-    )))
+    return list(
+        session.scalars(
+            select(RecordRow.key).where(
+                RecordRow.source == source,
+                RecordRow.deleted.is_(False),
+                RecordRow.seen_at < seen_since,
+            )
+        )
+    )
 
 
 def mark_unseen_deleted(session: Session, source: str, seen_since: datetime) -> list[str]:
     """After a full read: every record not seen since ``seen_since`` is deleted at the source."""
     keys = unseen_keys(session, source, seen_since)
     if keys:
-        session.execute(update(RecordRow).where(
-            RecordRow.source == source, RecordRow.deleted.is_(False), RecordRow.seen_at < seen_since,
-        ).values(deleted=True))
+        session.execute(
+            update(RecordRow)
+            .where(
+                RecordRow.source == source,
+                RecordRow.deleted.is_(False),
+                RecordRow.seen_at < seen_since,
+            )
+            .values(deleted=True)
+        )
     return keys
 
 
@@ -173,13 +222,15 @@ def get_record(session: Session, source: str, key: str) -> RecordRow | None:
 
 # --- watermarks ----------------------------------------------------------------------
 
+
 def get_watermarks(session: Session, source: str) -> dict[str, datetime]:
     rows = session.scalars(select(WatermarkRow).where(WatermarkRow.source == source))
     return {row.stream: row.value for row in rows}
 
 
-def set_watermark(session: Session, source: str, stream: str, value: datetime,
-                  run_id: int | None = None) -> None:
+def set_watermark(
+    session: Session, source: str, stream: str, value: datetime, run_id: int | None = None
+) -> None:
     row = session.get(WatermarkRow, (source, stream))
     if row is None:
         session.add(WatermarkRow(source=source, stream=stream, value=value, run_id=run_id))
@@ -189,13 +240,16 @@ def set_watermark(session: Session, source: str, stream: str, value: datetime,
 
 # --- findings ------------------------------------------------------------------------
 
+
 def findings_of_source(session: Session, source: str) -> dict[str, FindingRow]:
     rows = session.scalars(select(FindingRow).where(FindingRow.source == source))
     return {row.fingerprint: row for row in rows}
 
 
 def stored_view(rows: dict[str, FindingRow]) -> dict[str, StoredFinding]:
-    return {fp: StoredFinding(fp, r.rule, r.source, r.key, r.state, r.waiver) for fp, r in rows.items()}
+    return {
+        fp: StoredFinding(fp, r.rule, r.source, r.key, r.state, r.waiver) for fp, r in rows.items()
+    }
 
 
 def stored_findings(session: Session, source: str) -> dict[str, StoredFinding]:
@@ -204,20 +258,36 @@ def stored_findings(session: Session, source: str) -> dict[str, StoredFinding]:
     The same as ``stored_view(findings_of_source(...))`` at a fraction of the memory: no
     ORM objects, no evidence or detail JSON.
     """
-    stmt = select(FindingRow.fingerprint, FindingRow.rule, FindingRow.source, FindingRow.key,
-                  FindingRow.state, FindingRow.waiver).where(FindingRow.source == source)
-    return {fp: StoredFinding(fp, rule, src, key, state, waiver)
-            for fp, rule, src, key, state, waiver in session.execute(stmt)}
+    stmt = select(
+        FindingRow.fingerprint,
+        FindingRow.rule,
+        FindingRow.source,
+        FindingRow.key,
+        FindingRow.state,
+        FindingRow.waiver,
+    ).where(FindingRow.source == source)
+    return {
+        fp: StoredFinding(fp, rule, src, key, state, waiver)
+        for fp, rule, src, key, state, waiver in session.execute(stmt)
+    }
 
 
-def apply_diff(session: Session, rows: dict[str, FindingRow], diff: Diff, *,
-               run_id: int | None, now: datetime) -> None:
+def apply_diff(
+    session: Session, rows: dict[str, FindingRow], diff: Diff, *, run_id: int | None, now: datetime
+) -> None:
     """Write a lifecycle diff: new rows, state changes and their history events."""
     _apply_changes(session, rows, diff.changes, run_id=run_id, now=now)
 
 
-def apply_diff_chunked(session: Session, source: str, diff: Diff, *, run_id: int | None,
-                       now: datetime, chunk: int = FINDING_CHUNK) -> None:
+def apply_diff_chunked(
+    session: Session,
+    source: str,
+    diff: Diff,
+    *,
+    run_id: int | None,
+    now: datetime,
+    chunk: int = FINDING_CHUNK,
+) -> None:
     """:func:`apply_diff` for a whole source without holding all its finding rows.
 
     Loads the rows of ``chunk`` changes at a time by fingerprint, writes them and their
@@ -225,17 +295,30 @@ def apply_diff_chunked(session: Session, source: str, diff: Diff, *, run_id: int
     """
     changes = diff.changes
     for start in range(0, len(changes), chunk):
-        part = changes[start:start + chunk]
-        rows = {row.fingerprint: row for row in session.scalars(select(FindingRow).where(
-            FindingRow.source == source, FindingRow.fingerprint.in_([c.fingerprint for c in part])))}
+        part = changes[start : start + chunk]
+        rows = {
+            row.fingerprint: row
+            for row in session.scalars(
+                select(FindingRow).where(
+                    FindingRow.source == source,
+                    FindingRow.fingerprint.in_([c.fingerprint for c in part]),
+                )
+            )
+        }
         written = _apply_changes(session, rows, part, run_id=run_id, now=now)
         session.flush()
         for obj in written:
             session.expunge(obj)
 
 
-def _apply_changes(session: Session, rows: dict[str, FindingRow], changes: Sequence[Change], *,
-                   run_id: int | None, now: datetime) -> list[Any]:
+def _apply_changes(
+    session: Session,
+    rows: dict[str, FindingRow],
+    changes: Sequence[Change],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> list[Any]:
     """Rows first (one flush gives the new ones their ids), then the history events in
     change order. Returns every object it touched or added."""
     touched: list[Any] = []
@@ -253,8 +336,12 @@ def _apply_changes(session: Session, rows: dict[str, FindingRow], changes: Seque
     for change in changes:
         if change.events:
             finding_id = rows[change.fingerprint].id
-            events = [FindingEventRow(finding_id=finding_id, run_id=run_id, kind=e.kind, at=now,
-                                      detail=e.detail) for e in change.events]
+            events = [
+                FindingEventRow(
+                    finding_id=finding_id, run_id=run_id, kind=e.kind, at=now, detail=e.detail
+                )
+                for e in change.events
+            ]
             session.add_all(events)
             touched.extend(events)
     return touched
@@ -279,13 +366,21 @@ def _apply(row: FindingRow, change: Change, now: datetime) -> None:
 
 
 def finding_events(session: Session, finding_id: int) -> list[FindingEventRow]:
-    return list(session.scalars(select(FindingEventRow).where(FindingEventRow.finding_id == finding_id)
-                                .order_by(FindingEventRow.at, FindingEventRow.id)))
+    return list(
+        session.scalars(
+            select(FindingEventRow)
+            .where(FindingEventRow.finding_id == finding_id)
+            .order_by(FindingEventRow.at, FindingEventRow.id)
+        )
+    )
 
 
 # --- runs ----------------------------------------------------------------------------
 
-def start_run(session: Session, *, started_at: datetime, as_of: datetime, options: dict[str, Any]) -> RunRow:
+
+def start_run(
+    session: Session, *, started_at: datetime, as_of: datetime, options: dict[str, Any]
+) -> RunRow:
     run = RunRow(started_at=started_at, as_of=as_of, status="running", options=options, sources={})
     session.add(run)
     session.flush()
@@ -294,30 +389,59 @@ def start_run(session: Session, *, started_at: datetime, as_of: datetime, option
 
 def mark_interrupted(session: Session, before: datetime) -> int:
     """Runs left 'running' by a killed process (we hold the lock, so they are dead)."""
-    result = session.execute(update(RunRow).where(RunRow.status == "running", RunRow.started_at < before)
-                             .values(status="interrupted"))
+    result = session.execute(
+        update(RunRow)
+        .where(RunRow.status == "running", RunRow.started_at < before)
+        .values(status="interrupted")
+    )
     return result.rowcount or 0
 
 
-def finish_run(session: Session, run_id: int, *, status: str, sources: dict[str, Any],
-               finished_at: datetime) -> None:
+def finish_run(
+    session: Session, run_id: int, *, status: str, sources: dict[str, Any], finished_at: datetime
+) -> None:
     run = session.get(RunRow, run_id)
     assert run is not None
     run.status, run.sources, run.finished_at = status, sources, finished_at
 
 
 __all__ = [
-    "OPEN", "RESOLVED", "upsert_records", "without_own_writes", "own_write_times", "load_records", "stored_keys", "unseen_keys", "mark_unseen_deleted",
-    "get_record", "get_watermarks", "set_watermark", "findings_of_source", "stored_view",
-    "stored_findings", "apply_diff", "apply_diff_chunked", "finding_events", "start_run", "mark_interrupted", "finish_run",
+    "OPEN",
+    "RESOLVED",
+    "apply_diff",
+    "apply_diff_chunked",
+    "finding_events",
+    "findings_of_source",
+    "finish_run",
+    "get_record",
+    "get_watermarks",
+    "load_records",
+    "mark_interrupted",
+    "mark_unseen_deleted",
+    "own_write_times",
+    "set_watermark",
+    "start_run",
+    "stored_findings",
+    "stored_keys",
+    "stored_view",
+    "unseen_keys",
+    "upsert_records",
+    "without_own_writes",
 ]
 
 
 # --- reading findings (the ``findings`` command) ----------------------------------------
 
+
 def query_findings(
-    session: Session, *, state: str = "open", rule: str | None = None, source: str | None = None,
-    assignee: str | None = None, group: str | None = None, since: datetime | None = None,
+    session: Session,
+    *,
+    state: str = "open",
+    rule: str | None = None,
+    source: str | None = None,
+    assignee: str | None = None,
+    group: str | None = None,
+    since: datetime | None = None,
 ) -> list[FindingRow]:
     """Stored findings by filters; ``since`` keeps those with any history event at or after it."""
     stmt = select(FindingRow)
@@ -332,8 +456,11 @@ def query_findings(
     if group:
         stmt = stmt.where(FindingRow.group == group)
     if since is not None:
-        stmt = stmt.where(select(FindingEventRow.id).where(
-            FindingEventRow.finding_id == FindingRow.id, FindingEventRow.at >= since).exists())
+        stmt = stmt.where(
+            select(FindingEventRow.id)
+            .where(FindingEventRow.finding_id == FindingRow.id, FindingEventRow.at >= since)
+            .exists()
+        )
     return list(session.scalars(stmt.order_by(FindingRow.id)))
 
 
@@ -350,15 +477,21 @@ def find_finding(session: Session, ref: str) -> FindingRow | None:
             return row
     if len(ref) < 4:
         return None
-    rows = list(session.scalars(select(FindingRow).where(FindingRow.fingerprint.startswith(ref.lower()))
-                                .limit(5)))
+    rows = list(
+        session.scalars(
+            select(FindingRow).where(FindingRow.fingerprint.startswith(ref.lower())).limit(5)
+        )
+    )
     if len(rows) > 1:
-        raise AmbiguousReference(f"{ref!r} matches several findings ({', '.join(str(r.id) for r in rows)}"
-                                 f"{', ...' if len(rows) == 5 else ''}); give more of the fingerprint")
+        raise AmbiguousReference(
+            f"{ref!r} matches several findings ({', '.join(str(r.id) for r in rows)}"
+            f"{', ...' if len(rows) == 5 else ''}); give more of the fingerprint"
+        )
     return rows[0] if rows else None
 
 
 # --- waivers applied at once (``waive add`` / ``waive remove``) ------------------------
+
 
 def waive_matching(session: Session, waiver: Any, *, today: Any, now: datetime) -> int:
     """Mark the open findings a new waiver covers as waived (the next sync agrees)."""
@@ -366,8 +499,15 @@ def waive_matching(session: Session, waiver: Any, *, today: Any, now: datetime) 
     for row in session.scalars(select(FindingRow).where(FindingRow.state == OPEN)):
         if waiver.matches(row.rule, row.source, row.key) and waiver.active(today):
             row.state, row.waiver = "waived", waiver.id
-            session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="waived", at=now,
-                                        detail=f"by {waiver.describe()}: {waiver.reason}"))
+            session.add(
+                FindingEventRow(
+                    finding_id=row.id,
+                    run_id=None,
+                    kind="waived",
+                    at=now,
+                    detail=f"by {waiver.describe()}: {waiver.reason}",
+                )
+            )
             count += 1
     return count
 
@@ -375,10 +515,18 @@ def waive_matching(session: Session, waiver: Any, *, today: Any, now: datetime) 
 def unwaive(session: Session, waiver_id: str, *, now: datetime) -> int:
     """Reopen the findings a removed waiver held."""
     count = 0
-    for row in session.scalars(select(FindingRow).where(FindingRow.state == "waived",
-                                                        FindingRow.waiver == waiver_id)):
+    for row in session.scalars(
+        select(FindingRow).where(FindingRow.state == "waived", FindingRow.waiver == waiver_id)
+    ):
         row.state, row.waiver = OPEN, None
-        session.add(FindingEventRow(finding_id=row.id, run_id=None, kind="unwaived", at=now,
-                                    detail=f"waiver {waiver_id} was removed"))
+        session.add(
+            FindingEventRow(
+                finding_id=row.id,
+                run_id=None,
+                kind="unwaived",
+                at=now,
+                detail=f"waiver {waiver_id} was removed",
+            )
+        )
         count += 1
     return count

@@ -9,9 +9,9 @@ date; after that its findings reopen and the history says which waiver expired.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,7 +51,9 @@ class WaiverRule:
         return f"{self.id} ({self.rule} {self.key}, owner {self.owner}, until {self.expires.isoformat()})"
 
 
-def validate(rule: str, key: str, reason: str | None, owner: str | None, expires: date | None) -> None:
+def validate(
+    rule: str, key: str, reason: str | None, owner: str | None, expires: date | None
+) -> None:
     problems = []
     if not rule or not rule.strip():
         problems.append("a rule code is required")
@@ -69,8 +71,15 @@ def validate(rule: str, key: str, reason: str | None, owner: str | None, expires
 
 def config_waivers(cfg: Config) -> list[WaiverRule]:
     return [
-        WaiverRule(id=f"config[{i}]", rule=w.rule, key=w.key, reason=w.reason, owner=w.owner,
-                   expires=w.expires, source=w.source)
+        WaiverRule(
+            id=f"config[{i}]",
+            rule=w.rule,
+            key=w.key,
+            reason=w.reason,
+            owner=w.owner,
+            expires=w.expires,
+            source=w.source,
+        )
         for i, w in enumerate(cfg.waivers)
     ]
 
@@ -81,8 +90,15 @@ def stored_waivers(session: Session) -> list[WaiverRule]:
 
 
 def _rule(row: WaiverRow) -> WaiverRule:
-    return WaiverRule(id=f"W{row.id}", rule=row.rule, key=row.key, reason=row.reason,
-                      owner=row.owner, expires=row.expires, source=row.source)
+    return WaiverRule(
+        id=f"W{row.id}",
+        rule=row.rule,
+        key=row.key,
+        reason=row.reason,
+        owner=row.owner,
+        expires=row.expires,
+        source=row.source,
+    )
 
 
 def all_waivers(session: Session, cfg: Config) -> list[WaiverRule]:
@@ -103,17 +119,30 @@ def find_waiver(
 
 
 def add_waiver(
-    session: Session, *, rule: str, key: str, reason: str | None, owner: str | None,
-    expires: date | None, source: str | None = None, today: date | None = None,
+    session: Session,
+    *,
+    rule: str,
+    key: str,
+    reason: str | None,
+    owner: str | None,
+    expires: date | None,
+    source: str | None = None,
+    today: date | None = None,
 ) -> WaiverRule:
     validate(rule, key, reason, owner, expires)
     assert expires is not None and reason is not None and owner is not None
     today = today or datetime.now(timezone.utc).date()
     if expires < today:
         raise WaiverError(f"--expires {expires.isoformat()} is in the past")
-    row = WaiverRow(rule=rule.strip().upper(), key=key.strip(), source=source or None,
-                    reason=reason.strip(), owner=owner.strip(), expires=expires,
-                    created_at=datetime.now(timezone.utc))
+    row = WaiverRow(
+        rule=rule.strip().upper(),
+        key=key.strip(),
+        source=source or None,
+        reason=reason.strip(),
+        owner=owner.strip(),
+        expires=expires,
+        created_at=datetime.now(timezone.utc),
+    )
     session.add(row)
     session.flush()
     return _rule(row)
@@ -126,7 +155,9 @@ def remove_waiver(session: Session, waiver_id: str) -> WaiverRule:
         raise WaiverError(f"{text} comes from the config file: remove it there")
     number = text[1:] if text[:1] in "Ww" else text
     if not number.isdigit():
-        raise WaiverError(f"{waiver_id!r} is not a waiver id (like W3); `ticketlint waive list` shows them")
+        raise WaiverError(
+            f"{waiver_id!r} is not a waiver id (like W3); `ticketlint waive list` shows them"
+        )
     row = session.get(WaiverRow, int(number))
     if row is None:
         raise WaiverError(f"no waiver {waiver_id}; `ticketlint waive list` shows them")

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ticketlint.config import ConfigError
 from ticketlint.store import repository as repo
-from ticketlint.sync.cli_support import config_of, fail, store_of
 from ticketlint.store.db import StoreError, current_revision, head_revision
 from ticketlint.store.findings_view import FORMATS, render_findings, render_show
 from ticketlint.store.lifecycle import Diff
+from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
+from ticketlint.sync.cli_support import config_of, fail, store_of
 from ticketlint.sync.progress import Progress, summary_table
 from ticketlint.sync.runner import SyncOptions, SyncResult, SyncRunner
-from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 
@@ -38,8 +38,10 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO date/time (2026-03-01, 2026-03-01T09:00Z) "
-                                 "or a relative age (7d, 12h)") from None
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date/time (2026-03-01, 2026-03-01T09:00Z) "
+            "or a relative age (7d, 12h)"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
@@ -52,22 +54,44 @@ class When(click.ParamType):
 
 # --- sync ----------------------------------------------------------------------------
 
+
 @click.command("sync")
 @click.option("--source", help="Sync only this configured source.")
-@click.option("--full", is_flag=True, help="Re-read everything; records not seen are marked deleted.")
+@click.option(
+    "--full", is_flag=True, help="Re-read everything; records not seen are marked deleted."
+)
 @click.option("--as-of", "as_of", type=When(), help="Evaluate as of this instant (default: now).")
 @click.option("--dry-run", is_flag=True, help="Read and evaluate, print the diff, write nothing.")
 @click.option("--no-notify", is_flag=True, help="Do not queue or send chat notifications.")
 @click.option("--no-writeback", is_flag=True, help="Do not write labels or comments onto tickets.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Progress and log lines on stderr as text or JSON lines (for log collectors).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Progress and log lines on stderr as text or JSON lines (for log collectors).",
+)
 @click.pass_context
-def sync(ctx: click.Context, source: str | None, full: bool, as_of: datetime | None, dry_run: bool,
-         no_notify: bool, no_writeback: bool, log_format: str) -> None:
+def sync(
+    ctx: click.Context,
+    source: str | None,
+    full: bool,
+    as_of: datetime | None,
+    dry_run: bool,
+    no_notify: bool,
+    no_writeback: bool,
+    log_format: str,
+) -> None:
     """Read changed records, re-evaluate every stored record and record the findings' history."""
     cfg = config_of(ctx)
-    options = SyncOptions(source=source, full=full, as_of=as_of, dry_run=dry_run,
-                          notify=not no_notify, writeback=not no_writeback)
+    options = SyncOptions(
+        source=source,
+        full=full,
+        as_of=as_of,
+        dry_run=dry_run,
+        notify=not no_notify,
+        writeback=not no_writeback,
+    )
     progress = Progress(fmt=log_format)
     try:
         result = SyncRunner(cfg, options, progress=progress).run()
@@ -87,10 +111,15 @@ def sync(ctx: click.Context, source: str | None, full: bool, as_of: datetime | N
         for err in s.report.errors[:5]:
             click.echo(f"{s.name}: mapping error: {err}", err=True)
         if len(s.report.errors) > 5:
-            click.echo(f"{s.name}: ... and {len(s.report.errors) - 5} more mapping errors", err=True)
-    progress.event("summary", f"run {result.run_id or '(dry run)'} finished with exit code "
-                   f"{result.exit_code}", run_id=result.run_id,
-                   sources={s.name: s.to_dict() for s in result.sources})
+            click.echo(
+                f"{s.name}: ... and {len(s.report.errors) - 5} more mapping errors", err=True
+            )
+    progress.event(
+        "summary",
+        f"run {result.run_id or '(dry run)'} finished with exit code {result.exit_code}",
+        run_id=result.run_id,
+        sources={s.name: s.to_dict() for s in result.sources},
+    )
     sys.exit(result.exit_code)
 
 
@@ -110,28 +139,50 @@ def render_diff(result: SyncResult) -> str:
 
 # --- findings ------------------------------------------------------------------------
 
+
 @click.group("findings", invoke_without_command=True)
-@click.option("--state", type=click.Choice(["open", "resolved", "waived", "all"]), default="open",
-              show_default=True)
+@click.option(
+    "--state",
+    type=click.Choice(["open", "resolved", "waived", "all"]),
+    default="open",
+    show_default=True,
+)
 @click.option("--rule", help="Only this rule code.")
 @click.option("--source", help="Only this source.")
 @click.option("--assignee", help="Only findings assigned to this person (as shown).")
 @click.option("--group", "group_", help="Only this assignment group.")
-@click.option("--since", type=When(), help="Only findings with history at or after this time (or 7d).")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--since", type=When(), help="Only findings with history at or after this time (or 7d)."
+)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
 @click.pass_context
-def findings(ctx: click.Context, state: str, rule: str | None, source: str | None,
-             assignee: str | None, group_: str | None, since: datetime | None, fmt: str,
-             output: Path | None) -> None:
+def findings(
+    ctx: click.Context,
+    state: str,
+    rule: str | None,
+    source: str | None,
+    assignee: str | None,
+    group_: str | None,
+    since: datetime | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
     """List stored findings (``findings show ID`` shows one with its history)."""
     if ctx.invoked_subcommand is not None:
         return
     store = store_of(config_of(ctx))
     with store.session() as s:
-        rows = repo.query_findings(s, state=state, rule=rule, source=source, assignee=assignee,
-                                   group=group_, since=since)
+        rows = repo.query_findings(
+            s, state=state, rule=rule, source=source, assignee=assignee, group=group_, since=since
+        )
         text = render_findings(rows, fmt)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -152,11 +203,16 @@ def findings_show(ctx: click.Context, ref: str) -> None:
             fail(str(exc))
         if row is None:
             fail(f"no finding {ref!r}; `ticketlint findings --state all` lists them")
-        click.echo(render_show(row, repo.finding_events(s, row.id),
-                               repo.get_record(s, row.source, row.key)), nl=False)
+        click.echo(
+            render_show(
+                row, repo.finding_events(s, row.id), repo.get_record(s, row.source, row.key)
+            ),
+            nl=False,
+        )
 
 
 # --- waive ---------------------------------------------------------------------------
+
 
 @click.group("waive")
 def waive() -> None:
@@ -171,8 +227,15 @@ def waive() -> None:
 @click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD (required).")
 @click.option("--source", help="Only findings of this source.")
 @click.pass_context
-def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner: str | None,
-              expires: datetime | None, source: str | None) -> None:
+def waive_add(
+    ctx: click.Context,
+    rule: str,
+    key: str,
+    reason: str | None,
+    owner: str | None,
+    expires: datetime | None,
+    source: str | None,
+) -> None:
     """Waive RULE for KEY (a record key or a glob such as 'OPS-1*')."""
     cfg = config_of(ctx)
     if source and cfg.sources and source not in {s.name for s in cfg.sources}:
@@ -181,13 +244,23 @@ def waive_add(ctx: click.Context, rule: str, key: str, reason: str | None, owner
     now = datetime.now(timezone.utc)
     try:
         with store.session() as s, s.begin():
-            w = add_waiver(s, rule=rule, key=key, reason=reason, owner=owner,
-                           expires=expires.date() if expires else None, source=source, today=now.date())
+            w = add_waiver(
+                s,
+                rule=rule,
+                key=key,
+                reason=reason,
+                owner=owner,
+                expires=expires.date() if expires else None,
+                source=source,
+                today=now.date(),
+            )
             count = repo.waive_matching(s, w, today=now.date(), now=now)
     except WaiverError as exc:
         fail(str(exc))
-    click.echo(f"added waiver {w.id}: {w.rule} {w.key} until {w.expires.isoformat()} "
-               f"({count} open finding{'s' if count != 1 else ''} now waived)")
+    click.echo(
+        f"added waiver {w.id}: {w.rule} {w.key} until {w.expires.isoformat()} "
+        f"({count} open finding{'s' if count != 1 else ''} now waived)"
+    )
 
 
 @waive.command("list")
@@ -203,17 +276,33 @@ def waive_list(ctx: click.Context, fmt: str) -> None:
     if fmt == "json":
         import json
 
-        click.echo(json.dumps([{"id": w.id, "rule": w.rule, "key": w.key, "source": w.source,
-                                "reason": w.reason, "owner": w.owner,
-                                "expires": w.expires.isoformat(), "expired": not w.active(today)}
-                               for w in waivers], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": w.id,
+                        "rule": w.rule,
+                        "key": w.key,
+                        "source": w.source,
+                        "reason": w.reason,
+                        "owner": w.owner,
+                        "expires": w.expires.isoformat(),
+                        "expired": not w.active(today),
+                    }
+                    for w in waivers
+                ],
+                indent=2,
+            )
+        )
         return
     if not waivers:
         click.echo("No waivers.")
     for w in waivers:
         flag = "  EXPIRED" if not w.active(today) else ""
-        click.echo(f"{w.id:<10} {w.rule:<7} {w.key:<16} {w.source or '*':<12} until "
-                   f"{w.expires.isoformat()}  {w.owner}: {w.reason}{flag}")
+        click.echo(
+            f"{w.id:<10} {w.rule:<7} {w.key:<16} {w.source or '*':<12} until "
+            f"{w.expires.isoformat()}  {w.owner}: {w.reason}{flag}"
+        )
 
 
 @waive.command("remove")
@@ -233,6 +322,7 @@ def waive_remove(ctx: click.Context, waiver_id: str) -> None:
 
 
 # --- db ------------------------------------------------------------------------------
+
 
 @click.group("db")
 def db() -> None:

@@ -14,11 +14,13 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, text
+from typing_extensions import Self
 
 from ticketlint.store.db import Store, sqlite_path
 
@@ -49,7 +51,7 @@ class SyncLock:
             return Path(tempfile.gettempdir()) / f"ticketlint-{os.getuid()}-memory.lock"
         return path.with_name(path.name + ".lock")
 
-    def __enter__(self) -> "SyncLock":
+    def __enter__(self) -> Self:
         if self.store.dialect == "postgresql":
             self._acquire_advisory()
         else:
@@ -77,7 +79,9 @@ class SyncLock:
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
                 conn.commit()  # session-level lock: survives the transaction, not the session
                 if not got:
-                    raise LockBusy(f"another sync of source {source!r} is running (advisory lock held)")
+                    raise LockBusy(
+                        f"another sync of source {source!r} is running (advisory lock held)"
+                    )
                 self._held.append(key)
         except BaseException:
             self._conn = conn
@@ -97,7 +101,11 @@ class SyncLock:
             self._conn.close()
             self._conn, self._held = None, []
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> Any:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
         self._release()
         return None

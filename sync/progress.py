@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from ticketlint.rules.registry import SEVERITIES
 
@@ -32,8 +33,14 @@ class StreamStats:
 class Progress:
     """Writes progress and log events to ``out`` (stderr), as text or JSON lines."""
 
-    def __init__(self, out: TextIO | None = None, *, fmt: str = "text", interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        fmt: str = "text",
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out = out if out is not None else sys.stderr
         self.fmt = fmt
         self.interval = interval
@@ -42,8 +49,13 @@ class Progress:
 
     def event(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
         if self.fmt == "json":
-            line = {"ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-                    "level": level, "event": event, "message": message, **fields}
+            line = {
+                "ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                "level": level,
+                "event": event,
+                "message": message,
+                **fields,
+            }
             self.out.write(json.dumps(line, default=str) + "\n")
         else:
             prefix = "" if level == "info" else f"{level}: "
@@ -56,14 +68,28 @@ class Progress:
         if last is not None and now - last < self.interval:
             return
         self._last[(source, stream)] = now
-        self.event("progress", f"{source}/{stream}: {stats.records} records, {stats.pages} pages, "
-                   f"{stats.rate:.0f} records/s", source=source, stream=stream,
-                   records=stats.records, pages=stats.pages, rate=round(stats.rate, 1))
+        self.event(
+            "progress",
+            f"{source}/{stream}: {stats.records} records, {stats.pages} pages, "
+            f"{stats.rate:.0f} records/s",
+            source=source,
+            stream=stream,
+            records=stats.records,
+            pages=stats.pages,
+            rate=round(stats.rate, 1),
+        )
 
     def stream_done(self, source: str, stream: str, stats: StreamStats) -> None:
-        self.event("stream_done", f"{source}/{stream}: done, {stats.records} records in "
-                   f"{stats.pages} pages ({stats.seconds:.1f}s)", source=source, stream=stream,
-                   records=stats.records, pages=stats.pages, seconds=round(stats.seconds, 3))
+        self.event(
+            "stream_done",
+            f"{source}/{stream}: done, {stats.records} records in "
+            f"{stats.pages} pages ({stats.seconds:.1f}s)",
+            source=source,
+            stream=stream,
+            records=stats.records,
+            pages=stats.pages,
+            seconds=round(stats.seconds, 3),
+        )
 
 
 @dataclass
@@ -88,17 +114,42 @@ def severity_text(counts: dict[str, int]) -> str:
 
 
 def summary_table(rows: Sequence[SummaryRow]) -> str:
-    header = ("source", "status", "read", "mapped", "map.err", "new", "resolved", "reopened",
-              "waived", "open by severity", "time")
+    header = (
+        "source",
+        "status",
+        "read",
+        "mapped",
+        "map.err",
+        "new",
+        "resolved",
+        "reopened",
+        "waived",
+        "open by severity",
+        "time",
+    )
     body = [
-        (r.source, r.status, str(r.read), str(r.mapped), str(r.mapping_errors),
-         *(("-",) * 4 if r.status == "failed" else
-           (str(r.new), str(r.resolved), str(r.reopened), str(r.waived))),
-         "-" if r.status == "failed" else severity_text(r.open_by_severity), f"{r.seconds:.1f}s")
+        (
+            r.source,
+            r.status,
+            str(r.read),
+            str(r.mapped),
+            str(r.mapping_errors),
+            *(
+                ("-",) * 4
+                if r.status == "failed"
+                else (str(r.new), str(r.resolved), str(r.reopened), str(r.waived))
+            ),
+            "-" if r.status == "failed" else severity_text(r.open_by_severity),
+            f"{r.seconds:.1f}s",
+        )
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
+    ]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=False)).rstrip() for b in body]
     return "\n".join(lines)

@@ -28,21 +28,23 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
-from ticketlint.store import lifecycle, repository as repo
+from ticketlint.store import lifecycle
+from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store, retry_locked
 from ticketlint.store.lifecycle import Diff
+from ticketlint.store.waivers import all_waivers
 from ticketlint.sync.lock import LockBusy, SyncLock
 from ticketlint.sync.progress import Progress, StreamStats, SummaryRow
-from ticketlint.store.waivers import all_waivers
 
 log = logging.getLogger(__name__)
 
@@ -90,24 +92,42 @@ class SourceResult:
     def summary(self) -> SummaryRow:
         counts = self.diff.counts()
         return SummaryRow(
-            source=self.name, status=self.status, read=self.report.rows or self.records_read,
-            mapped=self.report.mapped or self.records_read, mapping_errors=len(self.report.errors),
-            new=counts["new"], resolved=counts["resolved"], reopened=counts["reopened"],
-            waived=counts["waived"], open_by_severity=dict(self.diff.open_by_severity()),
+            source=self.name,
+            status=self.status,
+            read=self.report.rows or self.records_read,
+            mapped=self.report.mapped or self.records_read,
+            mapping_errors=len(self.report.errors),
+            new=counts["new"],
+            resolved=counts["resolved"],
+            reopened=counts["reopened"],
+            waived=counts["waived"],
+            open_by_severity=dict(self.diff.open_by_severity()),
             seconds=self.seconds,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "error": self.error, "records_read": self.records_read,
-            "requests": self.requests, "evaluated": self.evaluated,
-            "streams": {k: {"records": v.records, "pages": v.pages, "seconds": round(v.seconds, 3)}
-                        for k, v in self.streams.items()},
-            "mapping": {"rows": self.report.rows, "mapped": self.report.mapped,
-                        "errors": len(self.report.errors), "skipped_empty": self.report.skipped_empty},
-            "findings": dict(self.diff.counts()), "open_by_severity": dict(self.diff.open_by_severity()),
-            "deleted": len(self.deleted), "rule_errors": self.rule_errors[:20],
-            "outcomes": self.outcomes, "not_evaluated": self.not_evaluated,
+            "status": self.status,
+            "error": self.error,
+            "records_read": self.records_read,
+            "requests": self.requests,
+            "evaluated": self.evaluated,
+            "streams": {
+                k: {"records": v.records, "pages": v.pages, "seconds": round(v.seconds, 3)}
+                for k, v in self.streams.items()
+            },
+            "mapping": {
+                "rows": self.report.rows,
+                "mapped": self.report.mapped,
+                "errors": len(self.report.errors),
+                "skipped_empty": self.report.skipped_empty,
+            },
+            "findings": dict(self.diff.counts()),
+            "open_by_severity": dict(self.diff.open_by_severity()),
+            "deleted": len(self.deleted),
+            "rule_errors": self.rule_errors[:20],
+            "outcomes": self.outcomes,
+            "not_evaluated": self.not_evaluated,
             "seconds": round(self.seconds, 3),
         }
 
@@ -127,6 +147,7 @@ class SyncResult:
 
 
 # --- factories and test hooks --------------------------------------------------------
+
 
 def _from_spec(spec: str) -> Callable[..., Any]:
     module, _, attr = spec.partition(":")
@@ -161,11 +182,17 @@ def _utcnow() -> datetime:
 
 # --- the run -------------------------------------------------------------------------
 
+
 class SyncRunner:
     def __init__(
-        self, cfg: Config, options: SyncOptions, *, store: Store | None = None,
+        self,
+        cfg: Config,
+        options: SyncOptions,
+        *,
+        store: Store | None = None,
         connector_factory: ConnectorFactory | None = None,
-        engine_factory: EngineFactory | None = None, progress: Progress | None = None,
+        engine_factory: EngineFactory | None = None,
+        progress: Progress | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.cfg, self.options = cfg, options
@@ -210,30 +237,46 @@ class SyncRunner:
         with self.store.session() as s, s.begin():
             if self.store.dialect != "postgresql" or opts.source is None:
                 repo.mark_interrupted(s, started)
-            run = repo.start_run(s, started_at=started, as_of=as_of, options={
-                "source": opts.source, "full": opts.full, "dry_run": opts.dry_run,
-                "notify": opts.notify, "writeback": opts.writeback,
-                "sources": [src.name for src in self.sources],
-            })
+            run = repo.start_run(
+                s,
+                started_at=started,
+                as_of=as_of,
+                options={
+                    "source": opts.source,
+                    "full": opts.full,
+                    "dry_run": opts.dry_run,
+                    "notify": opts.notify,
+                    "writeback": opts.writeback,
+                    "sources": [src.name for src in self.sources],
+                },
+            )
             return run.id
 
     @retry_locked
     def _finish_run(self, result: SyncResult) -> None:
         assert result.run_id is not None
         with self.store.session() as s, s.begin():
-            repo.finish_run(s, result.run_id, status="failed" if result.exit_code else "ok",
-                            sources={r.name: r.to_dict() for r in result.sources},
-                            finished_at=self.clock())
+            repo.finish_run(
+                s,
+                result.run_id,
+                status="failed" if result.exit_code else "ok",
+                sources={r.name: r.to_dict() for r in result.sources},
+                finished_at=self.clock(),
+            )
             if self.options.notify:
                 # Outbox rows commit with the run's completion: a digest is queued once.
                 _hook("ticketlint.notify", "enqueue", s, self.cfg, result)
 
-    def _sync_source(self, source_cfg: SourceConfig, started: datetime, as_of: datetime,
-                     run_id: int | None) -> SourceResult:
+    def _sync_source(
+        self, source_cfg: SourceConfig, started: datetime, as_of: datetime, run_id: int | None
+    ) -> SourceResult:
         res = SourceResult(source_cfg.name)
         t0 = time.monotonic()
-        self.progress.event("source_start", f"{res.name}: syncing"
-                            + (" (full)" if self.options.full else ""), source=res.name)
+        self.progress.event(
+            "source_start",
+            f"{res.name}: syncing" + (" (full)" if self.options.full else ""),
+            source=res.name,
+        )
         try:
             marks, pending = self._read(source_cfg, res, started)
             findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
@@ -245,25 +288,41 @@ class SyncRunner:
             if self.options.dry_run:
                 res.diff, res.deleted = self._dry_diff(res.name, findings, as_of, read_keys)
             else:
-                res.diff, res.deleted = self._commit(res.name, findings, marks, started, as_of, run_id)
+                res.diff, res.deleted = self._commit(
+                    res.name, findings, marks, started, as_of, run_id
+                )
         except Exception as exc:  # one failed source never stops the others
             log.debug("source %s failed", res.name, exc_info=True)
             # A SourceError already names the source, URL and status; others get their type.
             text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
             res.status, res.error = "failed", text
-            self.progress.event("source_failed", f"{res.name}: FAILED: {res.error}", level="error",
-                                source=res.name, error=res.error)
+            self.progress.event(
+                "source_failed",
+                f"{res.name}: FAILED: {res.error}",
+                level="error",
+                source=res.name,
+                error=res.error,
+            )
         res.seconds = time.monotonic() - t0
         if res.status == "ok":
             counts = res.diff.counts()
-            self.progress.event("source_done", f"{res.name}: {res.records_read} records read, "
-                                f"{res.evaluated} evaluated, {counts['new']} new, "
-                                f"{counts['resolved']} resolved", source=res.name,
-                                **{k: v for k, v in res.to_dict().items() if k in ("records_read", "evaluated", "findings")})
+            self.progress.event(
+                "source_done",
+                f"{res.name}: {res.records_read} records read, "
+                f"{res.evaluated} evaluated, {counts['new']} new, "
+                f"{counts['resolved']} resolved",
+                source=res.name,
+                **{
+                    k: v
+                    for k, v in res.to_dict().items()
+                    if k in ("records_read", "evaluated", "findings")
+                },
+            )
         return res
 
-    def _read(self, source_cfg: SourceConfig, res: SourceResult, started: datetime
-              ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
+    def _read(
+        self, source_cfg: SourceConfig, res: SourceResult, started: datetime
+    ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
         """Read every stream; store batches (or keep them in memory for --dry-run)."""
         pending: dict[str, BaseRecord] | None = {} if self.options.dry_run else None
         with self.store.session() as s:
@@ -271,8 +330,10 @@ class SyncRunner:
         marks: dict[str, datetime] = {}
         connector = self.connector_factory(source_cfg)
         try:
-            since_of = {stream: None if self.options.full else old_marks.get(stream)
-                        for stream in connector.streams}
+            since_of = {
+                stream: None if self.options.full else old_marks.get(stream)
+                for stream in connector.streams
+            }
             plan = getattr(connector, "plan", None)
             if callable(plan):  # lets a connector serve several streams' related rows in one read
                 plan(since_of)
@@ -289,7 +350,9 @@ class SyncRunner:
                     res.report.merge(batch.report)
                     if pending is not None:  # as upsert_records would store them
                         with self.store.session() as s:
-                            mine = repo.without_own_writes(s, [r for r in batch.records if r.source == res.name])
+                            mine = repo.without_own_writes(
+                                s, [r for r in batch.records if r.source == res.name]
+                            )
                         pending.update({r.key: r for r in mine})
                     elif batch.records:
                         self._upsert(batch.records, started)
@@ -309,8 +372,9 @@ class SyncRunner:
         with self.store.session() as s, s.begin():
             repo.upsert_records(s, records, seen_at)
 
-    def _evaluate_source(self, source: str, started: datetime, as_of: datetime,
-                         pending: dict[str, BaseRecord] | None) -> tuple[list[Finding], Evaluation]:
+    def _evaluate_source(
+        self, source: str, started: datetime, as_of: datetime, pending: dict[str, BaseRecord] | None
+    ) -> tuple[list[Finding], Evaluation]:
         """Evaluate every live record of the source, streamed; its findings, sorted.
 
         Two passes over the store: the index (only what cross-record rules read), then
@@ -324,8 +388,9 @@ class SyncRunner:
             # such a rule sees the same CIs through it as in a whole-list evaluation.
             with_raw = self.engine.reads_raw
             index = RecordIndex(slim_cis=not self.engine.reads_index_records)
-            for record in self._records(s, source, pending, gone, with_raw=with_raw,
-                                        processes=RecordIndex.PROCESSES):
+            for record in self._records(
+                s, source, pending, gone, with_raw=with_raw, processes=RecordIndex.PROCESSES
+            ):
                 index.add(record)
             stream = self.engine.stream(as_of=as_of, index=index)
             findings: list[Finding] = []
@@ -335,8 +400,16 @@ class SyncRunner:
             findings.extend(f for f in stream.finish() if f.source == source)
         return sort_findings(findings), stream.result
 
-    def _records(self, s: Any, source: str, pending: dict[str, BaseRecord] | None, gone: set[str],
-                 *, with_raw: bool, processes: frozenset[str] | None = None) -> Iterator[BaseRecord]:
+    def _records(
+        self,
+        s: Any,
+        source: str,
+        pending: dict[str, BaseRecord] | None,
+        gone: set[str],
+        *,
+        with_raw: bool,
+        processes: frozenset[str] | None = None,
+    ) -> Iterator[BaseRecord]:
         """The records to evaluate: stored ones (less those gone after a full read) or, in
         a dry run, stored ones overlaid with what was read (only what was read if --full)."""
         if pending is None:
@@ -353,13 +426,23 @@ class SyncRunner:
                 yield record
 
     @retry_locked
-    def _commit(self, source: str, findings: list[Finding], marks: dict[str, datetime],
-                started: datetime, as_of: datetime, run_id: int | None) -> tuple[Diff, list[str]]:
+    def _commit(
+        self,
+        source: str,
+        findings: list[Finding],
+        marks: dict[str, datetime],
+        started: datetime,
+        as_of: datetime,
+        run_id: int | None,
+    ) -> tuple[Diff, list[str]]:
         with self.store.session() as s, s.begin():
             deleted = repo.mark_unseen_deleted(s, source, started) if self.options.full else []
             diff = lifecycle.diff(
-                repo.stored_findings(s, source), findings, waivers=all_waivers(s, self.cfg),
-                as_of=as_of, deleted_keys={(source, k) for k in deleted},
+                repo.stored_findings(s, source),
+                findings,
+                waivers=all_waivers(s, self.cfg),
+                as_of=as_of,
+                deleted_keys={(source, k) for k in deleted},
                 selected_rules={r.code for r in self.engine.rules},
             )
             repo.apply_diff_chunked(s, source, diff, run_id=run_id, now=self.clock())
@@ -369,15 +452,19 @@ class SyncRunner:
         crash_point("after-commit")
         return diff, deleted
 
-    def _dry_diff(self, source: str, findings: list[Finding], as_of: datetime,
-                  read_keys: set[str] | None) -> tuple[Diff, list[str]]:
+    def _dry_diff(
+        self, source: str, findings: list[Finding], as_of: datetime, read_keys: set[str] | None
+    ) -> tuple[Diff, list[str]]:
         with self.store.session() as s:
             deleted: list[str] = []
             if self.options.full and read_keys is not None:
                 deleted = sorted(repo.stored_keys(s, source) - read_keys)
             diff = lifecycle.diff(
-                repo.stored_findings(s, source), findings, waivers=all_waivers(s, self.cfg),
-                as_of=as_of, deleted_keys={(source, k) for k in deleted},
+                repo.stored_findings(s, source),
+                findings,
+                waivers=all_waivers(s, self.cfg),
+                as_of=as_of,
+                deleted_keys={(source, k) for k in deleted},
                 selected_rules={r.code for r in self.engine.rules},
             )
             s.rollback()
@@ -389,6 +476,7 @@ def run_sync(cfg: Config, options: SyncOptions, **kwargs: Any) -> SyncResult:
 
 
 # --- hooks for notification and write-back ------------------------------------------
+
 
 def _hook(module: str, func: str, *args: Any) -> Any:
     """Call ``module.func(*args)``; imported only when a run gets that far, so a sync
@@ -414,17 +502,23 @@ def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: 
         planned = _hook("ticketlint.plugin.writeback", "preview", store, cfg, result)
     except Exception as exc:  # a preview never fails the dry run
         log.debug("ticketlint.plugin.writeback.preview failed", exc_info=True)
-        progress.event("hook_failed", f"ticketlint.plugin.writeback.preview failed: {exc}", level="warning")
+        progress.event(
+            "hook_failed", f"ticketlint.plugin.writeback.preview failed: {exc}", level="warning"
+        )
         return
-    progress.event("writeback_preview", f"write-back would make {len(planned)} write(s)"
-                   + (":" if planned else ""), planned=len(planned))
+    progress.event(
+        "writeback_preview",
+        f"write-back would make {len(planned)} write(s)" + (":" if planned else ""),
+        planned=len(planned),
+    )
     for item in planned:
         text = item if isinstance(item, str) else item.describe()
         progress.event("writeback_planned", f"  {text}", write=text)
 
 
-def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptions,
-               progress: Progress) -> None:
+def _after_run(
+    store: Store, cfg: Config, result: SyncResult, options: SyncOptions, progress: Progress
+) -> None:
     """After every commit: drain the notification outbox, then run write-back.
 
     Contract for those modules: ``ticketlint.notify.enqueue(session, cfg, result)`` is called
@@ -432,8 +526,10 @@ def _after_run(store: Store, cfg: Config, result: SyncResult, options: SyncOptio
     ``ticketlint.notify.drain(store, cfg, result)`` and ``ticketlint.plugin.writeback.after_sync(store, cfg,
     result)`` are called here. A failure here is logged and never changes what was stored.
     """
-    for wanted, module, func in ((options.notify, "ticketlint.notify", "drain"),
-                                 (options.writeback, "ticketlint.plugin.writeback", "after_sync")):
+    for wanted, module, func in (
+        (options.notify, "ticketlint.notify", "drain"),
+        (options.writeback, "ticketlint.plugin.writeback", "after_sync"),
+    ):
         if not wanted:
             continue
         try:
@@ -449,12 +545,24 @@ def _report_hook(progress: Progress, module: str, outcome: Any) -> None:
     """One line on stderr for what notification / write-back did (nothing when idle)."""
     if module == "ticketlint.notify" and isinstance(outcome, dict) and any(outcome.values()):
         level = "warning" if outcome.get("failed") or outcome.get("unconfirmed") else "info"
-        progress.event("notify_done", "notifications: " + ", ".join(
-            f"{n} {state}" for state, n in outcome.items() if n), level=level, **outcome)
-    elif module == "ticketlint.plugin.writeback" and outcome is not None and not getattr(outcome, "disabled", True):
+        progress.event(
+            "notify_done",
+            "notifications: " + ", ".join(f"{n} {state}" for state, n in outcome.items() if n),
+            level=level,
+            **outcome,
+        )
+    elif (
+        module == "ticketlint.plugin.writeback"
+        and outcome is not None
+        and not getattr(outcome, "disabled", True)
+    ):
         failed = bool(getattr(outcome, "failed", 0) or getattr(outcome, "errors", None))
-        progress.event("writeback_done", outcome.text(), level="warning" if failed else "info",
-                       **(outcome.to_dict() if hasattr(outcome, "to_dict") else {}))
+        progress.event(
+            "writeback_done",
+            outcome.text(),
+            level="warning" if failed else "info",
+            **(outcome.to_dict() if hasattr(outcome, "to_dict") else {}),
+        )
 
 
 def open_by_severity(results: Sequence[SourceResult]) -> Counter[str]:

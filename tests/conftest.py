@@ -9,7 +9,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_ticketlint_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_ticketlint_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     # A real ~/.config/ticketlint/ticketlint.yaml or $TICKETLINT_CONFIG must not change results.
     monkeypatch.delenv("TICKETLINT_CONFIG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)

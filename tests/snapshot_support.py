@@ -16,4 +16,6 @@ def assert_snapshot(name: str, actual: str) -> None:
         path.write_text(actual, encoding="utf-8")
         return
     assert path.exists(), f"no snapshot {path}; run with UPDATE_SNAPSHOTS=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it)"
+    assert actual == path.read_text(encoding="utf-8"), (
+        f"{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it)"
+    )

@@ -21,9 +21,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
@@ -31,11 +32,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.mapping.common import parse_jira_time, parse_servicenow_time
-from ticketlint.store.db import Store
 from ticketlint.plugin.serve import security
 from ticketlint.plugin.serve.coalesce import CoalescingQueue, TicketRef
 from ticketlint.plugin.serve.metrics import CONTENT_TYPE, Counters, render
-from ticketlint.plugin.serve.recheck import RecheckResult, Rechecker
+from ticketlint.plugin.serve.recheck import Rechecker, RecheckResult
+from ticketlint.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,17 @@ class _Reject(Exception):
 
 
 def create_app(
-    cfg: Config, store: Store, *, rechecker: Rechecker | None = None,
+    cfg: Config,
+    store: Store,
+    *,
+    rechecker: Rechecker | None = None,
     handler: Callable[[TicketRef], float | None] | None = None,
-    counters: Counters | None = None, clock: Callable[[], float] = time.time,
-    jira_window: float = JIRA_WINDOW, servicenow_window: float = SERVICENOW_WINDOW,
-    debounce: float = 0.25, workers: int = 4,
+    counters: Counters | None = None,
+    clock: Callable[[], float] = time.time,
+    jira_window: float = JIRA_WINDOW,
+    servicenow_window: float = SERVICENOW_WINDOW,
+    debounce: float = 0.25,
+    workers: int = 4,
 ) -> Flask:
     """The WSGI application. ``handler`` replaces the real re-check (tests of the web
     layer); otherwise a :class:`Rechecker` over ``cfg`` and ``store`` does the work."""
@@ -102,13 +109,26 @@ def create_app(
         rechecker.on_result = record
         handler = rechecker
     queue = CoalescingQueue(handler, workers=workers, debounce=debounce)
-    state = ServeState(cfg, store, queue, rechecker, counters,
-                       security.ReplayGuard(jira_window, clock=clock),
-                       security.ReplayGuard(servicenow_window, clock=clock),
-                       clock, jira_window, servicenow_window)
-    for name, secret in (("jira", cfg.serve.jira_secret), ("servicenow", cfg.serve.servicenow_secret)):
+    state = ServeState(
+        cfg,
+        store,
+        queue,
+        rechecker,
+        counters,
+        security.ReplayGuard(jira_window, clock=clock),
+        security.ReplayGuard(servicenow_window, clock=clock),
+        clock,
+        jira_window,
+        servicenow_window,
+    )
+    for name, secret in (
+        ("jira", cfg.serve.jira_secret),
+        ("servicenow", cfg.serve.servicenow_secret),
+    ):
         if secret is None or not secret.get_secret_value():
-            log.warning("serve.%s_secret is not set: /hooks/%s accepts unsigned deliveries", name, name)
+            log.warning(
+                "serve.%s_secret is not set: /hooks/%s accepts unsigned deliveries", name, name
+            )
 
     app = Flask("ticketlint.serve")
     app.config["MAX_CONTENT_LENGTH"] = cfg.serve.max_body_bytes
@@ -142,7 +162,7 @@ def create_app(
         try:
             with store.session() as s:
                 s.execute(text("SELECT 1"))
-        except Exception as exc:  # report, do not crash: the orchestrator restarts us
+        except Exception as exc:  # noqa: BLE001 - report, do not crash: the orchestrator restarts us
             counters.error("healthz_store")
             return jsonify(status="unavailable", store=f"{type(exc).__name__}"), 503
         return jsonify(status="ok", pending=_pending(state)), 200
@@ -169,6 +189,7 @@ def _pending(state: ServeState) -> int:
 
 # --- the two webhook endpoints ---------------------------------------------------------
 
+
 def _pick_source(cfg: Config, kind: str, name: str | None) -> JiraSource | ServiceNowSource:
     if name is not None:
         try:
@@ -180,8 +201,11 @@ def _pick_source(cfg: Config, kind: str, name: str | None) -> JiraSource | Servi
         return src
     mine = [s for s in cfg.sources if s.type == kind]
     if len(mine) != 1:
-        raise _Reject(404, "bad_request",
-                      f"{len(mine)} {kind} sources are configured; post to /hooks/{kind}/<source>")
+        raise _Reject(
+            404,
+            "bad_request",
+            f"{len(mine)} {kind} sources are configured; post to /hooks/{kind}/<source>",
+        )
     return mine[0]
 
 
@@ -205,9 +229,14 @@ def _accept(state: ServeState, endpoint: str, ref: TicketRef) -> tuple[Response,
 def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
     body = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     secret = state.cfg.serve.jira_secret
-    if secret is not None and secret.get_secret_value():
-        if not security.jira_signature_ok(secret.get_secret_value(), body, request.headers.get("X-Hub-Signature")):
-            raise _Reject(401, "unauthorized", "X-Hub-Signature is missing or does not match")
+    if (
+        secret is not None
+        and secret.get_secret_value()
+        and not security.jira_signature_ok(
+            secret.get_secret_value(), body, request.headers.get("X-Hub-Signature")
+        )
+    ):
+        raise _Reject(401, "unauthorized", "X-Hub-Signature is missing or does not match")
     source = _pick_source(state.cfg, "jira", source_name)
     payload = _json_object(body)
     sent = security.parse_epoch(payload.get("timestamp"), millis=True)
@@ -233,8 +262,12 @@ def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
         state.counters.webhook("jira", "duplicate")
         return jsonify(status="duplicate"), 200
     fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
-    ref = TicketRef(source=source.name, key=str(key), hint_updated=_hint(parse_jira_time, fields.get("updated")),
-                    deleted=payload.get("webhookEvent") in JIRA_DELETED_EVENTS)
+    ref = TicketRef(
+        source=source.name,
+        key=str(key),
+        hint_updated=_hint(parse_jira_time, fields.get("updated")),
+        deleted=payload.get("webhookEvent") in JIRA_DELETED_EVENTS,
+    )
     return _accept(state, "jira", ref)
 
 
@@ -246,17 +279,24 @@ def _servicenow(state: ServeState, source_name: str | None) -> tuple[Response, i
     if secret is not None and secret.get_secret_value():
         value = secret.get_secret_value()
         if signature is not None:
-            ok = stamp is not None and security.servicenow_signature_ok(value, stamp, body, signature)
+            ok = stamp is not None and security.servicenow_signature_ok(
+                value, stamp, body, signature
+            )
         else:
             ok = security.token_ok(value, request.headers.get("X-Ticketlint-Token"))
         if not ok:
-            raise _Reject(401, "unauthorized",
-                          "X-Ticketlint-Signature (with X-Ticketlint-Timestamp) or X-Ticketlint-Token "
-                          "is missing or does not match")
+            raise _Reject(
+                401,
+                "unauthorized",
+                "X-Ticketlint-Signature (with X-Ticketlint-Timestamp) or X-Ticketlint-Token "
+                "is missing or does not match",
+            )
     source = _pick_source(state.cfg, "servicenow", source_name)
     if stamp is not None or signature is not None:
         if not security.fresh(security.parse_epoch(stamp), state.clock(), state.servicenow_window):
-            raise _Reject(400, "stale", "X-Ticketlint-Timestamp is missing or outside the accepted window")
+            raise _Reject(
+                400, "stale", "X-Ticketlint-Timestamp is missing or outside the accepted window"
+            )
     payload = _json_object(body)
     table, sys_id = payload.get("table"), payload.get("sys_id")
     if not isinstance(table, str) or not TABLE.match(table):
@@ -266,9 +306,13 @@ def _servicenow(state: ServeState, source_name: str | None) -> tuple[Response, i
     digest = hashlib.sha256((stamp or "").encode() + b"." + body).hexdigest()
     if not state.servicenow_replays.first_time(f"{source.name}:{digest}"):
         raise _Reject(409, "duplicate", "this delivery was already received")
-    ref = TicketRef(source=source.name, key=sys_id, table=table,
-                    hint_updated=_hint(parse_servicenow_time, payload.get("sys_updated_on")),
-                    deleted=str(payload.get("operation") or "").lower() == "delete")
+    ref = TicketRef(
+        source=source.name,
+        key=sys_id,
+        table=table,
+        hint_updated=_hint(parse_servicenow_time, payload.get("sys_updated_on")),
+        deleted=str(payload.get("operation") or "").lower() == "delete",
+    )
     return _accept(state, "servicenow", ref)
 
 

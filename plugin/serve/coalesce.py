@@ -15,10 +15,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Hashable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TicketRef:
     def coalesce_key(self) -> Hashable:
         return (self.source, self.table or "", self.key)
 
-    def merged(self, newer: "TicketRef") -> "TicketRef":
+    def merged(self, newer: TicketRef) -> TicketRef:
         """One pending re-check for both events: the newest hint and the latest verdict
         on deletion win."""
         hints = [h for h in (self.hint_updated, newer.hint_updated) if h is not None]
@@ -56,17 +56,33 @@ Handler = Callable[[TicketRef], "float | None"]
 
 
 class CoalescingQueue:
-    def __init__(self, handler: Handler, *, workers: int = 4, debounce: float = 0.25,
-                 max_attempts: int = 4, clock: Callable[[], float] = time.monotonic) -> None:
-        self.handler, self.debounce, self.max_attempts, self.clock = handler, debounce, max_attempts, clock
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        workers: int = 4,
+        debounce: float = 0.25,
+        max_attempts: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.handler, self.debounce, self.max_attempts, self.clock = (
+            handler,
+            debounce,
+            max_attempts,
+            clock,
+        )
         self._pending: dict[Hashable, TicketRef] = {}
         self._due: list[tuple[float, int, Hashable]] = []
         self._running: set[Hashable] = set()
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ticketlint-recheck")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="ticketlint-recheck"
+        )
         self._stopping = False
-        self._thread = threading.Thread(target=self._schedule_loop, name="ticketlint-scheduler", daemon=True)
+        self._thread = threading.Thread(
+            target=self._schedule_loop, name="ticketlint-scheduler", daemon=True
+        )
         self.submitted = self.coalesced = self.processed = self.failed = 0
         self._thread.start()
 

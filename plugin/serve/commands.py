@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from ticketlint.config import Config
-from ticketlint.sync.cli_support import config_of, fail, store_of
 from ticketlint.store.db import Store
+from ticketlint.sync.cli_support import config_of, fail, store_of
 
 
 def _load(ctx: click.Context) -> tuple[Config, Store]:
@@ -27,17 +27,42 @@ def _load(ctx: click.Context) -> tuple[Config, Store]:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Address to bind (default: serve.host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on (default: serve.port, 8080; 0 = any free port).")
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="waitress threads answering HTTP requests.")
-@click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Threads re-checking tickets in the background.")
-@click.option("--debounce", type=click.FloatRange(0, 30), default=0.25, show_default=True,
-              help="Seconds to wait for more events on the same ticket before one re-check.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default: serve.port, 8080; 0 = any free port).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="waitress threads answering HTTP requests.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Threads re-checking tickets in the background.",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(0, 30),
+    default=0.25,
+    show_default=True,
+    help="Seconds to wait for more events on the same ticket before one re-check.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, threads: int, workers: int,
-          debounce: float) -> None:
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    threads: int,
+    workers: int,
+    debounce: float,
+) -> None:
     """Receive Jira / ServiceNow webhooks; re-check each changed ticket within seconds.
 
     POST /hooks/jira and /hooks/servicenow (append /<source> when several sources of a
@@ -53,13 +78,20 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int, 
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
         fail(f"{type(exc).__name__}: {exc}")
     server: Any = create_server(
-        app, host=host or cfg.serve.host, port=cfg.serve.port if port is None else port,
-        threads=threads, max_request_body_size=cfg.serve.max_body_bytes, ident="ticketlint",
+        app,
+        host=host or cfg.serve.host,
+        port=cfg.serve.port if port is None else port,
+        threads=threads,
+        max_request_body_size=cfg.serve.max_body_bytes,
+        ident="ticketlint",
         clear_untrusted_proxy_headers=True,
     )
     bound_host = host or cfg.serve.host
-    click.echo(f"ticketlint serve listening on http://{bound_host}:{server.effective_port} "
-               f"(sources: {', '.join(s.name for s in cfg.sources)})", err=True)
+    click.echo(
+        f"ticketlint serve listening on http://{bound_host}:{server.effective_port} "
+        f"(sources: {', '.join(s.name for s in cfg.sources)})",
+        err=True,
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)

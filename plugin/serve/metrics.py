@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import func, select
 
@@ -19,8 +19,16 @@ from ticketlint.store.db import Store
 from ticketlint.store.models import FindingRow, RunRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-WEBHOOK_OUTCOMES = ("accepted", "coalesced", "duplicate", "ignored", "bad_request",
-                    "unauthorized", "stale", "too_large")
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "coalesced",
+    "duplicate",
+    "ignored",
+    "bad_request",
+    "unauthorized",
+    "stale",
+    "too_large",
+)
 ENDPOINTS = ("jira", "servicenow")
 RUN_STATUSES = ("running", "ok", "failed", "interrupted")
 STATES = ("open", "resolved", "waived")
@@ -72,8 +80,13 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str,
-               samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[Mapping[str, str], float]],
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -86,18 +99,30 @@ class _Writer:
 def store_numbers(store: Store) -> tuple[Counter[str], Counter[tuple[str, str]], float | None]:
     """Runs by status, findings by (state, severity) and the newest finished run's time."""
     with store.session() as s:
-        runs: Counter[str] = Counter(dict(s.execute(
-            select(RunRow.status, func.count()).group_by(RunRow.status)).all()))
-        findings: Counter[tuple[str, str]] = Counter({
-            (state, severity): n for state, severity, n in s.execute(
-                select(FindingRow.state, FindingRow.severity, func.count())
-                .group_by(FindingRow.state, FindingRow.severity)).all()})
+        runs: Counter[str] = Counter(
+            dict(s.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).all())
+        )
+        findings: Counter[tuple[str, str]] = Counter(
+            {
+                (state, severity): n
+                for state, severity, n in s.execute(
+                    select(FindingRow.state, FindingRow.severity, func.count()).group_by(
+                        FindingRow.state, FindingRow.severity
+                    )
+                ).all()
+            }
+        )
         last = s.scalar(select(func.max(RunRow.finished_at)))
     return runs, findings, (last.timestamp() if last is not None else None)
 
 
-def render(store: Store, counters: Counters, *, pending: int = 0,
-           extra_errors: Mapping[str, int] | None = None) -> str:
+def render(
+    store: Store,
+    counters: Counters,
+    *,
+    pending: int = 0,
+    extra_errors: Mapping[str, int] | None = None,
+) -> str:
     out = _Writer()
     webhooks, rechecks, errors = counters.snapshot()
     for kind, n in (extra_errors or {}).items():
@@ -105,30 +130,63 @@ def render(store: Store, counters: Counters, *, pending: int = 0,
     try:
         runs, findings, last = store_numbers(store)
         store_up = 1
-    except Exception:  # the scrape still answers, and says the store is unreachable
+    except Exception:  # noqa: BLE001 - the scrape still answers, and says the store is unreachable
         runs, findings, last, store_up = Counter(), Counter(), None, 0
         errors["metrics_store"] += 1
-    out.family("ticketlint_store_up", "gauge", "1 when the store answered this scrape.", [({}, store_up)])
-    out.family("ticketlint_sync_runs", "gauge", "Sync runs in the store by status.",
-               [({"status": st}, runs.get(st, 0)) for st in sorted(set(RUN_STATUSES) | set(runs))])
+    out.family(
+        "ticketlint_store_up", "gauge", "1 when the store answered this scrape.", [({}, store_up)]
+    )
+    out.family(
+        "ticketlint_sync_runs",
+        "gauge",
+        "Sync runs in the store by status.",
+        [({"status": st}, runs.get(st, 0)) for st in sorted(set(RUN_STATUSES) | set(runs))],
+    )
     if last is not None:
-        out.family("ticketlint_last_sync_finished_timestamp_seconds", "gauge",
-                   "When the newest finished sync run ended (Unix time).", [({}, last)])
+        out.family(
+            "ticketlint_last_sync_finished_timestamp_seconds",
+            "gauge",
+            "When the newest finished sync run ended (Unix time).",
+            [({}, last)],
+        )
     states = sorted(set(STATES) | {s for s, _ in findings})
     severities = list(SEVERITIES) + sorted({sev for _, sev in findings} - set(SEVERITIES))
-    out.family("ticketlint_findings", "gauge", "Findings in the store by lifecycle state and severity.",
-               [({"state": st, "severity": sev}, findings.get((st, sev), 0))
-                for st in states for sev in severities])
-    keys = sorted(set((e, o) for e in ENDPOINTS for o in WEBHOOK_OUTCOMES) | set(webhooks))
-    out.family("ticketlint_webhook_events_total", "counter",
-               "Webhook deliveries received by this process, by endpoint and outcome.",
-               [({"endpoint": e, "outcome": o}, webhooks.get((e, o), 0)) for e, o in keys])
-    out.family("ticketlint_rechecks_total", "counter",
-               "Ticket re-checks run by this process, by source and outcome.",
-               [({"source": s, "outcome": o}, n) for (s, o), n in sorted(rechecks.items())])
-    out.family("ticketlint_recheck_pending", "gauge", "Re-checks waiting or running in this process.",
-               [({}, pending)])
-    out.family("ticketlint_errors_total", "counter", "Errors in this process by kind.",
-               [({"kind": k}, errors.get(k, 0))
-                for k in sorted(set(errors) | {"recheck", "writeback", "notify", "metrics_store"})])
+    out.family(
+        "ticketlint_findings",
+        "gauge",
+        "Findings in the store by lifecycle state and severity.",
+        [
+            ({"state": st, "severity": sev}, findings.get((st, sev), 0))
+            for st in states
+            for sev in severities
+        ],
+    )
+    keys = sorted({(e, o) for e in ENDPOINTS for o in WEBHOOK_OUTCOMES} | set(webhooks))
+    out.family(
+        "ticketlint_webhook_events_total",
+        "counter",
+        "Webhook deliveries received by this process, by endpoint and outcome.",
+        [({"endpoint": e, "outcome": o}, webhooks.get((e, o), 0)) for e, o in keys],
+    )
+    out.family(
+        "ticketlint_rechecks_total",
+        "counter",
+        "Ticket re-checks run by this process, by source and outcome.",
+        [({"source": s, "outcome": o}, n) for (s, o), n in sorted(rechecks.items())],
+    )
+    out.family(
+        "ticketlint_recheck_pending",
+        "gauge",
+        "Re-checks waiting or running in this process.",
+        [({}, pending)],
+    )
+    out.family(
+        "ticketlint_errors_total",
+        "counter",
+        "Errors in this process by kind.",
+        [
+            ({"kind": k}, errors.get(k, 0))
+            for k in sorted(set(errors) | {"recheck", "writeback", "notify", "metrics_store"})
+        ],
+    )
     return out.text()

@@ -28,24 +28,31 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import or_, select
 
 from ticketlint.config import Config
 from ticketlint.connectors.base import Connector
 from ticketlint.mapping.model import BaseRecord, ReleaseRecord, record_from_dict
+from ticketlint.plugin.serve.coalesce import TicketRef
 from ticketlint.rules.engine import Engine, Finding
-from ticketlint.store import lifecycle, repository as repo
+from ticketlint.store import lifecycle
+from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, retry_locked
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.models import FindingRow, RecordRow
-from ticketlint.sync.runner import ConnectorFactory, SourceConfig, default_connector_factory, default_engine_factory
-from ticketlint.plugin.serve.coalesce import TicketRef
 from ticketlint.store.waivers import all_waivers
+from ticketlint.sync.runner import (
+    ConnectorFactory,
+    SourceConfig,
+    default_connector_factory,
+    default_engine_factory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +90,17 @@ class _CachedConnector:
 class Rechecker:
     """Callable by :class:`~ticketlint.plugin.serve.coalesce.CoalescingQueue` (returns a retry delay)."""
 
-    def __init__(self, cfg: Config, store: Store, *, engine: Engine | None = None,
-                 connector_factory: ConnectorFactory | None = None,
-                 clock: Callable[[], datetime] = _utcnow, connector_ttl: float = CONNECTOR_TTL,
-                 on_result: Callable[[RecheckResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        engine: Engine | None = None,
+        connector_factory: ConnectorFactory | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        connector_ttl: float = CONNECTOR_TTL,
+        on_result: Callable[[RecheckResult], None] | None = None,
+    ) -> None:
         self.cfg, self.store, self.clock = cfg, store, clock
         self.engine = engine or default_engine_factory(cfg)
         self.connector_factory = connector_factory or default_connector_factory
@@ -112,22 +126,29 @@ class Rechecker:
         started = time.monotonic()
         with self._connector(source_cfg) as connector:
             records = self._reread(source_cfg, connector, ref)
-        if not records:
-            result = self._gone(ref)
-        else:
-            result = self._evaluate_and_commit(ref, records[-1])
+        result = self._gone(ref) if not records else self._evaluate_and_commit(ref, records[-1])
         if result.outcome in ("updated", "deleted"):
             self._after_commit(result)
-        log.info("re-check %s %s: %s %s in %.2fs", ref.source, ref.key, result.outcome,
-                 dict(result.counts()), time.monotonic() - started)
+        log.info(
+            "re-check %s %s: %s %s in %.2fs",
+            ref.source,
+            ref.key,
+            result.outcome,
+            dict(result.counts()),
+            time.monotonic() - started,
+        )
         return result
 
-    def _reread(self, source_cfg: SourceConfig, connector: Connector, ref: TicketRef) -> list[BaseRecord]:
+    def _reread(
+        self, source_cfg: SourceConfig, connector: Connector, ref: TicketRef
+    ) -> list[BaseRecord]:
         found: list[BaseRecord] = []
         if source_cfg.type == "servicenow":
             process = self._process_of_table(connector, ref.table)
             if process is None:
-                log.warning("%s: table %r is not one ticketlint reads; ignored", ref.source, ref.table)
+                log.warning(
+                    "%s: table %r is not one ticketlint reads; ignored", ref.source, ref.table
+                )
                 return []
             self._seed_ci_names(source_cfg.name, connector)
             # sys_id is hexadecimal; anything else never reaches the query (no injection).
@@ -154,71 +175,114 @@ class Rechecker:
             return RecheckResult(ref.source, ref.key, "not_found")
         key = self._stored_key(ref)
         diff = self._commit_deleted(ref.source, key) if key is not None else Diff()
-        return RecheckResult(ref.source, key or ref.key, "deleted" if diff.changes else "not_found", diff)
+        return RecheckResult(
+            ref.source, key or ref.key, "deleted" if diff.changes else "not_found", diff
+        )
 
     def _evaluate_and_commit(self, ref: TicketRef, record: BaseRecord) -> RecheckResult:
         result = RecheckResult(ref.source, record.key, "updated")
-        stale = (ref.hint_updated is not None and isinstance(record.updated_at, datetime)
-                 and record.updated_at < ref.hint_updated - STALE_TOLERANCE)
+        stale = (
+            ref.hint_updated is not None
+            and isinstance(record.updated_at, datetime)
+            and record.updated_at < ref.hint_updated - STALE_TOLERANCE
+        )
         if stale:
-            result.retry_after = 0.3 * (2 ** ref.attempt)
+            result.retry_after = 0.3 * (2**ref.attempt)
         as_of = self.clock()
         with self.store.session() as s:  # our own write-back is not the team's activity
             record = repo.without_own_writes(s, [record])[0]
         context, ci_sources = self._context(record)
         evaluation = self.engine.evaluate([record, *context], as_of=as_of, ci_sources=ci_sources)
-        findings = [f for f in evaluation.findings
-                    if f.source == record.source and f.key == record.key and f.code in self._record_rules]
+        findings = [
+            f
+            for f in evaluation.findings
+            if f.source == record.source and f.key == record.key and f.code in self._record_rules
+        ]
         diff = self._commit(record, findings, as_of)
         if diff is None:  # the store already holds a newer version
-            result.outcome, result.retry_after = "stale", result.retry_after or 0.3 * (2 ** ref.attempt)
+            result.outcome, result.retry_after = (
+                "stale",
+                result.retry_after or 0.3 * (2**ref.attempt),
+            )
             return result
         result.diff = diff
         if not diff.changes or all(c.kind in ("open", "still_waived") for c in diff.changes):
             result.outcome = "unchanged" if not stale else "stale"
-        result.immediate = [c.finding for c in diff.changes
-                            if c.kind in ("new", "reopened") and c.finding is not None
-                            and c.finding.severity in IMMEDIATE_SEVERITIES]
+        result.immediate = [
+            c.finding
+            for c in diff.changes
+            if c.kind in ("new", "reopened")
+            and c.finding is not None
+            and c.finding.severity in IMMEDIATE_SEVERITIES
+        ]
         return result
 
     # -- store --------------------------------------------------------------------------
     def _stored_process(self, source: str, key: str) -> str | None:
         with self.store.session() as s:
-            return s.scalar(select(RecordRow.process).where(RecordRow.source == source, RecordRow.key == key))
+            return s.scalar(
+                select(RecordRow.process).where(RecordRow.source == source, RecordRow.key == key)
+            )
 
     def _stored_key(self, ref: TicketRef) -> str | None:
         """The stored record's key for an event's identifier: the ServiceNow sys_id or a
         Jira issue id is the record's ``native_id``; a Jira issue key is its key."""
         native = RecordRow.data["native_id"].as_string()
         with self.store.session() as s:
-            return s.scalar(select(RecordRow.key).where(
-                RecordRow.source == ref.source, or_(RecordRow.key == ref.key, native == ref.key)).limit(1))
+            return s.scalar(
+                select(RecordRow.key)
+                .where(
+                    RecordRow.source == ref.source, or_(RecordRow.key == ref.key, native == ref.key)
+                )
+                .limit(1)
+            )
 
     def _context(self, record: BaseRecord) -> tuple[list[BaseRecord], set[str]]:
         """The stored records the ticket's cross-record rules look up, and the sources
         that sync CIs (the runner's answer: any stored CI of the source)."""
         source = record.source
         refs = [r for r in (getattr(record, "ci_refs", None) or []) if r and r.strip()]
-        changes = ([link.key for link in record.links or [] if link.kind == "change"]
-                   if isinstance(record, ReleaseRecord) else [])
+        changes = (
+            [link.key for link in record.links or [] if link.kind == "change"]
+            if isinstance(record, ReleaseRecord)
+            else []
+        )
         out: list[BaseRecord] = []
         with self.store.session() as s:
             live = (RecordRow.source == source, RecordRow.deleted.is_(False))
-            has_cis = s.scalar(select(RecordRow.id).where(*live, RecordRow.process == "ci").limit(1))
+            has_cis = s.scalar(
+                select(RecordRow.id).where(*live, RecordRow.process == "ci").limit(1)
+            )
             if refs:
                 native = RecordRow.data["native_id"].as_string()
-                out += [record_from_dict(d) for d in s.scalars(select(RecordRow.data).where(
-                    *live, RecordRow.process == "ci", or_(RecordRow.key.in_(refs), native.in_(refs))))]
+                out += [
+                    record_from_dict(d)
+                    for d in s.scalars(
+                        select(RecordRow.data).where(
+                            *live,
+                            RecordRow.process == "ci",
+                            or_(RecordRow.key.in_(refs), native.in_(refs)),
+                        )
+                    )
+                ]
             if changes:
-                out += [record_from_dict(d) for d in s.scalars(select(RecordRow.data).where(
-                    *live, RecordRow.process == "change", RecordRow.key.in_(changes)))]
+                out += [
+                    record_from_dict(d)
+                    for d in s.scalars(
+                        select(RecordRow.data).where(
+                            *live, RecordRow.process == "change", RecordRow.key.in_(changes)
+                        )
+                    )
+                ]
         out = [r for r in out if r.key != record.key]
         if record.process == "ci":
             has_cis = True
         return out, ({source} if has_cis else set())
 
     def _scoped_rows(self, s: Any, source: str, key: str) -> dict[str, FindingRow]:
-        rows = s.scalars(select(FindingRow).where(FindingRow.source == source, FindingRow.key == key))
+        rows = s.scalars(
+            select(FindingRow).where(FindingRow.source == source, FindingRow.key == key)
+        )
         return {r.fingerprint: r for r in rows if r.rule not in self._aggregate_rules}
 
     @retry_locked
@@ -226,13 +290,23 @@ class Rechecker:
         now = self.clock()
         with self.store.session() as s, s.begin():
             stored = repo.get_record(s, record.source, record.key)
-            if (stored is not None and not stored.deleted and stored.updated_at is not None
-                    and isinstance(record.updated_at, datetime) and record.updated_at < stored.updated_at):
+            if (
+                stored is not None
+                and not stored.deleted
+                and stored.updated_at is not None
+                and isinstance(record.updated_at, datetime)
+                and record.updated_at < stored.updated_at
+            ):
                 return None
             repo.upsert_records(s, [record], now)
             rows = self._scoped_rows(s, record.source, record.key)
-            diff = lifecycle.diff(repo.stored_view(rows), findings, waivers=all_waivers(s, self.cfg),
-                                  as_of=as_of, selected_rules=self._record_rules)
+            diff = lifecycle.diff(
+                repo.stored_view(rows),
+                findings,
+                waivers=all_waivers(s, self.cfg),
+                as_of=as_of,
+                selected_rules=self._record_rules,
+            )
             repo.apply_diff(s, rows, diff, run_id=None, now=now)
         return diff
 
@@ -245,8 +319,14 @@ class Rechecker:
                 return Diff()
             stored.deleted = True
             rows = self._scoped_rows(s, source, key)
-            diff = lifecycle.diff(repo.stored_view(rows), [], waivers=all_waivers(s, self.cfg), as_of=now,
-                                  deleted_keys={(source, key)}, selected_rules=self._record_rules)
+            diff = lifecycle.diff(
+                repo.stored_view(rows),
+                [],
+                waivers=all_waivers(s, self.cfg),
+                as_of=now,
+                deleted_keys={(source, key)},
+                selected_rules=self._record_rules,
+            )
             repo.apply_diff(s, rows, diff, run_id=None, now=now)
         return diff
 
@@ -303,19 +383,37 @@ class Rechecker:
             return
         with self.store.session() as s:
             native = RecordRow.data["native_id"].as_string()
-            for key, sys_id in s.execute(select(RecordRow.key, native).where(
-                    RecordRow.source == source, RecordRow.process == "ci", RecordRow.deleted.is_(False))):
+            for key, sys_id in s.execute(
+                select(RecordRow.key, native).where(
+                    RecordRow.source == source,
+                    RecordRow.process == "ci",
+                    RecordRow.deleted.is_(False),
+                )
+            ):
                 if sys_id:
                     names[sys_id] = key
 
     # -- write-back and chat --------------------------------------------------------------
     def _after_commit(self, result: RecheckResult) -> None:
         if self.cfg.writeback.enabled:
-            self._optional("ticketlint.plugin.writeback", "write_for_keys", self.store, self.cfg, result.source,
-                           [result.key])
+            self._optional(
+                "ticketlint.plugin.writeback",
+                "write_for_keys",
+                self.store,
+                self.cfg,
+                result.source,
+                [result.key],
+            )
         if self.cfg.notify and result.immediate:
-            self._optional("ticketlint.notify", "post_immediate", self.store, self.cfg, result.immediate,
-                           source=result.source, key=result.key)
+            self._optional(
+                "ticketlint.notify",
+                "post_immediate",
+                self.store,
+                self.cfg,
+                result.immediate,
+                source=result.source,
+                key=result.key,
+            )
 
     def _optional(self, module: str, func: str, *args: Any, **kwargs: Any) -> Any:
         """Call an optional module's function; a missing module or a failure is logged and

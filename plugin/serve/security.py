@@ -23,7 +23,7 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -46,7 +46,7 @@ def _decode_mac(text: str) -> bytes | None:
     """A ``sha256=`` value as bytes: 64 hex digits or base64 of 32 bytes; None if neither."""
     if not text.lower().startswith(SIGNATURE_PREFIX):
         return None
-    value = text[len(SIGNATURE_PREFIX):].strip()
+    value = text[len(SIGNATURE_PREFIX) :].strip()
     if len(value) == 64:
         try:
             return bytes.fromhex(value)
@@ -72,14 +72,18 @@ def jira_signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 
 
 def servicenow_signature_ok(secret: str, timestamp: str, body: bytes, header: str | None) -> bool:
-    return signature_matches(hmac_sha256(secret, timestamp.encode("ascii", "replace") + b"." + body), header)
+    return signature_matches(
+        hmac_sha256(secret, timestamp.encode("ascii", "replace") + b"." + body), header
+    )
 
 
 def token_ok(secret: str, header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(secret.encode("utf-8"), (header or "").encode("utf-8"))
+    return bool(header) and hmac.compare_digest(
+        secret.encode("utf-8"), (header or "").encode("utf-8")
+    )
 
 
-def parse_epoch(text: str | int | float | None, *, millis: bool = False) -> float | None:
+def parse_epoch(text: str | float | None, *, millis: bool = False) -> float | None:
     """Epoch seconds from a header or JSON value; None when absent or not a number."""
     if text is None or isinstance(text, bool):
         return None
@@ -106,8 +110,9 @@ class ReplayGuard:
     timestamp window bounds how old a replayed delivery can be on any replica.
     """
 
-    def __init__(self, window: float, *, capacity: int = 50_000,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, window: float, *, capacity: int = 50_000, clock: Callable[[], float] = time.time
+    ) -> None:
         self.window, self.capacity, self.clock = window, capacity, clock
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()

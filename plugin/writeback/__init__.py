@@ -17,17 +17,26 @@ Public API:
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ticketlint.config import Config
-from ticketlint.store.db import Store
 from ticketlint.plugin.writeback.apply import Executor, WritebackSummary
 from ticketlint.plugin.writeback.plan import PlannedWrite, plan_source, stored_open
 from ticketlint.plugin.writeback.render import OpenFinding
+from ticketlint.store.db import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlannedWrite", "WritebackSummary", "after_sync", "preview", "write_for_keys", "plan", "apply"]
+__all__ = [
+    "PlannedWrite",
+    "WritebackSummary",
+    "after_sync",
+    "apply",
+    "plan",
+    "preview",
+    "write_for_keys",
+]
 
 
 def _ok_sources(result: Any) -> list[str]:
@@ -35,15 +44,23 @@ def _ok_sources(result: Any) -> list[str]:
     return [s.name for s in getattr(result, "sources", []) if getattr(s, "status", None) == "ok"]
 
 
-def plan(store: Store, cfg: Config, source_name: str, keys: Sequence[str] | None = None
-         ) -> tuple[list[PlannedWrite], list[str]]:
+def plan(
+    store: Store, cfg: Config, source_name: str, keys: Sequence[str] | None = None
+) -> tuple[list[PlannedWrite], list[str]]:
     """The writes that bring a source's tickets (or just ``keys``) to the stored findings."""
     with store.session() as s:
         return plan_source(s, cfg, cfg.source(source_name), keys=keys)
 
 
-def apply(store: Store, cfg: Config, source_name: str, plans: list[PlannedWrite], *,
-          run_id: int | None = None, remote: Any = None) -> WritebackSummary:
+def apply(
+    store: Store,
+    cfg: Config,
+    source_name: str,
+    plans: list[PlannedWrite],
+    *,
+    run_id: int | None = None,
+    remote: Any = None,
+) -> WritebackSummary:
     """Carry out planned writes of one source (intent, request, confirmation per write)."""
     executor = Executor(store, cfg.source(source_name), run_id=run_id, remote=remote)
     try:
@@ -52,8 +69,9 @@ def apply(store: Store, cfg: Config, source_name: str, plans: list[PlannedWrite]
         executor.close()
 
 
-def write_for_keys(store: Store, cfg: Config, source_name: str, keys: Sequence[str], *,
-                   run_id: int | None = None) -> WritebackSummary:
+def write_for_keys(
+    store: Store, cfg: Config, source_name: str, keys: Sequence[str], *, run_id: int | None = None
+) -> WritebackSummary:
     """Apply write-back for just these tickets of one source, now (from the stored findings).
 
     Call it after the findings of these keys were committed. Never raises for a failed
@@ -76,7 +94,7 @@ def after_sync(store: Store, cfg: Config, result: Any) -> WritebackSummary:
             plans, skipped = plan(store, cfg, name)
             summary = apply(store, cfg, name, plans, run_id=result.run_id)
             summary.skipped += [f"{name}/{k}" for k in skipped]
-        except Exception as exc:  # noqa: BLE001 - write-back never changes the sync's outcome
+        except Exception as exc:  # noqa: BLE001 - a failed write-back is logged and retried next run, the sync stands
             log.warning("%s: write-back failed: %s", name, exc)
             total.errors.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
@@ -103,12 +121,17 @@ def preview(store: Store, cfg: Config, result: Any, *, force: bool = False) -> l
     return out
 
 
-def _desired_after(current: dict[str, list[OpenFinding]], diff: Any) -> dict[str, list[OpenFinding]]:
+def _desired_after(
+    current: dict[str, list[OpenFinding]], diff: Any
+) -> dict[str, list[OpenFinding]]:
     by_fp = {f.fingerprint: (key, f) for key, fs in current.items() for f in fs}
     for change in getattr(diff, "changes", []):
         if change.state == "open" and change.finding is not None:
             f = change.finding
-            by_fp[change.fingerprint] = (f.key, OpenFinding.from_detail(change.fingerprint, f.to_dict()))
+            by_fp[change.fingerprint] = (
+                f.key,
+                OpenFinding.from_detail(change.fingerprint, f.to_dict()),
+            )
         else:
             by_fp.pop(change.fingerprint, None)
     out: dict[str, list[OpenFinding]] = {}

@@ -27,21 +27,31 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select
 
 from ticketlint.config import JiraSource, ServiceNowSource
 from ticketlint.connectors.base import SourceError
-from ticketlint.store.db import Store, retry_locked
-from ticketlint.store.models import RecordRow, WritebackRow
 from ticketlint.plugin.writeback.plan import (
-    COMMENT, DONE, EMPTY_DIGEST, FAILED, LABEL, NOTE, PENDING, SUPERSEDED, PlannedWrite, _chunks,
+    COMMENT,
+    DONE,
+    EMPTY_DIGEST,
+    FAILED,
+    LABEL,
+    NOTE,
+    PENDING,
+    SUPERSEDED,
+    PlannedWrite,
+    _chunks,
 )
 from ticketlint.plugin.writeback.remote import JiraRemote, ServiceNowRemote
 from ticketlint.plugin.writeback.render import adf, plain_text, read_marker
+from ticketlint.store.db import Store, retry_locked
+from ticketlint.store.models import RecordRow, WritebackRow
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +88,7 @@ class WritebackSummary:
     requests: int = 0
     disabled: bool = False
 
-    def merge(self, other: "WritebackSummary") -> None:
+    def merge(self, other: WritebackSummary) -> None:
         for name in ("planned", "written", "confirmed", "failed", "busy", "requests"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped += other.skipped
@@ -87,13 +97,23 @@ class WritebackSummary:
     def text(self) -> str:
         if self.disabled:
             return "write-back is disabled (writeback.enabled: false)"
-        return (f"write-back: {self.written} written, {self.confirmed} already in place, "
-                f"{self.failed} failed, {self.busy} busy ({self.planned} planned)")
+        return (
+            f"write-back: {self.written} written, {self.confirmed} already in place, "
+            f"{self.failed} failed, {self.busy} busy ({self.planned} planned)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"planned": self.planned, "written": self.written, "confirmed": self.confirmed,
-                "failed": self.failed, "busy": self.busy, "skipped": len(self.skipped),
-                "errors": self.errors[:20], "requests": self.requests, "disabled": self.disabled}
+        return {
+            "planned": self.planned,
+            "written": self.written,
+            "confirmed": self.confirmed,
+            "failed": self.failed,
+            "busy": self.busy,
+            "skipped": len(self.skipped),
+            "errors": self.errors[:20],
+            "requests": self.requests,
+            "disabled": self.disabled,
+        }
 
 
 def crash_point(name: str, action: str) -> None:
@@ -103,8 +123,12 @@ def crash_point(name: str, action: str) -> None:
 
 
 def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
-            "lease_until": time.time() + LEASE_SECONDS}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": uuid.uuid4().hex,
+        "lease_until": time.time() + LEASE_SECONDS,
+    }
 
 
 def _alive(owner: dict[str, Any]) -> bool:
@@ -123,9 +147,16 @@ def _alive(owner: dict[str, Any]) -> bool:
 class Executor:
     """Applies the planned writes of one source and keeps the log."""
 
-    def __init__(self, store: Store, source_cfg: JiraSource | ServiceNowSource, *, run_id: int | None,
-                 remote: Any = None, sleep: Callable[[float], None] | None = None,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        source_cfg: JiraSource | ServiceNowSource,
+        *,
+        run_id: int | None,
+        remote: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self.store, self.cfg, self.run_id, self.clock = store, source_cfg, run_id, clock
         self._remote = remote
         self._sleep = sleep
@@ -135,8 +166,11 @@ class Executor:
     @property
     def remote(self) -> Any:
         if self._remote is None:  # built on first use: a pass with nothing to do sends nothing
-            self._remote = (JiraRemote(self.cfg, sleep=self._sleep) if isinstance(self.cfg, JiraSource)
-                            else ServiceNowRemote(self.cfg, sleep=self._sleep))
+            self._remote = (
+                JiraRemote(self.cfg, sleep=self._sleep)
+                if isinstance(self.cfg, JiraSource)
+                else ServiceNowRemote(self.cfg, sleep=self._sleep)
+            )
         return self._remote
 
     def close(self) -> None:
@@ -153,8 +187,11 @@ class Executor:
                 written.append(row_id)
             # The plans of one ticket are consecutive (planned per key): after its last
             # one, note the ticket's update time before and after our writes.
-            if written and (i + 1 == len(plans) or plans[i + 1].key != pw.key
-                            or plans[i + 1].source != pw.source):
+            if written and (
+                i + 1 == len(plans)
+                or plans[i + 1].key != pw.key
+                or plans[i + 1].source != pw.source
+            ):
                 self._stamp(pw, written, before.get(pw.key))
                 written = []
         if self._remote is not None:
@@ -176,7 +213,7 @@ class Executor:
             summary.failed += 1
             summary.errors.append(f"{pw.source}/{pw.key} {pw.action}: {exc}")
             return None
-        except Exception as exc:  # noqa: BLE001 - one ticket never stops the others
+        except Exception as exc:
             log.debug("write-back of %s/%s failed", pw.source, pw.key, exc_info=True)
             self._finish(row_id, FAILED, error=f"{type(exc).__name__}: {exc}")
             summary.failed += 1
@@ -198,9 +235,14 @@ class Executor:
             return out
         with self.store.session() as s:
             for chunk in _chunks(keys):
-                out.update({key: updated for key, updated in s.execute(
+                rows = s.execute(
                     select(RecordRow.key, RecordRow.updated_at).where(
-                        RecordRow.source == self.cfg.name, RecordRow.key.in_(chunk)))})
+                        RecordRow.source == self.cfg.name, RecordRow.key.in_(chunk)
+                    )
+                )
+                # Not dict(rows): a Result has .keys() (its column names), so dict() would
+                # read it as a mapping.
+                out.update((key, updated) for key, updated in rows)
         return out
 
     def _stamp(self, pw: PlannedWrite, row_ids: list[int], before: datetime | None) -> None:
@@ -214,7 +256,9 @@ class Executor:
             try:
                 after = self.remote.updated(pw.target["issue"])
             except SourceError as exc:
-                log.warning("%s/%s: update time after write-back not read: %s", pw.source, pw.key, exc)
+                log.warning(
+                    "%s/%s: update time after write-back not read: %s", pw.source, pw.key, exc
+                )
         if after is None:
             return
         times = {"updated_before": _iso(before), "updated_after": _iso(after)}
@@ -231,26 +275,47 @@ class Executor:
     def _claim(self, pw: PlannedWrite) -> int | None:
         """Record the intent (a pending row); None when a live writer holds this ticket."""
         with self.store.session() as s, s.begin():
-            open_rows = list(s.scalars(select(WritebackRow).where(
-                WritebackRow.source == pw.source, WritebackRow.key == pw.key,
-                WritebackRow.action == pw.action, WritebackRow.state.in_((PENDING, FAILED)))))
+            open_rows = list(
+                s.scalars(
+                    select(WritebackRow).where(
+                        WritebackRow.source == pw.source,
+                        WritebackRow.key == pw.key,
+                        WritebackRow.action == pw.action,
+                        WritebackRow.state.in_((PENDING, FAILED)),
+                    )
+                )
+            )
             for row in open_rows:
                 if row.state == PENDING and _alive((row.detail or {}).get("owner") or {}):
                     return None
             attempts = max((r.attempts or 0 for r in open_rows), default=0) + 1
             for row in open_rows:
                 row.state = SUPERSEDED
-            row = WritebackRow(run_id=self.run_id, source=pw.source, key=pw.key, fingerprint=pw.digest,
-                               action=pw.action, state=PENDING, attempts=attempts,
-                               detail={**pw.detail, "target": pw.target, "owner": _owner()},
-                               created_at=self.clock())
+            row = WritebackRow(
+                run_id=self.run_id,
+                source=pw.source,
+                key=pw.key,
+                fingerprint=pw.digest,
+                action=pw.action,
+                state=PENDING,
+                attempts=attempts,
+                detail={**pw.detail, "target": pw.target, "owner": _owner()},
+                created_at=self.clock(),
+            )
             s.add(row)
             s.flush()
             return row.id
 
     @retry_locked
-    def _finish(self, row_id: int, state: str, *, detail: dict[str, Any] | None = None,
-                digest: str | None = None, error: str | None = None) -> None:
+    def _finish(
+        self,
+        row_id: int,
+        state: str,
+        *,
+        detail: dict[str, Any] | None = None,
+        digest: str | None = None,
+        error: str | None = None,
+    ) -> None:
         with self.store.session() as s, s.begin():
             row = s.get(WritebackRow, row_id)
             assert row is not None
@@ -305,8 +370,11 @@ class Executor:
         if cid is None and not pw.findings:
             return False, {"op": "none", "comment_id": None}, EMPTY_DIGEST  # nothing to resolve
         findings = list(pw.findings)
-        body = (adf(pw.key, findings, rev, pw.digest) if remote.cloud
-                else plain_text(pw.key, findings, rev, pw.digest))
+        body = (
+            adf(pw.key, findings, rev, pw.digest)
+            if remote.cloud
+            else plain_text(pw.key, findings, rev, pw.digest)
+        )
         if cid is not None and remote.edit_comment(issue, cid, body):
             return True, {"op": "edit", "comment_id": cid, "rev": rev}, pw.digest
         if not pw.findings:  # our comment was deleted by someone: no need to say "resolved"

@@ -14,14 +14,16 @@ from typing import Any
 import click
 
 from ticketlint.config import ConfigError
-from ticketlint.sync.cli_support import config_of, fail, store_of
 from ticketlint.plugin.writeback import WritebackSummary, apply, plan
+from ticketlint.sync.cli_support import config_of, fail, store_of
 
 
 @click.command("writeback")
 @click.option("--source", help="Only this configured source.")
 @click.option("--dry-run", is_flag=True, help="Print the intended writes; write nothing.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
 def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -> None:
     """Write labels, comments and work notes for the stored open findings."""
@@ -32,8 +34,10 @@ def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -
         fail(str(exc))
     store = store_of(cfg)
     if not cfg.writeback.enabled and not dry_run:
-        fail("write-back is disabled; set `writeback: {enabled: true}` in the configuration "
-             "(or use --dry-run to see what it would write)")
+        fail(
+            "write-back is disabled; set `writeback: {enabled: true}` in the configuration "
+            "(or use --dry-run to see what it would write)"
+        )
     planned: dict[str, list[Any]] = {}
     total = WritebackSummary()
     for name in names:
@@ -45,8 +49,10 @@ def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -
         summary.skipped += [f"{name}/{k}" for k in skipped]
         total.merge(summary)
     if fmt == "json":
-        out: dict[str, Any] = {"dry_run": dry_run,
-                               "writes": [p.to_dict() for plans in planned.values() for p in plans]}
+        out: dict[str, Any] = {
+            "dry_run": dry_run,
+            "writes": [p.to_dict() for plans in planned.values() for p in plans],
+        }
         if not dry_run:
             out["summary"] = total.to_dict()
         click.echo(json.dumps(out, indent=2))
@@ -56,8 +62,10 @@ def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -
                 click.echo(("would " if dry_run else "") + p.describe())
         count = sum(len(p) for p in planned.values())
         if dry_run:
-            click.echo(f"{count} write{'s' if count != 1 else ''} planned (dry run: nothing written)"
-                       + ("" if cfg.writeback.enabled else "; write-back is disabled in the configuration"))
+            click.echo(
+                f"{count} write{'s' if count != 1 else ''} planned (dry run: nothing written)"
+                + ("" if cfg.writeback.enabled else "; write-back is disabled in the configuration")
+            )
         else:
             click.echo(total.text())
     for err in total.errors[:10]:

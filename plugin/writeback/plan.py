@@ -20,16 +20,17 @@ The ``fingerprint`` column holds the digest of the finding set the write describ
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config, JiraSource, ServiceNowSource
 from ticketlint.mapping.servicenow import DEFAULT_TABLES
-from ticketlint.store.models import FindingRow, RecordRow, WritebackRow
 from ticketlint.plugin.writeback.render import EMPTY_DIGEST, OpenFinding, digest
+from ticketlint.store.models import FindingRow, RecordRow, WritebackRow
 
 LABEL, COMMENT, NOTE = "jira.label", "jira.comment", "servicenow.work_note"
 PENDING, DONE, FAILED, SUPERSEDED = "pending", "done", "failed", "superseded"
@@ -59,19 +60,29 @@ class PlannedWrite:
         codes = ", ".join(f.code for f in self.findings)
         what = f"{len(self.findings)} open: {codes}" if self.findings else "all resolved"
         if self.action == LABEL:
-            parts = ([f"add label {self.detail['add']}"] if self.detail.get("add") else []) + \
-                    [f"remove label {name}" for name in self.detail.get("remove", [])]
+            parts = ([f"add label {self.detail['add']}"] if self.detail.get("add") else []) + [
+                f"remove label {name}" for name in self.detail.get("remove", [])
+            ]
             text = "; ".join(parts)
         elif self.action == COMMENT:
             text = f"{'edit' if self.detail.get('op') == 'edit' else 'add'} comment ({what})"
         else:
             text = f"add work note ({what})"
-        return f"{self.source}/{self.key}: {text}" + (" [check the ticket first]" if self.verify else "")
+        return f"{self.source}/{self.key}: {text}" + (
+            " [check the ticket first]" if self.verify else ""
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "key": self.key, "action": self.action, "digest": self.digest,
-                "findings": [f.code for f in self.findings], "detail": self.detail,
-                "verify": self.verify, "text": self.describe()}
+        return {
+            "source": self.source,
+            "key": self.key,
+            "action": self.action,
+            "digest": self.digest,
+            "findings": [f.code for f in self.findings],
+            "detail": self.detail,
+            "verify": self.verify,
+            "text": self.describe(),
+        }
 
 
 @dataclass
@@ -89,8 +100,12 @@ class Applied:
     @property
     def flagged(self) -> bool:
         """True when something of ours may still say "open findings" on the ticket."""
-        return (self.label is not None or self.comment_digest not in (None, EMPTY_DIGEST)
-                or self.note_digest not in (None, EMPTY_DIGEST) or any(self.unconfirmed.values()))
+        return (
+            self.label is not None
+            or self.comment_digest not in (None, EMPTY_DIGEST)
+            or self.note_digest not in (None, EMPTY_DIGEST)
+            or any(self.unconfirmed.values())
+        )
 
 
 def fold(rows: Iterable[WritebackRow]) -> dict[str, Applied]:
@@ -106,7 +121,10 @@ def fold(rows: Iterable[WritebackRow]) -> dict[str, Applied]:
             elif row.action == COMMENT:
                 if "comment_id" in d:
                     a.comment_id = str(d["comment_id"]) if d["comment_id"] else None
-                a.comment_digest, a.comment_rev = row.fingerprint, int(d.get("rev") or a.comment_rev)
+                a.comment_digest, a.comment_rev = (
+                    row.fingerprint,
+                    int(d.get("rev") or a.comment_rev),
+                )
             elif row.action == NOTE:
                 a.note_digest, a.note_rev = row.fingerprint, int(d.get("rev") or a.note_rev)
         elif row.state in (PENDING, FAILED):
@@ -116,33 +134,48 @@ def fold(rows: Iterable[WritebackRow]) -> dict[str, Applied]:
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), IN_CHUNK):
-        yield items[start:start + IN_CHUNK]
+        yield items[start : start + IN_CHUNK]
 
 
-def log_rows(session: Session, source: str, keys: Sequence[str] | None = None) -> list[WritebackRow]:
+def log_rows(
+    session: Session, source: str, keys: Sequence[str] | None = None
+) -> list[WritebackRow]:
     if keys is None:
-        return list(session.scalars(select(WritebackRow).where(WritebackRow.source == source)
-                                    .order_by(WritebackRow.id)))
+        return list(
+            session.scalars(
+                select(WritebackRow).where(WritebackRow.source == source).order_by(WritebackRow.id)
+            )
+        )
     rows: list[WritebackRow] = []
     for chunk in _chunks(list(keys)):
-        rows += session.scalars(select(WritebackRow).where(
-            WritebackRow.source == source, WritebackRow.key.in_(chunk)))
+        rows += session.scalars(
+            select(WritebackRow).where(WritebackRow.source == source, WritebackRow.key.in_(chunk))
+        )
     return sorted(rows, key=lambda r: r.id)
 
 
-def stored_open(session: Session, source: str, keys: Sequence[str] | None = None
-                ) -> dict[str, list[OpenFinding]]:
+def stored_open(
+    session: Session, source: str, keys: Sequence[str] | None = None
+) -> dict[str, list[OpenFinding]]:
     """Open findings per key from the store (waived and resolved ones are not open)."""
-    stmt = select(FindingRow.fingerprint, FindingRow.key, FindingRow.rule, FindingRow.severity,
-                  FindingRow.message, FindingRow.detail).where(FindingRow.source == source,
-                                                               FindingRow.state == "open")
+    stmt = select(
+        FindingRow.fingerprint,
+        FindingRow.key,
+        FindingRow.rule,
+        FindingRow.severity,
+        FindingRow.message,
+        FindingRow.detail,
+    ).where(FindingRow.source == source, FindingRow.state == "open")
     out: dict[str, list[OpenFinding]] = defaultdict(list)
     chunks: Iterable[Sequence[str] | None] = [None] if keys is None else _chunks(list(keys))
     for chunk in chunks:
         q = stmt if chunk is None else stmt.where(FindingRow.key.in_(chunk))
         for fp, key, rule, severity, message, detail in session.execute(q):
-            out[key].append(OpenFinding.from_detail(fp, detail or {}, code=rule, severity=severity,
-                                                    message=message))
+            out[key].append(
+                OpenFinding.from_detail(
+                    fp, detail or {}, code=rule, severity=severity, message=message
+                )
+            )
     return dict(out)
 
 
@@ -151,9 +184,15 @@ def record_targets(session: Session, source: str, keys: Sequence[str]) -> dict[s
     out: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(list(keys)):
         for key, process, data, deleted in session.execute(
-                select(RecordRow.key, RecordRow.process, RecordRow.data, RecordRow.deleted)
-                .where(RecordRow.source == source, RecordRow.key.in_(chunk))):
-            out[key] = {"process": process, "native_id": (data or {}).get("native_id"), "deleted": deleted}
+            select(RecordRow.key, RecordRow.process, RecordRow.data, RecordRow.deleted).where(
+                RecordRow.source == source, RecordRow.key.in_(chunk)
+            )
+        ):
+            out[key] = {
+                "process": process,
+                "native_id": (data or {}).get("native_id"),
+                "deleted": deleted,
+            }
     return out
 
 
@@ -162,8 +201,12 @@ def servicenow_table(source_cfg: ServiceNowSource, process: str) -> str | None:
 
 
 def plan_source(
-    session: Session, cfg: Config, source_cfg: JiraSource | ServiceNowSource, *,
-    keys: Sequence[str] | None = None, desired: Mapping[str, Sequence[OpenFinding]] | None = None,
+    session: Session,
+    cfg: Config,
+    source_cfg: JiraSource | ServiceNowSource,
+    *,
+    keys: Sequence[str] | None = None,
+    desired: Mapping[str, Sequence[OpenFinding]] | None = None,
 ) -> tuple[list[PlannedWrite], list[str]]:
     """The writes that bring the tickets of one source to their desired state.
 
@@ -176,7 +219,9 @@ def plan_source(
         keyset = set(keys)
         wanted = {k: v for k, v in wanted.items() if k in keyset}
     applied = fold(log_rows(session, source_cfg.name, keys))
-    candidates = sorted({k for k, v in wanted.items() if v} | {k for k, a in applied.items() if a.flagged})
+    candidates = sorted(
+        {k for k, v in wanted.items() if v} | {k for k, a in applied.items() if a.flagged}
+    )
     if keys is not None:
         candidates = [k for k in candidates if k in set(keys)]
     targets = record_targets(session, source_cfg.name, candidates)
@@ -198,7 +243,9 @@ def plan_source(
                 skipped.append(key)
                 continue
             target = {"issue": str(rec["native_id"] or key)}
-            plans += _plan_jira(source_cfg.name, key, findings, d, a, target, opts.label, opts.comment)
+            plans += _plan_jira(
+                source_cfg.name, key, findings, d, a, target, opts.label, opts.comment
+            )
         else:
             table = servicenow_table(source_cfg, rec["process"])  # type: ignore[arg-type]
             if table is None or not rec["native_id"]:
@@ -209,16 +256,35 @@ def plan_source(
     return plans, skipped
 
 
-def _plan_jira(source: str, key: str, findings: tuple[OpenFinding, ...], d: str, a: Applied,
-               target: dict[str, str], label: str, comment: bool) -> list[PlannedWrite]:
+def _plan_jira(
+    source: str,
+    key: str,
+    findings: tuple[OpenFinding, ...],
+    d: str,
+    a: Applied,
+    target: dict[str, str],
+    label: str,
+    comment: bool,
+) -> list[PlannedWrite]:
     out: list[PlannedWrite] = []
     want = label if findings else None
     unconfirmed_label = a.unconfirmed[LABEL]
     tried = {str(r.detail.get("add")) for r in unconfirmed_label if (r.detail or {}).get("add")}
     remove = sorted((({a.label} if a.label else set()) | tried) - {want})
     if (want is not None and (a.label != want or unconfirmed_label)) or remove:
-        out.append(PlannedWrite(source, key, "jira", LABEL, d, findings, target,
-                                {"add": want, "remove": remove}, verify=bool(unconfirmed_label)))
+        out.append(
+            PlannedWrite(
+                source,
+                key,
+                "jira",
+                LABEL,
+                d,
+                findings,
+                target,
+                {"add": want, "remove": remove},
+                verify=bool(unconfirmed_label),
+            )
+        )
     if comment:
         unconfirmed = a.unconfirmed[COMMENT]
         if findings:
@@ -226,24 +292,59 @@ def _plan_jira(source: str, key: str, findings: tuple[OpenFinding, ...], d: str,
         else:  # say "resolved" only where a comment of ours says otherwise
             needed = a.comment_id is not None and a.comment_digest != EMPTY_DIGEST
         if needed or unconfirmed:
-            rev = max([a.comment_rev, *[int((r.detail or {}).get("rev") or 0) for r in unconfirmed]]) + 1
-            out.append(PlannedWrite(source, key, "jira", COMMENT, d, findings, target,
-                                    {"op": "edit" if a.comment_id else "add", "comment_id": a.comment_id,
-                                     "rev": rev, "findings": [f.code for f in findings]},
-                                    verify=bool(unconfirmed)))
+            rev = (
+                max([a.comment_rev, *[int((r.detail or {}).get("rev") or 0) for r in unconfirmed]])
+                + 1
+            )
+            out.append(
+                PlannedWrite(
+                    source,
+                    key,
+                    "jira",
+                    COMMENT,
+                    d,
+                    findings,
+                    target,
+                    {
+                        "op": "edit" if a.comment_id else "add",
+                        "comment_id": a.comment_id,
+                        "rev": rev,
+                        "findings": [f.code for f in findings],
+                    },
+                    verify=bool(unconfirmed),
+                )
+            )
     return out
 
 
-def _plan_servicenow(source: str, key: str, findings: tuple[OpenFinding, ...], d: str, a: Applied,
-                     target: dict[str, str]) -> list[PlannedWrite]:
+def _plan_servicenow(
+    source: str,
+    key: str,
+    findings: tuple[OpenFinding, ...],
+    d: str,
+    a: Applied,
+    target: dict[str, str],
+) -> list[PlannedWrite]:
     unconfirmed = a.unconfirmed[NOTE]
-    if findings:
-        needed = a.note_digest != d
-    else:
-        needed = a.note_digest not in (None, EMPTY_DIGEST)
+    needed = a.note_digest != d if findings else a.note_digest not in (None, EMPTY_DIGEST)
     if not (needed or unconfirmed):
         return []
     rev = max([a.note_rev, *[int((r.detail or {}).get("rev") or 0) for r in unconfirmed]]) + 1
-    return [PlannedWrite(source, key, "servicenow", NOTE, d, findings, target,
-                         {"rev": rev, **target, "findings": [f.code for f in findings],
-                          "previous": a.note_digest}, verify=bool(unconfirmed))]
+    return [
+        PlannedWrite(
+            source,
+            key,
+            "servicenow",
+            NOTE,
+            d,
+            findings,
+            target,
+            {
+                "rev": rev,
+                **target,
+                "findings": [f.code for f in findings],
+                "previous": a.note_digest,
+            },
+            verify=bool(unconfirmed),
+        )
+    ]

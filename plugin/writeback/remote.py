@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any, Callable, TypeVar
-from urllib.parse import quote
-
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 
@@ -58,12 +58,25 @@ class _WriteOnceClient(HttpClient):
 class _Remote:
     """Shared: the two clients of one source and the verify-before-repeat loop."""
 
-    def __init__(self, name: str, base_url: str, session: requests.Session, cfg: Any, *,
-                 sleep: Callable[[float], None] | None, error_detail: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        session: requests.Session,
+        cfg: Any,
+        *,
+        sleep: Callable[[float], None] | None,
+        error_detail: Any = None,
+    ) -> None:
         sleep = sleep or (lambda seconds: time.sleep(seconds))  # looked up late: tests patch it
-        kwargs = dict(timeout=cfg.timeout, max_attempts=cfg.max_attempts,
-                      retry_after_max=cfg.retry_after_max, verify=cfg.verify, sleep=sleep,
-                      error_detail=error_detail)
+        kwargs = {
+            "timeout": cfg.timeout,
+            "max_attempts": cfg.max_attempts,
+            "retry_after_max": cfg.retry_after_max,
+            "verify": cfg.verify,
+            "sleep": sleep,
+            "error_detail": error_detail,
+        }
         self.name, self.sleep, self.max_attempts = name, sleep, cfg.max_attempts
         self.http = HttpClient(name, base_url, session, **kwargs)
         self.once = _WriteOnceClient(name, base_url, session, **kwargs)
@@ -86,13 +99,21 @@ class _Remote:
                 reason = exc.reason
                 found = confirm()
                 if found is not None:
-                    log.info("%s: %s: %s, but the write is there; not repeated", self.name, what, exc.reason)
+                    log.info(
+                        "%s: %s: %s, but the write is there; not repeated",
+                        self.name,
+                        what,
+                        exc.reason,
+                    )
                     return found
                 if attempt < self.max_attempts:
                     step = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (attempt - 1))
                     self.sleep(step / 2 + random.uniform(0, step / 2))
-        raise SourceError(self.name, f"{what} failed after {self.max_attempts} attempts ({reason})",
-                          hint="the source's availability; the write is retried next run")
+        raise SourceError(
+            self.name,
+            f"{what} failed after {self.max_attempts} attempts ({reason})",
+            hint="the source's availability; the write is retried next run",
+        )
 
 
 class JiraRemote(_Remote):
@@ -152,8 +173,13 @@ class JiraRemote(_Remote):
         first: dict[str, Any] | None = None
         start = 0
         while True:
-            page = self.http.get_json(f"{self._issue(issue)}/comment",
-                                      params={"startAt": start, "maxResults": COMMENT_PAGE}) or {}
+            page = (
+                self.http.get_json(
+                    f"{self._issue(issue)}/comment",
+                    params={"startAt": start, "maxResults": COMMENT_PAGE},
+                )
+                or {}
+            )
             comments = page.get("comments") or []
             for c in comments:
                 if read_marker(self.body_text(c.get("body"))) is None:
@@ -168,8 +194,11 @@ class JiraRemote(_Remote):
 
     def add_comment(self, issue: str, body: Any) -> str:
         """Post a comment (never twice: after an ambiguous failure ours is looked for first)."""
+
         def send() -> str:
-            response = self.once.request("POST", f"{self._issue(issue)}/comment", json={"body": body})
+            response = self.once.request(
+                "POST", f"{self._issue(issue)}/comment", json={"body": body}
+            )
             return str(response.json()["id"])
 
         def confirm() -> str | None:
@@ -181,8 +210,11 @@ class JiraRemote(_Remote):
     def edit_comment(self, issue: str, comment_id: str, body: Any) -> bool:
         """Replace a comment's body; False when the comment no longer exists."""
         try:
-            self.http.request("PUT", f"{self._issue(issue)}/comment/{quote(comment_id, safe='')}",
-                              json={"body": body})
+            self.http.request(
+                "PUT",
+                f"{self._issue(issue)}/comment/{quote(comment_id, safe='')}",
+                json={"body": body},
+            )
         except SourceError as exc:
             if exc.status == 404:
                 return False
@@ -193,9 +225,18 @@ class JiraRemote(_Remote):
 class ServiceNowRemote(_Remote):
     """Work notes on ServiceNow task records (Table API PATCH; read back from the journal)."""
 
-    def __init__(self, cfg: ServiceNowSource, *, sleep: Callable[[float], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        from ticketlint.connectors.servicenow import _BearerAuth, _OAuthTokens, servicenow_error_detail
+    def __init__(
+        self,
+        cfg: ServiceNowSource,
+        *,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from ticketlint.connectors.servicenow import (
+            _BearerAuth,
+            _OAuthTokens,
+            servicenow_error_detail,
+        )
 
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})
@@ -210,13 +251,31 @@ class ServiceNowRemote(_Remote):
             token_session.headers["User-Agent"] = "ticketlint"
             o = auth.oauth
             self._oauth = _OAuthTokens(
-                HttpClient(cfg.name, cfg.url.rstrip("/"), token_session, timeout=cfg.timeout,
-                           max_attempts=cfg.max_attempts, retry_after_max=cfg.retry_after_max,
-                           verify=cfg.verify, sleep=sleep or (lambda seconds: time.sleep(seconds))),
-                bearer, client_id=o.client_id, client_secret=o.client_secret.get_secret_value(),
-                user=o.user, password=o.password.get_secret_value(), clock=clock)
-        super().__init__(cfg.name, cfg.url.rstrip("/"), session, cfg, sleep=sleep,
-                         error_detail=servicenow_error_detail)
+                HttpClient(
+                    cfg.name,
+                    cfg.url.rstrip("/"),
+                    token_session,
+                    timeout=cfg.timeout,
+                    max_attempts=cfg.max_attempts,
+                    retry_after_max=cfg.retry_after_max,
+                    verify=cfg.verify,
+                    sleep=sleep or (lambda seconds: time.sleep(seconds)),
+                ),
+                bearer,
+                client_id=o.client_id,
+                client_secret=o.client_secret.get_secret_value(),
+                user=o.user,
+                password=o.password.get_secret_value(),
+                clock=clock,
+            )
+        super().__init__(
+            cfg.name,
+            cfg.url.rstrip("/"),
+            session,
+            cfg,
+            sleep=sleep,
+            error_detail=servicenow_error_detail,
+        )
 
     def _auth(self) -> None:
         if self._oauth is not None:
@@ -226,23 +285,45 @@ class ServiceNowRemote(_Remote):
         """(rev, digest12) of the newest work note of ours on a record, or None."""
         self._auth()
         query = f"element_id={sys_id}^element=work_notes^valueLIKE{MARKER_PREFIX}"
-        body = self.http.get_json(f"/api/now/table/{JOURNAL_TABLE}", params={
-            "sysparm_query": query + "^ORDERBYDESCsys_created_on", "sysparm_fields": "sys_id,value,sys_created_on",
-            "sysparm_limit": 50, "sysparm_no_count": "true"}) or {}
-        marks = [m for m in (read_marker(str(r.get("value") or "")) for r in body.get("result") or []) if m]
+        body = (
+            self.http.get_json(
+                f"/api/now/table/{JOURNAL_TABLE}",
+                params={
+                    "sysparm_query": query + "^ORDERBYDESCsys_created_on",
+                    "sysparm_fields": "sys_id,value,sys_created_on",
+                    "sysparm_limit": 50,
+                    "sysparm_no_count": "true",
+                },
+            )
+            or {}
+        )
+        marks = [
+            m
+            for m in (read_marker(str(r.get("value") or "")) for r in body.get("result") or [])
+            if m
+        ]
         return max(marks) if marks else None
 
-    def add_note(self, table: str, sys_id: str, text: str, rev: int, digest12: str) -> datetime | None:
+    def add_note(
+        self, table: str, sys_id: str, text: str, rev: int, digest12: str
+    ) -> datetime | None:
         """PATCH the record's ``work_notes`` (never twice: the journal is read after an
         ambiguous failure). Returns the record's ``sys_updated_on`` after the note: the
         PATCH response carries it (raw UTC value, as the connector reads it with
         ``sysparm_display_value=false``); only when the note was confirmed from the journal
         instead is the record read for it."""
+
         def send() -> tuple[datetime | None]:
             self._auth()
-            response = self.once.request("PATCH", f"/api/now/table/{table}/{sys_id}", params={
-                "sysparm_fields": "sys_id,sys_updated_on", "sysparm_display_value": "false"},
-                json={"work_notes": text})
+            response = self.once.request(
+                "PATCH",
+                f"/api/now/table/{table}/{sys_id}",
+                params={
+                    "sysparm_fields": "sys_id,sys_updated_on",
+                    "sysparm_display_value": "false",
+                },
+                json={"work_notes": text},
+            )
             return (_updated_on(_result(response)),)
 
         def confirm() -> tuple[datetime | None] | None:
@@ -254,14 +335,25 @@ class ServiceNowRemote(_Remote):
         try:  # the note is written: failing to read the time never makes the write fail
             return self.updated_on(table, sys_id)
         except SourceError as exc:
-            log.warning("%s: update time of %s/%s after a work note not read: %s", self.name, table, sys_id, exc)
+            log.warning(
+                "%s: update time of %s/%s after a work note not read: %s",
+                self.name,
+                table,
+                sys_id,
+                exc,
+            )
             return None
 
     def updated_on(self, table: str, sys_id: str) -> datetime | None:
         """The record's ``sys_updated_on`` now (one GET), in UTC."""
         self._auth()
-        body = self.http.get_json(f"/api/now/table/{table}/{sys_id}", params={
-            "sysparm_fields": "sys_updated_on", "sysparm_display_value": "false"}) or {}
+        body = (
+            self.http.get_json(
+                f"/api/now/table/{table}/{sys_id}",
+                params={"sysparm_fields": "sys_updated_on", "sysparm_display_value": "false"},
+            )
+            or {}
+        )
         return _updated_on(body.get("result"))
 
     def close(self) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ticketlint.mapping.common import WRITEBACK_MARKER
 
@@ -35,11 +36,19 @@ class OpenFinding:
     remediation: str
 
     @classmethod
-    def from_detail(cls, fingerprint: str, detail: dict[str, Any], *, code: str = "", severity: str = "",
-                    message: str = "") -> "OpenFinding":
+    def from_detail(
+        cls,
+        fingerprint: str,
+        detail: dict[str, Any],
+        *,
+        code: str = "",
+        severity: str = "",
+        message: str = "",
+    ) -> OpenFinding:
         """From a stored finding's ``detail`` (the engine's Finding as a dict)."""
         return cls(
-            fingerprint=fingerprint, code=str(detail.get("code") or code),
+            fingerprint=fingerprint,
+            code=str(detail.get("code") or code),
             name=str(detail.get("title") or detail.get("name") or ""),
             severity=str(detail.get("severity") or severity),
             message=str(detail.get("message") or message),
@@ -66,27 +75,40 @@ def read_marker(text: str) -> tuple[int, str] | None:
 
 
 def ordered(findings: Sequence[OpenFinding]) -> list[OpenFinding]:
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.code, f.fingerprint))
+    return sorted(
+        findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.code, f.fingerprint)
+    )
 
 
 def _one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def lines(key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str) -> list[tuple[str, str]]:
+def lines(
+    key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str
+) -> list[tuple[str, str]]:
     """The text as (kind, text) lines: ``head``, ``item`` (one per finding), ``fix`` or ``marker``."""
     out: list[tuple[str, str]] = []
     if not findings:
         out.append(("head", f"ticketlint: every finding on {key} is resolved. Thank you!"))
     else:
         n = len(findings)
-        out.append(("head", f"ticketlint: {key} has {n} open finding{'s' if n != 1 else ''} "
-                            "(this note is updated when they change):"))
+        out.append(
+            (
+                "head",
+                (
+                    f"ticketlint: {key} has {n} open finding{'s' if n != 1 else ''} "
+                    "(this note is updated when they change):"
+                ),
+            )
+        )
         for f in ordered(findings):
             out.append(("item", f"{f.code} {f.name} ({f.severity}): {_one_line(f.message)}"))
             if f.remediation:
                 out.append(("fix", f"How to fix: {_one_line(f.remediation)}"))
-    out.append(("marker", f"{marker(rev, set_digest)} written by ticketlint; edits here are overwritten."))
+    out.append(
+        ("marker", f"{marker(rev, set_digest)} written by ticketlint; edits here are overwritten.")
+    )
     return out
 
 
@@ -105,12 +127,27 @@ def adf(key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str) ->
     for kind, text in lines(key, findings, rev, set_digest):
         if kind == "item":
             code, _, rest = text.partition(" ")
-            items.append({"type": "listItem", "content": [{"type": "paragraph", "content": [
-                {"type": "text", "text": code, "marks": [{"type": "strong"}]},
-                {"type": "text", "text": " " + rest}]}]})
+            items.append(
+                {
+                    "type": "listItem",
+                    "content": [
+                        {
+                            "type": "paragraph",
+                            "content": [
+                                {"type": "text", "text": code, "marks": [{"type": "strong"}]},
+                                {"type": "text", "text": " " + rest},
+                            ],
+                        }
+                    ],
+                }
+            )
         elif kind == "fix":
-            items[-1]["content"].append({"type": "paragraph", "content": [
-                {"type": "text", "text": text, "marks": [{"type": "em"}]}]})
+            items[-1]["content"].append(
+                {
+                    "type": "paragraph",
+                    "content": [{"type": "text", "text": text, "marks": [{"type": "em"}]}],
+                }
+            )
         else:
             if items:
                 content.append({"type": "bulletList", "content": items})

@@ -3,13 +3,22 @@ real pack changes) and snapshot comparison. Imported by conftest.py and the test
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
+
+from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 from ticketlint.mapping.model import is_empty
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.registry import Pack, RuleContext, rule
-from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 AS_OF = "2026-03-31T00:00:00Z"
 
@@ -38,8 +47,14 @@ def _doc(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@rule(code="TST001", name="test-backout-missing", title="Change without a backout plan",
-      severity="high", clause="8.5.1.3", applies_to=["change"])
+@rule(
+    code="TST001",
+    name="test-backout-missing",
+    title="Change without a backout plan",
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=["change"],
+)
 @_doc
 def tst001(record: Any, ctx: RuleContext) -> Outcome:
     if record.state is None:
@@ -51,8 +66,14 @@ def tst001(record: Any, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="TST002", name="test-priority-missing", title="Incident without a priority",
-      severity="medium", clause="8.6.1", applies_to=["incident"])
+@rule(
+    code="TST002",
+    name="test-priority-missing",
+    title="Incident without a priority",
+    severity="medium",
+    clause="8.6.1",
+    applies_to=["incident"],
+)
 @_doc
 def tst002(record: Any, ctx: RuleContext) -> Outcome:
     if record.state == "cancelled":
@@ -64,8 +85,15 @@ def tst002(record: Any, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="TST003", name="test-incident-stale", title="Open incident not updated",
-      severity="low", clause="8.6.1", applies_to=["incident"], params={"stale_days": 14})
+@rule(
+    code="TST003",
+    name="test-incident-stale",
+    title="Open incident not updated",
+    severity="low",
+    clause="8.6.1",
+    applies_to=["incident"],
+    params={"stale_days": 14},
+)
 @_doc
 def tst003(record: Any, ctx: RuleContext) -> Outcome:
     if record.state not in ("new", "in_progress", "on_hold"):
@@ -80,8 +108,14 @@ def tst003(record: Any, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-@rule(code="TST004", name="test-ci-owner-missing", title="CI without an owner",
-      severity="medium", clause="8.2.6", applies_to=["ci"])
+@rule(
+    code="TST004",
+    name="test-ci-owner-missing",
+    title="CI without an owner",
+    severity="medium",
+    clause="8.2.6",
+    applies_to=["ci"],
+)
 @_doc
 def tst004(record: Any, ctx: RuleContext) -> Outcome:
     if record.owner is None and record.support_group is None:
@@ -91,7 +125,9 @@ def tst004(record: Any, ctx: RuleContext) -> Outcome:
     return PASS
 
 
-TEST_PACK = Pack(name="testpack", rules=tuple(r.with_pack("testpack") for r in (tst001, tst002, tst003, tst004)))
+TEST_PACK = Pack(
+    name="testpack", rules=tuple(r.with_pack("testpack") for r in (tst001, tst002, tst003, tst004))
+)
 
 
 def assert_snapshot(name: str, actual: str) -> None:

@@ -3,14 +3,14 @@ temporary directory, the records fixture."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pytest
+from cli_support import TEST_PACK
 from click.testing import CliRunner
 
 import ticketlint.rules.selection
-from cli_support import TEST_PACK
 from ticketlint.rules.registry import Pack, Registry
 
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_support import AS_OF
 from click.testing import CliRunner
 
 import ticketlint.cli as cli_module
 from ticketlint.cli import cli
-from cli_support import AS_OF
 
 
 def check(runner: CliRunner, *args: str):
@@ -21,14 +21,18 @@ def test_findings_exit_1(runner: CliRunner, records_jsonl: Path, test_registry: 
     assert check(runner, "-i", str(records_jsonl)).exit_code == 1
 
 
-def test_fail_on_above_every_finding_exits_0(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_fail_on_above_every_finding_exits_0(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     # only TST003 (low) findings remain; --fail-on medium does not fail on them
     result = check(runner, "-i", str(records_jsonl), "--select", "TST003", "--fail-on", "medium")
     assert result.exit_code == 0, result.output
     assert "2 findings (2 low)" in result.stdout
 
 
-def test_fail_on_high_still_fails_on_high(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_fail_on_high_still_fails_on_high(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     assert check(runner, "-i", str(records_jsonl), "--fail-on", "high").exit_code == 1
     assert check(runner, "-i", str(records_jsonl), "--fail-on", "critical").exit_code == 0
 
@@ -42,22 +46,39 @@ def test_exit_zero_forces_0(runner: CliRunner, records_jsonl: Path, test_registr
 def test_clean_run_exits_0(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
     result = check(runner, "-i", str(records_jsonl), "--select", "TST004")
     assert result.exit_code == 0
-    assert result.stdout.startswith("No findings in 0 of 7 records (1 rule, as of 2026-03-31T00:00:00Z).")
+    assert result.stdout.startswith(
+        "No findings in 0 of 7 records (1 rule, as of 2026-03-31T00:00:00Z)."
+    )
 
 
-def test_select_comma_list_and_ignore(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
-    result = check(runner, "-i", str(records_jsonl), "-f", "json", "--select", "TST001,TST002", "--ignore", "TST002")
+def test_select_comma_list_and_ignore(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
+    result = check(
+        runner,
+        "-i",
+        str(records_jsonl),
+        "-f",
+        "json",
+        "--select",
+        "TST001,TST002",
+        "--ignore",
+        "TST002",
+    )
     assert sorted(json.loads(result.stdout)["summary"]["rules"]) == ["TST001"]
 
 
-def test_config_select_ignore_params_and_severity_apply(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_config_select_ignore_params_and_severity_apply(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text(
         "rules:\n  ignore: [TST001]\n  params: {TST003: {stale_days: 45}}\n  severity: {TST002: critical}\n"
     )
     data = json.loads(check(runner, "-i", str(records_jsonl), "-f", "json").stdout)
     assert "TST001" not in data["summary"]["rules"]
     assert [(f["code"], f["key"], f["severity"]) for f in data["findings"]] == [
-        ("TST002", "INC-7", "critical"), ("TST003", "INC-7", "low"),  # INC0010001 is 30 days old < 45
+        ("TST002", "INC-7", "critical"),
+        ("TST003", "INC-7", "low"),  # INC0010001 is 30 days old < 45
     ]
 
 
@@ -69,8 +90,12 @@ def test_output_file(runner: CliRunner, records_jsonl: Path, test_registry: obje
     assert "written to out/result.json" in result.stderr
 
 
-def test_quiet_keeps_stderr_empty(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
-    result = runner.invoke(cli, ["-q", "check", "--as-of", AS_OF, "-i", str(records_jsonl), "-f", "json"])
+def test_quiet_keeps_stderr_empty(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
+    result = runner.invoke(
+        cli, ["-q", "check", "--as-of", AS_OF, "-i", str(records_jsonl), "-f", "json"]
+    )
     assert result.stderr == ""
 
 
@@ -85,14 +110,19 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     assert cli_module._colour_wanted() is False
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--as-of", "last tuesday"], "is not an ISO 8601 date"),
-    (["--select", "NOPE999"], "selector 'NOPE999' matches no rule"),
-    (["--source", "nowhere"], "no source named 'nowhere'"),
-    (["--key", "OPS-1"], "cannot be used with --input"),
-    (["-f", "xml"], "Invalid value for '-f'"),
-])
-def test_usage_errors_exit_2(args: list[str], message: str, runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--as-of", "last tuesday"], "is not an ISO 8601 date"),
+        (["--select", "NOPE999"], "selector 'NOPE999' matches no rule"),
+        (["--source", "nowhere"], "no source named 'nowhere'"),
+        (["--key", "OPS-1"], "cannot be used with --input"),
+        (["-f", "xml"], "Invalid value for '-f'"),
+    ],
+)
+def test_usage_errors_exit_2(
+    args: list[str], message: str, runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     result = runner.invoke(cli, ["check", "-i", str(records_jsonl), *args])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
@@ -116,14 +146,18 @@ def test_missing_and_invalid_inputs_name_the_file(runner: CliRunner, test_regist
     assert result.exit_code == 2 and "other.json: not a Jira search response" in result.stderr
 
 
-def test_config_error_exits_2_naming_file_and_key(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_config_error_exits_2_naming_file_and_key(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text("rules:\n  selcet: [ALL]\n")
     result = check(runner, "-i", str(records_jsonl))
     assert result.exit_code == 2
     assert "ticketlint.yaml: rules.selcet: unknown key" in result.stderr
 
 
-def test_unknown_rule_in_config_params_exits_2(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_unknown_rule_in_config_params_exits_2(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text("rules:\n  params: {TST003: {stale_dayz: 3}}\n")
     result = check(runner, "-i", str(records_jsonl))
     assert result.exit_code == 2
@@ -143,13 +177,17 @@ def test_a_crashing_rule_exits_2_after_printing_results(
     import ticketlint.rules.selection
     from ticketlint.rules.registry import Registry
 
-    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([pack]))
+    monkeypatch.setattr(
+        ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([pack])
+    )
     result = check(runner, "-i", str(records_jsonl))
     assert result.exit_code == 2
     assert "Rule errors" in result.stdout and "RuntimeError: bug" in result.stdout
 
 
-def test_internal_error_exits_2_not_1(runner: CliRunner, records_jsonl: Path, test_registry: object, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_exits_2_not_1(
+    runner: CliRunner, records_jsonl: Path, test_registry: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*a, **k):
         raise KeyError("surprise")
 
@@ -159,11 +197,15 @@ def test_internal_error_exits_2_not_1(runner: CliRunner, records_jsonl: Path, te
     assert "internal error: KeyError" in result.stderr
 
 
-def test_source_option_maps_records_under_that_name(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_source_option_maps_records_under_that_name(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text(
         "sources:\n  - {name: jira-prod, type: jira, url: 'https://x.atlassian.net', auth: {pat: abc}}\n"
     )
-    data = json.loads(check(runner, "-i", str(records_jsonl), "--source", "jira-prod", "-f", "json").stdout)
+    data = json.loads(
+        check(runner, "-i", str(records_jsonl), "--source", "jira-prod", "-f", "json").stdout
+    )
     assert {f["source"] for f in data["findings"]} == {"jira-prod"}
     assert data["summary"]["sources"] == ["jira-prod"]
 
@@ -179,7 +221,9 @@ def test_real_registry_runs_on_the_fixture(runner: CliRunner, records_jsonl: Pat
     assert sorted(data["summary"]["rules"]) == sorted(load_registry().rules)
 
 
-def test_shell_completion_of_rule_codes_and_source_names(runner: CliRunner, test_registry: object) -> None:
+def test_shell_completion_of_rule_codes_and_source_names(
+    runner: CliRunner, test_registry: object
+) -> None:
     import click
 
     Path("ticketlint.yaml").write_text(
@@ -187,7 +231,12 @@ def test_shell_completion_of_rule_codes_and_source_names(runner: CliRunner, test
         "  - {name: snow-prod, type: servicenow, url: 'https://x.service-now.com', auth: {user: u, password: p}}\n"
     )
     ctx = click.Context(cli_module.check, parent=click.Context(cli, info_name="ticketlint"))
-    assert cli_module._complete_rules(ctx, None, "tst00") == ["TST001", "TST002", "TST003", "TST004"]
+    assert cli_module._complete_rules(ctx, None, "tst00") == [
+        "TST001",
+        "TST002",
+        "TST003",
+        "TST004",
+    ]
     assert cli_module._complete_sources(ctx, None, "sn") == ["snow-prod"]
     Path("ticketlint.yaml").write_text("bogus: [")
     assert cli_module._complete_sources(ctx, None, "") == []  # never a traceback while completing

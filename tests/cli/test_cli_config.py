@@ -41,13 +41,27 @@ def test_validate_without_a_file_exits_2(runner: CliRunner) -> None:
     assert "no configuration found" in result.stderr and "ticketlint init" in result.stderr
 
 
-@pytest.mark.parametrize("text, expected", [
-    (VALID.replace("jql", "x").replace("    url:", "    urll: https://a.b\n    url:"), "cfg.yaml: sources[0].urll: unknown key"),
-    ("rules:\n  select: [ALL\n", "cfg.yaml: line 3, column 1: not valid YAML"),
-    ("database: ${NOPE_NOT_SET}\n", "cfg.yaml: database: environment variable NOPE_NOT_SET is not set"),
-    ("rules:\n  severity: {CHG001: urgent}\n", "cfg.yaml: rules.severity.CHG001: Input should be"),
-])
-def test_validate_errors_name_file_and_key_path(text: str, expected: str, runner: CliRunner, env: None) -> None:
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            VALID.replace("jql", "x").replace("    url:", "    urll: https://a.b\n    url:"),
+            "cfg.yaml: sources[0].urll: unknown key",
+        ),
+        ("rules:\n  select: [ALL\n", "cfg.yaml: line 3, column 1: not valid YAML"),
+        (
+            "database: ${NOPE_NOT_SET}\n",
+            "cfg.yaml: database: environment variable NOPE_NOT_SET is not set",
+        ),
+        (
+            "rules:\n  severity: {CHG001: urgent}\n",
+            "cfg.yaml: rules.severity.CHG001: Input should be",
+        ),
+    ],
+)
+def test_validate_errors_name_file_and_key_path(
+    text: str, expected: str, runner: CliRunner, env: None
+) -> None:
     Path("cfg.yaml").write_text(text)
     result = runner.invoke(cli, ["--config", "cfg.yaml", "config", "validate"])
     assert result.exit_code == 2

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pytest
+from cli_support import AS_OF
 from click.testing import CliRunner
 
 import ticketlint.connectors as connectors
 from ticketlint.cli import cli
-from cli_support import AS_OF
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, StreamBatch
 from ticketlint.mapping.common import MappingError, MappingReport
 from ticketlint.mapping.model import record_from_dict
@@ -25,13 +26,27 @@ sources:
 
 
 def _record(source: str, key: str, **fields: Any):
-    base = {"source": source, "system": "jira", "key": key, "process": "incident", "state": "in_progress",
-            "priority": "", "updated_at": "2026-03-30T00:00:00Z", "url": f"https://acme.atlassian.net/browse/{key}"}
+    base = {
+        "source": source,
+        "system": "jira",
+        "key": key,
+        "process": "incident",
+        "state": "in_progress",
+        "priority": "",
+        "updated_at": "2026-03-30T00:00:00Z",
+        "url": f"https://acme.atlassian.net/browse/{key}",
+    }
     return record_from_dict({**base, **fields})
 
 
 class FakeConnector:
-    def __init__(self, name: str, *, fail: SourceError | None = None, doctor_report: DoctorReport | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        fail: SourceError | None = None,
+        doctor_report: DoctorReport | None = None,
+    ) -> None:
         self.name = name
         self.streams: Sequence[str] = ("incident", "ci")
         self.request_count = 0
@@ -40,15 +55,28 @@ class FakeConnector:
         self._fail = fail
         self._doctor = doctor_report
 
-    def read(self, stream: str, *, since: datetime | None = None, query: str | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+    def read(
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        query: str | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> Iterator[StreamBatch]:
         self.calls.append({"stream": stream, "since": since, "query": query, "keys": keys})
         if self._fail:
             raise self._fail
         self.request_count += 1
         if stream == "incident":
-            report = MappingReport(rows=3, mapped=2, errors=[MappingError(self.name, "OPS-3", "bad date 'x'")])
-            yield StreamBatch(stream, [_record(self.name, "OPS-1"), _record(self.name, "OPS-2", priority=2)], report, None)
+            report = MappingReport(
+                rows=3, mapped=2, errors=[MappingError(self.name, "OPS-3", "bad date 'x'")]
+            )
+            yield StreamBatch(
+                stream,
+                [_record(self.name, "OPS-1"), _record(self.name, "OPS-2", priority=2)],
+                report,
+                None,
+            )
         else:
             yield StreamBatch(stream, [], MappingReport(), None)
 
@@ -73,9 +101,25 @@ def fakes(monkeypatch: pytest.MonkeyPatch, runner: CliRunner) -> dict[str, FakeC
     return made
 
 
-def test_live_check_reads_every_stream(runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object) -> None:
-    result = runner.invoke(cli, ["check", "--source", "jira-prod", "--jql", "project = OPS",
-                                 "--since", "2026-03-01", "--as-of", AS_OF, "-f", "json"])
+def test_live_check_reads_every_stream(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
+    result = runner.invoke(
+        cli,
+        [
+            "check",
+            "--source",
+            "jira-prod",
+            "--jql",
+            "project = OPS",
+            "--since",
+            "2026-03-01",
+            "--as-of",
+            AS_OF,
+            "-f",
+            "json",
+        ],
+    )
     assert result.exit_code == 1, result.output
     fake = fakes["jira-prod"]
     assert [c["stream"] for c in fake.calls] == ["incident", "ci"]
@@ -83,17 +127,29 @@ def test_live_check_reads_every_stream(runner: CliRunner, fakes: dict[str, FakeC
     assert fake.calls[0]["since"] == datetime(2026, 3, 1, tzinfo=timezone.utc)
     assert fake.closed
     data = json.loads(result.stdout)
-    assert [(f["code"], f["key"], f["source"]) for f in data["findings"]] == [("TST002", "OPS-1", "jira-prod")]
-    assert data["summary"]["mapping_errors"] == [{"source": "jira-prod", "key": "OPS-3", "reason": "bad date 'x'"}]
+    assert [(f["code"], f["key"], f["source"]) for f in data["findings"]] == [
+        ("TST002", "OPS-1", "jira-prod")
+    ]
+    assert data["summary"]["mapping_errors"] == [
+        {"source": "jira-prod", "key": "OPS-3", "reason": "bad date 'x'"}
+    ]
 
 
 def test_a_record_read_twice_is_checked_once_at_its_latest_version(
-        runner: CliRunner, fakes: dict[str, FakeConnector], monkeypatch: pytest.MonkeyPatch, test_registry: object) -> None:
+    runner: CliRunner,
+    fakes: dict[str, FakeConnector],
+    monkeypatch: pytest.MonkeyPatch,
+    test_registry: object,
+) -> None:
     # Keyset paging reads a ticket updated mid-read again at the end of the stream.
     def read(stream: str, **_: Any) -> Iterator[StreamBatch]:
         if stream == "incident":
-            yield StreamBatch(stream, [_record("jira-prod", "OPS-1"), _record("jira-prod", "OPS-2", priority=2)],
-                              MappingReport(rows=2, mapped=2), None)
+            yield StreamBatch(
+                stream,
+                [_record("jira-prod", "OPS-1"), _record("jira-prod", "OPS-2", priority=2)],
+                MappingReport(rows=2, mapped=2),
+                None,
+            )
             fixed = _record("jira-prod", "OPS-1", priority=1, updated_at="2026-03-30T01:00:00Z")
             yield StreamBatch(stream, [fixed], MappingReport(rows=1, mapped=1), None)
 
@@ -108,33 +164,55 @@ def test_a_record_read_twice_is_checked_once_at_its_latest_version(
     assert data["summary"]["records"] == 2
 
 
-def test_live_check_with_keys_passes_them(runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object) -> None:
-    result = runner.invoke(cli, ["check", "--source", "jira-prod", "--key", "OPS-1", "--key", "OPS-2", "--as-of", AS_OF])
+def test_live_check_with_keys_passes_them(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
+    result = runner.invoke(
+        cli,
+        ["check", "--source", "jira-prod", "--key", "OPS-1", "--key", "OPS-2", "--as-of", AS_OF],
+    )
     assert result.exit_code == 1
     assert fakes["jira-prod"].calls[0]["keys"] == ["OPS-1", "OPS-2"]
 
 
-def test_without_source_every_configured_source_is_read(runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object) -> None:
+def test_without_source_every_configured_source_is_read(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
     result = runner.invoke(cli, ["check", "--as-of", AS_OF, "-f", "json"])
     assert set(fakes) == {"jira-prod", "snow-prod"}
     assert json.loads(result.stdout)["summary"]["sources"] == ["jira-prod", "snow-prod"]
 
 
-def test_jql_on_a_servicenow_source_is_a_usage_error(runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object) -> None:
-    result = runner.invoke(cli, ["check", "--source", "snow-prod", "--jql", "x = 1", "--as-of", AS_OF])
+def test_jql_on_a_servicenow_source_is_a_usage_error(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
+    result = runner.invoke(
+        cli, ["check", "--source", "snow-prod", "--jql", "x = 1", "--as-of", AS_OF]
+    )
     assert result.exit_code == 2
     assert "--jql does not apply to servicenow source 'snow-prod'" in result.stderr
 
 
-def test_source_error_exits_2_with_its_message(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, test_registry: object) -> None:
+def test_source_error_exits_2_with_its_message(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text(CONFIG)
-    error = SourceError("jira-prod", "search failed", url="https://acme.atlassian.net/rest/api/3/search/jql",
-                        status=400, detail="Field 'foo' does not exist", hint="the jql of the source")
+    error = SourceError(
+        "jira-prod",
+        "search failed",
+        url="https://acme.atlassian.net/rest/api/3/search/jql",
+        status=400,
+        detail="Field 'foo' does not exist",
+        hint="the jql of the source",
+    )
     fake = FakeConnector("jira-prod", fail=error)
     monkeypatch.setattr(connectors, "open_connector", lambda cfg: fake, raising=False)
     result = runner.invoke(cli, ["check", "--source", "jira-prod", "--as-of", AS_OF])
     assert result.exit_code == 2
-    assert "error: jira-prod: search failed; URL: https://acme.atlassian.net/rest/api/3/search/jql; HTTP 400" in result.stderr
+    assert (
+        "error: jira-prod: search failed; URL: https://acme.atlassian.net/rest/api/3/search/jql; HTTP 400"
+        in result.stderr
+    )
     assert result.stdout == ""  # no "zero findings" result for a source that failed
     assert fake.closed
 
@@ -142,29 +220,45 @@ def test_source_error_exits_2_with_its_message(runner: CliRunner, monkeypatch: p
 def test_doctor_prints_each_report(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     Path("ticketlint.yaml").write_text(CONFIG)
     reports = {
-        "jira-prod": DoctorReport("jira-prod", [DoctorCheck("auth", True, "as ops@example.com"),
-                                                DoctorCheck("field Rollback plan", False, "not found", level="warning")],
-                                  not_evaluated={"CHG005": "change.backout_plan is not mapped"},
-                                  info={"deployment": "Cloud"}),
+        "jira-prod": DoctorReport(
+            "jira-prod",
+            [
+                DoctorCheck("auth", True, "as ops@example.com"),
+                DoctorCheck("field Rollback plan", False, "not found", level="warning"),
+            ],
+            not_evaluated={"CHG005": "change.backout_plan is not mapped"},
+            info={"deployment": "Cloud"},
+        ),
         "snow-prod": DoctorReport("snow-prod", [DoctorCheck("auth", True)]),
     }
-    monkeypatch.setattr(connectors, "open_connector",
-                        lambda cfg: FakeConnector(cfg.name, doctor_report=reports[cfg.name]), raising=False)
+    monkeypatch.setattr(
+        connectors,
+        "open_connector",
+        lambda cfg: FakeConnector(cfg.name, doctor_report=reports[cfg.name]),
+        raising=False,
+    )
     result = runner.invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
-    assert "jira-prod: ok\n  [ok  ] auth: as ops@example.com\n  [warn] field Rollback plan: not found" in result.stdout
+    assert (
+        "jira-prod: ok\n  [ok  ] auth: as ops@example.com\n  [warn] field Rollback plan: not found"
+        in result.stdout
+    )
     assert "  deployment: Cloud" in result.stdout
     assert "    CHG005: change.backout_plan is not mapped" in result.stdout
     assert "snow-prod: ok" in result.stdout
 
 
-def test_doctor_exits_2_when_a_source_is_not_ok(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_exits_2_when_a_source_is_not_ok(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     Path("ticketlint.yaml").write_text(CONFIG)
 
     def open_connector(cfg: Any) -> FakeConnector:
         if cfg.name == "snow-prod":
             raise SourceError("snow-prod", "cannot connect", url="https://acme.service-now.com")
-        return FakeConnector(cfg.name, doctor_report=DoctorReport(cfg.name, [DoctorCheck("auth", False, "HTTP 401")]))
+        return FakeConnector(
+            cfg.name, doctor_report=DoctorReport(cfg.name, [DoctorCheck("auth", False, "HTTP 401")])
+        )
 
     monkeypatch.setattr(connectors, "open_connector", open_connector, raising=False)
     result = runner.invoke(cli, ["doctor"])

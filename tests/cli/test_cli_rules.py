@@ -39,7 +39,9 @@ def test_explain_reads_like_ruff_rule(runner: CliRunner, test_registry: object) 
     assert positions == sorted(positions)
 
 
-def test_explain_by_name_shows_configured_severity(runner: CliRunner, test_registry: object) -> None:
+def test_explain_by_name_shows_configured_severity(
+    runner: CliRunner, test_registry: object
+) -> None:
     Path("ticketlint.yaml").write_text("rules:\n  severity: {TST003: high}\n")
     out = runner.invoke(cli, ["rules", "explain", "test-incident-stale"]).stdout
     assert "Severity: high (configured; default low)" in out

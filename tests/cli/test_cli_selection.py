@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 import pytest
+from cli_support import TEST_PACK
 from click.testing import CliRunner
 
 import ticketlint.cli as cli_module
-from cli_support import TEST_PACK
 from ticketlint.config import parse_config
 from ticketlint.rules.registry import Registry, RuleSelectionError
 from ticketlint.rules.selection import engine_from_config, parse_as_of
@@ -25,7 +25,9 @@ def codes(engine) -> list[str]:
 
 
 def test_config_selection_params_and_severity() -> None:
-    cfg = parse_config("rules:\n  select: [incident]\n  ignore: [TST002]\n  params: {TST003: {stale_days: 3}}\n  severity: {TST003: high}\n")
+    cfg = parse_config(
+        "rules:\n  select: [incident]\n  ignore: [TST002]\n  params: {TST003: {stale_days: 3}}\n  severity: {TST003: high}\n"
+    )
     engine = engine_from_config(cfg, registry=REGISTRY)
     assert codes(engine) == ["TST003"]
     assert engine.params["TST003"] == {"stale_days": 3}
@@ -33,32 +35,51 @@ def test_config_selection_params_and_severity() -> None:
 
 
 def test_cli_select_replaces_config_select_and_ignore() -> None:
-    cfg = parse_config("rules:\n  select: [incident]\n  ignore: [TST001]\n  params: {TST003: {stale_days: 3}}\n")
-    assert codes(engine_from_config(cfg, select=["TST001", "TST004"], registry=REGISTRY)) == ["TST001", "TST004"]
+    cfg = parse_config(
+        "rules:\n  select: [incident]\n  ignore: [TST001]\n  params: {TST003: {stale_days: 3}}\n"
+    )
+    assert codes(engine_from_config(cfg, select=["TST001", "TST004"], registry=REGISTRY)) == [
+        "TST001",
+        "TST004",
+    ]
     # params of rules that are not selected are dropped, not an error
-    assert codes(engine_from_config(cfg, select=["TST001"], ignore=["TST001"], registry=REGISTRY)) == []
+    assert (
+        codes(engine_from_config(cfg, select=["TST001"], ignore=["TST001"], registry=REGISTRY))
+        == []
+    )
 
 
 def test_cli_ignore_alone_replaces_config_ignore() -> None:
     cfg = parse_config("rules:\n  ignore: [TST001]\n")
-    assert codes(engine_from_config(cfg, ignore=["TST004"], registry=REGISTRY)) == ["TST001", "TST002", "TST003"]
+    assert codes(engine_from_config(cfg, ignore=["TST004"], registry=REGISTRY)) == [
+        "TST001",
+        "TST002",
+        "TST003",
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("rules:\n  select: [NOPE]\n", "selector 'NOPE' matches no rule"),
-    ("rules:\n  params: {ZZZ999: {a: 1}}\n", "no rule 'ZZZ999'"),
-    ("rules:\n  params: {TST003: {stale_days: many}}\n", "TST003.stale_days: expected int"),
-    ("rules:\n  severity: {ZZZ999: low}\n", "no rule 'ZZZ999'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("rules:\n  select: [NOPE]\n", "selector 'NOPE' matches no rule"),
+        ("rules:\n  params: {ZZZ999: {a: 1}}\n", "no rule 'ZZZ999'"),
+        ("rules:\n  params: {TST003: {stale_days: many}}\n", "TST003.stale_days: expected int"),
+        ("rules:\n  severity: {ZZZ999: low}\n", "no rule 'ZZZ999'"),
+    ],
+)
 def test_selection_errors(text: str, message: str) -> None:
     with pytest.raises(RuleSelectionError, match=message):
         engine_from_config(parse_config(text), registry=REGISTRY)
 
 
-def test_declarative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_declarative_paths_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ticketlint.rules.selection
 
-    monkeypatch.setattr(ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([TEST_PACK, *extra]))
+    monkeypatch.setattr(
+        ticketlint.rules.selection, "load_registry", lambda extra=(): Registry([TEST_PACK, *extra])
+    )
     (tmp_path / "org").mkdir()
     (tmp_path / "org" / "r.yaml").write_text(
         "rules:\n  - {code: ORG001, name: org-title, title: T, process: change, require: {field: title, not_empty: true}}\n"
@@ -68,15 +89,20 @@ def test_declarative_paths_are_relative_to_the_config_file(tmp_path: Path, monke
     assert "ORG001" in codes(engine_from_config(cfg))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2026-03-31", datetime(2026, 3, 31, tzinfo=timezone.utc)),
-    ("2026-03-31T12:30:00", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
-    ("2026-03-31T12:30:00Z", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
-    ("2026-03-31T14:30:00+02:00", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-03-31", datetime(2026, 3, 31, tzinfo=timezone.utc)),
+        ("2026-03-31T12:30:00", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
+        ("2026-03-31T12:30:00Z", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
+        ("2026-03-31T14:30:00+02:00", datetime(2026, 3, 31, 12, 30, tzinfo=timezone.utc)),
+    ],
+)
 def test_parse_as_of(text: str, expected: datetime) -> None:
     parsed = parse_as_of(text)
-    assert parsed == expected and parsed.tzinfo is not None and parsed.utcoffset().total_seconds() == 0
+    assert (
+        parsed == expected and parsed.tzinfo is not None and parsed.utcoffset().total_seconds() == 0
+    )
 
 
 def test_parse_as_of_rejects_nonsense() -> None:
@@ -85,6 +111,7 @@ def test_parse_as_of_rejects_nonsense() -> None:
 
 
 # --- plugin commands ---------------------------------------------------------------
+
 
 @click.command("hello")
 def _hello() -> None:
@@ -96,14 +123,20 @@ def test_plugin_commands_are_registered(monkeypatch: pytest.MonkeyPatch) -> None
     module.COMMANDS = [_hello, click.command("check")(lambda: None)]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tlplugin_ok", module)
     group = click.Group("g", commands={"check": cli_module.check})
-    added = cli_module.register_plugins(group, ["tlplugin_ok", "tlplugin_missing", "tlplugin_missing.commands"])
+    added = cli_module.register_plugins(
+        group, ["tlplugin_ok", "tlplugin_missing", "tlplugin_missing.commands"]
+    )
     assert added == ["hello"]  # a built-in command is never replaced
     assert group.commands["check"] is cli_module.check
     assert CliRunner().invoke(group, ["hello"]).stdout == "hello from a plugin\n"
 
 
-def test_an_import_error_inside_a_plugin_surfaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "tlplugin_bad.py").write_text("import tl_dependency_that_is_missing\nCOMMANDS = []\n")
+def test_an_import_error_inside_a_plugin_surfaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tlplugin_bad.py").write_text(
+        "import tl_dependency_that_is_missing\nCOMMANDS = []\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="tl_dependency_that_is_missing"):
         cli_module.register_plugins(click.Group("g"), ["tlplugin_bad"])

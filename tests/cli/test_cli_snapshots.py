@@ -14,11 +14,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cli_support import AS_OF, assert_snapshot
 from click.testing import CliRunner
 
 from ticketlint.cli import cli
-from cli_support import AS_OF, assert_snapshot
 from ticketlint.report.formats import FINDING_KEYS, FORMATS
+
 
 def run_check(runner: CliRunner, records_jsonl: Path, *args: str) -> tuple[int, str, str]:
     # A relative path keeps the file name in mapping errors the same on every machine.
@@ -28,29 +29,56 @@ def run_check(runner: CliRunner, records_jsonl: Path, *args: str) -> tuple[int, 
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_check_output_matches_snapshot(fmt: str, runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_check_output_matches_snapshot(
+    fmt: str, runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     code, out, _ = run_check(runner, records_jsonl, "-f", fmt)
     assert code == 1
     assert_snapshot(f"check.{fmt}", out)
 
 
-def test_json_has_the_stable_keys(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_json_has_the_stable_keys(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     _, out, _ = run_check(runner, records_jsonl, "-f", "json")
     data = json.loads(out)
     assert list(data) == ["findings", "summary", "not_evaluated"]
-    stable = {"code", "name", "severity", "clause", "source", "key", "process", "url",
-              "message", "assignee", "group", "fingerprint"}
+    stable = {
+        "code",
+        "name",
+        "severity",
+        "clause",
+        "source",
+        "key",
+        "process",
+        "url",
+        "message",
+        "assignee",
+        "group",
+        "fingerprint",
+    }
     assert all(stable <= set(f) for f in data["findings"])
     assert [f["severity"] for f in data["findings"]] == ["high", "medium", "low", "low"]
     summary = data["summary"]
     assert summary["records"] == 7
     assert summary["as_of"] == "2026-03-31T00:00:00Z"
-    assert summary["rules"]["TST003"] == {"PASS": 0, "FAIL": 2, "NOT_APPLICABLE": 1, "NOT_EVALUATED": 0, "conformity": 0.0}
-    assert [(e["key"], e["reason"].split(":")[1]) for e in summary["mapping_errors"]] == [("CHG-9", "8"), ("X-1", "9")]
+    assert summary["rules"]["TST003"] == {
+        "PASS": 0,
+        "FAIL": 2,
+        "NOT_APPLICABLE": 1,
+        "NOT_EVALUATED": 0,
+        "conformity": 0.0,
+    }
+    assert [(e["key"], e["reason"].split(":")[1]) for e in summary["mapping_errors"]] == [
+        ("CHG-9", "8"),
+        ("X-1", "9"),
+    ]
     assert data["not_evaluated"]["TST004"] == {"source does not provide owner, support_group": 1}
 
 
-def test_jsonl_lines_have_the_same_keys_as_json(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_jsonl_lines_have_the_same_keys_as_json(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     _, out, _ = run_check(runner, records_jsonl, "-f", "jsonl")
     _, full, _ = run_check(runner, records_jsonl, "-f", "json")
     lines = [json.loads(line) for line in out.splitlines()]
@@ -68,18 +96,27 @@ def test_csv_round_trips(runner: CliRunner, records_jsonl: Path, test_registry: 
     assert "records.jsonl:9" in err
 
 
-def test_junit_is_valid_xml_with_a_suite_per_rule(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_junit_is_valid_xml_with_a_suite_per_rule(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     _, out, _ = run_check(runner, records_jsonl, "-f", "junit")
     root = ET.fromstring(out.encode("utf-8"))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
-    assert set(suites) == {"TST001 test-backout-missing", "TST002 test-priority-missing",
-                           "TST003 test-incident-stale", "TST004 test-ci-owner-missing", "mapping"}
+    assert set(suites) == {
+        "TST001 test-backout-missing",
+        "TST002 test-priority-missing",
+        "TST003 test-incident-stale",
+        "TST004 test-ci-owner-missing",
+        "mapping",
+    }
     assert suites["TST003 test-incident-stale"].get("failures") == "2"
     assert len(suites["mapping"].findall("testcase/error")) == 2
     assert root.get("failures") == "4"
 
 
-def test_text_names_who_fixes_and_the_link(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+def test_text_names_who_fixes_and_the_link(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
     _, out, _ = run_check(runner, records_jsonl)
     block = out.split("\n\n")[0]
     assert "jira-demo/CHG-1" in block and "Jane Doe (Network)" in block

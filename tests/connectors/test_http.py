@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 import requests
@@ -30,11 +30,15 @@ def client(sleeps: Sleeps, **kw) -> HttpClient:
 
 @responses.activate
 def test_429_with_retry_after_seconds_waits_exactly_that_long() -> None:
-    responses.get(URL, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limit"]})
+    responses.get(
+        URL, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limit"]}
+    )
     responses.get(URL, json={"issues": []})
     sleeps = Sleeps()
     http = client(sleeps)
-    assert http.get_json("/rest/api/3/search/jql", params={"jql": "project = OPS"}) == {"issues": []}
+    assert http.get_json("/rest/api/3/search/jql", params={"jql": "project = OPS"}) == {
+        "issues": []
+    }
     assert sleeps == [7.0]
     assert len(responses.calls) == 2 and http.request_count == 2
 
@@ -42,8 +46,10 @@ def test_429_with_retry_after_seconds_waits_exactly_that_long() -> None:
 @responses.activate
 def test_429_with_retry_after_http_date_uses_the_servers_date_header() -> None:
     server_now = datetime(2026, 3, 2, 14, 10, 0, tzinfo=timezone.utc)
-    headers = {"Retry-After": format_datetime(server_now + timedelta(seconds=45), usegmt=True),
-               "Date": format_datetime(server_now, usegmt=True)}
+    headers = {
+        "Retry-After": format_datetime(server_now + timedelta(seconds=45), usegmt=True),
+        "Date": format_datetime(server_now, usegmt=True),
+    }
     responses.get(URL, status=429, headers=headers)
     responses.get(URL, json={"issues": []})
     sleeps = Sleeps()
@@ -87,7 +93,7 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter() -> None:
     assert client(sleeps).get_json(URL) == {"ok": True}
     assert len(sleeps) == 3
     # steps 1, 2, 4 s with "equal jitter": within [step/2, step]
-    for wait, step in zip(sleeps, (1, 2, 4)):
+    for wait, step in zip(sleeps, (1, 2, 4), strict=False):
         assert step / 2 <= wait <= step
 
 
@@ -105,7 +111,12 @@ def test_503_burst_then_success() -> None:
 @responses.activate
 def test_timeout_and_connection_reset_are_retried() -> None:
     responses.get(URL, body=requests.exceptions.ReadTimeout("read timed out"))
-    responses.get(URL, body=requests.exceptions.ConnectionError(ConnectionResetError(104, "Connection reset by peer")))
+    responses.get(
+        URL,
+        body=requests.exceptions.ConnectionError(
+            ConnectionResetError(104, "Connection reset by peer")
+        ),
+    )
     responses.get(URL, json={"done": True})
     sleeps = Sleeps()
     assert client(sleeps).get_json(URL) == {"done": True}
@@ -148,20 +159,61 @@ def test_retries_exhausted_raise_source_error_naming_the_url_and_status() -> Non
 @pytest.mark.parametrize(
     ("status", "body", "expected_detail", "hint_word"),
     [
-        (400, {"errorMessages": ["Field 'Rollback plan' does not exist or you do not have permission to view it."], "errors": {}},
-         "Field 'Rollback plan' does not exist", "query"),
-        (401, {"errorMessages": ["You are not authenticated. Authentication required to perform this operation."]},
-         "not authenticated", "credentials"),
-        (403, {"errorMessages": [], "errors": {"projectKey": "You do not have permission to browse project OPS."}},
-         "projectKey: You do not have permission", "permissions"),
-        (404, {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}},
-         "Issue does not exist", "base path"),
-        (410, {"errorMessages": ["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."]},
-         "has been removed", "removed endpoint"),
+        (
+            400,
+            {
+                "errorMessages": [
+                    "Field 'Rollback plan' does not exist or you do not have permission to view it."
+                ],
+                "errors": {},
+            },
+            "Field 'Rollback plan' does not exist",
+            "query",
+        ),
+        (
+            401,
+            {
+                "errorMessages": [
+                    "You are not authenticated. Authentication required to perform this operation."
+                ]
+            },
+            "not authenticated",
+            "credentials",
+        ),
+        (
+            403,
+            {
+                "errorMessages": [],
+                "errors": {"projectKey": "You do not have permission to browse project OPS."},
+            },
+            "projectKey: You do not have permission",
+            "permissions",
+        ),
+        (
+            404,
+            {
+                "errorMessages": ["Issue does not exist or you do not have permission to see it."],
+                "errors": {},
+            },
+            "Issue does not exist",
+            "base path",
+        ),
+        (
+            410,
+            {
+                "errorMessages": [
+                    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."
+                ]
+            },
+            "has been removed",
+            "removed endpoint",
+        ),
     ],
 )
 @responses.activate
-def test_client_errors_are_never_retried_and_say_what_to_check(status, body, expected_detail, hint_word) -> None:
+def test_client_errors_are_never_retried_and_say_what_to_check(
+    status, body, expected_detail, hint_word
+) -> None:
     responses.get(URL, status=status, json=body)
     sleeps = Sleeps()
     with pytest.raises(SourceError) as err:
@@ -176,18 +228,36 @@ def test_client_errors_are_never_retried_and_say_what_to_check(status, body, exp
 @responses.activate
 def test_servicenow_error_shape_is_read() -> None:
     url = "https://example.service-now.com/api/now/table/incident"
-    responses.get(url, status=403, json={"error": {"message": "User Not Authorized",
-                                                   "detail": "Required to provide Auth information"},
-                                         "status": "failure"})
+    responses.get(
+        url,
+        status=403,
+        json={
+            "error": {
+                "message": "User Not Authorized",
+                "detail": "Required to provide Auth information",
+            },
+            "status": "failure",
+        },
+    )
     with pytest.raises(SourceError) as err:
-        HttpClient("snow", "https://example.service-now.com", requests.Session(), sleep=Sleeps()).get_json(url)
-    assert "User Not Authorized" in str(err.value) and "Required to provide Auth information" in str(err.value)
+        HttpClient(
+            "snow", "https://example.service-now.com", requests.Session(), sleep=Sleeps()
+        ).get_json(url)
+    assert "User Not Authorized" in str(
+        err.value
+    ) and "Required to provide Auth information" in str(err.value)
 
 
 @responses.activate
 def test_custom_error_detail_is_used() -> None:
     responses.get(URL, status=400, body="bad")
-    http = HttpClient("x", BASE, requests.Session(), sleep=Sleeps(), error_detail=lambda r: f"custom {r.status_code}")
+    http = HttpClient(
+        "x",
+        BASE,
+        requests.Session(),
+        sleep=Sleeps(),
+        error_detail=lambda r: f"custom {r.status_code}",
+    )
     with pytest.raises(SourceError, match="custom 400"):
         http.request("GET", URL)
 
@@ -206,8 +276,11 @@ def test_post_json_sends_the_body_and_retries_it_unchanged() -> None:
     responses.post(url, status=502)
     responses.post(url, json={"issueChangeLogs": []})
     body = {"issueIdsOrKeys": ["10001"], "fieldIds": ["status"], "maxResults": 10000}
-    assert client(Sleeps()).post_json("/rest/api/3/changelog/bulkfetch", json=body) == {"issueChangeLogs": []}
+    assert client(Sleeps()).post_json("/rest/api/3/changelog/bulkfetch", json=body) == {
+        "issueChangeLogs": []
+    }
     import json
+
     assert [json.loads(c.request.body) for c in responses.calls] == [body, body]
 
 
@@ -223,9 +296,15 @@ def test_retry_log_lines_hold_no_query_or_secret(caplog) -> None:
     responses.get(URL, json={})
     with caplog.at_level(logging.WARNING):
         client(Sleeps()).get_json(URL, params={"jql": "project = SECRETPROJ"})
-    assert "retrying" in caplog.text and "SECRETPROJ" not in caplog.text and "s3cret" not in caplog.text
+    assert (
+        "retrying" in caplog.text
+        and "SECRETPROJ" not in caplog.text
+        and "s3cret" not in caplog.text
+    )
 
 
 def test_safe_url_drops_userinfo_and_query() -> None:
-    assert safe_url("https://u:p@jira.example.com:8443/jira/rest/api/2/search?jql=x#f") == \
-        "https://jira.example.com:8443/jira/rest/api/2/search"
+    assert (
+        safe_url("https://u:p@jira.example.com:8443/jira/rest/api/2/search?jql=x#f")
+        == "https://jira.example.com:8443/jira/rest/api/2/search"
+    )

@@ -15,9 +15,10 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -65,9 +66,9 @@ def parse_query(query: str) -> tuple[list[list[list[Term]]], list[tuple[str, boo
             if not term:
                 continue
             if term.startswith("ORDERBYDESC"):
-                order.append((term[len("ORDERBYDESC"):], True))
+                order.append((term[len("ORDERBYDESC") :], True))
             elif term.startswith("ORDERBY"):
-                order.append((term[len("ORDERBY"):], False))
+                order.append((term[len("ORDERBY") :], False))
             else:
                 is_or = term.startswith("OR") and clauses
                 m = _TERM.match(term[2:] if is_or else term)
@@ -82,10 +83,14 @@ def parse_query(query: str) -> tuple[list[list[list[Term]]], list[tuple[str, boo
 
 def _holds(have: str, op: str, value: str) -> bool:
     return {
-        "=": lambda: have == value, "!=": lambda: have != value,
-        ">": lambda: have > value, ">=": lambda: have >= value,
-        "<": lambda: have < value, "<=": lambda: have <= value,
-        "IN": lambda: have in value.split(","), "STARTSWITH": lambda: have.startswith(value),
+        "=": lambda: have == value,
+        "!=": lambda: have != value,
+        ">": lambda: have > value,
+        ">=": lambda: have >= value,
+        "<": lambda: have < value,
+        "<=": lambda: have <= value,
+        "IN": lambda: have in value.split(","),
+        "STARTSWITH": lambda: have.startswith(value),
         "INSTANCEOF": lambda: have == value,  # no table here extends another
         "ISNOTEMPTY": lambda: have != "",
     }[op]()
@@ -107,12 +112,15 @@ class FakeTableAPI:
         self.date = "Tue, 10 Feb 2026 12:00:00 GMT"
         self.faults: list[Any] = []
         """Served (or raised) before normal answers: an exception or (status, headers, body)."""
-        self.before: Callable[["FakeTableAPI", int], None] | None = None
+        self.before: Callable[[FakeTableAPI, int], None] | None = None
         """Called before each answer with the 1-based request number (to change rows)."""
 
-    def install(self, base: str = BASE) -> "FakeTableAPI":
-        responses.add_callback(responses.GET, re.compile(re.escape(base) + r"/api/now/table/\w+"),
-                               callback=self.callback)
+    def install(self, base: str = BASE) -> FakeTableAPI:
+        responses.add_callback(
+            responses.GET,
+            re.compile(re.escape(base) + r"/api/now/table/\w+"),
+            callback=self.callback,
+        )
         return self
 
     def queries(self, table: str) -> list[str]:
@@ -141,8 +149,10 @@ class FakeTableAPI:
         if not rest:
             return str(row.get(field, ""))
         ref = row.get(head)
-        target = next((r for rows in self.tables.values() for r in rows
-                       if ref and r.get("sys_id") == ref), None)
+        target = next(
+            (r for rows in self.tables.values() for r in rows if ref and r.get("sys_id") == ref),
+            None,
+        )
         return "" if target is None else self.value(target, rest)
 
     def _matches(self, row: dict[str, Any], clause: list[Term]) -> bool:
@@ -152,13 +162,16 @@ class FakeTableAPI:
 
     def select(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
         groups, order = parse_query(params.get("sysparm_query", ""))
-        rows = [r for r in self.tables.get(table, [])
-                if not groups or any(all(self._matches(r, c) for c in g) for g in groups)]
+        rows = [
+            r
+            for r in self.tables.get(table, [])
+            if not groups or any(all(self._matches(r, c) for c in g) for g in groups)
+        ]
         for field, desc in reversed(order):
             rows.sort(key=lambda r: str(r.get(field, "")), reverse=desc)
         self.last_total = len(rows)
         offset = int(params.get("sysparm_offset", 0))
-        page = rows[offset:offset + int(params.get("sysparm_limit", 10000))]
+        page = rows[offset : offset + int(params.get("sysparm_limit", 10000))]
         fields = [f for f in params.get("sysparm_fields", "").split(",") if f]
         out: list[dict[str, Any]] = []
         for row in page:  # ACLs apply after paging
@@ -167,20 +180,40 @@ class FakeTableAPI:
             if row.get("_acl") == "hide":
                 out.append({})
                 continue
-            out.append({f: row[f] if f in row else self.value(row, f)
-                        for f in fields if f in row or ("." in f and f.split(".")[0] in row)}
-                       if fields else {k: v for k, v in row.items() if not k.startswith("_")})
+            out.append(
+                {
+                    f: row[f] if f in row else self.value(row, f)
+                    for f in fields
+                    if f in row or ("." in f and f.split(".")[0] in row)
+                }
+                if fields
+                else {k: v for k, v in row.items() if not k.startswith("_")}
+            )
         return out
 
 
 def all_tables() -> dict[str, list[dict[str, Any]]]:
-    return {t: rows_of(t) for t in ("incident", "change_request", "problem", "sc_req_item", "cmdb_ci",
-                                    "sysapproval_approver", "task_ci")}
+    return {
+        t: rows_of(t)
+        for t in (
+            "incident",
+            "change_request",
+            "problem",
+            "sc_req_item",
+            "cmdb_ci",
+            "sysapproval_approver",
+            "task_ci",
+        )
+    }
 
 
 def source(**kw: Any) -> ServiceNowSource:
-    data: dict[str, Any] = {"name": "snow-prod", "type": "servicenow", "url": BASE,
-                            "auth": {"user": "svc_ticketlint", "password": "pw-s3cret"}}
+    data: dict[str, Any] = {
+        "name": "snow-prod",
+        "type": "servicenow",
+        "url": BASE,
+        "auth": {"user": "svc_ticketlint", "password": "pw-s3cret"},
+    }
     data.update(kw)
     return ServiceNowSource.model_validate(data)
 
@@ -190,9 +223,12 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def connector(sleeps: Sleeps | None = None, *, bulk_related: bool = True, **kw: Any) -> ServiceNowConnector:
-    return ServiceNowConnector(source(**kw), sleep=sleeps if sleeps is not None else Sleeps(),
-                               bulk_related=bulk_related)
+def connector(
+    sleeps: Sleeps | None = None, *, bulk_related: bool = True, **kw: Any
+) -> ServiceNowConnector:
+    return ServiceNowConnector(
+        source(**kw), sleep=sleeps if sleeps is not None else Sleeps(), bulk_related=bulk_related
+    )
 
 
 def read_all(conn: ServiceNowConnector, stream: str, **kw: Any):
@@ -211,20 +247,28 @@ def synthetic(n: int, *, prefix: str = "INC00900") -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         row = dict(template)
-        row.update(sys_id=f"{i:02d}" + "a" * 30, number=f"{prefix}{i:02d}",
-                   sys_updated_on=f"2026-02-10 10:{i:02d}:00", cmdb_ci="", **{"cmdb_ci.name": ""})
+        row.update(
+            sys_id=f"{i:02d}" + "a" * 30,
+            number=f"{prefix}{i:02d}",
+            sys_updated_on=f"2026-02-10 10:{i:02d}:00",
+            cmdb_ci="",
+            **{"cmdb_ci.name": ""},
+        )
         out.append(row)
     return out
 
 
 # --------------------------------------------------------------------------- queries
 
+
 def test_query_builders_repeat_the_scope_in_each_nq_part() -> None:
     assert first_page_query("active=true", "sys_updated_on>=2026-02-01 00:00:00") == (
-        f"active=true^sys_updated_on>=2026-02-01 00:00:00^{ORDER}")
+        f"active=true^sys_updated_on>=2026-02-01 00:00:00^{ORDER}"
+    )
     assert next_page_query("active=true", "2026-02-01 11:30:00", "abc") == (
         "active=true^sys_updated_on>2026-02-01 11:30:00^NQactive=true^sys_updated_on=2026-02-01 11:30:00"
-        f"^sys_id>abc^{ORDER}")
+        f"^sys_id>abc^{ORDER}"
+    )
     assert next_page_query("", "T", "X") == f"sys_updated_on>T^NQsys_updated_on=T^sys_id>X^{ORDER}"
     with pytest.raises(ValueError, match="NQ"):
         check_scope("active=true^NQpriority=1", "query")
@@ -242,24 +286,31 @@ def test_keyset_paging_sends_the_exact_query_of_each_page() -> None:
     ordered = sorted_rows(rows_of("incident"))  # 10:00 is before since - 10 min: excluded
     expected_rows = [r for r in ordered if r["sys_updated_on"] >= "2026-02-01 10:05:00"]
     assert [r.key for r in records] == [r["number"] for r in expected_rows]
-    second, fourth = expected_rows[1], expected_rows[3]
+    second, _fourth = expected_rows[1], expected_rows[3]
     scope = "category=network"
     assert fake.queries("incident") == [
         f"{scope}^sys_updated_on>=2026-02-01 10:05:00^{ORDER}",
-        f"{scope}^sys_updated_on>{second['sys_updated_on']}^NQ{scope}^sys_updated_on={second['sys_updated_on']}"
-        f"^sys_id>{second['sys_id']}^{ORDER}",
+        (
+            f"{scope}^sys_updated_on>{second['sys_updated_on']}^NQ{scope}^sys_updated_on={second['sys_updated_on']}"
+            f"^sys_id>{second['sys_id']}^{ORDER}"
+        ),
     ]  # the second page's X-Total-Count (2) says it holds the rest: no closing empty page
     first = next(c for c in fake.calls if c["table"] == "incident")
     assert first["sysparm_fields"] == ",".join(conn.mapper.fields_for("incident"))
-    assert (first["sysparm_exclude_reference_link"], first["sysparm_no_count"],
-            first["sysparm_display_value"], first["sysparm_limit"]) == ("true", "false", "false", "2")
+    assert (
+        first["sysparm_exclude_reference_link"],
+        first["sysparm_no_count"],
+        first["sysparm_display_value"],
+        first["sysparm_limit"],
+    ) == ("true", "false", "false", "2")
     assert "sysparm_offset" not in first
     # task_ci is read first, in bulk, with the scope dot-walked onto the task; the other
     # processes' windows reach RELATED_SLACK further back (their watermarks are unknown)
     assert fake.queries("task_ci")[0] == (
         "task.sys_class_nameINSTANCEOFincident^task.sys_updated_on>=2026-02-01 10:05:00^task.category=network"
         "^NQtask.sys_class_nameINSTANCEOFchange_request^task.sys_updated_on>=2026-02-01 08:05:00"
-        "^NQtask.sys_class_nameINSTANCEOFproblem^task.sys_updated_on>=2026-02-01 08:05:00^ORDERBYsys_id")
+        "^NQtask.sys_class_nameINSTANCEOFproblem^task.sys_updated_on>=2026-02-01 08:05:00^ORDERBYsys_id"
+    )
     assert fake.calls[0]["table"] == "task_ci"
     task_ci_calls = [c for c in fake.calls if c["table"] == "task_ci"]
     assert conn.request_count == math.ceil(4 / 2) + len(task_ci_calls) == len(fake.calls)
@@ -300,25 +351,37 @@ def test_rows_added_after_the_first_count_are_still_read() -> None:
     def grow(api: FakeTableAPI, n: int) -> None:
         if len(api.queries("incident")) == 2:  # after the first incident page, two more rows arrive
             api.tables["incident"].extend(dict(r) for r in rows[4:])
+
     fake.before = grow
     _, records = read_all(connector(page_size=2), "incident")
     assert [r.native_id for r in records] == [r["sys_id"] for r in rows]
     # the second page was expected to be the last: counted, it says 4 are left (2 after
     # it), so the third is counted too and ends the read: ceil(6 / 2) requests
     assert [c["sysparm_no_count"] for c in fake.calls if c["table"] == "incident"] == [
-        "false", "false", "false"]
+        "false",
+        "false",
+        "false",
+    ]
 
 
 # --------------------------------------------------------------------------- rows changing mid-read
+
 
 def offset_read(base: str, table: str, page: int) -> list[tuple[str, str]]:
     """What offset paging over the same (changing) table returns: (sys_id, sys_updated_on)."""
     seen: list[tuple[str, str]] = []
     offset = 0
     while True:
-        rows = requests.get(f"{base}/api/now/table/{table}", params={
-            "sysparm_query": ORDER, "sysparm_limit": page, "sysparm_offset": offset,
-            "sysparm_fields": "sys_id,sys_updated_on"}, timeout=5).json()["result"]
+        rows = requests.get(
+            f"{base}/api/now/table/{table}",
+            params={
+                "sysparm_query": ORDER,
+                "sysparm_limit": page,
+                "sysparm_offset": offset,
+                "sysparm_fields": "sys_id,sys_updated_on",
+            },
+            timeout=5,
+        ).json()["result"]
         if not rows:
             return seen
         seen.extend((r["sys_id"], r["sys_updated_on"]) for r in rows)
@@ -327,9 +390,12 @@ def offset_read(base: str, table: str, page: int) -> list[tuple[str, str]]:
 
 def touch_after_first_page(table: str, sys_id: str) -> Callable[[FakeTableAPI, int], None]:
     def before(fake: FakeTableAPI, n: int) -> None:
-        if len(fake.queries(table)) == 2:  # after page 1 was served, someone updates a row already read
+        if (
+            len(fake.queries(table)) == 2
+        ):  # after page 1 was served, someone updates a row already read
             row = next(r for r in fake.tables[table] if r["sys_id"] == sys_id)
             row["sys_updated_on"] = "2026-03-01 00:00:00"
+
     return before
 
 
@@ -367,8 +433,11 @@ def test_a_row_updated_before_it_is_read_is_read_once_at_its_new_version() -> No
 
 # --------------------------------------------------------------------------- ACL-filtered pages
 
+
 @responses.activate
-def test_empty_object_rows_are_counted_and_skipped_and_the_key_comes_from_the_last_real_row() -> None:
+def test_empty_object_rows_are_counted_and_skipped_and_the_key_comes_from_the_last_real_row() -> (
+    None
+):
     rows = synthetic(7)
     rows[2]["_acl"] = "hide"  # last row of page 1: the next page must start after rows[1]
     rows[5]["_acl"] = "hide"
@@ -376,7 +445,9 @@ def test_empty_object_rows_are_counted_and_skipped_and_the_key_comes_from_the_la
     batches, records = read_all(connector(page_size=3), "incident")
     assert [r.native_id for r in records] == [rows[i]["sys_id"] for i in (0, 1, 3, 4, 6)]
     assert sum(b.report.skipped_empty for b in batches) == 2  # row 2 is seen twice, counted once
-    assert fake.queries("incident")[1] == next_page_query("", rows[1]["sys_updated_on"], rows[1]["sys_id"])
+    assert fake.queries("incident")[1] == next_page_query(
+        "", rows[1]["sys_updated_on"], rows[1]["sys_id"]
+    )
 
 
 @responses.activate
@@ -390,7 +461,10 @@ def test_a_page_of_only_empty_rows_pages_on_by_offset_after_the_same_key() -> No
     key_after_1 = next_page_query("", rows[1]["sys_updated_on"], rows[1]["sys_id"])
     calls = [c for c in fake.calls if c["table"] == "incident"]
     assert [(c["sysparm_query"], c.get("sysparm_offset")) for c in calls] == [
-        (ORDER, None), (key_after_1, None), (key_after_1, "2"), (key_after_1, "4"),
+        (ORDER, None),
+        (key_after_1, None),
+        (key_after_1, "2"),
+        (key_after_1, "4"),
     ]  # offset 4 + limit 2 reaches the count after the key (6): that page was the last
     report = batches[0].report
     for b in batches[1:]:
@@ -434,6 +508,7 @@ def test_a_server_that_ignores_the_keyset_fails_instead_of_looping() -> None:
 
 # --------------------------------------------------------------------------- related rows
 
+
 @responses.activate
 def test_the_id_list_path_reads_approvals_and_task_ci_per_page_paged_by_sys_id() -> None:
     fake = FakeTableAPI(all_tables()).install()
@@ -441,15 +516,20 @@ def test_the_id_list_path_reads_approvals_and_task_ci_per_page_paged_by_sys_id()
     _, records = read_all(conn, "change")
     changes = sorted_rows(rows_of("change_request"))
     page1 = ",".join(r["sys_id"] for r in changes[:2])
-    approvals_p1 = sorted((a for a in rows_of("sysapproval_approver")
-                           if a["sysapproval"] in page1.split(",")), key=lambda a: a["sys_id"])
+    approvals_p1 = sorted(
+        (a for a in rows_of("sysapproval_approver") if a["sysapproval"] in page1.split(",")),
+        key=lambda a: a["sys_id"],
+    )
     assert len(approvals_p1) == 3  # more than one page of 2: keyset on sys_id
     assert fake.queries("sysapproval_approver")[:2] == [
         f"sysapprovalIN{page1}^ORDERBYsys_id",
         f"sysapprovalIN{page1}^sys_id>{approvals_p1[1]['sys_id']}^ORDERBYsys_id",
     ]  # the second page holds the last match (X-Total-Count 1): no third request
-    per_record = [c for c in fake.calls if c["table"] == "sysapproval_approver"
-                  and "," not in c["sysparm_query"].split("^")[0]]
+    per_record = [
+        c
+        for c in fake.calls
+        if c["table"] == "sysapproval_approver" and "," not in c["sysparm_query"].split("^")[0]
+    ]
     assert per_record == []  # every related request names the whole page of records
     first = next(c for c in fake.calls if c["table"] == "sysapproval_approver")
     assert first["sysparm_fields"].split(",")[:3] == ["sys_id", "sysapproval", "document_id"]
@@ -502,13 +582,18 @@ def test_a_scope_with_its_own_nq_is_refused() -> None:
 
 # --------------------------------------------------------------------------- field validation
 
+
 @responses.activate
-def test_fields_the_table_lacks_are_warned_about_by_table_and_field(caplog: pytest.LogCaptureFixture) -> None:
+def test_fields_the_table_lacks_are_warned_about_by_table_and_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     FakeTableAPI(all_tables()).install()
     conn = connector(fields={"incident.review": "u_pir_completed"})
     with caplog.at_level(logging.WARNING, logger="ticketlint.connectors.servicenow"):
         batches, records = read_all(conn, "incident")
-    warnings = sum((b.report.warnings for b in batches), start=batches[0].report.warnings.__class__())
+    warnings = sum(
+        (b.report.warnings for b in batches), start=batches[0].report.warnings.__class__()
+    )
     assert warnings["incident.u_pir_completed missing"] == 1
     assert "table incident returned no field u_pir_completed" in caplog.text
     assert all(r.review is None for r in records)  # not provided, not "empty"
@@ -516,16 +601,30 @@ def test_fields_the_table_lacks_are_warned_about_by_table_and_field(caplog: pyte
 
 # --------------------------------------------------------------------------- retries
 
-@pytest.mark.parametrize("fault, expected_sleep", [
-    ((429, {"Retry-After": "7"}, json.dumps({"error": {"message": "Too many requests"}})), 7.0),
-    ((503, {}, "<html>Service Unavailable</html>"), None),
-    ((500, {}, json.dumps({"error": {"message": "Internal error"}, "status": "failure"})), None),
-    (requests.exceptions.ReadTimeout("read timed out"), None),
-    (requests.exceptions.ConnectionError(ConnectionResetError(104, "Connection reset by peer")), None),
-    ((200, {}, '{"result": [{"sys_id": "trunc'), None),  # a page cut short: not JSON
-])
+
+@pytest.mark.parametrize(
+    "fault, expected_sleep",
+    [
+        ((429, {"Retry-After": "7"}, json.dumps({"error": {"message": "Too many requests"}})), 7.0),
+        ((503, {}, "<html>Service Unavailable</html>"), None),
+        (
+            (500, {}, json.dumps({"error": {"message": "Internal error"}, "status": "failure"})),
+            None,
+        ),
+        (requests.exceptions.ReadTimeout("read timed out"), None),
+        (
+            requests.exceptions.ConnectionError(
+                ConnectionResetError(104, "Connection reset by peer")
+            ),
+            None,
+        ),
+        ((200, {}, '{"result": [{"sys_id": "trunc'), None),  # a page cut short: not JSON
+    ],
+)
 @responses.activate
-def test_each_transient_fault_is_retried_and_nothing_is_lost(fault: Any, expected_sleep: float | None) -> None:
+def test_each_transient_fault_is_retried_and_nothing_is_lost(
+    fault: Any, expected_sleep: float | None
+) -> None:
     fake = FakeTableAPI({"problem": rows_of("problem"), "task_ci": []}).install()
     fake.faults = [fault]
     sleeps = Sleeps()
@@ -549,15 +648,19 @@ def test_retries_that_run_out_fail_the_source_instead_of_returning_nothing() -> 
     assert conn.request_count == 3
 
 
-@pytest.mark.parametrize("status, message, detail", [
-    (400, "Invalid query", "Unparseable encoded query"),
-    (401, "User Not Authenticated", "Required to provide Auth information"),
-    (403, "User Not Authorized", "ACL Exception Read Failed"),
-    (404, "Invalid table u_change_custom", None),
-])
+@pytest.mark.parametrize(
+    "status, message, detail",
+    [
+        (400, "Invalid query", "Unparseable encoded query"),
+        (401, "User Not Authenticated", "Required to provide Auth information"),
+        (403, "User Not Authorized", "ACL Exception Read Failed"),
+        (404, "Invalid table u_change_custom", None),
+    ],
+)
 @responses.activate
-def test_refusals_fail_at_once_with_the_servers_message_and_detail(status: int, message: str,
-                                                                 detail: str | None) -> None:
+def test_refusals_fail_at_once_with_the_servers_message_and_detail(
+    status: int, message: str, detail: str | None
+) -> None:
     fake = FakeTableAPI({}).install()
     fake.faults = [(status, {}, (FIX / "errors" / f"{status}.json").read_text())]
     conn = connector(tables={"change": "u_change_custom"}, bulk_related=False)
@@ -573,9 +676,20 @@ def test_refusals_fail_at_once_with_the_servers_message_and_detail(status: int, 
 
 # --------------------------------------------------------------------------- auth
 
+
 def oauth_source(base: str, **kw: Any) -> ServiceNowSource:
-    return source(url=base, auth={"oauth": {"client_id": "ticketlint-app", "client_secret": "cl-s3cret",
-                                            "user": "svc_ticketlint", "password": "pw-s3cret"}}, **kw)
+    return source(
+        url=base,
+        auth={
+            "oauth": {
+                "client_id": "ticketlint-app",
+                "client_secret": "cl-s3cret",
+                "user": "svc_ticketlint",
+                "password": "pw-s3cret",
+            }
+        },
+        **kw,
+    )
 
 
 class Clock:
@@ -597,21 +711,48 @@ def test_basic_auth_uses_the_pysnow_session() -> None:
 @responses.activate
 def test_oauth_password_grant_then_refresh_before_expiry_over_plain_http() -> None:
     base = "http://localhost:8080"
-    token = responses.post(f"{base}/oauth_token.do", json=load("oauth_token.json"), match=[
-        matchers.urlencoded_params_matcher({
-            "grant_type": "password", "username": "svc_ticketlint", "password": "pw-s3cret",
-            "client_id": "ticketlint-app", "client_secret": "cl-s3cret"})])
-    refreshed = responses.post(f"{base}/oauth_token.do", json={
-        "access_token": "access-2", "refresh_token": "refresh-2", "token_type": "Bearer", "expires_in": 1799,
-    }, match=[matchers.urlencoded_params_matcher({
-        "grant_type": "refresh_token", "refresh_token": "r4nd0m-refresh-token-1",
-        "client_id": "ticketlint-app", "client_secret": "cl-s3cret"})])
+    token = responses.post(
+        f"{base}/oauth_token.do",
+        json=load("oauth_token.json"),
+        match=[
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "password",
+                    "username": "svc_ticketlint",
+                    "password": "pw-s3cret",
+                    "client_id": "ticketlint-app",
+                    "client_secret": "cl-s3cret",
+                }
+            )
+        ],
+    )
+    refreshed = responses.post(
+        f"{base}/oauth_token.do",
+        json={
+            "access_token": "access-2",
+            "refresh_token": "refresh-2",
+            "token_type": "Bearer",
+            "expires_in": 1799,
+        },
+        match=[
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": "r4nd0m-refresh-token-1",
+                    "client_id": "ticketlint-app",
+                    "client_secret": "cl-s3cret",
+                }
+            )
+        ],
+    )
     FakeTableAPI({"problem": rows_of("problem"), "task_ci": []}).install(base)
     clock = Clock()
     conn = ServiceNowConnector(oauth_source(base), sleep=Sleeps(), clock=clock)
     read_all(conn, "problem")
     table_calls = [c for c in responses.calls if "/api/now/table/" in c.request.url]
-    assert {c.request.headers["Authorization"] for c in table_calls} == {"Bearer r4nd0m-access-token-1"}
+    assert {c.request.headers["Authorization"] for c in table_calls} == {
+        "Bearer r4nd0m-access-token-1"
+    }
     assert token.call_count == 1 and refreshed.call_count == 0
     clock.now += 1799 - 30  # inside the safety margin before expiry
     read_all(conn, "problem")
@@ -641,25 +782,37 @@ def test_a_401_refreshes_the_token_once_and_a_second_401_fails() -> None:
 
 @responses.activate
 def test_a_refused_refresh_token_falls_back_on_the_password_grant() -> None:
-    responses.post(f"{BASE}/oauth_token.do", json=load("oauth_token.json"),
-                   match=[matchers.urlencoded_params_matcher({"grant_type": "password"}, allow_blank=True)]
-                   ) if False else None  # (kept simple below: answers in order)
+    responses.post(
+        f"{BASE}/oauth_token.do",
+        json=load("oauth_token.json"),
+        match=[matchers.urlencoded_params_matcher({"grant_type": "password"}, allow_blank=True)],
+    ) if False else None  # (kept simple below: answers in order)
     responses.post(f"{BASE}/oauth_token.do", json=load("oauth_token.json"))
-    responses.post(f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text())
-    responses.post(f"{BASE}/oauth_token.do", json={**load("oauth_token.json"), "access_token": "access-3"})
+    responses.post(
+        f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text()
+    )
+    responses.post(
+        f"{BASE}/oauth_token.do", json={**load("oauth_token.json"), "access_token": "access-3"}
+    )
     FakeTableAPI({"problem": [], "task_ci": []}).install()
     clock = Clock()
     conn = ServiceNowConnector(oauth_source(BASE), sleep=Sleeps(), clock=clock)
     read_all(conn, "problem")
     clock.now += 5000
     read_all(conn, "problem")
-    assert conn._oauth is not None and conn._oauth.grants == ["password", "refresh_token", "password"]
+    assert conn._oauth is not None and conn._oauth.grants == [
+        "password",
+        "refresh_token",
+        "password",
+    ]
     assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-3"
 
 
 @responses.activate
 def test_a_refused_password_grant_names_the_token_endpoint_and_the_servers_reason() -> None:
-    responses.post(f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text())
+    responses.post(
+        f"{BASE}/oauth_token.do", status=401, body=(FIX / "errors" / "oauth_401.json").read_text()
+    )
     conn = ServiceNowConnector(oauth_source(BASE), sleep=Sleeps(), clock=Clock())
     with pytest.raises(SourceError) as err:
         read_all(conn, "problem")
@@ -675,6 +828,7 @@ def test_tls_options_reach_the_http_client() -> None:
 
 # --------------------------------------------------------------------------- doctor
 
+
 @responses.activate
 def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -> None:
     tables = {**all_tables(), "sys_choice": rows_of("sys_choice")}
@@ -684,6 +838,7 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
         if "/table/problem?" in request.url:  # this user may not read problems
             return 403, {}, (FIX / "errors" / "403.json").read_text()
         return fake.callback(request)
+
     responses.add_callback(responses.GET, TABLE_URL, callback=deny_problem)
     conn = connector(fields={"incident.review": "u_pir_completed"})
 
@@ -692,7 +847,10 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
     assert checks["reachable"].ok and checks["authentication"].ok
     assert checks["table incident readable"].ok and not checks["table problem readable"].ok
     assert "ACL Exception Read Failed" in checks["table problem readable"].detail
-    assert not checks["table incident fields"].ok and "u_pir_completed" in checks["table incident fields"].detail
+    assert (
+        not checks["table incident fields"].ok
+        and "u_pir_completed" in checks["table incident fields"].detail
+    )
     assert checks["table change_request fields"].ok
     state = checks["table incident state values"]
     assert not state.ok and state.level == "warning" and "9 (Awaiting Vendor)" in state.detail
@@ -700,6 +858,7 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
     assert checks["table sc_req_item state values"].ok  # task's choices, all mapped
     assert not report.ok
     from ticketlint.rules.registry import load_registry
+
     rules = load_registry().select()
     for r in rules:
         if r.applies_to == ("problem",):
@@ -708,7 +867,11 @@ def test_doctor_reports_tables_fields_uncovered_states_and_unevaluable_rules() -
             assert report.not_evaluated[r.code].endswith("(its other processes are evaluated)")
         elif r.applies_to == ("release",):
             assert report.not_evaluated[r.code] == "ServiceNow has no table for release"
-    sampled = [reason for reason in report.not_evaluated.values() if reason.endswith("(on a sample record)")]
+    sampled = [
+        reason
+        for reason in report.not_evaluated.values()
+        if reason.endswith("(on a sample record)")
+    ]
     assert all(reason.strip() for reason in sampled)
     samples = [c for c in fake.calls if c["table"] in ("incident", "change_request")]
     assert all(c["sysparm_limit"] == "1" for c in samples[:2])
@@ -721,14 +884,21 @@ def test_doctor_says_when_the_instance_is_unreachable() -> None:
     assert [c.name for c in report.checks] == ["reachable"] and not report.ok
     assert "connection error" in report.checks[0].detail and BASE in report.checks[0].detail
     from ticketlint.rules.registry import load_registry
+
     assert set(report.not_evaluated) == {r.code for r in load_registry().select()}
 
 
 @responses.activate
 def test_related_ids_are_chunked_by_related_chunk() -> None:
-    fake = FakeTableAPI({"sc_req_item": rows_of("sc_req_item"),
-                         "sysapproval_approver": rows_of("sysapproval_approver")}).install()
-    _, records = read_all(connector(page_size=2, related_chunk=1, bulk_related=False), "service_request")
+    fake = FakeTableAPI(
+        {
+            "sc_req_item": rows_of("sc_req_item"),
+            "sysapproval_approver": rows_of("sysapproval_approver"),
+        }
+    ).install()
+    _, records = read_all(
+        connector(page_size=2, related_chunk=1, bulk_related=False), "service_request"
+    )
     ids = [r["sys_id"] for r in sorted_rows(rows_of("sc_req_item"))]
     assert fake.queries("sysapproval_approver") == [
         f"sysapprovalIN{ids[0]}^ORDERBYsys_id",  # one approval, X-Total-Count 1: done
@@ -749,8 +919,12 @@ class _NoCountFake(FakeTableAPI):
 
 @responses.activate
 def test_related_reads_without_a_count_end_on_the_empty_page() -> None:
-    fake = _NoCountFake({"sc_req_item": rows_of("sc_req_item"),
-                         "sysapproval_approver": rows_of("sysapproval_approver")}).install()
+    fake = _NoCountFake(
+        {
+            "sc_req_item": rows_of("sc_req_item"),
+            "sysapproval_approver": rows_of("sysapproval_approver"),
+        }
+    ).install()
     _, records = read_all(connector(page_size=2, bulk_related=False), "service_request")
     queries = fake.queries("sysapproval_approver")
     assert len(queries) == 2 and "^sys_id>" in queries[1]  # data page, then the empty page
@@ -786,8 +960,11 @@ def test_without_a_count_a_counted_link_header_without_next_ends_the_read() -> N
 
 # --------------------------------------------------------------------------- bulk related streams
 
+
 def approvals_by_key(records: list[Any]) -> dict[str, list[tuple[str, str]]]:
-    return {r.key: sorted((a.approver.name or "", a.decision) for a in r.approvals) for r in records}
+    return {
+        r.key: sorted((a.approver.name or "", a.decision) for a in r.approvals) for r in records
+    }
 
 
 def ci_refs_by_key(records: list[Any]) -> dict[str, list[str]]:
@@ -802,15 +979,18 @@ def test_one_bulk_stream_per_related_table_serves_every_process_and_matches_the_
     _, requests_ = read_all(conn, "service_request")
     assert conn.related_path == "bulk"
     approval_queries = fake.queries("sysapproval_approver")
-    assert approval_queries[0] == ("sysapproval.sys_class_nameINSTANCEOFchange_request"
-                                   "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id")
+    assert approval_queries[0] == (
+        "sysapproval.sys_class_nameINSTANCEOFchange_request"
+        "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id"
+    )
     assert all("sysapprovalIN" not in q for q in approval_queries)  # no per-page id lists
     first = next(c for c in fake.calls if c["table"] == "sysapproval_approver")
     assert first["sysparm_fields"].endswith(",sysapproval.sys_updated_on")
     n_approvals = len(rows_of("sysapproval_approver"))
     assert len(approval_queries) == math.ceil(n_approvals / 2)  # the page minimum
-    assert [c["table"] for c in fake.calls[-len(fake.queries("sc_req_item")):]] == ["sc_req_item"] * len(
-        fake.queries("sc_req_item"))  # requests reuse the approvals read for changes
+    assert [c["table"] for c in fake.calls[-len(fake.queries("sc_req_item")) :]] == [
+        "sc_req_item"
+    ] * len(fake.queries("sc_req_item"))  # requests reuse the approvals read for changes
 
     responses.reset()
     FakeTableAPI(all_tables()).install()
@@ -824,16 +1004,24 @@ def test_one_bulk_stream_per_related_table_serves_every_process_and_matches_the_
 
 
 @responses.activate
-def test_an_incremental_read_windows_the_related_stream_and_plan_gives_each_process_its_own() -> None:
+def test_an_incremental_read_windows_the_related_stream_and_plan_gives_each_process_its_own() -> (
+    None
+):
     fake = FakeTableAPI(all_tables()).install()
     conn = connector()
-    conn.plan({"change": datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc),
-               "service_request": None})
+    conn.plan({"change": datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc), "service_request": None})
     _, changes = read_all(conn, "change", since=datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc))
     assert fake.queries("sysapproval_approver") == [
-        "sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 23:50:00"
-        "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id"]
-    expected = [r["number"] for r in rows_of("change_request") if r["sys_updated_on"] >= "2026-02-01 23:50:00"]
+        (
+            "sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 23:50:00"
+            "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id"
+        )
+    ]
+    expected = [
+        r["number"]
+        for r in rows_of("change_request")
+        if r["sys_updated_on"] >= "2026-02-01 23:50:00"
+    ]
     assert sorted(r.key for r in changes) == sorted(expected)
     _, _ = read_all(conn, "service_request")  # covered (all time): no second approvals read
     assert len(fake.queries("sysapproval_approver")) == 1
@@ -846,16 +1034,23 @@ def test_a_parent_changed_after_the_bulk_read_has_its_related_rows_read_by_id() 
     changes = sorted_rows(tables["change_request"])
     target = changes[-1]  # read on the last page
     fake = FakeTableAPI(tables).install()
-    new_approval = dict(rows_of("sysapproval_approver")[0], sys_id="0" * 32, sysapproval=target["sys_id"],
-                        document_id=target["sys_id"], state="rejected")
+    new_approval = dict(
+        rows_of("sysapproval_approver")[0],
+        sys_id="0" * 32,
+        sysapproval=target["sys_id"],
+        document_id=target["sys_id"],
+        state="rejected",
+    )
 
     def change_it(api: FakeTableAPI, n: int) -> None:
         if api.calls[-1]["table"] == "change_request" and target["sys_id"] not in {
-                a["sysapproval"] for a in api.tables["sysapproval_approver"] if a["sys_id"] == "0" * 32}:
+            a["sysapproval"] for a in api.tables["sysapproval_approver"] if a["sys_id"] == "0" * 32
+        }:
             # between the bulk reads and the parent read: a new approval, the parent updated
             api.tables["sysapproval_approver"].append(dict(new_approval))
             row = next(r for r in api.tables["change_request"] if r["sys_id"] == target["sys_id"])
             row["sys_updated_on"] = "2026-02-10 11:58:00"
+
     fake.before = change_it
     conn = connector()
     _, records = read_all(conn, "change")
@@ -863,30 +1058,37 @@ def test_a_parent_changed_after_the_bulk_read_has_its_related_rows_read_by_id() 
     assert "rejected" in [a.decision for a in late.approvals]
     assert f"sysapprovalIN{target['sys_id']}^ORDERBYsys_id" in fake.queries("sysapproval_approver")
     # only that parent was re-read: every other one kept its prefetched rows
-    assert all(q.startswith("sysapproval.") or q == f"sysapprovalIN{target['sys_id']}^ORDERBYsys_id"
-               for q in fake.queries("sysapproval_approver"))
+    assert all(
+        q.startswith("sysapproval.") or q == f"sysapprovalIN{target['sys_id']}^ORDERBYsys_id"
+        for q in fake.queries("sysapproval_approver")
+    )
 
 
 @responses.activate
 def test_a_recent_parent_without_prefetched_rows_is_checked_by_id_and_an_old_one_is_not() -> None:
     tables = all_tables()
-    with_none = [r for r in tables["change_request"]
-                 if not any(a["sysapproval"] == r["sys_id"] for a in tables["sysapproval_approver"])]
+    with_none = [
+        r
+        for r in tables["change_request"]
+        if not any(a["sysapproval"] == r["sys_id"] for a in tables["sysapproval_approver"])
+    ]
     assert with_none, "the fixture needs a change without approvals"
     fake = FakeTableAPI(tables).install()
     fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: later parents are "late"
     conn = connector(bulk_related=True)
     _, records = read_all(conn, "change")
-    late_ids = sorted(r["sys_id"] for r in with_none if r["sys_updated_on"] >= "2026-02-01 23:50:00")
+    late_ids = sorted(
+        r["sys_id"] for r in with_none if r["sys_updated_on"] >= "2026-02-01 23:50:00"
+    )
     reread = [q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]
-    named = sorted(i for q in reread for i in q.split("^")[0][len("sysapprovalIN"):].split(","))
+    named = sorted(i for q in reread for i in q.split("^")[0][len("sysapprovalIN") :].split(","))
     assert named == late_ids  # neither the old ones nor the ones with prefetched rows
     assert len(records) == len(tables["change_request"])
 
 
 def read_streams(conn: ServiceNowConnector, *, plan: bool) -> list[Any]:
     if plan:
-        conn.plan({s: None for s in conn.streams})
+        conn.plan(dict.fromkeys(conn.streams))
     return [(stream, b) for stream in conn.streams for b in conn.read(stream)]
 
 
@@ -897,27 +1099,42 @@ def test_with_a_plan_late_parents_of_every_stream_are_read_by_id_once_per_relate
     fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: most parents are "late"
     conn = connector(page_size=2, related_chunk=50)
     batches = read_streams(conn, plan=True)
-    reread = {t: [q for q in fake.queries(t) if "IN" in q.split("^")[0] and "INSTANCEOF" not in q]
-              for t in ("task_ci", "sysapproval_approver")}
+    reread = {
+        t: [q for q in fake.queries(t) if "IN" in q.split("^")[0] and "INSTANCEOF" not in q]
+        for t in ("task_ci", "sysapproval_approver")
+    }
     # incident, change and problem share one task_ci read; change and request one approvals read
     assert len(reread["task_ci"]) == 1 and len(reread["sysapproval_approver"]) == 1
-    named = reread["task_ci"][0].split("^")[0][len("taskIN"):].split(",")
-    late_incidents = [r["sys_id"] for r in tables["incident"] if r["sys_updated_on"] >= "2026-02-01 23:50:00"]
+    named = reread["task_ci"][0].split("^")[0][len("taskIN") :].split(",")
+    late_incidents = [
+        r["sys_id"] for r in tables["incident"] if r["sys_updated_on"] >= "2026-02-01 23:50:00"
+    ]
     assert late_incidents and set(late_incidents) <= set(named)
     # the held records come out after the last stream that uses related rows, as their own stream
     tail = [(read_in, b.stream) for read_in, b in batches if b.watermark is None and b.records]
     assert {read_in for read_in, _ in tail} == {"service_request"}
     assert {stream for _, stream in tail} >= {"incident", "change", "problem", "service_request"}
     records = [r for _, b in batches for r in b.records]
-    assert len(records) == len({r.key for r in records}) == sum(len(tables[t]) for t in (
-        "incident", "change_request", "problem", "sc_req_item", "cmdb_ci"))
+    assert (
+        len(records)
+        == len({r.key for r in records})
+        == sum(
+            len(tables[t])
+            for t in ("incident", "change_request", "problem", "sc_req_item", "cmdb_ci")
+        )
+    )
 
     responses.reset()
     FakeTableAPI(tables).install()
-    by_id = [r for _, b in read_streams(connector(page_size=2, bulk_related=False), plan=True) for r in b.records]
+    by_id = [
+        r
+        for _, b in read_streams(connector(page_size=2, bulk_related=False), plan=True)
+        for r in b.records
+    ]
     approving = ("change", "service_request")
     assert approvals_by_key([r for r in records if r.process in approving]) == approvals_by_key(
-        [r for r in by_id if r.process in approving])
+        [r for r in by_id if r.process in approving]
+    )
     assert ci_refs_by_key(records) == ci_refs_by_key(by_id)
 
     responses.reset()
@@ -925,25 +1142,34 @@ def test_with_a_plan_late_parents_of_every_stream_are_read_by_id_once_per_relate
     fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"
     read_streams(connector(page_size=2, related_chunk=50), plan=False)  # no plan: per stream
     assert len([q for q in fake.queries("task_ci") if q.startswith("taskIN")]) == 3
-    assert len([q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]) == 2
+    assert (
+        len([q for q in fake.queries("sysapproval_approver") if q.startswith("sysapprovalIN")]) == 2
+    )
 
 
 @responses.activate
 def test_a_late_parent_read_twice_gets_its_related_rows_once() -> None:
     tables = all_tables()
     chg3 = next(r for r in tables["change_request"] if r["number"] == "CHG0030003")  # no approvals
-    approval = dict(tables["sysapproval_approver"][0], sys_id="f" * 32, sysapproval=chg3["sys_id"],
-                    document_id=chg3["sys_id"])
+    approval = dict(
+        tables["sysapproval_approver"][0],
+        sys_id="f" * 32,
+        sysapproval=chg3["sys_id"],
+        document_id=chg3["sys_id"],
+    )
     fake = FakeTableAPI(tables).install()
     fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50: CHG0030003 is late
 
     def approve_and_touch(api: FakeTableAPI, n: int) -> None:
         if len(api.queries("change_request")) == 4 and not any(
-                r["sys_id"] == "f" * 32 for r in api.tables["sysapproval_approver"]):
+            r["sys_id"] == "f" * 32 for r in api.tables["sysapproval_approver"]
+        ):
             # after its page was read: an approval is added and the change edited
             api.tables["sysapproval_approver"].append(dict(approval))
-            next(r for r in api.tables["change_request"] if r["sys_id"] == chg3["sys_id"])["sys_updated_on"] = (
-                "2026-02-09 00:00:00")
+            next(r for r in api.tables["change_request"] if r["sys_id"] == chg3["sys_id"])[
+                "sys_updated_on"
+            ] = "2026-02-09 00:00:00"
+
     fake.before = approve_and_touch
     _, records = read_all(connector(page_size=1), "change")  # CHG0030003 is on page 3
     copies = [r for r in records if r.key == "CHG0030003"]
@@ -971,9 +1197,13 @@ def test_a_refused_dot_walk_falls_back_on_id_lists_and_says_so(status: int) -> N
 
 
 @responses.activate
-def test_late_parents_keep_the_rows_of_a_table_read_by_id_when_only_that_dot_walk_is_refused() -> None:
+def test_late_parents_keep_the_rows_of_a_table_read_by_id_when_only_that_dot_walk_is_refused() -> (
+    None
+):
     tables = all_tables()
-    chg3 = next(r for r in tables["change_request"] if r["number"] == "CHG0030003")  # no approvals: late
+    chg3 = next(
+        r for r in tables["change_request"] if r["number"] == "CHG0030003"
+    )  # no approvals: late
     tables["task_ci"].append(dict(tables["task_ci"][0], sys_id="f" * 32, task=chg3["sys_id"]))
     fake = FakeTableAPI(tables)
     fake.date = "Mon, 02 Feb 2026 00:00:00 GMT"  # R = 2026-02-01 23:50
@@ -982,6 +1212,7 @@ def test_late_parents_keep_the_rows_of_a_table_read_by_id_when_only_that_dot_wal
         if "task.sys_class_name" in requests.utils.unquote(request.url):
             return 403, {}, (FIX / "errors" / "403.json").read_text()
         return fake.callback(request)
+
     responses.add_callback(responses.GET, TABLE_URL, callback=refuse_task_dot_walk)
     conn = connector(page_size=2, related_chunk=50)
     _, records = read_all(conn, "change")  # approvals in bulk, then task_ci refused: by id
@@ -1021,8 +1252,15 @@ def test_an_instance_that_answers_the_dot_walk_with_no_rows_is_read_by_id() -> N
     fake.dot_walk = "no_rows"  # returns_no_rows=true and the dot-walk cannot be evaluated
     conn = connector(page_size=2)
     batches, records = read_all(conn, "change")
-    assert conn.related_path.startswith("in-list (the dot-walked query on sysapproval_approver matched no row")
-    assert batches[0].report.warnings["sysapproval_approver: dot-walked query answered with no rows; read by id"] == 1
+    assert conn.related_path.startswith(
+        "in-list (the dot-walked query on sysapproval_approver matched no row"
+    )
+    assert (
+        batches[0].report.warnings[
+            "sysapproval_approver: dot-walked query answered with no rows; read by id"
+        ]
+        == 1
+    )
     responses.reset()
     FakeTableAPI(all_tables()).install()
     _, by_id = read_all(connector(page_size=2, bulk_related=False), "change")
@@ -1038,7 +1276,9 @@ def test_an_empty_bulk_answer_is_believed_when_the_dot_walk_works_or_the_table_i
     read_all(conn, "change", since=datetime(2030, 1, 1, tzinfo=timezone.utc))  # nothing that recent
     assert conn.related_path == "bulk"
     probes = [q for q in fake.queries("sysapproval_approver") if "ISNOTEMPTY" in q]
-    assert probes == ["sysapproval.sys_idISNOTEMPTY^ORDERBYsys_id"]  # one probe row proves the dot-walk
+    assert probes == [
+        "sysapproval.sys_idISNOTEMPTY^ORDERBYsys_id"
+    ]  # one probe row proves the dot-walk
 
     responses.reset()
     fake = FakeTableAPI({**tables, "sysapproval_approver": [], "task_ci": []}).install()
@@ -1061,8 +1301,10 @@ def test_inaccessible_related_rows_in_the_bulk_stream_are_counted() -> None:
 
 def test_walk_query_prefixes_every_condition_or_gives_up() -> None:
     from ticketlint.connectors.servicenow import walk_query
+
     assert walk_query("active=true^ORpriority<=2^assignment_group.name=Ops", "task") == (
-        "task.active=true^ORtask.priority<=2^task.assignment_group.name=Ops")
+        "task.active=true^ORtask.priority<=2^task.assignment_group.name=Ops"
+    )
     assert walk_query("", "task") == ""
     assert walk_query("active=true^RLQUERYtask_ci.task,>=1^ENDRLQUERY", "task") is None
     assert walk_query("short_descriptionLIKEa^^b", "task") is None
@@ -1072,8 +1314,19 @@ def test_walk_query_prefixes_every_condition_or_gives_up() -> None:
 def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
     fake = FakeTableAPI(all_tables()).install()
     conn = connector(page_size=2, query={"change": "category=x^RLQUERYtask_ci.task,>=1^ENDRLQUERY"})
-    assert conn._walked_scope(next(s for s in __import__("ticketlint.connectors.servicenow", fromlist=["RELATED"]).RELATED
-                                   if s.table == "sysapproval_approver"), "change") is None
+    assert (
+        conn._walked_scope(
+            next(
+                s
+                for s in __import__(
+                    "ticketlint.connectors.servicenow", fromlist=["RELATED"]
+                ).RELATED
+                if s.table == "sysapproval_approver"
+            ),
+            "change",
+        )
+        is None
+    )
     fake.tables["change_request"] = []
     read_all(conn, "service_request")
     assert "INSTANCEOFchange_request" not in fake.queries("sysapproval_approver")[0]
@@ -1083,25 +1336,40 @@ def test_the_prefetched_index_costs_under_40_mb_per_100k_approvals() -> None:
     import tracemalloc
 
     from ticketlint.connectors.servicenow import RELATED, _RelatedIndex
+
     spec = next(s for s in RELATED if s.table == "sysapproval_approver")
     users = [(f"{u:032x}", f"User {u}", f"user{u}@example.com", f"user{u}") for u in range(500)]
     rows = []
     for i in range(100_000):
         parent = f"{i // 3:032x}"
         u = users[i % 500]
-        rows.append({"sys_id": f"{i:032x}", "sysapproval": parent, "document_id": parent,
-                     "source_table": "change_request", "approver": u[0], "approver.name": u[1],
-                     "approver.email": u[2], "approver.user_name": u[3], "state": "approved",
-                     "sys_created_on": f"2026-02-01 10:{i % 60:02d}:{i % 59:02d}",
-                     "sys_updated_on": f"2026-02-0{1 + i % 9} 1{i % 10}:{i % 60:02d}:{i % 57:02d}",
-                     "sysapproval.sys_updated_on": f"2026-02-03 10:{(i // 3) % 60:02d}:00"})
+        rows.append(
+            {
+                "sys_id": f"{i:032x}",
+                "sysapproval": parent,
+                "document_id": parent,
+                "source_table": "change_request",
+                "approver": u[0],
+                "approver.name": u[1],
+                "approver.email": u[2],
+                "approver.user_name": u[3],
+                "state": "approved",
+                "sys_created_on": f"2026-02-01 10:{i % 60:02d}:{i % 59:02d}",
+                "sys_updated_on": f"2026-02-0{1 + i % 9} 1{i % 10}:{i % 60:02d}:{i % 57:02d}",
+                "sysapproval.sys_updated_on": f"2026-02-03 10:{(i // 3) % 60:02d}:00",
+            }
+        )
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     index = _RelatedIndex(spec, {"change": None}, datetime(2026, 2, 10, tzinfo=timezone.utc))
     for row in rows:
         index.add(row)
     del rows
-    size = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename") if s.size_diff > 0)
+    size = sum(
+        s.size_diff
+        for s in tracemalloc.take_snapshot().compare_to(before, "filename")
+        if s.size_diff > 0
+    )
     tracemalloc.stop()
     assert index.rows == 100_000
     print(f"related index: {size / 2**20:.1f} MB per 100k approvals")
@@ -1116,7 +1384,10 @@ def test_doctor_reports_the_related_path() -> None:
     report = connector().doctor()
     checks = {c.name: c for c in report.checks}
     assert checks["related rows"].ok and report.info["related_path"] == "bulk"
-    assert any(q.startswith("sysapproval.sys_class_nameINSTANCEOF") for q in fake.queries("sysapproval_approver"))
+    assert any(
+        q.startswith("sysapproval.sys_class_nameINSTANCEOF")
+        for q in fake.queries("sysapproval_approver")
+    )
 
     responses.reset()
     fake = FakeTableAPI(tables)
@@ -1125,6 +1396,7 @@ def test_doctor_reports_the_related_path() -> None:
         if "sys_class_nameINSTANCEOF" in requests.utils.unquote(request.url):
             return 403, {}, (FIX / "errors" / "403.json").read_text()
         return fake.callback(request)
+
     responses.add_callback(responses.GET, TABLE_URL, callback=refuse_dot_walk)
     report = connector().doctor()
     check = {c.name: c for c in report.checks}["related rows"]

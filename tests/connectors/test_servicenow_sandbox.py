@@ -35,7 +35,7 @@ def connector(server: Any, *, bulk: bool) -> ServiceNowConnector:
 
 
 def read_everything(conn: ServiceNowConnector) -> dict[tuple[str, str], dict[str, Any]]:
-    conn.plan({s: None for s in conn.streams})
+    conn.plan(dict.fromkeys(conn.streams))
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for stream in conn.streams:
         for batch in conn.read(stream):
@@ -49,11 +49,16 @@ def page_minimum(server: Any) -> int:
     sn = server.data.servicenow
     approvals = sum(1 for a in sn.approvals if a[1] in ("change_request", "sc_req_item"))
     task_ci = sum(1 for t in sn.task_ci if t[1] in ("incident", "change_request", "problem"))
-    return (sum(math.ceil(sn.table_size(t) / PAGE) for t in PROCESS_TABLES)
-            + math.ceil(approvals / PAGE) + math.ceil(task_ci / PAGE))
+    return (
+        sum(math.ceil(sn.table_size(t) / PAGE) for t in PROCESS_TABLES)
+        + math.ceil(approvals / PAGE)
+        + math.ceil(task_ci / PAGE)
+    )
 
 
-def test_bulk_related_reads_match_the_id_lists_within_two_requests_of_the_minimum(server: Any) -> None:
+def test_bulk_related_reads_match_the_id_lists_within_two_requests_of_the_minimum(
+    server: Any,
+) -> None:
     bulk = connector(server, bulk=True)
     by_bulk = read_everything(bulk)
     by_ids = connector(server, bulk=False)

@@ -22,9 +22,13 @@ from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yam
 pytestmark = pytest.mark.e2e
 
 SEED, SIZE = 11, 600
-FAULTS = "429=0.06,500=0.04,502=0.02,reset=0.03,slow=0.03,slow_seconds=0.2,retry_after=1,mutate=0.05"
-PROCESSES = {"jira-sandbox": {"incident", "change", "problem", "service_request"},
-             "snow-sandbox": {"incident", "change", "problem", "service_request", "ci"}}
+FAULTS = (
+    "429=0.06,500=0.04,502=0.02,reset=0.03,slow=0.03,slow_seconds=0.2,retry_after=1,mutate=0.05"
+)
+PROCESSES = {
+    "jira-sandbox": {"incident", "change", "problem", "service_request"},
+    "snow-sandbox": {"incident", "change", "problem", "service_request", "ci"},
+}
 TICKETLINT = Path(sys.executable).parent / "ticketlint"
 
 
@@ -39,19 +43,41 @@ def sandbox_setup(server, work: Path, config_name: str, anchor: int) -> tuple[Pa
     config = work / config_name
     config.write_text(config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8")
     c = server.credentials
-    env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
-           "HOME": str(work), "XDG_CONFIG_HOME": str(work)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        DEMO_JIRA_ENV: c.jira_token,
+        DEMO_SNOW_ENV: c.snow_password,
+        "HOME": str(work),
+        "XDG_CONFIG_HOME": str(work),
+    }
     return config, env, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
 
 
 def run_check(tmp_path: Path, anchor: int, faults: str | None, source: str) -> dict:
     server = serve(seed=SEED, size=SIZE, anchor=anchor, faults=faults).start()
     try:
-        config, env, as_of = sandbox_setup(server, tmp_path, f"ticketlint-{source}-{bool(faults)}.yaml", anchor)
+        config, env, as_of = sandbox_setup(
+            server, tmp_path, f"ticketlint-{source}-{bool(faults)}.yaml", anchor
+        )
         proc = subprocess.run(
-            [str(TICKETLINT), "--config", str(config), "check", "--source", source, "-f", "json",
-             "--exit-zero", "--as-of", as_of],
-            capture_output=True, text=True, env=env, timeout=300)
+            [
+                str(TICKETLINT),
+                "--config",
+                str(config),
+                "check",
+                "--source",
+                source,
+                "-f",
+                "json",
+                "--exit-zero",
+                "--as-of",
+                as_of,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = json.loads(proc.stdout)
         result["_faults"] = dict(server.faults.injected)
@@ -68,7 +94,9 @@ def fingerprints(result: dict) -> Counter:
 def test_findings_for_every_process_and_faults_change_nothing(tmp_path, anchor, source):
     clean = run_check(tmp_path, anchor, None, source)
     processes = {f["process"] for f in clean["findings"]}
-    assert PROCESSES[source] <= processes, f"{source}: no findings for {PROCESSES[source] - processes}"
+    assert PROCESSES[source] <= processes, (
+        f"{source}: no findings for {PROCESSES[source] - processes}"
+    )
     for f in clean["findings"][:20]:
         assert f["source"] == source and f["url"].startswith("http://127.0.0.1:")
 
@@ -77,34 +105,66 @@ def test_findings_for_every_process_and_faults_change_nothing(tmp_path, anchor, 
     assert fingerprints(faulty) == fingerprints(clean)
     # records edited mid-read (mutate) are read again at the end of the stream: checked once
     assert faulty["summary"]["records"] == clean["summary"]["records"]
-    assert Counter(f["code"] for f in faulty["findings"]) == Counter(f["code"] for f in clean["findings"])
+    assert Counter(f["code"] for f in faulty["findings"]) == Counter(
+        f["code"] for f in clean["findings"]
+    )
 
 
 def test_demo_exits_zero_and_shows_findings(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
-    proc = subprocess.run([str(TICKETLINT), "demo", "--size", "400"], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [str(TICKETLINT), "demo", "--size", "400"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for source in ("jira-sandbox", "snow-sandbox"):
-        line = next(l for l in proc.stdout.splitlines() if l.startswith(f"{source}:"))
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(f"{source}:"))
         for process in PROCESSES[source]:
             assert f"{process} " in line, line
     assert "Top findings:" in proc.stdout and "Try next" in proc.stdout
     demo_dir = tmp_path / ".ticketlint" / "demo"
     # Night 2 resolved the changes whose backout plan the demo filled in.
     resolved = subprocess.run(
-        [str(TICKETLINT), "--config", str(demo_dir / "ticketlint.yaml"), "findings", "--state", "resolved",
-         "-f", "json"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x", "TICKETLINT_DEMO_SNOW_PASSWORD": "x"})
+        [
+            str(TICKETLINT),
+            "--config",
+            str(demo_dir / "ticketlint.yaml"),
+            "findings",
+            "--state",
+            "resolved",
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x", "TICKETLINT_DEMO_SNOW_PASSWORD": "x"},
+    )
     assert resolved.returncode == 0, resolved.stderr
     codes = Counter(f["code"] for f in json.loads(resolved.stdout)["findings"])
     assert codes["CHG005"] >= 1, codes
     html = (demo_dir / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "Content-Security-Policy" in html
-    verify = subprocess.run([str(TICKETLINT), "--config", str(demo_dir / "ticketlint.yaml"), "evidence", "verify",
-                             str(demo_dir / "evidence-8.5.1")], capture_output=True, text=True, timeout=60,
-                            cwd=tmp_path, env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x",
-                                               "TICKETLINT_DEMO_SNOW_PASSWORD": "x"})
+    verify = subprocess.run(
+        [
+            str(TICKETLINT),
+            "--config",
+            str(demo_dir / "ticketlint.yaml"),
+            "evidence",
+            "verify",
+            str(demo_dir / "evidence-8.5.1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**env, "TICKETLINT_DEMO_JIRA_TOKEN": "x", "TICKETLINT_DEMO_SNOW_PASSWORD": "x"},
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -117,14 +177,28 @@ def run_sync(tmp_path: Path, anchor: int, faults: str | None) -> tuple[Counter, 
         work.mkdir()
         config, env, as_of = sandbox_setup(server, work, "ticketlint.yaml", anchor)
         base = [str(TICKETLINT), "--config", str(config)]
-        sync = subprocess.run([*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
-                              capture_output=True, text=True, env=env, timeout=300, cwd=work)
+        sync = subprocess.run(
+            [*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=work,
+        )
         assert sync.returncode == 0, sync.stderr[-3000:]
-        listed = subprocess.run([*base, "findings", "--state", "open", "-f", "json"],
-                                capture_output=True, text=True, env=env, timeout=120, cwd=work)
+        listed = subprocess.run(
+            [*base, "findings", "--state", "open", "-f", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=work,
+        )
         assert listed.returncode == 0, listed.stderr[-3000:]
         found = json.loads(listed.stdout)["findings"]
-        return Counter((f["source"], f["code"], f["key"]) for f in found), dict(server.faults.injected)
+        return Counter((f["source"], f["code"], f["key"]) for f in found), dict(
+            server.faults.injected
+        )
     finally:
         server.stop()
 

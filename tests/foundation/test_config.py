@@ -30,21 +30,35 @@ def test_good_config_and_redaction(monkeypatch):
     assert cfg.source("snow-prod").auth.oauth.client_secret.get_secret_value() == "fallback"
     shown = str(cfg.redacted())
     assert "tok-123" not in shown and "hooks.slack.com" not in shown and "fallback" not in shown
-    assert cfg.source("jira-prod").mapping_options().fields == {"change.backout_plan": "Rollback plan"}
+    assert cfg.source("jira-prod").mapping_options().fields == {
+        "change.backout_plan": "Rollback plan"
+    }
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
         ("rulez: {}\n", "t.yaml: rulez: unknown key"),
-        ("sources: [{name: a, type: jira, url: https://x, auth: {email: e, tokn: t}}]\n",
-         "t.yaml: sources[0].auth.tokn: unknown key"),
-        ("sources: [{name: a, type: jira, url: ftp://x, auth: {pat: p}}]\n", "t.yaml: sources[0].url"),
-        ("sources: [{name: a, type: jira, url: https://x, auth: {pat: \"${NOPE_NOT_SET}\"}}]\n",
-         "environment variable NOPE_NOT_SET is not set"),
-        ("sources: [{name: a, type: jira, url: https://x, auth: {pat: p}, fields: {chnage.risk: x}}]\n",
-         "sources[0].fields"),
-        ("waivers: [{rule: CHG006, key: K, owner: o, expires: 2027-01-01}]\n", "waivers[0].reason: required key is missing"),
+        (
+            "sources: [{name: a, type: jira, url: https://x, auth: {email: e, tokn: t}}]\n",
+            "t.yaml: sources[0].auth.tokn: unknown key",
+        ),
+        (
+            "sources: [{name: a, type: jira, url: ftp://x, auth: {pat: p}}]\n",
+            "t.yaml: sources[0].url",
+        ),
+        (
+            'sources: [{name: a, type: jira, url: https://x, auth: {pat: "${NOPE_NOT_SET}"}}]\n',
+            "environment variable NOPE_NOT_SET is not set",
+        ),
+        (
+            "sources: [{name: a, type: jira, url: https://x, auth: {pat: p}, fields: {chnage.risk: x}}]\n",
+            "sources[0].fields",
+        ),
+        (
+            "waivers: [{rule: CHG006, key: K, owner: o, expires: 2027-01-01}]\n",
+            "waivers[0].reason: required key is missing",
+        ),
         ("sources: [\n", "t.yaml: line"),
         ("- a\n", "expected a mapping"),
     ],

@@ -7,7 +7,10 @@ import pytest
 
 from ticketlint.mapping.model import record_from_dict
 from ticketlint.rules.declarative import (
-    Condition, DeclarativeRuleError, evaluate_condition, load_declarative_pack,
+    Condition,
+    DeclarativeRuleError,
+    evaluate_condition,
+    load_declarative_pack,
 )
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.outcome import Status
@@ -34,8 +37,15 @@ rules:
 
 
 def change(**fields):
-    base = {"source": "s", "system": "file", "key": "PAY-1", "process": "change",
-            "state": "closed", "change_type": "normal", "test_plan": "run smoke tests"}
+    base = {
+        "source": "s",
+        "system": "file",
+        "key": "PAY-1",
+        "process": "change",
+        "state": "closed",
+        "change_type": "normal",
+        "test_plan": "run smoke tests",
+    }
     return record_from_dict({**base, **fields})
 
 
@@ -77,22 +87,55 @@ def test_docstring_sections_for_explain(pack):
 @pytest.mark.parametrize(
     "cond, fields, expected",
     [
-        ({"field": "updated_at", "older_than_days": 14}, {"updated_at": "2026-11-01T00:00:00Z"}, True),
-        ({"field": "updated_at", "older_than_days": 30}, {"updated_at": "2026-11-01T00:00:00Z"}, False),
-        ({"field": "updated_at", "before": "2026-11-02"}, {"updated_at": "2026-11-01T00:00:00Z"}, True),
-        ({"field": "updated_at", "after": "2026-11-02"}, {"updated_at": "2026-11-01T00:00:00Z"}, False),
+        (
+            {"field": "updated_at", "older_than_days": 14},
+            {"updated_at": "2026-11-01T00:00:00Z"},
+            True,
+        ),
+        (
+            {"field": "updated_at", "older_than_days": 30},
+            {"updated_at": "2026-11-01T00:00:00Z"},
+            False,
+        ),
+        (
+            {"field": "updated_at", "before": "2026-11-02"},
+            {"updated_at": "2026-11-01T00:00:00Z"},
+            True,
+        ),
+        (
+            {"field": "updated_at", "after": "2026-11-02"},
+            {"updated_at": "2026-11-01T00:00:00Z"},
+            False,
+        ),
         ({"field": "cab_date", "before": "2026-11-02"}, {"cab_date": ""}, False),
         ({"field": "cab_date", "before": "2026-11-02"}, {}, None),
-        ({"any": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
-         {"risk": "high", "impact": None}, None),
-        ({"any": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
-         {"risk": "", "impact": None}, True),
-        ({"all": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
-         {"risk": "high", "impact": None}, False),
+        (
+            {"any": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
+            {"risk": "high", "impact": None},
+            None,
+        ),
+        (
+            {"any": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
+            {"risk": "", "impact": None},
+            True,
+        ),
+        (
+            {"all": [{"field": "risk", "empty": True}, {"field": "impact", "empty": True}]},
+            {"risk": "high", "impact": None},
+            False,
+        ),
         ({"not": {"field": "risk", "empty": True}}, {"risk": "high"}, True),
         ({"not": {"field": "risk", "empty": True}}, {}, None),
-        ({"field": "assignee.name", "equals": "ada lovelace"}, {"assignee": {"name": "Ada Lovelace"}}, True),
-        ({"field": "raw.fields.customfield_1", "in": ["a", "b"]}, {"raw": {"fields": {"customfield_1": "B"}}}, True),
+        (
+            {"field": "assignee.name", "equals": "ada lovelace"},
+            {"assignee": {"name": "Ada Lovelace"}},
+            True,
+        ),
+        (
+            {"field": "raw.fields.customfield_1", "in": ["a", "b"]},
+            {"raw": {"fields": {"customfield_1": "B"}}},
+            True,
+        ),
     ],
 )
 def test_three_valued_conditions(cond, fields, expected):
@@ -103,12 +146,18 @@ def test_three_valued_conditions(cond, fields, expected):
     "text, fragment",
     [
         ("rules:\n - {code: X001}\n", "rules[0] (X001)"),
-        ("rules:\n - {code: PAY001, name: a, title: t, process: nope, require: {field: a, empty: true}}\n",
-         "process 'nope'"),
-        ("rules:\n - {code: PAY001, name: a, title: t, process: change, require: {field: a}}\n",
-         "exactly one of"),
-        ("rules:\n - {code: bad, name: a, title: t, process: change, require: {field: a, empty: true}}\n",
-         "bad rule code"),
+        (
+            "rules:\n - {code: PAY001, name: a, title: t, process: nope, require: {field: a, empty: true}}\n",
+            "process 'nope'",
+        ),
+        (
+            "rules:\n - {code: PAY001, name: a, title: t, process: change, require: {field: a}}\n",
+            "exactly one of",
+        ),
+        (
+            "rules:\n - {code: bad, name: a, title: t, process: change, require: {field: a, empty: true}}\n",
+            "bad rule code",
+        ),
         ("just text\n", "expected a mapping"),
     ],
 )

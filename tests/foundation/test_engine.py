@@ -6,14 +6,21 @@ import pytest
 
 from ticketlint.mapping.model import Person, record_from_dict
 from ticketlint.rules.engine import Engine, fingerprint
-from ticketlint.rules.outcome import PASS, NOT_APPLICABLE, fail, missing_field
+from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, fail, missing_field
 from ticketlint.rules.registry import Pack, Registry, RuleDefinitionError, RuleSelectionError, rule
 
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
 
-@rule(code="TST001", name="title-missing", title="Title", severity="low", clause="1",
-      applies_to=("incident",), params={"days": 5, "targets": {1: 4, 2: 8}})
+@rule(
+    code="TST001",
+    name="title-missing",
+    title="Title",
+    severity="low",
+    clause="1",
+    applies_to=("incident",),
+    params={"days": 5, "targets": {1: 4, 2: 8}},
+)
 def title_missing(record, ctx):
     """**Why**\nx\n**Fails when**\ny\n**Passes when**\nz\n**Remediation**\nAdd a   title."""
     if record.state == "cancelled":
@@ -23,7 +30,14 @@ def title_missing(record, ctx):
     return PASS if record.title.strip() else fail(f"{record.key} has no title", title=record.title)
 
 
-@rule(code="TST002", name="explode", title="Boom", severity="high", clause="1", applies_to=("incident",))
+@rule(
+    code="TST002",
+    name="explode",
+    title="Boom",
+    severity="high",
+    clause="1",
+    applies_to=("incident",),
+)
 def explode(record, ctx):
     """**Why**\n-\n**Fails when**\n-\n**Passes when**\n-\n**Remediation**\n-"""
     raise RuntimeError("bug")
@@ -33,25 +47,52 @@ PACK = Pack(name="test", rules=(title_missing.with_pack("test"), explode.with_pa
 
 
 def incident(key, **fields):
-    return record_from_dict({"source": "s", "system": "file", "key": key, "process": "incident",
-                             "assignee": {"id": "u1", "name": "Ada"}, "group": "Ops", **fields})
+    return record_from_dict(
+        {
+            "source": "s",
+            "system": "file",
+            "key": key,
+            "process": "incident",
+            "assignee": {"id": "u1", "name": "Ada"},
+            "group": "Ops",
+            **fields,
+        }
+    )
 
 
 def test_counts_findings_and_rule_errors():
-    records = [incident("A", title="ok"), incident("B", title=" "), incident("C"),
-               incident("D", title="", state="cancelled")]
+    records = [
+        incident("A", title="ok"),
+        incident("B", title=" "),
+        incident("C"),
+        incident("D", title="", state="cancelled"),
+    ]
     result = Engine(PACK.rules).evaluate(records, as_of=AS_OF)
-    assert dict(result.counts["TST001"]) == {"PASS": 1, "FAIL": 1, "NOT_EVALUATED": 1, "NOT_APPLICABLE": 1}
+    assert dict(result.counts["TST001"]) == {
+        "PASS": 1,
+        "FAIL": 1,
+        "NOT_EVALUATED": 1,
+        "NOT_APPLICABLE": 1,
+    }
     assert result.not_evaluated["TST001"] == {"source does not provide incident.title": 1}
     (finding,) = [f for f in result.findings if f.code == "TST001"]
-    assert (finding.key, finding.assignee, finding.group, finding.remediation) == ("B", "Ada", "Ops", "Add a title.")
+    assert (finding.key, finding.assignee, finding.group, finding.remediation) == (
+        "B",
+        "Ada",
+        "Ops",
+        "Add a title.",
+    )
     assert finding.fingerprint == fingerprint("TST001", "s", "B")
     assert len(result.rule_errors) == 4 and result.counts["TST002"]["NOT_EVALUATED"] == 4
     assert result.conformity("TST001") == 0.5
 
 
 def test_params_are_validated_and_merged():
-    engine = Engine(PACK.rules, params={"TST001": {"days": 9, "targets": {"2": 10}}}, severity={"TST001": "critical"})
+    engine = Engine(
+        PACK.rules,
+        params={"TST001": {"days": 9, "targets": {"2": 10}}},
+        severity={"TST001": "critical"},
+    )
     assert engine.params["TST001"] == {"days": 9, "targets": {1: 4, 2: 10}}
     assert engine.severity["TST001"] == "critical"
     with pytest.raises(RuleSelectionError, match="no parameter 'dayz'"):

@@ -18,14 +18,19 @@ import gzip
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.mapping.servicenow import (
-    APPROVAL_TABLE, DEFAULT_TABLES, TASK_CI_TABLE, ServiceNowMapper, load_table_export,
+    APPROVAL_TABLE,
+    DEFAULT_TABLES,
+    TASK_CI_TABLE,
+    ServiceNowMapper,
+    load_table_export,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,20 +42,35 @@ FIX = ROOT / "tests" / "fixtures"
 Result = tuple[list[BaseRecord], MappingReport]
 
 JIRA_OVERRIDES: dict[str, Any] = {
-    "fields": {"change.backout_plan": "Implementation plan", "incident.sla_breached": "!Major incident",
-               "incident.review": "Resolution notes", "change.test_plan": "No such field",
-               "problem.workaround": "customfield_10100", "incident.nonsense": "Summary",
-               "incident.category": "Team", "change.cab_date": "Planned start",
-               "problem.known_error": "!Workaround"},
-    "status_map": {"incident": {"Awaiting vendor": "on_hold"}, "change": {"Review": "closed", "X": "bogus"}},
+    "fields": {
+        "change.backout_plan": "Implementation plan",
+        "incident.sla_breached": "!Major incident",
+        "incident.review": "Resolution notes",
+        "change.test_plan": "No such field",
+        "problem.workaround": "customfield_10100",
+        "incident.nonsense": "Summary",
+        "incident.category": "Team",
+        "change.cab_date": "Planned start",
+        "problem.known_error": "!Workaround",
+    },
+    "status_map": {
+        "incident": {"Awaiting vendor": "on_hold"},
+        "change": {"Review": "closed", "X": "bogus"},
+    },
     "priority_map": {"P1": 1, "P3": 3},
     "issue_types": {"release": ["Release"], "review": ["Post-incident review", "PIR"]},
 }
 SNOW_OVERRIDES: dict[str, Any] = {
-    "fields": {"change.review": "u_pir_done", "incident.sla_breached": "!made_sla",
-               "incident.category": "subcategory", "change.backout_plan": "u_rollback",
-               "problem.known_error": "!known_error", "incident.state": "incident_state",
-               "change.key": "sys_id", "incident.title": "description"},
+    "fields": {
+        "change.review": "u_pir_done",
+        "incident.sla_breached": "!made_sla",
+        "incident.category": "subcategory",
+        "change.backout_plan": "u_rollback",
+        "problem.known_error": "!known_error",
+        "incident.state": "incident_state",
+        "change.key": "sys_id",
+        "incident.title": "description",
+    },
     "status_map": {"incident": {"9": "closed", "3": "bogus"}, "change": {"-6": "new"}},
 }
 
@@ -59,18 +79,33 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def _jira(raw_issues: Any, catalog: JiraFieldCatalog, *, statuses: Any = None, deployment: str = "Cloud",
-          changelogs: Any = None, approvals: Any = None, **options: Any) -> Callable[[], Result]:
+def _jira(
+    raw_issues: Any,
+    catalog: JiraFieldCatalog,
+    *,
+    statuses: Any = None,
+    deployment: str = "Cloud",
+    changelogs: Any = None,
+    approvals: Any = None,
+    **options: Any,
+) -> Callable[[], Result]:
     def run() -> Result:
-        m = JiraMapper(MappingOptions(source="jira-gold", base_url="https://acme.atlassian.net/", **options),
-                       catalog, statuses=statuses, deployment=deployment)
+        m = JiraMapper(
+            MappingOptions(source="jira-gold", base_url="https://acme.atlassian.net/", **options),
+            catalog,
+            statuses=statuses,
+            deployment=deployment,
+        )
         return m.map_issues(raw_issues, changelogs=changelogs, approvals=approvals)
+
     return run
 
 
 def _snow(tables: dict[str, list[dict]], **options: Any) -> Callable[[], Result]:
     def run() -> Result:
-        m = ServiceNowMapper(MappingOptions(source="snow-gold", base_url="https://acme.service-now.com", **options))
+        m = ServiceNowMapper(
+            MappingOptions(source="snow-gold", base_url="https://acme.service-now.com", **options)
+        )
         report = MappingReport()
         records: list[BaseRecord] = []
         cis, r = m.map_rows("ci", tables.get(m.table("ci"), []))
@@ -79,11 +114,17 @@ def _snow(tables: dict[str, list[dict]], **options: Any) -> Callable[[], Result]
         names = {c.native_id: c.key for c in cis if c.native_id}
         approvals, task_ci = tables.get(APPROVAL_TABLE), tables.get(TASK_CI_TABLE)
         for process in ("change", "incident", "problem", "service_request"):
-            mapped, r = m.map_rows(process, tables.get(m.table(process), []), approvals=approvals,
-                                   task_ci=task_ci, ci_names=names)
+            mapped, r = m.map_rows(
+                process,
+                tables.get(m.table(process), []),
+                approvals=approvals,
+                task_ci=task_ci,
+                ci_names=names,
+            )
             report.merge(r)
             records += mapped
         return records, report
+
     return run
 
 
@@ -105,48 +146,70 @@ def payload_sets() -> dict[str, Callable[[], Result]]:
     statuses = _load(ex / "status.json")
     sets["jira/examples"] = _jira(issues, catalog, statuses=statuses, changelogs=changelogs)
     sets["jira/examples-embedded-history"] = _jira(issues, catalog, statuses=statuses)
-    sets["jira/examples-names-only"] = _jira(issues, JiraFieldCatalog.from_names(names, schema),
-                                             changelogs=changelogs)
-    sets["jira/examples-overrides"] = _jira(issues, catalog, statuses=statuses, changelogs=changelogs,
-                                            **JIRA_OVERRIDES)
-    sets["jira/examples-as-datacenter"] = _jira(issues, catalog, statuses=statuses, deployment="Data Center",
-                                                changelogs=changelogs)
+    sets["jira/examples-names-only"] = _jira(
+        issues, JiraFieldCatalog.from_names(names, schema), changelogs=changelogs
+    )
+    sets["jira/examples-overrides"] = _jira(
+        issues, catalog, statuses=statuses, changelogs=changelogs, **JIRA_OVERRIDES
+    )
+    sets["jira/examples-as-datacenter"] = _jira(
+        issues, catalog, statuses=statuses, deployment="Data Center", changelogs=changelogs
+    )
     for name in ("datacenter_search", "malformed_search"):
         issues, names, schema = load_search_export(_load(FIX / "jira" / f"{name}.json"))
         deployment = "Data Center" if name.startswith("datacenter") else "Cloud"
         catalog = JiraFieldCatalog.from_names(names, schema)
-        sets[f"jira/{name}"] = _jira(issues + ["not an issue", {}], catalog, deployment=deployment)
-        sets[f"jira/{name}-overrides"] = _jira(issues, catalog, deployment=deployment, **JIRA_OVERRIDES)
+        sets[f"jira/{name}"] = _jira([*issues, "not an issue", {}], catalog, deployment=deployment)
+        sets[f"jira/{name}-overrides"] = _jira(
+            issues, catalog, deployment=deployment, **JIRA_OVERRIDES
+        )
     api = FIX / "jira_api"
     one = _load(api / "issue_change_cloud.json")
     api_catalog = JiraFieldCatalog.from_field_list(_load(api / "field.json"))
-    sets["jira/api-issue"] = _jira([one], api_catalog, statuses=_load(api / "status.json"),
-                                   approvals={one["key"]: _load(api / "approval.json")["values"]})
-    sets["jira/api-issue-overrides"] = _jira([one], api_catalog, statuses=_load(api / "status.json"),
-                                             **JIRA_OVERRIDES)
+    sets["jira/api-issue"] = _jira(
+        [one],
+        api_catalog,
+        statuses=_load(api / "status.json"),
+        approvals={one["key"]: _load(api / "approval.json")["values"]},
+    )
+    sets["jira/api-issue-overrides"] = _jira(
+        [one], api_catalog, statuses=_load(api / "status.json"), **JIRA_OVERRIDES
+    )
 
     snow_ex = ROOT / "examples" / "servicenow"
     ex_tables = {p.stem: load_table_export(_load(p)) for p in snow_ex.glob("*.json")}
     sets["servicenow/examples"] = _snow(ex_tables)
     sets["servicenow/examples-overrides"] = _snow(ex_tables, **SNOW_OVERRIDES)
-    api_tables = {p.stem: load_table_export(_load(p)) for p in (FIX / "servicenow_api").glob("*.json")
-                  if p.stem in (*DEFAULT_TABLES.values(), APPROVAL_TABLE, TASK_CI_TABLE)}
+    api_tables = {
+        p.stem: load_table_export(_load(p))
+        for p in (FIX / "servicenow_api").glob("*.json")
+        if p.stem in (*DEFAULT_TABLES.values(), APPROVAL_TABLE, TASK_CI_TABLE)
+    }
     sets["servicenow/api"] = _snow(api_tables)
     sets["servicenow/api-overrides"] = _snow(api_tables, **SNOW_OVERRIDES)
     fx = FIX / "servicenow"
-    sets["servicenow/fixture-records"] = _snow({
-        "incident": [_load(fx / "incident_record.json")],
-        "change_request": [_load(fx / "change_request_record.json"), {}, "not a row"],
-        APPROVAL_TABLE: load_table_export(_load(fx / "sysapproval_approver.json")),
-    })
+    sets["servicenow/fixture-records"] = _snow(
+        {
+            "incident": [_load(fx / "incident_record.json")],
+            "change_request": [_load(fx / "change_request_record.json"), {}, "not a row"],
+            APPROVAL_TABLE: load_table_export(_load(fx / "sysapproval_approver.json")),
+        }
+    )
 
     sandbox = json.loads(gzip.decompress(SANDBOX.read_bytes()))
     sj = sandbox["jira"]
     sb_catalog = JiraFieldCatalog.from_field_list(sj["fields"])
     sb_changelogs = _changelogs(sj["changelogs"])
-    sets["jira/sandbox"] = _jira(sj["issues"], sb_catalog, statuses=sj["statuses"], changelogs=sb_changelogs)
-    sets["jira/sandbox-overrides"] = _jira(sj["issues"], sb_catalog, statuses=sj["statuses"],
-                                           changelogs=sb_changelogs, **JIRA_OVERRIDES)
+    sets["jira/sandbox"] = _jira(
+        sj["issues"], sb_catalog, statuses=sj["statuses"], changelogs=sb_changelogs
+    )
+    sets["jira/sandbox-overrides"] = _jira(
+        sj["issues"],
+        sb_catalog,
+        statuses=sj["statuses"],
+        changelogs=sb_changelogs,
+        **JIRA_OVERRIDES,
+    )
     sets["servicenow/sandbox"] = _snow(sandbox["servicenow"])
     sets["servicenow/sandbox-overrides"] = _snow(sandbox["servicenow"], **SNOW_OVERRIDES)
     return sets
@@ -178,6 +241,7 @@ def _capture(size: int = 800) -> None:
 
     sys.path.insert(0, str(ROOT / "bench"))
     from evaluate import fetch_jira, fetch_servicenow  # type: ignore[import-not-found]
+
     from ticketlint.sandbox.server import SandboxServer
 
     with SandboxServer(seed=11, size=size, hidden_share=0.0) as server:
@@ -187,16 +251,23 @@ def _capture(size: int = 800) -> None:
         session.auth = (server.credentials.snow_user, server.credentials.snow_password)
         snow = fetch_servicenow(session, server.url)
     data = {
-        "jira": {"fields": json.loads(jira["fields"]), "statuses": json.loads(jira["statuses"]),
-                 "issues": [i for t in jira["pages"] for i in json.loads(t)["issues"]],
-                 "changelogs": [json.loads(t) for t in jira["changelogs"]]},
+        "jira": {
+            "fields": json.loads(jira["fields"]),
+            "statuses": json.loads(jira["statuses"]),
+            "issues": [i for t in jira["pages"] for i in json.loads(t)["issues"]],
+            "changelogs": [json.loads(t) for t in jira["changelogs"]],
+        },
         "servicenow": {t: [r for x in v for r in json.loads(x)["result"]] for t, v in snow.items()},
     }
-    SANDBOX.write_bytes(gzip.compress(json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), 9, mtime=0))
+    SANDBOX.write_bytes(
+        gzip.compress(json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), 9, mtime=0)
+    )
 
 
 if __name__ == "__main__":
     if "--capture" in sys.argv:
         _capture()
     if "--write" in sys.argv:
-        GOLDEN.write_bytes(gzip.compress(json.dumps(produce(), sort_keys=True, indent=0).encode(), 9, mtime=0))
+        GOLDEN.write_bytes(
+            gzip.compress(json.dumps(produce(), sort_keys=True, indent=0).encode(), 9, mtime=0)
+        )

@@ -11,7 +11,12 @@ import pytest
 
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord, approved_entries, is_empty, record_from_dict
-from ticketlint.mapping.servicenow import APPROVAL_TABLE, TASK_CI_TABLE, ServiceNowMapper, load_table_export
+from ticketlint.mapping.servicenow import (
+    APPROVAL_TABLE,
+    TASK_CI_TABLE,
+    ServiceNowMapper,
+    load_table_export,
+)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "servicenow"
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -29,8 +34,13 @@ def map_example(options: MappingOptions) -> tuple[dict[str, BaseRecord], Mapping
     names = {c.native_id: c.key for c in cis if c.native_id}
     records: list[BaseRecord] = list(cis)
     for process in ("change", "incident", "problem", "service_request"):
-        mapped, r = m.map_rows(process, _rows(m.table(process)), approvals=_rows(APPROVAL_TABLE),
-                               task_ci=_rows(TASK_CI_TABLE), ci_names=names)
+        mapped, r = m.map_rows(
+            process,
+            _rows(m.table(process)),
+            approvals=_rows(APPROVAL_TABLE),
+            task_ci=_rows(TASK_CI_TABLE),
+            ci_names=names,
+        )
         report.merge(r)
         records.extend(mapped)
     return {rec.key: rec for rec in records}, report
@@ -100,13 +110,16 @@ def test_example_records_carry_the_planted_violations(example):
 def _expected(section: str) -> set[tuple[str, str]]:
     text = (EXAMPLE / "EXPECTED.md").read_text()
     body = text.split(section, 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\| ([A-Z]{3}\d{3}) \| (\S+) \|", body, re.M))
+    return set(re.findall(r"^\| ([A-Z]{3}\d{3}) \| (\S+) \|", body, re.MULTILINE))
 
 
 def test_expected_md_lists_every_rule_the_brief_names():
     codes = {code for code, _ in _expected("## Findings") | _expected("## With")}
-    wanted = {f"CHG{i:03d}" for i in range(1, 13)} | {f"INC{i:03d}" for i in range(1, 7)} | {
-        "REQ001", "REQ002", *(f"PRB{i:03d}" for i in range(1, 6)), "CFG001", "CFG002", "CFG003"}
+    wanted = (
+        {f"CHG{i:03d}" for i in range(1, 13)}
+        | {f"INC{i:03d}" for i in range(1, 7)}
+        | {"REQ001", "REQ002", *(f"PRB{i:03d}" for i in range(1, 6)), "CFG001", "CFG002", "CFG003"}
+    )
     assert codes == wanted
 
 

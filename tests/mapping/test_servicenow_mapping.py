@@ -63,13 +63,24 @@ def incident_row(**over) -> dict:
 
 # --- shapes, keys, common fields -------------------------------------------------------
 
+
 def test_interface_constants():
     assert DEFAULT_TABLES == {
-        "incident": "incident", "change": "change_request", "problem": "problem",
-        "service_request": "sc_req_item", "ci": "cmdb_ci",
+        "incident": "incident",
+        "change": "change_request",
+        "problem": "problem",
+        "service_request": "sc_req_item",
+        "ci": "cmdb_ci",
     }
-    assert {"sys_id", "sysapproval", "approver", "approver.name", "approver.email", "state",
-            "sys_updated_on"} <= set(APPROVAL_FIELDS)
+    assert {
+        "sys_id",
+        "sysapproval",
+        "approver",
+        "approver.name",
+        "approver.email",
+        "state",
+        "sys_updated_on",
+    } <= set(APPROVAL_FIELDS)
     assert {"task", "ci_item", "ci_item.name", "sys_id"} <= set(TASK_CI_FIELDS)
 
 
@@ -85,8 +96,11 @@ def test_change_record_from_a_real_shaped_row():
     assert record.updated_at == utc(2015, 7, 6, 18, 18, 53)
     assert record.closed_at == utc(2015, 7, 6, 18, 18, 53)
     assert record.resolved_at is None  # change_request has no resolved_at column
-    assert record.requester == Person(id="6816f79cc0a8016401c5a33be04be441", name="System Administrator",
-                                      email="admin@example.com")
+    assert record.requester == Person(
+        id="6816f79cc0a8016401c5a33be04be441",
+        name="System Administrator",
+        email="admin@example.com",
+    )
     assert record.assignee is None  # present but empty reference
     assert record.group == "Change Management"
     assert record.change_type == "standard"
@@ -110,7 +124,9 @@ def test_incident_record_fields():
     assert record.key == "INC0000013"
     assert record.state == "closed" and record.priority == 1
     assert record.requester.id == "681ccaf9c0a8016400b98a06818d57c7"  # caller_id
-    assert record.assignee == Person(id=USER_ID, name="Beth Anglin", email="beth.anglin@example.com")
+    assert record.assignee == Person(
+        id=USER_ID, name="Beth Anglin", email="beth.anglin@example.com"
+    )
     assert record.group == "Service Desk"
     assert record.resolved_at == utc(2020, 9, 24, 19, 54, 48)
     assert record.resolution_code == "Solved (Work Around)"
@@ -124,14 +140,18 @@ def test_incident_record_fields():
 
 def test_reference_value_shapes_all_three():
     plain = incident_row(assigned_to=USER_ID)
-    linked = incident_row(assigned_to={"link": f"{BASE}/api/now/table/sys_user/{USER_ID}",
-                                       "value": USER_ID})
-    display_all = incident_row(**{
-        "assigned_to": {"display_value": "Beth Anglin", "value": USER_ID,
-                        "link": f"{BASE}/api/now/table/sys_user/{USER_ID}"},
-        "state": {"display_value": "Closed", "value": "7"},
-        "opened_at": {"display_value": "2020-07-06 16:15:58", "value": "2020-07-06 23:15:58"},
-    })
+    linked = incident_row(
+        assigned_to={"link": f"{BASE}/api/now/table/sys_user/{USER_ID}", "value": USER_ID}
+    )
+    display_all = incident_row(
+        assigned_to={
+            "display_value": "Beth Anglin",
+            "value": USER_ID,
+            "link": f"{BASE}/api/now/table/sys_user/{USER_ID}",
+        },
+        state={"display_value": "Closed", "value": "7"},
+        opened_at={"display_value": "2020-07-06 16:15:58", "value": "2020-07-06 23:15:58"},
+    )
     del display_all["assigned_to.name"]
     for row in (plain, linked, display_all):
         record, _ = one("incident", row)
@@ -161,12 +181,20 @@ def test_url_empty_base_and_ci_class_table():
     m = ServiceNowMapper(MappingOptions(source="file"))
     record, _ = one("change", change_row(), m)
     assert record.url is None
-    ci, _ = one("ci", {"sys_id": CI_ID, "name": "lnux100", "sys_class_name": "cmdb_ci_linux_server",
-                       "install_status": "1"})
+    ci, _ = one(
+        "ci",
+        {
+            "sys_id": CI_ID,
+            "name": "lnux100",
+            "sys_class_name": "cmdb_ci_linux_server",
+            "install_status": "1",
+        },
+    )
     assert ci.url == f"{BASE}/nav_to.do?uri=cmdb_ci_linux_server.do?sys_id={CI_ID}"
 
 
 # --- {} rows, malformed rows ------------------------------------------------------------
+
 
 def test_acl_filtered_empty_rows_are_counted_and_skipped():
     records, report = mapper().map_rows("incident", [{}, incident_row(), {}])
@@ -222,6 +250,7 @@ def test_datetimes_are_utc_and_opened_at_falls_back_on_sys_created_on():
 
 # --- None versus empty (settled 2, 3) ----------------------------------------------------
 
+
 def test_absent_column_is_none_present_blank_is_empty():
     row = change_row(backout_plan=" \t\u00a0", priority="", risk="", start_date="")
     del row["test_plan"], row["impact"], row["end_date"], row["cab_required"]
@@ -239,35 +268,79 @@ def test_absent_column_is_none_present_blank_is_empty():
 
 
 def test_incident_links_and_major():
-    row = incident_row(major_incident_state="accepted", problem_id="9d3a266ac6112287004e58b5b38b8bd5",
-                       rfc="a9e30c7dc61122760116894de7bcc7bd", caused_by="")
+    row = incident_row(
+        major_incident_state="accepted",
+        problem_id="9d3a266ac6112287004e58b5b38b8bd5",
+        rfc="a9e30c7dc61122760116894de7bcc7bd",
+        caused_by="",
+    )
     row["problem_id.number"] = "PRB0000007"
     record, _ = one("incident", row)
     assert record.major is True
-    assert record.links == [Link(kind="problem", key="PRB0000007"),
-                            Link(kind="change", key="a9e30c7dc61122760116894de7bcc7bd")]
+    assert record.links == [
+        Link(kind="problem", key="PRB0000007"),
+        Link(kind="change", key="a9e30c7dc61122760116894de7bcc7bd"),
+    ]
     record, _ = one("incident", incident_row(major_incident_state="proposed"))
     assert record.major is False
 
 
 # --- state maps (incl. settled 14) -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("process", "code", "state"),
     [
-        *[("incident", c, s) for c, s in
-          [("1", "new"), ("2", "in_progress"), ("3", "on_hold"), ("6", "resolved"), ("7", "closed"),
-           ("8", "cancelled")]],
-        *[("change", c, s) for c, s in
-          [("-5", "new"), ("-4", "assess"), ("-3", "authorize"), ("-2", "scheduled"),
-           ("-1", "implement"), ("0", "review"), ("3", "closed"), ("4", "cancelled")]],
-        *[("problem", c, s) for c, s in
-          [("101", "new"), ("102", "in_progress"), ("103", "in_progress"), ("104", "in_progress"),
-           ("106", "resolved"), ("107", "closed"), ("1", "new"), ("2", "in_progress"),
-           ("3", "in_progress"), ("4", "closed")]],
-        *[("service_request", c, s) for c, s in
-          [("-5", "new"), ("1", "new"), ("2", "in_progress"), ("3", "closed"), ("4", "closed"),
-           ("7", "cancelled")]],
+        *[
+            ("incident", c, s)
+            for c, s in [
+                ("1", "new"),
+                ("2", "in_progress"),
+                ("3", "on_hold"),
+                ("6", "resolved"),
+                ("7", "closed"),
+                ("8", "cancelled"),
+            ]
+        ],
+        *[
+            ("change", c, s)
+            for c, s in [
+                ("-5", "new"),
+                ("-4", "assess"),
+                ("-3", "authorize"),
+                ("-2", "scheduled"),
+                ("-1", "implement"),
+                ("0", "review"),
+                ("3", "closed"),
+                ("4", "cancelled"),
+            ]
+        ],
+        *[
+            ("problem", c, s)
+            for c, s in [
+                ("101", "new"),
+                ("102", "in_progress"),
+                ("103", "in_progress"),
+                ("104", "in_progress"),
+                ("106", "resolved"),
+                ("107", "closed"),
+                ("1", "new"),
+                ("2", "in_progress"),
+                ("3", "in_progress"),
+                ("4", "closed"),
+            ]
+        ],
+        *[
+            ("service_request", c, s)
+            for c, s in [
+                ("-5", "new"),
+                ("1", "new"),
+                ("2", "in_progress"),
+                ("3", "closed"),
+                ("4", "closed"),
+                ("7", "cancelled"),
+            ]
+        ],
     ],
 )
 def test_state_maps(process, code, state):
@@ -279,8 +352,16 @@ def test_state_maps(process, code, state):
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [("1", "installed"), ("2", "planned"), ("4", "planned"), ("6", "planned"),
-     ("3", "in_maintenance"), ("5", "in_maintenance"), ("7", "retired"), ("8", "retired")],
+    [
+        ("1", "installed"),
+        ("2", "planned"),
+        ("4", "planned"),
+        ("6", "planned"),
+        ("3", "in_maintenance"),
+        ("5", "in_maintenance"),
+        ("7", "retired"),
+        ("8", "retired"),
+    ],
 )
 def test_ci_install_status_map(code, status):
     record, report = one("ci", {"sys_id": CI_ID, "name": "lnux100", "install_status": code})
@@ -303,8 +384,15 @@ def test_unknown_state_code_is_none_and_counted(process):
     assert report.unknown_statuses == {(process, "42"): 2}
 
 
-@pytest.mark.parametrize(("code", "state"), [("canceled", "cancelled"), ("duplicate", "cancelled"),
-                                             ("fix_applied", "closed"), ("risk_accepted", "closed")])
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [
+        ("canceled", "cancelled"),
+        ("duplicate", "cancelled"),
+        ("fix_applied", "closed"),
+        ("risk_accepted", "closed"),
+    ],
+)
 def test_problem_closed_with_cancelling_resolution_code(code, state):
     row = {"sys_id": CHG_ID, "number": "PRB0040001", "state": "107", "resolution_code": code}
     record, _ = one("problem", row)
@@ -313,8 +401,13 @@ def test_problem_closed_with_cancelling_resolution_code(code, state):
 
 def test_status_map_override_and_invalid_value_warned():
     m = mapper(status_map={"incident": {"42": "on_hold", "43": "bogus"}})
-    records, report = m.map_rows("incident", [{"sys_id": INC_ID, "number": "I", "state": "42"},
-                                              {"sys_id": INC_ID, "number": "J", "state": "43"}])
+    records, report = m.map_rows(
+        "incident",
+        [
+            {"sys_id": INC_ID, "number": "I", "state": "42"},
+            {"sys_id": INC_ID, "number": "J", "state": "43"},
+        ],
+    )
     assert [r.state for r in records] == ["on_hold", None]
     assert report.unknown_statuses == {("incident", "43"): 1}
     assert any("bogus" in w for w in report.warnings)
@@ -322,19 +415,35 @@ def test_status_map_override_and_invalid_value_warned():
 
 # --- approvals (settled 13) --------------------------------------------------------------
 
+
 def test_approvals_states_matching_and_decided_at():
     rows = load_table_export(load("sysapproval_approver.json"))
     record, report = one("change", change_row(), approvals=rows)
     assert record.approvals == [
-        Approval(approver=Person(id="46d44a23a9fe19810012d100cca80666", name="Beth Anglin",
-                                 email="beth.anglin@example.com"),
-                 decision="approved", decided_at=utc(2015, 7, 6, 18, 17, 30)),
-        Approval(approver=Person(id="46ca0887a9fe19810191e08e51927ebf", name="Bud Richman"),
-                 decision="rejected", decided_at=utc(2015, 7, 6, 18, 17, 35)),
-        Approval(approver=Person(id="6816f79cc0a8016401c5a33be04be441", name="System Administrator"),
-                 decision="pending", decided_at=None),
-        Approval(approver=Person(id="a8f98bb0eb32010045e1a5115206fe3a", name="Abel Tuter"),
-                 decision="cancelled", decided_at=None),
+        Approval(
+            approver=Person(
+                id="46d44a23a9fe19810012d100cca80666",
+                name="Beth Anglin",
+                email="beth.anglin@example.com",
+            ),
+            decision="approved",
+            decided_at=utc(2015, 7, 6, 18, 17, 30),
+        ),
+        Approval(
+            approver=Person(id="46ca0887a9fe19810191e08e51927ebf", name="Bud Richman"),
+            decision="rejected",
+            decided_at=utc(2015, 7, 6, 18, 17, 35),
+        ),
+        Approval(
+            approver=Person(id="6816f79cc0a8016401c5a33be04be441", name="System Administrator"),
+            decision="pending",
+            decided_at=None,
+        ),
+        Approval(
+            approver=Person(id="a8f98bb0eb32010045e1a5115206fe3a", name="Abel Tuter"),
+            decision="cancelled",
+            decided_at=None,
+        ),
     ]  # not requested / not_required / duplicate rows skipped; other task's row not matched
     assert not report.warnings
 
@@ -342,24 +451,41 @@ def test_approvals_states_matching_and_decided_at():
 def test_approvals_none_when_not_read_empty_when_none_match():
     record, _ = one("change", change_row())
     assert record.approvals is None
-    record, _ = one("change", change_row(), approvals=[{"sysapproval": "f" * 32, "state": "approved",
-                                                        "approver": USER_ID}])
+    record, _ = one(
+        "change",
+        change_row(),
+        approvals=[{"sysapproval": "f" * 32, "state": "approved", "approver": USER_ID}],
+    )
     assert record.approvals == []
 
 
 def test_approval_reference_as_link_object():
-    row = {"sysapproval": {"link": "x", "value": CHG_ID}, "approver": {"link": "y", "value": USER_ID},
-           "state": "approved", "sys_updated_on": "2015-07-06 18:00:00"}
+    row = {
+        "sysapproval": {"link": "x", "value": CHG_ID},
+        "approver": {"link": "y", "value": USER_ID},
+        "state": "approved",
+        "sys_updated_on": "2015-07-06 18:00:00",
+    }
     record, _ = one("change", change_row(), approvals=[row])
     assert record.approvals[0].approver.id == USER_ID
 
 
 def test_request_approval_required():
-    base = {"sys_id": "aeed229047801200e0ef563dbb9a71c2", "number": "RITM0010001", "state": "3",
-            "close_notes": "Delivered"}
-    for approval, required in [("requested", True), ("approved", True), ("rejected", True),
-                               ("not requested", False), ("not_required", False),
-                               ("duplicate", False), ("", False)]:
+    base = {
+        "sys_id": "aeed229047801200e0ef563dbb9a71c2",
+        "number": "RITM0010001",
+        "state": "3",
+        "close_notes": "Delivered",
+    }
+    for approval, required in [
+        ("requested", True),
+        ("approved", True),
+        ("rejected", True),
+        ("not requested", False),
+        ("not_required", False),
+        ("duplicate", False),
+        ("", False),
+    ]:
         record, _ = one("service_request", {**base, "approval": approval})
         assert record.approval_required is required, approval
     record, _ = one("service_request", base)
@@ -369,14 +495,15 @@ def test_request_approval_required():
 
 # --- ci_refs: cmdb_ci + task_ci, names (settled 12) ----------------------------------------
 
+
 def test_ci_refs_merge_task_ci_and_resolve_names():
     row = incident_row(cmdb_ci=CI_ID)
     row.pop("cmdb_ci.name", None)
     task_ci = [
         {"sys_id": "1" * 32, "task": INC_ID, "ci_item": "2" * 32, "ci_item.name": "sap-prod-db"},
-        {"sys_id": "3" * 32, "task": INC_ID, "ci_item": "4" * 32},                 # via ci_names
-        {"sys_id": "5" * 32, "task": INC_ID, "ci_item": "6" * 32},                 # unresolvable
-        {"sys_id": "7" * 32, "task": INC_ID, "ci_item": CI_ID},                    # duplicate of cmdb_ci
+        {"sys_id": "3" * 32, "task": INC_ID, "ci_item": "4" * 32},  # via ci_names
+        {"sys_id": "5" * 32, "task": INC_ID, "ci_item": "6" * 32},  # unresolvable
+        {"sys_id": "7" * 32, "task": INC_ID, "ci_item": CI_ID},  # duplicate of cmdb_ci
         {"sys_id": "8" * 32, "task": "9" * 32, "ci_item": "a" * 32, "ci_item.name": "other"},
         {},
     ]
@@ -397,10 +524,17 @@ def test_ci_ref_dotwalked_name_wins_and_unknown_keeps_sys_id():
 
 def test_ci_record_fields():
     row = {
-        "sys_id": CI_ID, "name": "lnux100", "sys_class_name": "cmdb_ci_linux_server",
-        "install_status": "1", "owned_by": "", "managed_by": USER_ID, "managed_by.name": "Beth Anglin",
-        "support_group": GROUP_ID, "support_group.name": "Linux Ops",
-        "last_discovered": "2026-10-01 03:00:00", "sys_created_on": "2024-01-01 00:00:00",
+        "sys_id": CI_ID,
+        "name": "lnux100",
+        "sys_class_name": "cmdb_ci_linux_server",
+        "install_status": "1",
+        "owned_by": "",
+        "managed_by": USER_ID,
+        "managed_by.name": "Beth Anglin",
+        "support_group": GROUP_ID,
+        "support_group.name": "Linux Ops",
+        "last_discovered": "2026-10-01 03:00:00",
+        "sys_created_on": "2024-01-01 00:00:00",
         "sys_updated_on": "2026-10-01 03:00:00",
     }
     record, _ = one("ci", row)
@@ -414,9 +548,16 @@ def test_ci_record_fields():
 
 # --- change specifics --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("code", "outcome"), [("successful", "successful"),
-                                               ("successful_issues", "successful_with_issues"),
-                                               ("unsuccessful", "unsuccessful"), ("", None)])
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [
+        ("successful", "successful"),
+        ("successful_issues", "successful_with_issues"),
+        ("unsuccessful", "unsuccessful"),
+        ("", None),
+    ],
+)
 def test_change_outcome(code, outcome):
     record, _ = one("change", change_row(close_code=code))
     assert record.outcome == outcome
@@ -440,9 +581,16 @@ def test_change_review_from_date_or_comments():
 
 # --- overrides -----------------------------------------------------------------------------
 
+
 def test_field_overrides_negation_and_review_column():
-    m = mapper(fields={"incident.sla_breached": "!made_sla", "incident.review": "u_pir_completed",
-                       "change.review": "u_pir_date", "change.backout_plan": "u_rollback"})
+    m = mapper(
+        fields={
+            "incident.sla_breached": "!made_sla",
+            "incident.review": "u_pir_completed",
+            "change.review": "u_pir_date",
+            "change.backout_plan": "u_rollback",
+        }
+    )
     record, _ = one("incident", incident_row(made_sla="false", u_pir_completed="true"), m)
     assert record.sla_breached is True and record.review == Review(completed=True)
     record, _ = one("incident", incident_row(made_sla="true", u_pir_completed="false"), m)
@@ -453,7 +601,9 @@ def test_field_overrides_negation_and_review_column():
     del row["made_sla"]
     record, _ = one("incident", row, m)  # columns absent on the instance
     assert record.sla_breached is None and record.review is None
-    record, _ = one("change", change_row(u_pir_date="2015-07-09 09:00:00", u_rollback="Restore VM"), m)
+    record, _ = one(
+        "change", change_row(u_pir_date="2015-07-09 09:00:00", u_rollback="Restore VM"), m
+    )
     assert record.review == Review(completed=True, at=utc(2015, 7, 9, 9))
     assert record.backout_plan == "Restore VM"
     assert {"made_sla", "u_pir_completed"} <= set(m.fields_for("incident"))
@@ -487,30 +637,68 @@ def test_table_overrides():
 
 # --- fields_for ----------------------------------------------------------------------------
 
+
 def test_fields_for_lists_only_mapped_columns():
     m = mapper()
     inc = m.fields_for("incident")
     assert inc[:3] == ["sys_id", "sys_updated_on", "number"]
     assert len(inc) == len(set(inc))
-    for col in ("assigned_to.name", "assigned_to.email", "assigned_to.user_name", "assignment_group.name",
-                "caller_id.name", "opened_by.name", "cmdb_ci.name", "problem_id", "rfc", "caused_by",
-                "major_incident_state", "close_code", "close_notes", "resolved_at", "priority", "state"):
+    for col in (
+        "assigned_to.name",
+        "assigned_to.email",
+        "assigned_to.user_name",
+        "assignment_group.name",
+        "caller_id.name",
+        "opened_by.name",
+        "cmdb_ci.name",
+        "problem_id",
+        "rfc",
+        "caused_by",
+        "major_incident_state",
+        "close_code",
+        "close_notes",
+        "resolved_at",
+        "priority",
+        "state",
+    ):
         assert col in inc
     assert "made_sla" not in inc and "description" not in inc
     chg = m.fields_for("change")
-    for col in ("requested_by.name", "type", "risk", "impact", "backout_plan", "test_plan", "start_date",
-                "end_date", "work_start", "work_end", "cab_required", "cab_date", "review_date",
-                "review_comments"):
+    for col in (
+        "requested_by.name",
+        "type",
+        "risk",
+        "impact",
+        "backout_plan",
+        "test_plan",
+        "start_date",
+        "end_date",
+        "work_start",
+        "work_end",
+        "cab_required",
+        "cab_date",
+        "review_date",
+        "review_comments",
+    ):
         assert col in chg
     ci = m.fields_for("ci")
     assert ci[:3] == ["sys_id", "sys_updated_on", "name"]
-    for col in ("install_status", "sys_class_name", "owned_by.name", "managed_by.name",
-                "support_group.name", "last_discovered"):
+    for col in (
+        "install_status",
+        "sys_class_name",
+        "owned_by.name",
+        "managed_by.name",
+        "support_group.name",
+        "last_discovered",
+    ):
         assert col in ci
-    assert "resolution_code" in m.fields_for("problem") and "approval" in m.fields_for("service_request")
+    assert "resolution_code" in m.fields_for("problem") and "approval" in m.fields_for(
+        "service_request"
+    )
 
 
 # --- exports -------------------------------------------------------------------------------
+
 
 def test_load_table_export_shapes():
     rows = [{"sys_id": "a"}, {}]

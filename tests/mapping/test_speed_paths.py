@@ -15,7 +15,14 @@ from ticketlint.mapping.common import MappingOptions, gc_paused, parse_jira_time
 from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper
 from ticketlint.mapping.jira_fields import _fast_time, time_of
 from ticketlint.mapping.model import (
-    Approval, ChangeRecord, IncidentRecord, Link, Person, Review, Transition, build, builder,
+    Approval,
+    ChangeRecord,
+    IncidentRecord,
+    Link,
+    Person,
+    Transition,
+    build,
+    builder,
 )
 from ticketlint.mapping.servicenow import ServiceNowMapper, _time
 
@@ -25,17 +32,43 @@ AT = datetime(2026, 3, 2, 21, 10, 5, 123000, tzinfo=UTC)
 
 # --- builder ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, values", [
-    (Transition, {"at": AT, "from_state": "new", "to_state": None, "from_raw": "Open", "to_raw": "X",
-                  "by": Person(id="u1")}),
-    (Link, {"kind": "change", "key": "CHG-1"}),
-    (Approval, {"approver": Person(name="A"), "decision": "approved", "decided_at": AT}),
-    (Person, {"id": "u", "name": None, "email": "e@x"}),
-    (IncidentRecord, {"source": "s", "system": "jira", "key": "I-1", "process": "incident"}),
-    (IncidentRecord, {"raw": {"a": 1}, "key": "I-1", "source": "s", "system": "jira", "process": "incident"}),
-    (ChangeRecord, {"source": "s", "key": "C-1", "raw": {}, "system": "servicenow", "url": None,
-                    "process": "change", "backout_plan": ""}),
-])
+
+@pytest.mark.parametrize(
+    "cls, values",
+    [
+        (
+            Transition,
+            {
+                "at": AT,
+                "from_state": "new",
+                "to_state": None,
+                "from_raw": "Open",
+                "to_raw": "X",
+                "by": Person(id="u1"),
+            },
+        ),
+        (Link, {"kind": "change", "key": "CHG-1"}),
+        (Approval, {"approver": Person(name="A"), "decision": "approved", "decided_at": AT}),
+        (Person, {"id": "u", "name": None, "email": "e@x"}),
+        (IncidentRecord, {"source": "s", "system": "jira", "key": "I-1", "process": "incident"}),
+        (
+            IncidentRecord,
+            {"raw": {"a": 1}, "key": "I-1", "source": "s", "system": "jira", "process": "incident"},
+        ),
+        (
+            ChangeRecord,
+            {
+                "source": "s",
+                "key": "C-1",
+                "raw": {},
+                "system": "servicenow",
+                "url": None,
+                "process": "change",
+                "backout_plan": "",
+            },
+        ),
+    ],
+)
 def test_builder_builds_what_build_builds(cls: type, values: dict[str, Any]) -> None:
     names = tuple(values)
     made = builder(cls, names)(*values.values())
@@ -59,6 +92,7 @@ def test_builder_rejects_unknown_or_repeated_names() -> None:
 
 # --- ADF -------------------------------------------------------------------------------------
 
+
 def _para(*texts: Any) -> dict[str, Any]:
     return {"type": "paragraph", "content": [{"type": "text", "text": t} for t in texts]}
 
@@ -71,10 +105,25 @@ ADF_DOCS = [
     {"type": "doc", "content": [_para(""), _para("   ")]},
     {"type": "doc", "content": [_para(5, "text")]},
     {"type": "doc", "content": []},
-    {"type": "doc", "content": [_para("a"), {"type": "bulletList", "content": [
-        {"type": "listItem", "content": [_para("item")]}]}]},
-    {"type": "doc", "content": [{"type": "paragraph", "content": [
-        {"type": "text", "text": "hi "}, {"type": "mention", "attrs": {"text": "@Ann"}}]}]},
+    {
+        "type": "doc",
+        "content": [
+            _para("a"),
+            {"type": "bulletList", "content": [{"type": "listItem", "content": [_para("item")]}]},
+        ],
+    },
+    {
+        "type": "doc",
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [
+                    {"type": "text", "text": "hi "},
+                    {"type": "mention", "attrs": {"text": "@Ann"}},
+                ],
+            }
+        ],
+    },
     {"type": "doc", "content": [{"type": "paragraph", "content": {"type": "text", "text": "odd"}}]},
     {"type": "doc", "content": [_para("x"), "junk"]},
     {"type": "doc", "content": "not a list"},
@@ -93,8 +142,11 @@ def test_adf_shortcut_equals_the_tree_walk(doc: dict[str, Any]) -> None:
 # --- timestamps ------------------------------------------------------------------------------
 
 JIRA_TIMES = [
-    "2026-03-02T14:10:05.123-0700", "2026-03-02T14:10:05.123+0000", "2025-12-31T23:59:59.999+0530",
-    "2026-03-02T14:10:05.123-0000", "2026-01-01T00:00:00.000+1400",
+    "2026-03-02T14:10:05.123-0700",
+    "2026-03-02T14:10:05.123+0000",
+    "2025-12-31T23:59:59.999+0530",
+    "2026-03-02T14:10:05.123-0000",
+    "2026-01-01T00:00:00.000+1400",
 ]
 
 
@@ -105,17 +157,30 @@ def test_jira_time_fast_path_equals_the_slicing_and_the_general_parser(text: str
     assert got is not None and got.tzinfo is UTC
 
 
-@pytest.mark.parametrize("text", ["2025-11-21T21:28:37+0000", "2025-11-21T21:28:37-0730", "2025-11-21T21:28:37Z",
-                                  "2025-11-21T21:28:37.5+01:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-11-21T21:28:37+0000",
+        "2025-11-21T21:28:37-0730",
+        "2025-11-21T21:28:37Z",
+        "2025-11-21T21:28:37.5+01:00",
+    ],
+)
 def test_jsm_date_objects_parse_as_before(text: str) -> None:
     got = time_of({"iso8601": text, "epochMillis": 0})
     assert got == parse_jira_time(text) and got is not None and got.tzinfo is UTC
 
 
-@pytest.mark.parametrize("text", [
-    "2026-03-02T14:10:05.123+2400", "2026-03-02T24:00:00.000+0000", "2026-03-02T14:10:05.123-07:0",
-    "2026-02-30T14:10:05.123+0000", "yesterday at noon, or so...",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-02T14:10:05.123+2400",
+        "2026-03-02T24:00:00.000+0000",
+        "2026-03-02T14:10:05.123-07:0",
+        "2026-02-30T14:10:05.123+0000",
+        "yesterday at noon, or so...",
+    ],
+)
 def test_jira_time_bad_values_fail_as_before(text: str) -> None:
     with pytest.raises(ValueError):
         parse_jira_time(text)
@@ -138,24 +203,43 @@ def test_servicenow_time_fast_path_and_values_with_their_own_offset() -> None:
 
 # --- Jira: history cache and order, people ----------------------------------------------------
 
+
 def _issue(key: str, histories: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": key, "key": key, "changelog": {"startAt": 0, "total": len(histories), "histories": histories},
-            "fields": {"summary": "s", "issuetype": {"name": "Change"}, "status": {"name": "Closed"},
-                       "created": "2026-03-01T10:00:00.000+0000", "updated": "2026-03-01T10:00:00.000+0000"}}
+    return {
+        "id": key,
+        "key": key,
+        "changelog": {"startAt": 0, "total": len(histories), "histories": histories},
+        "fields": {
+            "summary": "s",
+            "issuetype": {"name": "Change"},
+            "status": {"name": "Closed"},
+            "created": "2026-03-01T10:00:00.000+0000",
+            "updated": "2026-03-01T10:00:00.000+0000",
+        },
+    }
 
 
 def _history(hid: str, created: str, frm: str, to: str, who: str = "u1") -> dict[str, Any]:
-    return {"id": hid, "created": created, "author": {"accountId": who, "displayName": who.upper()},
-            "items": [{"field": "status", "fieldtype": "jira", "fromString": frm, "toString": to}]}
+    return {
+        "id": hid,
+        "created": created,
+        "author": {"accountId": who, "displayName": who.upper()},
+        "items": [{"field": "status", "fieldtype": "jira", "fromString": frm, "toString": to}],
+    }
 
 
 def test_unknown_history_status_is_counted_every_time_though_cached() -> None:
     m = JiraMapper(MappingOptions(source="j"), JiraFieldCatalog({}))
-    hist = [_history("1", "2026-03-02T10:00:00.000+0000", "Open", "Mystery"),
-            _history("2", "2026-03-03T10:00:00.000+0000", "Mystery", "Closed")]
+    hist = [
+        _history("1", "2026-03-02T10:00:00.000+0000", "Open", "Mystery"),
+        _history("2", "2026-03-03T10:00:00.000+0000", "Mystery", "Closed"),
+    ]
     records, report = m.map_issues([_issue("C-1", hist), _issue("C-2", hist)])
     assert report.warnings["history status Mystery not in the status list"] == 4
-    assert [(t.from_state, t.to_state) for t in records[0].transitions] == [("new", None), (None, "closed")]
+    assert [(t.from_state, t.to_state) for t in records[0].transitions] == [
+        ("new", None),
+        (None, "closed"),
+    ]
     _, again = m.map_issues([_issue("C-3", hist)])  # the cache outlives a batch, the counts do not
     assert again.warnings["history status Mystery not in the status list"] == 2
 
@@ -163,28 +247,44 @@ def test_unknown_history_status_is_counted_every_time_though_cached() -> None:
 def test_histories_out_of_order_sort_stably_by_time() -> None:
     m = JiraMapper(MappingOptions(source="j"), JiraFieldCatalog({}))
     same = "2026-03-03T10:00:00.000+0000"
-    hist = [_history("3", "2026-03-04T10:00:00.000+0000", "Review", "Closed"),
-            _history("1", same, "Open", "Implementing"),
-            _history("2", same, "Implementing", "Review"),
-            _history("0", "2026-03-03T11:00:00.000+0100", "Open", "Open")]  # 10:00 UTC too
+    hist = [
+        _history("3", "2026-03-04T10:00:00.000+0000", "Review", "Closed"),
+        _history("1", same, "Open", "Implementing"),
+        _history("2", same, "Implementing", "Review"),
+        _history("0", "2026-03-03T11:00:00.000+0100", "Open", "Open"),
+    ]  # 10:00 UTC too
     records, report = m.map_issues([_issue("C-1", hist)])
     assert not report.errors
     assert [(t.from_raw, t.to_raw) for t in records[0].transitions] == [
-        ("Open", "Implementing"), ("Implementing", "Review"), ("Open", "Open"), ("Review", "Closed")]
+        ("Open", "Implementing"),
+        ("Implementing", "Review"),
+        ("Open", "Open"),
+        ("Review", "Closed"),
+    ]
 
 
 def test_people_are_shared_only_when_identical() -> None:
     m = JiraMapper(MappingOptions(source="j"), JiraFieldCatalog({}))
-    hist = [_history("1", "2026-03-02T10:00:00.000+0000", "Open", "Implementing"),
-            _history("2", "2026-03-03T10:00:00.000+0000", "Implementing", "Closed", who="u2")]
+    hist = [
+        _history("1", "2026-03-02T10:00:00.000+0000", "Open", "Implementing"),
+        _history("2", "2026-03-03T10:00:00.000+0000", "Implementing", "Closed", who="u2"),
+    ]
     records, _ = m.map_issues([_issue("C-1", hist), _issue("C-2", hist)])
     a, b = records[0].transitions, records[1].transitions
     assert a[0].by is b[0].by and a[0].by != a[1].by and a[1].by == Person(id="u2", name="U2")
 
 
 def test_servicenow_people_are_shared_only_when_identical() -> None:
-    rows = [{"sys_id": f"s{i}", "number": f"INC{i}", "state": "1", "caller_id": "u1",
-             "caller_id.name": name} for i, name in enumerate(["Ann", "Ann", "Bob"])]
+    rows = [
+        {
+            "sys_id": f"s{i}",
+            "number": f"INC{i}",
+            "state": "1",
+            "caller_id": "u1",
+            "caller_id.name": name,
+        }
+        for i, name in enumerate(["Ann", "Ann", "Bob"])
+    ]
     records, report = ServiceNowMapper(MappingOptions(source="sn")).map_rows("incident", rows)
     assert not report.errors
     people = [r.requester for r in records]
@@ -192,6 +292,7 @@ def test_servicenow_people_are_shared_only_when_identical() -> None:
 
 
 # --- GC promotion ----------------------------------------------------------------------------
+
 
 class _Node:
     def __init__(self) -> None:
@@ -209,7 +310,9 @@ def test_gc_paused_promote_moves_the_batch_to_the_oldest_generation() -> None:
         cycle.other = _Node()
         cycle.other.other = cycle
     assert gc.isenabled() and gc.get_freeze_count() == 0
-    young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+    young = {id(o) for o in gc.get_objects(generation=0)} | {
+        id(o) for o in gc.get_objects(generation=1)
+    }
     assert not any(id(k) in young for k in kept)
     assert any(o is kept[0] for o in gc.get_objects(generation=2))
     del cycle

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import responses
 from click.testing import CliRunner
+from notify_support import config, finding, result
 
 from ticketlint.cli import cli
-from notify_support import config, finding, result
-from ticketlint.store.db import open_store
 from ticketlint.notify import outbox, transport
 from ticketlint.notify.transport import Policy
+from ticketlint.store.db import open_store
 
 URL = "https://hooks.slack.example/services/T1/B1/TOPSECRET"
 
@@ -23,7 +23,10 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     monkeypatch.setattr(transport, "POLICY", Policy(tries=1, wait_base=0, wait_max=0))
     db = f"sqlite:///{tmp_path / 't.db'}"
     path = tmp_path / "ticketlint.yaml"
-    path.write_text(f'database: "{db}"\nnotify:\n  - {{name: ops, type: slack, url: "{URL}"}}\n', encoding="utf-8")
+    path.write_text(
+        f'database: "{db}"\nnotify:\n  - {{name: ops, type: slack, url: "{URL}"}}\n',
+        encoding="utf-8",
+    )
     return path, db
 
 
@@ -51,8 +54,10 @@ def test_preview_shows_a_sample_then_the_queued_payload(setup) -> None:
     assert first.exit_code == 0 and json.loads(first.stdout)["blocks"][0]["type"] == "header"
     store = open_store(db)
     cfg = config(db, f'  - {{name: ops, type: slack, url: "{URL}"}}\n')
-    from ticketlint.store import repository as repo
     from notify_support import AS_OF
+
+    from ticketlint.store import repository as repo
+
     with store.session() as s, s.begin():
         run_id = repo.start_run(s, started_at=AS_OF, as_of=AS_OF, options={}).id
         repo.finish_run(s, run_id, status="ok", sources={}, finished_at=AS_OF)
@@ -68,15 +73,21 @@ def test_status_and_retry(setup) -> None:
     assert "outbox is empty" in run(path, "status").stdout
     store = open_store(db)
     cfg = config(db, f'  - {{name: ops, type: slack, url: "{URL}"}}\n')
-    from ticketlint.store import repository as repo
     from notify_support import AS_OF
+
+    from ticketlint.store import repository as repo
+
     with store.session() as s, s.begin():
         run_id = repo.start_run(s, started_at=AS_OF, as_of=AS_OF, options={}).id
         outbox.enqueue(s, cfg, result(run_id, new=[finding(1)]))
     responses.post(URL, status=500, body="boom")
     outbox.drain(store, cfg)
     listed = run(path, "status")
-    assert "failed" in listed.stdout and "HTTP 500" in listed.stdout and "TOPSECRET" not in listed.stdout
+    assert (
+        "failed" in listed.stdout
+        and "HTTP 500" in listed.stdout
+        and "TOPSECRET" not in listed.stdout
+    )
     responses.replace(responses.POST, URL, status=200)
     again = run(path, "retry", "1")
     assert again.exit_code == 0 and "message 1 sent to ops" in again.stdout

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 import requests
 import responses
+from notify_support import AS_OF, config, finding, many_findings, result
 from sqlalchemy import select
 
 from ticketlint.config import NotifyDestination
-from notify_support import AS_OF, config, finding, many_findings, result
+from ticketlint.notify import outbox, transport
+from ticketlint.notify.transport import DeliveryError, Policy, headers_for, send, sign, verify
 from ticketlint.store import repository as repo
 from ticketlint.store.db import open_store
 from ticketlint.store.models import OutboxRow
-from ticketlint.notify import outbox, transport
-from ticketlint.notify.transport import DeliveryError, Policy, headers_for, send, sign, verify
 
 URL = "https://hooks.example.com/services/T000/B000/SECRETPART"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
@@ -32,7 +32,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 @pytest.fixture(autouse=True)
 def fast_policy(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr(transport, "POLICY", Policy(tries=3, wait_base=0.0, wait_max=0.0, max_retry_after=5.0))
+    monkeypatch.setattr(
+        transport, "POLICY", Policy(tries=3, wait_base=0.0, wait_max=0.0, max_retry_after=5.0)
+    )
     monkeypatch.setattr(transport.time, "sleep", slept.append)
     return slept
 
@@ -42,6 +44,7 @@ def hook(type_: str = "webhook", secret: str | None = "s3cret") -> NotifyDestina
 
 
 # --- signing -------------------------------------------------------------------------------
+
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     import hashlib
@@ -69,10 +72,10 @@ def test_webhook_post_is_signed_over_the_exact_bytes_sent() -> None:
 
 def test_docs_verification_snippet_accepts_a_real_signature() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    snippet = re.search(r"```python\n(# verify.*?)```", text, re.S)
+    snippet = re.search(r"```python\n(# verify.*?)```", text, re.DOTALL)
     assert snippet, "docs/notifications.md lost its verification snippet"
     scope: dict = {}
-    exec(snippet.group(1), scope)  # noqa: S102 - our own documentation
+    exec(snippet.group(1), scope)
     body = b'{"type":"ticketlint.digest","run_id":3}'
     headers = headers_for(hook(), body, "id")
     assert scope["verify"](b"s3cret", headers, body) is True
@@ -85,6 +88,7 @@ def test_chat_platforms_get_no_signature_headers() -> None:
 
 
 # --- retries, 429, errors ------------------------------------------------------------------------
+
 
 @responses.activate
 def test_5xx_is_retried_then_delivered(fast_policy: list[float]) -> None:
@@ -120,7 +124,11 @@ def test_errors_name_the_destination_never_the_url(caplog: pytest.LogCaptureFixt
     caplog.set_level("DEBUG")
     with pytest.raises(DeliveryError) as exc:
         send(hook("slack"), {"text": "x"})
-    assert "'siem'" in str(exc.value) and "HTTP 500" in str(exc.value) and "after 3 tries" in str(exc.value)
+    assert (
+        "'siem'" in str(exc.value)
+        and "HTTP 500" in str(exc.value)
+        and "after 3 tries" in str(exc.value)
+    )
     assert "SECRETPART" not in str(exc.value) and "SECRETPART" not in caplog.text
 
 
@@ -134,7 +142,10 @@ def test_4xx_is_not_retried() -> None:
 
 @responses.activate
 def test_connection_errors_do_not_leak_the_url() -> None:
-    responses.post(URL, body=requests.ConnectionError(f"HTTPSConnectionPool: Max retries exceeded with url: {URL}"))
+    responses.post(
+        URL,
+        body=requests.ConnectionError(f"HTTPSConnectionPool: Max retries exceeded with url: {URL}"),
+    )
     with pytest.raises(DeliveryError) as exc:
         send(hook("slack"), {"text": "x"})
     assert str(exc.value) == "notify destination 'siem': connection failed after 3 tries"
@@ -175,7 +186,11 @@ def rows(store) -> list[OutboxRow]:
 def test_enqueue_one_row_per_destination_with_news_and_filters(store) -> None:
     cfg = config(store.url, DESTS)
     run = new_run(store)
-    res = result(run, new=[finding(1, severity="medium"), finding(2, severity="high")], still_open=[finding(3)])
+    res = result(
+        run,
+        new=[finding(1, severity="medium"), finding(2, severity="high")],
+        still_open=[finding(3)],
+    )
     assert enqueue(store, cfg, res) == 3  # quiet: nothing for releases, heartbeat: always
     got = {r.destination: r for r in rows(store)}
     assert set(got) == {"ops", "changes", "heartbeat"}
@@ -222,11 +237,19 @@ def test_drain_delivers_once_and_retries_a_failure_on_the_next_run(store) -> Non
     state = {r.destination: (r.state, r.attempts) for r in rows(store)}
     assert state == {"ops": ("sent", 1), "changes": ("failed", 1), "heartbeat": ("sent", 1)}
     failed = next(r for r in rows(store) if r.destination == "changes")
-    assert "'changes'" in failed.last_error and "HTTP 500" in failed.last_error and URL not in failed.last_error
+    assert (
+        "'changes'" in failed.last_error
+        and "HTTP 500" in failed.last_error
+        and URL not in failed.last_error
+    )
 
     responses.post(f"{URL}/teams", status=202)
     assert outbox.drain(store, cfg, None) == {"sent": 1, "failed": 0, "unconfirmed": 0}
-    assert {r.destination: r.state for r in rows(store)} == {"ops": "sent", "changes": "sent", "heartbeat": "sent"}
+    assert {r.destination: r.state for r in rows(store)} == {
+        "ops": "sent",
+        "changes": "sent",
+        "heartbeat": "sent",
+    }
     posted = [c.request.url for c in responses.calls]
     assert posted.count(f"{URL}/ops") == 1 and posted.count(f"{URL}/hb") == 1
 
@@ -254,15 +277,22 @@ def _crash_child(db_url: str, cfg_text: str, tmp_path: Path) -> int:
         f"cfg = parse_config({cfg_text!r})\n"
         "with responses.RequestsMock() as r:\n"
         f"    r.post({URL + '/ops'!r}, status=200)\n"
-        f"    outbox.drain(open_store({db_url!r}), cfg)\n", encoding="utf-8")
-    env = {**os.environ, "TICKETLINT_TEST_CRASH_AT": "after-send",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        f"    outbox.drain(open_store({db_url!r}), cfg)\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "TICKETLINT_TEST_CRASH_AT": "after-send",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
     return subprocess.run([sys.executable, str(script)], env=env, timeout=60).returncode
 
 
 @responses.activate
 def test_a_crash_after_sending_is_never_re_sent_automatically(store, tmp_path: Path) -> None:
-    cfg_text = f'database: "{store.url}"\nnotify:\n  - {{name: ops, type: slack, url: "{URL}/ops"}}\n'
+    cfg_text = (
+        f'database: "{store.url}"\nnotify:\n  - {{name: ops, type: slack, url: "{URL}/ops"}}\n'
+    )
     cfg = config(store.url, f'  - {{name: ops, type: slack, url: "{URL}/ops"}}\n')
     enqueue(store, cfg, result(new_run(store), new=[finding(1)]))
     assert _crash_child(store.url, cfg_text, tmp_path) == 137
@@ -284,32 +314,50 @@ def test_a_crash_after_sending_is_never_re_sent_automatically(store, tmp_path: P
 def test_a_live_sender_is_not_taken_for_crashed(store) -> None:
     cfg = config(store.url, f'  - {{name: ops, type: slack, url: "{URL}/ops"}}\n')
     enqueue(store, cfg, result(new_run(store), new=[finding(1)]))
-    assert outbox._claim(store, rows(store)[0].id, outbox.RETRYABLE) is not None  # this process holds it
+    assert (
+        outbox._claim(store, rows(store)[0].id, outbox.RETRYABLE) is not None
+    )  # this process holds it
     assert outbox.mark_unconfirmed(store) == []
     assert rows(store)[0].state == "sending"
 
 
 @responses.activate
 def test_post_immediate_posts_high_findings_once(store) -> None:
-    cfg = config(store.url, f'  - {{name: ops, type: slack, url: "{URL}/ops"}}\n'
-                            f'  - {{name: siem, type: webhook, url: "{URL}/hb", secret: k}}\n')
+    cfg = config(
+        store.url,
+        f'  - {{name: ops, type: slack, url: "{URL}/ops"}}\n'
+        f'  - {{name: siem, type: webhook, url: "{URL}/hb", secret: k}}\n',
+    )
     responses.post(f"{URL}/ops", status=200)
     responses.post(f"{URL}/hb", status=200)
     found = [finding(1, severity="critical"), finding(2, severity="low")]
     assert outbox.post_immediate(store, cfg, found, source="jira-prod", key="CHG-1") == 2
-    assert outbox.post_immediate(store, cfg, list(reversed(found)), source="jira-prod", key="CHG-1") == 0
+    assert (
+        outbox.post_immediate(store, cfg, list(reversed(found)), source="jira-prod", key="CHG-1")
+        == 0
+    )
     assert len(responses.calls) == 2
     body = json.loads(responses.calls[1].request.body)
     assert body["type"] == "ticketlint.immediate" and [i["key"] for i in body["new"]] == ["CHG-1"]
     assert all(r.run_id is None and r.state == "sent" for r in rows(store))
-    assert outbox.post_immediate(store, cfg, [finding(3, severity="medium")], source="jira-prod", key="CHG-3") == 0
+    assert (
+        outbox.post_immediate(
+            store, cfg, [finding(3, severity="medium")], source="jira-prod", key="CHG-3"
+        )
+        == 0
+    )
 
 
 @responses.activate
 def test_500_findings_enqueue_and_send_within_limits(store) -> None:
-    cfg = config(store.url, f'  - {{name: ops, type: slack, url: "{URL}/ops", min_severity: info}}\n')
+    cfg = config(
+        store.url, f'  - {{name: ops, type: slack, url: "{URL}/ops", min_severity: info}}\n'
+    )
     enqueue(store, cfg, result(new_run(store), new=many_findings(500)))
     responses.post(f"{URL}/ops", status=200)
     outbox.drain(store, cfg)
     body = json.loads(responses.calls[0].request.body)
-    assert len(body["blocks"]) <= 50 and "and 490 more new findings" in responses.calls[0].request.body.decode()
+    assert (
+        len(body["blocks"]) <= 50
+        and "and 490 more new findings" in responses.calls[0].request.body.decode()
+    )

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from notify_support import Receiver, start_receiver
+
+from ticketlint.notify.transport import verify
 from ticketlint.sandbox import serve
 from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
-from ticketlint.notify.transport import verify
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +35,10 @@ def notify_yaml(rec: Receiver) -> str:
     lines = ["notify:"]
     for p in PLATFORMS:
         secret = f", secret: {SECRET}" if p == "webhook" else ""
-        lines.append(f"  - {{name: {p}, type: {p}, url: \"{rec.url}/{p}\", min_severity: info{secret}}}")
-    lines.append(f"  - {{name: flaky, type: slack, url: \"{rec.url}/flaky\", min_severity: info}}")
+        lines.append(
+            f'  - {{name: {p}, type: {p}, url: "{rec.url}/{p}", min_severity: info{secret}}}'
+        )
+    lines.append(f'  - {{name: flaky, type: slack, url: "{rec.url}/flaky", min_severity: info}}')
     return "\n".join(lines) + "\n"
 
 
@@ -45,7 +47,7 @@ def posts_by_run(rec: Receiver, path: str) -> Counter:
     runs: Counter = Counter()
     for body in rec.bodies(path):
         text = json.dumps(body)
-        marker = f"ticketlint:run:"
+        marker = "ticketlint:run:"
         for run in {int(part.split(":")[0]) for part in text.split(marker)[1:]}:
             runs[run] += 1
     return runs
@@ -61,17 +63,31 @@ def run_counts(db: Path, run_id: int) -> dict[str, int]:
     return dict(total)
 
 
-FIXES = {"INC002": {"priority": "2"},
-         "INC001": {"close_notes": "Restarted the VPN concentrator", "close_code": "Solved (Permanently)"}}
+FIXES = {
+    "INC002": {"priority": "2"},
+    "INC001": {
+        "close_notes": "Restarted the VPN concentrator",
+        "close_code": "Solved (Permanently)",
+    },
+}
 
 
 def fixable_incident(base: list[str], env: dict, work: Path, skip: set[str]) -> tuple[str, dict]:
     """A ServiceNow incident with a finding that a field change fixes, and that change."""
-    out = subprocess.run([*base, "findings", "--source", "snow-sandbox", "-f", "json"], capture_output=True,
-                         text=True, env=env, cwd=work, timeout=120)
+    out = subprocess.run(
+        [*base, "findings", "--source", "snow-sandbox", "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    found = sorted((f["code"], f["key"]) for f in json.loads(out.stdout)["findings"]
-                   if f["code"] in FIXES and f["key"] not in skip)
+    found = sorted(
+        (f["code"], f["key"])
+        for f in json.loads(out.stdout)["findings"]
+        if f["code"] in FIXES and f["key"] not in skip
+    )
     assert found, "the sandbox has no incident finding that a field change fixes"
     code, key = found[0]
     return key, FIXES[code]
@@ -84,27 +100,45 @@ def test_one_digest_per_destination_per_run_retried_and_never_twice(tmp_path: Pa
     try:
         db = tmp_path / "ticketlint.db"
         config = tmp_path / "ticketlint.yaml"
-        config.write_text(config_yaml(server, f"sqlite:///{db}") + notify_yaml(rec), encoding="utf-8")
+        config.write_text(
+            config_yaml(server, f"sqlite:///{db}") + notify_yaml(rec), encoding="utf-8"
+        )
         c = server.credentials
-        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
-               "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            DEMO_JIRA_ENV: c.jira_token,
+            DEMO_SNOW_ENV: c.snow_password,
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path),
+        }
         as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
         base = [str(TICKETLINT), "--config", str(config)]
 
         def sync(extra_env: dict | None = None) -> subprocess.CompletedProcess:
-            return subprocess.run([*base, "sync", "--as-of", as_of, "--no-writeback"], capture_output=True,
-                                  text=True, env={**env, **(extra_env or {})}, cwd=tmp_path, timeout=300)
+            return subprocess.run(
+                [*base, "sync", "--as-of", as_of, "--no-writeback"],
+                capture_output=True,
+                text=True,
+                env={**env, **(extra_env or {})},
+                cwd=tmp_path,
+                timeout=300,
+            )
 
         def mutate(number: str, fields: dict) -> None:
-            r = requests.post(f"{server.url}/_sandbox/mutate", timeout=10,
-                              json={"table": "incident", "number": number, "fields": fields})
+            r = requests.post(
+                f"{server.url}/_sandbox/mutate",
+                timeout=10,
+                json={"table": "incident", "number": number, "fields": fields},
+            )
             assert r.status_code == 200, r.text
 
         # Run 1: everything is new; the flaky receiver answers 500 to all three tries.
         rec.fail["/flaky"] = 3
         first = sync()
         assert first.returncode == 0, first.stderr[-3000:]
-        assert "'flaky'" in first.stderr and "HTTP 500" in first.stderr and rec.url not in first.stderr
+        assert (
+            "'flaky'" in first.stderr and "HTTP 500" in first.stderr and rec.url not in first.stderr
+        )
         counts1 = run_counts(db, 1)
         assert counts1["new"] > 0
         for p in PLATFORMS:
@@ -112,8 +146,12 @@ def test_one_digest_per_destination_per_run_retried_and_never_twice(tmp_path: Pa
         assert rec.bodies("/flaky") == []
         hook = rec.posts["/webhook"][0]
         assert hook["json"]["counts"] == counts1 and hook["json"]["run_id"] == 1
-        assert verify(SECRET, hook["headers"]["X-Ticketlint-Timestamp"], hook["raw"],
-                      hook["headers"]["X-Ticketlint-Signature"])
+        assert verify(
+            SECRET,
+            hook["headers"]["X-Ticketlint-Timestamp"],
+            hook["raw"],
+            hook["headers"]["X-Ticketlint-Signature"],
+        )
         assert f"{counts1['new']} new" in rec.bodies("/slack")[0]["text"]
 
         # Run 2: one incident changes (its findings resolve); flaky gets runs 1 and 2 now.
@@ -127,7 +165,10 @@ def test_one_digest_per_destination_per_run_retried_and_never_twice(tmp_path: Pa
             assert posts_by_run(rec, f"/{p}") == {1: 1, 2: 1}, p
         assert posts_by_run(rec, "/flaky") == {1: 1, 2: 1}
         assert rec.posts["/webhook"][1]["json"]["counts"] == counts2
-        assert f"{counts2['resolved']} resolved" in rec.bodies("/teams")[1]["attachments"][0]["content"]["body"][0]["text"]
+        assert (
+            f"{counts2['resolved']} resolved"
+            in rec.bodies("/teams")[1]["attachments"][0]["content"]["body"][0]["text"]
+        )
 
         # Run 3 dies right after its first post; run 4 has nothing new and posts the rest.
         mutate(*fixable_incident(base, env, tmp_path, {changed}))
@@ -138,9 +179,19 @@ def test_one_digest_per_destination_per_run_retried_and_never_twice(tmp_path: Pa
         assert "unconfirmed" in fourth.stderr
         for p in (*PLATFORMS, "flaky"):
             assert posts_by_run(rec, f"/{p}") == {1: 1, 2: 1, 3: 1}, p
-        status = subprocess.run([*base, "notify", "status"], capture_output=True, text=True, env=env,
-                                cwd=tmp_path, timeout=60)
-        assert status.returncode == 0 and "unconfirmed" in status.stdout and rec.url not in status.stdout
+        status = subprocess.run(
+            [*base, "notify", "status"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert (
+            status.returncode == 0
+            and "unconfirmed" in status.stdout
+            and rec.url not in status.stdout
+        )
     finally:
         rec.stop()
         server.stop()

@@ -6,12 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from notify_support import assert_snapshot, many_findings
 
 from ticketlint.config import NotifyDestination
-from notify_support import assert_snapshot, many_findings
 from ticketlint.notify.digest import Digest, build_digest, sample_items
 from ticketlint.notify.formatters import (
-    FORMATTERS, GOOGLECHAT_MAX_WIDGETS, SLACK_MAX_BLOCKS, SLACK_SECTION_CHARS, size)
+    FORMATTERS,
+    GOOGLECHAT_MAX_WIDGETS,
+    SLACK_MAX_BLOCKS,
+    SLACK_SECTION_CHARS,
+    size,
+)
 from ticketlint.notify.outbox import item_from_finding
 
 PLATFORMS = sorted(FORMATTERS)
@@ -23,16 +28,29 @@ def dest(platform: str, **kw: object) -> NotifyDestination:
 
 
 def sample(platform: str) -> Digest:
-    return build_digest(dest(platform, report_url="https://reports.example/ticketlint.html"), sample_items(),
-                        run_id=42, as_of=AS_OF, failed_sources=["snow-prod: HTTP 503 from the Table API"])
+    return build_digest(
+        dest(platform, report_url="https://reports.example/ticketlint.html"),
+        sample_items(),
+        run_id=42,
+        as_of=AS_OF,
+        failed_sources=["snow-prod: HTTP 503 from the Table API"],
+    )
 
 
 def big(platform: str, n: int = 500, *, long: bool = False) -> Digest:
     items = [item_from_finding(f, "new") for f in many_findings(n, long=long)]
     items += [item_from_finding(f, "resolved") for f in many_findings(n)]
-    return build_digest(dest(platform, min_severity="info", max_findings=100,
-                             report_url="https://reports.example/r.html"),
-                        items, run_id=9, as_of=AS_OF)
+    return build_digest(
+        dest(
+            platform,
+            min_severity="info",
+            max_findings=100,
+            report_url="https://reports.example/r.html",
+        ),
+        items,
+        run_id=9,
+        as_of=AS_OF,
+    )
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -43,8 +61,15 @@ def test_payload_matches_snapshot(platform: str) -> None:
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_immediate_payload_matches_snapshot(platform: str) -> None:
     items = [i for i in sample_items() if i.kind == "new"]
-    d = build_digest(dest(platform), items, run_id=None, as_of=AS_OF, kind="immediate",
-                     dedup_id="ticketlint:immediate:ops:jira-prod:CHG-101:0123abcd", subject="jira-prod/CHG-101")
+    d = build_digest(
+        dest(platform),
+        items,
+        run_id=None,
+        as_of=AS_OF,
+        kind="immediate",
+        dedup_id="ticketlint:immediate:ops:jira-prod:CHG-101:0123abcd",
+        subject="jira-prod/CHG-101",
+    )
     assert_snapshot(f"{platform}-immediate.json", FORMATTERS[platform](d))
 
 
@@ -62,20 +87,36 @@ def test_slack_shape() -> None:
     p = FORMATTERS["slack"](sample("slack"))
     assert isinstance(p["text"], str) and p["text"]
     assert p["blocks"][0]["type"] == "header" and p["blocks"][0]["text"]["type"] == "plain_text"
-    assert {b["type"] for b in p["blocks"]} <= {"header", "section", "context", "actions", "divider"}
-    assert any(b.get("text", {}).get("text", "").startswith("*<https://example.atlassian.net/browse/CHG-101|CHG-101>*")
-               for b in p["blocks"])
+    assert {b["type"] for b in p["blocks"]} <= {
+        "header",
+        "section",
+        "context",
+        "actions",
+        "divider",
+    }
+    assert any(
+        b.get("text", {})
+        .get("text", "")
+        .startswith("*<https://example.atlassian.net/browse/CHG-101|CHG-101>*")
+        for b in p["blocks"]
+    )
 
 
 def test_teams_shape() -> None:
     p = FORMATTERS["teams"](sample("teams"))
     assert p["type"] == "message" and len(p["attachments"]) == 1
     att = p["attachments"][0]
-    assert att["contentType"] == "application/vnd.microsoft.card.adaptive" and att["contentUrl"] is None
+    assert (
+        att["contentType"] == "application/vnd.microsoft.card.adaptive"
+        and att["contentUrl"] is None
+    )
     card = att["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    assert card["actions"][0] == {"type": "Action.OpenUrl", "title": "Open the report",
-                                  "url": "https://reports.example/ticketlint.html"}
+    assert card["actions"][0] == {
+        "type": "Action.OpenUrl",
+        "title": "Open the report",
+        "url": "https://reports.example/ticketlint.html",
+    }
 
 
 def test_googlechat_shape() -> None:
@@ -94,12 +135,20 @@ def test_mattermost_shape() -> None:
 
 def test_html_and_mrkdwn_are_escaped() -> None:
     items = [item_from_finding(f, "new") for f in many_findings(1)]
-    items = [items[0].__class__(**{**items[0].to_dict(), "missing": (), "message": "<b>x</b> & <y>"})]
-    gc = json.dumps(FORMATTERS["googlechat"](build_digest(dest("googlechat", min_severity="info"), items,
-                                                          run_id=1, as_of=AS_OF)))
+    items = [
+        items[0].__class__(**{**items[0].to_dict(), "missing": (), "message": "<b>x</b> & <y>"})
+    ]
+    gc = json.dumps(
+        FORMATTERS["googlechat"](
+            build_digest(dest("googlechat", min_severity="info"), items, run_id=1, as_of=AS_OF)
+        )
+    )
     assert "&lt;b&gt;x&lt;/b&gt; &amp; &lt;y&gt;" in gc
-    sl = json.dumps(FORMATTERS["slack"](build_digest(dest("slack", min_severity="info"), items, run_id=1,
-                                                     as_of=AS_OF)))
+    sl = json.dumps(
+        FORMATTERS["slack"](
+            build_digest(dest("slack", min_severity="info"), items, run_id=1, as_of=AS_OF)
+        )
+    )
     assert "&lt;b&gt;x&lt;/b&gt; &amp; &lt;y&gt;" in sl
 
 
@@ -121,7 +170,10 @@ def test_500_findings_stay_within_the_platform_limits(platform: str, long: bool)
         assert size(p) <= 28 * 1024
     elif platform == "googlechat":
         assert size(p) <= 32_000
-        assert sum(len(s["widgets"]) for s in p["cardsV2"][0]["card"]["sections"]) <= GOOGLECHAT_MAX_WIDGETS
+        assert (
+            sum(len(s["widgets"]) for s in p["cardsV2"][0]["card"]["sections"])
+            <= GOOGLECHAT_MAX_WIDGETS
+        )
     elif platform == "mattermost":
         assert len(p["text"]) <= 16_383
         assert len(json.dumps(p["attachments"], ensure_ascii=False)) <= 7_900
@@ -138,7 +190,9 @@ def test_500_findings_stay_within_the_platform_limits(platform: str, long: bool)
 
 def test_max_findings_caps_the_list() -> None:
     items = [item_from_finding(f, "new") for f in many_findings(30)]
-    d = build_digest(dest("slack", min_severity="info", max_findings=5), items, run_id=3, as_of=AS_OF)
+    d = build_digest(
+        dest("slack", min_severity="info", max_findings=5), items, run_id=3, as_of=AS_OF
+    )
     text = json.dumps(FORMATTERS["slack"](d))
     assert text.count("https://example.atlassian.net/browse/") == 5
     assert "and 25 more new findings" in text

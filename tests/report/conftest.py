@@ -3,14 +3,15 @@ filled once per module by three fixed sync runs (read-only for the tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from report_support import REPORT_PACK, fill_store, write_config
 
 import ticketlint.rules.selection
-from report_support import REPORT_PACK, fill_store, write_config
 from ticketlint.rules.registry import Pack, Registry
 
 

@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ REQUIRE_ENV = "TICKETLINT_REQUIRE_BROWSER"
 def _need_browser() -> Any:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401 - only whether it is installed
     except ImportError:
         missing.append("the selenium package")
     if missing:
@@ -52,19 +53,40 @@ def sandbox_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     server = serve(seed=11, size=400, anchor=anchor).start()
     try:
         config = work / "ticketlint.yaml"
-        config.write_text(config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8")
+        config.write_text(
+            config_yaml(server, f"sqlite:///{work / 'ticketlint.db'}"), encoding="utf-8"
+        )
         c = server.credentials
-        env = {"PATH": "/usr/bin:/bin", DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password,
-               "HOME": str(work), "XDG_CONFIG_HOME": str(work)}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            DEMO_JIRA_ENV: c.jira_token,
+            DEMO_SNOW_ENV: c.snow_password,
+            "HOME": str(work),
+            "XDG_CONFIG_HOME": str(work),
+        }
         base = [str(TICKETLINT), "--config", str(config)]
         for days in (30, 0):  # two runs: the trend charts have two points
-            as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60 - days * 86400))
-            sync = subprocess.run([*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
-                                  capture_output=True, text=True, env=env, timeout=300, cwd=work)
+            as_of = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60 - days * 86400)
+            )
+            sync = subprocess.run(
+                [*base, "sync", "--as-of", as_of, "--no-notify", "--no-writeback"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+                cwd=work,
+            )
             assert sync.returncode == 0, sync.stderr[-3000:]
         out = work / "report.html"
-        rep = subprocess.run([*base, "report", "-o", str(out)], capture_output=True, text=True, env=env,
-                             timeout=120, cwd=work)
+        rep = subprocess.run(
+            [*base, "report", "-o", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=work,
+        )
         assert rep.returncode == 0, rep.stderr[-3000:]
         yield out
     finally:
@@ -78,9 +100,17 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1300,1800"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1300,1800",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -93,10 +123,14 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 def _column(driver: Any, index: int) -> list[str]:
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('#open-table tbody tr'))"
-        ".filter(r => !r.hidden).map(r => r.cells[arguments[0]].textContent.trim());", index)
+        ".filter(r => !r.hidden).map(r => r.cells[arguments[0]].textContent.trim());",
+        index,
+    )
 
 
-def test_report_opens_renders_sorts_and_filters(sandbox_report: Path, browser: Any, tmp_path: Path) -> None:
+def test_report_opens_renders_sorts_and_filters(
+    sandbox_report: Path, browser: Any, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -109,7 +143,8 @@ def test_report_opens_renders_sorts_and_filters(sandbox_report: Path, browser: A
         size = chart.size
         assert size["width"] > 50 and size["height"] > 30, (chart.get_attribute("aria-label"), size)
     marks = browser.execute_script(
-        "return document.querySelectorAll('svg.chart rect[class^=sev-], svg.chart polyline, svg.chart rect[class^=rate-]').length")
+        "return document.querySelectorAll('svg.chart rect[class^=sev-], svg.chart polyline, svg.chart rect[class^=rate-]').length"
+    )
     assert marks > 10
     trend_points = browser.find_elements(By.CSS_SELECTOR, "#trend svg circle")
     assert len(trend_points) == 4  # two runs, two charts
@@ -131,13 +166,18 @@ def test_report_opens_renders_sorts_and_filters(sandbox_report: Path, browser: A
     assert header.get_attribute("aria-sort") == "descending"
 
     # Filtering: by severity, then by free text.
-    Select(browser.find_element(By.CSS_SELECTOR, ".filters select[name=severity]")).select_by_value("high")
+    Select(browser.find_element(By.CSS_SELECTOR, ".filters select[name=severity]")).select_by_value(
+        "high"
+    )
     severities = browser.execute_script(
         "return Array.from(document.querySelectorAll('#open-table tbody tr')).filter(r => !r.hidden)"
-        ".map(r => r.dataset.severity);")
+        ".map(r => r.dataset.severity);"
+    )
     assert severities and set(severities) == {"high"} and len(severities) < total
     assert count.text == f"{len(severities)} of {total} shown"
-    Select(browser.find_element(By.CSS_SELECTOR, ".filters select[name=severity]")).select_by_value("")
+    Select(browser.find_element(By.CSS_SELECTOR, ".filters select[name=severity]")).select_by_value(
+        ""
+    )
     first_key = _column(browser, 3)[0]
     box = browser.find_element(By.ID, "f-text")
     box.send_keys(first_key)
@@ -153,7 +193,9 @@ def test_report_opens_renders_sorts_and_filters(sandbox_report: Path, browser: A
     assert errors == [], errors
 
 
-def test_missing_browser_skips_unless_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_browser_skips_unless_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
     monkeypatch.delenv(REQUIRE_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception):

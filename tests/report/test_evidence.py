@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_report import assert_snapshot, external_references
 
 from ticketlint.report.evidence import DEFAULT_SAMPLE_SIZE, draw_sample, sample_size_for
-from test_report import assert_snapshot, external_references
 
 ARGS = ("evidence", "--clause", "8.5.1", "--period", "2026-07-01..2026-09-30")
 EXACT = ("population.csv", "exceptions.csv", "sample.csv", "waivers.csv", "rules.json")
@@ -33,7 +33,11 @@ def test_pack_matches_golden_files(run_cli: Any) -> None:
     pack = make_pack(run_cli, "pack", "--seed", "42")
     for name in EXACT:
         assert_snapshot(f"evidence/{name}", (pack / name).read_text(encoding="utf-8"))
-    summary = re.sub(r"generated [^·]+·", "generated GENERATED ·", (pack / "summary.html").read_text(encoding="utf-8"))
+    summary = re.sub(
+        r"generated [^·]+·",
+        "generated GENERATED ·",
+        (pack / "summary.html").read_text(encoding="utf-8"),
+    )
     assert_snapshot("evidence/summary.html", summary)
     manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
     manifest["generated_at"] = "GENERATED"
@@ -48,7 +52,9 @@ def test_population_exceptions_and_sample_content(run_cli: Any) -> None:
     population = rows(pack / "population.csv")
     # Changes only (8.5.1 rules apply to changes); CHG-1 was closed on 2026-06-25, before the period.
     assert {r["process"] for r in population} == {"change"} and len(population) == 29
-    assert "CHG-1" not in {r["key"] for r in population} and "CHG-3" in {r["key"] for r in population}
+    assert "CHG-1" not in {r["key"] for r in population} and "CHG-3" in {
+        r["key"] for r in population
+    }
     exceptions = rows(pack / "exceptions.csv")
     by_key = {(r["key"], r["rule"]): r for r in exceptions}
     assert by_key[("CHG-2", "RPT001")]["state"] == "resolved"
@@ -60,7 +66,9 @@ def test_population_exceptions_and_sample_content(run_cli: Any) -> None:
     chg5 = next(r for r in population if r["key"] == "CHG-5")
     assert chg5["title"].startswith("'=HYPERLINK")
     sample = rows(pack / "sample.csv")
-    assert len(sample) == DEFAULT_SAMPLE_SIZE and [r["draw"] for r in sample] == [str(i) for i in range(1, 26)]
+    assert len(sample) == DEFAULT_SAMPLE_SIZE and [r["draw"] for r in sample] == [
+        str(i) for i in range(1, 26)
+    ]
     assert len({r["key"] for r in sample}) == 25
     definitions = json.loads((pack / "rules.json").read_text(encoding="utf-8"))
     assert [d["code"] for d in definitions] == ["RPT001", "RPT002"]
@@ -102,14 +110,24 @@ def test_without_a_seed_the_drawn_seed_is_recorded_and_reproduces(run_cli: Any) 
 
 def test_sample_size_rule() -> None:
     assert sample_size_for(100, None) == 25 and sample_size_for(10, None) == 10
-    assert sample_size_for(100, 40) == 40 and sample_size_for(100, -1) == 100 and sample_size_for(5, 40) == 5
+    assert (
+        sample_size_for(100, 40) == 40
+        and sample_size_for(100, -1) == 100
+        and sample_size_for(5, 40) == 5
+    )
     keys = [("s", f"K{i}") for i in range(50)]
     assert draw_sample(keys, 3, 10) == draw_sample(list(reversed(keys)), 3, 10)  # order-independent
 
 
 def test_sample_size_option(run_cli: Any) -> None:
-    assert len(rows(make_pack(run_cli, "all", "--seed", "1", "--sample-size", "all") / "sample.csv")) == 29
-    assert len(rows(make_pack(run_cli, "five", "--seed", "1", "--sample-size", "5") / "sample.csv")) == 5
+    assert (
+        len(rows(make_pack(run_cli, "all", "--seed", "1", "--sample-size", "all") / "sample.csv"))
+        == 29
+    )
+    assert (
+        len(rows(make_pack(run_cli, "five", "--seed", "1", "--sample-size", "5") / "sample.csv"))
+        == 5
+    )
 
 
 def test_summary_is_self_contained(run_cli: Any) -> None:
@@ -119,11 +137,17 @@ def test_summary_is_self_contained(run_cli: Any) -> None:
     assert "seed <code>42</code>" in page
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--clause", "4.4", "--period", "2026-07-01..2026-09-30", "-o", "x"), "no selected rule maps to clause"),
-    (("--clause", "8.5.1", "-o", "x"), "--period"),
-    (("--clause", "8.5.1", "--period", "2026-13-01..", "-o", "x"), "ISO dates"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("--clause", "4.4", "--period", "2026-07-01..2026-09-30", "-o", "x"),
+            "no selected rule maps to clause",
+        ),
+        (("--clause", "8.5.1", "-o", "x"), "--period"),
+        (("--clause", "8.5.1", "--period", "2026-13-01..", "-o", "x"), "ISO dates"),
+    ],
+)
 def test_errors_exit_2(run_cli: Any, args: tuple[str, ...], message: str) -> None:
     result = run_cli("evidence", *args)
     assert result.exit_code == 2 and message in result.output

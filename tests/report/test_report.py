@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_support import assert_snapshot as shared_assert_snapshot
 
 from ticketlint.report.assets import CSS, JS, csp_hash
 from ticketlint.report.period import Period, PeriodError
-from snapshot_support import assert_snapshot as shared_assert_snapshot
-
 
 
 def assert_snapshot(name: str, actual: str) -> None:
@@ -64,17 +63,35 @@ def external_references(page: str) -> list[str]:
     parser = _Collect()
     parser.feed(page)
     for tag, attr, value in parser.attrs:
-        remote = re.match(r"\s*(https?:)?//", value, re.I)
-        if attr in ("src", "srcset", "action", "poster", "data", "formaction", "xlink:href", "background") and value:
+        remote = re.match(r"\s*(https?:)?//", value, re.IGNORECASE)
+        if (
+            attr
+            in (
+                "src",
+                "srcset",
+                "action",
+                "poster",
+                "data",
+                "formaction",
+                "xlink:href",
+                "background",
+            )
+            and value
+        ):
             found.append(f"<{tag} {attr}={value}>")
         elif attr == "href" and remote and tag != "a":
             found.append(f"<{tag} href={value}>")
         if tag in ("link", "iframe", "object", "embed", "img", "base"):
             found.append(f"<{tag}>")
     css = "".join(parser.blocks["style"]) + " ".join(v for _, a, v in parser.attrs if a == "style")
-    found += [f"css {m}" for m in re.findall(r"@import[^;]*|url\(\s*['\"]?(?!#)[^)]*\)", css, re.I)]
+    found += [
+        f"css {m}"
+        for m in re.findall(r"@import[^;]*|url\(\s*['\"]?(?!#)[^)]*\)", css, re.IGNORECASE)
+    ]
     js = "".join(parser.blocks["script"])
-    found += [f"js {m}" for m in re.findall(r"https?://|fetch\(|XMLHttpRequest|WebSocket|import\(", js)]
+    found += [
+        f"js {m}" for m in re.findall(r"https?://|fetch\(|XMLHttpRequest|WebSocket|import\(", js)
+    ]
     return found
 
 
@@ -87,16 +104,20 @@ def test_no_external_url_is_referenced(run_cli: Any) -> None:
     page = make_report(run_cli)
     assert external_references(page) == []
     ticket_links = re.findall(r'<a href="(https?://[^"]+)"', page)
-    assert ticket_links and all(u.startswith(("https://jira.example.com/", "https://x.service-now.com/"))
-                                for u in ticket_links)
+    assert ticket_links and all(
+        u.startswith(("https://jira.example.com/", "https://x.service-now.com/"))
+        for u in ticket_links
+    )
     # The only http(s) URLs anywhere in the page are those ticket links.
     assert set(re.findall(r"https?://[^\"'<> ]+", page)) == set(ticket_links)
 
 
 def test_the_static_check_catches_what_it_should() -> None:
-    bad = ('<html><head><link rel="stylesheet" href="https://cdn.example/x.css"><style>@import "x.css";'
-           'body{background:url(http://e/x.png)}</style></head><body><img src="http://e/p.png">'
-           '<script src="https://cdn.example/j.js"></script><script>fetch("https://e")</script></body></html>')
+    bad = (
+        '<html><head><link rel="stylesheet" href="https://cdn.example/x.css"><style>@import "x.css";'
+        'body{background:url(http://e/x.png)}</style></head><body><img src="http://e/p.png">'
+        '<script src="https://cdn.example/j.js"></script><script>fetch("https://e")</script></body></html>'
+    )
     found = external_references(bad)
     assert len(found) >= 6, found
     assert external_references('<a href="https://jira.example.com/browse/X-1">X-1</a>') == []
@@ -111,7 +132,9 @@ def test_csp_pins_the_inline_script_and_style_by_hash(run_cli: Any) -> None:
     parser.feed(page)
     assert parser.blocks["script"] == [JS] and parser.blocks["style"] == [CSS]
     assert f"script-src {csp_hash(JS)}" in csp and f"style-src {csp_hash(CSS)}" in csp
-    assert not [a for a in parser.attrs if a[1] == "style" or a[1].startswith("on")]  # CSP would block them
+    assert not [
+        a for a in parser.attrs if a[1] == "style" or a[1].startswith("on")
+    ]  # CSP would block them
 
 
 def _open_table_rows(page: str) -> list[str]:
@@ -140,7 +163,10 @@ def test_conformity_comes_from_the_newest_run_in_the_period(run_cli: Any) -> Non
     # July only: CHG-2 and CHG-5 fail RPT001.
     july = make_report(run_cli, "--period", "2026-07-01..2026-07-31")
     assert "8.5.1.3: 27 pass, 2 fail" in july
-    assert "run 1, as of 2026-07-05 06:00 UTC" in july and "run 3" not in july.split("Newest run")[1][:200]
+    assert (
+        "run 1, as of 2026-07-05 06:00 UTC" in july
+        and "run 3" not in july.split("Newest run")[1][:200]
+    )
 
 
 def test_mapping_coverage_and_clause_matrix(run_cli: Any) -> None:
@@ -148,15 +174,19 @@ def test_mapping_coverage_and_clause_matrix(run_cli: Any) -> None:
     coverage = page.split('id="coverage"', 1)[1].split("</section>", 1)[0]
     assert "RPT001" in coverage and "source does not provide backout_plan" in coverage
     clauses = page.split('id="clauses"', 1)[1].split("</section>", 1)[0]
-    assert re.search(r"9\.2</td>.*?cov manual", clauses, re.S)
-    assert re.search(r"8\.6\.1</td>.*?cov partly", clauses, re.S)
-    assert re.search(r"8\.5\.1\.2</td>.*?cov automated", clauses, re.S)
+    assert re.search(r"9\.2</td>.*?cov manual", clauses, re.DOTALL)
+    assert re.search(r"8\.6\.1</td>.*?cov partly", clauses, re.DOTALL)
+    assert re.search(r"8\.5\.1\.2</td>.*?cov automated", clauses, re.DOTALL)
 
 
 def test_waiver_and_trend_are_shown(run_cli: Any) -> None:
     page = make_report(run_cli)
     waivers = page.split('id="waivers"', 1)[1].split("</section>", 1)[0]
-    assert "config[0]" in waivers and "2099-12-31" in waivers and "priority set by the vendor" in waivers
+    assert (
+        "config[0]" in waivers
+        and "2099-12-31" in waivers
+        and "priority set by the vendor" in waivers
+    )
     trend = page.split('id="trend"', 1)[1].split("</section>", 1)[0]
     assert trend.count("<polyline") == 2 and trend.count("<circle") == 6
 
@@ -165,24 +195,38 @@ def test_store_text_is_escaped_and_only_http_links_are_written(filled: Path) -> 
     from datetime import datetime, timezone
 
     from ticketlint.config import load_config
-    from ticketlint.rules.selection import engine_from_config, registry_from_config
-    from ticketlint.store.db import open_store
     from ticketlint.report.data import collect
     from ticketlint.report.html_report import render_report
+    from ticketlint.rules.selection import engine_from_config, registry_from_config
+    from ticketlint.store.db import open_store
 
     cfg = load_config(filled)
     registry = registry_from_config(cfg)
     store = open_store(cfg.database)
     with store.session() as s:
-        data = collect(s, cfg, registry, {r.code for r in engine_from_config(cfg).rules}, period=Period(),
-                       now=datetime(2026, 10, 1, tzinfo=timezone.utc))
+        data = collect(
+            s,
+            cfg,
+            registry,
+            {r.code for r in engine_from_config(cfg).rules},
+            period=Period(),
+            now=datetime(2026, 10, 1, tzinfo=timezone.utc),
+        )
     store.dispose()
-    evil = dict(data.open_findings[0], key='K"><script>alert(1)</script>', message="<img src=x onerror=alert(1)>",
-                url="javascript:alert(1)", group='G" onmouseover="x')
+    evil = dict(
+        data.open_findings[0],
+        key='K"><script>alert(1)</script>',
+        message="<img src=x onerror=alert(1)>",
+        url="javascript:alert(1)",
+        group='G" onmouseover="x',
+    )
     data.open_findings = [evil]
     page = render_report(data)
     assert "<script>alert(1)" not in page and "<img src=x" not in page and "javascript:" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and 'data-group="G&quot; onmouseover=&quot;x"' in page
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        and 'data-group="G&quot; onmouseover=&quot;x"' in page
+    )
 
 
 def test_bad_period_and_unknown_source_exit_2(run_cli: Any) -> None:

@@ -77,18 +77,29 @@ def iter_cases() -> list[Case]:
                 if spec.pop("subject", False):
                     subject_index = i
                 process = spec.pop("base", None) or spec["process"]
-                merged = {**COMMON, "process": process, "key": f"{process.upper()}-{i + 1}",
-                          **defaults.get(process, {}), **spec}
+                merged = {
+                    **COMMON,
+                    "process": process,
+                    "key": f"{process.upper()}-{i + 1}",
+                    **defaults.get(process, {}),
+                    **spec,
+                }
                 records.append(record_from_dict(merged))
-            out.append(Case(
-                code=code, name=raw["name"], expect=raw["expect"],
-                as_of=parse_time(raw.get("as_of", data["as_of"])),
-                params={**(data.get("params") or {}), **(raw.get("params") or {})},
-                records=records, subject_index=subject_index, subject=raw.get("subject"),
-                subject_source=raw.get("source", SOURCE),
-                message_contains=raw.get("message_contains"),
-                ci_sources=raw.get("ci_sources"),
-            ))
+            out.append(
+                Case(
+                    code=code,
+                    name=raw["name"],
+                    expect=raw["expect"],
+                    as_of=parse_time(raw.get("as_of", data["as_of"])),
+                    params={**(data.get("params") or {}), **(raw.get("params") or {})},
+                    records=records,
+                    subject_index=subject_index,
+                    subject=raw.get("subject"),
+                    subject_source=raw.get("source", SOURCE),
+                    message_contains=raw.get("message_contains"),
+                    ci_sources=raw.get("ci_sources"),
+                )
+            )
     return out
 
 
@@ -103,7 +114,8 @@ def run_case(rule: Rule, case: Case) -> tuple[Evaluation, Outcome | None, BaseRe
     ctx = RuleContext(case.as_of, engine.params[rule.code], index)
     if rule.kind == "aggregate":
         matching = [
-            o for o in rule.func(index, ctx)
+            o
+            for o in rule.func(index, ctx)
             if o.subject == case.subject and o.evidence.get("source") == case.subject_source
         ]
         assert len(matching) <= 1, f"{len(matching)} outcomes for subject {case.subject}"

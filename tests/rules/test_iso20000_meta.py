@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from rule_cases_support import STATUSES, case_codes, iter_cases
+
 from ticketlint.rules.packs.iso20000 import PACK
 from ticketlint.rules.registry import DOC_SECTIONS
 
@@ -32,16 +32,24 @@ CATALOGUE: dict[str, tuple[str, str, str, dict]] = {
     "INC002": ("incident-priority-missing", "medium", "8.6.1", {}),
     "INC003": ("incident-unassigned", "low", "8.6.1", {}),
     "INC004": ("major-incident-review-missing", "high", "8.6.1", {"grace_days": 5}),
-    "INC005": ("incident-resolution-target-missed", "medium", "8.3.3",
-               {"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}}),
+    "INC005": (
+        "incident-resolution-target-missed",
+        "medium",
+        "8.3.3",
+        {"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}},
+    ),
     "INC006": ("incident-stale", "low", "8.6.1", {"stale_days": 14}),
     "REQ001": ("request-approval-missing", "high", "8.6.2", {}),
     "REQ002": ("request-closure-record-missing", "low", "8.6.2", {}),
     "PRB001": ("problem-root-cause-missing", "high", "8.6.3", {}),
     "PRB002": ("known-error-workaround-missing", "medium", "8.6.3", {}),
     "PRB003": ("problem-stale", "low", "8.6.3", {"stale_days": 60}),
-    "PRB004": ("recurring-incidents-without-problem", "medium", "8.6.3",
-               {"threshold": 3, "window_days": 30}),
+    "PRB004": (
+        "recurring-incidents-without-problem",
+        "medium",
+        "8.6.3",
+        {"threshold": 3, "window_days": 30},
+    ),
     "PRB005": ("major-incident-problem-missing", "medium", "8.6.3", {}),
     "CFG001": ("ci-owner-missing", "medium", "8.2.6", {}),
     "CFG002": ("ci-verification-overdue", "low", "8.2.6", {"max_age_days": 180}),
@@ -53,10 +61,16 @@ CATALOGUE: dict[str, tuple[str, str, str, dict]] = {
 APPLIES_TO = {
     **{code: ("change",) for code in CATALOGUE if code.startswith("CHG")},
     **{code: ("incident",) for code in CATALOGUE if code.startswith("INC")},
-    "REQ001": ("service_request",), "REQ002": ("service_request",),
-    "PRB001": ("problem",), "PRB002": ("problem",), "PRB003": ("problem",),
-    "PRB004": ("incident",), "PRB005": ("incident",),
-    "CFG001": ("ci",), "CFG002": ("ci",), "CFG003": ("change", "incident", "problem"),
+    "REQ001": ("service_request",),
+    "REQ002": ("service_request",),
+    "PRB001": ("problem",),
+    "PRB002": ("problem",),
+    "PRB003": ("problem",),
+    "PRB004": ("incident",),
+    "PRB005": ("incident",),
+    "CFG001": ("ci",),
+    "CFG002": ("ci",),
+    "CFG003": ("change", "incident", "problem"),
     "REL001": ("release",),
 }
 

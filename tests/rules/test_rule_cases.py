@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from rule_cases_support import STATUSES, Case, iter_cases, run_case
+
 from ticketlint.rules.outcome import Status
 from ticketlint.rules.registry import load_registry
 

@@ -8,13 +8,35 @@ import pytest
 from ticketlint.sandbox.data import Dataset
 
 ANCHOR = 1_790_000_000_000  # a fixed instant so the data is identical run to run
-RULES = ["CHG001", "CHG002", "CHG003", "CHG004", "CHG005", "CHG006", "CHG007", "CHG009", "CHG010",
-         "CHG011", "INC001", "INC002", "INC003", "INC005", "INC006", "PRB001", "PRB003", "REQ002", "CFG001", "CFG002"]
+RULES = [
+    "CHG001",
+    "CHG002",
+    "CHG003",
+    "CHG004",
+    "CHG005",
+    "CHG006",
+    "CHG007",
+    "CHG009",
+    "CHG010",
+    "CHG011",
+    "INC001",
+    "INC002",
+    "INC003",
+    "INC005",
+    "INC006",
+    "PRB001",
+    "PRB003",
+    "REQ002",
+    "CFG001",
+    "CFG002",
+]
 
 
 def test_same_seed_same_records():
     a, b = Dataset(7, 400, anchor=ANCHOR), Dataset(7, 400, anchor=ANCHOR)
-    assert [a.jira.issue(i) for i in range(0, len(a.jira), 17)] == [b.jira.issue(i) for i in range(0, len(b.jira), 17)]
+    assert [a.jira.issue(i) for i in range(0, len(a.jira), 17)] == [
+        b.jira.issue(i) for i in range(0, len(b.jira), 17)
+    ]
     assert a.servicenow.row("incident", 5) == b.servicenow.row("incident", 5)
     assert a.servicenow.approvals == b.servicenow.approvals
 
@@ -37,7 +59,13 @@ def big():
 
 
 def _applicable(sc, code):
-    process = {"CHG": "change", "INC": "incident", "PRB": "problem", "REQ": "service_request", "CFG": "ci"}[code[:3]]
+    process = {
+        "CHG": "change",
+        "INC": "incident",
+        "PRB": "problem",
+        "REQ": "service_request",
+        "CFG": "ci",
+    }[code[:3]]
     return sc.process == process
 
 
@@ -55,13 +83,17 @@ def test_each_rule_is_violated_in_a_small_share(big):
         share = hits[code] / totals[code]
         assert 0.005 <= share <= 0.12, (code, share)
     # most records are clean
-    clean = sum(1 for i in range(sn.counts["incident"]) if not sn._plan("incident", i)[0].violations)
+    clean = sum(
+        1 for i in range(sn.counts["incident"]) if not sn._plan("incident", i)[0].violations
+    )
     assert clean / sn.counts["incident"] > 0.7
 
 
 def test_timestamps_look_like_each_system(big):
     issue = big.jira.issue(3)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", issue["fields"]["updated"])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", issue["fields"]["updated"]
+    )
     row = big.servicenow.row("incident", 3)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["sys_updated_on"])
 
@@ -71,6 +103,6 @@ def test_users_span_several_time_zones(big):
 
 
 def test_a_few_issues_exceed_the_embedded_changelog(big):
-    lengths = [len(big.jira.changelog(i)) for i in range(0, 3000)]
+    lengths = [len(big.jira.changelog(i)) for i in range(3000)]
     assert any(n > 40 for n in lengths)
     assert sum(n > 40 for n in lengths) < len(lengths) * 0.1

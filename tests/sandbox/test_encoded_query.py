@@ -5,10 +5,34 @@ import pytest
 from ticketlint.sandbox.encoded_query import QueryError, parse
 
 ROWS = [
-    {"state": "1", "priority": "1", "short_description": "Email down", "assigned_to": "", "n": "10"},
-    {"state": "2", "priority": "3", "short_description": "VPN slow", "assigned_to": "abc", "n": "9"},
-    {"state": "7", "priority": "1", "short_description": "Disk full", "assigned_to": "abc", "n": "100"},
-    {"state": "7", "priority": "4", "short_description": "email quota", "assigned_to": "", "n": "2"},
+    {
+        "state": "1",
+        "priority": "1",
+        "short_description": "Email down",
+        "assigned_to": "",
+        "n": "10",
+    },
+    {
+        "state": "2",
+        "priority": "3",
+        "short_description": "VPN slow",
+        "assigned_to": "abc",
+        "n": "9",
+    },
+    {
+        "state": "7",
+        "priority": "1",
+        "short_description": "Disk full",
+        "assigned_to": "abc",
+        "n": "100",
+    },
+    {
+        "state": "7",
+        "priority": "4",
+        "short_description": "email quota",
+        "assigned_to": "",
+        "n": "2",
+    },
 ]
 
 
@@ -29,19 +53,22 @@ def test_nq_is_or_of_whole_queries():
     assert hits("state=1^NQstate=2") == [0, 1]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("stateIN1,2", [0, 1]),
-    ("stateNOTIN1,2", [2, 3]),
-    ("state!=7", [0, 1]),
-    ("n>9", [0, 2]),            # numeric, not text comparison
-    ("n>=10", [0, 2]),
-    ("n<10", [1, 3]),
-    ("n<=9", [1, 3]),
-    ("short_descriptionSTARTSWITHemail", [0, 3]),
-    ("short_descriptionLIKEfull", [2]),
-    ("assigned_toISEMPTY", [0, 3]),
-    ("assigned_toISNOTEMPTY", [1, 2]),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("stateIN1,2", [0, 1]),
+        ("stateNOTIN1,2", [2, 3]),
+        ("state!=7", [0, 1]),
+        ("n>9", [0, 2]),  # numeric, not text comparison
+        ("n>=10", [0, 2]),
+        ("n<10", [1, 3]),
+        ("n<=9", [1, 3]),
+        ("short_descriptionSTARTSWITHemail", [0, 3]),
+        ("short_descriptionLIKEfull", [2]),
+        ("assigned_toISEMPTY", [0, 3]),
+        ("assigned_toISNOTEMPTY", [1, 2]),
+    ],
+)
 def test_operators(query, expected):
     assert hits(query) == expected
 
@@ -69,6 +96,7 @@ def test_unreadable_condition_is_an_error():
 
 def test_instanceof_matches_a_table_and_the_tables_that_extend_it():
     from ticketlint.sandbox.encoded_query import instance_of
+
     q = parse("sys_class_nameINSTANCEOFcmdb_ci_server")
     assert q.groups[0][0][0].op == "INSTANCEOF"  # not "IN" with the value "STANCEOF..."
     assert q.matches({"sys_class_name": "cmdb_ci_linux_server"}.get)
@@ -78,17 +106,25 @@ def test_instanceof_matches_a_table_and_the_tables_that_extend_it():
 
 
 def test_dot_walked_conditions_use_the_getter_and_keep_or_precedence():
-    rows = {"p1": {"sys_class_name": "change_request", "sys_updated_on": "2026-02-02 00:00:00"},
-            "p2": {"sys_class_name": "sc_req_item", "sys_updated_on": "2026-01-01 00:00:00"}}
+    rows = {
+        "p1": {"sys_class_name": "change_request", "sys_updated_on": "2026-02-02 00:00:00"},
+        "p2": {"sys_class_name": "sc_req_item", "sys_updated_on": "2026-01-01 00:00:00"},
+    }
 
     def getter(row):
         def get(field):
             head, _, rest = field.partition(".")
             return rows[row[head]].get(rest) if rest else row.get(field)
+
         return get
-    q = parse("sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 00:00:00"
-              "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^sys_id>b^ORDERBYsys_id")
+
+    q = parse(
+        "sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 00:00:00"
+        "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^sys_id>b^ORDERBYsys_id"
+    )
     assert q.order == [("sys_id", True)]
     assert q.matches(getter({"sysapproval": "p1", "sys_id": "a"}))
-    assert not q.matches(getter({"sysapproval": "p2", "sys_id": "a"}))  # second part: sys_id>b fails
+    assert not q.matches(
+        getter({"sysapproval": "p2", "sys_id": "a"})
+    )  # second part: sys_id>b fails
     assert q.matches(getter({"sysapproval": "p2", "sys_id": "c"}))

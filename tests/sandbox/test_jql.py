@@ -11,12 +11,15 @@ DENVER = ZoneInfo("America/Denver")
 
 
 def test_connector_query_parses():
-    q = parse('project in (OPS, CHG) AND issuetype in ("Incident","Service request") AND '
-              'updated >= "2026/03/02 14:10" ORDER BY updated ASC, key ASC', DENVER)
+    q = parse(
+        'project in (OPS, CHG) AND issuetype in ("Incident","Service request") AND '
+        'updated >= "2026/03/02 14:10" ORDER BY updated ASC, key ASC',
+        DENVER,
+    )
     assert q.projects == {"OPS", "CHG"}
     assert q.types == {"incident", "service request"}
     assert q.order == (("updated", True), ("key", True))
-    (op, ms), = q.updated
+    ((op, ms),) = q.updated
     assert op == ">=" and ms == int(datetime(2026, 3, 2, 14, 10, tzinfo=DENVER).timestamp() * 1000)
 
 
@@ -27,7 +30,9 @@ def test_updated_is_read_in_the_users_zone():
 
 
 def test_matches():
-    q = parse('project in (OPS) AND key in (OPS-1, OPS-2) AND updated >= "2026/03/02 14:10"', DENVER)
+    q = parse(
+        'project in (OPS) AND key in (OPS-1, OPS-2) AND updated >= "2026/03/02 14:10"', DENVER
+    )
     t = int(datetime(2026, 3, 2, 14, 10, 30, tzinfo=DENVER).timestamp() * 1000)
     assert matches(q, "OPS-1", "OPS", "Incident", t)
     assert not matches(q, "OPS-3", "OPS", "Incident", t)
@@ -40,8 +45,15 @@ def test_unbounded_query_has_no_restriction():
     assert parse("project = OPS", DENVER).bounded
 
 
-@pytest.mark.parametrize("text", ['project = OPS OR project = CHG', 'assignee = currentUser()',
-                                  'project = OPS ORDER BY summary', 'updated >= "yesterday"'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "project = OPS OR project = CHG",
+        "assignee = currentUser()",
+        "project = OPS ORDER BY summary",
+        'updated >= "yesterday"',
+    ],
+)
 def test_unsupported_is_an_error(text):
     with pytest.raises(JqlError):
         parse(text, DENVER)

@@ -13,7 +13,7 @@ from ticketlint.sandbox.faults import FaultPlan, FaultSpecError
 ANCHOR = 1_790_000_000_000
 JIRA = ("ticketlint@example.com", "sandbox-jira-token")
 SNOW = ("svc_ticketlint", "sandbox-snow-password")
-CONNECTOR_JQL = 'project in (OPS, CHG) ORDER BY updated ASC, key ASC'
+CONNECTOR_JQL = "project in (OPS, CHG) ORDER BY updated ASC, key ASC"
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,19 @@ def test_removed_search_is_410(server):
 
 
 def test_jira_auth_errors(server):
-    r = requests.get(f"{server.url}/rest/api/3/myself", auth=("ticketlint@example.com", "wrong"), timeout=10)
+    r = requests.get(
+        f"{server.url}/rest/api/3/myself", auth=("ticketlint@example.com", "wrong"), timeout=10
+    )
     assert r.status_code == 401
-    assert r.json() == {"errorMessages": ["Client must be authenticated to access this resource."], "errors": {}}
-    ok = requests.get(f"{server.url}/rest/api/3/myself", headers={"Authorization": "Bearer sandbox-jira-pat"}, timeout=10)
+    assert r.json() == {
+        "errorMessages": ["Client must be authenticated to access this resource."],
+        "errors": {},
+    }
+    ok = requests.get(
+        f"{server.url}/rest/api/3/myself",
+        headers={"Authorization": "Bearer sandbox-jira-pat"},
+        timeout=10,
+    )
     assert ok.status_code == 200 and ok.json()["timeZone"]
 
 
@@ -59,13 +68,20 @@ def test_search_pages_with_next_page_token_and_caps(server):
     assert len(seen) == len(set(seen)) == len(server.data.jira)
     assert pages == -(-len(seen) // 100)
     ids = search(server, jql=CONNECTOR_JQL, maxResults=10000, fields=["id"]).json()
-    assert len(ids["issues"]) == min(5000, len(server.data.jira)) and "fields" not in ids["issues"][0]
+    assert (
+        len(ids["issues"]) == min(5000, len(server.data.jira)) and "fields" not in ids["issues"][0]
+    )
 
 
 def test_search_names_schema_and_truncated_changelog(server):
     fid = server.data.jira.field_ids["Backout plan"]
-    data = search(server, jql=CONNECTOR_JQL, maxResults=100, fields=["summary", fid],
-                  expand="names,schema,changelog").json()
+    data = search(
+        server,
+        jql=CONNECTOR_JQL,
+        maxResults=100,
+        fields=["summary", fid],
+        expand="names,schema,changelog",
+    ).json()
     assert data["names"][fid] == "Backout plan"
     assert data["schema"][fid]["custom"].endswith(":textarea")
     assert set(data["issues"][0]["fields"]) <= {"summary", fid}
@@ -82,36 +98,76 @@ def test_unbounded_and_bad_jql_are_400(server):
 def test_custom_fields_only_through_the_field_list(server):
     fields = requests.get(f"{server.url}/rest/api/2/field", auth=JIRA, timeout=10).json()
     by_name = {f["name"]: f for f in fields}
-    assert by_name["Approvals"]["schema"]["custom"] == "com.atlassian.servicedesk.approvals-plugin:sd-approvals"
+    assert (
+        by_name["Approvals"]["schema"]["custom"]
+        == "com.atlassian.servicedesk.approvals-plugin:sd-approvals"
+    )
     assert by_name["Change type"]["id"] == server.data.jira.field_ids["Change type"]
 
 
 def test_bulkfetch_returns_full_history(server):
     jira = server.data.jira
     long_one = next(i for i in range(len(jira)) if len(jira.changelog(i)) > 40)
-    r = requests.post(f"{server.url}/rest/api/3/changelog/bulkfetch", auth=JIRA, timeout=10,
-                      json={"issueIdsOrKeys": [jira.key(long_one)]}).json()
+    r = requests.post(
+        f"{server.url}/rest/api/3/changelog/bulkfetch",
+        auth=JIRA,
+        timeout=10,
+        json={"issueIdsOrKeys": [jira.key(long_one)]},
+    ).json()
     assert len(r["issueChangeLogs"][0]["changeHistories"]) == len(jira.changelog(long_one))
-    status_only = requests.post(f"{server.url}/rest/api/3/changelog/bulkfetch", auth=JIRA, timeout=10,
-                                json={"issueIdsOrKeys": [jira.key(long_one)], "fieldIds": ["status"]}).json()
-    items = [it for h in status_only["issueChangeLogs"][0]["changeHistories"] for it in h["items"]] if status_only["issueChangeLogs"] else []
+    status_only = requests.post(
+        f"{server.url}/rest/api/3/changelog/bulkfetch",
+        auth=JIRA,
+        timeout=10,
+        json={"issueIdsOrKeys": [jira.key(long_one)], "fieldIds": ["status"]},
+    ).json()
+    items = (
+        [it for h in status_only["issueChangeLogs"][0]["changeHistories"] for it in h["items"]]
+        if status_only["issueChangeLogs"]
+        else []
+    )
     assert all(it["fieldId"] == "status" for it in items)
 
 
 def test_jira_labels_and_comments_are_written(server):
     key = server.data.jira.key(2)
-    r = requests.put(f"{server.url}/rest/api/3/issue/{key}", auth=JIRA, timeout=10,
-                     json={"update": {"labels": [{"add": "ticketlint"}]}})
+    r = requests.put(
+        f"{server.url}/rest/api/3/issue/{key}",
+        auth=JIRA,
+        timeout=10,
+        json={"update": {"labels": [{"add": "ticketlint"}]}},
+    )
     assert r.status_code == 204
-    adf = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "missing backout plan"}]}]}
-    c = requests.post(f"{server.url}/rest/api/3/issue/{key}/comment", auth=JIRA, timeout=10, json={"body": adf})
+    adf = {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": "missing backout plan"}]}
+        ],
+    }
+    c = requests.post(
+        f"{server.url}/rest/api/3/issue/{key}/comment", auth=JIRA, timeout=10, json={"body": adf}
+    )
     assert c.status_code == 201
     cid = c.json()["id"]
-    requests.put(f"{server.url}/rest/api/3/issue/{key}/comment/{cid}", auth=JIRA, timeout=10,
-                 json={"body": {**adf, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "fixed"}]}]}})
-    issue = requests.get(f"{server.url}/rest/api/3/issue/{key}?fields=labels,comment", auth=JIRA, timeout=10).json()
+    requests.put(
+        f"{server.url}/rest/api/3/issue/{key}/comment/{cid}",
+        auth=JIRA,
+        timeout=10,
+        json={
+            "body": {
+                **adf,
+                "content": [{"type": "paragraph", "content": [{"type": "text", "text": "fixed"}]}],
+            }
+        },
+    )
+    issue = requests.get(
+        f"{server.url}/rest/api/3/issue/{key}?fields=labels,comment", auth=JIRA, timeout=10
+    ).json()
     assert "ticketlint" in issue["fields"]["labels"]
-    comments = requests.get(f"{server.url}/rest/api/3/issue/{key}/comment", auth=JIRA, timeout=10).json()["comments"]
+    comments = requests.get(
+        f"{server.url}/rest/api/3/issue/{key}/comment", auth=JIRA, timeout=10
+    ).json()["comments"]
     assert comments[-1]["body"]["content"][0]["content"][0]["text"] == "fixed"
 
 
@@ -120,21 +176,43 @@ def snow(server, table, **params):
 
 
 def test_servicenow_auth_error_shape(server):
-    r = requests.get(f"{server.url}/api/now/table/incident", auth=("svc_ticketlint", "nope"), timeout=10)
+    r = requests.get(
+        f"{server.url}/api/now/table/incident", auth=("svc_ticketlint", "nope"), timeout=10
+    )
     assert r.status_code == 401
-    assert r.json() == {"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"},
-                        "status": "failure"}
+    assert r.json() == {
+        "error": {
+            "message": "User Not Authenticated",
+            "detail": "Required to provide Auth information",
+        },
+        "status": "failure",
+    }
 
 
 def test_oauth_password_and_refresh_grants(server):
-    form = {"grant_type": "password", "client_id": "ticketlint", "client_secret": "sandbox-oauth-secret",
-            "username": "svc_ticketlint", "password": "sandbox-snow-password"}
+    form = {
+        "grant_type": "password",
+        "client_id": "ticketlint",
+        "client_secret": "sandbox-oauth-secret",
+        "username": "svc_ticketlint",
+        "password": "sandbox-snow-password",
+    }
     tok = requests.post(f"{server.url}/oauth_token.do", data=form, timeout=10).json()
-    again = requests.post(f"{server.url}/oauth_token.do", timeout=10, data={
-        "grant_type": "refresh_token", "client_id": "ticketlint", "client_secret": "sandbox-oauth-secret",
-        "refresh_token": tok["refresh_token"]}).json()
-    r = requests.get(f"{server.url}/api/now/table/incident?sysparm_limit=1", timeout=10,
-                     headers={"Authorization": f"Bearer {again['access_token']}"})
+    again = requests.post(
+        f"{server.url}/oauth_token.do",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "ticketlint",
+            "client_secret": "sandbox-oauth-secret",
+            "refresh_token": tok["refresh_token"],
+        },
+    ).json()
+    r = requests.get(
+        f"{server.url}/api/now/table/incident?sysparm_limit=1",
+        timeout=10,
+        headers={"Authorization": f"Bearer {again['access_token']}"},
+    )
     assert r.status_code == 200 and len(r.json()["result"]) == 1
     bad = requests.post(f"{server.url}/oauth_token.do", data={**form, "password": "x"}, timeout=10)
     assert bad.status_code == 401
@@ -144,7 +222,7 @@ def test_offset_paging_link_header_and_count(server):
     total = server.data.servicenow.counts["incident"]
     r = snow(server, "incident", sysparm_limit=50, sysparm_offset=50, sysparm_fields="number")
     assert r.headers["X-Total-Count"] == str(total)
-    rels = dict((rel, url) for url, rel in re.findall(r'<([^>]+)>;rel="(\w+)"', r.headers["Link"]))
+    rels = {rel: url for url, rel in re.findall(r'<([^>]+)>;rel="(\w+)"', r.headers["Link"])}
     assert set(rels) == {"first", "prev", "next", "last"}
     assert "sysparm_offset=100" in rels["next"] and "sysparm_offset=0" in rels["prev"]
     no_count = snow(server, "incident", sysparm_limit=50, sysparm_no_count="true")
@@ -157,8 +235,15 @@ def test_keyset_paging_reads_every_row_once(server):
         q = "ORDERBYsys_updated_on^ORDERBYsys_id"
         if last:
             q = f"sys_updated_on>{last[0]}^NQsys_updated_on={last[0]}^sys_id>{last[1]}^" + q
-        rows = snow(server, "problem", sysparm_query=q, sysparm_limit=7, sysparm_no_count="true",
-                    sysparm_fields="sys_id,sys_updated_on", sysparm_exclude_reference_link="true").json()["result"]
+        rows = snow(
+            server,
+            "problem",
+            sysparm_query=q,
+            sysparm_limit=7,
+            sysparm_no_count="true",
+            sysparm_fields="sys_id,sys_updated_on",
+            sysparm_exclude_reference_link="true",
+        ).json()["result"]
         if not rows:
             break
         visible = [r for r in rows if r]
@@ -166,35 +251,61 @@ def test_keyset_paging_reads_every_row_once(server):
         last = (visible[-1]["sys_updated_on"], visible[-1]["sys_id"]) if visible else last
         if not visible:
             break
-    hidden = sum(server.data.servicenow.hidden("problem", i) for i in range(server.data.servicenow.counts["problem"]))
+    hidden = sum(
+        server.data.servicenow.hidden("problem", i)
+        for i in range(server.data.servicenow.counts["problem"])
+    )
     assert len(seen) == len(set(seen)) == server.data.servicenow.counts["problem"] - hidden
 
 
 def test_reference_links_display_values_and_dot_walk(server):
-    row = snow(server, "incident", sysparm_limit=1, sysparm_fields="caller_id,caller_id.name,state").json()["result"][0]
-    assert set(row["caller_id"]) == {"link", "value"} and "/api/now/table/sys_user/" in row["caller_id"]["link"]
+    row = snow(
+        server, "incident", sysparm_limit=1, sysparm_fields="caller_id,caller_id.name,state"
+    ).json()["result"][0]
+    assert (
+        set(row["caller_id"]) == {"link", "value"}
+        and "/api/now/table/sys_user/" in row["caller_id"]["link"]
+    )
     assert row["caller_id.name"]
-    plain = snow(server, "incident", sysparm_limit=1, sysparm_fields="caller_id", sysparm_exclude_reference_link="true").json()["result"][0]
+    plain = snow(
+        server,
+        "incident",
+        sysparm_limit=1,
+        sysparm_fields="caller_id",
+        sysparm_exclude_reference_link="true",
+    ).json()["result"][0]
     assert isinstance(plain["caller_id"], str)
-    both = snow(server, "incident", sysparm_limit=1, sysparm_fields="state", sysparm_display_value="all").json()["result"][0]
+    both = snow(
+        server, "incident", sysparm_limit=1, sysparm_fields="state", sysparm_display_value="all"
+    ).json()["result"][0]
     assert set(both["state"]) == {"display_value", "value"}
 
 
 def test_approvals_in_bulk_by_task(server):
     sn = server.data.servicenow
     tasks = list(sn.by_task)[:5]
-    rows = snow(server, "sysapproval_approver", sysparm_query=f"sysapprovalIN{','.join(tasks)}",
-                sysparm_exclude_reference_link="true").json()["result"]
+    rows = snow(
+        server,
+        "sysapproval_approver",
+        sysparm_query=f"sysapprovalIN{','.join(tasks)}",
+        sysparm_exclude_reference_link="true",
+    ).json()["result"]
     assert {r["sysapproval"] for r in rows} == set(tasks)
 
 
 def test_work_note_write_is_observable(server):
     sn = server.data.servicenow
     sys_id = next(sn.sys_ids["incident"][i] for i in range(50) if not sn.hidden("incident", i))
-    r = requests.patch(f"{server.url}/api/now/table/incident/{sys_id}", json={"work_notes": "ticketlint: INC001"},
-                       auth=SNOW, timeout=10)
+    r = requests.patch(
+        f"{server.url}/api/now/table/incident/{sys_id}",
+        json={"work_notes": "ticketlint: INC001"},
+        auth=SNOW,
+        timeout=10,
+    )
     assert r.status_code == 200
-    assert sn.journal[-1]["element_id"] == sys_id and sn.journal[-1]["value"] == "ticketlint: INC001"
+    assert (
+        sn.journal[-1]["element_id"] == sys_id and sn.journal[-1]["value"] == "ticketlint: INC001"
+    )
     notes = snow(server, "sys_journal_field", sysparm_query=f"element_id={sys_id}").json()["result"]
     assert notes and notes[-1]["value"] == "ticketlint: INC001"
 
@@ -202,7 +313,11 @@ def test_work_note_write_is_observable(server):
 def test_admin_mutate_and_stats(server):
     key = server.data.jira.key(4)
     before = server.data.jira.issue(4)["fields"]["updated"]
-    r = requests.post(f"{server.url}/_sandbox/mutate", json={"key": key, "fields": {"Backout plan": None}}, timeout=10)
+    r = requests.post(
+        f"{server.url}/_sandbox/mutate",
+        json={"key": key, "fields": {"Backout plan": None}},
+        timeout=10,
+    )
     assert r.status_code == 200 and r.json()["updated"] != before
     fid = server.data.jira.field_ids["Backout plan"]
     assert server.data.jira.issue(4)["fields"][fid] is None
@@ -217,7 +332,10 @@ def test_faults_are_deterministic_and_parsed_strictly():
     assert seq_a == [b.next()[1] for _ in range(500)]
     counts = {k: seq_a.count(k) for k in ("429", "500", "reset", "mutate")}
     assert 25 <= counts["429"] <= 80 and 25 <= counts["500"] <= 80
-    assert seq_a != [FaultPlan.parse("429=0.1,500=0.1,reset=0.05,mutate=0.05", seed=4).fault_for(n) for n in range(1, 501)]
+    assert seq_a != [
+        FaultPlan.parse("429=0.1,500=0.1,reset=0.05,mutate=0.05", seed=4).fault_for(n)
+        for n in range(1, 501)
+    ]
     for bad in ("429=2", "teapot=0.1", "429", "429=0.6,500=0.6"):
         with pytest.raises(FaultSpecError):
             FaultPlan.parse(bad)
@@ -227,8 +345,12 @@ def test_faulted_requests_have_no_side_effect():
     s = serve(seed=9, size=200, anchor=ANCHOR, faults="500=1").start()
     try:
         key = s.data.jira.key(1)
-        r = requests.put(f"{s.url}/rest/api/3/issue/{key}", auth=JIRA, timeout=10,
-                         json={"update": {"labels": [{"add": "ticketlint"}]}})
+        r = requests.put(
+            f"{s.url}/rest/api/3/issue/{key}",
+            auth=JIRA,
+            timeout=10,
+            json={"update": {"labels": [{"add": "ticketlint"}]}},
+        )
         assert r.status_code == 500
         assert "ticketlint" not in s.data.jira.issue(1)["fields"]["labels"]
     finally:
@@ -256,9 +378,14 @@ def _bulk_read(server, query_parts, page=50):
     seen, last, requests_ = [], None, 0
     while True:
         parts = [p + (f"^sys_id>{last}" if last else "") for p in query_parts]
-        r = snow(server, "sysapproval_approver", sysparm_query="^NQ".join(parts) + "^ORDERBYsys_id",
-                 sysparm_limit=page, sysparm_exclude_reference_link="true",
-                 sysparm_fields="sys_id,sysapproval,sysapproval.sys_updated_on")
+        r = snow(
+            server,
+            "sysapproval_approver",
+            sysparm_query="^NQ".join(parts) + "^ORDERBYsys_id",
+            sysparm_limit=page,
+            sysparm_exclude_reference_link="true",
+            sysparm_fields="sys_id,sysapproval,sysapproval.sys_updated_on",
+        )
         requests_ += 1
         rows = r.json()["result"]
         if not rows:
@@ -271,11 +398,23 @@ def test_approvals_by_dot_walked_conditions_on_their_task(server):
     sn = server.data.servicenow
     since = sorted(sn.updated["change_request"])[len(sn.updated["change_request"]) // 2]
     from ticketlint.sandbox.data import utc_text
-    rows, _ = _bulk_read(server, [
-        f"sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>={utc_text(since)}",
-        "sysapproval.sys_class_nameINSTANCEOFsc_req_item"])
-    expected = {a[0] for a in sn.approvals
-                if a[1] == "sc_req_item" or (a[1] == "change_request" and sn.updated[a[1]][a[2]] // 1000 * 1000 >= since // 1000 * 1000)}
+
+    rows, _ = _bulk_read(
+        server,
+        [
+            f"sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>={utc_text(since)}",
+            "sysapproval.sys_class_nameINSTANCEOFsc_req_item",
+        ],
+    )
+    expected = {
+        a[0]
+        for a in sn.approvals
+        if a[1] == "sc_req_item"
+        or (
+            a[1] == "change_request"
+            and sn.updated[a[1]][a[2]] // 1000 * 1000 >= since // 1000 * 1000
+        )
+    }
     assert [r["sys_id"] for r in rows] == sorted(expected)  # each once, in sys_id order
     for r in rows:  # the dot-walked column is the task's own update time
         table, idx = sn.lookup(r["sysapproval"])
@@ -294,16 +433,29 @@ def test_keyset_pages_start_at_the_key_instead_of_scanning_from_the_top(server, 
     def counting(table, idx):
         calls.append(idx)
         return real(table, idx)
+
     monkeypatch.setattr(server.servicenow, "_getter", counting)
     ids = sorted(a[0] for a in sn.approvals)
     key = ids[-3]
-    rows = snow(server, "sysapproval_approver", sysparm_query=f"sys_id>{key}^ORDERBYsys_id",
-                sysparm_limit=10, sysparm_fields="sys_id").json()["result"]
+    rows = snow(
+        server,
+        "sysapproval_approver",
+        sysparm_query=f"sys_id>{key}^ORDERBYsys_id",
+        sysparm_limit=10,
+        sysparm_fields="sys_id",
+    ).json()["result"]
     assert [r["sys_id"] for r in rows] == ids[-2:]
     assert len(calls) <= 3  # bisected: only the rows after the key are looked at
     calls.clear()
     newest = sorted(sn.updated["incident"])[-5]
     from ticketlint.sandbox.data import utc_text
-    rows = snow(server, "incident", sysparm_query=f"sys_updated_on>={utc_text(newest)}^ORDERBYsys_updated_on^ORDERBYsys_id",
-                sysparm_limit=100, sysparm_fields="sys_id", sysparm_no_count="true").json()["result"]
+
+    rows = snow(
+        server,
+        "incident",
+        sysparm_query=f"sys_updated_on>={utc_text(newest)}^ORDERBYsys_updated_on^ORDERBYsys_id",
+        sysparm_limit=100,
+        sysparm_fields="sys_id",
+        sysparm_no_count="true",
+    ).json()["result"]
     assert len(rows) >= 5 and len(calls) <= len(rows) + 2

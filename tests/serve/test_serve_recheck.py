@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,21 +18,27 @@ from ticketlint.config import Config, parse_config
 from ticketlint.connectors.base import StreamBatch
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord, CIRecord, IncidentRecord
+from ticketlint.plugin.serve.coalesce import TicketRef
+from ticketlint.plugin.serve.recheck import Rechecker
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail
 from ticketlint.rules.registry import rule
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
-from ticketlint.plugin.serve.coalesce import TicketRef
-from ticketlint.plugin.serve.recheck import Rechecker
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 NOW = T0 + timedelta(days=1)
 
 
-@rule(code="TSV001", name="incident-notes", title="Resolved incidents say how", severity="high",
-      clause="8.6.1", applies_to=["incident"])
+@rule(
+    code="TSV001",
+    name="incident-notes",
+    title="Resolved incidents say how",
+    severity="high",
+    clause="8.6.1",
+    applies_to=["incident"],
+)
 def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
     """**Why**
 
@@ -54,8 +61,14 @@ def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
     return PASS if (record.resolution_notes or "").strip() else fail("no resolution notes")
 
 
-@rule(code="TSV002", name="known-ci", title="Incidents name known CIs", severity="low",
-      clause="8.7.1", applies_to=["incident"])
+@rule(
+    code="TSV002",
+    name="known-ci",
+    title="Incidents name known CIs",
+    severity="low",
+    clause="8.7.1",
+    applies_to=["incident"],
+)
 def known_ci(record: IncidentRecord, ctx: Any) -> Any:
     """**Why**
 
@@ -82,8 +95,15 @@ def known_ci(record: IncidentRecord, ctx: Any) -> Any:
     return fail(f"unknown CIs {unknown}") if unknown else PASS
 
 
-@rule(code="TSV003", name="ci-count", title="Aggregate over CIs", severity="medium",
-      clause="8.6.3", applies_to=["incident"], kind="aggregate")
+@rule(
+    code="TSV003",
+    name="ci-count",
+    title="Aggregate over CIs",
+    severity="medium",
+    clause="8.6.3",
+    applies_to=["incident"],
+    kind="aggregate",
+)
 def ci_count(index: Any, ctx: Any) -> Any:
     """**Why**
 
@@ -103,19 +123,41 @@ def ci_count(index: Any, ctx: Any) -> Any:
     """
     for source, by_ci in index.incidents_by_ci.items():
         for ci, facts in by_ci.items():
-            yield Outcome(Status.FAIL, message=f"{len(facts)} incidents", evidence={"source": source},
-                          subject=ci, subject_process="ci")
+            yield Outcome(
+                Status.FAIL,
+                message=f"{len(facts)} incidents",
+                evidence={"source": source},
+                subject=ci,
+                subject_process="ci",
+            )
 
 
-def incident(key: str, *, notes: str = "", minutes: int = 0, ci: Sequence[str] = ()) -> IncidentRecord:
-    return IncidentRecord(source="snow-prod", system="servicenow", key=key, native_id=f"{key.lower():0>32}"[-32:],
-                          state="resolved", resolution_notes=notes, ci_refs=list(ci),
-                          created_at=T0, updated_at=T0 + timedelta(minutes=minutes), raw={"number": key})
+def incident(
+    key: str, *, notes: str = "", minutes: int = 0, ci: Sequence[str] = ()
+) -> IncidentRecord:
+    return IncidentRecord(
+        source="snow-prod",
+        system="servicenow",
+        key=key,
+        native_id=f"{key.lower():0>32}"[-32:],
+        state="resolved",
+        resolution_notes=notes,
+        ci_refs=list(ci),
+        created_at=T0,
+        updated_at=T0 + timedelta(minutes=minutes),
+        raw={"number": key},
+    )
 
 
 def ci(key: str) -> CIRecord:
-    return CIRecord(source="snow-prod", system="servicenow", key=key, native_id=f"ci{key}", updated_at=T0,
-                    raw={"name": key})
+    return CIRecord(
+        source="snow-prod",
+        system="servicenow",
+        key=key,
+        native_id=f"ci{key}",
+        updated_at=T0,
+        raw={"name": key},
+    )
 
 
 class FakeSnow:
@@ -133,8 +175,14 @@ class FakeSnow:
     def table(self, process: str) -> str:
         return {"incident": "incident", "ci": "cmdb_ci"}[process]
 
-    def read(self, stream: str, *, since: Any = None, query: str | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+    def read(
+        self,
+        stream: str,
+        *,
+        since: Any = None,
+        query: str | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> Iterator[StreamBatch]:
         self.queries.append((stream, query))
         sys_id = (query or "").removeprefix("sys_id=")
         found = [r for r in self.records if r.process == stream and r.native_id == sys_id]
@@ -147,7 +195,7 @@ class FakeSnow:
 @pytest.fixture
 def cfg(tmp_path: Path) -> Config:
     return parse_config(f"""
-database: "sqlite:///{tmp_path / 'db.sqlite'}"
+database: "sqlite:///{tmp_path / "db.sqlite"}"
 sources:
   - name: snow-prod
     type: servicenow
@@ -183,7 +231,9 @@ def states(store: Store) -> dict[tuple[str, str], str]:
 def make(cfg: Config, store: Store, source_records: list[BaseRecord]) -> tuple[Rechecker, FakeSnow]:
     fake = FakeSnow(source_records)
     engine = Engine([incident_notes, known_ci, ci_count])
-    return Rechecker(cfg, store, engine=engine, connector_factory=lambda _cfg: fake, clock=lambda: NOW), fake
+    return Rechecker(
+        cfg, store, engine=engine, connector_factory=lambda _cfg: fake, clock=lambda: NOW
+    ), fake
 
 
 def ref(record: BaseRecord, **kw: Any) -> TicketRef:
@@ -194,14 +244,22 @@ def test_a_fixed_ticket_resolves_and_nothing_else_moves(cfg: Config, store: Stor
     stored = [incident("INC1", ci=["web-01"]), incident("INC2"), ci("web-01")]
     engine = Engine([incident_notes, known_ci, ci_count])
     seed(store, engine, stored)
-    assert states(store) == {("TSV001", "INC1"): "open", ("TSV001", "INC2"): "open", ("TSV003", "web-01"): "open"}
+    assert states(store) == {
+        ("TSV001", "INC1"): "open",
+        ("TSV001", "INC2"): "open",
+        ("TSV003", "web-01"): "open",
+    }
     fixed = incident("INC1", notes="Restarted.", minutes=5, ci=["web-01"])
     rechecker, fake = make(cfg, store, [fixed, incident("INC2", notes="also fixed", minutes=5)])
     result = rechecker.recheck(ref(fixed))
     assert result.outcome == "updated" and dict(result.counts()) == {"resolved": 1}
     assert fake.queries == [("incident", f"sys_id={fixed.native_id}")]
     # INC2 was not re-checked; the aggregate finding on the CI belongs to the nightly sync.
-    assert states(store) == {("TSV001", "INC1"): "resolved", ("TSV001", "INC2"): "open", ("TSV003", "web-01"): "open"}
+    assert states(store) == {
+        ("TSV001", "INC1"): "resolved",
+        ("TSV001", "INC2"): "open",
+        ("TSV003", "web-01"): "open",
+    }
     with store.session() as s:
         row = repo.get_record(s, "snow-prod", "INC1")
         assert row is not None and row.data["resolution_notes"] == "Restarted."
@@ -219,31 +277,51 @@ def test_cross_record_rules_see_the_stored_cis(cfg: Config, store: Store) -> Non
     changed = incident("INC1", notes="ok", minutes=3, ci=["web-01", "db-09"])
     rechecker, _ = make(cfg, store, [changed])
     result = rechecker.recheck(ref(changed))
-    assert [(c.kind, c.finding.code) for c in result.diff.changes if c.finding] == [("new", "TSV002")]
-    assert "db-09" in result.diff.changes[0].finding.message and "web-01" not in result.diff.changes[0].finding.message
+    assert [(c.kind, c.finding.code) for c in result.diff.changes if c.finding] == [
+        ("new", "TSV002")
+    ]
+    assert (
+        "db-09" in result.diff.changes[0].finding.message
+        and "web-01" not in result.diff.changes[0].finding.message
+    )
     assert result.immediate == []
 
 
-def test_newly_failing_high_findings_are_posted_and_written_back(cfg: Config, store: Store,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_newly_failing_high_findings_are_posted_and_written_back(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[tuple[str, Any]] = []
     writeback = types.ModuleType("ticketlint.plugin.writeback")
-    writeback.write_for_keys = lambda st, c, source, keys, **kw: calls.append(("writeback", (source, keys)))  # type: ignore[attr-defined]
+    writeback.write_for_keys = lambda st, c, source, keys, **kw: calls.append(
+        ("writeback", (source, keys))
+    )  # type: ignore[attr-defined]
     notify = types.ModuleType("ticketlint.notify")
-    notify.post_immediate = lambda st, c, findings, **kw: calls.append(  # type: ignore[attr-defined]
-        ("notify", ([f.code for f in findings], kw))) or 1
+    notify.post_immediate = lambda st, c, findings, **kw: (
+        calls.append(  # type: ignore[attr-defined]
+            ("notify", ([f.code for f in findings], kw))
+        )
+        or 1
+    )
     monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", writeback)
     monkeypatch.setitem(sys.modules, "ticketlint.notify", notify)
-    cfg = cfg.model_copy(update={"writeback": cfg.writeback.model_copy(update={"enabled": True}),
-                                 "notify": [parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]]})
+    cfg = cfg.model_copy(
+        update={
+            "writeback": cfg.writeback.model_copy(update={"enabled": True}),
+            "notify": [
+                parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]
+            ],
+        }
+    )
     engine = Engine([incident_notes])
     seed(store, engine, [incident("INC1", notes="was fine")])
     broken = incident("INC1", notes="", minutes=1)
     rechecker, _ = make(cfg, store, [broken])
     result = rechecker.recheck(ref(broken))
     assert [c.kind for c in result.diff.changes] == ["new"]
-    assert calls == [("writeback", ("snow-prod", ["INC1"])),
-                     ("notify", (["TSV001"], {"source": "snow-prod", "key": "INC1"}))]
+    assert calls == [
+        ("writeback", ("snow-prod", ["INC1"])),
+        ("notify", (["TSV001"], {"source": "snow-prod", "key": "INC1"})),
+    ]
     # A second re-check of the same version: still open, nothing posted again.
     calls.clear()
     assert rechecker.recheck(ref(broken)).outcome == "unchanged"
@@ -251,7 +329,8 @@ def test_newly_failing_high_findings_are_posted_and_written_back(cfg: Config, st
 
 
 def test_missing_optional_modules_and_failing_hooks_never_undo_the_commit(
-        cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     broken_module = types.ModuleType("ticketlint.plugin.writeback")
 
     def explode(*_a: Any, **_k: Any) -> None:
@@ -259,9 +338,17 @@ def test_missing_optional_modules_and_failing_hooks_never_undo_the_commit(
 
     broken_module.write_for_keys = explode  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", broken_module)
-    monkeypatch.setitem(sys.modules, "ticketlint.notify", types.ModuleType("ticketlint.notify"))  # no post_immediate
-    cfg = cfg.model_copy(update={"writeback": cfg.writeback.model_copy(update={"enabled": True}),
-                                 "notify": [parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]]})
+    monkeypatch.setitem(
+        sys.modules, "ticketlint.notify", types.ModuleType("ticketlint.notify")
+    )  # no post_immediate
+    cfg = cfg.model_copy(
+        update={
+            "writeback": cfg.writeback.model_copy(update={"enabled": True}),
+            "notify": [
+                parse_config('notify: [{name: ops, type: slack, url: "https://h"}]').notify[0]
+            ],
+        }
+    )
     seed(store, Engine([incident_notes]), [incident("INC1")])
     fixed = incident("INC1", notes="done", minutes=2)
     rechecker, _ = make(cfg, store, [fixed])
@@ -274,7 +361,9 @@ def test_missing_optional_modules_and_failing_hooks_never_undo_the_commit(
     assert "ticketlint.notify.post_immediate is not available" in caplog.text
 
 
-def test_an_older_read_than_the_stored_version_is_not_written_and_retried(cfg: Config, store: Store) -> None:
+def test_an_older_read_than_the_stored_version_is_not_written_and_retried(
+    cfg: Config, store: Store
+) -> None:
     seed(store, Engine([incident_notes]), [incident("INC1", notes="", minutes=10)])
     lagging = incident("INC1", notes="old text", minutes=5)
     rechecker, _ = make(cfg, store, [lagging])
@@ -293,7 +382,9 @@ def test_an_event_newer_than_the_read_asks_for_a_retry(cfg: Config, store: Store
     assert result is not None and result > 0
 
 
-def test_not_found_changes_nothing_unless_the_source_confirms_a_deletion(cfg: Config, store: Store) -> None:
+def test_not_found_changes_nothing_unless_the_source_confirms_a_deletion(
+    cfg: Config, store: Store
+) -> None:
     gone = incident("INC1")
     seed(store, Engine([incident_notes]), [gone])
     rechecker, _ = make(cfg, store, [])
@@ -309,5 +400,7 @@ def test_not_found_changes_nothing_unless_the_source_confirms_a_deletion(cfg: Co
 
 def test_an_unknown_table_is_ignored(cfg: Config, store: Store) -> None:
     rechecker, fake = make(cfg, store, [])
-    assert rechecker.recheck(TicketRef("snow-prod", "a" * 32, table="sys_user")).outcome == "not_found"
+    assert (
+        rechecker.recheck(TicketRef("snow-prod", "a" * 32, table="sys_user")).outcome == "not_found"
+    )
     assert fake.queries == []

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
+from sync_fakes import FakeConnector, engine
+from sync_helpers import reset_pg
 
 from ticketlint.config import Config, parse_config
 from ticketlint.store.db import Store, open_store
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, SyncResult, run_sync
-from sync_fakes import FakeConnector, engine
-from sync_helpers import TABLES, reset_pg  # noqa: F401  (tests import them from here too)
 
 PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
 
@@ -69,8 +70,10 @@ class World:
     """The sources' current contents; each sync builds fresh fake connectors from it."""
 
     def __init__(self) -> None:
-        self.data: dict[str, dict[str, list[Any]]] = {"jira-prod": {"change": []},
-                                                      "snow-prod": {"incident": []}}
+        self.data: dict[str, dict[str, list[Any]]] = {
+            "jira-prod": {"change": []},
+            "snow-prod": {"incident": []},
+        }
         self.options: dict[str, dict[str, Any]] = {}
         self.connectors: list[FakeConnector] = []
 
@@ -82,8 +85,11 @@ class World:
         self.data[source][stream] = [r for r in self.data[source][stream] if r.key != key]
 
     def factory(self, source_cfg: Any) -> FakeConnector:
-        conn = FakeConnector(source_cfg.name, {k: list(v) for k, v in self.data[source_cfg.name].items()},
-                             **self.options.get(source_cfg.name, {}))
+        conn = FakeConnector(
+            source_cfg.name,
+            {k: list(v) for k, v in self.data[source_cfg.name].items()},
+            **self.options.get(source_cfg.name, {}),
+        )
         self.connectors.append(conn)
         return conn
 
@@ -99,9 +105,14 @@ def sync(cfg: Config, store: Store, world: World) -> Callable[..., SyncResult]:
 
     def run(config: Config | None = None, **options: Any) -> SyncResult:
         err = io.StringIO()
-        result = run_sync(config or cfg, SyncOptions(**options), store=store,
-                          connector_factory=world.factory, engine_factory=engine,
-                          progress=Progress(err))
+        result = run_sync(
+            config or cfg,
+            SyncOptions(**options),
+            store=store,
+            connector_factory=world.factory,
+            engine_factory=engine,
+            progress=Progress(err),
+        )
         run.stderr = err.getvalue()  # type: ignore[attr-defined]
         return result
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ticketlint.connectors.base import DoctorReport, SourceError, StreamBatch
 from ticketlint.mapping.common import MappingError, MappingReport
@@ -25,8 +26,14 @@ from ticketlint.rules.registry import rule
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
 
-@rule(code="TST001", name="change-backout", title="A change has a backout plan", severity="high",
-      clause="8.5.1.3", applies_to=["change"])
+@rule(
+    code="TST001",
+    name="change-backout",
+    title="A change has a backout plan",
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=["change"],
+)
 def change_backout(record: ChangeRecord, ctx: Any) -> Any:
     """**Why**
 
@@ -49,8 +56,14 @@ def change_backout(record: ChangeRecord, ctx: Any) -> Any:
     return PASS if record.backout_plan.strip() else fail("no backout plan")
 
 
-@rule(code="TST002", name="incident-notes", title="Resolved incidents say how", severity="medium",
-      clause="8.6.1", applies_to=["incident"])
+@rule(
+    code="TST002",
+    name="incident-notes",
+    title="Resolved incidents say how",
+    severity="medium",
+    clause="8.6.1",
+    applies_to=["incident"],
+)
 def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
     """**Why**
 
@@ -73,8 +86,15 @@ def incident_notes(record: IncidentRecord, ctx: Any) -> Any:
     return PASS if (record.resolution_notes or "").strip() else fail("no resolution notes")
 
 
-@rule(code="TST003", name="incident-stale", title="Open incidents move", severity="low",
-      clause="8.6.1", applies_to=["incident"], params={"stale_days": 7})
+@rule(
+    code="TST003",
+    name="incident-stale",
+    title="Open incidents move",
+    severity="low",
+    clause="8.6.1",
+    applies_to=["incident"],
+    params={"stale_days": 7},
+)
 def incident_stale(record: IncidentRecord, ctx: Any) -> Any:
     """**Why**
 
@@ -92,7 +112,9 @@ def incident_stale(record: IncidentRecord, ctx: Any) -> Any:
 
     Move it.
     """
-    if record.state in ("resolved", "closed", "cancelled") or not isinstance(record.updated_at, datetime):
+    if record.state in ("resolved", "closed", "cancelled") or not isinstance(
+        record.updated_at, datetime
+    ):
         return NOT_APPLICABLE
     age = ctx.as_of - record.updated_at
     return fail(f"idle {age.days} days") if age > timedelta(days=ctx.params["stale_days"]) else PASS
@@ -105,26 +127,51 @@ def engine(cfg: Any = None) -> Engine:
     return Engine(RULES)
 
 
-def change(source: str, key: str, *, backout: str = "", minutes: int = 0, **kw: Any) -> ChangeRecord:
-    return ChangeRecord(source=source, system="jira", key=key, state="closed", backout_plan=backout,
-                        updated_at=T0 + timedelta(minutes=minutes), url=f"https://x/{key}",
-                        raw={"key": key}, **kw)
+def change(
+    source: str, key: str, *, backout: str = "", minutes: int = 0, **kw: Any
+) -> ChangeRecord:
+    return ChangeRecord(
+        source=source,
+        system="jira",
+        key=key,
+        state="closed",
+        backout_plan=backout,
+        updated_at=T0 + timedelta(minutes=minutes),
+        url=f"https://x/{key}",
+        raw={"key": key},
+        **kw,
+    )
 
 
-def incident(source: str, key: str, *, notes: str = "", state: str = "resolved", minutes: int = 0,
-             **kw: Any) -> IncidentRecord:
-    return IncidentRecord(source=source, system="servicenow", key=key, state=state,
-                          resolution_notes=notes, updated_at=T0 + timedelta(minutes=minutes),
-                          raw={"number": key}, **kw)
+def incident(
+    source: str, key: str, *, notes: str = "", state: str = "resolved", minutes: int = 0, **kw: Any
+) -> IncidentRecord:
+    return IncidentRecord(
+        source=source,
+        system="servicenow",
+        key=key,
+        state=state,
+        resolution_notes=notes,
+        updated_at=T0 + timedelta(minutes=minutes),
+        raw={"number": key},
+        **kw,
+    )
 
 
 class FakeConnector:
     """The connector protocol over in-memory records, paged ``page_size`` at a time in
     ``updated_at`` order; ``since`` filters like a real incremental read (no lookback)."""
 
-    def __init__(self, name: str, streams: dict[str, list[BaseRecord]], *, page_size: int = 2,
-                 fail_stream: str | None = None, delay: float = 0.0,
-                 bad_rows: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        streams: dict[str, list[BaseRecord]],
+        *,
+        page_size: int = 2,
+        fail_stream: str | None = None,
+        delay: float = 0.0,
+        bad_rows: int = 0,
+    ) -> None:
         self.name = name
         self.data = streams
         self.streams: Sequence[str] = list(streams)
@@ -136,8 +183,14 @@ class FakeConnector:
         self.calls: list[tuple[str, datetime | None]] = []
         self.closed = False
 
-    def read(self, stream: str, *, since: datetime | None = None, query: str | None = None,
-             keys: Sequence[str] | None = None) -> Iterator[StreamBatch]:
+    def read(
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        query: str | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> Iterator[StreamBatch]:
         self.calls.append((stream, since))
         rows = sorted(self.data[stream], key=lambda r: (r.updated_at, r.key))
         if since is not None:
@@ -145,16 +198,20 @@ class FakeConnector:
         mark = since
         for start in range(0, max(len(rows), 1), self.page_size):
             if self.fail_stream == stream and start > 0:
-                raise SourceError(self.name, "HTTP 503 while paging", url="https://x/api", status=503)
-            page = rows[start:start + self.page_size]
+                raise SourceError(
+                    self.name, "HTTP 503 while paging", url="https://x/api", status=503
+                )
+            page = rows[start : start + self.page_size]
             self.request_count += 1
             if self.delay:
                 time.sleep(self.delay)
             report = MappingReport(rows=len(page), mapped=len(page))
             if start == 0 and self.bad_rows:
                 report.rows += self.bad_rows
-                report.errors += [MappingError(self.name, f"BAD-{i}", "unparsable date")
-                                  for i in range(self.bad_rows)]
+                report.errors += [
+                    MappingError(self.name, f"BAD-{i}", "unparsable date")
+                    for i in range(self.bad_rows)
+                ]
             for r in page:
                 mark = r.updated_at if mark is None or r.updated_at > mark else mark
             yield StreamBatch(stream, list(page), report, mark, requests=1)
@@ -172,14 +229,18 @@ def write_data(path: Path, data: dict[str, dict[str, list[BaseRecord]]], **optio
     """Save {source: {stream: records}} for :func:`connector_from_env`."""
     payload = {
         "options": options,
-        "sources": {s: {st: [r.model_dump(mode="json") for r in recs] for st, recs in streams.items()}
-                    for s, streams in data.items()},
+        "sources": {
+            s: {st: [r.model_dump(mode="json") for r in recs] for st, recs in streams.items()}
+            for s, streams in data.items()
+        },
     }
     path.write_text(json.dumps(payload), encoding="utf-8")
 
 
 def connector_from_env(source_cfg: Any) -> FakeConnector:
     payload = json.loads(Path(os.environ["TICKETLINT_FAKE_DATA"]).read_text(encoding="utf-8"))
-    streams = {st: [record_from_dict(d) for d in recs]
-               for st, recs in payload["sources"][source_cfg.name].items()}
+    streams = {
+        st: [record_from_dict(d) for d in recs]
+        for st, recs in payload["sources"][source_cfg.name].items()
+    }
     return FakeConnector(source_cfg.name, streams, **payload.get("options", {}))

@@ -17,14 +17,25 @@ def states(store: Store) -> dict[tuple[str, str], str]:
 def events(store: Store) -> list[tuple[str, str, str]]:
     """(rule, key, event kind) in order."""
     with store.session() as s:
-        rows = s.execute(select(FindingRow.rule, FindingRow.key, FindingEventRow.kind)
-                         .join(FindingEventRow, FindingEventRow.finding_id == FindingRow.id)
-                         .order_by(FindingEventRow.id))
+        rows = s.execute(
+            select(FindingRow.rule, FindingRow.key, FindingEventRow.kind)
+            .join(FindingEventRow, FindingEventRow.finding_id == FindingRow.id)
+            .order_by(FindingEventRow.id)
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-TABLES = ("finding_events", "notification_outbox", "writeback_log", "findings", "watermarks",
-          "waivers", "records", "runs", "alembic_version")
+TABLES = (
+    "finding_events",
+    "notification_outbox",
+    "writeback_log",
+    "findings",
+    "watermarks",
+    "waivers",
+    "records",
+    "runs",
+    "alembic_version",
+)
 
 
 def reset_pg(url: str) -> None:

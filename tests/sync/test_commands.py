@@ -11,9 +11,9 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from sync_fakes import change, incident, write_data
 
 from ticketlint.sync.commands import COMMANDS
-from sync_fakes import change, incident, write_data
 
 
 @click.group()
@@ -30,21 +30,36 @@ for _command in COMMANDS:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, Any]:
     config = tmp_path / "ticketlint.yaml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 database: "{db_url}"
 sources:
   - {{name: jira-prod, type: jira, url: "https://example.atlassian.net", auth: {{pat: x}}}}
   - {{name: snow-prod, type: servicenow, url: "https://x.service-now.com", auth: {{user: u, password: p}}}}
 waivers:
   - {{rule: TST002, key: "INC9*", reason: "legacy import", owner: ops, expires: 2026-03-15}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     data = tmp_path / "data.json"
-    write_data(data, {
-        "jira-prod": {"change": [change("jira-prod", "CHG-1", assignee=None), change("jira-prod", "CHG-2"),
-                                 change("jira-prod", "CHG-3", backout="ok")]},
-        "snow-prod": {"incident": [incident("snow-prod", "INC1", group="Service Desk"),
-                                   incident("snow-prod", "INC90")]},
-    })
+    write_data(
+        data,
+        {
+            "jira-prod": {
+                "change": [
+                    change("jira-prod", "CHG-1", assignee=None),
+                    change("jira-prod", "CHG-2"),
+                    change("jira-prod", "CHG-3", backout="ok"),
+                ]
+            },
+            "snow-prod": {
+                "incident": [
+                    incident("snow-prod", "INC1", group="Service Desk"),
+                    incident("snow-prod", "INC90"),
+                ]
+            },
+        },
+    )
     monkeypatch.setenv("TICKETLINT_FAKE_DATA", str(data))
     monkeypatch.setenv("TICKETLINT_TEST_CONNECTOR", "sync_fakes:connector_from_env")
     monkeypatch.setenv("TICKETLINT_TEST_ENGINE", "sync_fakes:engine")
@@ -58,22 +73,45 @@ def cli(env: dict[str, Any], *args: str) -> Any:
 def test_sync_prints_summary_then_findings_lists_them(env: dict[str, Any]) -> None:
     result = cli(env, "sync", "--as-of", "2026-03-10")
     assert result.exit_code == 0, result.output
-    assert "source" in result.stdout and "jira-prod" in result.stdout and "2 (2 high)" in result.stdout
+    assert (
+        "source" in result.stdout and "jira-prod" in result.stdout and "2 (2 high)" in result.stdout
+    )
     assert "jira-prod/change: done" in result.stderr
 
     listed = cli(env, "findings", "-f", "json")
     data = json.loads(listed.stdout)
     assert {(f["code"], f["key"], f["state"]) for f in data["findings"]} == {
-        ("TST001", "CHG-1", "open"), ("TST001", "CHG-2", "open"), ("TST002", "INC1", "open")}
-    for key in ("code", "name", "severity", "clause", "source", "key", "process", "url", "message",
-                "assignee", "group", "fingerprint"):
+        ("TST001", "CHG-1", "open"),
+        ("TST001", "CHG-2", "open"),
+        ("TST002", "INC1", "open"),
+    }
+    for key in (
+        "code",
+        "name",
+        "severity",
+        "clause",
+        "source",
+        "key",
+        "process",
+        "url",
+        "message",
+        "assignee",
+        "group",
+        "fingerprint",
+    ):
         assert key in data["findings"][0]
     waived = json.loads(cli(env, "findings", "--state", "waived", "-f", "json").stdout)["findings"]
     assert [(f["key"], f["waiver"]) for f in waived] == [("INC90", "config[0]")]
 
-    assert [json.loads(line)["key"] for line in cli(env, "findings", "--group", "Service Desk",
-                                                   "-f", "jsonl").stdout.splitlines()] == ["INC1"]
-    rows = list(csv.DictReader(io.StringIO(cli(env, "findings", "--rule", "tst001", "-f", "csv").stdout)))
+    assert [
+        json.loads(line)["key"]
+        for line in cli(
+            env, "findings", "--group", "Service Desk", "-f", "jsonl"
+        ).stdout.splitlines()
+    ] == ["INC1"]
+    rows = list(
+        csv.DictReader(io.StringIO(cli(env, "findings", "--rule", "tst001", "-f", "csv").stdout))
+    )
     assert sorted(r["key"] for r in rows) == ["CHG-1", "CHG-2"]
     assert "| TST001 |" in cli(env, "findings", "-f", "markdown").stdout
     text = cli(env, "findings", "--source", "snow-prod").stdout
@@ -98,15 +136,32 @@ def test_findings_show_by_id_and_fingerprint_prefix(env: dict[str, Any]) -> None
 
 def test_waiver_lifecycle_through_the_cli(env: dict[str, Any]) -> None:
     cli(env, "sync", "--as-of", "2026-03-10")
-    refused = cli(env, "waive", "add", "TST001", "CHG-*", "--owner", "j.doe", "--expires", "2099-01-01")
+    refused = cli(
+        env, "waive", "add", "TST001", "CHG-*", "--owner", "j.doe", "--expires", "2099-01-01"
+    )
     assert refused.exit_code == 2 and "--reason is required" in refused.stderr
     refused = cli(env, "waive", "add", "TST001", "CHG-*", "--reason", "x", "--owner", "o")
     assert refused.exit_code == 2 and "--expires is required" in refused.stderr
-    refused = cli(env, "waive", "add", "TST001", "CHG-*", "--reason", "x", "--expires", "2099-01-01")
+    refused = cli(
+        env, "waive", "add", "TST001", "CHG-*", "--reason", "x", "--expires", "2099-01-01"
+    )
     assert refused.exit_code == 2 and "--owner is required" in refused.stderr
 
-    added = cli(env, "waive", "add", "TST001", "CHG-1*", "--reason", "migrated tickets", "--owner",
-                "j.doe", "--expires", "2099-01-01", "--source", "jira-prod")
+    added = cli(
+        env,
+        "waive",
+        "add",
+        "TST001",
+        "CHG-1*",
+        "--reason",
+        "migrated tickets",
+        "--owner",
+        "j.doe",
+        "--expires",
+        "2099-01-01",
+        "--source",
+        "jira-prod",
+    )
     assert added.exit_code == 0, added.output
     assert "added waiver W1" in added.stdout and "1 open finding now waived" in added.stdout
     listing = cli(env, "waive", "list").stdout
@@ -116,19 +171,26 @@ def test_waiver_lifecycle_through_the_cli(env: dict[str, Any]) -> None:
 
     # The next sync agrees with the waiver; the config waiver has expired by then.
     cli(env, "sync", "--as-of", "2026-03-20")
-    states = {(f["key"], f["state"]) for f in
-              json.loads(cli(env, "findings", "--state", "all", "-f", "json").stdout)["findings"]}
+    states = {
+        (f["key"], f["state"])
+        for f in json.loads(cli(env, "findings", "--state", "all", "-f", "json").stdout)["findings"]
+    }
     assert states == {("CHG-1", "waived"), ("CHG-2", "open"), ("INC1", "open"), ("INC90", "open")}
     inc90 = json.loads(cli(env, "findings", "-f", "json").stdout)["findings"]
     inc90_id = next(f["id"] for f in inc90 if f["key"] == "INC90")
-    assert "waiver config[0] expired on 2026-03-15" in cli(env, "findings", "show", str(inc90_id)).stdout
+    assert (
+        "waiver config[0] expired on 2026-03-15"
+        in cli(env, "findings", "show", str(inc90_id)).stdout
+    )
 
     removed = cli(env, "waive", "remove", "W1")
     assert removed.exit_code == 0 and "1 finding reopened" in removed.stdout
     assert cli(env, "waive", "remove", "W1").exit_code == 2
     assert cli(env, "waive", "remove", "config[0]").exit_code == 2
-    assert ("CHG-1", "open") in {(f["key"], f["state"]) for f in
-                                 json.loads(cli(env, "findings", "-f", "json").stdout)["findings"]}
+    assert ("CHG-1", "open") in {
+        (f["key"], f["state"])
+        for f in json.loads(cli(env, "findings", "-f", "json").stdout)["findings"]
+    }
 
 
 def test_sync_dry_run_json_logs_and_db_upgrade(env: dict[str, Any]) -> None:

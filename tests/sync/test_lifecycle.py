@@ -16,9 +16,22 @@ EXPIRED = WaiverRule("W2", "CHG006", "OPS-1*", "plans in Confluence", "j.doe", d
 
 
 def finding(key: str = "OPS-12", code: str = "CHG006", source: str = "jira") -> Finding:
-    return Finding(code=code, name="n", title="t", severity="high", clause="8.5", source=source,
-                   key=key, process="change", url=None, message="missing", assignee=None,
-                   group=None, fingerprint=fingerprint(code, source, key), remediation="")
+    return Finding(
+        code=code,
+        name="n",
+        title="t",
+        severity="high",
+        clause="8.5",
+        source=source,
+        key=key,
+        process="change",
+        url=None,
+        message="missing",
+        assignee=None,
+        group=None,
+        fingerprint=fingerprint(code, source, key),
+        remediation="",
+    )
 
 
 def stored(state: str, key: str = "OPS-12", waiver: str | None = None) -> dict[str, StoredFinding]:
@@ -45,8 +58,12 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_transition_table(case: tuple) -> None:  # type: ignore[type-arg]
     _, before, fails, waivers, kind, state, kinds = case
-    result = diff(stored(before, waiver="W1" if before == "waived" else None) if before else {},
-                  [finding()] if fails else [], waivers=waivers, as_of=AS_OF)
+    result = diff(
+        stored(before, waiver="W1" if before == "waived" else None) if before else {},
+        [finding()] if fails else [],
+        waivers=waivers,
+        as_of=AS_OF,
+    )
     assert len(result.changes) == 1
     change = result.changes[0]
     assert (change.kind, change.state, [e.kind for e in change.events]) == (kind, state, kinds)
@@ -57,7 +74,9 @@ def test_resolved_and_gone_is_no_change() -> None:
 
 
 def test_expired_waiver_says_so() -> None:
-    change = diff(stored("waived", waiver="W2"), [finding()], waivers=[EXPIRED], as_of=AS_OF).changes[0]
+    change = diff(
+        stored("waived", waiver="W2"), [finding()], waivers=[EXPIRED], as_of=AS_OF
+    ).changes[0]
     assert change.events[0].detail == "waiver W2 expired on 2026-03-09"
     removed = diff(stored("waived", waiver="W7"), [finding()], waivers=[], as_of=AS_OF).changes[0]
     assert removed.events[0].detail == "waiver W7 was removed"

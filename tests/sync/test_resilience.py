@@ -16,11 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from sync_helpers import reset_pg
-from ticketlint.store.db import open_store
 from sync_fakes import change, incident, write_data
-from sync_helpers import events, states
+from sync_helpers import events, reset_pg, states
+
+from ticketlint.store.db import open_store
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -28,45 +27,70 @@ ROOT = HERE.parent.parent
 
 def _config(tmp_path: Path, db_url: str) -> Path:
     path = tmp_path / "ticketlint.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 database: "{db_url}"
 sources:
   - {{name: jira-prod, type: jira, url: "https://example.atlassian.net", auth: {{pat: x}}}}
   - {{name: snow-prod, type: servicenow, url: "https://x.service-now.com", auth: {{user: u, password: p}}}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
-def run_cli(config: Path, data: Path, *args: str, crash_at: str | None = None,
-            wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    env = {**os.environ, "TICKETLINT_CONFIG": str(config), "TICKETLINT_FAKE_DATA": str(data),
-           "TICKETLINT_TEST_CONNECTOR": "sync_fakes:connector_from_env",
-           "TICKETLINT_TEST_ENGINE": "sync_fakes:engine",
-           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+def run_cli(
+    config: Path, data: Path, *args: str, crash_at: str | None = None, wait: bool = True
+) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "TICKETLINT_CONFIG": str(config),
+        "TICKETLINT_FAKE_DATA": str(data),
+        "TICKETLINT_TEST_CONNECTOR": "sync_fakes:connector_from_env",
+        "TICKETLINT_TEST_ENGINE": "sync_fakes:engine",
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)]),
+    }
     env.pop("TICKETLINT_TEST_CRASH_AT", None)
     if crash_at:
         env["TICKETLINT_TEST_CRASH_AT"] = crash_at
-    cmd = [sys.executable, "-c", "from ticketlint.sync.commands import sync; sync.main(prog_name='ticketlint')",
-           "--as-of", "2026-04-01T00:00:00Z", *args]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from ticketlint.sync.commands import sync; sync.main(prog_name='ticketlint')",
+        "--as-of",
+        "2026-04-01T00:00:00Z",
+        *args,
+    ]
     if not wait:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            cmd, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     return subprocess.run(cmd, env=env, cwd=ROOT, text=True, capture_output=True, timeout=60)
 
 
 def phase1() -> dict:
-    return {"jira-prod": {"change": [change("jira-prod", f"CHG-{i}", backout="" if i % 2 else "ok",
-                                            minutes=i) for i in range(1, 8)]},
-            "snow-prod": {"incident": [incident("snow-prod", f"INC{i}", notes="" if i % 3 else "ok",
-                                                minutes=i) for i in range(1, 6)]}}
+    return {
+        "jira-prod": {
+            "change": [
+                change("jira-prod", f"CHG-{i}", backout="" if i % 2 else "ok", minutes=i)
+                for i in range(1, 8)
+            ]
+        },
+        "snow-prod": {
+            "incident": [
+                incident("snow-prod", f"INC{i}", notes="" if i % 3 else "ok", minutes=i)
+                for i in range(1, 6)
+            ]
+        },
+    }
 
 
 def phase2() -> dict:
     data = phase1()
     changes = {r.key: r for r in data["jira-prod"]["change"]}
-    changes["CHG-1"] = change("jira-prod", "CHG-1", backout="fixed", minutes=40)   # resolves
-    changes["CHG-2"] = change("jira-prod", "CHG-2", minutes=41)                    # new finding
-    changes["CHG-9"] = change("jira-prod", "CHG-9", minutes=42)                    # new record
+    changes["CHG-1"] = change("jira-prod", "CHG-1", backout="fixed", minutes=40)  # resolves
+    changes["CHG-2"] = change("jira-prod", "CHG-2", minutes=41)  # new finding
+    changes["CHG-9"] = change("jira-prod", "CHG-9", minutes=42)  # new record
     data["jira-prod"]["change"] = list(changes.values())
     data["snow-prod"]["incident"].append(incident("snow-prod", "INC7", minutes=43))
     return data
@@ -109,10 +133,13 @@ def reference(db_url: str, tmp_path: Path) -> tuple[dict, Counter]:
 
 
 @pytest.mark.parametrize("point", ["after-upsert", "before-commit", "after-commit"])
-def test_crash_at_a_point_then_rerun_equals_uninterrupted(point: str, db_url: str, tmp_path: Path,
-                                                          reference: tuple[dict, Counter]) -> None:
+def test_crash_at_a_point_then_rerun_equals_uninterrupted(
+    point: str, db_url: str, tmp_path: Path, reference: tuple[dict, Counter]
+) -> None:
     ref_states, ref_events = reference
-    assert ref_states[("TST001", "CHG-1")] == "resolved" and ref_states[("TST001", "CHG-2")] == "open"
+    assert (
+        ref_states[("TST001", "CHG-1")] == "resolved" and ref_states[("TST001", "CHG-2")] == "open"
+    )
     url = fresh_url(db_url, tmp_path, "crash")
     (tmp_path / "crash").mkdir(exist_ok=True)
     got_states, got_events = two_phase(tmp_path / "crash", url, point)

@@ -4,42 +4,64 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
-
-from ticketlint.store import repository as repo
-from ticketlint.sync.lock import SyncLock
-from ticketlint.store.models import RecordRow, RunRow
 from sync_fakes import T0, change, incident
 from sync_helpers import events, states
 
+from ticketlint.store import repository as repo
+from ticketlint.store.models import RecordRow, RunRow
+from ticketlint.sync.lock import SyncLock
+
 
 def seed(world) -> None:  # type: ignore[no-untyped-def]
-    world.put("jira-prod", "change", change("jira-prod", "CHG-1"),
-              change("jira-prod", "CHG-2", backout="roll back", minutes=1),
-              change("jira-prod", "CHG-3", minutes=2))
-    world.put("snow-prod", "incident", incident("snow-prod", "INC1"),
-              incident("snow-prod", "INC2", notes="rebooted", minutes=1))
+    world.put(
+        "jira-prod",
+        "change",
+        change("jira-prod", "CHG-1"),
+        change("jira-prod", "CHG-2", backout="roll back", minutes=1),
+        change("jira-prod", "CHG-3", minutes=2),
+    )
+    world.put(
+        "snow-prod",
+        "incident",
+        incident("snow-prod", "INC1"),
+        incident("snow-prod", "INC2", notes="rebooted", minutes=1),
+    )
 
 
 def test_first_then_incremental_sync_gives_exact_sets(sync, store, world) -> None:
     seed(world)
     first = sync()
     assert first.exit_code == 0
-    assert states(store) == {("TST001", "CHG-1"): "open", ("TST001", "CHG-3"): "open",
-                             ("TST002", "INC1"): "open"}
+    assert states(store) == {
+        ("TST001", "CHG-1"): "open",
+        ("TST001", "CHG-3"): "open",
+        ("TST002", "INC1"): "open",
+    }
     assert [s.diff.counts()["new"] for s in first.sources] == [2, 1]
 
     # CHG-1 gets a backout plan, CHG-2 loses it, INC1 is fixed, INC3 is new.
-    world.put("jira-prod", "change", change("jira-prod", "CHG-1", backout="x", minutes=10),
-              change("jira-prod", "CHG-2", minutes=11))
-    world.put("snow-prod", "incident", incident("snow-prod", "INC1", notes="ok", minutes=10),
-              incident("snow-prod", "INC3", minutes=11))
+    world.put(
+        "jira-prod",
+        "change",
+        change("jira-prod", "CHG-1", backout="x", minutes=10),
+        change("jira-prod", "CHG-2", minutes=11),
+    )
+    world.put(
+        "snow-prod",
+        "incident",
+        incident("snow-prod", "INC1", notes="ok", minutes=10),
+        incident("snow-prod", "INC3", minutes=11),
+    )
     second = sync()
     assert second.exit_code == 0
-    assert states(store) == {("TST001", "CHG-1"): "resolved", ("TST001", "CHG-2"): "open",
-                             ("TST001", "CHG-3"): "open", ("TST002", "INC1"): "resolved",
-                             ("TST002", "INC3"): "open"}
+    assert states(store) == {
+        ("TST001", "CHG-1"): "resolved",
+        ("TST001", "CHG-2"): "open",
+        ("TST001", "CHG-3"): "open",
+        ("TST002", "INC1"): "resolved",
+        ("TST002", "INC3"): "open",
+    }
     jira = second.sources[0]
     assert jira.diff.counts() == {"new": 1, "resolved": 1, "open": 1}
     # Incremental: the second read started at the first run's watermark.
@@ -55,7 +77,10 @@ def test_first_then_incremental_sync_gives_exact_sets(sync, store, world) -> Non
     assert third.sources[0].diff.counts()["reopened"] == 1
     assert states(store)[("TST001", "CHG-1")] == "open"
     assert [e for e in events(store) if e[1] == "CHG-1"] == [
-        ("TST001", "CHG-1", "opened"), ("TST001", "CHG-1", "resolved"), ("TST001", "CHG-1", "reopened")]
+        ("TST001", "CHG-1", "opened"),
+        ("TST001", "CHG-1", "resolved"),
+        ("TST001", "CHG-1", "reopened"),
+    ]
     with store.session() as s:
         runs = s.scalars(select(RunRow).order_by(RunRow.id)).all()
         assert [r.status for r in runs] == ["ok", "ok", "ok"]
@@ -78,8 +103,13 @@ def test_failed_source_keeps_watermark_and_findings_others_commit(sync, store, w
     with store.session() as s:
         mark = repo.get_watermarks(s, "jira-prod")
     # Jira now fails mid-read after new data; ServiceNow changes commit.
-    world.put("jira-prod", "change", change("jira-prod", "CHG-1", backout="x", minutes=30),
-              change("jira-prod", "CHG-4", minutes=31), change("jira-prod", "CHG-5", minutes=32))
+    world.put(
+        "jira-prod",
+        "change",
+        change("jira-prod", "CHG-1", backout="x", minutes=30),
+        change("jira-prod", "CHG-4", minutes=31),
+        change("jira-prod", "CHG-5", minutes=32),
+    )
     world.options["jira-prod"] = {"fail_stream": "change"}
     world.put("snow-prod", "incident", incident("snow-prod", "INC1", notes="done", minutes=5))
     result = sync()
@@ -87,8 +117,9 @@ def test_failed_source_keeps_watermark_and_findings_others_commit(sync, store, w
     assert [s.status for s in result.sources] == ["failed", "ok"]
     assert "HTTP 503" in (result.sources[0].error or "")
     after = states(store)
-    assert {k: v for k, v in after.items() if k[0] == "TST001"} == \
-        {k: v for k, v in before.items() if k[0] == "TST001"}
+    assert {k: v for k, v in after.items() if k[0] == "TST001"} == {
+        k: v for k, v in before.items() if k[0] == "TST001"
+    }
     assert after[("TST002", "INC1")] == "resolved"
     with store.session() as s:
         assert repo.get_watermarks(s, "jira-prod") == mark
@@ -132,6 +163,7 @@ def test_full_sync_marks_unseen_records_deleted(sync, store, world) -> None:
         row = s.scalar(select(RecordRow).where(RecordRow.key == "CHG-3"))
         assert row is not None and row.deleted
         from ticketlint.store.models import FindingRow
+
         f = s.scalar(select(FindingRow).where(FindingRow.key == "CHG-3"))
         assert f is not None and f.resolution == "record deleted"
     # It comes back: undeleted, the finding reopens.

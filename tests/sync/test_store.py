@@ -12,12 +12,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import OperationalError
+from sync_fakes import T0, change, incident
 
 from ticketlint.mapping.model import Approval, Person
 from ticketlint.store import repository as repo
 from ticketlint.store.db import current_revision, head_revision, open_store, retry_locked
 from ticketlint.store.models import Base
-from sync_fakes import T0, change, incident
 
 NOW = datetime(2026, 3, 5, tzinfo=timezone.utc)
 
@@ -30,9 +30,13 @@ def test_migrations_match_the_models(store) -> None:  # type: ignore[no-untyped-
 
 
 def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ignore[no-untyped-def]
-    rec = change("jira-prod", "CHG-1", backout="x", assignee=Person(id="a1", name="Ann"),
-                 approvals=[Approval(approver=Person(name="Bob"), decision="approved",
-                                     decided_at=T0)])
+    rec = change(
+        "jira-prod",
+        "CHG-1",
+        backout="x",
+        assignee=Person(id="a1", name="Ann"),
+        approvals=[Approval(approver=Person(name="Bob"), decision="approved", decided_at=T0)],
+    )
     with store.session() as s, s.begin():
         repo.upsert_records(s, [rec, incident("jira-prod", "INC1")], NOW)
     with store.session() as s, s.begin():

@@ -19,22 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sync_fakes import FakeConnector
 
-import ticketlint.sync.runner as runner_mod
 import ticketlint.store.repository as store_mod
+import ticketlint.sync.runner as runner_mod
 from ticketlint.config import Config
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 from ticketlint.rules.declarative import DeclarativeRule, build_rule
 from ticketlint.rules.engine import Engine, RecordIndex
-from ticketlint.rules.registry import load_registry, rule
 from ticketlint.rules.outcome import PASS
+from ticketlint.rules.registry import load_registry, rule
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store
+from ticketlint.store.models import FindingRow
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, SyncRunner
-from sync_fakes import FakeConnector
-from ticketlint.store.models import FindingRow
-from sqlalchemy import select
 
 AS_OF = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 SOURCES = {"jira-prod": "jira", "snow-prod": "servicenow"}
@@ -58,68 +58,148 @@ def dataset(seed: int = 20) -> dict[str, dict[str, list[BaseRecord]]]:
         base = {"source": source, "system": system}
         cis = [f"{source[:4]}-ci-{i}" for i in range(25)]
         for i, ci in enumerate(cis):
-            streams["ci"].append({**base, "process": "ci", "key": ci, "native_id": f"sys{i:04d}{source[:2]}",
-                                  "title": f"server {i}", "url": f"https://x/{ci}",
-                                  "status": rng.choice(["installed", "retired", "planned", None]),
-                                  "owner": _person(rng), "support_group": rng.choice([None, "", "ops"]),
-                                  "last_verified_at": rng.choice([None, "", _t(rng, 400)]),
-                                  "ci_class": rng.choice(["server", None]), "updated_at": _t(rng),
-                                  "raw": {"sys_id": f"sys{i:04d}"}})
+            streams["ci"].append(
+                {
+                    **base,
+                    "process": "ci",
+                    "key": ci,
+                    "native_id": f"sys{i:04d}{source[:2]}",
+                    "title": f"server {i}",
+                    "url": f"https://x/{ci}",
+                    "status": rng.choice(["installed", "retired", "planned", None]),
+                    "owner": _person(rng),
+                    "support_group": rng.choice([None, "", "ops"]),
+                    "last_verified_at": rng.choice([None, "", _t(rng, 400)]),
+                    "ci_class": rng.choice(["server", None]),
+                    "updated_at": _t(rng),
+                    "raw": {"sys_id": f"sys{i:04d}"},
+                }
+            )
         for i in range(60):
             key = f"CHG-{i}"
-            state = rng.choice(["new", "authorize", "scheduled", "implement", "closed", "cancelled", None])
-            approvals = rng.choice([None, [], [{"approver": {"name": "cab"}, "decision":
-                                                rng.choice(["approved", "rejected", "pending"])}]])
-            streams["change"].append({
-                **base, "process": "change", "key": key, "state": state, "raw_state": "Weird",
-                "change_type": rng.choice(["standard", "normal", "emergency", "", None]),
-                "approvals": approvals, "backout_plan": rng.choice(["", "roll back", None]),
-                "implementation_plan": rng.choice(["", "do it"]), "test_plan": rng.choice(["", "t", None]),
-                "risk": rng.choice(["high", "", None]), "assignee": _person(rng),
-                "ci_refs": rng.choice([[], [rng.choice(cis)], ["ghost-ci"], None]),
-                "created_at": _t(rng), "updated_at": _t(rng), "review": rng.choice(
-                    [None, {"completed": False}, {"completed": True, "at": _t(rng)}]),
-                "raw": {"key": key, "fields": {"summary": "x" * 50}},
-            })
+            state = rng.choice(
+                ["new", "authorize", "scheduled", "implement", "closed", "cancelled", None]
+            )
+            approvals = rng.choice(
+                [
+                    None,
+                    [],
+                    [
+                        {
+                            "approver": {"name": "cab"},
+                            "decision": rng.choice(["approved", "rejected", "pending"]),
+                        }
+                    ],
+                ]
+            )
+            streams["change"].append(
+                {
+                    **base,
+                    "process": "change",
+                    "key": key,
+                    "state": state,
+                    "raw_state": "Weird",
+                    "change_type": rng.choice(["standard", "normal", "emergency", "", None]),
+                    "approvals": approvals,
+                    "backout_plan": rng.choice(["", "roll back", None]),
+                    "implementation_plan": rng.choice(["", "do it"]),
+                    "test_plan": rng.choice(["", "t", None]),
+                    "risk": rng.choice(["high", "", None]),
+                    "assignee": _person(rng),
+                    "ci_refs": rng.choice([[], [rng.choice(cis)], ["ghost-ci"], None]),
+                    "created_at": _t(rng),
+                    "updated_at": _t(rng),
+                    "review": rng.choice(
+                        [None, {"completed": False}, {"completed": True, "at": _t(rng)}]
+                    ),
+                    "raw": {"key": key, "fields": {"summary": "x" * 50}},
+                }
+            )
         for i in range(240):
             key = f"INC-{i}"
             hot = cis[i % 4]  # four CIs with many incidents: PRB004 fails and passes
-            streams["incident"].append({
-                **base, "process": "incident", "key": key,
-                "state": rng.choice(["new", "in_progress", "resolved", "closed", "cancelled", None]),
-                "major": rng.choice([True, False, None]), "priority": rng.choice([1, 2, 3, 4, "", None]),
-                "ci_refs": rng.choice([[hot], [hot, rng.choice(cis)], ["ghost-ci"], [], None,
-                                       [f"sys{i % 25:04d}{source[:2]}"]]),
-                "links": rng.choice([None, [], [{"kind": "problem", "key": "PRB-1"}] if i % 9 == 0 else []]),
-                "created_at": rng.choice([_t(rng, 45), "", None]), "updated_at": _t(rng),
-                "resolved_at": rng.choice([_t(rng), "", None]), "assignee": _person(rng),
-                "group": rng.choice([None, "", "desk"]), "resolution_notes": rng.choice(["", "fixed", None]),
-                "resolution_code": rng.choice(["", "solved", None]),
-                "raw": {"number": key, "payload": list(range(20))},
-            })
+            streams["incident"].append(
+                {
+                    **base,
+                    "process": "incident",
+                    "key": key,
+                    "state": rng.choice(
+                        ["new", "in_progress", "resolved", "closed", "cancelled", None]
+                    ),
+                    "major": rng.choice([True, False, None]),
+                    "priority": rng.choice([1, 2, 3, 4, "", None]),
+                    "ci_refs": rng.choice(
+                        [
+                            [hot],
+                            [hot, rng.choice(cis)],
+                            ["ghost-ci"],
+                            [],
+                            None,
+                            [f"sys{i % 25:04d}{source[:2]}"],
+                        ]
+                    ),
+                    "links": rng.choice(
+                        [None, [], [{"kind": "problem", "key": "PRB-1"}] if i % 9 == 0 else []]
+                    ),
+                    "created_at": rng.choice([_t(rng, 45), "", None]),
+                    "updated_at": _t(rng),
+                    "resolved_at": rng.choice([_t(rng), "", None]),
+                    "assignee": _person(rng),
+                    "group": rng.choice([None, "", "desk"]),
+                    "resolution_notes": rng.choice(["", "fixed", None]),
+                    "resolution_code": rng.choice(["", "solved", None]),
+                    "raw": {"number": key, "payload": list(range(20))},
+                }
+            )
         for i in range(40):
-            streams["problem"].append({
-                **base, "process": "problem", "key": f"PRB-{i}",
-                "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
-                "root_cause": rng.choice(["", "disk", None]), "workaround": rng.choice(["", "reboot"]),
-                "known_error": rng.choice([True, False, None]), "created_at": _t(rng),
-                "updated_at": _t(rng, 200), "raw": {},
-            })
+            streams["problem"].append(
+                {
+                    **base,
+                    "process": "problem",
+                    "key": f"PRB-{i}",
+                    "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
+                    "root_cause": rng.choice(["", "disk", None]),
+                    "workaround": rng.choice(["", "reboot"]),
+                    "known_error": rng.choice([True, False, None]),
+                    "created_at": _t(rng),
+                    "updated_at": _t(rng, 200),
+                    "raw": {},
+                }
+            )
         for i in range(30):
-            links = [{"kind": "change", "key": f"CHG-{rng.randint(0, 70)}"} for _ in range(rng.randint(0, 3))]
-            streams["release"].append({
-                **base, "process": "release", "key": f"REL-{i}",
-                "state": rng.choice(["new", "in_progress", "resolved", "closed", "cancelled", None]),
-                "links": rng.choice([None, links, links]), "updated_at": _t(rng), "raw": {},
-            })
+            links = [
+                {"kind": "change", "key": f"CHG-{rng.randint(0, 70)}"}
+                for _ in range(rng.randint(0, 3))
+            ]
+            streams["release"].append(
+                {
+                    **base,
+                    "process": "release",
+                    "key": f"REL-{i}",
+                    "state": rng.choice(
+                        ["new", "in_progress", "resolved", "closed", "cancelled", None]
+                    ),
+                    "links": rng.choice([None, links, links]),
+                    "updated_at": _t(rng),
+                    "raw": {},
+                }
+            )
         for i in range(50):
-            streams["service_request"].append({
-                **base, "process": "service_request", "key": f"REQ-{i}",
-                "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
-                "approval_required": rng.choice([True, False, None]),
-                "approvals": rng.choice([None, [], [{"approver": {"name": "boss"}, "decision": "approved"}]]),
-                "resolution_notes": rng.choice(["", "done", None]), "updated_at": _t(rng), "raw": {},
-            })
+            streams["service_request"].append(
+                {
+                    **base,
+                    "process": "service_request",
+                    "key": f"REQ-{i}",
+                    "state": rng.choice(["new", "in_progress", "resolved", "closed", None]),
+                    "approval_required": rng.choice([True, False, None]),
+                    "approvals": rng.choice(
+                        [None, [], [{"approver": {"name": "boss"}, "decision": "approved"}]]
+                    ),
+                    "resolution_notes": rng.choice(["", "done", None]),
+                    "updated_at": _t(rng),
+                    "raw": {},
+                }
+            )
         data[source] = {s: [record_from_dict(d) for d in rows] for s, rows in streams.items()}
     return data
 
@@ -141,8 +221,11 @@ class Streams:
         self.data = data
 
     def factory(self, source_cfg: Any) -> FakeConnector:
-        return FakeConnector(source_cfg.name, {k: list(v) for k, v in self.data[source_cfg.name].items()},
-                             page_size=50)
+        return FakeConnector(
+            source_cfg.name,
+            {k: list(v) for k, v in self.data[source_cfg.name].items()},
+            page_size=50,
+        )
 
 
 @pytest.fixture
@@ -151,10 +234,17 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_mod, "FINDING_CHUNK", 5)
 
 
-def _runner(cfg: Config, store: Store, data: Any, engine: Any = iso_engine, **options: Any) -> SyncRunner:
-    return SyncRunner(cfg, SyncOptions(**{"as_of": AS_OF, "notify": False, "writeback": False, **options}),
-                      store=store, connector_factory=Streams(data).factory, engine_factory=engine,
-                      progress=Progress(io.StringIO()))
+def _runner(
+    cfg: Config, store: Store, data: Any, engine: Any = iso_engine, **options: Any
+) -> SyncRunner:
+    return SyncRunner(
+        cfg,
+        SyncOptions(**{"as_of": AS_OF, "notify": False, "writeback": False, **options}),
+        store=store,
+        connector_factory=Streams(data).factory,
+        engine_factory=engine,
+        progress=Progress(io.StringIO()),
+    )
 
 
 def _whole(store: Store, source: str, engine: Engine) -> Any:
@@ -169,11 +259,17 @@ def test_dataset_exercises_the_cross_record_rules(cfg: Config, store: Store) -> 
     for source in SOURCES:
         ev = _whole(store, source, iso_engine())
         for code in ("PRB004", "CFG003", "REL001"):
-            assert ev.counts[code]["FAIL"] > 0 and ev.counts[code]["PASS"] > 0, (source, code, ev.counts[code])
+            assert ev.counts[code]["FAIL"] > 0 and ev.counts[code]["PASS"] > 0, (
+                source,
+                code,
+                ev.counts[code],
+            )
         assert ev.counts["REL001"]["NOT_EVALUATED"] > 0  # a linked change is missing
 
 
-def test_streamed_evaluation_equals_whole_list_evaluation(cfg: Config, store: Store, small_chunks: None) -> None:
+def test_streamed_evaluation_equals_whole_list_evaluation(
+    cfg: Config, store: Store, small_chunks: None
+) -> None:
     data = dataset()
     runner = _runner(cfg, store, data)
     result = runner.run()
@@ -183,7 +279,10 @@ def test_streamed_evaluation_equals_whole_list_evaluation(cfg: Config, store: St
     for source in SOURCES:
         whole = _whole(store, source, engine)
         with store.session() as s:
-            assert len(list(repo.load_records(s, source, processes=RecordIndex.PROCESSES))) < whole.records
+            assert (
+                len(list(repo.load_records(s, source, processes=RecordIndex.PROCESSES)))
+                < whole.records
+            )
         streamed, evaluation = runner._evaluate_source(source, AS_OF, AS_OF, None)
         assert [f.to_dict() for f in streamed] == [f.to_dict() for f in whole.findings]
         assert evaluation.counts == whole.counts
@@ -193,7 +292,9 @@ def test_streamed_evaluation_equals_whole_list_evaluation(cfg: Config, store: St
         res = next(r for r in result.sources if r.name == source)
         assert res.outcomes == {code: dict(c) for code, c in whole.counts.items()}
         assert res.diff.counts() == {"new": len(whole.findings)}
-        assert [c.finding.to_dict() for c in res.diff.changes] == [f.to_dict() for f in whole.findings]
+        assert [c.finding.to_dict() for c in res.diff.changes] == [
+            f.to_dict() for f in whole.findings
+        ]
         with store.session() as s:
             stored = repo.stored_findings(s, source)
         assert set(stored) == {f.fingerprint for f in whole.findings}
@@ -214,16 +315,23 @@ def test_chunked_diff_keeps_the_lifecycle(cfg: Config, store: Store, small_chunk
         assert counts["resolved"] > 0 and counts["new"] > 0 and counts["open"] > 0
         assert counts["new"] + counts["open"] == len(whole.findings)
     after = states(store)
-    now_failing = {(f.source, f.code, f.key) for source in SOURCES for f in _whole(store, source, engine).findings}
+    now_failing = {
+        (f.source, f.code, f.key)
+        for source in SOURCES
+        for f in _whole(store, source, engine).findings
+    }
     assert {k for k, v in after.items() if v == "open"} == now_failing
     assert all(after[k] == "resolved" for k in first if k not in now_failing)
     third = _runner(cfg, store, data, full=True).run()
     assert sum(r.diff.counts()["reopened"] for r in third.sources) > 0
-    assert {k for k, v in states(store).items() if v == "open"} == {k for k, v in first.items() if v == "open"}
+    assert {k for k, v in states(store).items() if v == "open"} == {
+        k for k, v in first.items() if v == "open"
+    }
 
 
-def test_dry_run_streams_stored_records_overlaid_with_what_was_read(cfg: Config, store: Store,
-                                                                  small_chunks: None) -> None:
+def test_dry_run_streams_stored_records_overlaid_with_what_was_read(
+    cfg: Config, store: Store, small_chunks: None
+) -> None:
     data = dataset()
     _runner(cfg, store, data).run()
     changed = dataset(seed=21)
@@ -231,15 +339,20 @@ def test_dry_run_streams_stored_records_overlaid_with_what_was_read(cfg: Config,
     dry = _runner(cfg, store, changed, dry_run=True).run()
     assert states(store) == before  # nothing written
     real = _runner(cfg, store, changed).run()
-    for d, r in zip(dry.sources, real.sources):
+    for d, r in zip(dry.sources, real.sources, strict=False):
         assert d.diff.counts() == r.diff.counts()
         assert d.outcomes == r.outcomes
 
 
-def test_full_run_leaves_out_records_gone_at_the_source(cfg: Config, store: Store, small_chunks: None) -> None:
+def test_full_run_leaves_out_records_gone_at_the_source(
+    cfg: Config, store: Store, small_chunks: None
+) -> None:
     data = dataset()
     _runner(cfg, store, data).run()
-    fewer = {s: {st: recs[: len(recs) // 2] for st, recs in streams.items()} for s, streams in data.items()}
+    fewer = {
+        s: {st: recs[: len(recs) // 2] for st, recs in streams.items()}
+        for s, streams in data.items()
+    }
     result = _runner(cfg, store, fewer, full=True).run()
     for res in result.sources:
         kept = sum(len(v) for v in fewer[res.name].values())
@@ -250,6 +363,7 @@ def test_full_run_leaves_out_records_gone_at_the_source(cfg: Config, store: Stor
 
 # --- which rules need the raw JSON --------------------------------------------------------
 
+
 def test_builtin_pack_never_reads_raw_json() -> None:
     pack_dir = Path(__file__).resolve().parents[2] / "rules" / "packs" / "iso20000"
     for path in pack_dir.glob("*.py"):
@@ -258,9 +372,18 @@ def test_builtin_pack_never_reads_raw_json() -> None:
 
 
 def _declarative(field: str) -> Any:
-    return build_rule(DeclarativeRule.model_validate({
-        "code": "PAY001", "name": "pay", "title": "t", "process": "change",
-        "when": {"all": [{"field": "key", "matches": "PAY-*"}]}, "require": {"not": {"field": field, "empty": True}}}))
+    return build_rule(
+        DeclarativeRule.model_validate(
+            {
+                "code": "PAY001",
+                "name": "pay",
+                "title": "t",
+                "process": "change",
+                "when": {"all": [{"field": "key", "matches": "PAY-*"}]},
+                "require": {"not": {"field": field, "empty": True}},
+            }
+        )
+    )
 
 
 def test_reads_raw_only_when_a_rule_may_read_it() -> None:
@@ -287,19 +410,30 @@ def test_reads_raw_only_when_a_rule_may_read_it() -> None:
     assert Engine([*builtin, other_pack]).reads_index_records is True
 
 
-def test_raw_json_is_loaded_when_a_rule_reads_it(cfg: Config, store: Store, small_chunks: None) -> None:
+def test_raw_json_is_loaded_when_a_rule_reads_it(
+    cfg: Config, store: Store, small_chunks: None
+) -> None:
     """Without the raw JSON the field would be missing (NOT_EVALUATED); with it, PASS."""
     data = dataset()
     raw_rule = _declarative("raw.fields.summary")
-    renamed = {s: {st: [r.model_copy(update={"key": "PAY-" + r.key}) for r in recs] for st, recs in streams.items()}
-               for s, streams in data.items()}
+    renamed = {
+        s: {
+            st: [r.model_copy(update={"key": "PAY-" + r.key}) for r in recs]
+            for st, recs in streams.items()
+        }
+        for s, streams in data.items()
+    }
     result = _runner(cfg, store, renamed, engine=lambda c: Engine([raw_rule])).run()
     changes = data["jira-prod"]["change"]
     cancelled = sum(1 for r in changes if r.state == "cancelled")
-    assert result.sources[0].outcomes["PAY001"] == {"PASS": len(changes) - cancelled, "NOT_APPLICABLE": cancelled}
+    assert result.sources[0].outcomes["PAY001"] == {
+        "PASS": len(changes) - cancelled,
+        "NOT_APPLICABLE": cancelled,
+    }
 
 
 # --- dry run: the write-back preview --------------------------------------------------------
+
 
 class Planned:
     def __init__(self, text: str) -> None:
@@ -318,7 +452,9 @@ def _fake_writeback(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> list[Any]:
     return calls
 
 
-def test_dry_run_prints_the_planned_writes(cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_prints_the_planned_writes(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[Any] = []
 
     def preview(st: Store, c: Config, result: Any) -> list[Any]:
@@ -333,7 +469,10 @@ def test_dry_run_prints_the_planned_writes(cfg: Config, store: Store, monkeypatc
     assert seen == [result] and result.dry_run
     text = err.getvalue()
     assert "write-back would make 2 write(s):" in text
-    assert "label ticketlint-CHG001 on jira-prod/CHG-1" in text and "comment on snow-prod/INC-2" in text
+    assert (
+        "label ticketlint-CHG001 on jira-prod/CHG-1" in text
+        and "comment on snow-prod/INC-2" in text
+    )
 
     # not asked for with --no-writeback, nor on a real run (that one writes back instead)
     seen.clear()
@@ -342,8 +481,9 @@ def test_dry_run_prints_the_planned_writes(cfg: Config, store: Store, monkeypatc
     assert seen == []
 
 
-def test_dry_run_tolerates_a_missing_or_failing_preview(cfg: Config, store: Store,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_tolerates_a_missing_or_failing_preview(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_writeback(monkeypatch)  # the module without preview()
     assert _runner(cfg, store, dataset(), dry_run=True, writeback=True).run().exit_code == 0
 

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ticketlint.store.db import Store, open_store  # noqa: E402
-from wb_helpers import make_config  # noqa: E402
+from wb_helpers import make_config
+
+from ticketlint.store.db import Store, open_store
 
 
 @pytest.fixture

@@ -8,14 +8,23 @@ from types import SimpleNamespace
 import pytest
 import responses
 from click.testing import CliRunner
+from wb_helpers import (
+    JIRA,
+    NOW,
+    SNOW,
+    add_finding,
+    add_record,
+    body,
+    log,
+    make_config,
+    server_info,
+    set_state,
+)
 
 import ticketlint.plugin.writeback as wb
+from ticketlint.plugin.writeback.render import EMPTY_DIGEST, MARKER_PREFIX, read_marker
 from ticketlint.store.lifecycle import Change, Diff
 from ticketlint.store.models import WritebackRow
-from ticketlint.plugin.writeback.commands import writeback as writeback_command
-from ticketlint.plugin.writeback.render import EMPTY_DIGEST, MARKER_PREFIX, read_marker
-from wb_helpers import (JIRA, NOW, SNOW, add_finding, add_record, body, log, make_config, server_info,
-                        set_state)
 
 ISSUE = f"{JIRA}/rest/api/3/issue/10042"
 COMMENTS = f"{ISSUE}/comment"
@@ -32,18 +41,34 @@ def result(*names: str, failed: tuple[str, ...] = ()) -> SimpleNamespace:
     return SimpleNamespace(run_id=None, dry_run=False, sources=sources)
 
 
-def jira_mocks(rsps: responses.RequestsMock, *, comments: list | None = None, deployment: str = "Cloud") -> None:
+def jira_mocks(
+    rsps: responses.RequestsMock, *, comments: list | None = None, deployment: str = "Cloud"
+) -> None:
     rsps.get(f"{JIRA}/rest/api/2/serverInfo", json=server_info(deployment))
-    rsps.get(re.compile(re.escape(COMMENTS.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/")) + r"\?.*"),
-             json={"startAt": 0, "maxResults": 100, "total": len(comments or []), "comments": comments or []})
+    rsps.get(
+        re.compile(
+            re.escape(COMMENTS.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/")) + r"\?.*"
+        ),
+        json={
+            "startAt": 0,
+            "maxResults": 100,
+            "total": len(comments or []),
+            "comments": comments or [],
+        },
+    )
     # The issue's update time, read once after our writes (Jira's shape: offset without colon).
-    rsps.get(re.compile(re.escape(ISSUE.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/"))
-                        + r"\?fields=updated$"),
-             json={"id": "10042", "key": "CHG-7", "fields": {"updated": UPDATED_AFTER}})
+    rsps.get(
+        re.compile(
+            re.escape(ISSUE.replace("/3/", f"/{3 if deployment == 'Cloud' else 2}/"))
+            + r"\?fields=updated$"
+        ),
+        json={"id": "10042", "key": "CHG-7", "fields": {"updated": UPDATED_AFTER}},
+    )
 
 
 def comment_text(doc: dict) -> str:
     from ticketlint.mapping.adf import adf_to_text
+
     return adf_to_text(doc)
 
 
@@ -61,7 +86,11 @@ def test_first_write_adds_the_label_and_one_adf_comment(store, cfg, flagged):
         summary = wb.write_for_keys(store, cfg, "jira", ["CHG-7"], run_id=None)
         puts = [c for c in rsps.calls if c.request.method == "PUT"]
         posts = [c for c in rsps.calls if c.request.method == "POST"]
-        gets = [c.request.url for c in rsps.calls if c.request.method == "GET" and "fields=updated" in c.request.url]
+        gets = [
+            c.request.url
+            for c in rsps.calls
+            if c.request.method == "GET" and "fields=updated" in c.request.url
+        ]
     assert summary.written == 2 and summary.failed == 0
     assert body(puts[0]) == {"update": {"labels": [{"add": "ticketlint"}]}}
     doc = body(posts[0])["body"]
@@ -141,8 +170,21 @@ def test_data_center_writes_v2_with_plain_text(store, cfg, flagged):
 
 
 def test_an_existing_comment_of_ours_is_adopted_not_duplicated(store, cfg, flagged):
-    ours = {"id": "555", "body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
-        {"type": "text", "text": f"old text [{MARKER_PREFIX} r4 0123456789ab]"}]}]}}
+    ours = {
+        "id": "555",
+        "body": {
+            "type": "doc",
+            "version": 1,
+            "content": [
+                {
+                    "type": "paragraph",
+                    "content": [
+                        {"type": "text", "text": f"old text [{MARKER_PREFIX} r4 0123456789ab]"}
+                    ],
+                }
+            ],
+        },
+    }
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps, comments=[{"id": "1", "body": "hello"}, ours])
         rsps.put(ISSUE, status=204)
@@ -159,8 +201,13 @@ def test_ambiguous_post_failure_is_checked_before_posting_again(store, cfg, flag
 
     def comments(request):
         listed = [marker_comment] if state["posted"] else []
-        return 200, {}, __import__("json").dumps({"startAt": 0, "maxResults": 100, "total": len(listed),
-                                                  "comments": listed})
+        return (
+            200,
+            {},
+            __import__("json").dumps(
+                {"startAt": 0, "maxResults": 100, "total": len(listed), "comments": listed}
+            ),
+        )
 
     def post(request):  # the server stores the comment, then the gateway answers 502
         marker_comment["body"] = __import__("json").loads(request.body)["body"]
@@ -181,7 +228,9 @@ def test_ambiguous_post_failure_is_checked_before_posting_again(store, cfg, flag
 def test_429_waits_for_retry_after_then_writes(store, cfg, flagged, no_sleep):
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps)
-        rsps.put(ISSUE, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limit"]})
+        rsps.put(
+            ISSUE, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limit"]}
+        )
         rsps.put(ISSUE, status=204)
         rsps.post(COMMENTS, status=429, headers={"Retry-After": "3"}, json={})
         rsps.post(COMMENTS, status=201, json={"id": "1"})
@@ -192,7 +241,11 @@ def test_429_waits_for_retry_after_then_writes(store, cfg, flagged, no_sleep):
 def test_a_refused_write_is_logged_and_retried_next_time(store, cfg, flagged):
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps)
-        rsps.put(ISSUE, status=403, json={"errorMessages": ["You do not have permission to edit issues."]})
+        rsps.put(
+            ISSUE,
+            status=403,
+            json={"errorMessages": ["You do not have permission to edit issues."]},
+        )
         rsps.post(COMMENTS, status=201, json={"id": "9"})
         summary = wb.write_for_keys(store, cfg, "jira", ["CHG-7"])
     assert summary.failed == 1 and summary.written == 1
@@ -201,7 +254,10 @@ def test_a_refused_write_is_logged_and_retried_next_time(store, cfg, flagged):
     assert "secret-jira-token" not in failed.error
     with responses.RequestsMock() as rsps:  # next run: the label is read first (it may have stuck)
         rsps.get(f"{JIRA}/rest/api/2/serverInfo", json=server_info())
-        rsps.get(re.compile(re.escape(ISSUE) + r"\?fields=labels"), json={"id": "10042", "fields": {"labels": []}})
+        rsps.get(
+            re.compile(re.escape(ISSUE) + r"\?fields=labels"),
+            json={"id": "10042", "fields": {"labels": []}},
+        )
         rsps.put(ISSUE, status=204)
         retry = wb.write_for_keys(store, cfg, "jira", ["CHG-7"])
     assert retry.written == 1
@@ -212,17 +268,43 @@ def test_a_refused_write_is_logged_and_retried_next_time(store, cfg, flagged):
 def test_a_pending_comment_found_later_is_verified_not_reposted(store, cfg, flagged):
     from ticketlint.plugin.writeback.plan import plan_source
     from ticketlint.plugin.writeback.render import adf, digest
+
     with store.session() as s:
         plans, _ = plan_source(s, cfg, cfg.source("jira"))
     comment_plan = next(p for p in plans if p.action == "jira.comment")
     # A crash after the POST: the pending row of a process that no longer exists.
     with store.session() as s, s.begin():
-        s.add(WritebackRow(source="jira", key="CHG-7", action="jira.comment", state="pending", attempts=1,
-                           fingerprint=comment_plan.digest, created_at=NOW,
-                           detail={**comment_plan.detail, "owner": {"host": "elsewhere", "pid": 1, "lease_until": 0}}))
-        s.add(WritebackRow(source="jira", key="CHG-7", action="jira.label", state="done", attempts=1,
-                           fingerprint=comment_plan.digest, created_at=NOW, detail={"add": "ticketlint"}))
-    posted = {"id": "31337", "body": adf("CHG-7", list(comment_plan.findings), 1, comment_plan.digest)}
+        s.add(
+            WritebackRow(
+                source="jira",
+                key="CHG-7",
+                action="jira.comment",
+                state="pending",
+                attempts=1,
+                fingerprint=comment_plan.digest,
+                created_at=NOW,
+                detail={
+                    **comment_plan.detail,
+                    "owner": {"host": "elsewhere", "pid": 1, "lease_until": 0},
+                },
+            )
+        )
+        s.add(
+            WritebackRow(
+                source="jira",
+                key="CHG-7",
+                action="jira.label",
+                state="done",
+                attempts=1,
+                fingerprint=comment_plan.digest,
+                created_at=NOW,
+                detail={"add": "ticketlint"},
+            )
+        )
+    posted = {
+        "id": "31337",
+        "body": adf("CHG-7", list(comment_plan.findings), 1, comment_plan.digest),
+    }
     assert digest(f.fingerprint for f in comment_plan.findings) == comment_plan.digest
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         jira_mocks(rsps, comments=[posted])
@@ -237,10 +319,27 @@ def test_a_live_writer_holds_the_ticket(store, cfg, flagged):
     import os
     import socket
     import time
+
     with store.session() as s, s.begin():
-        s.add(WritebackRow(source="jira", key="CHG-7", action="jira.label", state="pending", attempts=1,
-                           fingerprint="x", created_at=NOW, detail={"add": "ticketlint", "owner": {
-                               "host": socket.gethostname(), "pid": os.getpid(), "lease_until": time.time() + 60}}))
+        s.add(
+            WritebackRow(
+                source="jira",
+                key="CHG-7",
+                action="jira.label",
+                state="pending",
+                attempts=1,
+                fingerprint="x",
+                created_at=NOW,
+                detail={
+                    "add": "ticketlint",
+                    "owner": {
+                        "host": socket.gethostname(),
+                        "pid": os.getpid(),
+                        "lease_until": time.time() + 60,
+                    },
+                },
+            )
+        )
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps)
         rsps.post(COMMENTS, status=201, json={"id": "1"})
@@ -255,9 +354,16 @@ def test_servicenow_work_note_is_a_patch_and_never_repeated(store, cfg):
         rsps.patch(PATCH_URL, json=NOTE_RESULT)
         summary = wb.write_for_keys(store, cfg, "snow", ["CHG0030014"])
         call = rsps.calls[0]
-    assert summary.written == 1 and summary.requests == 1  # the PATCH response holds the update time
-    assert call.request.url.startswith(PATCH_URL) and "sysparm_fields=sys_id%2Csys_updated_on" in call.request.url
-    assert "sysparm_display_value=false" in call.request.url  # raw UTC times, as the connector reads
+    assert (
+        summary.written == 1 and summary.requests == 1
+    )  # the PATCH response holds the update time
+    assert (
+        call.request.url.startswith(PATCH_URL)
+        and "sysparm_fields=sys_id%2Csys_updated_on" in call.request.url
+    )
+    assert (
+        "sysparm_display_value=false" in call.request.url
+    )  # raw UTC times, as the connector reads
     assert log(store)[0].detail["updated_after"] == "2026-03-02T09:00:07+00:00"
     note = body(call)["work_notes"]
     assert "CHG004 Title of CHG004 (high)" in note and read_marker(note)[0] == 1
@@ -281,20 +387,34 @@ def test_servicenow_ambiguous_failure_reads_the_journal(store, cfg):
         return 503, {}, '{"error": {"message": "busy"}, "status": "failure"}'
 
     def journal(request):
-        rows = [{"sys_id": "j1", "value": seen["note"], "sys_created_on": "2026-03-02 09:00:00"}] if seen else []
+        rows = (
+            [{"sys_id": "j1", "value": seen["note"], "sys_created_on": "2026-03-02 09:00:00"}]
+            if seen
+            else []
+        )
         return 200, {}, __import__("json").dumps({"result": rows})
 
     with responses.RequestsMock() as rsps:
         rsps.add_callback("PATCH", PATCH_URL, callback=patch)
         rsps.add_callback("GET", re.compile(re.escape(JOURNAL) + r"\?.*"), callback=journal)
-        rsps.get(re.compile(re.escape(PATCH_URL) + r"\?.*"), json=NOTE_RESULT)  # the time, read once
+        rsps.get(
+            re.compile(re.escape(PATCH_URL) + r"\?.*"), json=NOTE_RESULT
+        )  # the time, read once
         summary = wb.write_for_keys(store, cfg, "snow", ["CHG0030014"])
         query = next(c for c in rsps.calls if c.request.method == "GET").request.url
         assert sum(c.request.method == "PATCH" for c in rsps.calls) == 1
-        assert sum(c.request.url.startswith(PATCH_URL) and c.request.method == "GET" for c in rsps.calls) == 1
+        assert (
+            sum(
+                c.request.url.startswith(PATCH_URL) and c.request.method == "GET"
+                for c in rsps.calls
+            )
+            == 1
+        )
     assert summary.written == 1 and summary.failed == 0
     assert log(store)[-1].detail["updated_after"] == "2026-03-02T09:00:07+00:00"
-    assert f"element_id%3D{SYS_ID}" in query and "valueLIKE" + MARKER_PREFIX in query.replace("%5E", "^")
+    assert f"element_id%3D{SYS_ID}" in query and "valueLIKE" + MARKER_PREFIX in query.replace(
+        "%5E", "^"
+    )
 
 
 def test_deleted_records_are_skipped(store, cfg):
@@ -323,6 +443,7 @@ def test_after_sync_writes_only_for_sources_that_synced(store, cfg, flagged):
         assert wb.after_sync(store, cfg, res).written == 0  # no run id: a dry run
     with store.session() as s, s.begin():
         from ticketlint.store.models import RunRow
+
         s.add(RunRow(id=1, started_at=NOW, as_of=NOW, status="ok", options={}, sources={}))
     res.run_id = 1
     with responses.RequestsMock() as rsps:
@@ -344,17 +465,37 @@ def test_disabled_writes_nothing(tmp_path, store, flagged):
 
 def test_preview_lays_the_dry_run_diff_over_the_store(store, cfg, flagged):
     from ticketlint.rules.engine import Finding
+
     add_record(store, "jira", "CHG-8", "change", "10043")
-    new = Finding(code="CHG011", name="chg011", title="Change type", severity="medium", clause="8.5.1",
-                  source="jira", key="CHG-8", process="change", url=None, message="no change type",
-                  assignee=None, group=None, fingerprint="f" * 16, remediation="Set the type.")
+    new = Finding(
+        code="CHG011",
+        name="chg011",
+        title="Change type",
+        severity="medium",
+        clause="8.5.1",
+        source="jira",
+        key="CHG-8",
+        process="change",
+        url=None,
+        message="no change type",
+        assignee=None,
+        group=None,
+        fingerprint="f" * 16,
+        remediation="Set the type.",
+    )
     res = result("jira")
-    res.sources[0].diff = Diff([Change("f" * 16, "new", "open", new, None),
-                                Change(flagged, "resolved", "resolved", None, None)])
+    res.sources[0].diff = Diff(
+        [
+            Change("f" * 16, "new", "open", new, None),
+            Change(flagged, "resolved", "resolved", None, None),
+        ]
+    )
     with responses.RequestsMock():
         plans = wb.preview(store, cfg, res)
     assert sorted(p.describe() for p in plans) == [
-        "jira/CHG-8: add comment (1 open: CHG011)", "jira/CHG-8: add label ticketlint"]
+        "jira/CHG-8: add comment (1 open: CHG011)",
+        "jira/CHG-8: add label ticketlint",
+    ]
     assert log(store) == []
 
 
@@ -367,10 +508,13 @@ sources:
 writeback: {{enabled: true}}
 """)
     from ticketlint.cli import cli as main
+
     runner = CliRunner()
     dry = runner.invoke(main, ["--config", str(path), "writeback", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "would jira/CHG-7: add label ticketlint" in dry.output and "2 writes planned" in dry.output
+    assert (
+        "would jira/CHG-7: add label ticketlint" in dry.output and "2 writes planned" in dry.output
+    )
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps)
         rsps.put(ISSUE, status=204)

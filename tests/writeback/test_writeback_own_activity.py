@@ -16,33 +16,59 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from test_writeback_sandbox import TICKETLINT, Env
 
 from ticketlint.mapping.model import IncidentRecord
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store
 from ticketlint.store.models import RecordRow, WritebackRow
 
-from test_writeback_sandbox import TICKETLINT, Env
-
 BEFORE = datetime(2026, 1, 5, 8, 0, 0, tzinfo=timezone.utc)
 OURS = datetime(2026, 3, 2, 9, 0, 7, tzinfo=timezone.utc)
 
 
 def incident(source: str, key: str, updated: datetime) -> IncidentRecord:
-    return IncidentRecord(source=source, system="servicenow", key=key, native_id=f"id-{key}", title=f"Incident {key}",
-                          state="in_progress", created_at=BEFORE - timedelta(days=3), updated_at=updated)
+    return IncidentRecord(
+        source=source,
+        system="servicenow",
+        key=key,
+        native_id=f"id-{key}",
+        title=f"Incident {key}",
+        state="in_progress",
+        created_at=BEFORE - timedelta(days=3),
+        updated_at=updated,
+    )
 
 
-def log_write(store: Store, source: str, key: str, *, before: datetime | None, after: datetime | None,
-              state: str = "done", action: str = "servicenow.work_note") -> None:
+def log_write(
+    store: Store,
+    source: str,
+    key: str,
+    *,
+    before: datetime | None,
+    after: datetime | None,
+    state: str = "done",
+    action: str = "servicenow.work_note",
+) -> None:
     detail: dict = {"rev": 1}
     if after is not None:
         detail["updated_before"] = before.isoformat() if before else None
         detail["updated_after"] = after.isoformat()
     with store.session() as s, s.begin():
-        s.add(WritebackRow(run_id=None, source=source, key=key, fingerprint="f" * 16, action=action,
-                           state=state, attempts=1, detail=detail, created_at=OURS,
-                           done_at=OURS if state == "done" else None))
+        s.add(
+            WritebackRow(
+                run_id=None,
+                source=source,
+                key=key,
+                fingerprint="f" * 16,
+                action=action,
+                state=state,
+                attempts=1,
+                detail=detail,
+                created_at=OURS,
+                done_at=OURS if state == "done" else None,
+            )
+        )
 
 
 def stored(store: Store, source: str, key: str) -> tuple[datetime | None, str]:
@@ -88,8 +114,12 @@ def test_the_newest_done_write_decides(store: Store) -> None:
 def test_records_without_write_back_or_of_other_sources_are_untouched(store: Store) -> None:
     log_write(store, "snow", "INC1", before=BEFORE, after=OURS)
     log_write(store, "snow", "INC3", before=None, after=None)  # a write that recorded no times
-    upsert(store, incident("jira", "INC1", OURS), incident("snow", "INC2", OURS),
-           incident("snow", "INC3", OURS))
+    upsert(
+        store,
+        incident("jira", "INC1", OURS),
+        incident("snow", "INC2", OURS),
+        incident("snow", "INC3", OURS),
+    )
     assert stored(store, "jira", "INC1")[0] == OURS
     assert stored(store, "snow", "INC2")[0] == OURS
     assert stored(store, "snow", "INC3")[0] == OURS
@@ -101,9 +131,14 @@ STALE = ("INC006", "PRB003")
 
 
 def sync(env: Env, as_of: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TICKETLINT), "--config", str(env.config), "sync", "--no-notify",
-                           "--as-of", as_of], capture_output=True, text=True, env=env.env, timeout=300,
-                          cwd=env.tmp)
+    return subprocess.run(
+        [str(TICKETLINT), "--config", str(env.config), "sync", "--no-notify", "--as-of", as_of],
+        capture_output=True,
+        text=True,
+        env=env.env,
+        timeout=300,
+        cwd=env.tmp,
+    )
 
 
 @pytest.mark.e2e
@@ -120,25 +155,37 @@ def test_our_comment_and_note_do_not_resolve_staleness(tmp_path: Path) -> None:
         stale = env.query(
             "SELECT f.source, f.key, f.rule FROM findings f WHERE f.state = 'open' AND f.rule IN (?, ?) "
             "AND EXISTS (SELECT 1 FROM writeback_log w WHERE w.source = f.source AND w.key = f.key "
-            "AND w.state = 'done' AND w.action IN ('jira.comment', 'servicenow.work_note'))", *STALE)
+            "AND w.state = 'done' AND w.action IN ('jira.comment', 'servicenow.work_note'))",
+            *STALE,
+        )
         problems = {source for source, _, rule in stale if rule == "PRB003"}
         assert problems == {"jira-sandbox", "snow-sandbox"}, stale  # both systems are covered
         for source, key, _ in stale:
-            (detail,) = env.query("SELECT detail FROM writeback_log WHERE source = ? AND key = ? AND "
-                                  "state = 'done' ORDER BY id DESC LIMIT 1", source, key)[0]
+            (detail,) = env.query(
+                "SELECT detail FROM writeback_log WHERE source = ? AND key = ? AND "
+                "state = 'done' ORDER BY id DESC LIMIT 1",
+                source,
+                key,
+            )[0]
             times = json.loads(detail)
             assert times["updated_after"] > times["updated_before"], (source, key, times)
 
         second = sync(env, as_of_text)
         assert second.returncode == 0, second.stderr[-3000:]
-        still = set(env.query("SELECT source, key, rule FROM findings WHERE state = 'open' AND rule IN (?, ?)",
-                              *STALE))
+        still = set(
+            env.query(
+                "SELECT source, key, rule FROM findings WHERE state = 'open' AND rule IN (?, ?)",
+                *STALE,
+            )
+        )
         assert set(stale) <= still, f"resolved by our own write: {sorted(set(stale) - still)}"
         # Nothing written again onto these tickets (a "resolved" comment or note). Other
         # tickets may be: the Jira mapper reads a ticket's last comment as its resolution
         # notes, ours included (INC001 / REQ002; reported, not this test's subject).
         (run,) = env.query("SELECT max(id) FROM runs")[0]
         again = env.query("SELECT source, key, action FROM writeback_log WHERE run_id = ?", run)
-        assert not {(src, key) for src, key, _ in again} & {(src, key) for src, key, _ in stale}, again
+        assert not {(src, key) for src, key, _ in again} & {(src, key) for src, key, _ in stale}, (
+            again
+        )
     finally:
         env.server.stop()

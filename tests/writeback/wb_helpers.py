@@ -16,9 +16,11 @@ JIRA = "https://acme.atlassian.net"
 SNOW = "https://acme.service-now.com"
 
 
-def make_config(tmp_path: Path, *, enabled: bool = True, label: str = "ticketlint", comment: bool = True) -> Config:
+def make_config(
+    tmp_path: Path, *, enabled: bool = True, label: str = "ticketlint", comment: bool = True
+) -> Config:
     return parse_config(f"""
-database: "sqlite:///{tmp_path / 'wb.db'}"
+database: "sqlite:///{tmp_path / "wb.db"}"
 sources:
   - name: jira
     type: jira
@@ -34,21 +36,60 @@ writeback: {{enabled: {str(enabled).lower()}, label: {label}, comment: {str(comm
 """)
 
 
-def add_record(store: Store, source: str, key: str, process: str, native_id: str, *, deleted: bool = False) -> None:
+def add_record(
+    store: Store, source: str, key: str, process: str, native_id: str, *, deleted: bool = False
+) -> None:
     with store.session() as s, s.begin():
-        s.add(RecordRow(source=source, key=key, process=process, data={"native_id": native_id, "key": key},
-                        raw={"id": native_id}, seen_at=NOW, deleted=deleted))
+        s.add(
+            RecordRow(
+                source=source,
+                key=key,
+                process=process,
+                data={"native_id": native_id, "key": key},
+                raw={"id": native_id},
+                seen_at=NOW,
+                deleted=deleted,
+            )
+        )
 
 
-def add_finding(store: Store, source: str, key: str, rule: str, *, state: str = "open",
-                severity: str = "high", process: str = "change") -> str:
+def add_finding(
+    store: Store,
+    source: str,
+    key: str,
+    rule: str,
+    *,
+    state: str = "open",
+    severity: str = "high",
+    process: str = "change",
+) -> str:
     fp = f"{rule}-{source}-{key}".lower().ljust(16, "0")
-    detail = {"code": rule, "name": rule.lower(), "title": f"Title of {rule}", "severity": severity,
-              "message": f"{key} is missing something for {rule}", "remediation": f"Fill in the field {rule} needs."}
+    detail = {
+        "code": rule,
+        "name": rule.lower(),
+        "title": f"Title of {rule}",
+        "severity": severity,
+        "message": f"{key} is missing something for {rule}",
+        "remediation": f"Fill in the field {rule} needs.",
+    }
     with store.session() as s, s.begin():
-        s.add(FindingRow(fingerprint=fp, rule=rule, source=source, key=key, process=process, severity=severity,
-                         state=state, first_seen=NOW, last_seen=NOW, message=detail["message"], evidence={},
-                         detail=detail, waiver="W1" if state == "waived" else None))
+        s.add(
+            FindingRow(
+                fingerprint=fp,
+                rule=rule,
+                source=source,
+                key=key,
+                process=process,
+                severity=severity,
+                state=state,
+                first_seen=NOW,
+                last_seen=NOW,
+                message=detail["message"],
+                evidence={},
+                detail=detail,
+                waiver="W1" if state == "waived" else None,
+            )
+        )
     return fp
 
 
@@ -68,4 +109,9 @@ def body(call: Any) -> Any:
 
 
 def server_info(deployment: str = "Cloud") -> dict[str, Any]:
-    return {"baseUrl": JIRA, "version": "1001.0.0", "deploymentType": deployment, "serverTitle": "Jira"}
+    return {
+        "baseUrl": JIRA,
+        "version": "1001.0.0",
+        "deploymentType": deployment,
+        "serverTitle": "Jira",
+    }

@@ -6,7 +6,14 @@ another framework is another data file, not code.
 
 from pathlib import Path
 
-from ticketlint.rules.packs.iso20000 import change, configuration, incident, problem, release, request
+from ticketlint.rules.packs.iso20000 import (
+    change,
+    configuration,
+    incident,
+    problem,
+    release,
+    request,
+)
 from ticketlint.rules.registry import Pack
 
 PACK = Pack.from_modules(

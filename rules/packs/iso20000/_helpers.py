@@ -6,11 +6,19 @@ the helpers avoid pydantic round-trips, regexes and per-call containers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from ticketlint.mapping.model import BaseRecord, Person, is_empty
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.registry import RuleContext
 
 CANCELLED = "cancelled"
@@ -55,7 +63,9 @@ def done_without_text(record: Any, field: str, what: str) -> Outcome:
     if value is None:
         return missing_field(f"{record.process}.{field}")
     if is_empty(value):
-        return fail(f"{label(record)} is {state} but has no {what}", **{field: value, "state": state})
+        return fail(
+            f"{label(record)} is {state} but has no {what}", **{field: value, "state": state}
+        )
     return PASS
 
 
@@ -114,13 +124,18 @@ def stale(
         return NOT_APPLICABLE
     updated = record.updated_at
     if not is_time(updated):
-        return missing_field(f"{process}.updated_at") if updated is None else not_evaluated(
-            f"{process}.updated_at holds no value")
+        return (
+            missing_field(f"{process}.updated_at")
+            if updated is None
+            else not_evaluated(f"{process}.updated_at holds no value")
+        )
     days = ctx.params["stale_days"]
     if ctx.as_of - updated > timedelta(days=days):
         return fail(
             f"{label(record)} is {state} and was last updated on {utc(updated)}, "
             f"more than {days} days before {utc(ctx.as_of)}",
-            updated_at=updated, state=state, stale_days=days,
+            updated_at=updated,
+            state=state,
+            stale_days=days,
         )
     return PASS

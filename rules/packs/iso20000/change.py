@@ -10,9 +10,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ticketlint.mapping.model import ChangeRecord, is_empty
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.packs.iso20000._helpers import (
-    CANCELLED, GATED, PAST_AUTHORIZE, PAST_SCHEDULED, change_type, is_time, label, unmapped_state, utc,
+    CANCELLED,
+    GATED,
+    PAST_AUTHORIZE,
+    PAST_SCHEDULED,
+    change_type,
+    is_time,
+    label,
+    unmapped_state,
+    utc,
 )
 from ticketlint.rules.registry import RuleContext, rule
 
@@ -38,11 +53,14 @@ def _gated_scope(record: ChangeRecord, states: frozenset[str]) -> Outcome | None
     return None
 
 
-
 @rule(
-    code="CHG001", name="change-approval-missing",
+    code="CHG001",
+    name="change-approval-missing",
     title="Gated change implemented without approval",
-    severity="high", clause="8.5.1.3", applies_to=("change",))
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_approval_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal change that reached scheduling, or an emergency change that reached review,
     must carry at least one approved approval.
@@ -84,19 +102,28 @@ def change_approval_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
         if approval.decision == "approved":
             return PASS
     decisions = sorted({a.decision for a in record.approvals})
-    when = (f"was implemented on {utc(record.actual_start)}" if is_time(record.actual_start)
-            else f"is in state {record.state}")
+    when = (
+        f"was implemented on {utc(record.actual_start)}"
+        if is_time(record.actual_start)
+        else f"is in state {record.state}"
+    )
     return fail(
         f"{ctype} {label(record)} {when} but has no approved approval",
-        change_type=ctype, state=record.state, actual_start=record.actual_start,
+        change_type=ctype,
+        state=record.state,
+        actual_start=record.actual_start,
         approval_decisions=decisions,
     )
 
 
 @rule(
-    code="CHG002", name="change-started-before-approval",
+    code="CHG002",
+    name="change-started-before-approval",
     title="Change started before it was approved",
-    severity="high", clause="8.5.1.3", applies_to=("change",))
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Work on a normal change must not start before its first approval was given.
 
@@ -153,15 +180,20 @@ def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Ou
     if start < earliest:
         return fail(
             f"{label(record)} started on {utc(start)} before its first approval on {utc(earliest)}",
-            actual_start=start, earliest_approval=earliest,
+            actual_start=start,
+            earliest_approval=earliest,
         )
     return PASS
 
 
 @rule(
-    code="CHG003", name="change-self-approved",
+    code="CHG003",
+    name="change-self-approved",
     title="Change approved by its own requester or assignee",
-    severity="high", clause="8.5.1.3", applies_to=("change",))
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Nobody may approve a change they requested or are implementing.
 
@@ -206,19 +238,25 @@ def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
         approver = entry.approver.id
         if entry.decision != "approved" or approver is None:
             continue
-        if approver == requester or approver == assignee:
+        if approver in (requester, assignee):
             role = "requester" if approver == requester else "assignee"
             return fail(  # name the person: a sys_id or accountId means nothing to a reader
                 f"{label(record)} was approved by its own {role} ({entry.approver.label()})",
-                approver_id=approver, requester_id=requester, assignee_id=assignee,
+                approver_id=approver,
+                requester_id=requester,
+                assignee_id=assignee,
             )
     return PASS
 
 
 @rule(
-    code="CHG004", name="change-risk-assessment-missing",
+    code="CHG004",
+    name="change-risk-assessment-missing",
     title="Gated change without risk and impact assessment",
-    severity="medium", clause="8.5.1.3", applies_to=("change",))
+    severity="medium",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_risk_assessment_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that reached authorisation must record its risk and impact.
 
@@ -250,7 +288,9 @@ def change_risk_assessment_missing(record: ChangeRecord, ctx: RuleContext) -> Ou
         return fail(
             f"{change_type(record)} {label(record)} in state {record.state} has no "
             f"{' and no '.join(missing)} assessment",
-            risk=risk, impact=impact, state=record.state,
+            risk=risk,
+            impact=impact,
+            state=record.state,
         )
     if risk is None or impact is None:
         return missing_field(
@@ -278,9 +318,13 @@ def _plan_rule(record: ChangeRecord, field: str, types: frozenset[str]) -> Outco
 
 
 @rule(
-    code="CHG005", name="change-backout-plan-missing",
+    code="CHG005",
+    name="change-backout-plan-missing",
     title="Gated change without a backout plan",
-    severity="high", clause="8.5.1.3", applies_to=("change",))
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_backout_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that is scheduled or later must say how to undo it.
 
@@ -304,9 +348,13 @@ def change_backout_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outco
 
 
 @rule(
-    code="CHG006", name="change-test-plan-missing",
+    code="CHG006",
+    name="change-test-plan-missing",
     title="Normal change without a test plan",
-    severity="medium", clause="8.5.1.3", applies_to=("change",))
+    severity="medium",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_test_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal change that is scheduled or later must describe how it will be tested.
 
@@ -331,9 +379,13 @@ def change_test_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
 
 
 @rule(
-    code="CHG007", name="change-closure-record-missing",
+    code="CHG007",
+    name="change-closure-record-missing",
     title="Closed change without closure code and notes",
-    severity="high", clause="8.5.1.3", applies_to=("change",))
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+)
 def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A closed change must say how it ended (close code) and what happened (close notes).
 
@@ -365,7 +417,9 @@ def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Out
     if missing:
         return fail(
             f"{label(record)} is closed but has no {' and no '.join(missing)}",
-            close_code=code, close_notes=notes, closed_at=record.closed_at,
+            close_code=code,
+            close_notes=notes,
+            closed_at=record.closed_at,
         )
     if code is None or notes is None:
         return missing_field(
@@ -375,9 +429,14 @@ def change_closure_record_missing(record: ChangeRecord, ctx: RuleContext) -> Out
 
 
 @rule(
-    code="CHG008", name="change-review-missing",
+    code="CHG008",
+    name="change-review-missing",
     title="Emergency or failed change not reviewed",
-    severity="high", clause="8.5.1.3", applies_to=("change",), params={"grace_days": 5})
+    severity="high",
+    clause="8.5.1.3",
+    applies_to=("change",),
+    params={"grace_days": 5},
+)
 def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Emergency changes and changes that did not go cleanly must be reviewed after closure.
 
@@ -425,23 +484,33 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
         return PASS
     closed_at = record.closed_at
     if not is_time(closed_at):
-        return missing_field("change.closed_at") if closed_at is None else not_evaluated(
-            "change.closed_at holds no value")
+        return (
+            missing_field("change.closed_at")
+            if closed_at is None
+            else not_evaluated("change.closed_at holds no value")
+        )
     due = closed_at + timedelta(days=ctx.params["grace_days"])
     if due <= ctx.as_of:
         why = "emergency change" if ctype == "emergency" else f"change with outcome {outcome}"
         return fail(
             f"{why} {record.key} was closed on {utc(closed_at)} and has no completed review "
             f"(due {utc(due)})",
-            change_type=ctype, outcome=outcome, closed_at=closed_at, review_completed=False,
+            change_type=ctype,
+            outcome=outcome,
+            closed_at=closed_at,
+            review_completed=False,
         )
     return PASS
 
 
 @rule(
-    code="CHG009", name="change-ci-missing",
+    code="CHG009",
+    name="change-ci-missing",
     title="Gated change without affected configuration items",
-    severity="medium", clause="8.2.6", applies_to=("change",))
+    severity="medium",
+    clause="8.2.6",
+    applies_to=("change",),
+)
 def change_ci_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A normal or emergency change that is scheduled or later must name the CIs it affects.
 
@@ -471,14 +540,20 @@ def change_ci_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     return fail(
         f"{change_type(record)} {label(record)} is in state {record.state} "
         "but names no configuration item",
-        ci_refs=refs, state=record.state,
+        ci_refs=refs,
+        state=record.state,
     )
 
 
 @rule(
-    code="CHG010", name="change-outside-planned-window",
+    code="CHG010",
+    name="change-outside-planned-window",
     title="Change implemented outside its planned window",
-    severity="medium", clause="8.5.1.3", applies_to=("change",), params={"tolerance_minutes": 30})
+    severity="medium",
+    clause="8.5.1.3",
+    applies_to=("change",),
+    params={"tolerance_minutes": 30},
+)
 def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A change must be implemented within its planned (authorised) window.
 
@@ -510,8 +585,11 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     start, p_start, p_end = record.actual_start, record.planned_start, record.planned_end
     if start == "" or p_start == "" or p_end == "":
         return NOT_APPLICABLE
-    missing = [f"change.{n}" for n, v in (("actual_start", start), ("planned_start", p_start),
-                                          ("planned_end", p_end)) if v is None]
+    missing = [
+        f"change.{n}"
+        for n, v in (("actual_start", start), ("planned_start", p_start), ("planned_end", p_end))
+        if v is None
+    ]
     if missing:
         return missing_field(*missing)
     tolerance = timedelta(minutes=ctx.params["tolerance_minutes"])
@@ -519,22 +597,31 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     if start < p_start - tolerance:
         return fail(
             f"{label(record)} started on {utc(start)}, before its planned window {window}",
-            actual_start=start, actual_end=record.actual_end,
-            planned_start=p_start, planned_end=p_end,
+            actual_start=start,
+            actual_end=record.actual_end,
+            planned_start=p_start,
+            planned_end=p_end,
         )
     end = record.actual_end
     if is_time(end) and end > p_end + tolerance:
         return fail(
             f"{label(record)} ended on {utc(end)}, after its planned window {window}",
-            actual_start=start, actual_end=end, planned_start=p_start, planned_end=p_end,
+            actual_start=start,
+            actual_end=end,
+            planned_start=p_start,
+            planned_end=p_end,
         )
     return PASS
 
 
 @rule(
-    code="CHG011", name="change-unclassified",
+    code="CHG011",
+    name="change-unclassified",
     title="Change without a change type",
-    severity="medium", clause="8.5.1.2", applies_to=("change",))
+    severity="medium",
+    clause="8.5.1.2",
+    applies_to=("change",),
+)
 def change_unclassified(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """Every change must be classified (standard, normal, emergency).
 
@@ -567,9 +654,13 @@ def change_unclassified(record: ChangeRecord, ctx: RuleContext) -> Outcome:
 
 
 @rule(
-    code="CHG012", name="change-cab-review-missing",
+    code="CHG012",
+    name="change-cab-review-missing",
     title="CAB-required change scheduled without a CAB date",
-    severity="medium", clause="8.5.1.1", applies_to=("change",))
+    severity="medium",
+    clause="8.5.1.1",
+    applies_to=("change",),
+)
 def change_cab_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     """A change that needs the change advisory board must record when the board reviewed it.
 
@@ -605,7 +696,8 @@ def change_cab_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome
     if cab_date == "":
         return fail(
             f"{label(record)} requires CAB review and is in state {state} but has no CAB date",
-            cab_required=True, cab_date=cab_date, state=state,
+            cab_required=True,
+            cab_date=cab_date,
+            state=state,
         )
     return PASS
-

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ticketlint.mapping.model import BaseRecord, CIRecord, has_value
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.packs.iso20000._helpers import CANCELLED, label, person_set, utc
 from ticketlint.rules.registry import RuleContext, rule
 
@@ -13,9 +20,13 @@ _OPERATIONAL = frozenset({"installed", "in_maintenance"})
 
 
 @rule(
-    code="CFG001", name="ci-owner-missing",
+    code="CFG001",
+    name="ci-owner-missing",
     title="Operational CI without owner or support group",
-    severity="medium", clause="8.2.6", applies_to=("ci",))
+    severity="medium",
+    clause="8.2.6",
+    applies_to=("ci",),
+)
 def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
     """An installed or maintained configuration item must have an owner or a support group.
 
@@ -47,14 +58,23 @@ def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
         return PASS
     if record.support_group is None:
         return missing_field("ci.support_group")
-    return fail(f"CI {record.key} is {status} but has no owner and no support group",
-                owner=None, support_group=record.support_group, status=status)
+    return fail(
+        f"CI {record.key} is {status} but has no owner and no support group",
+        owner=None,
+        support_group=record.support_group,
+        status=status,
+    )
 
 
 @rule(
-    code="CFG002", name="ci-verification-overdue",
+    code="CFG002",
+    name="ci-verification-overdue",
     title="Installed CI not verified recently",
-    severity="low", clause="8.2.6", applies_to=("ci",), params={"max_age_days": 180})
+    severity="low",
+    clause="8.2.6",
+    applies_to=("ci",),
+    params={"max_age_days": 180},
+)
 def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
     """An installed configuration item must have been verified (discovered or audited) recently.
 
@@ -85,21 +105,29 @@ def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
         return missing_field("ci.last_verified_at")
     days = ctx.params["max_age_days"]
     if verified == "":
-        return fail(f"CI {record.key} is installed but has never been verified",
-                    last_verified_at=verified, max_age_days=days)
+        return fail(
+            f"CI {record.key} is installed but has never been verified",
+            last_verified_at=verified,
+            max_age_days=days,
+        )
     if ctx.as_of - verified > timedelta(days=days):
         return fail(
             f"CI {record.key} was last verified on {utc(verified)}, more than {days} days "
             f"before {utc(ctx.as_of)}",
-            last_verified_at=verified, max_age_days=days,
+            last_verified_at=verified,
+            max_age_days=days,
         )
     return PASS
 
 
 @rule(
-    code="CFG003", name="ci-reference-unknown",
+    code="CFG003",
+    name="ci-reference-unknown",
     title="Record references a CI the CMDB does not hold",
-    severity="low", clause="8.2.6", applies_to=("change", "incident", "problem"))
+    severity="low",
+    clause="8.2.6",
+    applies_to=("change", "incident", "problem"),
+)
 def ci_reference_unknown(record: BaseRecord, ctx: RuleContext) -> Outcome:
     """Every CI a change, incident or problem references must exist in the source's CMDB.
 
@@ -141,6 +169,7 @@ def ci_reference_unknown(record: BaseRecord, ctx: RuleContext) -> Outcome:
         return fail(
             f"{label(record)} references {len(unknown)} configuration item(s) unknown to "
             f"{source}: {', '.join(unknown)}",
-            ci_refs=refs, unknown=unknown,
+            ci_refs=refs,
+            unknown=unknown,
         )
     return PASS

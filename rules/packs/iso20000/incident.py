@@ -5,22 +5,39 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ticketlint.mapping.model import IncidentRecord, has_value, is_empty
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.packs.iso20000._helpers import (
-    CANCELLED, DONE, duration, is_time, label, person_set, resolved_major_incident_scope, stale,
-    unmapped_state, utc,
+    CANCELLED,
+    DONE,
+    duration,
+    is_time,
+    label,
+    person_set,
+    resolved_major_incident_scope,
+    stale,
+    unmapped_state,
+    utc,
 )
 from ticketlint.rules.registry import RuleContext, rule
-
 
 _NO_END = "source provides no time in incident.resolved_at or incident.closed_at"
 
 
-
 @rule(
-    code="INC001", name="incident-closure-record-missing",
+    code="INC001",
+    name="incident-closure-record-missing",
     title="Resolved incident without resolution code and notes",
-    severity="high", clause="8.6.1", applies_to=("incident",))
+    severity="high",
+    clause="8.6.1",
+    applies_to=("incident",),
+)
 def incident_closure_record_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """A resolved or closed incident must record how it was resolved.
 
@@ -54,19 +71,23 @@ def incident_closure_record_missing(record: IncidentRecord, ctx: RuleContext) ->
     if missing:
         return fail(
             f"{label(record)} is {state} but has no {' and no '.join(missing)}",
-            resolution_code=code, resolution_notes=notes, state=state,
+            resolution_code=code,
+            resolution_notes=notes,
+            state=state,
         )
     if code is None or notes is None:
-        return missing_field(
-            *[f"incident.{n.replace(' ', '_')}" for n, v in fields if v is None]
-        )
+        return missing_field(*[f"incident.{n.replace(' ', '_')}" for n, v in fields if v is None])
     return PASS
 
 
 @rule(
-    code="INC002", name="incident-priority-missing",
+    code="INC002",
+    name="incident-priority-missing",
     title="Incident without a priority",
-    severity="medium", clause="8.6.1", applies_to=("incident",))
+    severity="medium",
+    clause="8.6.1",
+    applies_to=("incident",),
+)
 def incident_priority_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """Every incident must be prioritised.
 
@@ -99,9 +120,13 @@ def incident_priority_missing(record: IncidentRecord, ctx: RuleContext) -> Outco
 
 
 @rule(
-    code="INC003", name="incident-unassigned",
+    code="INC003",
+    name="incident-unassigned",
     title="Incident in progress without assignee or group",
-    severity="low", clause="8.6.1", applies_to=("incident",))
+    severity="low",
+    clause="8.6.1",
+    applies_to=("incident",),
+)
 def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An incident being worked on must have an owner: a person or at least a group.
 
@@ -133,14 +158,23 @@ def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
         return PASS
     if record.group is None:
         return missing_field("incident.group")
-    return fail(f"{label(record)} is {state} but has no assignee and no group",
-                assignee=None, group=record.group, state=state)
+    return fail(
+        f"{label(record)} is {state} but has no assignee and no group",
+        assignee=None,
+        group=record.group,
+        state=state,
+    )
 
 
 @rule(
-    code="INC004", name="major-incident-review-missing",
+    code="INC004",
+    name="major-incident-review-missing",
     title="Major incident without a completed review",
-    severity="high", clause="8.6.1", applies_to=("incident",), params={"grace_days": 5})
+    severity="high",
+    clause="8.6.1",
+    applies_to=("incident",),
+    params={"grace_days": 5},
+)
 def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """A resolved major incident must get a post-incident review within a few days.
 
@@ -182,16 +216,22 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
         return fail(
             f"major {label(record)} was resolved on {utc(ended)} and has no completed review "
             f"(due {utc(due)})",
-            resolved_at=record.resolved_at, closed_at=record.closed_at, review_completed=False,
+            resolved_at=record.resolved_at,
+            closed_at=record.closed_at,
+            review_completed=False,
         )
     return PASS
 
 
 @rule(
-    code="INC005", name="incident-resolution-target-missed",
+    code="INC005",
+    name="incident-resolution-target-missed",
     title="Incident resolved later than its target",
-    severity="medium", clause="8.3.3", applies_to=("incident",),
-    params={"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}})
+    severity="medium",
+    clause="8.3.3",
+    applies_to=("incident",),
+    params={"target_hours": {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}},
+)
 def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An incident must be resolved within the target agreed for its priority.
 
@@ -224,16 +264,22 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
     breached = record.sla_breached
     if breached is not None:
         if breached:
-            return fail(f"{label(record)} breached its resolution SLA (source verdict)",
-                        sla_breached=True, priority=record.priority)
+            return fail(
+                f"{label(record)} breached its resolution SLA (source verdict)",
+                sla_breached=True,
+                priority=record.priority,
+            )
         return PASS
     priority = record.priority
     if priority is None or priority == "":
         return PASS
     created = record.created_at
     if not is_time(created):
-        return missing_field("incident.created_at") if created is None else not_evaluated(
-            "incident.created_at holds no value")
+        return (
+            missing_field("incident.created_at")
+            if created is None
+            else not_evaluated("incident.created_at holds no value")
+        )
     target = ctx.params["target_hours"].get(priority)
     if target is None:
         return not_evaluated(f"no resolution target configured for priority {priority}")
@@ -251,16 +297,24 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
         return fail(
             f"priority {priority} {label(record)} created {utc(created)} was {what} {when} after "
             f"{duration(elapsed)}, over its {target}h target",
-            priority=priority, created_at=created, end=end, elapsed_hours=round(elapsed / 3600, 2),
+            priority=priority,
+            created_at=created,
+            end=end,
+            elapsed_hours=round(elapsed / 3600, 2),
             target_hours=target,
         )
     return PASS
 
 
 @rule(
-    code="INC006", name="incident-stale",
+    code="INC006",
+    name="incident-stale",
     title="Open incident not updated for too long",
-    severity="low", clause="8.6.1", applies_to=("incident",), params={"stale_days": 14})
+    severity="low",
+    clause="8.6.1",
+    applies_to=("incident",),
+    params={"stale_days": 14},
+)
 def incident_stale(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """An open incident must keep moving: a record untouched for weeks is forgotten.
 
@@ -285,4 +339,3 @@ def incident_stale(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     An update time that is not provided or empty gives NOT_EVALUATED.
     """
     return stale(record, ctx, "incident", unmapped_state)
-

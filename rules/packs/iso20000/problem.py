@@ -6,13 +6,20 @@ configuration item, through the engine's :class:`~ticketlint.rules.engine.Record
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from ticketlint.mapping.model import IncidentRecord, ProblemRecord, is_empty
 from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail, missing_field
 from ticketlint.rules.packs.iso20000._helpers import (
-    CANCELLED, done_without_text, label, resolved_major_incident_scope, stale, unmapped_state, utc,
+    CANCELLED,
+    done_without_text,
+    label,
+    resolved_major_incident_scope,
+    stale,
+    unmapped_state,
+    utc,
 )
 from ticketlint.rules.registry import RuleContext, rule
 
@@ -20,11 +27,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ticketlint.rules.engine import RecordIndex
 
 
-
 @rule(
-    code="PRB001", name="problem-root-cause-missing",
+    code="PRB001",
+    name="problem-root-cause-missing",
     title="Resolved problem without a root cause",
-    severity="high", clause="8.6.3", applies_to=("problem",))
+    severity="high",
+    clause="8.6.3",
+    applies_to=("problem",),
+)
 def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """A resolved or closed problem must record its root cause.
 
@@ -47,9 +57,13 @@ def problem_root_cause_missing(record: ProblemRecord, ctx: RuleContext) -> Outco
 
 
 @rule(
-    code="PRB002", name="known-error-workaround-missing",
+    code="PRB002",
+    name="known-error-workaround-missing",
     title="Known error without a workaround",
-    severity="medium", clause="8.6.3", applies_to=("problem",))
+    severity="medium",
+    clause="8.6.3",
+    applies_to=("problem",),
+)
 def known_error_workaround_missing(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """A known error must document its workaround (or that there is none).
 
@@ -83,15 +97,24 @@ def known_error_workaround_missing(record: ProblemRecord, ctx: RuleContext) -> O
     if workaround is None:
         return missing_field("problem.workaround")
     if is_empty(workaround):
-        return fail(f"known error {label(record)} has no workaround", known_error=True,
-                    workaround=workaround, state=record.state)
+        return fail(
+            f"known error {label(record)} has no workaround",
+            known_error=True,
+            workaround=workaround,
+            state=record.state,
+        )
     return PASS
 
 
 @rule(
-    code="PRB003", name="problem-stale",
+    code="PRB003",
+    name="problem-stale",
     title="Open problem not updated for too long",
-    severity="low", clause="8.6.3", applies_to=("problem",), params={"stale_days": 60})
+    severity="low",
+    clause="8.6.3",
+    applies_to=("problem",),
+    params={"stale_days": 60},
+)
 def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     """An open problem must show progress at least every stale_days days.
 
@@ -118,13 +141,16 @@ def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
 
 
 @rule(
-    code="PRB004", name="recurring-incidents-without-problem",
+    code="PRB004",
+    name="recurring-incidents-without-problem",
     title="Recurring incidents on a CI without a problem record",
-    severity="medium", clause="8.6.3", applies_to=("incident",), kind="aggregate",
-    params={"threshold": 3, "window_days": 30})
-def recurring_incidents_without_problem(
-    index: "RecordIndex", ctx: RuleContext
-) -> Iterator[Outcome]:
+    severity="medium",
+    clause="8.6.3",
+    applies_to=("incident",),
+    kind="aggregate",
+    params={"threshold": 3, "window_days": 30},
+)
+def recurring_incidents_without_problem(index: RecordIndex, ctx: RuleContext) -> Iterator[Outcome]:
     """Repeated incidents on one configuration item must lead to a problem record.
 
     **Why**
@@ -163,23 +189,36 @@ def recurring_incidents_without_problem(
             if not inside:
                 continue
             keys = sorted(f.key for f in inside)
-            evidence = {"source": source, "ci": ci, "incidents": keys,
-                        "window_start": start, "window_end": as_of}
+            evidence = {
+                "source": source,
+                "ci": ci,
+                "incidents": keys,
+                "window_start": start,
+                "window_end": as_of,
+            }
             if len(inside) >= threshold and not any(f.links_problem for f in inside):
                 yield Outcome(
                     Status.FAIL,
-                    message=(f"CI {ci} had {len(keys)} incidents between {utc(start)} and "
-                             f"{utc(as_of)} ({', '.join(keys)}) and none links a problem"),
-                    evidence=evidence, subject=ci, subject_process="ci",
+                    message=(
+                        f"CI {ci} had {len(keys)} incidents between {utc(start)} and "
+                        f"{utc(as_of)} ({', '.join(keys)}) and none links a problem"
+                    ),
+                    evidence=evidence,
+                    subject=ci,
+                    subject_process="ci",
                 )
             else:
                 yield Outcome(Status.PASS, evidence=evidence, subject=ci, subject_process="ci")
 
 
 @rule(
-    code="PRB005", name="major-incident-problem-missing",
+    code="PRB005",
+    name="major-incident-problem-missing",
     title="Major incident not linked to a problem",
-    severity="medium", clause="8.6.3", applies_to=("incident",))
+    severity="medium",
+    clause="8.6.3",
+    applies_to=("incident",),
+)
 def major_incident_problem_missing(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     """Every resolved major incident must be linked to a problem record.
 
@@ -210,5 +249,8 @@ def major_incident_problem_missing(record: IncidentRecord, ctx: RuleContext) -> 
     for link in links:
         if link.kind == "problem":
             return PASS
-    return fail(f"major {label(record)} is {state} but links no problem",
-                links=[f"{link.kind}:{link.key}" for link in links], state=state)
+    return fail(
+        f"major {label(record)} is {state} but links no problem",
+        links=[f"{link.kind}:{link.key}" for link in links],
+        state=state,
+    )

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from ticketlint.mapping.model import ReleaseRecord
-from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, missing_field, not_evaluated
+from ticketlint.rules.outcome import (
+    NOT_APPLICABLE,
+    PASS,
+    Outcome,
+    fail,
+    missing_field,
+    not_evaluated,
+)
 from ticketlint.rules.packs.iso20000._helpers import CANCELLED, label
 from ticketlint.rules.registry import RuleContext, rule
 
 
 @rule(
-    code="REL001", name="release-change-missing",
+    code="REL001",
+    name="release-change-missing",
     title="Release not backed by an authorised change",
-    severity="high", clause="8.5.3", applies_to=("release",))
+    severity="high",
+    clause="8.5.3",
+    applies_to=("release",),
+)
 def release_change_missing(record: ReleaseRecord, ctx: RuleContext) -> Outcome:
     """A release must be deployed under at least one authorised (or standard) change.
 
@@ -70,5 +81,6 @@ def release_change_missing(record: ReleaseRecord, ctx: RuleContext) -> Outcome:
     return fail(
         f"{label(record)} is {state} but none of its changes ({', '.join(keys)}) "
         "is standard or approved",
-        changes=keys, state=state,
+        changes=keys,
+        state=state,
     )

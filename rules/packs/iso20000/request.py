@@ -8,11 +8,14 @@ from ticketlint.rules.packs.iso20000._helpers import DONE, done_without_text, la
 from ticketlint.rules.registry import RuleContext, rule
 
 
-
 @rule(
-    code="REQ001", name="request-approval-missing",
+    code="REQ001",
+    name="request-approval-missing",
     title="Request needing approval fulfilled without one",
-    severity="high", clause="8.6.2", applies_to=("service_request",))
+    severity="high",
+    clause="8.6.2",
+    applies_to=("service_request",),
+)
 def request_approval_missing(record: ServiceRequestRecord, ctx: RuleContext) -> Outcome:
     """A service request that needs approval must not be fulfilled without an approved entry.
 
@@ -55,15 +58,20 @@ def request_approval_missing(record: ServiceRequestRecord, ctx: RuleContext) -> 
             return PASS
     return fail(
         f"{label(record)} needs approval and is {state} but has no approved approval",
-        approval_required=True, approval_decisions=sorted({a.decision for a in approvals}),
+        approval_required=True,
+        approval_decisions=sorted({a.decision for a in approvals}),
         state=state,
     )
 
 
 @rule(
-    code="REQ002", name="request-closure-record-missing",
+    code="REQ002",
+    name="request-closure-record-missing",
     title="Fulfilled request without resolution notes",
-    severity="low", clause="8.6.2", applies_to=("service_request",))
+    severity="low",
+    clause="8.6.2",
+    applies_to=("service_request",),
+)
 def request_closure_record_missing(record: ServiceRequestRecord, ctx: RuleContext) -> Outcome:
     """A fulfilled service request must say what was delivered.
 

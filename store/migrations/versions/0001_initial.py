@@ -67,8 +67,12 @@ def upgrade() -> None:
     op.create_table(
         "finding_events",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("finding_id", sa.Integer(), sa.ForeignKey("findings.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "finding_id",
+            sa.Integer(),
+            sa.ForeignKey("findings.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("run_id", sa.Integer(), sa.ForeignKey("runs.id"), nullable=True),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
@@ -127,6 +131,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("writeback_log", "notification_outbox", "waivers", "watermarks",
-                  "finding_events", "findings", "runs", "records"):
+    for table in (
+        "writeback_log",
+        "notification_outbox",
+        "waivers",
+        "watermarks",
+        "finding_events",
+        "findings",
+        "runs",
+        "records",
+    ):
         op.drop_table(table)
