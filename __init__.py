@@ -1,12 +1,15 @@
 """ticketlint: ISO/IEC 20000-1 conformity checks for Jira and ServiceNow records.
 
-The one import name of the distribution. Its rooms, in the one direction imports may go
-(a later room may import an earlier one, never the reverse):
+The one import name of the distribution. Its rooms, each importing only the rooms before
+it (tests/layout checks this, dynamic imports by name included):
 
-``config`` -> ``connectors`` (fetch) -> ``mapping`` (translate) -> ``rules`` (judge) ->
-``store`` (remember) -> ``sync`` (incremental runs) -> ``notify`` / ``report`` /
-``plugin`` (tell and act) -> ``cli`` (wires them). ``sandbox`` imitates Jira and
-ServiceNow for the demo and the tests and is imported by nothing but the CLI.
+``mapping`` (records, translation; pure) -> ``config`` -> ``rules`` (judge; pure) ->
+``connectors`` (fetch) -> ``store`` (remember) -> ``sync`` (incremental runs) ->
+``notify`` / ``report`` -> ``plugin`` (write-back, serve) -> ``cli``. Data still flows
+connector -> mapper -> record -> rules -> store -> notify / write-back / report: the
+connector hands raw pages to a mapper, the runner hands records to the engine. Command
+modules (``*/commands.py``) are the CLI layer wherever they live. ``sandbox`` imitates
+Jira and ServiceNow for the demo and the tests.
 
 Stable for third parties: ``ticketlint.rules.registry`` (``Pack``, ``rule``, the
 ``ticketlint.packs`` entry-point group), ``ticketlint.mapping.model`` (the record

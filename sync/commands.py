@@ -22,10 +22,29 @@ from ticketlint.store.findings_view import FORMATS, render_findings, render_show
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
 from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import Progress, summary_table
 from ticketlint.sync.runner import SyncOptions, SyncResult, SyncRunner
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
+
+
+def standard_hooks(options: SyncOptions) -> RunHooks:
+    """The product's chat and write-back hooks for a run with these options.
+
+    Imported only when the options ask for them, so a ``--no-notify --no-writeback`` run
+    never loads (or breaks on) those packages; a broken install says so here, loudly.
+    """
+    enqueue = drain = writeback = preview = None
+    if options.notify and not options.dry_run:
+        from ticketlint import notify
+
+        enqueue, drain = notify.enqueue, notify.drain
+    if options.writeback:
+        from ticketlint.plugin import writeback as wb
+
+        writeback, preview = wb.after_sync, wb.preview
+    return RunHooks(enqueue=enqueue, drain=drain, writeback=writeback, preview=preview)
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -94,7 +113,7 @@ def sync(
     )
     progress = Progress(fmt=log_format)
     try:
-        result = SyncRunner(cfg, options, progress=progress).run()
+        result = SyncRunner(cfg, options, progress=progress, hooks=standard_hooks(options)).run()
     except (ConfigError, StoreError) as exc:
         fail(str(exc))
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors

@@ -43,6 +43,7 @@ from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store, retry_locked
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import all_waivers
+from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.lock import LockBusy, SyncLock
 from ticketlint.sync.progress import Progress, StreamStats, SummaryRow
 
@@ -194,8 +195,10 @@ class SyncRunner:
         engine_factory: EngineFactory | None = None,
         progress: Progress | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.cfg, self.options = cfg, options
+        self.hooks = hooks or RunHooks()
         self.sources: list[SourceConfig] = (
             [cfg.source(options.source)] if options.source else list(cfg.sources)
         )
@@ -226,9 +229,9 @@ class SyncRunner:
         finally:
             lock.__exit__(None, None, None)
         if not self.options.dry_run:
-            _after_run(self.store, self.cfg, result, self.options, self.progress)
+            _after_run(self.store, self.cfg, result, self.options, self.hooks, self.progress)
         elif self.options.writeback:
-            _preview_writeback(self.store, self.cfg, result, self.progress)
+            _preview_writeback(self.store, self.cfg, result, self.hooks, self.progress)
         return result
 
     @retry_locked
@@ -263,9 +266,9 @@ class SyncRunner:
                 sources={r.name: r.to_dict() for r in result.sources},
                 finished_at=self.clock(),
             )
-            if self.options.notify:
+            if self.options.notify and self.hooks.enqueue is not None:
                 # Outbox rows commit with the run's completion: a digest is queued once.
-                _hook("ticketlint.notify", "enqueue", s, self.cfg, result)
+                self.hooks.enqueue(s, self.cfg, result)
 
     def _sync_source(
         self, source_cfg: SourceConfig, started: datetime, as_of: datetime, run_id: int | None
@@ -478,12 +481,6 @@ def run_sync(cfg: Config, options: SyncOptions, **kwargs: Any) -> SyncResult:
 # --- hooks for notification and write-back ------------------------------------------
 
 
-def _hook(module: str, func: str, *args: Any) -> Any:
-    """Call ``module.func(*args)``; imported only when a run gets that far, so a sync
-    with --no-notify / --no-writeback never loads (or breaks on) those modules."""
-    return getattr(importlib.import_module(module), func)(*args)
-
-
 def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]]:
     chunk: list[BaseRecord] = []
     for item in items:
@@ -495,16 +492,20 @@ def _chunks(items: Iterable[BaseRecord], size: int) -> Iterator[list[BaseRecord]
         yield chunk
 
 
-def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: Progress) -> None:
-    """A dry run says what write-back would write: ``ticketlint.plugin.writeback.preview`` returns the
-    planned writes (objects with ``describe()``, or plain strings)."""
-    try:
-        planned = _hook("ticketlint.plugin.writeback", "preview", store, cfg, result)
-    except Exception as exc:  # a preview never fails the dry run
-        log.debug("ticketlint.plugin.writeback.preview failed", exc_info=True)
+def _preview_writeback(
+    store: Store, cfg: Config, result: SyncResult, hooks: RunHooks, progress: Progress
+) -> None:
+    """A dry run says what write-back would write (see :class:`RunHooks`)."""
+    if hooks.preview is None:
         progress.event(
-            "hook_failed", f"ticketlint.plugin.writeback.preview failed: {exc}", level="warning"
+            "hook_missing", "write-back preview is not wired: nothing to show", level="warning"
         )
+        return
+    try:
+        planned = hooks.preview(store, cfg, result)
+    except Exception as exc:
+        log.debug("write-back preview failed", exc_info=True)
+        progress.event("hook_failed", f"write-back preview failed: {exc}", level="warning")
         return
     progress.event(
         "writeback_preview",
@@ -517,33 +518,45 @@ def _preview_writeback(store: Store, cfg: Config, result: SyncResult, progress: 
 
 
 def _after_run(
-    store: Store, cfg: Config, result: SyncResult, options: SyncOptions, progress: Progress
+    store: Store,
+    cfg: Config,
+    result: SyncResult,
+    options: SyncOptions,
+    hooks: RunHooks,
+    progress: Progress,
 ) -> None:
-    """After every commit: drain the notification outbox, then run write-back.
-
-    Contract for those modules: ``ticketlint.notify.enqueue(session, cfg, result)`` is called
-    inside the transaction that finishes the run (create outbox rows there);
-    ``ticketlint.notify.drain(store, cfg, result)`` and ``ticketlint.plugin.writeback.after_sync(store, cfg,
-    result)`` are called here. A failure here is logged and never changes what was stored.
-    """
-    for wanted, module, func in (
-        (options.notify, "ticketlint.notify", "drain"),
-        (options.writeback, "ticketlint.plugin.writeback", "after_sync"),
-    ):
-        if not wanted:
-            continue
+    """After every commit: drain the notification outbox, then run write-back."""
+    if options.notify:
+        if hooks.drain is None:
+            progress.event(
+                "hook_missing", "notifications are not wired: nothing sent", level="warning"
+            )
+        else:
+            try:
+                sent = hooks.drain(store, cfg, result)
+            except Exception as exc:
+                log.debug("notification drain failed", exc_info=True)
+                progress.event("hook_failed", f"notifications failed: {exc}", level="warning")
+            else:
+                _report_notify(progress, sent)
+    if options.writeback:
+        if hooks.writeback is None:
+            progress.event(
+                "hook_missing", "write-back is not wired: nothing written", level="warning"
+            )
+            return
         try:
-            outcome = _hook(module, func, store, cfg, result)
-        except Exception as exc:  # delivery is retried from the outbox next time
-            log.debug("%s.%s failed", module, func, exc_info=True)
-            progress.event("hook_failed", f"{module}.{func} failed: {exc}", level="warning")
-            continue
-        _report_hook(progress, module, outcome)
+            summary = hooks.writeback(store, cfg, result)
+        except Exception as exc:
+            log.debug("write-back failed", exc_info=True)
+            progress.event("hook_failed", f"write-back failed: {exc}", level="warning")
+            return
+        _report_writeback(progress, summary)
 
 
-def _report_hook(progress: Progress, module: str, outcome: Any) -> None:
-    """One line on stderr for what notification / write-back did (nothing when idle)."""
-    if module == "ticketlint.notify" and isinstance(outcome, dict) and any(outcome.values()):
+def _report_notify(progress: Progress, outcome: dict[str, int] | None) -> None:
+    """One line on stderr for what notification did (nothing when idle)."""
+    if isinstance(outcome, dict) and any(outcome.values()):
         level = "warning" if outcome.get("failed") or outcome.get("unconfirmed") else "info"
         progress.event(
             "notify_done",
@@ -551,18 +564,19 @@ def _report_hook(progress: Progress, module: str, outcome: Any) -> None:
             level=level,
             **outcome,
         )
-    elif (
-        module == "ticketlint.plugin.writeback"
-        and outcome is not None
-        and not getattr(outcome, "disabled", True)
-    ):
-        failed = bool(getattr(outcome, "failed", 0) or getattr(outcome, "errors", None))
-        progress.event(
-            "writeback_done",
-            outcome.text(),
-            level="warning" if failed else "info",
-            **(outcome.to_dict() if hasattr(outcome, "to_dict") else {}),
-        )
+
+
+def _report_writeback(progress: Progress, summary: Any) -> None:
+    """One line on stderr for what write-back did (nothing when disabled)."""
+    if summary is None or getattr(summary, "disabled", True):
+        return
+    failed = bool(getattr(summary, "failed", 0) or getattr(summary, "errors", None))
+    progress.event(
+        "writeback_done",
+        summary.text(),
+        level="warning" if failed else "info",
+        **(summary.to_dict() if hasattr(summary, "to_dict") else {}),
+    )
 
 
 def open_by_severity(results: Sequence[SourceResult]) -> Counter[str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import random
 import re
-import sys
-import types
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from ticketlint.rules.registry import load_registry, rule
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store
 from ticketlint.store.models import FindingRow
+from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, SyncRunner
 
@@ -235,7 +234,12 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _runner(
-    cfg: Config, store: Store, data: Any, engine: Any = iso_engine, **options: Any
+    cfg: Config,
+    store: Store,
+    data: Any,
+    engine: Any = iso_engine,
+    hooks: RunHooks | None = None,
+    **options: Any,
 ) -> SyncRunner:
     return SyncRunner(
         cfg,
@@ -244,6 +248,7 @@ def _runner(
         connector_factory=Streams(data).factory,
         engine_factory=engine,
         progress=Progress(io.StringIO()),
+        hooks=hooks,
     )
 
 
@@ -443,27 +448,16 @@ class Planned:
         return self.text
 
 
-def _fake_writeback(monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> list[Any]:
-    calls: list[Any] = []
-    module = types.ModuleType("ticketlint.plugin.writeback")
-    for name, value in attrs.items():
-        setattr(module, name, value)
-    monkeypatch.setitem(sys.modules, "ticketlint.plugin.writeback", module)
-    return calls
-
-
-def test_dry_run_prints_the_planned_writes(
-    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dry_run_prints_the_planned_writes(cfg: Config, store: Store) -> None:
     seen: list[Any] = []
 
     def preview(st: Store, c: Config, result: Any) -> list[Any]:
         seen.append(result)
         return [Planned("label ticketlint-CHG001 on jira-prod/CHG-1"), "comment on snow-prod/INC-2"]
 
-    _fake_writeback(monkeypatch, preview=preview)
+    hooks = RunHooks(preview=preview)
     err = io.StringIO()
-    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)
+    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True, hooks=hooks)
     runner.progress = Progress(err)
     result = runner.run()
     assert seen == [result] and result.dry_run
@@ -476,23 +470,25 @@ def test_dry_run_prints_the_planned_writes(
 
     # not asked for with --no-writeback, nor on a real run (that one writes back instead)
     seen.clear()
-    _runner(cfg, store, dataset(), dry_run=True, writeback=False).run()
-    _runner(cfg, store, dataset(), writeback=True).run()
+    _runner(cfg, store, dataset(), dry_run=True, writeback=False, hooks=hooks).run()
+    _runner(cfg, store, dataset(), writeback=True, hooks=hooks).run()
     assert seen == []
 
 
-def test_dry_run_tolerates_a_missing_or_failing_preview(
-    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _fake_writeback(monkeypatch)  # the module without preview()
-    assert _runner(cfg, store, dataset(), dry_run=True, writeback=True).run().exit_code == 0
+def test_dry_run_tolerates_a_missing_or_failing_preview(cfg: Config, store: Store) -> None:
+    err = io.StringIO()
+    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)  # no preview wired
+    runner.progress = Progress(err)
+    assert runner.run().exit_code == 0
+    assert "write-back preview is not wired" in err.getvalue()
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("no tracker")
 
-    _fake_writeback(monkeypatch, preview=broken)
     err = io.StringIO()
-    runner = _runner(cfg, store, dataset(), dry_run=True, writeback=True)
+    runner = _runner(
+        cfg, store, dataset(), dry_run=True, writeback=True, hooks=RunHooks(preview=broken)
+    )
     runner.progress = Progress(err)
     assert runner.run().exit_code == 0
-    assert "ticketlint.plugin.writeback.preview failed: no tracker" in err.getvalue()
+    assert "write-back preview failed: no tracker" in err.getvalue()
