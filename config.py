@@ -228,6 +228,38 @@ class ServeOptions(_Strict):
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
 
+class AuditOptions(_Strict):
+    """What the certification body's auditor samples: ``ticketlint exposure`` reads it."""
+
+    sample: dict[str, Annotated[int, Field(strict=True, ge=1, le=1_000_000)]] = Field(
+        default_factory=dict
+    )
+    """Records sampled per process (``default`` for the others); 25 when not given."""
+    target: Annotated[float, Field(gt=0, le=1)] = 0.10
+    """The exposure to get under: ``exposure --target`` overrides it."""
+    period: str | None = None
+    """The audit period ``FROM..TO`` (ISO dates) when ``--period`` is not given."""
+
+    @field_validator("sample")
+    @classmethod
+    def _sample_processes(cls, value: dict[str, int]) -> dict[str, int]:
+        for process in value:
+            if process not in (*PROCESS_NAMES, "default"):
+                raise ValueError(
+                    f"process {process!r} is not one of {', '.join(PROCESS_NAMES)}, default"
+                )
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _period_text(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"(\d{4}-\d{2}-\d{2})?\.\.(\d{4}-\d{2}-\d{2})?", value.strip()
+        ):
+            raise ValueError(f"{value!r} is not FROM..TO with ISO dates (2026-07-01..2026-09-30)")
+        return value
+
+
 class Config(_Strict):
     database: str = DEFAULT_DATABASE
     sources: list[Source] = Field(default_factory=list)
@@ -236,6 +268,7 @@ class Config(_Strict):
     notify: list[NotifyDestination] = Field(default_factory=list)
     writeback: WritebackOptions = Field(default_factory=WritebackOptions)
     serve: ServeOptions = Field(default_factory=ServeOptions)
+    audit: AuditOptions = Field(default_factory=AuditOptions)
     report_url: str | None = None
 
     path: Path | None = Field(default=None, exclude=True)

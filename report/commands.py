@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
+from fractions import Fraction
 from pathlib import Path
 
 import click
 
-from ticketlint.config import Config, ConfigError
+from ticketlint.config import PROCESS_NAMES, Config, ConfigError
 from ticketlint.report.data import collect
 from ticketlint.report.evidence import (
     DEFAULT_SAMPLE_SIZE,
@@ -21,6 +22,10 @@ from ticketlint.report.evidence import (
     build_evidence,
     verify_pack,
 )
+from ticketlint.report.exposure import parse_target
+from ticketlint.report.exposure_data import exposure_from_store
+from ticketlint.report.exposure_formats import FORMATS as EXPOSURE_FORMATS
+from ticketlint.report.exposure_formats import render as render_exposure
 from ticketlint.report.html_report import render_report
 from ticketlint.report.period import Period, PeriodError
 from ticketlint.rules.engine import Engine
@@ -213,4 +218,124 @@ def evidence_verify(directory: Path) -> None:
     click.echo(f"{directory}: every file matches manifest.json")
 
 
-COMMANDS = [report, evidence]
+def parse_sample(text: str) -> tuple[int | None, dict[str, int]]:
+    """``--sample 30``, ``--sample change=40,incident=30`` or both: (every process, per
+    process). Raises ValueError with what is wrong."""
+    every: int | None = None
+    per: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, number = part.rpartition("=")
+        name = name.strip()
+        if sep and name not in PROCESS_NAMES:
+            raise ValueError(f"{name!r} is not one of {', '.join(PROCESS_NAMES)}")
+        try:
+            n = int(number)
+        except ValueError:
+            raise ValueError(f"{part!r}: expected N or process=N, e.g. change=40") from None
+        if n < 1:
+            raise ValueError(f"{part!r}: a sample holds at least 1 record")
+        if sep:
+            per[name] = n
+        else:
+            every = n
+    return every, per
+
+
+def _samples(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int] | None:
+    """--sample values merged: a bare N replaces every configured size."""
+    if not values:
+        return None
+    every: int | None = None
+    per: dict[str, int] = {}
+    for value in values:
+        try:
+            n, named = parse_sample(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        every = n if n is not None else every
+        per.update(named)
+    base = dict.fromkeys((*PROCESS_NAMES, "default"), every) if every is not None else {}
+    return {**{k: v for k, v in base.items() if v is not None}, **per}
+
+
+def _target(ctx: click.Context, param: click.Parameter, value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        return parse_target(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("exposure")
+@click.option(
+    "--period",
+    metavar="FROM..TO",
+    help="The audit period (default: audit.period, else all time).",
+)
+@click.option(
+    "--sample",
+    multiple=True,
+    callback=_samples,
+    metavar="N|PROCESS=N,...",
+    help="Records the auditor samples: N for every process, or per process (default: audit.sample, else 25).",
+)
+@click.option(
+    "--target",
+    callback=_target,
+    metavar="P",
+    help="The exposure to get under: 0.1, 10% or 1/10 (default: audit.target, 0.1).",
+)
+@click.option("--source", help="Only this source.")
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(EXPOSURE_FORMATS), default="text", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@click.pass_context
+def exposure(
+    ctx: click.Context,
+    period: str | None,
+    sample: dict[str, int] | None,
+    target: Fraction | None,
+    source: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Audit exposure per process and clause: the chance that the auditor's random sample
+    holds a nonconforming record, and the fixes that bring it under the target."""
+    cfg = config_of(ctx)
+    _check_source(cfg, source)
+    chosen = _period(period if period is not None else cfg.audit.period)
+    registry, engine = _selection(cfg)
+    store = store_of(cfg)
+    with store.session() as s:
+        table = exposure_from_store(
+            s,
+            cfg,
+            registry,
+            engine,
+            period=chosen,
+            now=datetime.now(timezone.utc),
+            source=source,
+            samples=sample,
+            target=target,
+        )
+    text = render_exposure(table, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output} (overall exposure {float(table.overall):.1%})", err=True)
+
+
+COMMANDS = [report, evidence, exposure]
