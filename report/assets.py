@@ -43,6 +43,9 @@ svg.chart .track{fill:var(--track)}
 .sev-critical{fill:var(--critical)}.sev-high{fill:var(--high)}.sev-medium{fill:var(--medium)}
 .sev-low{fill:var(--low)}.sev-info{fill:var(--info)}
 .rate-good{fill:var(--good)}.rate-fair{fill:var(--fair)}.rate-poor{fill:var(--poor)}
+.exp-now{fill:var(--high)}.exp-pess{fill:var(--medium)}.exp-after{fill:var(--good)}
+.legend span{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px;vertical-align:-1px}
+.legend .exp-now{background:var(--high)}.legend .exp-pess{background:var(--medium)}.legend .exp-after{background:var(--good)}
 polyline.line-open{stroke:var(--high);stroke-width:2.5}circle.line-open{fill:var(--high)}
 polyline.line-rate{stroke:var(--good);stroke-width:2.5}circle.line-rate{fill:var(--good)}
 table{border-collapse:collapse;width:100%;font-size:13px}

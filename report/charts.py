@@ -144,6 +144,48 @@ def rate_bars(rows: Sequence[tuple[str, float | None, str]], label: str) -> str:
     return _svg(width, height, label, "".join(parts), "rates")
 
 
+ExposureBar = tuple[str, float, float, float, str]
+"""(label, now, pessimistic, after the suggested fixes, side note), probabilities 0-1."""
+
+
+def exposure_bars(rows: Sequence[ExposureBar], label: str) -> str:
+    """Three thin 0-100 % bars per process (now, pessimistic, after the fixes) with the
+    population, k and n beside them."""
+    width, bar_h, gap, left, right = 620, 9, 10, 150, 150
+    row_h = 3 * bar_h + gap
+    height = max(len(rows), 1) * row_h + 8
+    span = width - left - right
+    parts = []
+    for i, (name, now, pessimistic, after, note) in enumerate(rows):
+        y = 4 + i * row_h
+        parts.append(
+            f'<text class="axis" x="{left - 8}" y="{y + 1.5 * bar_h + 4:.1f}" text-anchor="end">'
+            f"<title>{_e(name)}</title>{_e(_short(name, 22))}</text>"
+        )
+        for j, (cls, what, p) in enumerate(
+            (
+                ("exp-now", "now", now),
+                ("exp-pess", "pessimistic", pessimistic),
+                ("exp-after", "after the fixes", after),
+            )
+        ):
+            top = y + j * bar_h
+            parts.append(
+                f'<rect class="track" x="{left}" y="{top + 1}" width="{span}" height="{bar_h - 2}"/>'
+                f'<rect class="{cls}" x="{left}" y="{top + 1}" width="{max(p * span, 0.5):.1f}" '
+                f'height="{bar_h - 2}"><title>{_e(name)} {_e(what)}: {p * 100:.1f}%</title></rect>'
+            )
+        parts.append(
+            f'<text class="value" x="{left + span + 6}" y="{y + 1.5 * bar_h + 4:.1f}">'
+            f"{_e(_short(note, 24))}</text>"
+        )
+    if not rows:
+        parts.append(
+            f'<text class="axis" x="{width / 2}" y="18" text-anchor="middle">no records in the period</text>'
+        )
+    return _svg(width, height, label, "".join(parts), "exposure")
+
+
 def line_chart(
     points: Sequence[tuple[str, float | None]],
     label: str,

@@ -90,6 +90,7 @@ def report(
     chosen = _period(period)
     registry, engine = _selection(cfg)
     store = store_of(cfg)
+    now = datetime.now(timezone.utc)
     with store.session() as s:
         data = collect(
             s,
@@ -99,7 +100,10 @@ def report(
             period=chosen,
             source=source,
             group=group_,
-            now=datetime.now(timezone.utc),
+            now=now,
+        )
+        data.exposure = exposure_from_store(
+            s, cfg, registry, engine, period=chosen, now=now, source=source
         )
     page = render_report(data, title=title)
     if str(output) == "-":

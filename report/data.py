@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config
+from ticketlint.report.exposure import ExposureTable
 from ticketlint.report.period import Period
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, Registry, Rule
 from ticketlint.store import repository as repo
@@ -135,6 +136,8 @@ class ReportData:
     clause_matrix: list[ClauseRow]
     framework: str = ""
     warnings: list[str] = field(default_factory=list)
+    exposure: ExposureTable | None = None
+    """The audit exposure of the period (set by the report command)."""
 
     @property
     def overall(self) -> Rate:

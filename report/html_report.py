@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from ticketlint.report import charts
 from ticketlint.report.assets import CSS, JS, content_security_policy
 from ticketlint.report.data import SEVERITY_ORDER, Rate, ReportData
+from ticketlint.report.exposure import FORMULA, ExposureRow, percent
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -55,6 +56,7 @@ SECTIONS = (
     ("waivers", "Waivers"),
     ("coverage", "Mapping coverage"),
     ("clauses", "Clause matrix"),
+    ("exposure", "Audit exposure"),
 )
 
 
@@ -411,6 +413,88 @@ def clauses(data: ReportData) -> str:
     return section("clauses", "Clause coverage matrix", intro + table(head, rows, sortable=True))
 
 
+def _exposure_row(r: ExposureRow) -> str:
+    return (
+        "<tr>"
+        + td(e(r.name) + (f' <span class="note">{e(r.title)}</span>' if r.title else ""))
+        + td(r.population, num=True)
+        + td(r.nonconforming, num=True)
+        + td(r.unknown, num=True)
+        + td(r.waived, num=True)
+        + td(r.sample, num=True)
+        + td(e(percent(r.exposure)), num=True, sort=round(float(r.exposure), 9))
+        + td(e(percent(r.pessimistic)), num=True, sort=round(float(r.pessimistic), 9))
+        + td(r.fixes, num=True)
+        + td(e(percent(r.after_fixes)), num=True, sort=round(float(r.after_fixes), 9))
+        + "</tr>"
+    )
+
+
+def exposure(data: ReportData) -> str:
+    t = data.exposure
+    if t is None:
+        return section("exposure", "Audit exposure", '<p class="note">Not computed.</p>')
+    chart = charts.exposure_bars(
+        [
+            (
+                r.name,
+                float(r.exposure),
+                float(r.pessimistic),
+                float(r.after_fixes),
+                f"N={r.population} k={r.nonconforming} n={r.sample}",
+            )
+            for r in t.processes
+        ],
+        "Audit exposure per process: now, pessimistic, after the suggested fixes",
+    )
+    head = [
+        ("Process / clause", "text"),
+        ("N", "num"),
+        ("k", "num"),
+        ("Unknown", "num"),
+        ("Waived", "num"),
+        ("n", "num"),
+        ("Exposure", "num"),
+        ("Pessimistic", "num"),
+        ("Fixes to target", "num"),
+        ("After fixes", "num"),
+    ]
+    rows = [_exposure_row(r) for r in [*t.processes, *t.clauses]]
+    fixes = []
+    for r in t.processes:
+        for group, assignee, records in r.fix_groups():
+            links = ", ".join(
+                (
+                    f'<a href="{e(url)}" rel="noopener noreferrer">{e(x.key)}</a>'
+                    if (url := safe_url(x.url))
+                    else e(x.key)
+                )
+                + f" ({e(x.worst_severity)})"
+                for x in records
+            )
+            fixes.append(f"<li>{e(r.name)}, {e(group)} / {e(assignee)}: {links}</li>")
+    fix_list = (
+        "<h3>Fix first (oldest high-severity first)</h3><ul>" + "".join(fixes) + "</ul>"
+        if fixes
+        else ""
+    )
+    intro = (
+        f'<p class="note">If the auditor draws a random sample of n records of a process '
+        f"from the N of the period ({e(t.period)}), the exposure is the chance that it holds "
+        f"at least one of the k nonconforming ones: <code>{e(FORMULA)}</code>, exact. "
+        "Pessimistic counts the unknown records (checks not evaluated) as nonconforming; "
+        f"waived ones count as conforming. Target: under {e(percent(t.target))}. Overall "
+        f"(any process's sample holds a finding): <strong>{e(percent(t.overall))}</strong>, "
+        f"pessimistic {e(percent(t.overall_pessimistic))}, after the fixes "
+        f"{e(percent(t.overall_after))}.</p>"
+        '<p class="legend"><span class="exp-now"></span>now<span class="exp-pess"></span>'
+        'pessimistic<span class="exp-after"></span>after the suggested fixes</p>'
+    )
+    return section(
+        "exposure", "Audit exposure", intro + chart + table(head, rows, sortable=True) + fix_list
+    )
+
+
 def render_report(data: ReportData, *, title: str = "ticketlint report") -> str:
     scope = [f"Period: {data.period.label()}"]
     if data.source:
@@ -420,7 +504,17 @@ def render_report(data: ReportData, *, title: str = "ticketlint report") -> str:
     toc = "".join(f'<a href="#{sid}">{e(label)}</a>' for sid, label in SECTIONS)
     body = "\n".join(
         f(data)
-        for f in (overview, conformity, trend, breakdown, open_findings, waivers, coverage, clauses)
+        for f in (
+            overview,
+            conformity,
+            trend,
+            breakdown,
+            open_findings,
+            waivers,
+            coverage,
+            clauses,
+            exposure,
+        )
     )
     return PAGE.substitute(
         csp=e(content_security_policy()),
