@@ -48,6 +48,20 @@ class Item:
         return d
 
 
+@dataclass(frozen=True)
+class ExposureLine:
+    """A process whose audit exposure rose since the last run (one line of the digest)."""
+
+    process: str
+    before: float
+    after: float
+    text: str
+    """The whole line, e.g. ``change: audit exposure 12.0% → 30.5% (N=120, k=4, n=25)``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def missing_fields(evidence: dict[str, Any] | None) -> tuple[str, ...]:
     """The evidence keys whose value is empty: what the ticket lacks."""
     if not evidence:
@@ -78,10 +92,12 @@ class Digest:
     max_findings: int = 10
     subject: str | None = None
     """For an immediate post: ``source/key`` of the ticket."""
+    exposure: list[ExposureLine] = field(default_factory=list)
+    """Processes whose audit exposure rose since the last run."""
 
     @property
     def has_news(self) -> bool:
-        return bool(self.new or self.resolved)
+        return bool(self.new or self.resolved or self.exposure)
 
     @property
     def open_total(self) -> int:
@@ -140,11 +156,14 @@ def build_digest(
     kind: str = "digest",
     dedup_id: str | None = None,
     subject: str | None = None,
+    exposure: Sequence[ExposureLine] = (),
 ) -> Digest:
     """Filter and sort the run's items for one destination.
 
     ``items`` holds every change of the run: ``new``, ``reopened`` and ``resolved`` ones
     and the ``open`` ones (still failing, counted in ``open_by_severity`` only).
+    ``exposure``: the processes whose audit exposure rose (kept when the destination
+    takes that process).
     """
     kept = [i for i in items if passes(i, dest)]
     new = sorted((i for i in kept if i.kind in ("new", "reopened")), key=sort_key)
@@ -172,6 +191,7 @@ def build_digest(
         report_url=dest.report_url or report_url,
         max_findings=dest.max_findings,
         subject=subject,
+        exposure=[x for x in exposure if not dest.processes or x.process in dest.processes],
     )
 
 
@@ -234,4 +254,16 @@ def sample_items() -> list[Item]:
             "change",
             name="change-review",
         ),
+    ]
+
+
+def sample_exposure() -> list[ExposureLine]:
+    """A realistic "audit exposure rose" line for the sample digest."""
+    return [
+        ExposureLine(
+            "change",
+            0.5,
+            0.7707536388501043,
+            "change: audit exposure 50.0% → 77.1% (N=100, k=5, n=25)",
+        )
     ]

@@ -101,6 +101,16 @@ def counts_lines(d: Digest) -> list[tuple[str, str]]:
     return rows
 
 
+EXPOSURE_HEADING = "Audit exposure rose"
+
+
+def exposure_lines(d: Digest) -> list[str]:
+    """One line per process whose audit exposure rose since the last run. Built from a
+    process name and numbers only (no ticket text); each platform escapes it as it
+    escapes its other text."""
+    return [x.text for x in d.exposure]
+
+
 def resolved_brief(d: Digest, limit: int = RESOLVED_BRIEF) -> str:
     shown = [f"{i.key} {i.code}" for i in d.resolved[:limit]]
     text = ", ".join(shown)
@@ -163,6 +173,13 @@ def slack(d: Digest) -> dict[str, Any]:
                     }
                 ],
             }
+        )
+    if d.exposure:
+        head.append(
+            section(
+                f"*{EXPOSURE_HEADING}*\n"
+                + "\n".join(_slack_escape(line) for line in exposure_lines(d))
+            )
         )
     tail: list[dict[str, Any]] = []
     if d.resolved:
@@ -240,6 +257,15 @@ def teams(d: Digest) -> dict[str, Any]:
                 "type": "TextBlock",
                 "text": "Failed sources (their findings are unchanged): "
                 + "; ".join(d.failed_sources),
+                "wrap": True,
+                "color": "Warning",
+            }
+        )
+    if d.exposure:
+        head.append(
+            {
+                "type": "TextBlock",
+                "text": f"**{EXPOSURE_HEADING}**\n\n" + "\n\n".join(exposure_lines(d)),
                 "wrap": True,
                 "color": "Warning",
             }
@@ -366,6 +392,13 @@ def googlechat(d: Digest) -> dict[str, Any]:
                 ]
             }
         )
+    if d.exposure:
+        sections.append(
+            {
+                "header": EXPOSURE_HEADING,
+                "widgets": [{"textParagraph": {"text": _h(line)}} for line in exposure_lines(d)],
+            }
+        )
     tail: list[dict[str, Any]] = []
     if d.resolved:
         tail.append(
@@ -455,6 +488,9 @@ def mattermost(d: Digest) -> dict[str, Any]:
         lines.append(
             "**Failed sources** (their findings are unchanged): " + "; ".join(d.failed_sources)
         )
+    if d.exposure:
+        lines.append(f"**{EXPOSURE_HEADING}:**")
+        lines += [f"- {line}" for line in exposure_lines(d)]
     if d.report_url:
         lines.append(f"[Open the report]({d.report_url})")
     lines.append(f"_{d.footer()}_")
@@ -529,6 +565,7 @@ def webhook(d: Digest) -> dict[str, Any]:
         "report_url": d.report_url,
         "new": [i.to_dict() for i in d.new[:WEBHOOK_MAX_ITEMS]],
         "resolved": [i.to_dict() for i in d.resolved[:WEBHOOK_MAX_ITEMS]],
+        "exposure": [x.to_dict() for x in d.exposure],
         "more": {
             "new": max(0, len(d.new) - WEBHOOK_MAX_ITEMS),
             "resolved": max(0, len(d.resolved) - WEBHOOK_MAX_ITEMS),

@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config, NotifyDestination
-from ticketlint.notify.digest import Digest, Item, build_digest, missing_fields
+from ticketlint.notify.digest import Digest, ExposureLine, Item, build_digest, missing_fields
 from ticketlint.notify.formatters import format_digest
 from ticketlint.notify.transport import DeliveryError, send
 from ticketlint.rules.engine import Finding
@@ -168,6 +168,19 @@ def digest_for_run(session: Session, cfg: Config, dest: NotifyDestination, resul
 # --- enqueue (inside the run's final transaction) -----------------------------------------------
 
 
+def exposure_rises(session: Session, cfg: Config, run_id: int) -> list[ExposureLine]:
+    """Processes whose audit exposure rose since the run before ``run_id``.
+
+    The exposure model lives in the report package (imported here, when a digest is
+    built, so notify does not load it otherwise)."""
+    from ticketlint.report.exposure_data import exposure_rises as rises_since_last_run
+
+    return [
+        ExposureLine(r.process, float(r.before), float(r.after), r.line())
+        for r in rises_since_last_run(session, cfg, run_id, _utcnow())
+    ]
+
+
 def enqueue(session: Session, cfg: Config, result: Any) -> int:
     """Queue one digest per destination for this run; returns how many rows were added.
 
@@ -178,6 +191,7 @@ def enqueue(session: Session, cfg: Config, result: Any) -> int:
     if getattr(result, "dry_run", False) or result.run_id is None or not cfg.notify:
         return 0
     items, failed = items_of_run(session, result)
+    rose = exposure_rises(session, cfg, result.run_id)
     existing = set(
         session.scalars(select(OutboxRow.destination).where(OutboxRow.run_id == result.run_id))
     )
@@ -192,6 +206,7 @@ def enqueue(session: Session, cfg: Config, result: Any) -> int:
             as_of=_iso(result.as_of),
             failed_sources=failed,
             report_url=cfg.report_url,
+            exposure=rose,
         )
         if not digest.has_news and not dest.always:
             continue

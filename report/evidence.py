@@ -11,6 +11,9 @@ Files written into an empty directory:
   ``random.Random(seed).sample(population sorted by source and key, n)`` with
   ``n = 25, or the whole population if it is smaller`` unless ``--sample-size`` says;
 - ``waivers.csv``: the waivers of those rules in force at some time in the period;
+- ``exposure.csv``: the audit exposure of the period per process and clause (every
+  row states the formula ``P = 1 - C(N-k, n) / C(N, n)``), and ``exposure_fixes.csv``:
+  the records to fix first to bring each process under the target;
 - ``rules.json``: the definitions of the rules used (configured severity and parameters);
 - ``summary.html``: a printable summary (self-contained, prints to PDF from any browser);
 - ``manifest.json``: SHA-256 and size of every other file; :func:`verify_pack` re-checks it.
@@ -31,6 +34,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from fractions import Fraction
 from html import escape
 from pathlib import Path
 from string import Template
@@ -42,6 +46,9 @@ from sqlalchemy.orm import Session
 from ticketlint.config import Config
 from ticketlint.report.assets import csp_hash
 from ticketlint.report.data import clause_map, clause_sort_key
+from ticketlint.report.exposure import FORMULA, percent
+from ticketlint.report.exposure_data import exposure_from_store
+from ticketlint.report.exposure_formats import CSV_KEYS, FIX_CSV_KEYS, csv_rows, fix_csv_rows
 from ticketlint.report.period import Period
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, Rule
@@ -397,6 +404,11 @@ def build_evidence(
     write_csv(out / "exceptions.csv", EXCEPTION_KEYS, exc)
     write_csv(out / "sample.csv", SAMPLE_KEYS, sample)
     write_csv(out / "waivers.csv", WAIVER_KEYS, waivers)
+    table = exposure_from_store(
+        session, cfg, registry, engine, period=period, now=now, source=source
+    )
+    write_csv(out / "exposure.csv", CSV_KEYS, csv_rows(table))
+    write_csv(out / "exposure_fixes.csv", FIX_CSV_KEYS, fix_csv_rows(table))
     (out / "rules.json").write_text(
         json.dumps(definitions, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
     )
@@ -427,6 +439,24 @@ def build_evidence(
             "method": "random.Random(seed).sample(population sorted by (source, key), size)",
         },
         "waivers": len(waivers),
+        "exposure": {
+            "formula": FORMULA,
+            "model": (
+                "simple random sampling without replacement of n of the N records of a "
+                "process in the period; one nonconforming record in the sample is a finding"
+            ),
+            "target": float(table.target),
+            "overall": float(table.overall),
+            "processes": {
+                r.name: {
+                    "population": r.population,
+                    "nonconforming": r.nonconforming,
+                    "sample": r.sample,
+                    "exposure": float(r.exposure),
+                }
+                for r in table.processes
+            },
+        },
     }
     (out / "summary.html").write_text(
         render_summary(meta, pop, exc, sample, waivers, definitions), encoding="utf-8"
@@ -503,6 +533,7 @@ SUMMARY = Template("""<!DOCTYPE html>
 <h2>Scope</h2><dl>$scope</dl>
 <h2>Sample</h2><p>$sample_text</p>$sample
 <h2>Exceptions by rule</h2>$by_rule
+<h2>Audit exposure</h2><p>$exposure_text</p>$exposure
 <h2>Waivers in force</h2>$waivers
 <h2>Rules used</h2>$rules
 </body></html>
@@ -589,6 +620,25 @@ def render_summary(
         by_rule=_table(
             ("Rule", "Title", "Findings", "Open", "Waived"),
             ((code, title.get(code, ""), *c) for code, c in sorted(counts.items())),
+        ),
+        exposure_text=(
+            f"<code>{_e(meta['exposure']['formula'])}</code>: the chance that a random sample "
+            "of n of the N records of a process in the period holds at least one of its k "
+            "nonconforming records (exposure.csv). Overall: "
+            f"{_e(percent(Fraction(meta['exposure']['overall'])))}."
+        ),
+        exposure=_table(
+            ("Process", "N", "k", "n", "Exposure"),
+            (
+                (
+                    name,
+                    x["population"],
+                    x["nonconforming"],
+                    x["sample"],
+                    percent(Fraction(x["exposure"])),
+                )
+                for name, x in meta["exposure"]["processes"].items()
+            ),
         ),
         waivers=_table(
             ("Waiver", "Rule", "Key", "Owner", "Reason", "Expires"),

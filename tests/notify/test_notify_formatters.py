@@ -9,7 +9,7 @@ import pytest
 from notify_support import assert_snapshot, many_findings
 
 from ticketlint.config import NotifyDestination
-from ticketlint.notify.digest import Digest, build_digest, sample_items
+from ticketlint.notify.digest import Digest, build_digest, sample_exposure, sample_items
 from ticketlint.notify.formatters import (
     FORMATTERS,
     GOOGLECHAT_MAX_WIDGETS,
@@ -34,6 +34,7 @@ def sample(platform: str) -> Digest:
         run_id=42,
         as_of=AS_OF,
         failed_sources=["snow-prod: HTTP 503 from the Table API"],
+        exposure=sample_exposure(),
     )
 
 

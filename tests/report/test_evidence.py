@@ -15,7 +15,15 @@ from test_report import assert_snapshot, external_references
 from ticketlint.report.evidence import DEFAULT_SAMPLE_SIZE, draw_sample, sample_size_for
 
 ARGS = ("evidence", "--clause", "8.5.1", "--period", "2026-07-01..2026-09-30")
-EXACT = ("population.csv", "exceptions.csv", "sample.csv", "waivers.csv", "rules.json")
+EXACT = (
+    "population.csv",
+    "exceptions.csv",
+    "sample.csv",
+    "waivers.csv",
+    "rules.json",
+    "exposure.csv",
+    "exposure_fixes.csv",
+)
 
 
 def make_pack(run_cli: Any, out: str, *extra: str) -> Path:
