@@ -249,6 +249,11 @@ def _now() -> datetime:
     "-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True
 )
 @click.option(
+    "--exposure",
+    is_flag=True,
+    help="Print the audit exposure of the checked records instead of the findings (-f text, json or markdown; samples from audit.sample).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -270,9 +275,12 @@ def check(
     exit_zero: bool,
     fmt: str,
     output: Path | None,
+    exposure: bool,
 ) -> None:
     """Check records from exported files (--input) or a live source; linter-style output."""
     state = _state(ctx)
+    if exposure and fmt not in ("text", "json", "markdown"):
+        raise click.UsageError("--exposure prints text, json or markdown (-f)")
     if inputs and (jql or query or keys or since):
         raise click.UsageError(
             "--jql, --query, --key and --since read a live source; they cannot be used with --input"
@@ -309,8 +317,11 @@ def check(
     log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
     evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
     result = formats.CheckResult(evaluation=evaluation, report=report, sources=sources)
-    color = fmt == "text" and output is None and _colour_wanted()
-    _write(formats.render(result, fmt, color=color), output)
+    if exposure:
+        _write(_exposure_text(cfg, engine, records, evaluation, instant, ci_sources, fmt), output)
+    else:
+        color = fmt == "text" and output is None and _colour_wanted()
+        _write(formats.render(result, fmt, color=color), output)
     _report_on_stderr(result, fmt, output, state)
 
     if evaluation.rule_errors:
@@ -318,6 +329,48 @@ def check(
     threshold = SEVERITY_RANK[fail_on]
     failing = any(SEVERITY_RANK[f.severity] >= threshold for f in evaluation.findings)
     ctx.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
+
+
+def _exposure_text(
+    cfg: Config,
+    engine: Any,
+    records: Sequence[BaseRecord],
+    evaluation: Any,
+    as_of: datetime,
+    ci_sources: set[str],
+    fmt: str,
+) -> str:
+    """``check --exposure``: the exposure table of the records just checked (all of
+    them are the period), config waivers applied, samples and target from ``audit``."""
+    from ticketlint.report.exposure import build_table
+    from ticketlint.report.exposure_data import (
+        clause_scope,
+        population_from_check,
+        samples_of,
+        target_of,
+    )
+    from ticketlint.report.exposure_formats import render as render_exposure
+    from ticketlint.store.waivers import config_waivers
+
+    population = population_from_check(
+        records,
+        evaluation.findings,
+        engine,
+        as_of=as_of,
+        ci_sources=ci_sources,
+        waivers=config_waivers(cfg),
+    )
+    registry = registry_from_config(cfg)
+    clause_processes, titles = clause_scope(engine, registry)
+    table = build_table(
+        population,
+        samples=samples_of(cfg),
+        target=target_of(cfg),
+        clause_processes=clause_processes,
+        clause_titles=titles,
+        period=f"the {len(population)} records checked (as of {as_of.date().isoformat()})",
+    )
+    return render_exposure(table, fmt)
 
 
 def _as_of(text: str | None) -> datetime:
