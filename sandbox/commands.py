@@ -247,7 +247,13 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
     )
     click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
     click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
-    return 0
+    click.echo(f"  ticketlint --config {config} exposure --sample change=40 -f markdown")
+    click.echo(
+        f"\n== audit exposure of {period}: the chance that an auditor's sample of 25 records "
+        "per process holds a nonconforming one =="
+    )
+    sys.stdout.flush()
+    return _invoke([*base, "exposure", "--period", period])
 
 
 def _open_findings(base: list[str], workdir: Path) -> list[dict[str, Any]] | None:
