@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
@@ -316,7 +316,11 @@ def exposure_rises(session: Session, cfg: Config, run_id: int, now: datetime) ->
     period = Period.parse(cfg.audit.period)
     samples, target = samples_of(cfg), target_of(cfg)
     before = build_table(
-        population_from_store(session, period=period, now=now, at=previous),
+        # Just after the previous run finished: its own events (stamped up to its finish
+        # instant) count, the replay bound being exclusive.
+        population_from_store(
+            session, period=period, now=now, at=previous + timedelta(microseconds=1)
+        ),
         samples=samples,
         target=target,
     )
