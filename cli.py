@@ -625,6 +625,10 @@ rules:
 #   - {name: ops, type: slack, url: "${SLACK_WEBHOOK_URL}", min_severity: medium}
 
 writeback: {enabled: false, label: ticketlint, comment: true}
+
+# audit:                     # what the auditor samples: `ticketlint exposure`
+#   sample: {change: 40, incident: 30, default: 25}
+#   target: 0.10
 """
 
 

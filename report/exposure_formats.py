@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from ticketlint.report.exposure import FORMULA, ExposureRow, ExposureTable, percent
 
@@ -175,6 +176,11 @@ def _md(text: str) -> str:
     return " ".join(out.split())
 
 
+def _http(url: str | None) -> bool:
+    """Only http(s) ticket links are written: a record cannot smuggle in ``javascript:``."""
+    return bool(url) and urlsplit(url or "").scheme in ("http", "https")
+
+
 def render_markdown(table: ExposureTable) -> str:
     lines = [
         f"## Audit exposure, {_md(table.period)}",
@@ -215,7 +221,11 @@ def render_markdown(table: ExposureTable) -> str:
         for r in todo:
             for group, assignee, records in r.fix_groups():
                 keys = ", ".join(
-                    (f"[{_md(x.key)}](<{x.url.replace('>', '%3E')}>)" if x.url else _md(x.key))
+                    (
+                        f"[{_md(x.key)}](<{x.url.replace('>', '%3E')}>)"
+                        if _http(x.url)
+                        else _md(x.key)
+                    )
                     + f" ({x.worst_severity})"
                     for x in records
                 )

@@ -124,3 +124,34 @@ def test_text_names_who_fixes_and_the_link(
     assert "\x1b[" not in out  # not a terminal: no colour
     assert "Mapping errors (2 records not checked)" in out
     assert "TST001      1  status 'Awaiting CAB' is not mapped" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_check_exposure_matches_snapshot(
+    fmt: str, runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
+    """``check --exposure``: the exposure table of the records checked, exit code as check."""
+    code, out, _ = run_check(runner, records_jsonl, "--exposure", "-f", fmt)
+    assert code == 1
+    assert_snapshot(f"check-exposure.{ {'markdown': 'md'}.get(fmt, fmt) }", out)
+
+
+def test_check_exposure_json_counts(
+    runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
+    _, out, _ = run_check(runner, records_jsonl, "--exposure", "-f", "json")
+    data = json.loads(out)
+    checked = json.loads(run_check(runner, records_jsonl, "-f", "json")[1])
+    failing = {(f["source"], f["key"]) for f in checked["findings"]}
+    for row in data["processes"].values():
+        assert row["population"] >= row["nonconforming"] + row["unknown"] + row["waived"]
+    # every record with a finding is nonconforming (no waiver in this run, none cancelled)
+    assert sum(r["nonconforming"] for r in data["processes"].values()) == len(failing)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "junit"])
+def test_check_exposure_refuses_other_formats(
+    fmt: str, runner: CliRunner, records_jsonl: Path, test_registry: object
+) -> None:
+    code, _, err = run_check(runner, records_jsonl, "--exposure", "-f", fmt)
+    assert code == 2 and "--exposure prints text, json or markdown" in err

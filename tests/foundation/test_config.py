@@ -59,6 +59,25 @@ def test_good_config_and_redaction(monkeypatch):
             "waivers: [{rule: CHG006, key: K, owner: o, expires: 2027-01-01}]\n",
             "waivers[0].reason: required key is missing",
         ),
+        ("audit: {sample: {chnage: 40}}\n", "t.yaml: audit.sample: Value error, process 'chnage'"),
+        (
+            "audit: {sample: {change: '40'}}\n",
+            "audit.sample.change: Input should be a valid integer",
+        ),
+        (
+            "audit: {sample: {change: 4.5}}\n",
+            "audit.sample.change: Input should be a valid integer",
+        ),
+        (
+            "audit: {sample: {change: true}}\n",
+            "audit.sample.change: Input should be a valid integer",
+        ),
+        ("audit: {sample: {change: 0}}\n", "audit.sample.change: Input should be greater than"),
+        ("audit: {target: 0}\n", "audit.target: Input should be greater than 0"),
+        ("audit: {target: 1.5}\n", "audit.target: Input should be less than or equal to 1"),
+        ("audit: {period: 2026-07-01}\n", "audit.period"),
+        ("audit: {period: 'Q3'}\n", "audit.period: Value error, 'Q3' is not FROM..TO"),
+        ("audit: {sampel: {}}\n", "t.yaml: audit.sampel: unknown key"),
         ("sources: [\n", "t.yaml: line"),
         ("- a\n", "expected a mapping"),
     ],
@@ -90,3 +109,12 @@ def test_bare_env_references_as_in_design_md_parse(monkeypatch):
     cfg = parse_config(text, "t.yaml")
     assert cfg.source("jira-prod").auth.token.get_secret_value() == "t0k"
     assert cfg.source("snow").auth.password.get_secret_value() == "pw"
+
+
+def test_audit_section_defaults_and_values():
+    assert parse_config("").audit.sample == {} and parse_config("").audit.target == 0.1
+    cfg = parse_config(
+        "audit: {sample: {change: 40, default: 20}, target: 0.05, period: 2026-07-01..2026-09-30}\n"
+    )
+    assert cfg.audit.sample == {"change": 40, "default": 20}
+    assert cfg.audit.target == 0.05 and cfg.audit.period == "2026-07-01..2026-09-30"
