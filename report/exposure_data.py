@@ -205,14 +205,14 @@ def population_from_store(
     waived: dict[tuple[str, str], list[Failing]] = defaultdict(list)
     who: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
     for row, state in _finding_states(session, source, end, replay=end < now):
-        at = (row.source, row.key)
-        if at not in members or state == "resolved":
+        ref = (row.source, row.key)
+        if ref not in members or state == "resolved":
             continue
         rule = rules.get(row.rule)
         clause = rule.clause if rule is not None else str((row.detail or {}).get("clause") or "?")
         item = Failing(row.rule, clause, row.severity)
-        (failing if state == "open" else waived)[at].append(item)
-        who.setdefault(at, (row.assignee, row.group, row.url))
+        (failing if state == "open" else waived)[ref].append(item)
+        who.setdefault(ref, (row.assignee, row.group, row.url))
 
     unknown: dict[tuple[str, str], list[Failing]] = {}
     if engine is not None:
@@ -363,16 +363,16 @@ def population_from_check(
     for r in kept:
         at = (r.source, r.key)
         created = getattr(r, "created_at", None)
-        f = who.get(at)
+        first = who.get(at)
         out.append(
             PopulationRecord(
                 source=r.source,
                 key=r.key,
                 process=r.process,
                 created_at=created if isinstance(created, datetime) else None,
-                assignee=f.assignee if f else None,
-                group=f.group if f else None,
-                url=f.url if f else r.url,
+                assignee=first.assignee if first else None,
+                group=first.group if first else None,
+                url=first.url if first else r.url,
                 failing=tuple(failing.get(at, ())),
                 waived=tuple(waived.get(at, ())),
                 unknown=tuple(unknown.get(at, ())),

@@ -222,7 +222,7 @@ def render_markdown(table: ExposureTable) -> str:
             for group, assignee, records in r.fix_groups():
                 keys = ", ".join(
                     (
-                        f"[{_md(x.key)}](<{x.url.replace('>', '%3E')}>)"
+                        f"[{_md(x.key)}](<{(x.url or '').replace('>', '%3E')}>)"
                         if _http(x.url)
                         else _md(x.key)
                     )
