@@ -30,6 +30,7 @@ from ticketlint.report.exposure_formats import FIX_CSV_KEYS, fix_csv_rows
 from ticketlint.report.html_report import exposure as exposure_section
 from ticketlint.store.db import open_store
 from ticketlint.store.models import OutboxRow
+from ticketlint.sync.commands import standard_hooks
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, run_sync
 
@@ -239,9 +240,11 @@ def test_digest_has_a_line_per_process_whose_exposure_rose(tmp_path: Path) -> No
         datetime(2026, 10, 2, 6, tzinfo=timezone.utc),
     )
     for stage, day in enumerate(nights):
+        options = SyncOptions(full=True, as_of=day, notify=True, writeback=False)
         result = run_sync(
             cfg,
-            SyncOptions(full=True, as_of=day, notify=True, writeback=False),
+            options,
+            hooks=standard_hooks(options),
             connector_factory=lambda src, stage=stage: WorldConnector(src.name, stage),
             progress=Progress(io.StringIO()),
             clock=lambda day=day: day + timedelta(minutes=1),
