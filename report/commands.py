@@ -22,7 +22,7 @@ from ticketlint.report.evidence import (
     build_evidence,
     verify_pack,
 )
-from ticketlint.report.exposure import parse_target
+from ticketlint.report.exposure import parse_target, percent
 from ticketlint.report.exposure_data import exposure_from_store
 from ticketlint.report.exposure_formats import FORMATS as EXPOSURE_FORMATS
 from ticketlint.report.exposure_formats import render as render_exposure
@@ -339,7 +339,7 @@ def exposure(
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {output} (overall exposure {float(table.overall):.1%})", err=True)
+    click.echo(f"wrote {output} (overall exposure {percent(table.overall)})", err=True)
 
 
 COMMANDS = [report, evidence, exposure]
