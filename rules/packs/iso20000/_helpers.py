@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
-from ticketlint.mapping.model import BaseRecord, Person, is_empty
+from ticketlint.mapping.model import BaseRecord, ChangeRecord, IncidentRecord, Person, is_empty
 from ticketlint.rules.outcome import (
     NOT_APPLICABLE,
     PASS,
@@ -36,7 +36,7 @@ def unmapped_state(record: BaseRecord) -> Outcome:
     return not_evaluated(f"status {record.raw_state!r} is not mapped to {article} {noun} state")
 
 
-def resolved_major_incident_scope(record: Any) -> Outcome | None:
+def resolved_major_incident_scope(record: IncidentRecord) -> Outcome | None:
     """The shared scope of INC004 and PRB005: a resolved or closed major incident.
     Returns the outcome when the record is out of scope or cannot be judged, else None."""
     state = record.state
@@ -51,7 +51,7 @@ def resolved_major_incident_scope(record: Any) -> Outcome | None:
     return None
 
 
-def done_without_text(record: Any, field: str, what: str) -> Outcome:
+def done_without_text(record: BaseRecord, field: str, what: str) -> Outcome:
     """The shared body of PRB001 and REQ002: a resolved or closed record must hold text
     in ``field`` (``what`` names it in the message)."""
     state = record.state
@@ -69,7 +69,7 @@ def done_without_text(record: Any, field: str, what: str) -> Outcome:
     return PASS
 
 
-def change_type(record: Any) -> str | None:
+def change_type(record: ChangeRecord) -> str | None:
     """The change type normalised for comparison: None (not provided), "" (empty) or a
     lower-case word. Mappers already emit lower case; this keeps a file import with
     "Normal" from slipping through every gated-change rule."""
@@ -86,8 +86,9 @@ def utc(value: Any) -> str:
     return "(no time)"
 
 
-def is_time(value: Any) -> bool:
-    """True for an actual datetime (not None, not the "" empty marker)."""
+def is_time(value: object) -> TypeGuard[datetime]:
+    """True for an actual datetime (not None, not the "" empty marker); narrows the value
+    to ``datetime`` for the type checker."""
     return isinstance(value, datetime)
 
 

@@ -583,15 +583,20 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     if record.state == CANCELLED:
         return NOT_APPLICABLE
     start, p_start, p_end = record.actual_start, record.planned_start, record.planned_end
-    if start == "" or p_start == "" or p_end == "":
-        return NOT_APPLICABLE
-    missing = [
-        f"change.{n}"
-        for n, v in (("actual_start", start), ("planned_start", p_start), ("planned_end", p_end))
-        if v is None
-    ]
-    if missing:
-        return missing_field(*missing)
+    if not (is_time(start) and is_time(p_start) and is_time(p_end)):
+        if start == "" or p_start == "" or p_end == "":
+            return NOT_APPLICABLE
+        return missing_field(
+            *(
+                f"change.{n}"
+                for n, v in (
+                    ("actual_start", start),
+                    ("planned_start", p_start),
+                    ("planned_end", p_end),
+                )
+                if v is None
+            )
+        )
     tolerance = timedelta(minutes=ctx.params["tolerance_minutes"])
     window = f"{utc(p_start)} - {utc(p_end)}"
     if start < p_start - tolerance:
