@@ -98,8 +98,8 @@ def _walk(node: Any, out: list[str]) -> None:
     if kind == "hardBreak":
         out.append("\n")
         return
-    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
-    inline = _inline_text(kind, attrs)
+    attrs = node.get("attrs")
+    inline = _inline_text(kind, attrs if isinstance(attrs, dict) else {})
     if inline is not None:
         out.append(inline)
         return
@@ -121,6 +121,8 @@ def _inline_text(kind: Any, attrs: dict[str, Any]) -> str | None:
         return str(attrs.get("text") or "")
     if kind == "date":
         stamp = attrs.get("timestamp")
+        if not isinstance(stamp, (str, int, float)):
+            return ""
         try:
             return datetime.fromtimestamp(int(stamp) / 1000, tz=timezone.utc).date().isoformat()
         except (TypeError, ValueError, OverflowError, OSError):

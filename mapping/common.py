@@ -118,8 +118,9 @@ def text_or_empty(value: Any) -> str:
         return value
     if isinstance(value, dict):  # option / reference objects
         for k in ("value", "name", "displayName", "display_value"):
-            if isinstance(value.get(k), str):
-                return value[k]
+            text = value.get(k)
+            if isinstance(text, str):
+                return text
     return str(value)
 
 

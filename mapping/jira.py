@@ -266,7 +266,7 @@ class JiraMapper:
         options: MappingOptions,
         catalog: JiraFieldCatalog,
         *,
-        statuses: list[dict] | None = None,
+        statuses: list[dict[str, Any]] | None = None,
         deployment: str = "Cloud",
     ) -> None:
         self.options = options
@@ -366,7 +366,7 @@ class JiraMapper:
 
     # --- per-issue questions the connector asks ----------------------------------------
 
-    def process_of(self, issue: dict) -> str | None:
+    def process_of(self, issue: dict[str, Any]) -> str | None:
         """incident / service_request / problem / change / release, "review", or None."""
         fields = issue.get("fields") if isinstance(issue, dict) else None
         itype = (fields or {}).get("issuetype") if isinstance(fields, dict) else None
@@ -375,7 +375,7 @@ class JiraMapper:
             return None
         return self._process_by_type.get(name.strip().casefold())
 
-    def review_targets(self, issue: dict) -> list[str]:
+    def review_targets(self, issue: dict[str, Any]) -> list[str]:
         """Keys of the records a review issue completes (settled reading 10): its linked
         incidents and changes, whether the review is done or not (a reopened review takes
         the completion back). Empty for any other issue. A linked issue whose embedded type
@@ -403,7 +403,7 @@ class JiraMapper:
             out.append(key)
         return out
 
-    def needs_history(self, issue: dict) -> bool:
+    def needs_history(self, issue: dict[str, Any]) -> bool:
         """True for changes whose issue lacks a complete history: their actual start and
         end come from it (RULES.md §1). Other processes need no transition for any rule:
         their closed_at falls back on resolutiondate (settled reading 4), so fetching their
@@ -412,7 +412,7 @@ class JiraMapper:
             return False
         return _embedded_histories(issue) is None
 
-    def needs_approvals(self, issue: dict) -> bool:
+    def needs_approvals(self, issue: dict[str, Any]) -> bool:
         """True when the record needs approvals (changes, requests of the approvals type)
         and the Approvals field is not in the issue's fields."""
         process = self.process_of(issue)
@@ -431,10 +431,10 @@ class JiraMapper:
 
     def map_issues(
         self,
-        issues: Iterable[dict],
+        issues: Iterable[dict[str, Any]],
         *,
-        changelogs: Mapping[str, list[dict]] | None = None,
-        approvals: Mapping[str, list[dict]] | None = None,
+        changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
+        approvals: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
         with gc_paused(promote=True):
@@ -442,10 +442,10 @@ class JiraMapper:
 
     def _map_issues_unpaused(
         self,
-        issues: Iterable[dict],
+        issues: Iterable[dict[str, Any]],
         *,
-        changelogs: Mapping[str, list[dict]] | None = None,
-        approvals: Mapping[str, list[dict]] | None = None,
+        changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
+        approvals: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
         report = MappingReport()
@@ -492,7 +492,9 @@ class JiraMapper:
                 own[issue["key"]] = (done, at)
                 if done:
                     for linked in _linked_issues(fields.get("issuelinks")):
-                        completes.setdefault(linked.get("key"), at)
+                        linked_key = linked.get("key")
+                        if isinstance(linked_key, str):
+                            completes.setdefault(linked_key, at)
             except Exception:  # noqa: BLE001, S112 - a malformed review issue is not a review; the incident is still checked
                 continue
         return {"own": own, "completes": completes}
@@ -501,8 +503,8 @@ class JiraMapper:
         self,
         issue: Any,
         reviews: dict[str, Any],
-        changelogs: Mapping[str, list[dict]],
-        approvals_arg: Mapping[str, list[dict]],
+        changelogs: Mapping[str, list[dict[str, Any]]],
+        approvals_arg: Mapping[str, list[dict[str, Any]]],
         report: MappingReport,
     ) -> BaseRecord | None:
         if not isinstance(issue, dict):
@@ -654,11 +656,11 @@ class JiraMapper:
     def _history_state(self, process: str, raw: str | None, report: MappingReport) -> str | None:
         if raw.__class__ is str:
             cache = self._history_cache[process]
-            entry = cache.get(raw)  # type: ignore[arg-type]
+            entry = cache.get(raw)
             if entry is None:
                 if len(cache) > 10_000:  # bounded: status names are few, bad data is not
                     cache.clear()
-                entry = cache[raw] = self._history_entry(process, raw)  # type: ignore[index]
+                entry = cache[raw] = self._history_entry(process, raw)
         else:
             entry = self._history_entry(process, raw)
         if entry[1] is not None:
@@ -690,15 +692,19 @@ class JiraMapper:
         return number
 
     def _histories(
-        self, issue: dict, native_id: Any, key: str, changelogs: Mapping[str, list[dict]]
-    ) -> list[dict] | None:
+        self,
+        issue: dict[str, Any],
+        native_id: Any,
+        key: str,
+        changelogs: Mapping[str, list[dict[str, Any]]],
+    ) -> list[dict[str, Any]] | None:
         for ident in (native_id, str(native_id) if native_id is not None else None, key):
             if ident is not None and ident in changelogs:
                 return changelogs[ident]
         return _embedded_histories(issue)
 
     def _transitions(
-        self, process: str, histories: list[dict], report: MappingReport
+        self, process: str, histories: list[dict[str, Any]], report: MappingReport
     ) -> list[Transition]:
         out: list[Transition] = []
         ats: list[datetime] = []
@@ -761,7 +767,7 @@ class JiraMapper:
         self,
         key: str,
         fields: dict[str, Any],
-        given: Mapping[str, list[dict]],
+        given: Mapping[str, list[dict[str, Any]]],
         report: MappingReport,
     ) -> list[Approval] | None:
         """Settled reading 11: one Approval per approver entry; decided_at = completedDate."""
@@ -946,7 +952,7 @@ def _name(value: Any) -> str:
     return ""
 
 
-def _type_name(issue: dict) -> str:
+def _type_name(issue: dict[str, Any]) -> str:
     itype = (issue.get("fields") or {}).get("issuetype") if isinstance(issue, dict) else None
     return _name(itype)
 
@@ -1010,8 +1016,8 @@ def _implement_window(transitions: list[Transition] | None) -> tuple[Any, Any]:
     return start or "", end or ""
 
 
-def _linked_issues(issuelinks: Any) -> list[dict]:
-    out: list[dict] = []
+def _linked_issues(issuelinks: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for link in issuelinks or []:
         if not isinstance(link, dict):
             raise ValueError("an issue link is not an object")
@@ -1021,7 +1027,7 @@ def _linked_issues(issuelinks: Any) -> list[dict]:
     return out
 
 
-def _embedded_histories(issue: dict) -> list[dict] | None:
+def _embedded_histories(issue: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The issue's own changelog when it is the whole history; None when truncated."""
     changelog = issue.get("changelog") if isinstance(issue, dict) else None
     if not isinstance(changelog, dict):

@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ticketlint.mapping.common import parse_jira_time
-from ticketlint.mapping.model import CIRecord, Person
+from ticketlint.mapping.model import CIRecord, CIStatus, Person
 
 # Status words (case-folded) per normalised CI status; anything else is "other".
-_CI_STATUS = {
+_CI_STATUS: dict[CIStatus, tuple[str, ...]] = {
     "installed": (
         "in service",
         "active",
@@ -76,7 +76,7 @@ def map_assets_object(
     if not key:
         raise ValueError("Assets object without a key")
     raw_status = _first_text(attrs.get("status", []))
-    status = None
+    status: CIStatus | None = None
     if raw_status is not None:
         folded = raw_status.casefold()
         status = next((s for s, words in _CI_STATUS.items() if folded in words), "other")

@@ -13,7 +13,7 @@ the raw value, never the issue, so the mapper decides what "absent" means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -53,22 +53,24 @@ class JiraFieldCatalog:
             self._by_name[folded] = field_id
 
     @classmethod
-    def from_field_list(cls, fields: list[dict]) -> JiraFieldCatalog:
-        """From the ``GET /rest/api/2|3/field`` response (a list of FieldDetails)."""
+    def from_field_list(cls, fields: Sequence[object] | None) -> JiraFieldCatalog:
+        """From the ``GET /rest/api/2|3/field`` response (a list of FieldDetails); items
+        that are not objects with a string ``id`` are skipped."""
         names: dict[str, str] = {}
         schema: dict[str, dict[str, Any]] = {}
         for item in fields or []:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
-            names[item["id"]] = (
-                item.get("name") if isinstance(item.get("name"), str) else item["id"]
-            )
+            name = item.get("name")
+            names[item["id"]] = name if isinstance(name, str) else item["id"]
             if isinstance(item.get("schema"), dict):
                 schema[item["id"]] = item["schema"]
         return cls(names, schema)
 
     @classmethod
-    def from_names(cls, names: dict[str, str], schema: dict | None = None) -> JiraFieldCatalog:
+    def from_names(
+        cls, names: dict[str, str], schema: dict[str, dict[str, Any]] | None = None
+    ) -> JiraFieldCatalog:
         """From a search export's ``expand=names`` map (and optional ``expand=schema``)."""
         return cls(names or {}, schema or {})
 
@@ -101,7 +103,9 @@ class JiraFieldCatalog:
         return len(self._names)
 
 
-def load_search_export(data: dict | list) -> tuple[list[dict], dict[str, str], dict]:
+def load_search_export(
+    data: object,
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, dict[str, Any]]]:
     """A search response (Cloud ``search/jql`` or DC ``search``) or a list of its pages ->
     (issues, names merged over pages, schema merged over pages).
 
@@ -118,9 +122,9 @@ def load_search_export(data: dict | list) -> tuple[list[dict], dict[str, str], d
         raise ValueError(
             f"expected a Jira search response or a list of pages, got {type(data).__name__}"
         )
-    issues: list[dict] = []
+    issues: list[dict[str, Any]] = []
     names: dict[str, str] = {}
-    schema: dict[str, Any] = {}
+    schema: dict[str, dict[str, Any]] = {}
     for number, page in enumerate(pages, 1):
         if not isinstance(page, dict) or not isinstance(page.get("issues", []), list):
             raise ValueError(f"page {number} is not a Jira search response (no 'issues' list)")

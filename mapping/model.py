@@ -43,7 +43,8 @@ CHANGE_STATES: tuple[str, ...] = (
     "closed",
     "cancelled",
 )
-CI_STATUSES: tuple[str, ...] = ("planned", "installed", "in_maintenance", "retired", "other")
+CIStatus = Literal["planned", "installed", "in_maintenance", "retired", "other"]
+CI_STATUSES: tuple[CIStatus, ...] = ("planned", "installed", "in_maintenance", "retired", "other")
 
 Decision = Literal["approved", "rejected", "pending", "cancelled"]
 LinkKind = Literal["incident", "problem", "change", "release", "review", "other"]
@@ -191,7 +192,7 @@ class ReleaseRecord(BaseRecord):
 class CIRecord(BaseRecord):
     process: Literal["ci"] = "ci"
     ci_class: str | None = None
-    status: Literal["planned", "installed", "in_maintenance", "retired", "other"] | None = None
+    status: CIStatus | None = None
     owner: Person | None = None
     support_group: str | None = None
     last_verified_at: OptionalTime = None
@@ -338,6 +339,7 @@ def builder(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
         f"    return model\n"
     )
     exec(source, namespace)
-    make = namespace["make"]
+    # exec leaves the generated function in the namespace, typed only by the source above.
+    make: Callable[..., _M] = namespace["make"]
     make.__name__ = make.__qualname__ = f"build_{cls.__name__}"
     return make

@@ -479,7 +479,7 @@ class _Links(_Reader):
             links = links if links is not None else []
             if sys_id.strip():
                 key = _dotted(row, f"{column}.number") or display or sys_id
-                links.append(build(Link, kind=kind, key=key))  # type: ignore[arg-type]
+                links.append(build(Link, kind=kind, key=key))
         return links
 
 
@@ -756,10 +756,10 @@ class ServiceNowMapper:
     def map_rows(
         self,
         process: str,
-        rows: Iterable[dict],
+        rows: Iterable[dict[str, Any]],
         *,
-        approvals: Iterable[dict] | None = None,
-        task_ci: Iterable[dict] | None = None,
+        approvals: Iterable[dict[str, Any]] | None = None,
+        task_ci: Iterable[dict[str, Any]] | None = None,
         ci_names: Mapping[str, str] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map the rows of one table; never raises for bad rows (they become errors)."""
@@ -771,10 +771,10 @@ class ServiceNowMapper:
     def _map_rows_unpaused(
         self,
         process: str,
-        rows: Iterable[dict],
+        rows: Iterable[dict[str, Any]],
         *,
-        approvals: Iterable[dict] | None = None,
-        task_ci: Iterable[dict] | None = None,
+        approvals: Iterable[dict[str, Any]] | None = None,
+        task_ci: Iterable[dict[str, Any]] | None = None,
         ci_names: Mapping[str, str] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map the rows of one table; never raises for bad rows (they become errors)."""
@@ -810,7 +810,7 @@ class ServiceNowMapper:
     def _map_row(
         self,
         plan: _Plan,
-        row: dict,
+        row: dict[str, Any],
         ctx: _Ctx,
         approvals_by_task: dict[str, list[Approval]] | None,
         cis_by_task: dict[str, list[str]] | None,
@@ -846,7 +846,9 @@ class ServiceNowMapper:
         # tests round-trip mapped records through ``record_from_dict`` to keep this honest.
         return build(plan.cls, **values)
 
-    def _state(self, plan: _Plan, row: dict, values: dict[str, Any], report: MappingReport) -> None:
+    def _state(
+        self, plan: _Plan, row: dict[str, Any], values: dict[str, Any], report: MappingReport
+    ) -> None:
         code = _get(row, plan.state_column)
         raw = "" if code is _ABSENT else code.strip()
         values["raw_state"] = None if code is _ABSENT else raw
@@ -870,7 +872,7 @@ class ServiceNowMapper:
                 state = "cancelled"  # settled 14
         values["state"] = state
 
-    def _url(self, plan: _Plan, row: dict, sys_id: str) -> str | None:
+    def _url(self, plan: _Plan, row: dict[str, Any], sys_id: str) -> str | None:
         base = self.options.base_url.rstrip("/")
         if not base:
             return None
@@ -889,7 +891,7 @@ _PERSON = builder(Person, ("id", "name", "email"))
 
 
 def _index_approvals(
-    rows: Iterable[dict], report: MappingReport, ctx: _Ctx
+    rows: Iterable[dict[str, Any]], report: MappingReport, ctx: _Ctx
 ) -> dict[str, list[Approval]]:
     """sysapproval_approver rows -> approvals per task sys_id (settled 13)."""
     by_task: dict[str, list[Approval]] = defaultdict(list)
@@ -926,7 +928,9 @@ def _index_approvals(
     return by_task
 
 
-def _index_task_ci(rows: Iterable[dict], ctx: _Ctx, report: MappingReport) -> dict[str, list[str]]:
+def _index_task_ci(
+    rows: Iterable[dict[str, Any]], ctx: _Ctx, report: MappingReport
+) -> dict[str, list[str]]:
     """task_ci rows -> CI keys per task sys_id (settled 12)."""
     by_task: dict[str, list[str]] = defaultdict(list)
     for row in rows:
@@ -969,7 +973,7 @@ def _reason(exc: Exception) -> str:
 # --- exports -------------------------------------------------------------------------------
 
 
-def load_table_export(data: dict | list) -> list[dict]:
+def load_table_export(data: object) -> list[dict[str, Any]]:
     """Rows of a saved Table API response ``{"result": [...]}``, a list of such pages, a
     bare list of rows, or a legacy JSONv2 export ``{"records": [...]}``."""
     if isinstance(data, dict):
