@@ -207,9 +207,9 @@ def line_chart(
 
     parts = []
     for k in range(5):  # horizontal grid with axis values
-        v = lo + (hi - lo) * k / 4
-        _, y = xy(0, v)
-        text = f"{v * 100:g}%" if percent else f"{v:g}"
+        tick = lo + (hi - lo) * k / 4
+        _, y = xy(0, tick)
+        text = f"{tick * 100:g}%" if percent else f"{tick:g}"
         parts.append(
             f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
