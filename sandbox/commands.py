@@ -10,6 +10,7 @@ import shutil
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,7 @@ def _fix_backout_plans(
     """Fill in the backout plan of a few CHG005 changes, as their owners would."""
     plan = "Roll back to the previous release from the artifact store; verify health checks."
     fixed: list[str] = []
-    for source, body_of in (
+    mutations: tuple[tuple[str, Callable[[str], dict[str, Any]]], ...] = (
         ("jira-sandbox", lambda key: {"key": key, "fields": {"Backout plan": _adf(plan)}}),
         (
             "snow-sandbox",
@@ -282,7 +283,8 @@ def _fix_backout_plans(
                 "fields": {"backout_plan": plan},
             },
         ),
-    ):
+    )
+    for source, body_of in mutations:
         keys = sorted(
             {f["key"] for f in findings if f.get("code") == "CHG005" and f.get("source") == source}
         )
@@ -321,7 +323,8 @@ def _print_summary(findings: list[dict[str, Any]], top: int) -> None:
         click.echo("  by rule: " + ", ".join(f"{code} {n}" for code, n in sorted(by_rule.items())))
         shown.extend(
             sorted(
-                mine, key=lambda f: (rank.get(f.get("severity"), 9), f.get("code"), f.get("key"))
+                mine,
+                key=lambda f: (rank.get(f.get("severity") or "", 9), f.get("code"), f.get("key")),
             )[: top // 2 or 1]
         )
     click.echo("\nTop findings:")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 OPERATORS = [
     "ISNOTEMPTY",
@@ -105,15 +106,18 @@ class Condition:
             return actual != value
         if actual == "":
             return False  # empty never compares greater or less
-        a, b = _comparable(actual, value)
-        return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+        try:
+            a, b = float(actual), float(value)
+        except ValueError:
+            return _ordered(op, actual, value)  # yyyy-MM-dd HH:mm:ss compares correctly as text
+        return _ordered(op, a, b)
 
 
-def _comparable(a: str, b: str) -> tuple[object, object]:
-    try:
-        return float(a), float(b)
-    except ValueError:
-        return a, b  # yyyy-MM-dd HH:mm:ss compares correctly as text
+_Ordered = TypeVar("_Ordered", str, float)
+
+
+def _ordered(op: str, a: _Ordered, b: _Ordered) -> bool:
+    return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
 
 
 @dataclass

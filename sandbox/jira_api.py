@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ticketlint.sandbox import jql as J
@@ -152,7 +153,7 @@ class JiraApi:
     def fields(self, req: Request, v2: bool) -> Response:
         out = []
         for fid, name, stype in SYSTEM_FIELDS:
-            schema = {"type": stype, "system": fid}
+            schema: dict[str, Any] = {"type": stype, "system": fid}
             if fid in ("labels", "issuelinks"):
                 schema["items"] = "string" if fid == "labels" else "issuelinks"
             out.append(
@@ -171,7 +172,7 @@ class JiraApi:
         for name, stype, custom, items in CUSTOM_FIELDS:
             fid = self.data.field_ids[name]
             num = int(fid.split("_")[1])
-            schema: dict[str, Any] = {"type": stype, "custom": custom, "customId": num}
+            schema = {"type": stype, "custom": custom, "customId": num}
             if items:
                 schema["items"] = items
             out.append(
@@ -202,19 +203,24 @@ class JiraApi:
         return errors(410, REMOVED)
 
     # -- search ----------------------------------------------------------------------
+    def _labels(self, idx: int) -> list[str]:
+        """An issue's labels, asked by the JQL matcher only when the query names labels."""
+        labels: list[str] = self.data.issue(idx)["fields"].get("labels") or []
+        return labels
+
     def search(self, req: Request, v2: bool) -> Response:
         if req.method == "POST":
-            body = req.json() or {}
-            if not isinstance(body, dict):
+            payload = req.json() or {}
+            if not isinstance(payload, dict):
                 return errors(
                     400,
                     "Invalid request payload. Refer to the REST API documentation and try again.",
                 )
-            jql_text = body.get("jql")
-            token = body.get("nextPageToken")
-            max_results = body.get("maxResults", DEFAULT_MAX)
-            fields = body.get("fields") or ["id"]
-            expand = body.get("expand") or ""
+            jql_text = payload.get("jql")
+            token = payload.get("nextPageToken")
+            max_results = payload.get("maxResults", DEFAULT_MAX)
+            fields = payload.get("fields") or ["id"]
+            expand = payload.get("expand") or ""
             if isinstance(expand, list):
                 expand = ",".join(expand)
         else:
@@ -267,7 +273,7 @@ class JiraApi:
                     d.project(idx),
                     d.type_name(idx),
                     d.updated[idx],
-                    labels=lambda idx=idx: d.issue(idx)["fields"].get("labels") or [],
+                    labels=partial(self._labels, idx),
                 ):
                     continue
                 if len(picked) == limit:
@@ -283,7 +289,9 @@ class JiraApi:
             )
         if "names" in expands or "schema" in expands:
             chosen = self._chosen(fields)
-            meta = {f[0]: (f[1], {"type": f[2], "system": f[0]}) for f in SYSTEM_FIELDS}
+            meta: dict[str, tuple[str, dict[str, Any]]] = {
+                f[0]: (f[1], {"type": f[2], "system": f[0]}) for f in SYSTEM_FIELDS
+            }
             for name, stype, custom, items in CUSTOM_FIELDS:
                 fid = d.field_ids[name]
                 meta[fid] = (

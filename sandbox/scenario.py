@@ -137,18 +137,22 @@ def _violate(rng: random.Random, sc: Scenario, code: str, share: float = VIOLATI
     return False
 
 
-def _people(rng: random.Random, sc: Scenario) -> None:
-    sc.requester = rng.randrange(N_MANAGERS + 1, N_USERS)
-    sc.assignee = rng.randrange(N_MANAGERS + 1, N_USERS)
+def _people(rng: random.Random, sc: Scenario) -> tuple[int, int]:
+    """Draws the requester, assignee and group; returns (requester, assignee)."""
+    requester = sc.requester = rng.randrange(N_MANAGERS + 1, N_USERS)
+    assignee = sc.assignee = rng.randrange(N_MANAGERS + 1, N_USERS)
     sc.group = rng.randrange(N_GROUPS)
+    return requester, assignee
 
 
-def _closed_times(rng: random.Random, sc: Scenario, anchor: int, duration: int) -> None:
+def _closed_times(rng: random.Random, sc: Scenario, anchor: int, duration: int) -> int:
+    """Sets created, resolved, closed and updated; returns the resolution time."""
     sc.created = anchor - rng.randrange(8 * DAY, 365 * DAY)
-    sc.resolved = sc.created + duration
-    sc.closed = sc.resolved + rng.randrange(0, 2 * DAY) if sc.state == "closed" else None
-    end = sc.closed or sc.resolved
+    resolved = sc.resolved = sc.created + duration
+    sc.closed = resolved + rng.randrange(0, 2 * DAY) if sc.state == "closed" else None
+    end = sc.closed or resolved
     sc.updated = min(end + rng.randrange(1000, HOUR), anchor - HOUR)
+    return resolved
 
 
 def incident(rng: random.Random, anchor: int, hot_share: float) -> Scenario:
@@ -171,7 +175,7 @@ def incident(rng: random.Random, anchor: int, hot_share: float) -> Scenario:
             if breach
             else rng.randrange(HOUR // 6, target * 3 // 4)
         )
-        _closed_times(rng, sc, anchor, duration)
+        resolved = _closed_times(rng, sc, anchor, duration)
         if _violate(rng, sc, "INC001"):
             if rng.random() < 0.5:
                 sc.close_code = False
@@ -180,7 +184,7 @@ def incident(rng: random.Random, anchor: int, hot_share: float) -> Scenario:
         if sc.major:
             sc.review = not _violate(rng, sc, "INC004", 0.15)
             sc.problem_link = not _violate(rng, sc, "PRB005", 0.15)
-            if sc.resolved + 5 * DAY > anchor:
+            if resolved + 5 * DAY > anchor:
                 sc.violations.discard("INC004")
     else:
         if _violate(rng, sc, "INC006"):
@@ -215,7 +219,7 @@ def incident(rng: random.Random, anchor: int, hot_share: float) -> Scenario:
 def change(rng: random.Random, anchor: int) -> Scenario:
     state = _pick(rng, _STATES["change"])
     sc = Scenario("change", state, 0, 0)
-    _people(rng, sc)
+    people = _people(rng, sc)  # a change keeps both (only an incident loses its assignee)
     sc.change_type = _pick(rng, [("standard", 40), ("normal", 45), ("emergency", 15)])
     sc.priority = rng.choice((2, 3, 3, 4))
     sc.ci_count = rng.choice((1, 1, 1, 2, 3))
@@ -308,7 +312,7 @@ def change(rng: random.Random, anchor: int) -> Scenario:
                 when = sc.actual_start + rng.randrange(HOUR, 6 * HOUR)
             who = approvers[0]
             if state != "cancelled" and _violate(rng, sc, "CHG003", 0.04):
-                who = rng.choice((sc.requester, sc.assignee))
+                who = rng.choice(people)
             sc.approvals = [
                 Approval(who, "approved", min(when, anchor - 60_000), sc.created + HOUR)
             ]

@@ -56,7 +56,9 @@ class SandboxServer:
         self._stats_lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.httpd.daemon_threads = True
-        self.host, self.port = self.httpd.server_address[0], self.httpd.server_address[1]
+        bound_host, self.port = self.httpd.server_address[:2]
+        # An AF_INET server reports its host as text; typeshed also allows bytes.
+        self.host = bound_host if isinstance(bound_host, str) else bytes(bound_host).decode()
         self.data.base_url = self.url
         self._thread: threading.Thread | None = None
 
@@ -64,7 +66,7 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> SandboxServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, name="ticketlint-sandbox", daemon=True
         )
@@ -91,7 +93,7 @@ class SandboxServer:
         """The response, or None when the connection must be reset (a fault)."""
         if req.path.startswith("/_sandbox"):
             return self.admin(req)
-        api: Any = (
+        api: JiraApi | ServiceNowApi | None = (
             self.jira
             if self.jira.owns(req.path)
             else self.servicenow

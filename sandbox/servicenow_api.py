@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -218,7 +219,7 @@ class ServiceNowApi:
 
                 order = list(range(d.table_size(table)))
                 for f, asc in reversed(q.order):  # stable sorts: last key first
-                    order.sort(key=lambda i, f=f: value(f, i), reverse=not asc)
+                    order.sort(key=partial(value, f), reverse=not asc)
                 d._orders[key] = order
                 first = q.order[0][0]
                 d._order_keys[key] = [d.cheap(table, i, first) or "" for i in order]

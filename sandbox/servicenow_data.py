@@ -215,7 +215,7 @@ class ServiceNowData:
         total = sum(TABLE_WEIGHTS.values())
         self.counts = {t: max(3, n * w // total) for t, w in TABLE_WEIGHTS.items()}
         self.sys_ids: dict[str, list[str]] = {}
-        self.updated: dict[str, array] = {}
+        self.updated: dict[str, array[int]] = {}
         self.where: dict[str, tuple[str, int]] = {}
         n_ci = self.counts["cmdb_ci"]
         self.hot_cis = list(range(min(n_ci, 2 + n_ci // 60)))
@@ -264,8 +264,8 @@ class ServiceNowData:
                         self.task_ci.append((sid, table, i, ci, sc.created + 60_000))
         for k, row in enumerate(self.approvals):
             self.where[row[0]] = ("sysapproval_approver", k)
-        for k, row in enumerate(self.task_ci):
-            self.where[row[0]] = ("task_ci", k)
+        for k, link in enumerate(self.task_ci):
+            self.where[link[0]] = ("task_ci", k)
         for u in ds.users:
             self.where[u.sys_id] = ("sys_user", u.index)
         for g in ds.groups:
@@ -638,8 +638,8 @@ class ServiceNowData:
                 return row[1]
             return row[0] if field == "sys_id" else self.sys_ids[row[1]][row[2]]
         elif table == "task_ci" and field in ("sys_id", "task"):
-            row = self.task_ci[idx]
-            return row[0] if field == "sys_id" else self.sys_ids[row[1]][row[2]]
+            link = self.task_ci[idx]
+            return link[0] if field == "sys_id" else self.sys_ids[link[1]][link[2]]
         return None
 
     def lookup(self, sys_id: str) -> tuple[str, int] | None:
