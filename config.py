@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from ticketlint.mapping.common import MappingOptions
 
@@ -95,11 +96,11 @@ class _SourceBase(_Strict):
     fields: dict[str, str] = Field(default_factory=dict)
     status_map: dict[str, dict[str, str]] = Field(default_factory=dict)
     verify: bool | str = True
-    timeout: float = Field(30.0, gt=0)
-    max_attempts: int = Field(6, ge=1, le=20)
-    retry_after_max: float = Field(120.0, gt=0)
-    lookback_minutes: int = Field(10, ge=0)
-    page_size: int | None = Field(None, ge=1)
+    timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    retry_after_max: float = Field(default=120.0, gt=0)
+    lookback_minutes: int = Field(default=10, ge=0)
+    page_size: int | None = Field(default=None, ge=1)
 
     @field_validator("fields")
     @classmethod
@@ -155,7 +156,7 @@ class ServiceNowSource(_SourceBase):
     auth: BasicAuth | ServiceNowOAuth
     tables: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
-    related_chunk: int | None = Field(None, ge=1, le=10_000)
+    related_chunk: int | None = Field(default=None, ge=1, le=10_000)
     """Ids per ``sysapprovalIN`` / ``taskIN`` query; default 300 (URL and Link header size)."""
 
     @field_validator("tables", "query")
@@ -211,7 +212,7 @@ class NotifyDestination(_Strict):
     rules: list[str] = Field(default_factory=list)
     always: bool = False
     report_url: str | None = None
-    max_findings: int = Field(10, ge=1, le=100)
+    max_findings: int = Field(default=10, ge=1, le=100)
 
 
 class WritebackOptions(_Strict):
@@ -224,8 +225,8 @@ class ServeOptions(_Strict):
     jira_secret: SecretStr | None = None
     servicenow_secret: SecretStr | None = None
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
 
 class AuditOptions(_Strict):
@@ -292,7 +293,8 @@ class Config(_Strict):
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by ``**********``."""
-        return _redact(self.model_dump(mode="json", exclude={"path"}))
+        dumped = self.model_dump(mode="json", exclude={"path"})
+        return {key: _redact(value) for key, value in dumped.items()}
 
 
 def _redact(value: Any) -> Any:
@@ -395,11 +397,11 @@ def parse_config(text: str, path: Path | str | None = None) -> Config:
     return config
 
 
-def _closest_union_member(errors: list[Any]) -> list[Any]:
+def _closest_union_member(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """For a value that matches no member of a union (``auth``), keep only the errors of
     the member it came closest to, instead of every member's complaints."""
-    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
-    plain: list[Any] = []
+    groups: dict[tuple[int | str, ...], dict[int | str, list[ErrorDetails]]] = {}
+    plain: list[ErrorDetails] = []
     for err in errors:
         loc = err["loc"]
         tag_at = next(
@@ -410,11 +412,12 @@ def _closest_union_member(errors: list[Any]) -> list[Any]:
         else:
             groups.setdefault(loc[:tag_at], {}).setdefault(loc[tag_at], []).append(err)
     for members in groups.values():
-        plain.extend(min(members.values(), key=len))
+        closest = min(members.values(), key=len)
+        plain.extend(closest)
     return plain
 
 
-def _describe(err: Any, data: Any) -> str:
+def _describe(err: ErrorDetails, data: Any) -> str:
     loc = _key_path(err["loc"], data)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -61,18 +61,18 @@ class DeclarativeRuleError(Exception):
 class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    all_: list[Condition] | None = Field(None, alias="all")
-    any_: list[Condition] | None = Field(None, alias="any")
-    not_: Condition | None = Field(None, alias="not")
+    all_: list[Condition] | None = Field(default=None, alias="all")
+    any_: list[Condition] | None = Field(default=None, alias="any")
+    not_: Condition | None = Field(default=None, alias="not")
     field: str | None = None
     equals: Any = None
-    in_: list[Any] | None = Field(None, alias="in")
+    in_: list[Any] | None = Field(default=None, alias="in")
     matches: str | None = None
     empty: bool | None = None
     not_empty: bool | None = None
     before: datetime | date | None = None
     after: datetime | date | None = None
-    older_than_days: float | None = Field(None, ge=0)
+    older_than_days: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Condition:
