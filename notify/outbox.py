@@ -36,7 +36,7 @@ from ticketlint.notify.digest import Digest, ExposureLine, Item, build_digest, m
 from ticketlint.notify.formatters import format_digest
 from ticketlint.notify.transport import DeliveryError, send
 from ticketlint.rules.engine import Finding
-from ticketlint.store.db import Store, retry_locked
+from ticketlint.store.db import Store, retry_locked, rows_matched
 from ticketlint.store.models import FindingRow, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ def _claim(store: Store, row_id: int, states: Sequence[str]) -> OutboxRow | None
             )
             .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:
+        if rows_matched(done) != 1:
             return None
     with store.session() as s:
         return s.get(OutboxRow, row_id)

@@ -20,10 +20,11 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,15 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def rows_matched(result: Result[Unpack[tuple[Any, ...]]]) -> int:
+    """The rows an UPDATE or DELETE run through ``Session.execute`` matched. The session
+    types its result as a plain Result; for such statements it is a CursorResult, which
+    alone carries the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected the result of an UPDATE or DELETE, got {type(result).__name__}")
+    return result.rowcount
 
 
 def create_db_engine(url: str) -> Engine:

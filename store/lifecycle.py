@@ -131,6 +131,10 @@ def diff(
     return result
 
 
+def _waived_by(waiver: WaiverRule) -> Event:
+    return Event("waived", f"by {waiver.describe()}: {waiver.reason}")
+
+
 def _current(
     finding: Finding,
     before: StoredFinding | None,
@@ -138,7 +142,6 @@ def _current(
     expired: WaiverRule | None,
 ) -> Change:
     fp = finding.fingerprint
-    waived_event = Event("waived", f"by {active.describe()}: {active.reason}") if active else None
     if before is None:
         if active:
             return Change(
@@ -147,7 +150,7 @@ def _current(
                 WAIVED,
                 finding,
                 None,
-                [Event("opened"), waived_event],
+                [Event("opened"), _waived_by(active)],
                 waiver=active.id,
             )
         note = f"waiver {expired.id} expired on {expired.expires.isoformat()}" if expired else ""
@@ -156,7 +159,13 @@ def _current(
         events = [Event("reopened")]
         if active:
             return Change(
-                fp, "waived", WAIVED, finding, before, [*events, waived_event], waiver=active.id
+                fp,
+                "waived",
+                WAIVED,
+                finding,
+                before,
+                [*events, _waived_by(active)],
+                waiver=active.id,
             )
         return Change(fp, "reopened", OPEN, finding, before, events)
     if before.state == WAIVED:
@@ -168,5 +177,5 @@ def _current(
             why = f"waiver {before.waiver or ''} was removed".replace("  ", " ")
         return Change(fp, "reopened", OPEN, finding, before, [Event("unwaived", why)])
     if active:
-        return Change(fp, "waived", WAIVED, finding, before, [waived_event], waiver=active.id)
+        return Change(fp, "waived", WAIVED, finding, before, [_waived_by(active)], waiver=active.id)
     return Change(fp, "open", OPEN, finding, before, [])

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.store.db import rows_matched
 from ticketlint.store.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
 from ticketlint.store.models import (
     FindingEventRow,
@@ -394,7 +395,7 @@ def mark_interrupted(session: Session, before: datetime) -> int:
         .where(RunRow.status == "running", RunRow.started_at < before)
         .values(status="interrupted")
     )
-    return result.rowcount or 0
+    return rows_matched(result)
 
 
 def finish_run(

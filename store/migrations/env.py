@@ -8,7 +8,7 @@ kept for developers running ``alembic`` by hand with ``-x url=...``.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from ticketlint.store.models import Base
 
@@ -16,7 +16,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -35,6 +35,8 @@ def run_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise RuntimeError("no database URL: run alembic with -x url=... or set sqlalchemy.url")
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)
