@@ -83,6 +83,7 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
     cfg = config_of(ctx)
     dest = _destination(cfg, name)
     store = store_of(cfg)
+    body: dict[str, Any] | None  # None: a queued payload that holds no body
     with store.session() as s:
         if run_id is None:
             run_id = s.scalar(
