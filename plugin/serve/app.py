@@ -261,11 +261,13 @@ def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
         # 200, not 409: Jira retries 408/409/425/429/5xx, and this delivery was handled.
         state.counters.webhook("jira", "duplicate")
         return jsonify(status="duplicate"), 200
-    fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
+    fields = issue.get("fields")
     ref = TicketRef(
         source=source.name,
         key=str(key),
-        hint_updated=_hint(parse_jira_time, fields.get("updated")),
+        hint_updated=_hint(
+            parse_jira_time, fields.get("updated") if isinstance(fields, dict) else None
+        ),
         deleted=payload.get("webhookEvent") in JIRA_DELETED_EVENTS,
     )
     return _accept(state, "jira", ref)

@@ -39,7 +39,6 @@ from ticketlint.connectors.base import SourceError
 from ticketlint.plugin.writeback.plan import (
     COMMENT,
     DONE,
-    EMPTY_DIGEST,
     FAILED,
     LABEL,
     NOTE,
@@ -49,7 +48,7 @@ from ticketlint.plugin.writeback.plan import (
     _chunks,
 )
 from ticketlint.plugin.writeback.remote import JiraRemote, ServiceNowRemote
-from ticketlint.plugin.writeback.render import adf, plain_text, read_marker
+from ticketlint.plugin.writeback.render import EMPTY_DIGEST, adf, plain_text, read_marker
 from ticketlint.store.db import Store, retry_locked
 from ticketlint.store.models import RecordRow, WritebackRow
 
