@@ -299,7 +299,8 @@ def waivers_in_force(
     created = {f"W{w.id}": w.created_at for w in session.scalars(select(WaiverRow))}
     held: dict[str, int] = {}
     for wid in session.scalars(select(FindingRow.waiver).where(FindingRow.state == "waived")):
-        held[wid] = held.get(wid, 0) + 1
+        if wid is not None:  # a waived finding names its waiver; nothing to count otherwise
+            held[wid] = held.get(wid, 0) + 1
     out = []
     for w in all_waivers(session, cfg):
         if not any(fnmatch.fnmatchcase(code, w.rule.upper()) for code in codes):

@@ -150,8 +150,12 @@ def render_diff(result: SyncResult) -> str:
             if c.kind in ("open", "still_waived"):
                 continue
             f = c.finding
-            rule, key = (f.code, f.key) if f else (c.previous.rule, c.previous.key)  # type: ignore[union-attr]
-            why = f.message if f else (c.resolution or "")
+            if f is not None:
+                rule, key, why = f.code, f.key, f.message
+            else:
+                # no finding this run: a resolution, which always carries the stored one
+                assert c.previous is not None
+                rule, key, why = c.previous.rule, c.previous.key, c.resolution or ""
             lines.append(f"{c.kind:<9} {rule:<7} {s.name}/{key}: {why}")
     return "\n".join(lines) + ("\n\n" if lines else "")
 
