@@ -180,7 +180,8 @@ def create_app(
 
 
 def serve_state(app: Flask) -> ServeState:
-    return app.extensions[STATE_KEY]  # type: ignore[no-any-return]
+    state: ServeState = app.extensions[STATE_KEY]  # set by create_app
+    return state
 
 
 def _pending(state: ServeState) -> int:

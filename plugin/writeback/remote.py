@@ -180,12 +180,12 @@ class JiraRemote(_Remote):
                 )
                 or {}
             )
-            comments = page.get("comments") or []
+            comments: list[dict[str, Any]] = page.get("comments") or []
             for c in comments:
                 if read_marker(self.body_text(c.get("body"))) is None:
                     continue
                 if prefer_id is None or str(c.get("id")) == str(prefer_id):
-                    return c  # type: ignore[no-any-return]
+                    return c
                 first = first or c
             start += len(comments)
             total = page.get("total")
