@@ -216,7 +216,7 @@ RECORD_CLASSES: dict[str, type[BaseRecord]] = {
 def record_from_dict(data: dict[str, Any]) -> BaseRecord:
     """Validate a normalised record (e.g. one JSON line) into its process's model."""
     process = data.get("process")
-    cls = RECORD_CLASSES.get(process)  # type: ignore[arg-type]
+    cls = RECORD_CLASSES.get(process) if isinstance(process, str) else None
     if cls is None:
         raise ValueError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
     return cls.model_validate(data)

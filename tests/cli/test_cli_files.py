@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from ticketlint.cli import cli
 from ticketlint.connectors.files import InputError, load_inputs
 from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.model import PROCESSES
 
 DATA = Path(__file__).parent / "data"
 FILE = MappingOptions(source="file")
@@ -53,6 +54,18 @@ def test_jsonl_not_an_object_line(tmp_path: Path) -> None:
         "Expecting value: line 1 column 1 (char 0)",
     ]
     assert [e.reason.split(":")[1] for e in result.report.errors] == ["1", "3"]
+
+
+def test_jsonl_process_that_is_not_a_word_costs_only_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    base = {"source": "s", "system": "file", "key": "A"}
+    lines = [{**base, "process": ["incident"]}, {**base, "key": "B", "process": "incident"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = load_inputs([path], FILE)
+    assert [r.key for r in result.records] == ["B"]
+    assert [(e.key, e.reason.split(": ", 1)[1]) for e in result.report.errors] == [
+        ("A", "unknown process ['incident']; expected one of " + ", ".join(PROCESSES))
+    ]
 
 
 def test_servicenow_directory() -> None:

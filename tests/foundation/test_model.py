@@ -59,6 +59,9 @@ def test_naive_datetimes_and_unknown_processes_are_rejected():
         )
     with pytest.raises(ValueError, match="unknown process"):
         record_from_dict({"source": "s", "system": "file", "key": "A", "process": "audit"})
+    for process in (["incident"], {"name": "incident"}, None):
+        with pytest.raises(ValueError, match="unknown process"):
+            record_from_dict({"source": "s", "system": "file", "key": "A", "process": process})
 
 
 def test_extra_fields_are_rejected():
