@@ -129,11 +129,16 @@ def _resolve(record: Any, path: str) -> Any:
     return value
 
 
-def _as_datetime(value: Any) -> datetime | None:
+def _aware(value: datetime | date) -> datetime:
+    """A datetime as an aware one (naive means UTC); a date as its UTC midnight."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, (datetime, date)):
+        return _aware(value)
     if isinstance(value, str) and value.strip():
         try:
             return _as_datetime(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
@@ -167,16 +172,16 @@ def evaluate_condition(cond: Condition, record: Any, as_of: datetime) -> Tri:
         return any(_same(value, option) for option in cond.in_)
     if cond.matches is not None:
         return isinstance(value, str) and fnmatch.fnmatchcase(value, cond.matches)
+    # What is left is a time test: the model allows exactly one operator per field test.
     moment = _as_datetime(value)
-    if cond.before is not None or cond.after is not None or cond.older_than_days is not None:
-        if moment is None:
-            return False if is_empty(value) else None  # present but blank: no such time
+    if moment is None:
+        return False if is_empty(value) else None  # present but blank: no such time
     if cond.before is not None:
-        return moment < _as_datetime(cond.before)  # type: ignore[operator]
+        return moment < _aware(cond.before)
     if cond.after is not None:
-        return moment > _as_datetime(cond.after)  # type: ignore[operator]
+        return moment > _aware(cond.after)
     assert cond.older_than_days is not None
-    return moment < as_of - timedelta(days=cond.older_than_days)  # type: ignore[operator]
+    return moment < as_of - timedelta(days=cond.older_than_days)
 
 
 def _same(value: Any, expected: Any) -> bool:

@@ -227,7 +227,6 @@ def plan_source(
     targets = record_targets(session, source_cfg.name, candidates)
     plans: list[PlannedWrite] = []
     skipped: list[str] = []
-    jira = isinstance(source_cfg, JiraSource)
     for key in candidates:
         rec = targets.get(key)
         if rec is None or rec["deleted"]:
@@ -236,7 +235,7 @@ def plan_source(
         findings = tuple(wanted.get(key, ()))
         a = applied.get(key) or Applied()
         d = digest(f.fingerprint for f in findings)
-        if jira:
+        if isinstance(source_cfg, JiraSource):
             if rec["process"] == "ci":
                 # A Jira CI is an Assets object, not an issue: it has no labels or comments,
                 # and its object id must never be sent to the issue API (it may be an issue's).
@@ -247,7 +246,7 @@ def plan_source(
                 source_cfg.name, key, findings, d, a, target, opts.label, opts.comment
             )
         else:
-            table = servicenow_table(source_cfg, rec["process"])  # type: ignore[arg-type]
+            table = servicenow_table(source_cfg, rec["process"])
             if table is None or not rec["native_id"]:
                 skipped.append(key)
                 continue
