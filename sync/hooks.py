@@ -44,7 +44,8 @@ class WriteSummary(Protocol):
 class RunHooks:
     """The callables a run calls after its work; each ``None`` means "not wired"."""
 
-    enqueue: Callable[[Session, Config, Any], None] | None = None
+    enqueue: Callable[[Session, Config, Any], object] | None = None
+    """Its return value (the notify hook's: rows queued) is not read."""
     drain: Callable[[Store, Config, Any], dict[str, int]] | None = None
     writeback: Callable[[Store, Config, Any], WriteSummary | None] | None = None
     preview: Callable[[Store, Config, Any], Sequence[Any]] | None = None
