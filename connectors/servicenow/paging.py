@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ticketlint.connectors.servicenow.query import (
+    UPDATE_KEY,
     first_id_query,
     first_page_query,
     next_id_query,
@@ -55,12 +56,12 @@ class Keyset:
         return values if len(values) == len(self.fields) else None
 
 
-def by_update(since_clause: str = "") -> Keyset:
-    """Parents: ``(sys_updated_on, sys_id)`` from ``since_clause`` on."""
+def by_update(since_clause: str = "", key: tuple[str, str] = UPDATE_KEY) -> Keyset:
+    """Parents: ``key`` = (replication key, primary key) from ``since_clause`` on."""
     return Keyset(
-        ("sys_updated_on", "sys_id"),
-        lambda base: first_page_query(base, since_clause),
-        lambda base, key: next_page_query(base, key[0], key[1]),
+        key,
+        lambda base: first_page_query(base, since_clause, key=key),
+        lambda base, last: next_page_query(base, last[0], last[1], key=key),
     )
 
 

@@ -22,8 +22,16 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-ORDER_BY_KEY = "ORDERBYsys_updated_on^ORDERBYsys_id"
-ORDER_BY_ID = "ORDERBYsys_id"
+UPDATE_KEY = ("sys_updated_on", "sys_id")
+"""The key task and CI reads page on: (replication key, primary key)."""
+
+
+def order_by(*fields: str) -> str:
+    return "^".join(f"ORDERBY{f}" for f in fields)
+
+
+ORDER_BY_KEY = order_by(*UPDATE_KEY)
+ORDER_BY_ID = order_by("sys_id")
 
 
 def format_time(value: datetime) -> str:
@@ -49,16 +57,21 @@ def check_scope(text: str | None, what: str) -> str:
     return text.strip().strip("^")
 
 
-def first_page_query(base: str, since_clause: str = "") -> str:
-    return join_query(base, since_clause, ORDER_BY_KEY)
+def first_page_query(
+    base: str, since_clause: str = "", *, key: tuple[str, str] = UPDATE_KEY
+) -> str:
+    return join_query(base, since_clause, order_by(*key))
 
 
-def next_page_query(base: str, last_updated: str, last_id: str) -> str:
+def next_page_query(
+    base: str, last_updated: str, last_id: str, *, key: tuple[str, str] = UPDATE_KEY
+) -> str:
     """Rows after ``(last_updated, last_id)``: later update time, or the same time and a
-    larger sys_id. The scope is repeated in each OR'ed part."""
-    after = join_query(base, f"sys_updated_on>{last_updated}")
-    same = join_query(base, f"sys_updated_on={last_updated}", f"sys_id>{last_id}")
-    return f"{after}^NQ{same}^{ORDER_BY_KEY}"
+    larger sys_id (``key`` names the two fields). The scope is repeated in each OR'ed part."""
+    updated, row_id = key
+    after = join_query(base, f"{updated}>{last_updated}")
+    same = join_query(base, f"{updated}={last_updated}", f"{row_id}>{last_id}")
+    return f"{after}^NQ{same}^{order_by(*key)}"
 
 
 def first_id_query(base: str) -> str:

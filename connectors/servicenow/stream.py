@@ -55,8 +55,8 @@ class TableStream:
     """``sysparm_fields``: only what the mapping reads."""
     related: tuple[RelatedSpec, ...]
     """Related tables joined to each row (approvals, CI links)."""
-    primary_key: tuple[str, ...] = ("sys_id",)
     replication_key: str = "sys_updated_on"
+    primary_key: str = "sys_id"
     record_key: str = "number"
     """The field ``--key`` names records by."""
     state_field: str = "state"
@@ -78,12 +78,14 @@ def declare_streams(mapper: ServiceNowMapper) -> dict[str, TableStream]:
     }
 
 
-def newest(rows: Sequence[dict[str, Any]], current: datetime | None) -> datetime | None:
-    """The watermark: the largest ``sys_updated_on`` read (bad values are the mapper's to
-    report; they cannot move the watermark)."""
+def newest(
+    rows: Sequence[dict[str, Any]], current: datetime | None, field: str = "sys_updated_on"
+) -> datetime | None:
+    """The watermark: the largest ``field`` (the replication key) read (bad values are the
+    mapper's to report; they cannot move the watermark)."""
     for row in rows:
         try:
-            updated = parse_servicenow_time(row.get("sys_updated_on"))
+            updated = parse_servicenow_time(row.get(field))
         except ValueError:
             continue
         if updated is not None and (current is None or updated > current):
@@ -157,7 +159,8 @@ class StreamReader:
                 self.related.prefetch(spec, process, start, pending) if bulk else None
             )
         try:
-            for page in self.api.pages(table, fields, base, keyset=by_update(since_clause)):
+            keyset = by_update(since_clause, (stream.replication_key, stream.primary_key))
+            for page in self.api.pages(table, fields, base, keyset=keyset):
                 report, pending = pending, MappingReport()
                 if page.rows and table not in checked:
                     checked.add(table)
@@ -180,7 +183,8 @@ class StreamReader:
                 )
                 report.merge(mapped)
                 report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
-                watermark = newest(page.rows, watermark)  # held rows too: see related.Late
+                # held rows too: see related.Late
+                watermark = newest(page.rows, watermark, stream.replication_key)
                 now = self.api.request_count
                 yield StreamBatch(
                     stream=name,
