@@ -23,9 +23,9 @@ def open_connector(
     if source_cfg.type == "jira":
         from ticketlint.connectors.jira import JiraConnector
 
-        return JiraConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
+        return JiraConnector(source_cfg, sleep=sleep)
     if source_cfg.type == "servicenow":
         from ticketlint.connectors.servicenow import ServiceNowConnector
 
-        return ServiceNowConnector(source_cfg, sleep=sleep)  # type: ignore[arg-type]
+        return ServiceNowConnector(source_cfg, sleep=sleep)
     raise ValueError(f"unknown source type {source_cfg.type!r}")

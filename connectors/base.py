@@ -87,8 +87,16 @@ class DoctorReport:
 
 class Connector(Protocol):
     name: str
-    streams: Sequence[str]
-    request_count: int
+
+    @property
+    def streams(self) -> Sequence[str]:
+        """The streams this source can read, in the order they should be read."""
+        ...
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far (retries included)."""
+        ...
 
     def read(
         self,

@@ -348,7 +348,7 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return exc.retry_after  # exactly what the server asked for (already capped)
-        step = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (state.attempt_number - 1))
+        step = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0 ** (state.attempt_number - 1))
         # "Equal jitter": at least half the step, so bursts spread without collapsing to 0.
         return step / 2 + random.uniform(0, step / 2)
 

@@ -232,11 +232,9 @@ class ServiceNowRemote(_Remote):
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from ticketlint.connectors.servicenow import (
-            _BearerAuth,
-            _OAuthTokens,
-            servicenow_error_detail,
-        )
+        from ticketlint.connectors.servicenow.auth import BearerAuth as _BearerAuth
+        from ticketlint.connectors.servicenow.auth import OAuthTokens as _OAuthTokens
+        from ticketlint.connectors.servicenow.client import servicenow_error_detail
 
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})

@@ -1319,7 +1319,7 @@ def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
             next(
                 s
                 for s in __import__(
-                    "ticketlint.connectors.servicenow", fromlist=["RELATED"]
+                    "ticketlint.connectors.servicenow.related", fromlist=["RELATED"]
                 ).RELATED
                 if s.table == "sysapproval_approver"
             ),
@@ -1335,7 +1335,8 @@ def test_a_scope_that_cannot_be_dot_walked_reads_that_process_by_id() -> None:
 def test_the_prefetched_index_costs_under_40_mb_per_100k_approvals() -> None:
     import tracemalloc
 
-    from ticketlint.connectors.servicenow import RELATED, _RelatedIndex
+    from ticketlint.connectors.servicenow.related import RELATED
+    from ticketlint.connectors.servicenow.related import RelatedIndex as _RelatedIndex
 
     spec = next(s for s in RELATED if s.table == "sysapproval_approver")
     users = [(f"{u:032x}", f"User {u}", f"user{u}@example.com", f"user{u}") for u in range(500)]

@@ -1,0 +1,264 @@
+"""Reading a Jira issue stream: search pages into mapped batches, with their history,
+approvals and the records their reviews complete.
+
+- De-duplication by issue id (the same version twice, from overlapping pages, is dropped).
+- Cloud history costs one bulkfetch call per :data:`.history.CHANGELOG_BATCH` issues, so
+  issues are held in an :class:`IssueBuffer` across search pages until a full batch is
+  due (at most :data:`BUFFER_LIMIT` issues; memory stays flat); every other page is
+  mapped at once.
+- Approvals: the JSM Approvals field when the search returns it, otherwise one request
+  per issue the mapper says needs them (:func:`.history.approvals`).
+- Reviews (settled reading 10): the incident and change streams also search the review
+  issue types. When a review issue of the read links records the read did not return
+  (only the review changed: moved to Done, or reopened), those records are re-read by key
+  after the search, with the review issues linking them, :data:`REVIEW_TARGETS_PER_QUERY`
+  targets a query (about ceil(targets / 100) extra searches, plus their history and
+  approvals as usual; none when no review changed or every target was read anyway, and
+  never when the caller gave ``keys``). The watermark stays the main search's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ticketlint.config import JiraSource
+from ticketlint.connectors.base import SourceError, StreamBatch
+from ticketlint.connectors.http import HttpClient
+from ticketlint.connectors.jira.history import CHANGELOG_BATCH, approvals, bulk_changelogs
+from ticketlint.connectors.jira.jql import build_jql, incremental_clause, key_chunks
+from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
+from ticketlint.connectors.jira.site import Instance
+from ticketlint.mapping.common import parse_jira_time
+
+BUFFER_LIMIT = 5000
+"""Issues held while waiting for a full changelog batch; keeps memory flat."""
+ALWAYS_FIELDS = ("updated", "issuetype", "status")
+"""The connector itself reads these (watermark, stream membership), whatever is mapped."""
+REVIEWED_PROCESSES = ("incident", "change")
+"""Streams whose search also returns review issues, so the mapper can complete reviews."""
+REVIEW_TARGETS_PER_QUERY = 100
+"""Targets per ``key in (...)`` re-read of review targets (plus the review keys linking
+them, so usually at most 200 keys): a short JQL in a POST body, one page each."""
+
+Issue = dict[str, Any]
+Taken = list[tuple[str, Issue, bool]]
+
+
+class IssueBuffer:
+    """Issues read but not yet mapped, in read order (ascending ``updated``)."""
+
+    def __init__(self, requests_mark: int) -> None:
+        self.issues: dict[str, Issue] = {}
+        self.history: set[str] = set()
+        self.watermark: datetime | None = None
+        """Newest ``updated`` among the issues already handed out (safe to store)."""
+        self.requests_mark = requests_mark
+
+    def add(self, issue_id: str, issue: Issue, *, needs_history: bool) -> None:
+        # A newer version of a buffered issue replaces it and moves to the end, where
+        # its new `updated` sorts.
+        self.issues.pop(issue_id, None)
+        self.issues[issue_id] = issue
+        if needs_history:
+            self.history.add(issue_id)
+        else:
+            self.history.discard(issue_id)
+
+    def take(self, history_limit: int | None) -> Taken:
+        """The oldest issues, up to and including the ``history_limit``-th one needing
+        history (everything when None or when fewer are pending)."""
+        taken: Taken = []
+        count = 0
+        for issue_id in list(self.issues):
+            needs = issue_id in self.history
+            taken.append((issue_id, self.issues.pop(issue_id), needs))
+            self.history.discard(issue_id)
+            count += needs
+            if history_limit is not None and count >= history_limit:
+                break
+        return taken
+
+
+class IssueReader:
+    """Reads the issue streams of one Jira source (module docstring)."""
+
+    def __init__(
+        self, http: HttpClient, cfg: JiraSource, issue_types: Mapping[str, Sequence[str]]
+    ) -> None:
+        self.http = http
+        self.cfg = cfg
+        self.name = cfg.name
+        self.issue_types = issue_types
+
+    def stream_types(self, stream: str) -> list[str]:
+        """The issue types the search of ``stream`` asks for (with reviews, if reviewed)."""
+        types = list(self.issue_types.get(stream, []))
+        if stream in REVIEWED_PROCESSES:
+            types += [t for t in self.issue_types.get("review", []) if t not in types]
+        return types
+
+    def _pages(self, inst: Instance, jql: str, fields: list[str]) -> Iterator[list[Issue]]:
+        size = self.cfg.page_size or SEARCH_PAGE
+        return search_pages(self.http, cloud=inst.cloud, jql=jql, fields=fields, size=size)
+
+    def read(
+        self,
+        inst: Instance,
+        stream: str,
+        *,
+        since: datetime | None,
+        query: str | None,
+        keys: Sequence[str] | None,
+    ) -> Iterator[StreamBatch]:
+        """Mapped batches of ``stream``, oldest first, then the review targets' re-read."""
+        clause = (
+            incremental_clause(since, inst.time_zone, self.cfg.lookback_minutes) if since else None
+        )
+        try:
+            jql = build_jql(
+                scope=self.cfg.jql,
+                issue_types=self.stream_types(stream),
+                since_clause=clause,
+                query=query,
+                keys=keys,
+            )
+        except ValueError as exc:
+            raise SourceError(self.name, str(exc), hint="the source's `jql` and --jql") from None
+        fields = list(dict.fromkeys([*inst.mapper.search_fields(), *ALWAYS_FIELDS]))
+        approval_fields = inst.approval_field_ids()
+        seen: dict[str, str] = {}
+        read_keys: set[str] = set()
+        # target key -> keys of the review issues of this read that link it
+        targets: dict[str, list[str]] = {}
+        review_targets = (
+            getattr(inst.mapper, "review_targets", None)
+            if keys is None and stream in REVIEWED_PROCESSES
+            else None
+        )
+        buf = IssueBuffer(requests_mark=self.http.request_count)
+        for page in self._pages(inst, jql, fields):
+            for issue in page:
+                issue_id = str(issue.get("id") or issue.get("key"))
+                updated = (issue.get("fields") or {}).get("updated") or ""
+                if seen.get(issue_id) == updated:
+                    continue  # the same version twice (page overlap): drop it
+                seen[issue_id] = updated
+                if isinstance(issue.get("key"), str):
+                    read_keys.add(issue["key"])
+                    for target in review_targets(issue) if review_targets is not None else ():
+                        linking = targets.setdefault(target, [])
+                        if issue["key"] not in linking:
+                            linking.append(issue["key"])
+                buf.add(
+                    issue_id,
+                    issue,
+                    needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)),
+                )
+            # Cloud history costs one bulkfetch call per 1000 issues, so issues are held
+            # across pages until a full batch is due; every other page is flushed at once.
+            while buf.issues and (
+                not buf.history
+                or len(buf.history) >= CHANGELOG_BATCH
+                or len(buf.issues) >= BUFFER_LIMIT
+            ):
+                yield self._flush(inst, stream, buf, buf.take(CHANGELOG_BATCH), approval_fields)
+        if buf.issues:
+            yield self._flush(inst, stream, buf, buf.take(None), approval_fields)
+        missing = {t: reviews for t, reviews in targets.items() if t not in read_keys}
+        if missing:
+            yield from self._read_review_targets(
+                inst,
+                stream,
+                missing,
+                query=query,
+                fields=fields,
+                approval_fields=approval_fields,
+                watermark=buf.watermark,
+            )
+
+    def _read_review_targets(
+        self,
+        inst: Instance,
+        stream: str,
+        targets: dict[str, list[str]],
+        *,
+        query: str | None,
+        fields: list[str],
+        approval_fields: set[str],
+        watermark: datetime | None,
+    ) -> Iterator[StreamBatch]:
+        """Re-read, by key, the records that review issues of this read complete but that
+        the search did not return (they did not change themselves), each chunk together
+        with the review issues linking it so the mapper sees the review's own status and
+        resolution date (settled reading 10). Same scope, issue types and ``query``; no
+        incremental clause. A key outside the scope or of another stream's type is simply
+        not found. These batches never move the watermark: the re-read issues are older
+        than the window, or changed after the search began and are read again next time.
+        """
+        types = self.stream_types(stream)
+        for chunk in key_chunks(targets, REVIEW_TARGETS_PER_QUERY):
+            jql = build_jql(
+                scope=self.cfg.jql, issue_types=types, since_clause=None, query=query, keys=chunk
+            )
+            buf = IssueBuffer(requests_mark=self.http.request_count)
+            buf.watermark = watermark
+            for page in self._pages(inst, jql, fields):
+                for issue in page:
+                    buf.add(
+                        str(issue.get("id") or issue.get("key")),
+                        issue,
+                        needs_history=inst.cloud and bool(inst.mapper.needs_history(issue)),
+                    )
+            # A chunk is at most REVIEW_TARGETS_PER_QUERY issues: one batch, so every target
+            # is mapped alongside the review issues that complete it.
+            yield self._flush(inst, stream, buf, buf.take(None), approval_fields, advance=False)
+
+    def _flush(
+        self,
+        inst: Instance,
+        stream: str,
+        buf: IssueBuffer,
+        taken: Taken,
+        approval_fields: set[str],
+        *,
+        advance: bool = True,
+    ) -> StreamBatch:
+        """Fetch history and approvals for ``taken`` (oldest first), map them, one batch."""
+        issues = [issue for _, issue, _ in taken]
+        changelogs: dict[str, list[dict[str, Any]]] = {}
+        if inst.cloud:
+            ids = [i for i, _, needs in taken if needs]
+            for start in range(0, len(ids), CHANGELOG_BATCH):
+                changelogs.update(bulk_changelogs(self.http, ids[start : start + CHANGELOG_BATCH]))
+        # Data Center: the search's expand=changelog is complete there; the mapper reads it
+        # (and checks `total` against the histories it holds before trusting it).
+        found: dict[str, list[dict[str, Any]]] = {}
+        for issue in issues:
+            present = approval_fields & set((issue.get("fields") or {}).keys())
+            if not present and inst.mapper.needs_approvals(issue):
+                found[issue["key"]] = approvals(self.http, issue["key"])
+        records, report = inst.mapper.map_issues(issues, changelogs=changelogs, approvals=found)
+        for issue in issues if advance else ():
+            buf.watermark = later(buf.watermark, (issue.get("fields") or {}).get("updated") or "")
+        used = self.http.request_count - buf.requests_mark
+        buf.requests_mark = self.http.request_count
+        return StreamBatch(
+            stream=stream,
+            records=list(records),
+            report=report,
+            watermark=buf.watermark,
+            requests=used,
+        )
+
+
+def later(current: datetime | None, value: str) -> datetime | None:
+    """The later of ``current`` and the Jira time ``value`` (unreadable: ``current``)."""
+    try:
+        parsed = parse_jira_time(value)
+    except ValueError:
+        return current
+    if parsed is None:
+        return current
+    return parsed if current is None or parsed > current else current
