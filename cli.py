@@ -2,7 +2,8 @@
 
 Results go to stdout (or ``-o PATH``); logs and progress go to stderr. Exit codes, like
 ruff and sqlfluff: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, configuration,
-connector or internal error. Commands of other packages (``ticketlint.sync.commands``,
+connector or internal error, and 2 when ``check`` read records but could check none of
+them (or any record was not checked, with ``--fail-on-unchecked``). Commands of other packages (``ticketlint.sync.commands``,
 ``ticketlint.sandbox.commands``) are registered when those packages are installed.
 """
 
@@ -39,6 +40,8 @@ from ticketlint.rules.selection import engine_from_config, parse_as_of, registry
 log = logging.getLogger("ticketlint")
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+STDERR_UNCHECKED = 10
+"""At most this many records not checked are named on stderr, then the count."""
 PLUGIN_MODULES = (
     "ticketlint.sync.commands",
     "ticketlint.sandbox.commands",
@@ -246,6 +249,11 @@ def _now() -> datetime:
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option(
+    "--fail-on-unchecked",
+    is_flag=True,
+    help="Exit 2 when any record could not be checked or was skipped (config: check.fail_on_unchecked).",
+)
+@click.option(
     "-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True
 )
 @click.option(
@@ -273,6 +281,7 @@ def check(
     ignore: tuple[str, ...],
     fail_on: str,
     exit_zero: bool,
+    fail_on_unchecked: bool,
     fmt: str,
     output: Path | None,
     exposure: bool,
@@ -325,6 +334,16 @@ def check(
     _report_on_stderr(result, fmt, output, state)
 
     if evaluation.rule_errors:
+        ctx.exit(EXIT_ERROR)
+    unchecked = len(report.not_checked())
+    if unchecked and (not records or fail_on_unchecked or cfg.check.fail_on_unchecked):
+        why = (
+            "none of the records read could be checked"
+            if not records
+            else f"{unchecked} records could not be checked (fail on unchecked)"
+        )
+        if state.verbosity >= 0:
+            click.echo(f"ticketlint: {why}; see the not-checked list", err=True)
         ctx.exit(EXIT_ERROR)
     threshold = SEVERITY_RANK[fail_on]
     failing = any(SEVERITY_RANK[f.severity] >= threshold for f in evaluation.findings)
@@ -479,14 +498,20 @@ def _report_on_stderr(
     """Non-text formats (and -o) still tell the person at the terminal what happened."""
     if state.verbosity < 0 or (fmt == "text" and output is None):
         return
-    ev, errors = result.evaluation, result.report.errors
+    ev, unchecked = result.evaluation, result.report.not_checked()
     line = f"ticketlint: {len(ev.findings)} findings in {ev.records} records"
-    if errors:
-        line += f"; {len(errors)} mapping errors (records not checked)"
+    if unchecked:
+        line += f"; {len(unchecked)} records not checked"
     click.echo(line + (f"; written to {output}" if output else ""), err=True)
-    if errors and fmt in ("jsonl", "csv"):  # these formats hold findings only
-        for e in errors:
-            click.echo(f"  mapping error: {e.source}/{e.key or '(no key)'}: {e.reason}", err=True)
+    if unchecked and fmt == "csv":  # csv holds findings only: name them here
+        for e in unchecked[:STDERR_UNCHECKED]:
+            click.echo(
+                f"  not checked: {e['source']}/{e['key'] or '(no key)'}: {e['reason']}", err=True
+            )
+        if len(unchecked) > STDERR_UNCHECKED:
+            click.echo(
+                f"  ... and {len(unchecked) - STDERR_UNCHECKED} more (all in -f json)", err=True
+            )
 
 
 # --- doctor ---------------------------------------------------------------------------

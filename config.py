@@ -261,6 +261,15 @@ class AuditOptions(_Strict):
         return value
 
 
+class CheckOptions(_Strict):
+    """Options of ``ticketlint check``."""
+
+    fail_on_unchecked: bool = False
+    """Exit 2 when any record of the input could not be checked or was skipped (the
+    command line's ``--fail-on-unchecked``); without it, only a run that checked none of
+    the records it read exits 2."""
+
+
 class Config(_Strict):
     database: str = DEFAULT_DATABASE
     sources: list[Source] = Field(default_factory=list)
@@ -270,6 +279,7 @@ class Config(_Strict):
     writeback: WritebackOptions = Field(default_factory=WritebackOptions)
     serve: ServeOptions = Field(default_factory=ServeOptions)
     audit: AuditOptions = Field(default_factory=AuditOptions)
+    check: CheckOptions = Field(default_factory=CheckOptions)
     report_url: str | None = None
 
     path: Path | None = Field(default=None, exclude=True)

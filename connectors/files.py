@@ -158,6 +158,8 @@ def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
     data = _read_json(path)
     if _is_jira_search(data):
         _load_jira([path], path.parent, options, result)
+    elif _is_jsm_requests(data):
+        raise InputError(path, JSM_REQUEST_EXPORT)
     elif isinstance(data, dict) and "issueChangeLogs" in data:
         raise InputError(
             path,
@@ -178,12 +180,33 @@ def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
 
 
 def _is_jira_search(data: Any) -> bool:
+    """A search response, a list of its pages, or a bare list of issues."""
     if isinstance(data, dict):
         return isinstance(data.get("issues"), list)
     return (
         isinstance(data, list)
         and bool(data)
-        and all(isinstance(page, dict) and isinstance(page.get("issues"), list) for page in data)
+        and (
+            all(isinstance(page, dict) and isinstance(page.get("issues"), list) for page in data)
+            or all(isinstance(i, dict) and "key" in i and "fields" in i for i in data)
+        )
+    )
+
+
+JSM_REQUEST_EXPORT = (
+    "a Jira Service Management /rest/servicedeskapi/request response carries request "
+    "fields, not issues (no status category, no changelog, no issue type): export from "
+    "/rest/api/3/search/jql (Cloud) or /rest/api/2/search (Data Center) with "
+    "expand=names,changelog"
+)
+
+
+def _is_jsm_requests(data: Any) -> bool:
+    values = data.get("values") if isinstance(data, dict) else None
+    return (
+        isinstance(values, list)
+        and bool(values)
+        and all(isinstance(v, dict) and "issueKey" in v and "requestTypeId" in v for v in values)
     )
 
 
@@ -202,6 +225,9 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
             ] += 1
         _load_servicenow(snow, options, result)
         return
+    for p in json_files:
+        if _is_jsm_requests(_read_json(p)):
+            raise InputError(p, JSM_REQUEST_EXPORT)
     searches = [
         p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))
     ]

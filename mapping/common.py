@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from typing import Any
 
 WRITEBACK_MARKER = "ticketlint-writeback"
@@ -32,6 +33,30 @@ class MappingError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "key": self.key, "reason": self.reason}
+
+
+class Unreadable(ValueError):
+    """A mapped value that cannot be read as its type (settled reading 17).
+
+    The mappers turn it into ``None`` for that one field (never empty), note it in the
+    record's ``unreadable`` map and count it per field and ``reason`` in the run summary;
+    the rest of the record is still read and checked. ``reason`` is a short category
+    ("not a date or time", "not a number", ...) that the summary groups by, ``detail``
+    names the value (for the record's own list)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """The summary category of an exception raised while reading one field."""
+    if isinstance(exc, Unreadable):
+        return exc.reason
+    if isinstance(exc, (TypeError, AttributeError)):
+        return "unexpected value shape"
+    return "value cannot be read"
 
 
 @dataclass
@@ -62,6 +87,12 @@ class MappingReport:
     errors: list[MappingError] = field(default_factory=list)
     unknown_statuses: Counter[tuple[str, str]] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
+    unreadable: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(``<process>.<field>``, reason) -> how many records could not read that field
+    (settled reading 17: the field is None on those records, the records are checked)."""
+    skipped: list[MappingError] = field(default_factory=list)
+    """Records read but deliberately not checked: a type or table that maps to no
+    process (settled reading 21), listed with key and reason in every output."""
 
     def merge(self, other: MappingReport) -> None:
         self.rows += other.rows
@@ -70,6 +101,25 @@ class MappingReport:
         self.errors.extend(other.errors)
         self.unknown_statuses.update(other.unknown_statuses)
         self.warnings.update(other.warnings)
+        self.unreadable.update(other.unreadable)
+        self.skipped.extend(other.skipped)
+
+    def note_unreadable(
+        self, unreadable: dict[str, str], process: str, name: str, exc: Exception
+    ) -> None:
+        """Record that field ``name`` of one record could not be read (the caller sets
+        the field to None): in the record's own list and in the per-field count."""
+        reason = unreadable_reason(exc)
+        detail = exc.detail if isinstance(exc, Unreadable) else str(exc)
+        unreadable[name] = f"{reason}: {detail[:160]}" if detail else reason
+        self.unreadable[(f"{process}.{name}", reason)] += 1
+
+    def not_checked(self) -> list[dict[str, Any]]:
+        """Every record of the input that was not checked, with key and reason: mapping
+        errors (no identity, not an object) first, then skipped records (unmapped types)."""
+        out = [{**e.to_dict(), "kind": "error"} for e in self.errors]
+        out += [{**e.to_dict(), "kind": "skipped"} for e in self.skipped]
+        return sorted(out, key=lambda e: (e["kind"], e["source"], e["key"] or "", e["reason"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +132,11 @@ class MappingReport:
                 for (p, s), n in sorted(self.unknown_statuses.items())
             ],
             "warnings": dict(sorted(self.warnings.items())),
+            "unreadable": [
+                {"field": f, "reason": r, "count": n}
+                for (f, r), n in sorted(self.unreadable.items())
+            ],
+            "skipped": [e.to_dict() for e in self.skipped],
         }
 
 
@@ -108,6 +163,92 @@ def parse_servicenow_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise ValueError(f"expected a 'yyyy-MM-dd HH:mm:ss' string, got {type(value).__name__}")
     return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+
+
+class _TextOfHtml(HTMLParser):
+    """Collects the text of an HTML fragment (entities decoded); block tags and ``<br>``
+    become line breaks so words of adjacent paragraphs stay apart."""
+
+    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+_HTML_TAGS = (
+    "a|b|blockquote|br|code|div|em|font|h[1-6]|hr|i|img|li|ol|p|pre|s|span|strike|strong|"
+    "sub|sup|table|tbody|td|th|thead|tr|u|ul"
+)
+_HTML_TAG = re.compile(
+    rf"<(?:(?:{_HTML_TAGS})(?:\s[^<>]*)?/?|/(?:{_HTML_TAGS})\s*|!--.*?--)>",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def looks_like_html(text: str) -> bool:
+    """True when the text holds at least one tag of the HTML that rich-text fields write
+    (``<p>``, ``</div>``, ``<br/>``, ``<span style=...>``). Plain text that merely uses angle
+    brackets (``<none>``, ``press <ctrl>``, ``a < b > c``) is left as it is."""
+    return "<" in text and _HTML_TAG.search(text) is not None
+
+
+def html_to_text(text: str) -> str:
+    """HTML -> its text (settled reading 19): tags removed, character entities decoded,
+    blank lines collapsed. ``<p><br></p>`` and ``<p>&nbsp;</p>`` give only whitespace, so
+    they read as empty under settled reading 3."""
+    parser = _TextOfHtml()
+    parser.feed(text)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def maybe_html_text(text: str) -> str:
+    """The text itself, or its HTML made text when it holds tags."""
+    return html_to_text(text) if looks_like_html(text) else text
+
+
+_NUMBER = re.compile(r"^\s*([+-]?\d+)(?:\.0*)?\s*(?:-\s*\S.*)?$", re.DOTALL)
+
+
+def parse_int(value: Any) -> int | None:
+    """A whole number as sources send it: ``4``, ``4.0``, ``"4"``, ``"4.0"``, or a choice
+    label that starts with its code (``"2 - High"``, ServiceNow display values). None
+    for ``""``/whitespace; :class:`Unreadable` for anything else."""
+    if isinstance(value, bool):
+        raise Unreadable("not a number", f"boolean {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value or value != int(value):
+            raise Unreadable("not a number", repr(value))
+        return int(value)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        match = _NUMBER.match(value)
+        if match is None:
+            raise Unreadable("not a number", repr(value[:60]))
+        return int(match.group(1))
+    raise Unreadable("not a number", type(value).__name__)
 
 
 def text_or_empty(value: Any) -> str:

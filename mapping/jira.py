@@ -49,7 +49,9 @@ from ticketlint.mapping.common import (
     MappingError,
     MappingOptions,
     MappingReport,
+    Unreadable,
     gc_paused,
+    maybe_html_text,
     truthy_flag,
 )
 from ticketlint.mapping.jira_fields import (
@@ -78,7 +80,7 @@ from ticketlint.mapping.model import (
     builder,
 )
 
-__all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export"]
+__all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export", "type_key"]
 
 # --- RULES.md §4 defaults -------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class JiraMapper:
         self._process_by_type: dict[str, str] = {}
         for process, names in types.items():
             for name in names:
-                self._process_by_type.setdefault(name.strip().casefold(), process)
+                self._process_by_type.setdefault(type_key(name), process)
         self._review_enabled = bool(types.get("review"))
 
         self._status_maps: dict[str, dict[str, str]] = {}
@@ -373,7 +375,7 @@ class JiraMapper:
         name = itype.get("name") if isinstance(itype, dict) else None
         if not isinstance(name, str):
             return None
-        return self._process_by_type.get(name.strip().casefold())
+        return self._process_by_type.get(type_key(name))
 
     def review_targets(self, issue: dict[str, Any]) -> list[str]:
         """Keys of the records a review issue completes (settled reading 10): its linked
@@ -395,7 +397,7 @@ class JiraMapper:
             if not isinstance(key, str) or not key or key in out:
                 continue
             name = _type_name(linked)
-            if name and self._process_by_type.get(name.strip().casefold()) not in (
+            if name and self._process_by_type.get(type_key(name)) not in (
                 "incident",
                 "change",
             ):
@@ -404,13 +406,29 @@ class JiraMapper:
         return out
 
     def needs_history(self, issue: dict[str, Any]) -> bool:
-        """True for changes whose issue lacks a complete history: their actual start and
-        end come from it (RULES.md §1). Other processes need no transition for any rule:
-        their closed_at falls back on resolutiondate (settled reading 4), so fetching their
-        history would cost a bulkfetch call per 1000 issues for nothing."""
-        if self.process_of(issue) != "change":
+        """True when a rule needs the issue's history and the issue lacks a complete one:
+        changes (their actual start and end come from it, RULES.md §1), and other issues
+        in a closed state without ``resolutiondate`` (their closing time, settled reading
+        4, which INC004 / INC005 / CHG008 need). Any other issue needs none: fetching it
+        would cost a bulkfetch call per 1000 issues for nothing."""
+        process = self.process_of(issue)
+        if process is None or process == "review":
             return False
-        return _embedded_histories(issue) is None
+        if _embedded_histories(issue) is not None:
+            return False
+        if process == "change":
+            return True
+        fields = issue.get("fields") or {}
+        if fields.get("resolutiondate"):
+            return False
+        status = fields.get("status")
+        if not isinstance(status, dict) or not isinstance(status.get("name"), str):
+            return False
+        resolution = fields.get("resolution")
+        state = self._state(
+            process, status, resolution if isinstance(resolution, dict) else None, None
+        )
+        return state == "closed"
 
     def needs_approvals(self, issue: dict[str, Any]) -> bool:
         """True when the record needs approvals (changes, requests of the approvals type)
@@ -419,7 +437,7 @@ class JiraMapper:
         if process == "change":
             needed = True
         elif process == "service_request":
-            needed = _type_name(issue).casefold() == APPROVAL_REQUEST_TYPE
+            needed = type_key(_type_name(issue)) == APPROVAL_REQUEST_TYPE
         else:
             needed = False
         if not needed:
@@ -435,10 +453,18 @@ class JiraMapper:
         *,
         changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
         approvals: Mapping[str, list[dict[str, Any]]] | None = None,
+        comments: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
-        """Map a batch; review issues mark their linked records reviewed and are dropped."""
+        """Map a batch; review issues mark their linked records reviewed and are dropped.
+
+        ``changelogs`` (issue id or key -> every history) and ``comments`` (issue key ->
+        every comment) complete issues whose search result truncated them (settled
+        readings 4 and 6); the connector reads them only for issues that
+        :meth:`needs_history` / :meth:`needs_comments` name."""
         with gc_paused(promote=True):
-            return self._map_issues_unpaused(issues, changelogs=changelogs, approvals=approvals)
+            return self._map_issues_unpaused(
+                issues, changelogs=changelogs, approvals=approvals, comments=comments
+            )
 
     def _map_issues_unpaused(
         self,
@@ -446,6 +472,7 @@ class JiraMapper:
         *,
         changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
         approvals: Mapping[str, list[dict[str, Any]]] | None = None,
+        comments: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
         report = MappingReport()
@@ -461,7 +488,9 @@ class JiraMapper:
                 continue
             key = issue.get("key") if isinstance(issue, dict) else None
             try:
-                record = self._map_one(issue, reviews, changelogs or {}, approvals or {}, report)
+                record = self._map_one(
+                    issue, reviews, changelogs or {}, approvals or {}, comments or {}, report
+                )
             except Exception as exc:  # noqa: BLE001 - one bad issue is counted and listed, never fatal to the run
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 report.errors.append(
@@ -505,6 +534,7 @@ class JiraMapper:
         reviews: dict[str, Any],
         changelogs: Mapping[str, list[dict[str, Any]]],
         approvals_arg: Mapping[str, list[dict[str, Any]]],
+        comments_arg: Mapping[str, list[dict[str, Any]]],
         report: MappingReport,
     ) -> BaseRecord | None:
         if not isinstance(issue, dict):
@@ -517,36 +547,59 @@ class JiraMapper:
         itype = fields.get("issuetype")
         if not isinstance(itype, dict) or not isinstance(itype.get("name"), str):
             raise ValueError("issuetype.name is missing")
-        process = self._process_by_type.get(itype["name"].strip().casefold())
+        process = self._process_by_type.get(type_key(itype["name"]))
         if process == "review":
             return None
-        if process is None:
+        if process is None:  # settled reading 21: counted per type and listed
             report.warnings[f"unmapped issue type {itype['name']}"] += 1
+            report.skipped.append(
+                MappingError(
+                    self.options.source, key, f"issue type {itype['name']} maps to no process"
+                )
+            )
             return None
-        status = fields.get("status")
-        if not isinstance(status, dict) or not isinstance(status.get("name"), str):
-            raise ValueError("status.name is missing")
-        resolution = fields.get("resolution")
-        if resolution is not None and not isinstance(resolution, dict):
-            raise ValueError("resolution is not an object")
+        unreadable: dict[str, str] = {}
+
+        def unread(name: str, exc: Exception) -> None:
+            report.note_unreadable(unreadable, str(process), name, exc)
+
         plans = self._plans[process]
         readers = self._readers[process]
-        raw_state = status["name"]
-        state = self._state(process, status, resolution, report)
-        resolution_name = _name(resolution)
-        resolved_at = time_of(fields.get("resolutiondate")) or ""
+        resolution = fields.get("resolution")
+        resolution_name: str | None = _name(resolution)
+        if resolution is not None and not isinstance(resolution, dict):
+            code_field = {"change": "close_code", "service_request": None}.get(
+                process, "resolution_code"
+            )
+            if code_field is not None:
+                unread(code_field, Unreadable("not a resolution object", type(resolution).__name__))
+            resolution, resolution_name = None, None
+        status = fields.get("status")
+        raw_state: str | None
+        state: str | None
+        if isinstance(status, dict) and isinstance(status.get("name"), str):
+            raw_state = status["name"]
+            state = self._state(process, status, resolution, report)
+        else:
+            unread("state", Unreadable("no status name", type(status).__name__))
+            raw_state = state = None
+        try:
+            resolved_at: Any = time_of(fields.get("resolutiondate")) or ""
+        except ValueError as exc:
+            unread("resolved_at", exc)
+            resolved_at = None
 
+        transitions: list[Transition] | None = None
         histories = self._histories(issue, native_id, key, changelogs)
-        transitions = None if histories is None else self._transitions(process, histories, report)
+        if histories is not None:
+            try:
+                transitions = self._transitions(process, histories, report)
+            except (ValueError, TypeError, AttributeError) as exc:
+                unread("transitions", exc)
 
         closed_at: Any = ""
         if state == "closed":
-            into_closed = [t.at for t in transitions or [] if t.to_state == "closed"]
-            closed_at = into_closed[-1] if into_closed else (resolved_at or None)
-
-        labels = fields.get("labels") or []
-        if not isinstance(labels, list):
-            raise ValueError("labels is not a list")
+            closed_at = self._closed_at(transitions, resolved_at)
 
         data: dict[str, Any] = {
             "source": self.options.source,
@@ -555,56 +608,84 @@ class JiraMapper:
             "native_id": str(native_id) if native_id is not None else None,
             "url": f"{self._base}/browse/{key}" if self._base else None,
             "process": process,
-            "title": text_of(fields.get("summary")),
             "state": state,
             "raw_state": raw_state,
-            "priority": self._priority(fields.get("priority"), report),
-            "created_at": time_of(fields.get("created")) or "",
-            "updated_at": time_of(fields.get("updated")) or "",
             "resolved_at": resolved_at,
             "closed_at": closed_at,
-            "requester": person_of(fields.get("reporter"), self.cloud, self._people),
-            "assignee": person_of(fields.get("assignee"), self.cloud, self._people),
-            "group": readers["group"](fields),
-            "ci_refs": readers["ci_refs"](fields),
-            "links": self._links(fields.get("issuelinks")),
-            "approvals": self._approvals(key, fields, approvals_arg, report),
             "transitions": transitions,
             "raw": issue,
         }
-        for canonical, read in self._plain_readers[process]:
-            data[canonical] = read(fields)
-
+        cloud, people = self.cloud, self._people
+        try:  # the hot path: every value reads; no per-field bookkeeping
+            data["title"] = text_of(fields.get("summary"))
+            data["priority"] = self._priority(fields.get("priority"), report)
+            data["created_at"] = time_of(fields.get("created")) or ""
+            data["updated_at"] = time_of(fields.get("updated")) or ""
+            data["requester"] = person_of(fields.get("reporter"), cloud, people)
+            data["assignee"] = person_of(fields.get("assignee"), cloud, people)
+            data["group"] = readers["group"](fields)
+            data["ci_refs"] = readers["ci_refs"](fields)
+            data["links"] = self._links(fields.get("issuelinks"))
+            data["approvals"] = self._approvals(key, fields, approvals_arg, report)
+            for canonical, read in self._plain_readers[process]:
+                data[canonical] = read(fields)
+        except (ValueError, TypeError, AttributeError):
+            # settled reading 17: the rest field by field; each unreadable one is None
+            self._read_each(data, fields, key, process, approvals_arg, report, unread)
         notes_field = "close_notes" if process == "change" else "resolution_notes"
-        if notes_field in plans and (process != "problem"):
-            data[notes_field] = self._notes(data.get(notes_field), fields, report)
+        if notes_field in plans and process != "problem" and notes_field not in unreadable:
+            try:
+                data[notes_field] = self._notes(
+                    key, data.get(notes_field), fields, comments_arg, report
+                )
+            except (ValueError, TypeError, AttributeError) as exc:
+                data[notes_field] = None
+                unread(notes_field, exc)
 
         if process in ("incident", "change"):
-            data["review"] = self._review(key, fields, plans.get("review"), reviews)
+            try:
+                data["review"] = self._review(key, fields, plans.get("review"), reviews)
+            except (ValueError, TypeError, AttributeError) as exc:
+                data["review"] = None
+                unread("review", exc)
 
         if process == "change":
             data.setdefault("close_code", resolution_name)
             if data.get("change_type"):
                 data["change_type"] = data["change_type"].strip().casefold()
-            data["outcome"] = _outcome(state, raw_state, resolution_name)
-            implement = _implement_window(transitions)
-            data.setdefault("actual_start", implement[0])
-            data.setdefault("actual_end", implement[1])
+            data["outcome"] = (
+                None
+                if raw_state is None or resolution_name is None
+                else _outcome(state, raw_state, resolution_name)
+            )
+            if "transitions" in unreadable:
+                data.setdefault("actual_start", None)
+                data.setdefault("actual_end", None)
+            else:
+                implement = _implement_window(transitions)
+                data.setdefault("actual_start", implement[0])
+                data.setdefault("actual_end", implement[1])
         elif process == "incident":
             data.setdefault("resolution_code", resolution_name)
         elif process == "problem":
             data.setdefault("resolution_code", resolution_name)
-            data.setdefault(
-                "known_error",
-                raw_state.strip().casefold() == "known error"
-                or any(isinstance(lb, str) and lb.casefold() == "known-error" for lb in labels),
-            )
+            labels = fields.get("labels") or []
+            if not isinstance(labels, list):
+                unread("known_error", Unreadable("labels is not a list", type(labels).__name__))
+                data.setdefault("known_error", None)
+            else:
+                data.setdefault(
+                    "known_error",
+                    (raw_state or "").strip().casefold() == "known error"
+                    or any(isinstance(lb, str) and lb.casefold() == "known-error" for lb in labels),
+                )
         elif process == "service_request":
             data.setdefault(
                 "approval_required",
-                itype["name"].strip().casefold() == APPROVAL_REQUEST_TYPE
-                or bool(data["approvals"]),
+                type_key(itype["name"]) == APPROVAL_REQUEST_TYPE or bool(data["approvals"]),
             )
+        if unreadable:
+            data["unreadable"] = unreadable
         # Every value above already has its model type (aware UTC datetimes from time_of,
         # states from the validated status tables, Person/Link/Approval/Transition built
         # from controlled values), so validation would only cost time: construct directly.
@@ -613,26 +694,129 @@ class JiraMapper:
 
     # --- field readers ------------------------------------------------------------------
 
-    def _notes(self, notes: str | None, fields: dict[str, Any], report: MappingReport) -> str:
+    def _read_each(
+        self,
+        data: dict[str, Any],
+        fields: dict[str, Any],
+        key: str,
+        process: str,
+        approvals_arg: Mapping[str, list[dict[str, Any]]],
+        report: MappingReport,
+        unread: Callable[[str, Exception], None],
+    ) -> None:
+        """Every common and mapped field the hot path did not finish read on its own: one
+        that raises is None and noted (settled reading 17), the others keep their values.
+        Fields the hot path read (already in ``data``) are not read twice, so no warning
+        is counted twice."""
+        cloud, people = self.cloud, self._people
+        readers = self._readers[process]
+        readings: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
+            ("title", text_of, fields.get("summary")),
+            ("priority", lambda v: self._priority(v, report), fields.get("priority")),
+            ("created_at", _time_or_empty, fields.get("created")),
+            ("updated_at", _time_or_empty, fields.get("updated")),
+            ("requester", lambda v: person_of(v, cloud, people), fields.get("reporter")),
+            ("assignee", lambda v: person_of(v, cloud, people), fields.get("assignee")),
+            ("group", readers["group"], fields),
+            ("ci_refs", readers["ci_refs"], fields),
+            ("links", self._links, fields.get("issuelinks")),
+            ("approvals", lambda f: self._approvals(key, f, approvals_arg, report), fields),
+            *((c, r, fields) for c, r in self._plain_readers[process]),
+        )
+        for name, read, arg in readings:
+            if name in data:
+                continue
+            try:
+                data[name] = read(arg)
+            except (ValueError, TypeError, AttributeError) as exc:
+                data[name] = None
+                unread(name, exc)
+
+    def _notes(
+        self,
+        key: str,
+        notes: str | None,
+        fields: dict[str, Any],
+        given: Mapping[str, list[dict[str, Any]]],
+        report: MappingReport,
+    ) -> str | None:
         """Settled reading 6: "Resolution notes", else the last comment's text, else "".
+
+        The last comment is only known from a complete list: the issue's own comment field
+        when it holds every comment, else the list the connector read (``given``). A
+        truncated list that was not completed, or an issue without its ``comment`` field
+        (an export that did not ask for it), leaves the notes unknown (None with the
+        reason), never empty: an empty reading would fail INC001 / CHG007 / REQ002.
 
         Decision: comments ticketlint wrote itself (they carry :data:`WRITEBACK_MARKER`) are
         not the team's notes and are skipped; otherwise our own write-back comment, which
         lists the missing notes, would be read as those notes and resolve the finding."""
         if notes and notes.strip():
             return notes
-        comments, truncated = comments_of(fields.get("comment"))
-        if truncated:
-            report.warnings[
-                "comments truncated by the search: notes read from the last comment returned"
-            ] += 1
+        if key in given:
+            comments: list[Any] = list(given[key])
+        elif "comment" not in fields:
+            raise Unreadable("comment field not in the issue", "export with fields=comment")
+        else:
+            comments, truncated = comments_of(fields.get("comment"))
+            if truncated:
+                report.warnings["comments truncated by the search and not read in full"] += 1
+                raise Unreadable("comment list truncated", "the last comment was not read")
         for comment in reversed(comments):
             if not isinstance(comment, dict):
-                raise ValueError("a comment is not an object")
+                raise Unreadable("a comment is not an object", type(comment).__name__)
             text = text_of(comment.get("body"))
             if WRITEBACK_MARKER not in text:
                 return text
         return ""
+
+    def _closed_at(self, transitions: list[Transition] | None, resolved_at: Any) -> Any:
+        """Settled reading 4: the last transition into closed, else ``resolutiondate``;
+        None (unknown) when neither gives it, or when a status the history names but
+        the status list does not know came after the last known closing (it may be the
+        real closing)."""
+        last = None
+        for t in transitions or []:
+            if t.to_state == "closed":
+                last = t.at
+            elif t.to_state is None and t.to_raw and last is not None:
+                last = _UNKNOWN
+        if last is _UNKNOWN:
+            return None
+        return last if last is not None else (resolved_at or None)
+
+    def needs_comments(self, issue: dict[str, Any]) -> bool:
+        """True when the issue's notes decide a rule and only a full comment list gives
+        them (settled reading 6 at the least requests): an incident, change or request
+        in a resolved / closed state, whose "Resolution notes" field is empty, whose
+        search result truncated the comment list."""
+        process = self.process_of(issue)
+        if process not in ("incident", "change", "service_request"):
+            return False
+        fields = issue.get("fields") or {}
+        value = fields.get("comment")
+        if not isinstance(value, dict):
+            return False
+        try:
+            _, truncated = comments_of(value)
+        except ValueError:
+            return False
+        if not truncated:
+            return False
+        plan = self._plans[process].get(
+            "close_notes" if process == "change" else "resolution_notes"
+        )
+        if plan is not None and plan.ids:
+            try:
+                if text_of(fields.get(plan.ids[0])).strip():
+                    return False
+            except ValueError:
+                pass
+        status = fields.get("status")
+        if not isinstance(status, dict) or not isinstance(status.get("name"), str):
+            return False
+        state = self._state(process, status, fields.get("resolution"), None)
+        return state in ("resolved", "closed")
 
     def _state(
         self, process: str, status: dict[str, Any], resolution: Any, report: MappingReport | None
@@ -680,10 +864,18 @@ class JiraMapper:
         return _category_state(process, category), warning
 
     def _priority(self, value: Any, report: MappingReport) -> int | str | None:
-        """Settled reading 16; a null priority is empty (fails INC002)."""
+        """Settled reading 16; a null priority is empty (fails INC002). A value that is
+        neither a priority object nor a name is :class:`Unreadable`."""
         if value is None:
             return ""
-        name = _name(value) if isinstance(value, dict) else str(value)
+        if isinstance(value, dict):
+            if not isinstance(value.get("name"), str):
+                raise Unreadable("not a priority object", f"keys {sorted(value)[:6]}")
+            name = value["name"]
+        elif isinstance(value, str):
+            name = value
+        else:
+            raise Unreadable("not a priority object", type(value).__name__)
         if not name.strip():
             return ""
         number = self._priorities.get(name.strip().casefold())
@@ -725,8 +917,8 @@ class JiraMapper:
             if not items:
                 continue
             at = time_of(history.get("created"))
-            if at is None:
-                raise ValueError(f"changelog history {history.get('id')} has no created time")
+            if not isinstance(at, datetime):
+                raise Unreadable("history without a time", f"changelog history {history.get('id')}")
             by = person_of(history.get("author"), cloud, people)
             for item in items:
                 from_raw, to_raw = item.get("fromString"), item.get("toString")
@@ -754,7 +946,7 @@ class JiraMapper:
             linked_key = linked.get("key")
             if not isinstance(linked_key, str):
                 continue
-            process = self._process_by_type.get(_type_name(linked).casefold())
+            process = self._process_by_type.get(type_key(_type_name(linked)))
             kind = (
                 process
                 if process in ("incident", "problem", "change", "release", "review")
@@ -824,7 +1016,7 @@ class JiraMapper:
         if key in reviews["completes"]:
             return build(Review, completed=True, at=reviews["completes"][key])
         for linked in _linked_issues(fields.get("issuelinks")):
-            if self._process_by_type.get(_type_name(linked).casefold()) != "review":
+            if self._process_by_type.get(type_key(_type_name(linked))) != "review":
                 continue
             linked_key = linked.get("key")
             if linked_key in reviews["own"]:
@@ -875,6 +1067,13 @@ _FIXED_KEYS = frozenset(
 )
 
 
+_UNKNOWN: Any = object()
+
+
+def _time_or_empty(value: Any) -> Any:
+    return time_of(value) or ""
+
+
 def _not_provided(fields: dict[str, Any]) -> None:
     return None  # the instance lacks the field
 
@@ -892,7 +1091,7 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
             def read_text(fields: dict[str, Any]) -> str:
                 value = fields.get(first)
                 if value.__class__ is str:
-                    text = value
+                    text = maybe_html_text(value) if "<" in value else value  # settled 19
                 elif value.__class__ is dict and value.get("type") == "doc" and "content" in value:
                     text = adf_to_text(value)  # what text_of does with an ADF document
                 else:
@@ -952,6 +1151,19 @@ def _name(value: Any) -> str:
     return ""
 
 
+SYSTEM_TYPE_PREFIX = "[system] "
+
+
+def type_key(name: str) -> str:
+    """An issue type name as the mapping compares it: case-folded, and without the
+    "[System] " prefix Jira Service Management Cloud gives its ITSM types ("[System]
+    Incident" is the Incident type, settled reading 20)."""
+    folded = name.strip().casefold()
+    if folded.startswith(SYSTEM_TYPE_PREFIX):
+        folded = folded[len(SYSTEM_TYPE_PREFIX) :].strip()
+    return folded
+
+
 def _type_name(issue: dict[str, Any]) -> str:
     itype = (issue.get("fields") or {}).get("issuetype") if isinstance(issue, dict) else None
     return _name(itype)
@@ -1003,17 +1215,34 @@ def _decision(value: Any) -> str | None:
 
 
 def _implement_window(transitions: list[Transition] | None) -> tuple[Any, Any]:
-    """First transition into implement, and the first one out of it after that."""
+    """First transition into implement, and the first one out of it after that.
+
+    A history status that maps to no state (not in the status map nor the instance's
+    status list) could be implement: while one stands where the answer would be, that
+    answer is unknown (None), never "did not happen" ("")."""
     if transitions is None:
         return None, None
     start = end = None
+    unknown_before_start = unknown_before_end = False
     for t in transitions:
-        if start is None and t.to_state == "implement":
-            start = t.at
-        elif start is not None and t.from_state == "implement" and t.to_state != "implement":
+        unknown = t.to_state is None and bool(t.to_raw)
+        if start is None:
+            if t.to_state == "implement":
+                start = t.at
+            elif unknown:
+                unknown_before_start = True
+        elif t.from_state == "implement" and t.to_state != "implement":
             end = t.at
             break
-    return start or "", end or ""
+        elif unknown:
+            unknown_before_end = True
+    if unknown_before_start:
+        return None, None
+    if start is None:
+        return "", ""
+    if end is None and unknown_before_end:
+        return start, None
+    return start, end or ""
 
 
 def _linked_issues(issuelinks: Any) -> list[dict[str, Any]]:

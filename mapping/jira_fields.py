@@ -14,11 +14,11 @@ the raw value, never the issue, so the mapper decides what "absent" means.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from ticketlint.mapping.adf import adf_to_text, is_adf
-from ticketlint.mapping.common import parse_jira_time
+from ticketlint.mapping.common import Unreadable, maybe_html_text, parse_jira_time
 from ticketlint.mapping.model import Person, build
 
 ASSETS_CUSTOM_TYPE = "com.atlassian.jira.plugins.cmdb:cmdb-object-cftype"
@@ -140,11 +140,14 @@ def load_search_export(
 
 
 def text_of(value: Any) -> str:
-    """A text-like field (plain string, ADF, option, array of options) -> its text; "" if none."""
+    """A text-like field (plain string, ADF, option, array of options) -> its text; "" if none.
+
+    HTML in a string (a rendered field, an import) is made text (settled reading 19); an
+    object that carries no text at all is :class:`Unreadable`, never empty."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return maybe_html_text(value) if "<" in value else value
     if is_adf(value):
         return adf_to_text(value)
     if isinstance(value, dict):
@@ -167,7 +170,12 @@ def option_text(value: dict[str, Any]) -> str:
         child_text = option_text(child)
         if child_text:
             text = f"{text} - {child_text}" if text else child_text
+    if not text and not any(key in value for key in _TEXT_KEYS) and "child" not in value:
+        raise Unreadable("object without text", f"keys {sorted(value)[:6]}")
     return text
+
+
+_TEXT_KEYS = ("value", "name", "displayName", "title", "label", "key")
 
 
 def person_of(
@@ -177,8 +185,10 @@ def person_of(
 
     ``cache`` (one per mapper) shares the immutable Person of a user across records.
     """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None  # nobody: a null or blank user field
     if not isinstance(value, dict):
-        return None
+        raise Unreadable("not a user object", type(value).__name__)
     ident = None
     for k in _CLOUD_ID_ORDER if cloud else _DC_ID_ORDER:
         candidate = value.get(k)
@@ -205,8 +215,10 @@ _CLOUD_ID_ORDER = ("accountId", "key", "name")
 _DC_ID_ORDER = ("key", "name", "accountId")
 
 
-def time_of(value: Any) -> datetime | None:
-    """Jira timestamp (string with offset, date-only string, JSM date object, epoch ms)."""
+def time_of(value: Any) -> datetime | date | None:
+    """Jira timestamp (string with offset, JSM date object, epoch ms) -> UTC datetime; a
+    date-only string (a date picker, ``2026-03-02``) -> a date (settled reading 18).
+    Anything else is :class:`Unreadable`."""
     if (
         value.__class__ is str
         and len(value) == 28
@@ -224,6 +236,17 @@ def time_of(value: Any) -> datetime | None:
         if fast is not None:
             return fast
     if value is None or value == "":
+        return None
+    try:
+        return _time_of_shape(value)
+    except Unreadable:
+        raise
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise Unreadable("not a date or time", f"{str(value)[:40]!r}") from exc
+
+
+def _time_of_shape(value: Any) -> datetime | date | None:
+    if isinstance(value, str) and not value.strip():
         return None
     if isinstance(value, dict):  # JSM {"iso8601": ..., "epochMillis": ...}
         iso = value.get("iso8601")
@@ -245,9 +268,11 @@ def time_of(value: Any) -> datetime | None:
             return epoch_time(value["epochMillis"])
         raise ValueError(f"date object without iso8601 or epochMillis: {sorted(value)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if abs(value) < 1_000_000_000:  # before 2001 in seconds: not an epoch timestamp
+            raise Unreadable("not a date or time", repr(value))
         return epoch_time(value)
     if isinstance(value, str) and len(value.strip()) == 10:  # a date picker: "2026-03-02"
-        return datetime.fromisoformat(value.strip()).replace(tzinfo=timezone.utc)
+        return date.fromisoformat(value.strip())
     return parse_jira_time(value)
 
 
@@ -314,6 +339,8 @@ def ci_names(value: Any) -> list[str]:
             if "workspaceId" in item or "objectId" in item:
                 key = item.get("objectKey") or item.get("id") or item.get("objectId") or ""
             else:
+                if item and not any(k in item for k in _CI_KEYS):
+                    raise Unreadable("object without a CI name", f"keys {sorted(item)[:6]}")
                 key = (
                     item.get("name")
                     or item.get("value")
@@ -327,6 +354,9 @@ def ci_names(value: Any) -> list[str]:
         if key:
             out.append(key)
     return out
+
+
+_CI_KEYS = ("name", "value", "label", "id")
 
 
 def sla_breached(value: Any) -> bool | None:
@@ -343,7 +373,8 @@ def sla_breached(value: Any) -> bool | None:
 
 
 def comments_of(value: Any) -> tuple[list[Any], bool]:
-    """The comment field (v2/v3 page object or a bare list) -> (comments, truncated)."""
+    """The comment field (v2/v3 page object or a bare list) -> (comments, truncated).
+    The caller decides what a missing field means (unknown, not "no comments")."""
     if value is None:
         return [], False
     if isinstance(value, list):

@@ -11,16 +11,24 @@ None versus empty is the heart of this model:
   that no real value can be mistaken for.
 - a value.
 
-Times are timezone-aware UTC datetimes. Records are immutable once mapped.
+Times are timezone-aware UTC datetimes. A source value that is a date without a time
+(ServiceNow ``glide_date`` such as ``change_request.cab_date``, Jira date pickers) is a
+``datetime.date``: it is set when present, and a rule that compares it with an instant
+treats it as the whole UTC day (:func:`day_start`, :func:`day_end`; settled reading 18).
+
+``unreadable`` lists the fields whose source value could not be read as their type
+(settled reading 17): each is None on the record, with the reason here.
+
+Records are immutable once mapped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 Process = Literal["incident", "service_request", "problem", "change", "release", "ci"]
 PROCESSES: tuple[str, ...] = ("incident", "service_request", "problem", "change", "release", "ci")
@@ -62,9 +70,43 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def _date_text(value: Any) -> Any:
+    """``"2026-03-03"`` (a date as JSON carries it) -> a date, before the union decides."""
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _date_only(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError("expected a date without a time")
+    return value
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-OptionalTime = UtcDatetime | Empty | None
-"""A datetime, ``""`` (field exists, no value) or None (field not provided)."""
+DateOnly = Annotated[date, BeforeValidator(_date_only)]
+OptionalTime = Annotated[UtcDatetime | DateOnly | Empty | None, BeforeValidator(_date_text)]
+"""A datetime, a date (date-only source value), ``""`` (field exists, no value) or None
+(field not provided)."""
+
+
+def day_start(value: datetime | date) -> datetime:
+    """The earliest instant a time-or-date value can mean (a date: 00:00 UTC that day)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time.min, tzinfo=timezone.utc)
+
+
+def day_end(value: datetime | date) -> datetime:
+    """The latest instant a time-or-date value can mean (a date: the end of its UTC day)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time.min, tzinfo=timezone.utc) + timedelta(
+        days=1, microseconds=-1
+    )
 
 
 class _Frozen(BaseModel):
@@ -139,6 +181,9 @@ class BaseRecord(_Frozen):
     review: Review | None = None
     transitions: list[Transition] | None = None
     """None when no history was read; [] when the history holds no status change."""
+    unreadable: dict[str, str] | None = None
+    """Canonical field -> why its source value could not be read (settled reading 17).
+    Each such field is None. None when every mapped value was read."""
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 

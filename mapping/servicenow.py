@@ -43,7 +43,8 @@ Decisions where RULES.md is silent:
 - CIs: ``status`` from ``install_status`` (codes outside the map become ``other`` and
   are counted); ``state`` stays None (CIs have no lifecycle ladder);
 - the key is ``number`` (CI: ``name``); a row without one is keyed by its sys_id and
-  counted as a warning; a row without a sys_id is a mapping error.
+  counted as a warning; a row with a number but no sys_id is checked (no url); a row
+  with neither is a mapping error (settled reading 17).
 
 Overrides (``MappingOptions``): ``fields`` maps ``<process>.<field>`` to a column (a
 leading ``!`` negates a boolean column; a column mapped to ``review`` is completed when
@@ -57,14 +58,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from ticketlint.mapping.common import (
     MappingError,
     MappingOptions,
     MappingReport,
+    Unreadable,
     gc_paused,
+    maybe_html_text,
+    parse_int,
     parse_servicenow_time,
 )
 from ticketlint.mapping.model import (
@@ -206,18 +210,30 @@ _ABSENT: Any = object()
 
 
 def _scalar(value: Any, column: str) -> str:
-    """A raw column value as text; unwraps ``{"value": ...}`` objects."""
+    """A raw column value as text; unwraps ``{"value": ...}`` objects.
+
+    ``{"display_value": ..., "link": ...}`` without ``value`` (an export made with
+    ``sysparm_display_value=true``) carries no raw value: :class:`Unreadable`, so the
+    field is unknown, never empty. A number is its text (``4`` -> ``"4"``, ``4.0`` ->
+    ``"4"``)."""
     if isinstance(value, dict):
-        value = value.get("value", "")
+        if "value" not in value:
+            raise Unreadable(
+                "display value without raw value",
+                f"column {column!r} (export with sysparm_display_value=false or all)",
+            )
+        value = value["value"]
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, (int, float)):
         return str(value)
-    raise ValueError(f"column {column!r}: expected a string, got {type(value).__name__}")
+    raise Unreadable("unexpected value shape", f"column {column!r} holds a {type(value).__name__}")
 
 
 def _get(row: Mapping[str, Any], column: str) -> Any:
@@ -237,23 +253,32 @@ def _reference(row: Mapping[str, Any], column: str) -> tuple[Any, str | None]:
         return _ABSENT, None
     if isinstance(value, dict):
         display = value.get("display_value")
-        return _scalar(value.get("value", ""), column), display if isinstance(
-            display, str
-        ) else None
+        return _scalar(value, column), display if isinstance(display, str) else None
     return _scalar(value, column), None
 
 
 def _dotted(row: Mapping[str, Any], column: str) -> str | None:
+    """A dot-walked display column (``assigned_to.name``); None when absent or unreadable
+    (it only names what the reference itself identifies)."""
     value = row.get(column)
     if value is None:
         return None
-    text = value if value.__class__ is str else _scalar(value, column)
-    return text or None
+    if value.__class__ is str:
+        return value or None
+    if isinstance(value, dict) and isinstance(value.get("display_value"), str):
+        return value["display_value"] or None
+    try:
+        return _scalar(value, column) or None
+    except Unreadable:
+        return None
 
 
-def _time(text: str, column: str) -> datetime | str:
-    """``yyyy-MM-dd HH:mm:ss`` UTC; the strict shape is checked here, then the C parser
-    ``fromisoformat`` does the work (``strptime`` costs most of the mapping budget)."""
+def _time(text: str, column: str) -> datetime | date | str:
+    """``yyyy-MM-dd HH:mm:ss`` UTC (``glide_date_time``), or ``yyyy-MM-dd``
+    (``glide_date``, e.g. ``cab_date`` on current releases): a date (settled reading 18).
+    An ISO 8601 time with an explicit offset is read too. The strict shape is checked
+    here, then the C parser ``fromisoformat`` does the work (``strptime`` costs most of
+    the mapping budget). Anything else is :class:`Unreadable` (the field is unknown)."""
     value = text.strip()
     if not value:
         return ""
@@ -266,14 +291,37 @@ def _time(text: str, column: str) -> datetime | str:
             return _fromisoformat(value).replace(tzinfo=timezone.utc)
         except ValueError:
             pass
-    raise ValueError(f"column {column!r}: {text!r} is not a 'yyyy-MM-dd HH:mm:ss' time")
+    elif len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    elif len(value) > 19 and value[10] in "T " and value[4] == "-":
+        try:
+            parsed = _fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(timezone.utc)
+    raise Unreadable("not a date or time", f"column {column!r}: {text[:40]!r}")
 
 
 _fromisoformat = datetime.fromisoformat
 
 
+_TRUE = frozenset({"true", "1", "yes", "y"})
+_FALSE = frozenset({"false", "0", "no", "n", ""})
+
+
 def _flag(text: str) -> bool:
-    return text.strip().lower() in ("true", "1", "yes")
+    """A boolean column: true / false (any case), 1 / 0, yes / no; "" is False (empty).
+    Anything else is :class:`Unreadable` (the field is unknown, not False)."""
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise Unreadable("not a boolean", repr(text[:40]))
 
 
 def _set_flag(text: str) -> bool:
@@ -305,15 +353,21 @@ class _Reader:
 
 
 class _Text(_Reader):
+    """A text column. HTML (``html`` columns such as ``problem.cause_notes``, or any
+    value holding tags) is made text first (settled reading 19), so ``<p><br></p>`` is
+    empty."""
+
     def __init__(self, column: str) -> None:
         self.column = column
         self.columns = (column,)
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         value = row.get(self.column, _ABSENT)
-        if value.__class__ is str:
-            return value
-        return None if value is _ABSENT else _scalar(value, self.column)
+        if value.__class__ is not str:
+            if value is _ABSENT:
+                return None
+            value = _scalar(value, self.column)
+        return maybe_html_text(value) if "<" in value else value
 
 
 class _Choice(_Text):
@@ -395,12 +449,9 @@ class _Priority(_Text):
         text = super().read(row, ctx)
         if text is None or not text.strip():
             return text
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"column {self.column!r}: priority {text!r} is not a number") from None
-        if not 1 <= value <= 5:
-            raise ValueError(f"column {self.column!r}: priority {value} is outside 1..5")
+        value = parse_int(text)  # "4", "4.0", "2 - High" (a display value)
+        if value is None or not 1 <= value <= 5:
+            raise Unreadable("priority outside 1..5", f"column {self.column!r}: {text[:40]!r}")
         return value
 
 
@@ -816,24 +867,49 @@ class ServiceNowMapper:
         cis_by_task: dict[str, list[str]] | None,
         report: MappingReport,
     ) -> BaseRecord:
-        sys_id, _ = _reference(row, "sys_id")
-        if sys_id is _ABSENT or not sys_id.strip():
-            raise ValueError("row has no sys_id")
-        key = _get(row, plan.key_column)
+        try:
+            sys_id, _ = _reference(row, "sys_id")
+        except Unreadable:
+            sys_id = _ABSENT
+        try:
+            key = _get(row, plan.key_column)
+        except Unreadable:
+            key = _ABSENT
+        has_sys_id = sys_id is not _ABSENT and bool(sys_id.strip())
         if key is _ABSENT or not key.strip():
+            if not has_sys_id:  # settled reading 17: no identity, the one row not checked
+                raise ValueError(f"row has neither {plan.key_column} nor sys_id")
             report.warnings[f"{plan.process} row without {plan.key_column}: keyed by sys_id"] += 1
             key = sys_id
+        if not has_sys_id:
+            report.warnings[f"{plan.process} row without sys_id: keyed by {plan.key_column}"] += 1
+            sys_id = ""
         values: dict[str, Any] = {
             "source": self.options.source,
             "system": SYSTEM,
             "key": key.strip(),
-            "native_id": sys_id,
-            "url": self._url(plan, row, sys_id),
+            "native_id": sys_id or None,
+            "url": self._url(plan, row, sys_id) if sys_id else None,
             "raw": row,
         }
+        unreadable: dict[str, str] = {}
         for name, reader in plan.readers:
-            values[name] = reader.read(row, ctx)
-        self._state(plan, row, values, report)
+            try:
+                values[name] = reader.read(row, ctx)
+            except (ValueError, TypeError, AttributeError) as exc:
+                # settled reading 17: this field is unknown, the record is still checked
+                values[name] = None
+                report.note_unreadable(unreadable, plan.process, name, exc)
+        try:
+            self._state(plan, row, values, report)
+        except (ValueError, TypeError, AttributeError) as exc:
+            values["state" if plan.process != "ci" else "status"] = None
+            values["raw_state"] = None
+            report.note_unreadable(
+                unreadable, plan.process, "state" if plan.process != "ci" else "status", exc
+            )
+        if unreadable:
+            values["unreadable"] = unreadable
         if plan.process != "ci":
             if cis_by_task is not None:
                 extra = cis_by_task.get(sys_id, [])
@@ -853,6 +929,8 @@ class ServiceNowMapper:
         raw = "" if code is _ABSENT else code.strip()
         values["raw_state"] = None if code is _ABSENT else raw
         state = plan.state_map.get(raw)
+        if state is None and raw.endswith(".0"):  # 7.0: a number the way some APIs send it
+            state = plan.state_map.get(raw[:-2])
         if plan.process == "ci":
             if state is None and raw:
                 state = "other"  # RULES.md §4: other install_status codes -> other (counted)
@@ -878,7 +956,10 @@ class ServiceNowMapper:
             return None
         table = plan.table
         if plan.process == "ci":
-            cls_name = _get(row, "sys_class_name")
+            try:
+                cls_name = _get(row, "sys_class_name")
+            except Unreadable:
+                cls_name = _ABSENT  # the link then names the base table, which also works
             if cls_name is not _ABSENT and cls_name.strip():
                 table = cls_name.strip()
         return f"{base}/nav_to.do?uri={table}.do?sys_id={sys_id}"
@@ -973,9 +1054,38 @@ def _reason(exc: Exception) -> str:
 # --- exports -------------------------------------------------------------------------------
 
 
+DISPLAY_VALUE_EXPORT = (
+    "this export holds display values only (sysparm_display_value=true): times are in the "
+    "exporting user's time zone and references carry no sys_id; export with "
+    "sysparm_display_value=false (raw values) or sysparm_display_value=all"
+)
+
+
+def refuse_display_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, unless they come from a ``sysparm_display_value=true`` export: its
+    references are ``{"display_value", "link"}`` without ``value`` and its times are
+    written in the exporting user's time zone, which the file does not say. Reading those
+    times as UTC would misread every one of them in silence, so the export is refused
+    with :data:`DISPLAY_VALUE_EXPORT` (one line that says how to export instead)."""
+    for row in rows[:200]:
+        if not isinstance(row, dict):
+            continue
+        for value in row.values():
+            if isinstance(value, dict) and "display_value" in value and "value" not in value:
+                raise ValueError(DISPLAY_VALUE_EXPORT)
+    return rows
+
+
 def load_table_export(data: object) -> list[dict[str, Any]]:
     """Rows of a saved Table API response ``{"result": [...]}``, a list of such pages, a
-    bare list of rows, or a legacy JSONv2 export ``{"records": [...]}``."""
+    bare list of rows, or a legacy JSONv2 export ``{"records": [...]}``. An export made
+    with ``sysparm_display_value=true`` is refused (:func:`refuse_display_values`);
+    ``sysparm_display_value=all`` (``{display_value, value, link}``) is read by its raw
+    values."""
+    return refuse_display_values(_table_rows(data))
+
+
+def _table_rows(data: object) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         for wrapper in ("result", "records"):
             if wrapper in data:

@@ -9,9 +9,14 @@ Stable interface (DESIGN.md "CLI"): the finding keys of ``json`` / ``jsonl`` / `
 (:data:`FINDING_KEYS`) and the top-level keys of ``json``
 (``findings``, ``summary``, ``not_evaluated``).
 
-Mapping errors appear in the summary of ``json``, ``junit`` (a ``mapping`` suite),
-``markdown`` and ``text``. ``jsonl`` and ``csv`` carry findings only (one per line / row,
-the contract of those formats); the CLI reports mapping errors on stderr for them.
+Records not checked (settled readings 17 and 21: mapping errors such as a record
+without identity, and records skipped because their type maps to no process) are listed
+with key and reason in every format but ``csv``: ``json`` in a top-level ``not_checked``
+array, ``jsonl`` in one last line ``{"not_checked": [...]}`` (only when there are any),
+``junit`` as errors of a ``mapping`` suite, ``text`` and ``markdown`` in a section with
+the first :data:`LISTED_UNCHECKED` and the count. ``csv`` carries findings only (the CLI
+lists those records on stderr). Fields that could not be read (the records were still
+checked) are counted per field and reason in the summary of every format but ``csv``.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ FINDING_KEYS: tuple[str, ...] = (
 """The keys of one finding in ``json``, ``jsonl`` and ``csv``, in this order."""
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+LISTED_UNCHECKED = 20
+"""How many records not checked the text and markdown formats list before the count."""
 _SEVERITY_COLOUR = {
     "critical": "magenta",
     "high": "red",
@@ -126,6 +133,8 @@ def summary_dict(result: CheckResult) -> dict[str, Any]:
             mapping["errors"], key=lambda e: (e["source"], e["key"] or "", e["reason"])
         ),
         "unknown_statuses": mapping["unknown_statuses"],
+        "unreadable": mapping["unreadable"],
+        "not_checked": len(report.not_checked()),
         "rule_errors": list(ev.rule_errors),
     }
 
@@ -146,6 +155,7 @@ def render_json(result: CheckResult) -> str:
         "findings": [finding_dict(f) for f in sorted_findings(result.evaluation.findings)],
         "summary": summary_dict(result),
         "not_evaluated": not_evaluated_dict(result.evaluation),
+        "not_checked": result.report.not_checked(),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -155,6 +165,11 @@ def render_jsonl(result: CheckResult) -> str:
         json.dumps(finding_dict(f), ensure_ascii=False, separators=(",", ":"))
         for f in sorted_findings(result.evaluation.findings)
     ]
+    unchecked = result.report.not_checked()
+    if unchecked:  # one last line, so a reader of findings can tell it apart by its key
+        lines.append(
+            json.dumps({"not_checked": unchecked}, ensure_ascii=False, separators=(",", ":"))
+        )
     return "".join(line + "\n" for line in lines)
 
 
@@ -207,7 +222,7 @@ def render_junit(result: CheckResult) -> str:
         )
         total_tests += len(failures) + 1
         total_failures += len(failures)
-    errors = summary_dict(result)["mapping_errors"]
+    errors = result.report.not_checked()
     if errors:
         suite = ET.SubElement(
             root,
@@ -225,7 +240,8 @@ def render_junit(result: CheckResult) -> str:
                 classname="ticketlint.mapping",
                 name=f"{e['source']}/{e['key'] or '(no key)'}",
             )
-            ET.SubElement(case, "error", message=e["reason"], type="mapping-error")
+            kind = "mapping-error" if e["kind"] == "error" else "skipped-record"
+            ET.SubElement(case, "error", message=e["reason"], type=kind)
         total_tests += len(errors)
     root.set("tests", str(total_tests))
     root.set("failures", str(total_failures))
@@ -284,11 +300,31 @@ def render_markdown(result: CheckResult) -> str:
         for code, reasons in not_eval.items():
             lines += [f"| {code} | {_md(reason)} | {n} |" for reason, n in reasons.items()]
         lines.append("")
-    if summary["mapping_errors"]:
-        lines += ["## Mapping errors", "", "| Source | Key | Reason |", "|---|---|---|"]
+    unchecked = result.report.not_checked()
+    if unchecked:
         lines += [
-            f"| {_md(e['source'])} | {_md(e['key'])} | {_md(e['reason'])} |"
-            for e in summary["mapping_errors"]
+            f"## Not checked ({_n(len(unchecked), 'record')})",
+            "",
+            "| Source | Key | Kind | Reason |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_md(e['source'])} | {_md(e['key'] or '(no key)')} | {e['kind']} | {_md(e['reason'])} |"
+            for e in unchecked[:LISTED_UNCHECKED]
+        ]
+        if len(unchecked) > LISTED_UNCHECKED:
+            lines += ["", f"... and {len(unchecked) - LISTED_UNCHECKED} more (all in -f json)."]
+        lines.append("")
+    if summary["unreadable"]:
+        lines += [
+            "## Values that could not be read (field unknown, record checked)",
+            "",
+            "| Field | Reason | Records |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {_md(u['field'])} | {_md(u['reason'])} | {u['count']} |"
+            for u in summary["unreadable"]
         ]
         lines.append("")
     if summary["unknown_statuses"]:
@@ -356,17 +392,18 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
         for code, reasons in not_eval.items():
             for reason, n in reasons.items():
                 lines.append(f"  {code}  {n:>5}  {reason}")
-    if summary["mapping_errors"]:
+    unchecked = result.report.not_checked()
+    if unchecked:
+        lines += ["", style(f"Not checked ({_n(len(unchecked), 'record')}):", fg="red")]
         lines += [
-            "",
-            style(
-                f"Mapping errors ({len(summary['mapping_errors'])} records not checked):", fg="red"
-            ),
+            f"  {e['source']}/{e['key'] or '(no key)'} ({e['kind']}): {e['reason']}"
+            for e in unchecked[:LISTED_UNCHECKED]
         ]
-        lines += [
-            f"  {e['source']}/{e['key'] or '(no key)'}: {e['reason']}"
-            for e in summary["mapping_errors"]
-        ]
+        if len(unchecked) > LISTED_UNCHECKED:
+            lines.append(f"  ... and {len(unchecked) - LISTED_UNCHECKED} more (all in -f json)")
+    if summary["unreadable"]:
+        lines += ["", "Values that could not be read (field unknown, record still checked):"]
+        lines += [f"  {u['field']}: {u['reason']} x{u['count']}" for u in summary["unreadable"]]
     if summary["unknown_statuses"]:
         lines += ["", "Unknown statuses (records marked NOT_EVALUATED; add them to status_map):"]
         lines += [

@@ -21,7 +21,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from ticketlint.mapping.common import gc_paused
@@ -378,7 +378,10 @@ class EvaluationStream:
                     if status is fail_status:
                         found.append(engine._finding(r, record, outcome, index))
                     elif status is not_evaluated_status:
-                        not_eval[r.code][outcome.reason] += 1
+                        reason = outcome.reason
+                        if record.unreadable:
+                            reason = unreadable_reason(record, reason)
+                        not_eval[r.code][reason] += 1
         result.records += n
         return found
 
@@ -451,10 +454,32 @@ def _condition_fields(spec: Any) -> list[str]:
     return fields
 
 
+_NOT_PROVIDED = "source does not provide "
+
+
+def unreadable_reason(record: BaseRecord, reason: str) -> str:
+    """A NOT_EVALUATED reason that names a field the record could not read says so
+    (settled reading 17): "could not read change.cab_date (not a date or time)" instead
+    of "source does not provide change.cab_date". Other reasons pass through."""
+    if not reason.startswith(_NOT_PROVIDED) or not record.unreadable:
+        return reason
+    parts = []
+    for name in reason[len(_NOT_PROVIDED) :].split(", "):
+        field_name = name.rpartition(".")[2]
+        why = record.unreadable.get(field_name)
+        if why is None:
+            parts.append(f"source does not provide {name}")
+        else:
+            parts.append(f"could not read {name} ({why.split(': ', 1)[0]})")
+    return "; ".join(parts)
+
+
 def _jsonable(value: Any) -> Any:
-    """Evidence as plain JSON values (datetimes as ISO 8601 UTC)."""
+    """Evidence as plain JSON values (datetimes as ISO 8601 UTC, dates as yyyy-mm-dd)."""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):

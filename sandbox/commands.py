@@ -88,13 +88,31 @@ def _parse_faults(ctx: click.Context, param: click.Parameter, value: str | None)
     type=click.FloatRange(0, 1),
     help="Share of ServiceNow rows an ACL hides (returned as {}).",
 )
+@click.option(
+    "--real-shapes",
+    is_flag=True,
+    help='Shapes of real sites: JSM "[System]" issue types, searches that truncate comment '
+    "lists, closed incidents without a resolution date, date-only cab_date.",
+)
 def sandbox(
-    host: str, port: int, seed: int, size: int, faults: str | None, hidden_share: float
+    host: str,
+    port: int,
+    seed: int,
+    size: int,
+    faults: str | None,
+    hidden_share: float,
+    real_shapes: bool,
 ) -> None:
     """Serve an imitation Jira Cloud and ServiceNow instance with seeded ITSM data."""
     click.echo(f"generating {size} records (seed {seed})...", err=True)
     server = SandboxServer(
-        host, port, seed=seed, size=size, faults=faults, hidden_share=hidden_share
+        host,
+        port,
+        seed=seed,
+        size=size,
+        faults=faults,
+        hidden_share=hidden_share,
+        real_shapes=real_shapes,
     )
     c = server.credentials
     click.echo(f"sandbox listening on {server.url}  (Ctrl-C stops it)", err=True)

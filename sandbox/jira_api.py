@@ -17,7 +17,13 @@ from typing import Any
 from ticketlint.sandbox import jql as J
 from ticketlint.sandbox.data import jira_text
 from ticketlint.sandbox.http import Credentials, Request, Response, json_response
-from ticketlint.sandbox.jira_data import CUSTOM_FIELDS, STATUSES, SYSTEM_FIELDS, JiraData
+from ticketlint.sandbox.jira_data import (
+    CUSTOM_FIELDS,
+    SEARCH_COMMENT_LIMIT,
+    STATUSES,
+    SYSTEM_FIELDS,
+    JiraData,
+)
 
 EMBEDDED_CHANGELOG = 40
 DEFAULT_MAX = 50
@@ -55,6 +61,7 @@ class JiraApi:
             ("GET", re.compile(v + r"/myself"), self.myself, True),
             ("GET", re.compile(v + r"/field"), self.fields, True),
             ("GET", re.compile(v + r"/status"), self.statuses, True),
+            ("GET", re.compile(v + r"/issuetype"), self.issue_types, True),
             ("GET", re.compile(v + r"/search"), self.removed, True),
             ("POST", re.compile(v + r"/search"), self.removed, True),
             ("GET", re.compile(v + r"/search/jql"), self.search, True),
@@ -238,6 +245,10 @@ class JiraApi:
             q = J.parse(jql_text, d.zone)
         except J.JqlError as exc:
             return errors(400, str(exc))
+        if q.types is not None:
+            known = {t["name"].lower() for t in d.issue_types()}
+            for name in sorted(q.types - known):  # as a real site answers an unknown type
+                return errors(400, f"The value '{name}' does not exist for the field 'issuetype'.")
         if not q.bounded:
             return errors(
                 400,
@@ -327,6 +338,9 @@ class JiraApi:
     def _all_ids(self) -> set[str]:
         return {f[0] for f in SYSTEM_FIELDS} | set(self.data.field_ids.values())
 
+    def issue_types(self, req: Request, v2: bool) -> Response:
+        return json_response(200, self.data.issue_types())
+
     def _render(self, idx: int, fields: list[str], expands: set[str], v2: bool) -> dict[str, Any]:
         d = self.data
         chosen = self._chosen(fields)
@@ -340,6 +354,15 @@ class JiraApi:
         issue = d.issue(idx, v2=v2)
         if chosen is not None:
             issue["fields"] = {k: v for k, v in issue["fields"].items() if k in chosen}
+        page = issue["fields"].get("comment")
+        if (
+            d.real_shapes
+            and isinstance(page, dict)
+            and len(page["comments"]) > SEARCH_COMMENT_LIMIT
+        ):
+            # a search gives the first comments only; ``total`` tells the list is longer
+            page["comments"] = page["comments"][:SEARCH_COMMENT_LIMIT]
+            page["maxResults"] = SEARCH_COMMENT_LIMIT
         if "changelog" in expands:
             histories = d.changelog(idx)
             issue["changelog"] = {
@@ -488,6 +511,8 @@ class JiraApi:
         if idx is None:
             return self._missing()
         comments = self.data.comment_list(idx, v2=v2)
+        if (req.param("orderBy", "") or "").strip() == "-created":
+            comments = comments[::-1]  # newest first, as Jira's orderBy=-created gives them
         start = int(req.param("startAt", "0") or 0)
         limit = min(int(req.param("maxResults", "5000") or 5000), 5000)
         page = comments[start : start + limit]

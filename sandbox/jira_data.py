@@ -238,7 +238,19 @@ def adf(text: str) -> dict[str, Any]:
     }
 
 
+SYSTEM_PREFIX = "[System] "
+SEARCH_COMMENT_LIMIT = 1
+"""Comments a search returns per issue in the real-shapes mode (``total`` says how many)."""
+
+
 class JiraData:
+    real_shapes: bool = False
+    """The shapes of a real JSM Cloud site (issue 19), off by default so the seeded data
+    and its expectations stay as they are: ITSM issue types named "[System] Incident" and
+    so on, searches that truncate comment lists to :data:`SEARCH_COMMENT_LIMIT` (the list
+    endpoint gives them all), and closed incidents without ``resolutiondate`` one in four
+    (their closing time is only in the history)."""
+
     def __init__(self, ds: Dataset, n: int) -> None:
         self.ds, self.n_main = ds, n
         self.seed = ds.seed
@@ -363,7 +375,53 @@ class JiraData:
         return self.key_index.get(key_or_id.upper())
 
     def type_name(self, idx: int) -> str:
-        return TYPES[self.types[idx]]
+        return self.type_label(self.types[idx])
+
+    def type_label(self, t: int) -> str:
+        """The site's name of type ``t``: "[System] Incident" in the real-shapes mode."""
+        return SYSTEM_PREFIX + TYPES[t] if self.real_shapes else TYPES[t]
+
+    def issue_types(self) -> list[dict[str, Any]]:
+        """``GET /rest/api/2/issuetype``: every type the site has (a "Task" too)."""
+        out = [self.issuetype(t) for t in range(len(TYPES))]
+        base = self.ds.base_url
+        out.append(
+            {
+                "self": f"{base}/rest/api/3/issuetype/10099",
+                "id": "10099",
+                "description": "A small piece of work.",
+                "iconUrl": f"{base}/rest/api/2/universal_avatar/view/type/issuetype/avatar/10318?size=medium",
+                "name": "Task",
+                "untranslatedName": "Task",
+                "subtask": False,
+                "avatarId": 10318,
+                "hierarchyLevel": 0,
+            }
+        )
+        return out
+
+    def notes_in_comments(self, idx: int, plan: Plan) -> bool:
+        """Real-shapes mode: half the incidents with several comments leave "Resolution
+        notes" empty, so the last comment (beyond a search's truncated list) decides INC001."""
+        return (
+            self.real_shapes
+            and plan.sc.process == "incident"
+            and plan.comments >= 2
+            and idx % 2 == 0
+        )
+
+    def _empty_last_comment(self, plan: Plan) -> bool:
+        return (
+            self.real_shapes
+            and plan.sc.process == "incident"
+            and plan.comments >= 2
+            and not plan.sc.close_notes
+            and plan.sc.state in ("resolved", "closed")
+        )
+
+    def hides_resolution_date(self, idx: int) -> bool:
+        """Real-shapes mode: a closed incident without ``resolutiondate`` (one in four)."""
+        return self.real_shapes and self.types[idx] == 0 and idx % 4 == 1
 
     def project(self, idx: int) -> str:
         return "CHG" if self.types[idx] == 1 else "OPS"
@@ -408,7 +466,8 @@ class JiraData:
             "id": str(10100 + t),
             "description": "",
             "iconUrl": f"{base}/rest/api/2/universal_avatar/view/type/issuetype/avatar/{10500 + t}?size=medium",
-            "name": TYPES[t],
+            "name": self.type_label(t),
+            "untranslatedName": self.type_label(t),
             "subtask": False,
             "avatarId": 10500 + t,
             "hierarchyLevel": 0,
@@ -596,6 +655,8 @@ class JiraData:
                 if k == plan.comments - 1
                 else "Investigating, will update shortly."
             )
+            if k == plan.comments - 1 and self._empty_last_comment(plan):
+                text = ""  # real shapes: the last comment, the one that counts, is empty
             out.append(
                 self._comment(idx, 10000 + idx * 10 + k, sc.assignee or sc.requester, ms, text, v2)
             )
@@ -644,6 +705,7 @@ class JiraData:
             "resolution": self._resolution(plan),
             "resolutiondate": self.time(sc.resolved)
             if sc.state in ("resolved", "closed", "cancelled")
+            and not (sc.state == "closed" and self.hides_resolution_date(idx))
             else None,
             "labels": ["known-error"] if plan.label_known_error else [],
             "issuelinks": self._links(idx),
@@ -686,7 +748,9 @@ class JiraData:
         if p == "incident":
             fields[fid["Major incident"]] = "MAJOR_INCIDENT" if sc.major else None
             fields[fid["Time to resolution"]] = self._sla(plan)
-            fields[fid["Resolution notes"]] = self._text(notes, v2)
+            fields[fid["Resolution notes"]] = self._text(
+                None if self.notes_in_comments(idx, plan) else notes, v2
+            )
             fields[fid["Impact"]] = self._option(
                 "Impact", "Significant / Large" if sc.priority in (1, 2) else "Minor / Localized"
             )

@@ -45,10 +45,15 @@ class SandboxServer:
         anchor: int | None = None,
         hidden_share: float = 0.01,
         credentials: Credentials | None = None,
+        real_shapes: bool = False,
     ) -> None:
         self.seed, self.size = seed, size
         self.credentials = credentials or Credentials()
         self.data = Dataset(seed, size, anchor=anchor, hidden_share=hidden_share)
+        # issue 19: "[System]" JSM types, truncated comment lists, closed incidents
+        # without resolutiondate, date-only cab_date (see JiraData / ServiceNowData)
+        self.data.jira.real_shapes = real_shapes
+        self.data.servicenow.real_shapes = real_shapes
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults, seed)
         self.jira = JiraApi(self.data.jira, self.credentials)
         self.servicenow = ServiceNowApi(self.data.servicenow, self.credentials)
@@ -310,8 +315,16 @@ def serve(
     faults: str | None = None,
     anchor: int | None = None,
     hidden_share: float = 0.01,
+    real_shapes: bool = False,
 ) -> SandboxServer:
     """Build the sandbox bound to ``host:port`` (0 = a free port); call ``.start()``."""
     return SandboxServer(
-        host, port, seed=seed, size=size, faults=faults, anchor=anchor, hidden_share=hidden_share
+        host,
+        port,
+        seed=seed,
+        size=size,
+        faults=faults,
+        anchor=anchor,
+        hidden_share=hidden_share,
+        real_shapes=real_shapes,
     )

@@ -209,6 +209,10 @@ NOTES = [
 
 
 class ServiceNowData:
+    real_shapes: bool = False
+    """The shapes of a current ServiceNow release (issue 19), off by default:
+    ``change_request.cab_date`` is a ``glide_date`` (``2026-03-03``, no time)."""
+
     def __init__(self, ds: Dataset, n: int, *, hidden_share: float = 0.01) -> None:
         self.ds, self.seed, self.hidden_share = ds, ds.seed, hidden_share
         self.lock = threading.RLock()
@@ -521,7 +525,11 @@ class ServiceNowData:
                     if sc.state == "closed"
                     else "",
                     "cab_required": "true" if sc.cab_required else "false",
-                    "cab_date": t(sc.planned_start - 2 * S.DAY)
+                    "cab_date": (
+                        t(sc.planned_start - 2 * S.DAY)[:10]
+                        if self.real_shapes
+                        else t(sc.planned_start - 2 * S.DAY)
+                    )
                     if sc.cab_date and sc.planned_start
                     else "",
                     "review_date": t(sc.closed + S.DAY) if sc.review and sc.closed else "",

@@ -42,7 +42,7 @@ def test_json_has_the_stable_keys(
 ) -> None:
     _, out, _ = run_check(runner, records_jsonl, "-f", "json")
     data = json.loads(out)
-    assert list(data) == ["findings", "summary", "not_evaluated"]
+    assert list(data) == ["findings", "summary", "not_evaluated", "not_checked"]
     stable = {
         "code",
         "name",
@@ -82,8 +82,12 @@ def test_jsonl_lines_have_the_same_keys_as_json(
     _, out, _ = run_check(runner, records_jsonl, "-f", "jsonl")
     _, full, _ = run_check(runner, records_jsonl, "-f", "json")
     lines = [json.loads(line) for line in out.splitlines()]
-    assert lines == json.loads(full)["findings"]
-    assert all(list(line) == list(FINDING_KEYS) for line in lines)
+    *findings, last = lines
+    assert findings == json.loads(full)["findings"]
+    assert all(list(line) == list(FINDING_KEYS) for line in findings)
+    # the one last line lists the records not checked, as json's not_checked array
+    assert last == {"not_checked": json.loads(full)["not_checked"]}
+    assert [e["key"] for e in last["not_checked"]] == ["CHG-9", "X-1"]
 
 
 def test_csv_round_trips(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
@@ -122,7 +126,8 @@ def test_text_names_who_fixes_and_the_link(
     assert "jira-demo/CHG-1" in block and "Jane Doe (Network)" in block
     assert "https://jira.example.com/browse/CHG-1" in block
     assert "\x1b[" not in out  # not a terminal: no colour
-    assert "Mapping errors (2 records not checked)" in out
+    assert "Not checked (2 records):" in out
+    assert "jira-demo/X-1 (error): records.jsonl:9" in out
     assert "TST001      1  status 'Awaiting CAB' is not mapped" in out
 
 

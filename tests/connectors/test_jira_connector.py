@@ -28,7 +28,7 @@ from ticketlint.sandbox.jira_data import LINK_PIR, PIR
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "jira_api"
 CLOUD = "https://example.atlassian.net"
 DC = "https://jira.example.com"
-SETUP_REQUESTS = 4  # serverInfo, myself, field, status
+SETUP_REQUESTS = 5  # serverInfo, myself, field, status, issuetype
 
 
 def fixture(name: str) -> Any:
@@ -72,6 +72,7 @@ def setup_calls(base: str = CLOUD, *, fields: list | None = None) -> None:
         f"{base}/rest/api/2/field", json=fields if fields is not None else fixture("field.json")
     )
     responses.get(f"{base}/rest/api/2/status", json=fixture("status.json"))
+    responses.get(f"{base}/rest/api/2/issuetype", json=fixture("issuetype.json"))
     # The removed endpoint answers 410 as on a real Cloud site; it must never be called.
     responses.get(f"{base}/rest/api/3/search", status=410, json=fixture("search_410.json"))
     responses.post(f"{base}/rest/api/3/search", status=410, json=fixture("search_410.json"))

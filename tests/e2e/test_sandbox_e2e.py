@@ -53,11 +53,15 @@ def sandbox_setup(server, work: Path, config_name: str, anchor: int) -> tuple[Pa
     return config, env, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(anchor / 1000 + 60))
 
 
-def run_check(tmp_path: Path, anchor: int, faults: str | None, source: str) -> dict:
-    server = serve(seed=SEED, size=SIZE, anchor=anchor, faults=faults).start()
+def run_check(
+    tmp_path: Path, anchor: int, faults: str | None, source: str, *, real_shapes: bool = False
+) -> dict:
+    server = serve(
+        seed=SEED, size=SIZE, anchor=anchor, faults=faults, real_shapes=real_shapes
+    ).start()
     try:
         config, env, as_of = sandbox_setup(
-            server, tmp_path, f"ticketlint-{source}-{bool(faults)}.yaml", anchor
+            server, tmp_path, f"ticketlint-{source}-{bool(faults)}-{real_shapes}.yaml", anchor
         )
         proc = subprocess.run(
             [
@@ -108,6 +112,22 @@ def test_findings_for_every_process_and_faults_change_nothing(tmp_path, anchor, 
     assert Counter(f["code"] for f in faulty["findings"]) == Counter(
         f["code"] for f in clean["findings"]
     )
+
+
+@pytest.mark.parametrize("source", sorted(PROCESSES))
+def test_real_shapes_lose_no_record(tmp_path, anchor, source):
+    """JSM "[System]" types, truncated comment lists, closed incidents without a
+    resolution date, a date-only cab_date: the same records are checked as on the plain
+    sandbox, every one of them, with findings for every process."""
+    plain = run_check(tmp_path, anchor, None, source)
+    real = run_check(tmp_path, anchor, None, source, real_shapes=True)
+    assert real["not_checked"] == [] and real["summary"]["mapping_errors"] == []
+    assert real["summary"]["records"] == plain["summary"]["records"]
+    assert PROCESSES[source] <= {f["process"] for f in real["findings"]}
+    # comment lists stay truncated (unknown notes) only where no rule reads the notes
+    assert {u["reason"] for u in real["summary"]["unreadable"]} <= {"comment list truncated"}
+    for code in ("INC001", "CHG007", "REQ002"):
+        assert not any("could not read" in r for r in real["not_evaluated"].get(code, {}))
 
 
 def test_demo_exits_zero_and_shows_findings(tmp_path):

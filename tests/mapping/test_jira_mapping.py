@@ -690,7 +690,7 @@ def test_change_outcome(
     assert rec.close_code == (resolution or "")
 
 
-def test_notes_prefer_resolution_notes_then_last_comment_and_warn_on_truncation() -> None:
+def test_notes_prefer_resolution_notes_then_last_comment_and_truncation_is_unknown() -> None:
     comments = {
         "comments": [{"body": adf("first")}, {"body": adf("fixed by restarting")}],
         "total": 7,
@@ -713,9 +713,26 @@ def test_notes_prefer_resolution_notes_then_last_comment_and_warn_on_truncation(
     )
     c = map_one(m, issue("I-10", "Incident", "Resolved", comment={"comments": [], "total": 0}))[0]
     assert a.resolution_notes == "Root fix deployed"
-    assert b.resolution_notes == "fixed by restarting"
+    # settled reading 6: the last comment of a truncated list is not known -> unknown
+    assert b.resolution_notes is None
+    assert b.unreadable is not None and "truncated" in b.unreadable["resolution_notes"]
     assert any("truncated" in w for w in report.warnings)
+    assert ("incident.resolution_notes", "comment list truncated") in report.unreadable
     assert c.resolution_notes == ""
+    # with the full comment list read by the connector, the real last comment decides
+    full = [{"body": adf("first")}, *({"body": adf(f"c{i}")} for i in range(5)), {"body": adf("")}]
+    records, _ = m.map_issues(
+        [issue("I-9", "Incident", "Resolved", customfield_10060=adf(""), comment=comments)],
+        comments={"I-9": full},
+    )
+    assert records[0].resolution_notes == ""
+    assert m.needs_comments(
+        issue("I-9", "Incident", "Resolved", customfield_10060=adf(""), comment=comments)
+    )
+    assert not m.needs_comments(
+        issue("I-9", "Incident", "Resolved", customfield_10060=adf("x"), comment=comments)
+    )
+    assert not m.needs_comments(issue("I-9", "Incident", "Open", comment=comments))
 
 
 def test_known_error_from_status_or_label_and_group_and_cis() -> None:
@@ -823,7 +840,8 @@ def test_field_overrides_negation_and_review_field() -> None:
         and inc.review.completed
         and inc.review.at == datetime(2026, 3, 9, 17, 0, tzinfo=UTC)
     )
-    assert inc.resolution_code == ""  # mapped field: holds no readable text
+    # mapped field holding objects without text: unknown, never empty (settled reading 17)
+    assert inc.resolution_code is None and "resolution_code" in (inc.unreadable or {})
     inc2 = map_one(
         m, issue("I-15", "Incident", "Resolved", customfield_10071=None, customfield_10072=None)
     )[0]
@@ -854,14 +872,21 @@ def test_malformed_issues_are_reported_never_raised_or_dropped() -> None:
     )
     m = mapper(catalog=JiraFieldCatalog.from_names(names))
     records, report = m.map_issues([*issues, "not an issue"])
-    assert [r.key for r in records] == ["OPS-1"]
-    assert report.rows == 8 and report.mapped == 1 and report.skipped_empty == 1
+    # settled reading 17: a bad date or a missing status costs that field, not the record
+    assert [r.key for r in records] == ["OPS-1", "OPS-2", "OPS-3"]
+    assert report.rows == 8 and report.mapped == 3 and report.skipped_empty == 1
+    bad_date, no_status = records[1], records[2]
+    assert bad_date.created_at is None and "yesterday at noon" in bad_date.unreadable["created_at"]
+    assert no_status.state is None and "state" in no_status.unreadable
+    assert report.unreadable[("incident.created_at", "not a date or time")] == 1
     reasons = {e.key: e.reason for e in report.errors}
-    assert set(reasons) == {"OPS-2", "OPS-3", "OPS-4", None}
-    assert "yesterday at noon" in reasons["OPS-2"]
-    assert "status" in reasons["OPS-3"] and "fields" in reasons["OPS-4"]
-    assert all(e.source == "jira-test" for e in report.errors) and len(report.errors) == 5
+    assert set(reasons) == {"OPS-4", None}
+    assert "fields" in reasons["OPS-4"]
+    assert all(e.source == "jira-test" for e in report.errors) and len(report.errors) == 3
     assert report.warnings["unmapped issue type Story"] == 1
+    assert [(e.key, e.reason) for e in report.skipped] == [
+        ("OPS-6", "issue type Story maps to no process")
+    ]
 
 
 # --- the example export ------------------------------------------------------------------------
@@ -980,3 +1005,91 @@ def test_notes_skip_ticketlints_own_write_back_comments() -> None:
     )[0]
     assert only_ours.resolution_notes == ""
     assert team_then_ours.resolution_notes == "rebooted the node"
+
+
+def test_an_unreadable_field_costs_only_itself_and_warnings_count_once() -> None:
+    """Settled reading 17 on the hot path's fallback: the fields read before and after
+    the unreadable one keep their values, and a warning is not counted twice."""
+    m = mapper()
+    record, report = map_one(
+        m,
+        issue(
+            "I-77",
+            "Incident",
+            "Open",
+            priority={"name": "P0"},
+            assignee=42,
+            customfield_10060=adf("notes"),
+        ),
+    )
+    assert record.assignee is None and "assignee" in record.unreadable
+    assert record.title == "Incident I-77" and record.priority is None
+    assert record.created_at is not None and record.resolution_notes == "notes"
+    assert report.warnings["unknown priority P0"] == 1
+    assert report.unreadable[("incident.assignee", "not a user object")] == 1
+
+
+def test_unknown_history_status_leaves_history_times_unknown_not_empty() -> None:
+    """A status the history names but neither the status map nor the status list knows
+    could be the implement step: actual start and end are unknown (None), never "" (which
+    would read as "work never started" and make CHG002 / CHG010 NOT_APPLICABLE)."""
+    histories = [
+        {
+            "id": "1",
+            "created": "2026-03-02T10:00:00.000+0000",
+            "items": [
+                {
+                    "field": "status",
+                    "fieldtype": "jira",
+                    "fromString": "Scheduled",
+                    "toString": "Rolling out",
+                }
+            ],
+        },
+        {
+            "id": "2",
+            "created": "2026-03-02T12:00:00.000+0000",
+            "items": [
+                {
+                    "field": "status",
+                    "fieldtype": "jira",
+                    "fromString": "Rolling out",
+                    "toString": "Closed",
+                }
+            ],
+        },
+    ]
+    data = issue("C-70", "Change", "Closed")
+    data["changelog"] = {"startAt": 0, "total": 2, "histories": histories}
+    record, report = map_one(mapper(), data)
+    assert record.actual_start is None and record.actual_end is None
+    assert record.closed_at == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert any("Rolling out" in w for w in report.warnings)
+    known = [dict(h) for h in histories]
+    known[0] = {**histories[0], "items": [{**histories[0]["items"][0], "toString": "Implementing"}]}
+    known[1] = {
+        **histories[1],
+        "items": [{**histories[1]["items"][0], "fromString": "Implementing"}],
+    }
+    data = issue("C-71", "Change", "Closed")
+    data["changelog"] = {"startAt": 0, "total": 2, "histories": known}
+    record, _ = map_one(mapper(), data)
+    assert record.actual_start == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    assert record.actual_end == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def test_missing_comment_field_leaves_notes_unknown_and_inc001_not_evaluated() -> None:
+    from ticketlint.rules.engine import Engine
+    from ticketlint.rules.selection import load_registry
+
+    data = issue("I-80", "Incident", "Resolved", resolution={"name": "Done"})
+    data["fields"].pop("comment", None)
+    record, _ = map_one(mapper(), data)
+    assert record.resolution_notes is None
+    assert "comment field not in the issue" in record.unreadable["resolution_notes"]
+    rule = load_registry().rules["INC001"]
+    ev = Engine([rule]).evaluate([record], as_of=datetime(2026, 3, 31, tzinfo=UTC))
+    assert ev.counts["INC001"]["NOT_EVALUATED"] == 1 and not ev.findings
+    assert list(ev.not_evaluated["INC001"]) == [
+        "could not read incident.resolution_notes (comment field not in the issue)"
+    ]

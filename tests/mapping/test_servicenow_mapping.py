@@ -203,25 +203,47 @@ def test_acl_filtered_empty_rows_are_counted_and_skipped():
 
 
 @pytest.mark.parametrize(
-    ("over", "reason"),
+    ("over", "field", "reason"),
     [
-        ({"opened_at": "2020-07-06T23:15:58Z"}, "opened_at"),
-        ({"closed_at": "2020-13-45 10:00:00"}, "closed_at"),
-        ({"sys_updated_on": "yesterday"}, "sys_updated_on"),
-        ({"priority": "urgent"}, "priority"),
-        ({"priority": "9"}, "priority"),
-        ({"short_description": ["not", "text"]}, "short_description"),
-        ({"sys_id": ""}, "sys_id"),
+        ({"closed_at": "2020-13-45 10:00:00"}, "closed_at", "not a date or time"),
+        ({"sys_updated_on": "yesterday"}, "updated_at", "not a date or time"),
+        ({"priority": "urgent"}, "priority", "not a number"),
+        ({"priority": "9"}, "priority", "priority outside 1..5"),
+        ({"short_description": ["not", "text"]}, "title", "unexpected value shape"),
+        ({"assignment_group": {"display_value": "Network", "link": "x"}}, "group", "display"),
     ],
 )
-def test_malformed_row_is_reported_and_others_go_on(over, reason):
+def test_unreadable_value_makes_that_field_unknown_and_the_record_is_still_checked(
+    over, field, reason
+):
+    """Settled reading 17: one unreadable column costs that field only (None), named in
+    the record's own list and counted per field and reason."""
     bad = incident_row(number="INC0000099", **over)
     records, report = mapper().map_rows("incident", [bad, incident_row()])
-    assert [r.key for r in records] == ["INC0000013"]
-    assert report.rows == 2 and report.mapped == 1
+    assert [r.key for r in records] == ["INC0000099", "INC0000013"]
+    assert report.rows == 2 and report.mapped == 2 and not report.errors
+    record = records[0]
+    assert getattr(record, field) is None
+    assert record.unreadable is not None and reason in record.unreadable[field]
+    assert [n for (f, r), n in report.unreadable.items() if f == f"incident.{field}"] == [1]
+    assert records[1].unreadable is None
+    # everything else of the record was read
+    assert record.state == records[1].state and record.created_at == records[1].created_at
+
+
+def test_iso_time_with_offset_is_read_not_refused():
+    record, _ = one("incident", incident_row(opened_at="2020-07-06T23:15:58Z"))
+    assert record.created_at == utc(2020, 7, 6, 23, 15, 58) and record.unreadable is None
+
+
+def test_row_with_number_but_no_sys_id_is_checked_and_without_either_is_not():
+    records, report = mapper().map_rows(
+        "incident",
+        [incident_row(number="INC0000099", sys_id=""), incident_row(number="", sys_id="")],
+    )
+    assert [r.key for r in records] == ["INC0000099"] and records[0].native_id is None
     (error,) = report.errors
-    assert error.source == "snow" and error.key == "INC0000099"
-    assert reason in error.reason
+    assert "neither number nor sys_id" in error.reason
 
 
 def test_non_object_row_is_an_error_not_a_crash():
@@ -710,3 +732,21 @@ def test_load_table_export_shapes():
     for bad in ({"error": {"message": "User Not Authenticated"}}, {"result": "x"}, [1, 2], "text"):
         with pytest.raises(ValueError):
             load_table_export(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("<p><br></p>", ""),
+        ("<p>&nbsp;</p>", ""),
+        ("<P>Pool <b>exhausted</b></P>", "Pool exhausted"),
+        ("<div>Line one</div><div>Line two</div>", "Line one\nLine two"),
+        ("Use <none> as the value", "Use <none> as the value"),
+        ("a < b and c > d", "a < b and c > d"),
+    ],
+)
+def test_html_is_made_text_before_the_emptiness_test_and_plain_text_is_kept(value, text):
+    """Settled reading 19: HTML notes are read as their text; text that only uses angle
+    brackets is not HTML."""
+    record, _ = one("incident", incident_row(close_notes=value))
+    assert record.resolution_notes == text

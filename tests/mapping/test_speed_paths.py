@@ -5,7 +5,7 @@ history sort, shared people, and the GC promotion of a mapped batch."""
 from __future__ import annotations
 
 import gc
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
@@ -197,8 +197,9 @@ def test_servicenow_time_fast_path_and_values_with_their_own_offset() -> None:
     # not the Table API shape, but read as before: the offset is replaced, not applied
     odd = "2025-11-21 20:51+01"
     assert _time(odd, "c") == datetime.fromisoformat(odd).replace(tzinfo=UTC)
-    with pytest.raises(ValueError, match="yyyy-MM-dd"):
+    with pytest.raises(ValueError, match="not a date or time"):
         _time("2025-11-21 25:51:45", "c")
+    assert _time("2026-03-03", "cab_date") == date(2026, 3, 3)  # glide_date: a date
 
 
 # --- Jira: history cache and order, people ----------------------------------------------------

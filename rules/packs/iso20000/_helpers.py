@@ -7,10 +7,18 @@ the helpers avoid pydantic round-trips, regexes and per-call containers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeGuard
 
-from ticketlint.mapping.model import BaseRecord, ChangeRecord, IncidentRecord, Person, is_empty
+from ticketlint.mapping.model import (
+    BaseRecord,
+    ChangeRecord,
+    IncidentRecord,
+    Person,
+    day_end,
+    day_start,
+    is_empty,
+)
 from ticketlint.rules.outcome import (
     NOT_APPLICABLE,
     PASS,
@@ -80,16 +88,43 @@ def change_type(record: ChangeRecord) -> str | None:
 
 
 def utc(value: Any) -> str:
-    """A datetime as the one-line messages show it: ``2026-03-02 14:10 UTC``."""
+    """A datetime as the one-line messages show it: ``2026-03-02 14:10 UTC``; a date
+    (a date-only source value) as ``2026-03-02 (UTC day)``."""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, date):
+        return f"{value.isoformat()} (UTC day)"
     return "(no time)"
 
 
-def is_time(value: object) -> TypeGuard[datetime]:
-    """True for an actual datetime (not None, not the "" empty marker); narrows the value
-    to ``datetime`` for the type checker."""
-    return isinstance(value, datetime)
+def is_time(value: object) -> TypeGuard[datetime | date]:
+    """True for an actual datetime or date (not None, not the "" empty marker); narrows
+    the value for the type checker. A date is a date-only source value (settled reading
+    18): compare it through :func:`earliest` / :func:`latest`."""
+    return isinstance(value, date)
+
+
+def earliest(value: Any) -> datetime:
+    """The earliest instant a time or a date (its whole UTC day) can mean (settled
+    reading 18): rules take the reading that gives the record the benefit of the doubt."""
+    return day_start(value)
+
+
+def latest(value: Any) -> datetime:
+    """The latest instant a time or a date (its whole UTC day) can mean."""
+    return day_end(value)
+
+
+def unreadable(record: BaseRecord, *fields: str) -> Outcome | None:
+    """NOT_EVALUATED naming the first of ``fields`` the record could not read (settled
+    reading 17), for rules whose contract reads None as something else (INC005)."""
+    for name in fields:
+        why = (record.unreadable or {}).get(name)
+        if why is not None:
+            return not_evaluated(
+                f"could not read {record.process}.{name} ({why.split(': ', 1)[0]})"
+            )
+    return None
 
 
 def person_set(person: Person | None) -> bool:
@@ -131,7 +166,7 @@ def stale(
             else not_evaluated(f"{process}.updated_at holds no value")
         )
     days = ctx.params["stale_days"]
-    if ctx.as_of - updated > timedelta(days=days):
+    if ctx.as_of - latest(updated) > timedelta(days=days):
         return fail(
             f"{label(record)} is {state} and was last updated on {utc(updated)}, "
             f"more than {days} days before {utc(ctx.as_of)}",

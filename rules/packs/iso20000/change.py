@@ -24,9 +24,12 @@ from ticketlint.rules.packs.iso20000._helpers import (
     PAST_AUTHORIZE,
     PAST_SCHEDULED,
     change_type,
+    earliest,
     is_time,
     label,
+    latest,
     unmapped_state,
+    unreadable,
     utc,
 )
 from ticketlint.rules.registry import RuleContext, rule
@@ -148,7 +151,9 @@ def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Ou
     An actual start that exists but is empty means the work has not started:
     NOT_APPLICABLE. A change without approved entries is NOT_APPLICABLE (CHG001 reports
     it). Approved entries that all lack a decision time give NOT_EVALUATED: the source
-    does not say when they were approved.
+    does not say when they were approved. An actual start that is a date (a date-only
+    source value) means its whole UTC day: it fails only when that day ends before the
+    first approval.
     """
     if record.state == CANCELLED:
         return NOT_APPLICABLE
@@ -164,24 +169,24 @@ def change_started_before_approval(record: ChangeRecord, ctx: RuleContext) -> Ou
         return NOT_APPLICABLE
     if record.approvals is None:
         return missing_field("change.approvals")
-    earliest = None
+    earliest_approval = None
     approved = 0
     for approval in record.approvals:
         if approval.decision != "approved":
             continue
         approved += 1
         at = approval.decided_at
-        if at is not None and (earliest is None or at < earliest):
-            earliest = at
+        if at is not None and (earliest_approval is None or at < earliest_approval):
+            earliest_approval = at
     if not approved:
         return NOT_APPLICABLE
-    if earliest is None:
+    if earliest_approval is None:
         return not_evaluated("source does not provide the decision time of change.approvals")
-    if start < earliest:
+    if latest(start) < earliest_approval:
         return fail(
-            f"{label(record)} started on {utc(start)} before its first approval on {utc(earliest)}",
+            f"{label(record)} started on {utc(start)} before its first approval on {utc(earliest_approval)}",
             actual_start=start,
-            earliest_approval=earliest,
+            earliest_approval=earliest_approval,
         )
     return PASS
 
@@ -219,6 +224,8 @@ def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     NOT_APPLICABLE. When no approved entry carries an approver id, or neither requester
     nor assignee carries one, there is nothing to compare: NOT_EVALUATED. Applies to every
     change type, standard included.
+    A requester or assignee that could not be read (settled reading 17) turns what would
+    be a PASS into NOT_EVALUATED: the unread one may be the approver.
     """
     if record.state == CANCELLED:
         return NOT_APPLICABLE
@@ -246,7 +253,7 @@ def change_self_approved(record: ChangeRecord, ctx: RuleContext) -> Outcome:
                 requester_id=requester,
                 assignee_id=assignee,
             )
-    return PASS
+    return unreadable(record, "requester", "assignee") or PASS
 
 
 @rule(
@@ -462,7 +469,8 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     A successful non-emergency change is NOT_APPLICABLE. When the scope cannot be told
     (change type or outcome not provided and the other does not bring it in scope):
     NOT_EVALUATED. Inside the grace period the change PASSes (nothing is overdue yet).
-    A missing or empty ``closed_at`` gives NOT_EVALUATED (RULES.md §5.4).
+    A missing or empty ``closed_at`` gives NOT_EVALUATED (RULES.md §5.4). A ``closed_at``
+    that is a date counts from the end of that UTC day.
     """
     state = record.state
     if state is None:
@@ -489,7 +497,7 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
             if closed_at is None
             else not_evaluated("change.closed_at holds no value")
         )
-    due = closed_at + timedelta(days=ctx.params["grace_days"])
+    due = latest(closed_at) + timedelta(days=ctx.params["grace_days"])
     if due <= ctx.as_of:
         why = "emergency change" if ctype == "emergency" else f"change with outcome {outcome}"
         return fail(
@@ -578,7 +586,12 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
     **Decisions**
     An actual start that exists but is empty means the work has not started, and an empty
     planned start or end means no window was planned: NOT_APPLICABLE. The end is checked
-    only once ``actual_end`` holds a time. Applies to every change type.
+    only once ``actual_end`` holds a time. Applies to every change type. A date (a
+    date-only source value) covers its whole UTC day: a planned window of dates runs from
+    the start of its first day to the end of its last, and an actual start or end given as
+    a date fails only when the whole day lies outside the window.
+    An actual end that could not be read (settled reading 17) gives NOT_EVALUATED once
+    the start is inside the window.
     """
     if record.state == CANCELLED:
         return NOT_APPLICABLE
@@ -599,7 +612,7 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
         )
     tolerance = timedelta(minutes=ctx.params["tolerance_minutes"])
     window = f"{utc(p_start)} - {utc(p_end)}"
-    if start < p_start - tolerance:
+    if latest(start) < earliest(p_start) - tolerance:
         return fail(
             f"{label(record)} started on {utc(start)}, before its planned window {window}",
             actual_start=start,
@@ -608,7 +621,9 @@ def change_outside_planned_window(record: ChangeRecord, ctx: RuleContext) -> Out
             planned_end=p_end,
         )
     end = record.actual_end
-    if is_time(end) and end > p_end + tolerance:
+    if end is None and (cannot := unreadable(record, "actual_end")) is not None:
+        return cannot  # the end could be outside the window
+    if is_time(end) and earliest(end) > latest(p_end) + tolerance:
         return fail(
             f"{label(record)} ended on {utc(end)}, after its planned window {window}",
             actual_start=start,
@@ -678,10 +693,14 @@ def change_cab_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome
     Example: cab_required true, state scheduled, cab_date "".
 
     **Passes when**
-    The CAB date is set. Example: cab_date 2026-03-01 15:00 UTC.
+    The CAB date is set. Example: cab_date 2026-03-01 15:00 UTC, or the date 2026-03-01
+    (ServiceNow's ``cab_date`` is date-only on current releases: a day is set).
 
     **Remediation**
     Put the change on the next CAB agenda and record the meeting date on the change.
+
+    **Decisions**
+    A ``cab_date`` that is a date (no time of day) is set, like a time.
     """
     if record.state == CANCELLED:
         return NOT_APPLICABLE

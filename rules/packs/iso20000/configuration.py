@@ -13,7 +13,14 @@ from ticketlint.rules.outcome import (
     missing_field,
     not_evaluated,
 )
-from ticketlint.rules.packs.iso20000._helpers import CANCELLED, label, person_set, utc
+from ticketlint.rules.packs.iso20000._helpers import (
+    CANCELLED,
+    label,
+    latest,
+    person_set,
+    unreadable,
+    utc,
+)
 from ticketlint.rules.registry import RuleContext, rule
 
 _OPERATIONAL = frozenset({"installed", "in_maintenance"})
@@ -48,6 +55,8 @@ def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
     A missing owner counts as no owner (the model cannot tell "no owner" from "not
     provided"); the support group must be provided: None gives NOT_EVALUATED when there
     is no owner either. A Person without id, name or email is no owner.
+    An owner the source holds but that could not be read (settled reading 17) gives
+    NOT_EVALUATED when the support group does not decide.
     """
     status = record.status
     if status is None:
@@ -56,6 +65,8 @@ def ci_owner_missing(record: CIRecord, ctx: RuleContext) -> Outcome:
         return NOT_APPLICABLE
     if person_set(record.owner) or has_value(record.support_group):
         return PASS
+    if record.owner is None and (cannot := unreadable(record, "owner")) is not None:
+        return cannot
     if record.support_group is None:
         return missing_field("ci.support_group")
     return fail(
@@ -94,6 +105,10 @@ def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
     **Remediation**
     Run discovery or a manual audit of the CI and record the verification date; retire CIs
     that no longer exist.
+
+    **Decisions**
+    A verification time that is a date (a date-only source value) counts from the end of
+    that UTC day.
     """
     status = record.status
     if status is None:
@@ -110,7 +125,7 @@ def ci_verification_overdue(record: CIRecord, ctx: RuleContext) -> Outcome:
             last_verified_at=verified,
             max_age_days=days,
         )
-    if ctx.as_of - verified > timedelta(days=days):
+    if ctx.as_of - latest(verified) > timedelta(days=days):
         return fail(
             f"CI {record.key} was last verified on {utc(verified)}, more than {days} days "
             f"before {utc(ctx.as_of)}",

@@ -17,12 +17,15 @@ from ticketlint.rules.packs.iso20000._helpers import (
     CANCELLED,
     DONE,
     duration,
+    earliest,
     is_time,
     label,
+    latest,
     person_set,
     resolved_major_incident_scope,
     stale,
     unmapped_state,
+    unreadable,
     utc,
 )
 from ticketlint.rules.registry import RuleContext, rule
@@ -148,6 +151,8 @@ def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     The model cannot tell "no assignee" from "assignee not provided", so a missing
     assignee counts as none; the group must be provided (None gives NOT_EVALUATED when
     there is no assignee either). A Person without id, name or email is no assignee.
+    An assignee the source holds but that could not be read (settled reading 17) gives
+    NOT_EVALUATED when the group does not decide.
     """
     state = record.state
     if state is None:
@@ -156,6 +161,8 @@ def incident_unassigned(record: IncidentRecord, ctx: RuleContext) -> Outcome:
         return NOT_APPLICABLE
     if person_set(record.assignee) or has_value(record.group):
         return PASS
+    if record.assignee is None and (cannot := unreadable(record, "assignee")) is not None:
+        return cannot
     if record.group is None:
         return missing_field("incident.group")
     return fail(
@@ -198,7 +205,8 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
     **Decisions**
     ``major`` or ``review`` not provided gives NOT_EVALUATED; so does an incident with
     neither a resolution time nor a closing time (RULES.md §5.4). Inside the grace period
-    the incident PASSes (nothing is overdue yet).
+    the incident PASSes (nothing is overdue yet). A resolution or closing time that is a
+    date (a date-only source value) counts from the end of that UTC day.
     """
     out_of_scope = resolved_major_incident_scope(record)
     if out_of_scope is not None:
@@ -211,7 +219,7 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
     ended = record.resolved_at if is_time(record.resolved_at) else record.closed_at
     if not is_time(ended):
         return not_evaluated(_NO_END)
-    due = ended + timedelta(days=ctx.params["grace_days"])
+    due = latest(ended) + timedelta(days=ctx.params["grace_days"])
     if due <= ctx.as_of:
         return fail(
             f"major {label(record)} was resolved on {utc(ended)} and has no completed review "
@@ -257,11 +265,19 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
     **Decisions**
     A creation time not provided (or empty) gives NOT_EVALUATED. A resolved or closed
     incident with no resolution and no closing time gives NOT_EVALUATED rather than being
-    measured to as_of. A priority with no configured target gives NOT_EVALUATED.
+    measured to as_of. A priority with no configured target gives NOT_EVALUATED. An SLA
+    verdict or a priority the source holds but that could not be read (settled reading
+    17) gives NOT_EVALUATED, not the fallback for a field the source lacks. Times that are
+    dates (date-only source values) cover their whole UTC day: the elapsed time is the
+    shortest the days allow (creation at the end of its day, resolution at the start).
     """
     if record.state == CANCELLED:
         return NOT_APPLICABLE
+    if record.state is None and (cannot := unreadable(record, "state")) is not None:
+        return cannot  # might be cancelled, or resolved at a time we do not know
     breached = record.sla_breached
+    if breached is None and (cannot := unreadable(record, "sla_breached")) is not None:
+        return cannot
     if breached is not None:
         if breached:
             return fail(
@@ -272,7 +288,7 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
         return PASS
     priority = record.priority
     if priority is None or priority == "":
-        return PASS
+        return unreadable(record, "priority") or PASS
     created = record.created_at
     if not is_time(created):
         return (
@@ -291,7 +307,7 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
         return not_evaluated(_NO_END)
     else:
         end, what = ctx.as_of, "still open"
-    elapsed = (end - created).total_seconds()
+    elapsed = (earliest(end) - latest(created)).total_seconds()
     if elapsed > target * 3600:
         when = f"at {utc(end)}" if what != "still open" else f"as of {utc(end)}"
         return fail(
@@ -336,6 +352,7 @@ def incident_stale(record: IncidentRecord, ctx: RuleContext) -> Outcome:
     relevant.
 
     **Decisions**
-    An update time that is not provided or empty gives NOT_EVALUATED.
+    An update time that is not provided or empty gives NOT_EVALUATED. An update time that
+    is a date (a date-only source value) counts from the end of that UTC day.
     """
     return stale(record, ctx, "incident", unmapped_state)

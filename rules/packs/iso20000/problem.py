@@ -135,7 +135,8 @@ def problem_stale(record: ProblemRecord, ctx: RuleContext) -> Outcome:
     Update the investigation status, or close the problem with its conclusion.
 
     **Decisions**
-    An update time that is not provided or empty gives NOT_EVALUATED.
+    An update time that is not provided or empty gives NOT_EVALUATED. An update time that
+    is a date (a date-only source value) counts from the end of that UTC day.
     """
     return stale(record, ctx, "problem", unmapped_state)
 
