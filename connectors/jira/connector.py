@@ -24,10 +24,12 @@ from ticketlint.connectors.jira.assets import read_assets
 from ticketlint.connectors.jira.doctor import run_doctor
 from ticketlint.connectors.jira.issues import IssueReader
 from ticketlint.connectors.jira.site import (
+    ISSUE_TYPES,
     Instance,
     MapperFactory,
     default_mapper_factory,
     time_zone,
+    type_names,
 )
 from ticketlint.mapping.jira import DEFAULT_ISSUE_TYPES
 
@@ -115,18 +117,27 @@ class JiraConnector:
 
     # -- setup ----------------------------------------------------------------------
     def instance(self) -> Instance:
-        """Server info, user time zone, field list, statuses and the mapper (read once)."""
+        """Server info, user time zone, field list, statuses, issue types and the mapper
+        (read once)."""
         if self._instance is None:
             info = self.library.server_info()
             me = self.library.myself()
             fields = self.library.fields()
             statuses = self.http.get_json("/rest/api/2/status") or []
+            types = self.http.get_json(ISSUE_TYPES)
             deployment = str(info.get("deploymentType") or "Server")
             mapper, catalog = self._mapper_factory(
                 self.cfg.mapping_options(), fields, statuses, deployment
             )
             self._instance = Instance(
-                info, me, fields, statuses, time_zone(self.name, me, info), mapper, catalog
+                info,
+                me,
+                fields,
+                statuses,
+                time_zone(self.name, me, info),
+                mapper,
+                catalog,
+                type_names(types),
             )
         return self._instance
 

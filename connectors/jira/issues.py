@@ -15,10 +15,18 @@ approvals and the records their reviews complete.
   targets a query (about ceil(targets / 100) extra searches, plus their history and
   approvals as usual; none when no review changed or every target was read anyway, and
   never when the caller gave ``keys``). The watermark stays the main search's.
+- Issue types: the JQL names the configured types as the site spells them (its
+  ``/rest/api/2/issuetype`` list: "[System] Incident" for "Incident" on a JSM Cloud site,
+  settled reading 20); a type the site lacks is left out, and a stream with none is not
+  searched (a warning in its batch) instead of failing with HTTP 400.
+- Comments (settled reading 6): a search truncates an issue's comment list; the list is
+  read (``GET /issue/{key}/comment``, newest first, normally one request) only for the
+  issues whose notes decide a rule (``JiraMapper.needs_comments``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,11 +34,19 @@ from typing import Any
 from ticketlint.config import JiraSource
 from ticketlint.connectors.base import SourceError, StreamBatch
 from ticketlint.connectors.http import HttpClient
-from ticketlint.connectors.jira.history import CHANGELOG_BATCH, approvals, bulk_changelogs
+from ticketlint.connectors.jira.history import (
+    CHANGELOG_BATCH,
+    approvals,
+    bulk_changelogs,
+    last_comments,
+)
 from ticketlint.connectors.jira.jql import build_jql, incremental_clause, key_chunks
 from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
 from ticketlint.connectors.jira.site import Instance
-from ticketlint.mapping.common import parse_jira_time
+from ticketlint.mapping.common import MappingReport, parse_jira_time
+from ticketlint.mapping.jira import type_key
+
+log = logging.getLogger(__name__)
 
 BUFFER_LIMIT = 5000
 """Issues held while waiting for a full changelog batch; keeps memory flat."""
@@ -92,12 +108,24 @@ class IssueReader:
         self.name = cfg.name
         self.issue_types = issue_types
 
-    def stream_types(self, stream: str) -> list[str]:
-        """The issue types the search of ``stream`` asks for (with reviews, if reviewed)."""
+    def stream_types(self, stream: str, site: Sequence[str] | None = None) -> list[str]:
+        """The issue types the search of ``stream`` asks for (with reviews, if reviewed),
+        as the site spells them when its list (``site``) is known: "[System] Incident"
+        for a configured "Incident". Types the site does not list are left out."""
         types = list(self.issue_types.get(stream, []))
         if stream in REVIEWED_PROCESSES:
             types += [t for t in self.issue_types.get("review", []) if t not in types]
-        return types
+        if site is None:
+            return types
+        by_key: dict[str, list[str]] = {}
+        for name in site:
+            by_key.setdefault(type_key(name), []).append(name)
+        out: list[str] = []
+        for name in types:
+            for spelled in by_key.get(type_key(name), []):
+                if spelled not in out:
+                    out.append(spelled)
+        return out
 
     def _pages(self, inst: Instance, jql: str, fields: list[str]) -> Iterator[list[Issue]]:
         size = self.cfg.page_size or SEARCH_PAGE
@@ -116,10 +144,25 @@ class IssueReader:
         clause = (
             incremental_clause(since, inst.time_zone, self.cfg.lookback_minutes) if since else None
         )
+        stream_types = self.stream_types(stream, inst.issue_types)
+        if not stream_types:
+            configured = ", ".join(self.issue_types.get(stream, []))
+            log.warning(
+                "%s: the site lists none of the %s issue types (%s): stream not searched",
+                self.name,
+                stream,
+                configured,
+            )
+            report = MappingReport()
+            report.warnings[
+                f"{stream}: the site has none of the issue types {configured}; not searched"
+            ] += 1
+            yield StreamBatch(stream=stream, records=[], report=report, watermark=None, requests=0)
+            return
         try:
             jql = build_jql(
                 scope=self.cfg.jql,
-                issue_types=self.stream_types(stream),
+                issue_types=stream_types,
                 since_clause=clause,
                 query=query,
                 keys=keys,
@@ -197,7 +240,7 @@ class IssueReader:
         not found. These batches never move the watermark: the re-read issues are older
         than the window, or changed after the search began and are read again next time.
         """
-        types = self.stream_types(stream)
+        types = self.stream_types(stream, inst.issue_types)
         for chunk in key_chunks(targets, REVIEW_TARGETS_PER_QUERY):
             jql = build_jql(
                 scope=self.cfg.jql, issue_types=types, since_clause=None, query=query, keys=chunk
@@ -239,7 +282,18 @@ class IssueReader:
             present = approval_fields & set((issue.get("fields") or {}).keys())
             if not present and inst.mapper.needs_approvals(issue):
                 found[issue["key"]] = approvals(self.http, issue["key"])
-        records, report = inst.mapper.map_issues(issues, changelogs=changelogs, approvals=found)
+        comments: dict[str, list[dict[str, Any]]] = {}
+        needs_comments = getattr(inst.mapper, "needs_comments", None)
+        if needs_comments is not None:
+            for issue in issues:
+                if isinstance(issue.get("key"), str) and needs_comments(issue):
+                    comments[issue["key"]] = last_comments(self.http, inst.cloud, issue["key"])
+        if comments:
+            records, report = inst.mapper.map_issues(
+                issues, changelogs=changelogs, approvals=found, comments=comments
+            )
+        else:
+            records, report = inst.mapper.map_issues(issues, changelogs=changelogs, approvals=found)
         for issue in issues if advance else ():
             buf.watermark = later(buf.watermark, (issue.get("fields") or {}).get("updated") or "")
         used = self.http.request_count - buf.requests_mark

@@ -1,6 +1,7 @@
 """What the Jira connector learns about a site once, before the first read: server info,
-the API user (and their time zone), the field list, the statuses and the mapper built
-from them."""
+the API user (and their time zone), the field list, the statuses, the issue types the site
+lists (the JQL names them as the site spells them: "[System] Incident" on a JSM Cloud
+site, settled reading 20) and the mapper built from them."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class Instance:
     time_zone: str
     mapper: Any
     catalog: Any
+    issue_types: list[str] | None = None
+    """Names of the site's issue types (``/rest/api/2/issuetype``); None when unread."""
 
     @property
     def deployment(self) -> str:
@@ -55,6 +58,16 @@ class Instance:
             if isinstance(f, dict)
             and (f.get("schema") or {}).get("custom") == APPROVALS_CUSTOM_TYPE
         }
+
+
+ISSUE_TYPES = "/rest/api/2/issuetype"
+
+
+def type_names(types: object) -> list[str] | None:
+    """Names from the ``/rest/api/2/issuetype`` response (a list of issue types)."""
+    if not isinstance(types, list):
+        return None
+    return [t["name"] for t in types if isinstance(t, dict) and isinstance(t.get("name"), str)]
 
 
 def time_zone(source: str, me: dict[str, Any], info: dict[str, Any]) -> str:
