@@ -7,6 +7,8 @@ One place decides what is retried and how long to wait (tenacity owns the loop):
 - 429 without it, 5xx, timeouts, connection resets and a 2xx page whose body is not
   valid JSON (when JSON was asked for): exponential backoff with jitter.
 - at most ``max_attempts`` attempts; then :class:`~ticketlint.connectors.base.SourceError`.
+- connection refused, a host name that does not resolve and a TLS failure are never
+  retried (no wait can fix them): one :class:`SourceError` naming the cause and the URL.
 - any other 4xx (400, 401, 403, 404, 410, ...) is never retried and never turned into
   "zero records": :class:`SourceError` names the URL (no query string, no credentials),
   the status, the server's own error text and what to check.
@@ -20,6 +22,8 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -52,6 +56,42 @@ _HINTS = {
     405: "the source URL: the server does not accept this method here",
     410: "a removed endpoint: this API was retired by the vendor; upgrade ticketlint",
 }
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """The cause of a connection error that no retry can fix, in words: ``connection
+    refused``, ``host not found``, ``network unreachable`` or ``TLS failure: ...``; None
+    for transient ones (a reset, a dropped connection), which are retried."""
+    chain: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(chain) < 20:
+        item = todo.pop()
+        if item in chain:
+            continue
+        chain.append(item)
+        todo.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            nxt = getattr(item, attr, None)
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, (requests.exceptions.SSLError, ssl.SSLError)) for e in chain):
+        detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), "")
+        return "TLS failure" + (f": {detail}" if detail else "")
+    names = {type(e).__name__ for e in chain}
+    if (
+        "NameResolutionError" in names
+        or any(isinstance(e, socket.gaierror) for e in chain)
+        or "Name or service not known" in text
+        or "nodename nor servname" in text
+        or "Temporary failure in name resolution" in text
+    ):
+        return "host not found"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return "connection refused"
+    if "Network is unreachable" in text or "No route to host" in text:
+        return "network unreachable"
+    return None
 
 
 class _Retryable(Exception):
@@ -306,6 +346,18 @@ class HttpClient:
         except requests.exceptions.Timeout as exc:
             raise _Retryable(f"timed out after {self.timeout:g} s") from exc
         except _RETRYABLE_EXCEPTIONS as exc:
+            cause = connection_failure(exc)
+            if cause is not None:
+                raise SourceError(
+                    self.source,
+                    f"{method} failed: connection error: {cause}",
+                    url=shown,
+                    hint="the source URL (host name and port), that the server is up and "
+                    "reachable from here, and its TLS certificate (verify: a CA bundle path)"
+                    if cause.startswith("TLS")
+                    else "the source URL (host name and port) and that the server is up and "
+                    "reachable from here",
+                ) from None
             raise _Retryable(f"connection error: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 429 or status >= 500:
