@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import urllib.request
@@ -20,6 +21,19 @@ import click
 from ticketlint.sandbox.faults import FaultPlan, FaultSpecError
 from ticketlint.sandbox.server import SandboxServer
 
+DEMO_MARKER = ".ticketlint-demo"
+"""Written into a demo directory: only a directory holding it is reused (and cleaned)."""
+DEMO_OUTPUTS = (
+    "ticketlint.yaml",
+    "ticketlint.db",
+    "ticketlint.db-wal",
+    "ticketlint.db-shm",
+    "ticketlint.db.lock",
+    "findings.json",
+    "report.html",
+    "evidence-8.5.1",
+)
+"""What a demo writes into its directory: the only names it removes when it runs again."""
 DEMO_JIRA_ENV = "TICKETLINT_DEMO_JIRA_TOKEN"
 DEMO_SNOW_ENV = "TICKETLINT_DEMO_SNOW_PASSWORD"
 
@@ -167,24 +181,31 @@ def _invoke(args: list[str]) -> int:
     default=".ticketlint/demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the config, store, report and evidence pack go (emptied first).",
+    help="Where the config, store, report and evidence pack go. An existing directory is "
+    "used only if it is empty or a previous demo's (only the demo's own files are replaced).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Use a non-empty --dir that is not a previous demo's (its other files are kept; "
+    "the demo's own file names are overwritten).",
 )
 @click.option(
     "--fix",
     default=3,
     show_default=True,
     type=click.IntRange(0, 50),
-    help="Tickets per system whose missing backout plan is filled in between the two syncs.",
+    help="At most this many changes per source (Jira, ServiceNow) whose missing backout plan "
+    "is filled in "
+    "between the two syncs.",
 )
 @click.option(
     "--top", default=8, show_default=True, type=click.IntRange(1, 100), help="Findings to show."
 )
-def demo(seed: int, size: int, workdir: Path, fix: int, top: int) -> None:
+def demo(seed: int, size: int, workdir: Path, force: bool, fix: int, top: int) -> None:
     """Start the sandbox, sync both imitated systems, fix a few tickets, sync again, and
     write the HTML report and an evidence pack: the nightly job, end to end, on local data."""
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    prepare_demo_dir(workdir, force=force)
     click.echo(f"ticketlint demo: generating {size} sandbox records (seed {seed})...", err=True)
     server = SandboxServer("127.0.0.1", 0, seed=seed, size=size).start()
     try:
@@ -192,6 +213,37 @@ def demo(seed: int, size: int, workdir: Path, fix: int, top: int) -> None:
     finally:
         server.stop()
     sys.exit(code)
+
+
+def prepare_demo_dir(workdir: Path, *, force: bool) -> None:
+    """Make ``workdir`` ready for a demo without deleting anything the demo did not create.
+
+    A missing or empty directory is used as it is; a previous demo's directory (it holds
+    :data:`DEMO_MARKER`) loses only the demo's own outputs (:data:`DEMO_OUTPUTS`); any
+    other non-empty directory is refused (exit 2) unless ``force``, and even then only
+    the demo's own file names are replaced."""
+    if workdir.exists() and not workdir.is_dir():
+        raise click.ClickException(f"--dir {workdir} is a file, not a directory")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / DEMO_MARKER).is_file() and not force:
+            exc = click.ClickException(
+                f"--dir {workdir} is not empty and is not a previous demo directory "
+                f"(no {DEMO_MARKER} file): nothing was changed; choose an empty or new "
+                "directory, or add --force to write the demo's files beside what is there"
+            )
+            exc.exit_code = 2
+            raise exc
+        for name in DEMO_OUTPUTS:
+            target = workdir / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / DEMO_MARKER).write_text(
+        "A `ticketlint demo` directory: a later demo replaces only its own files here.\n",
+        encoding="utf-8",
+    )
 
 
 def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
@@ -257,22 +309,38 @@ def _run_demo(server: SandboxServer, workdir: Path, fix: int, top: int) -> int:
         return code
     click.echo(f"\nHTML report:   {report}")
     click.echo(f"Evidence pack: {evidence}/ (clause 8.5.1, {period}; manifest.json holds SHA-256s)")
+    tl = self_command()
     click.echo("\nTry next (the sandbox stops with the demo; the store stays):")
     click.echo(f"  export {DEMO_JIRA_ENV}={c.jira_token} {DEMO_SNOW_ENV}={c.snow_password}")
-    click.echo(f"  ticketlint --config {config} findings --state resolved")
-    click.echo(f"  ticketlint --config {config} evidence verify {evidence}")
+    click.echo(f"  {tl} --config {shlex.quote(str(config))} findings --state resolved")
     click.echo(
-        "  ticketlint sandbox --port 8765 --faults 429=0.05,500=0.03,reset=0.01   # keep one up"
+        f"  {tl} --config {shlex.quote(str(config))} evidence verify {shlex.quote(str(evidence))}"
     )
-    click.echo("  ticketlint check --input examples/jira --as-of 2026-11-20 -f markdown")
-    click.echo("  ticketlint init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
-    click.echo(f"  ticketlint --config {config} exposure --sample change=40 -f markdown")
+    if Path("examples/jira").is_dir():
+        click.echo(f"  {tl} check --input examples/jira --as-of 2026-11-20 -f markdown")
+    click.echo(f"  {tl} init   # a starter ticketlint.yaml for your own Jira / ServiceNow")
+    click.echo(
+        f"  {tl} --config {shlex.quote(str(config))} exposure --sample change=40 -f markdown"
+    )
     click.echo(
         f"\n== audit exposure of {period}: the chance that an auditor's sample of 25 records "
         "per process holds a nonconforming one =="
     )
     sys.stdout.flush()
     return _invoke([*base, "exposure", "--period", period])
+
+
+def self_command() -> str:
+    """How to run this same ticketlint again from the current directory, as typed in a
+    shell: ``ticketlint`` when that name on PATH is this program, else the path it was
+    started by (``.venv/bin/ticketlint`` after ``make demo``), else ``python -m``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "ticketlint":
+        on_path = shutil.which("ticketlint")
+        if on_path and Path(on_path).resolve() == Path(argv0).resolve():
+            return "ticketlint"
+        return shlex.quote(argv0 if os.sep in argv0 else str(Path(argv0).resolve()))
+    return f"{shlex.quote(sys.executable)} -m ticketlint.cli"
 
 
 def _open_findings(base: list[str], workdir: Path) -> list[dict[str, Any]] | None:
