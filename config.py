@@ -404,7 +404,38 @@ def parse_config(text: str, path: Path | str | None = None) -> Config:
         messages = list(dict.fromkeys(_describe(err, data) for err in errors))
         raise ConfigError(path, messages) from None
     config.path = Path(path) if path else None
+    if config.path is not None:
+        resolve_relative_paths(config, config.path.parent)
     return config
+
+
+def resolve_relative_paths(config: Config, base: Path) -> None:
+    """Make the relative paths of a configuration file relative to its own directory, so
+    that every command finds the same store, rules and CA bundles from any working
+    directory: the SQLite file of ``database``, ``rules.paths`` and a source's ``verify``
+    CA bundle. Absolute paths, URLs and in-memory databases are left as they are."""
+    config.database = sqlite_url_relative_to(config.database, base)
+    config.rules.paths = [_absolute(p, base) for p in config.rules.paths]
+    for src in config.sources:
+        if isinstance(src.verify, str):
+            src.verify = _absolute(src.verify, base)
+
+
+def _absolute(path: str, base: Path) -> str:
+    expanded = os.path.expanduser(path)
+    return expanded if os.path.isabs(expanded) else os.path.normpath(base.absolute() / expanded)
+
+
+def sqlite_url_relative_to(url: str, base: Path) -> str:
+    """``sqlite:///rel/t.db`` as ``sqlite:////<base>/rel/t.db``; other URLs unchanged."""
+    prefix = next((p for p in ("sqlite+pysqlite:///", "sqlite:///") if url.startswith(p)), None)
+    if prefix is None:
+        return url
+    rest = url[len(prefix) :]
+    file, sep, query = rest.partition("?")
+    if not file or file == ":memory:" or file.startswith("/") or file.startswith("file:"):
+        return url
+    return f"{prefix}{_absolute(file, base)}{sep}{query}"
 
 
 def _closest_union_member(errors: list[ErrorDetails]) -> list[ErrorDetails]:

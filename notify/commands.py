@@ -23,7 +23,7 @@ from ticketlint.notify.digest import Digest, build_digest, sample_items
 from ticketlint.notify.formatters import format_digest
 from ticketlint.notify.transport import DeliveryError, send
 from ticketlint.store.models import OutboxRow, RunRow
-from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.sync.cli_support import config_of, fail, store_exists, store_of
 
 
 def _destination(cfg: Config, name: str) -> NotifyDestination:
@@ -82,6 +82,11 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
     """Print the JSON body destination NAME gets for a run (or a sample without runs)."""
     cfg = config_of(ctx)
     dest = _destination(cfg, name)
+    if run_id is None and not store_exists(cfg):
+        click.echo("no store yet: showing a sample digest", err=True)
+        body = format_digest(dest.type, sample_digest(dest, cfg.report_url))
+        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
     store = store_of(cfg)
     body: dict[str, Any] | None  # None: a queued payload that holds no body
     with store.session() as s:

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from ticketlint.config import Config, ConfigError, load_config
-from ticketlint.store.db import Store, StoreError, open_store
+from ticketlint.store.db import Store, StoreError, normalise_url, open_store, sqlite_path
 
 
 def fail(message: str) -> NoReturn:
@@ -36,8 +36,23 @@ def config_of(ctx: click.Context, *, required: bool = False) -> Config:
         fail(str(exc))
 
 
-def store_of(cfg: Config) -> Store:
-    """The configured store (migrated on first use), or exit 2 saying why it cannot open."""
+def store_exists(cfg: Config) -> bool:
+    """False only for a SQLite store whose file is not there (PostgreSQL: True)."""
+    path = sqlite_path(normalise_url(cfg.database))
+    return path is None or path.exists()
+
+
+def store_of(cfg: Config, *, create: bool = False) -> Store:
+    """The configured store (migrated on first use), or exit 2 saying why it cannot open.
+
+    Commands that only read the store refuse a SQLite file that does not exist (exit 2)
+    instead of creating an empty one and reporting "no findings": a wrong working
+    directory or configuration must not look like a clean result. ``create`` is for
+    the commands that set a store up (``db upgrade``, ``serve``)."""
+    path = sqlite_path(normalise_url(cfg.database))
+    if path is not None and not create and not store_exists(cfg):
+        where = f" (database in {cfg.path})" if cfg.path else " (no configuration file found)"
+        fail(f"no store at {path.absolute()}{where}: run `ticketlint sync` first")
     try:
         return open_store(cfg.database)
     except StoreError as exc:

@@ -357,7 +357,7 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (sync does this by itself too)."""
     cfg = config_of(ctx)
-    store = store_of(cfg)  # opening migrates
+    store = store_of(cfg, create=True)  # opening migrates
     click.echo(f"database at revision {current_revision(store.engine)} (head {head_revision()})")
 
 

@@ -22,7 +22,7 @@ def _load(ctx: click.Context) -> tuple[Config, Store]:
     cfg = config_of(ctx, required=True)
     if not cfg.sources:
         fail(f"{cfg.path}: sources: no source is configured; nothing to re-check")
-    return cfg, store_of(cfg)
+    return cfg, store_of(cfg, create=True)
 
 
 @click.command("serve")

@@ -70,8 +70,10 @@ def test_preview_shows_a_sample_then_the_queued_payload(setup) -> None:
 @responses.activate
 def test_status_and_retry(setup) -> None:
     path, db = setup
-    assert "outbox is empty" in run(path, "status").stdout
+    missing = run(path, "status")  # no sync yet: no store, and none is created
+    assert missing.exit_code == 2 and "no store at" in missing.output
     store = open_store(db)
+    assert "outbox is empty" in run(path, "status").stdout
     cfg = config(db, f'  - {{name: ops, type: slack, url: "{URL}"}}\n')
     from notify_support import AS_OF
 
