@@ -39,7 +39,7 @@ from ticketlint.rules.selection import engine_from_config, parse_as_of, registry
 
 log = logging.getLogger("ticketlint")
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 STDERR_UNCHECKED = 10
 """At most this many records not checked are named on stderr, then the count."""
 PLUGIN_MODULES = (
@@ -104,6 +104,14 @@ class TicketlintGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except KeyboardInterrupt:
+            # Exit 130 like a shell, never click's "Aborted!" with 1 ("findings").
+            click.echo("interrupted (exit 130)", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # `ticketlint ... | head`: the reader left; that is not an error of ours.
+            _silence_stdout()
+            ctx.exit(EXIT_CLEAN)
         except _known_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
@@ -118,6 +126,15 @@ class TicketlintGroup(click.Group):
 
                 traceback.print_exc(file=sys.stderr)
             ctx.exit(EXIT_ERROR)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so Python's exit flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+        pass
 
 
 class CliError(click.ClickException):

@@ -8,7 +8,10 @@ source failed or a usage / config / database error. A second concurrent ``sync``
 from __future__ import annotations
 
 import re
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -113,11 +116,28 @@ def sync(
     )
     progress = Progress(fmt=log_format)
     try:
-        result = SyncRunner(cfg, options, progress=progress, hooks=standard_hooks(options)).run()
+        with _sigterm_as_interrupt():
+            result = SyncRunner(
+                cfg, options, progress=progress, hooks=standard_hooks(options)
+            ).run()
     except (ConfigError, StoreError) as exc:
         fail(str(exc))
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
         fail(f"{type(exc).__name__}: {exc}")
+    if result.interrupted is not None:
+        done = [s.name for s in result.sources if s.status == "ok"]
+        saved = (
+            f"{', '.join(done)} committed (records, findings and watermarks saved)"
+            if done
+            else "nothing committed"
+        )
+        click.echo(
+            f"interrupted: {saved}; {', '.join(result.pending)} not finished (findings and "
+            "watermarks unchanged: the next sync reads from the previous watermark); "
+            f"run {result.run_id or '(dry run)'} marked interrupted",
+            err=True,
+        )
+        sys.exit(result.exit_code)
     if result.busy:
         progress.event("busy", f"{result.busy}; nothing done")
         sys.exit(0)
@@ -140,6 +160,25 @@ def sync(
         sources={s.name: s.to_dict() for s in result.sources},
     )
     sys.exit(result.exit_code)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd stop, kill) stops a sync like Ctrl-C: the current source rolls
+    back, the run is marked interrupted, exit code 130 (143 would say less)."""
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def render_diff(result: SyncResult) -> str:

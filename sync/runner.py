@@ -141,9 +141,16 @@ class SyncResult:
     sources: list[SourceResult] = field(default_factory=list)
     busy: str | None = None
     """Set when another sync held the lock: nothing was done."""
+    interrupted: str | None = None
+    """The source being synced when Ctrl-C (or SIGTERM) stopped the run: its work of
+    this run was rolled back; the sources in :attr:`sources` before it are committed."""
+    pending: list[str] = field(default_factory=list)
+    """Sources an interrupted run did not reach (or was in): unchanged in the store."""
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 130
         return 2 if any(s.status == "failed" for s in self.sources) else 0
 
 
@@ -225,8 +232,18 @@ class SyncRunner:
         try:
             if not self.options.dry_run:
                 result.run_id = self._start_run(started, as_of)
-            for source_cfg in self.sources:
-                result.sources.append(self._sync_source(source_cfg, started, as_of, result.run_id))
+            for i, source_cfg in enumerate(self.sources):
+                try:
+                    res = self._sync_source(source_cfg, started, as_of, result.run_id)
+                except KeyboardInterrupt:
+                    # The source's open transaction was rolled back on the way out; the
+                    # sources before it are committed. Say so in the store at once.
+                    result.interrupted = source_cfg.name
+                    result.pending = [s.name for s in self.sources[i:]]
+                    if result.run_id is not None:
+                        self._finish_run(result)
+                    return result
+                result.sources.append(res)
             if not self.options.dry_run:
                 self._finish_run(result)
         finally:
@@ -262,14 +279,21 @@ class SyncRunner:
     def _finish_run(self, result: SyncResult) -> None:
         assert result.run_id is not None
         with self.store.session() as s, s.begin():
+            status = "failed" if result.exit_code else "ok"
+            if result.interrupted is not None:
+                status = "interrupted"
             repo.finish_run(
                 s,
                 result.run_id,
-                status="failed" if result.exit_code else "ok",
+                status=status,
                 sources={r.name: r.to_dict() for r in result.sources},
                 finished_at=self.clock(),
             )
-            if self.options.notify and self.hooks.enqueue is not None:
+            if (
+                self.options.notify
+                and self.hooks.enqueue is not None
+                and result.interrupted is None
+            ):
                 # Outbox rows commit with the run's completion: a digest is queued once.
                 self.hooks.enqueue(s, self.cfg, result)
 

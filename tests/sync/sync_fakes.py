@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -171,7 +172,10 @@ class FakeConnector:
         fail_stream: str | None = None,
         delay: float = 0.0,
         bad_rows: int = 0,
+        sigint_stream: str | None = None,
     ) -> None:
+        self.sigint_stream = sigint_stream
+        """Send this process a real SIGINT (Ctrl-C) when this stream is read."""
         self.name = name
         self.data = streams
         self.streams: Sequence[str] = list(streams)
@@ -192,6 +196,9 @@ class FakeConnector:
         keys: Sequence[str] | None = None,
     ) -> Iterator[StreamBatch]:
         self.calls.append((stream, since))
+        if self.sigint_stream == stream:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises KeyboardInterrupt before this ends
         rows = sorted(self.data[stream], key=lambda r: (r.updated_at, r.key))
         if since is not None:
             rows = [r for r in rows if r.updated_at >= since]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 from sqlalchemy import select
-from sync_fakes import T0, change, incident
+from sync_fakes import T0, change, engine, incident
 from sync_helpers import events, states
 
 from ticketlint.store import repository as repo
 from ticketlint.store.models import RecordRow, RunRow
 from ticketlint.sync.lock import SyncLock
+from ticketlint.sync.progress import Progress
+from ticketlint.sync.runner import SyncOptions, run_sync
 
 
 def seed(world) -> None:  # type: ignore[no-untyped-def]
@@ -215,3 +218,41 @@ def test_progress_and_summary_counts(sync, store, world) -> None:
     assert (rows[0].read, rows[0].mapped, rows[0].mapping_errors) == (5, 3, 2)
     assert rows[0].open_by_severity == {"high": 2}
     assert "jira-prod/change: done, 3 records in 2 pages" in sync.stderr
+
+
+
+def test_ctrl_c_marks_the_run_interrupted_at_once_and_keeps_finished_sources(
+    cfg, store, world
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17 item 9: Ctrl-C in the second source commits the first, rolls back the
+    second and marks the run interrupted (not 'running' until the next sync)."""
+    seed(world)
+
+    def factory(source_cfg):  # type: ignore[no-untyped-def]
+        conn = world.factory(source_cfg)
+        if source_cfg.name == "snow-prod":
+
+            def read(*args, **kwargs):  # type: ignore[no-untyped-def]
+                raise KeyboardInterrupt
+                yield  # pragma: no cover - a generator, like a real read
+
+            conn.read = read
+        return conn
+
+    result = run_sync(
+        cfg,
+        SyncOptions(),
+        store=store,
+        connector_factory=factory,
+        engine_factory=engine,
+        progress=Progress(io.StringIO()),
+    )
+    assert result.interrupted == "snow-prod" and result.pending == ["snow-prod"]
+    assert result.exit_code == 130 and [s.name for s in result.sources] == ["jira-prod"]
+    with store.session() as s:
+        run = s.get(RunRow, result.run_id)
+        assert run is not None and run.status == "interrupted" and run.finished_at is not None
+        assert set(run.sources) == {"jira-prod"}
+        assert repo.get_watermarks(s, "snow-prod") == {}
+        assert repo.get_watermarks(s, "jira-prod")
+    assert states(store) == {("TST001", "CHG-1"): "open", ("TST001", "CHG-3"): "open"}
