@@ -40,6 +40,7 @@ from ticketlint.rules.selection import engine_from_config, parse_as_of, registry
 log = logging.getLogger("ticketlint")
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for `... | head`
 STDERR_UNCHECKED = 10
 """At most this many records not checked are named on stderr, then the count."""
 PLUGIN_MODULES = (
@@ -109,9 +110,10 @@ class TicketlintGroup(click.Group):
             click.echo("interrupted (exit 130)", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
-            # `ticketlint ... | head`: the reader left; that is not an error of ours.
+            # `ticketlint ... | head`: the reader left; not an error of ours. Exit as a
+            # shell reports a program stopped by SIGPIPE, with nothing on stderr.
             _silence_stdout()
-            ctx.exit(EXIT_CLEAN)
+            ctx.exit(EXIT_BROKEN_PIPE)
         except _known_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
@@ -315,10 +317,13 @@ def check(
         raise click.UsageError("--jql is for Jira sources and --query for ServiceNow; give one")
     instant = _as_of(as_of)
     since_at = _option_time("--since", since) if since else None
+    if output is not None:
+        _check_output(output)  # before a long live read, not after it
     cfg = state.config()
     engine = engine_from_config(cfg, select=_split(select) or None, ignore=_split(ignore) or None)
 
     report = MappingReport()
+    missing: list[str] = []
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
         loaded = load_inputs(list(inputs), options)
@@ -339,6 +344,9 @@ def check(
         )
         report.merge(live_report)
         sources = [s.name for s in chosen]
+        missing = _keys_not_found(keys, records, report)
+        if missing and not records:
+            raise CliError(f"{', '.join(missing)} not found at {', '.join(sources)}")
 
     log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
     evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
@@ -350,6 +358,11 @@ def check(
         _write(formats.render(result, fmt, color=color), output)
     _report_on_stderr(result, fmt, output, state)
 
+    if missing:
+        # A mistyped key must never read as "no findings": the rest was checked, but
+        # the run did not do what was asked.
+        click.echo(f"error: {', '.join(missing)} not found at {', '.join(sources)}", err=True)
+        ctx.exit(EXIT_ERROR)
     if evaluation.rule_errors:
         ctx.exit(EXIT_ERROR)
     unchecked = len(report.not_checked())
@@ -407,6 +420,16 @@ def _exposure_text(
         period=f"the {len(population)} records checked (as of {as_of.date().isoformat()})",
     )
     return render_exposure(table, fmt)
+
+
+def _keys_not_found(
+    keys: Sequence[str], records: Sequence[BaseRecord], report: MappingReport
+) -> list[str]:
+    """The ``--key`` values that no source returned (a record that failed to map was
+    found: its mapping error is reported). Keys compare case-insensitively, as Jira does."""
+    found = {r.key.upper() for r in records}
+    found.update(e.key.upper() for e in report.errors if e.key)
+    return [k for k in keys if k.upper() not in found]
 
 
 def _as_of(text: str | None) -> datetime:
@@ -502,11 +525,18 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
+    _check_output(output)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _check_output(output: Path) -> None:
+    """``-o`` never creates directories: a mistyped path must not hide the file."""
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"cannot write {output}: directory {parent} does not exist")
 
 
 def _report_on_stderr(

@@ -252,9 +252,26 @@ def _load_jira(
     issues: list[dict[str, Any]] = []
     names: dict[str, str] = {}
     schema: dict[str, Any] = {}
+    unreadable = MappingReport()
     for path in searches:
+        data = _read_json(path)
+        for page in data if isinstance(data, list) else [data]:
+            if isinstance(page, dict) and isinstance(page.get("issues"), list):
+                # A null (or non-object) entry is one unreadable row, not a crash.
+                bad = [i for i, issue in enumerate(page["issues"]) if not isinstance(issue, dict)]
+                for i in bad:
+                    unreadable.rows += 1
+                    unreadable.errors.append(
+                        MappingError(
+                            options.source,
+                            None,
+                            f"{path}: issues[{i}] is {json.dumps(page['issues'][i])}, "
+                            "not an issue object",
+                        )
+                    )
+                page["issues"] = [issue for issue in page["issues"] if isinstance(issue, dict)]
         try:
-            page_issues, page_names, page_schema = jira_mapping.load_search_export(_read_json(path))
+            page_issues, page_names, page_schema = jira_mapping.load_search_export(data)
         except ValueError as exc:
             raise InputError(path, f"not a Jira search export: {exc}") from None
         issues.extend(page_issues)
@@ -285,6 +302,7 @@ def _load_jira(
         deployment=_jira_deployment(issues),
     )
     records, report = mapper.map_issues(issues, changelogs=changelogs)
+    report.merge(unreadable)
     result.extend(records, report)
 
 
@@ -294,7 +312,12 @@ def _jira_changelogs(folder: Path) -> dict[str, list[dict[str, Any]]] | None:
     for path in sorted(folder.glob("*.json")):
         if path.name in JIRA_SIDECARS:
             continue
-        data = _read_json(path)
+        try:
+            data = _read_json(path)
+        except InputError:
+            # A sibling of the file asked for is not ours to judge: `--input dir/one.json`
+            # must not fail because dir/ also holds a broken or unrelated file.
+            continue
         pages = data if isinstance(data, list) else [data]
         for page in pages:
             if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):

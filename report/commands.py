@@ -31,7 +31,13 @@ from ticketlint.report.period import Period, PeriodError
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, RuleSelectionError
 from ticketlint.rules.selection import engine_from_config, registry_from_config
-from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.sync.cli_support import (
+    check_output_path,
+    config_of,
+    fail,
+    store_of,
+    write_output,
+)
 
 
 def _period(text: str | None) -> Period:
@@ -87,6 +93,8 @@ def report(
     mapping coverage and the clause coverage matrix."""
     cfg = config_of(ctx)
     _check_source(cfg, source)
+    if str(output) != "-":
+        check_output_path(output)
     chosen = _period(period)
     registry, engine = _selection(cfg)
     store = store_of(cfg)
@@ -109,7 +117,7 @@ def report(
     if str(output) == "-":
         click.echo(page, nl=False)
         return
-    output.write_text(page, encoding="utf-8")
+    write_output(output, page)
     click.echo(
         f"wrote {output} ({len(data.open_findings)} open findings, "
         f"{len(data.trend)} runs, conformity {_pct(data.overall.rate)})",

@@ -8,6 +8,7 @@ Shared by ``sync``, ``findings``, ``waive``, ``db``, ``report``, ``evidence``, `
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -34,6 +35,25 @@ def config_of(ctx: click.Context, *, required: bool = False) -> Config:
         return load_config(config_path(ctx), required=required)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def check_output_path(path: Path) -> None:
+    """Exit 2 before any work when ``-o PATH`` cannot be written: its directory must
+    exist (it is never created silently: a typo would hide the file)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"cannot write {path}: directory {parent} does not exist")
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a directory")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``-o PATH`` (UTF-8), or exit 2 naming the path and the reason."""
+    check_output_path(path)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def store_exists(cfg: Config) -> bool:

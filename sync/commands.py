@@ -24,7 +24,13 @@ from ticketlint.store.db import StoreError, current_revision, head_revision
 from ticketlint.store.findings_view import FORMATS, render_findings, render_show
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remove_waiver
-from ticketlint.sync.cli_support import config_of, fail, store_of
+from ticketlint.sync.cli_support import (
+    check_output_path,
+    config_of,
+    fail,
+    store_of,
+    write_output,
+)
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import Progress, summary_table
 from ticketlint.sync.runner import SyncOptions, SyncResult, SyncRunner
@@ -240,6 +246,8 @@ def findings(
     """List stored findings (``findings show ID`` shows one with its history)."""
     if ctx.invoked_subcommand is not None:
         return
+    if output is not None:
+        check_output_path(output)
     store = store_of(config_of(ctx))
     with store.session() as s:
         rows = repo.query_findings(
@@ -247,7 +255,7 @@ def findings(
         )
         text = render_findings(rows, fmt)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
     else:
         click.echo(text, nl=False)
 

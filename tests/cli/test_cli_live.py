@@ -273,3 +273,28 @@ def test_doctor_needs_a_config(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["doctor"])
     assert result.exit_code == 2
     assert "no configuration found" in result.stderr
+
+
+def test_a_key_that_matches_nothing_is_exit_2_not_found(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
+    """Issue 17 item 4: a mistyped key never reads as "No findings", exit 0."""
+    monkey = FakeConnector("jira-prod")
+    monkey.read = lambda stream, **_: iter(())  # type: ignore[method-assign]
+    fakes["jira-prod"] = monkey
+    result = runner.invoke(cli, ["check", "--source", "jira-prod", "--key", "NOPE-999"])
+    assert result.exit_code == 2
+    assert "NOPE-999 not found at jira-prod" in result.stderr
+    assert "No findings" not in result.output
+
+
+def test_found_keys_are_checked_and_the_missing_one_still_exits_2(
+    runner: CliRunner, fakes: dict[str, FakeConnector], test_registry: object
+) -> None:
+    result = runner.invoke(
+        cli,
+        ["check", "--source", "jira-prod", "--key", "ops-2", "--key", "OPS-3", "--key", "X-1"],
+    )
+    assert result.exit_code == 2
+    assert "X-1 not found at jira-prod" in result.stderr and "OPS-3" not in result.stderr
+    assert "OPS-1" in result.stdout  # what was read is still shown
