@@ -83,6 +83,7 @@ def test_config_select_ignore_params_and_severity_apply(
 
 
 def test_output_file(runner: CliRunner, records_jsonl: Path, test_registry: object) -> None:
+    Path("out").mkdir()  # -o never creates directories (test_ordinary_mistakes.py)
     result = check(runner, "-i", str(records_jsonl), "-f", "json", "-o", "out/result.json")
     assert result.exit_code == 1
     assert result.stdout == ""
