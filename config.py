@@ -433,7 +433,7 @@ def sqlite_url_relative_to(url: str, base: Path) -> str:
         return url
     rest = url[len(prefix) :]
     file, sep, query = rest.partition("?")
-    if not file or file == ":memory:" or file.startswith("/") or file.startswith("file:"):
+    if not file or file == ":memory:" or file.startswith(("/", "file:")):
         return url
     return f"{prefix}{_absolute(file, base)}{sep}{query}"
 

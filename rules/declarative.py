@@ -35,6 +35,7 @@ is true if any part is true, unknown if any is unknown.
 from __future__ import annotations
 
 import fnmatch
+import typing
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -43,9 +44,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ticketlint.mapping.model import PROCESSES, is_empty
+from ticketlint.mapping.model import PROCESSES, RECORD_CLASSES, is_empty
 from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, fail, not_evaluated
 from ticketlint.rules.registry import Pack, Rule, RuleContext, rule
+from ticketlint.yaml_lines import did_you_mean, locate
 
 PACK_NAME = "custom"
 Tri = bool | None  # True, False, or None (unknown: the source does not provide the field)
@@ -244,6 +246,58 @@ def _dump(cond: Condition | None) -> Any:
     return None if cond is None else cond.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def field_problems(
+    spec: DeclarativeRule, cond: Condition | None, keys: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every ``field`` of a condition tree that no record of the rule's processes has:
+    (key path of the ``field`` key, message with a "did you mean"). A misspelt field
+    would otherwise make every record NOT_EVALUATED without naming it."""
+    if cond is None:
+        return []
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for name, children in (("all", cond.all_), ("any", cond.any_)):
+        for i, child in enumerate(children or []):
+            found += field_problems(spec, child, (*keys, name, i))
+    if cond.not_ is not None:
+        found += field_problems(spec, cond.not_, (*keys, "not"))
+    if cond.field is not None:
+        for process in spec.processes:
+            problem = _field_problem(RECORD_CLASSES[process], cond.field)
+            if problem:
+                found.append(((*keys, "field"), f"{process} records: {problem}"))
+                break
+    return found
+
+
+def _field_problem(model: type[BaseModel], path: str) -> str | None:
+    """Why ``path`` (``assignee.name``, ``raw.fields.x``) names nothing on ``model``."""
+    current: Any = model
+    walked: list[str] = []
+    for part in path.split("."):
+        if current is dict:
+            return None  # raw.<anything>: the source's own payload
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return f"{'.'.join(walked)} is not an object: {path!r} cannot be read"
+        fields = current.model_fields
+        if part not in fields:
+            where = f"{'.'.join(walked)} has" if walked else "there is"
+            return f"{where} no field {part!r}{did_you_mean(part, fields)}"
+        walked.append(part)
+        current = _object_type(fields[part].annotation)
+    return None
+
+
+def _object_type(annotation: Any) -> Any:
+    """The model (or ``dict``) inside ``X | None``; anything else is a plain value."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) else (annotation,)
+    for option in (annotation, *options):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+        if option is dict or typing.get_origin(option) is dict:
+            return dict
+    return None
+
+
 def build_rule(spec: DeclarativeRule) -> Rule:
     made = rule(
         code=spec.code,
@@ -280,10 +334,24 @@ def load_declarative_pack(paths: Iterable[str | Path]) -> Pack | None:
             raise DeclarativeRuleError(f"{path}: cannot read rules: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
             raise DeclarativeRuleError(f"{path}: expected a mapping with a `rules:` list")
+        text: str | None = None
         for i, item in enumerate(data["rules"]):
             try:
                 spec = DeclarativeRule.model_validate(item)
-                built.append(build_rule(spec))
+                made = build_rule(spec)
+                problems = [
+                    *field_problems(spec, spec.when, ("rules", i, "when")),
+                    *field_problems(spec, spec.require, ("rules", i, "require")),
+                ]
+                if problems:
+                    text = text if text is not None else path.read_text(encoding="utf-8")
+                    raise DeclarativeRuleError(
+                        "\n".join(
+                            f"{locate(path, keys, text)} ({spec.code}): {message}"
+                            for keys, message in problems
+                        )
+                    )
+                built.append(made)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"])
@@ -291,6 +359,8 @@ def load_declarative_pack(paths: Iterable[str | Path]) -> Pack | None:
                 raise DeclarativeRuleError(
                     f"{path}: rules[{i}] ({name}): {loc}: {first['msg']}"
                 ) from None
+            except DeclarativeRuleError:
+                raise
             except Exception as exc:  # noqa: BLE001 - bad code/name format from the decorator
                 raise DeclarativeRuleError(f"{path}: rules[{i}]: {exc}") from None
     if not built:

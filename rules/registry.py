@@ -237,7 +237,19 @@ class Registry:
         for r in self.rules.values():
             if r.code == wanted.upper() or r.name == wanted.lower():
                 return r
-        raise RuleSelectionError(f"no rule {code_or_name!r}; `ticketlint rules list` shows them")
+        raise RuleSelectionError(
+            f"no rule {code_or_name!r}{self.suggest(wanted)}; `ticketlint rules list` shows them"
+        )
+
+    def suggest(self, word: str, *, selectors: bool = False) -> str:
+        """`` (did you mean 'CHG005'?)`` among codes and names (and, for selectors, the
+        packs and processes too), or ``""``."""
+        from ticketlint.yaml_lines import did_you_mean
+
+        known = [*self.rules, *(r.name for r in self.rules.values())]
+        if selectors:
+            known += [*self.packs, *(p for r in self.rules.values() for p in r.applies_to)]
+        return did_you_mean(word, known)
 
     def matches(self, selector: str, r: Rule) -> bool:
         """A selector is ALL, a code (or prefix like CHG), a name, a process or a pack,
@@ -261,7 +273,10 @@ class Registry:
     def select(self, select: Sequence[str] = ("ALL",), ignore: Sequence[str] = ()) -> list[Rule]:
         for selector in [*select, *ignore]:
             if not any(self.matches(selector, r) for r in self.rules.values()):
-                raise RuleSelectionError(f"selector {selector!r} matches no rule, process or pack")
+                raise RuleSelectionError(
+                    f"selector {selector!r} matches no rule, process or pack"
+                    + self.suggest(selector.strip(), selectors=True)
+                )
         chosen = [
             r
             for r in self.rules.values()

@@ -7,6 +7,7 @@ source failed or a usage / config / database error. A second concurrent ``sync``
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 import click
 
 from ticketlint.config import ConfigError
+from ticketlint.rules.registry import Pack, Registry, RuleSelectionError
+from ticketlint.rules.selection import registry_from_config, waiver_rule_problem
 from ticketlint.store import repository as repo
 from ticketlint.store.db import StoreError, current_revision, head_revision
 from ticketlint.store.findings_view import FORMATS, render_findings, render_show
@@ -33,7 +36,13 @@ from ticketlint.sync.cli_support import (
 )
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import Progress, summary_table
-from ticketlint.sync.runner import SyncOptions, SyncResult, SyncRunner
+from ticketlint.sync.runner import (
+    ENGINE_ENV,
+    SyncOptions,
+    SyncResult,
+    SyncRunner,
+    default_engine_factory,
+)
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 
@@ -310,6 +319,9 @@ def waive_add(
     cfg = config_of(ctx)
     if source and cfg.sources and source not in {s.name for s in cfg.sources}:
         fail(f"--source {source!r} is not a configured source")
+    problem = waiver_rule_problem(rule, _known_rules(cfg))
+    if problem:
+        fail(f"{problem}; nothing was added")
     store = store_of(cfg)
     now = datetime.now(timezone.utc)
     try:
@@ -331,6 +343,18 @@ def waive_add(
         f"added waiver {w.id}: {w.rule} {w.key} until {w.expires.isoformat()} "
         f"({count} open finding{'s' if count != 1 else ''} now waived)"
     )
+
+
+def _known_rules(cfg: Any) -> Registry:
+    """The rules a waiver may name: the registry a sync evaluates with (the runner's
+    engine test hook stands in for it when set)."""
+    try:
+        if os.environ.get(ENGINE_ENV):
+            engine = default_engine_factory(cfg)
+            return Registry([Pack("hook", tuple(engine.rules))])
+        return registry_from_config(cfg)
+    except (RuleSelectionError, ImportError, ValueError) as exc:
+        fail(str(exc))
 
 
 @waive.command("list")

@@ -220,7 +220,6 @@ def test_progress_and_summary_counts(sync, store, world) -> None:
     assert "jira-prod/change: done, 3 records in 2 pages" in sync.stderr
 
 
-
 def test_ctrl_c_marks_the_run_interrupted_at_once_and_keeps_finished_sources(
     cfg, store, world
 ) -> None:  # type: ignore[no-untyped-def]
