@@ -642,6 +642,12 @@ def config_validate(ctx: click.Context) -> None:
         f"{cfg.path}: OK ({len(cfg.sources)} sources, {len(engine.rules)} rules selected, "
         f"{len(cfg.notify)} notification destinations)"
     )
+    for key, var in cfg.unresolved_env.items():
+        click.echo(
+            f"note: {key}: environment variable {var} is not set; commands that contact "
+            "it will stop until it is (offline commands do not need it)",
+            err=True,
+        )
 
 
 @config_group.command("show")

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
 from ticketlint.mapping.common import MappingOptions
@@ -46,6 +54,26 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _EnvBound(_Strict):
+    """A part of the configuration whose secrets are read when it is contacted."""
+
+    _config: Any = PrivateAttr(default=None)
+    _env_prefix: str = PrivateAttr(default="")
+
+    def bind_env(self, config: Any, prefix: str) -> None:
+        """Remember the configuration and this part's key path for :meth:`require_env`."""
+        self._config, self._env_prefix = config, prefix
+
+    def require_env(self) -> None:
+        """Raise :class:`ConfigError` when a secret of this part names an environment
+        variable that is not set: called just before it is contacted, so commands that
+        do not contact it work without the variable."""
+        if self._config is not None:
+            name = getattr(self, "name", "")
+            kind = "destination" if self._env_prefix.startswith("notify") else "source"
+            require_env(self._config, self._env_prefix, f"{kind} {name!r}")
 
 
 HttpUrlText = Annotated[str, Field(pattern=r"^https?://[^\s/]+", description="http(s) base URL")]
@@ -90,7 +118,7 @@ class AssetsOptions(_Strict):
     key_attribute: str = "Key"
 
 
-class _SourceBase(_Strict):
+class _SourceBase(_EnvBound):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     url: HttpUrlText
     fields: dict[str, str] = Field(default_factory=dict)
@@ -200,7 +228,7 @@ class Waiver(_Strict):
     source: str | None = None
 
 
-class NotifyDestination(_Strict):
+class NotifyDestination(_EnvBound):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     type: Literal["slack", "teams", "mattermost", "googlechat", "webhook"]
     url: SecretStr
@@ -283,6 +311,9 @@ class Config(_Strict):
     report_url: str | None = None
 
     path: Path | None = Field(default=None, exclude=True)
+    unresolved_env: dict[str, str] = Field(default_factory=dict, exclude=True)
+    """Secrets whose ``${VAR}`` was not set (key path -> variable): an error only when
+    the command contacts what needs them (:func:`require_env`)."""
 
     @field_validator("sources")
     @classmethod
@@ -303,7 +334,7 @@ class Config(_Strict):
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by ``**********``."""
-        dumped = self.model_dump(mode="json", exclude={"path"})
+        dumped = self.model_dump(mode="json", exclude={"path", "unresolved_env"})
         return {key: _redact(value) for key, value in dumped.items()}
 
 
@@ -333,16 +364,25 @@ def _user_config_dir() -> Path:
     return Path(base) / "ticketlint"
 
 
-def substitute_env(value: Any, path: str = "", problems: list[str] | None = None) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the parsed YAML."""
+def substitute_env(
+    value: Any,
+    path: str = "",
+    problems: list[str] | None = None,
+    deferred: dict[str, str] | None = None,
+) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the parsed YAML.
+
+    An unset variable is a problem, except in a secret's place (:func:`is_secret_path`)
+    when ``deferred`` is given: the secret is then recorded there (key path -> variable)
+    and checked only when that source or destination is contacted."""
     problems = problems if problems is not None else []
     if isinstance(value, dict):
         return {
-            k: substitute_env(v, f"{path}.{k}" if path else str(k), problems)
+            k: substitute_env(v, f"{path}.{k}" if path else str(k), problems, deferred)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [substitute_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [substitute_env(v, f"{path}[{i}]", problems, deferred) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def repl(m: re.Match[str]) -> str:
@@ -351,11 +391,41 @@ def substitute_env(value: Any, path: str = "", problems: list[str] | None = None
                 return os.environ[name]
             if default is not None:
                 return default
+            if deferred is not None and is_secret_path(path):
+                deferred[path] = name
+                return ""
             problems.append(f"{path}: environment variable {name} is not set")
             return ""
 
         return _VAR.sub(repl, value)
     return value
+
+
+_SECRET_PATH = re.compile(
+    r"^(sources\[\d+\]\.auth(\.oauth)?\.(token|pat|password|client_secret)"
+    r"|notify\[\d+\]\.(url|secret)"
+    r"|serve\.(jira_secret|servicenow_secret))$"
+)
+
+
+def is_secret_path(path: str) -> bool:
+    """A key whose ``${VAR}`` is read only when it is used (a source's credentials, a
+    chat destination's URL or signing secret, a webhook secret)."""
+    return bool(_SECRET_PATH.match(path))
+
+
+def require_env(config: Config, prefix: str, what: str) -> None:
+    """Raise :class:`ConfigError` when a ``${VAR}`` under ``prefix`` (``sources[0].``)
+    was not set at load: the moment ``what`` (a source, a destination) is contacted."""
+    missing = {p: v for p, v in config.unresolved_env.items() if p.startswith(prefix)}
+    if missing:
+        raise ConfigError(
+            config.path,
+            [
+                f"{p}: environment variable {v} is not set (needed to contact {what})"
+                for p, v in missing.items()
+            ],
+        )
 
 
 def load_config(explicit: str | Path | None = None, *, required: bool = False) -> Config:
@@ -394,7 +464,8 @@ def parse_config(text: str, path: Path | str | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(path, [f"expected a mapping at the top level, got {type(data).__name__}"])
     problems: list[str] = []
-    data = substitute_env(data, "", problems)
+    deferred: dict[str, str] = {}
+    data = substitute_env(data, "", problems, deferred)
     if problems:
         raise ConfigError(path, problems)
     try:
@@ -404,6 +475,11 @@ def parse_config(text: str, path: Path | str | None = None) -> Config:
         messages = list(dict.fromkeys(_describe(err, data) for err in errors))
         raise ConfigError(path, messages) from None
     config.path = Path(path) if path else None
+    config.unresolved_env = deferred
+    for i, src in enumerate(config.sources):
+        src.bind_env(config, f"sources[{i}].")
+    for i, dest in enumerate(config.notify):
+        dest.bind_env(config, f"notify[{i}].")
     if config.path is not None:
         resolve_relative_paths(config, config.path.parent)
     return config

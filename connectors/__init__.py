@@ -19,7 +19,9 @@ def open_connector(
 ) -> Connector:
     """The connector for one configured source. ``sleep`` is what retries wait with
     (tests pass a recorder so nothing really waits). Imports are lazy so that a Jira-only
-    run never imports the ServiceNow client and vice versa."""
+    run never imports the ServiceNow client and vice versa. Its secrets' environment
+    variables are checked here, when the source is about to be contacted."""
+    source_cfg.require_env()
     if source_cfg.type == "jira":
         from ticketlint.connectors.jira import JiraConnector
 

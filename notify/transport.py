@@ -182,6 +182,7 @@ def send(
     """POST ``payload`` to ``dest``; returns the HTTP status. Raises :class:`DeliveryError`."""
     policy = policy or POLICY
     sleep = sleep or time.sleep  # looked up now, so tests can replace it
+    dest.require_env()  # its URL's or secret's ${VAR} is read now, when it is contacted
     url = dest.url.get_secret_value()
     _REDACT.secrets |= _secret_parts(url)
     body = encode(payload)

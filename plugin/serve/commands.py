@@ -13,13 +13,17 @@ from typing import Any
 
 import click
 
-from ticketlint.config import Config
+from ticketlint.config import Config, ConfigError, require_env
 from ticketlint.store.db import Store
 from ticketlint.sync.cli_support import config_of, fail, store_of
 
 
 def _load(ctx: click.Context) -> tuple[Config, Store]:
     cfg = config_of(ctx, required=True)
+    try:  # the webhook secrets are needed from the first request on
+        require_env(cfg, "serve.", "the webhook server")
+    except ConfigError as exc:
+        fail(str(exc))
     if not cfg.sources:
         fail(f"{cfg.path}: sources: no source is configured; nothing to re-check")
     return cfg, store_of(cfg, create=True)

@@ -120,6 +120,7 @@ class JiraRemote(_Remote):
     """Labels and comments of Jira issues (Cloud: REST v3 with ADF; Data Center: v2)."""
 
     def __init__(self, cfg: JiraSource, *, sleep: Callable[[float], None] | None = None) -> None:
+        cfg.require_env()  # its token's ${VAR} is read now, when Jira is contacted
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})
         auth = cfg.auth
@@ -236,6 +237,7 @@ class ServiceNowRemote(_Remote):
         from ticketlint.connectors.servicenow.auth import OAuthTokens as _OAuthTokens
         from ticketlint.connectors.servicenow.client import servicenow_error_detail
 
+        cfg.require_env()  # its password's ${VAR} is read now, when ServiceNow is contacted
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": "ticketlint"})
         auth = cfg.auth

@@ -48,7 +48,8 @@ def test_good_config_and_redaction(monkeypatch):
             "t.yaml: sources[0].url",
         ),
         (
-            'sources: [{name: a, type: jira, url: https://x, auth: {pat: "${NOPE_NOT_SET}"}}]\n',
+            # not a secret's place: an unset variable is an error at load
+            'sources: [{name: a, type: jira, url: https://x, jql: "${NOPE_NOT_SET}", auth: {pat: p}}]\n',
             "environment variable NOPE_NOT_SET is not set",
         ),
         (
@@ -118,3 +119,20 @@ def test_audit_section_defaults_and_values():
     )
     assert cfg.audit.sample == {"change": 40, "default": 20}
     assert cfg.audit.target == 0.05 and cfg.audit.period == "2026-07-01..2026-09-30"
+
+
+def test_an_unset_secret_is_an_error_only_when_its_source_is_contacted(monkeypatch):
+    """Issue 17 item 6: offline commands work without JIRA_API_TOKEN set."""
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    cfg = parse_config(
+        'sources: [{name: a, type: jira, url: https://x, auth: {pat: "${NOPE_NOT_SET}"}},\n'
+        "          {name: b, type: jira, url: https://y, auth: {pat: set}}]\n",
+        "t.yaml",
+    )
+    cfg.sources[1].require_env()  # its own secrets are there
+    with pytest.raises(ConfigError) as err:
+        cfg.sources[0].require_env()
+    assert str(err.value) == (
+        "t.yaml: sources[0].auth.pat: environment variable NOPE_NOT_SET is not set "
+        "(needed to contact source 'a')"
+    )
