@@ -84,6 +84,9 @@ class TicketlintGroup(click.Group):
 
     _plugins_loaded = False
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
     def _load_plugins(self) -> None:
         if not self._plugins_loaded:
             self._plugins_loaded = True
@@ -137,6 +140,40 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
         pass
+
+
+_GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose"})
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move ``--config PATH``, ``-q`` and ``-v`` written after the subcommand in front of
+    it, so ``ticketlint check --config x.yaml -q`` means what it says (they are options of
+    the ``ticketlint`` group). Nothing after ``--`` is touched."""
+    args = list(args)
+    start = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if start is None:
+        return args
+    if start > 0 and args[start - 1] == "--config":
+        start = next((i for i, a in enumerate(args) if i > start and not a.startswith("-")), None)
+        if start is None:
+            return args
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = start + 1
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_FLAGS or arg.startswith("--config="):
+            hoisted.append(arg)
+        elif arg == "--config" and i + 1 < len(args):
+            hoisted.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*args[:start], *hoisted, args[start], *rest]
 
 
 class CliError(click.ClickException):
