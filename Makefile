@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: $(LINT_STAMP)
 	$(BIN)/ruff format --check .
 	@tmp=$$(mktemp -d) && ln -s "$(CURDIR)" "$$tmp/ticketlint" && \
 	  MYPYPATH="$$tmp" $(BIN)/mypy -p ticketlint; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# Rewrite the generated references (docs/rules.md, docs/configuration.md, docs/cli.md).
+docs: $(STAMP)
+	$(BIN)/python -m ticketlint.docs_gen
 
 bench: $(STAMP)
 	$(BIN)/python bench/evaluate.py

@@ -14,7 +14,7 @@ Jira and ServiceNow for the demo and the tests.
 Stable for third parties: ``ticketlint.rules.registry`` (``Pack``, ``rule``, the
 ``ticketlint.packs`` entry-point group), ``ticketlint.mapping.model`` (the record
 types), ``ticketlint.rules.outcome`` (outcomes). Everything else may change between
-minor versions; see CHANGELOG.md.
+minor versions.
 """
 
 from importlib import metadata as _metadata

@@ -53,7 +53,7 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
 class _EnvBound(_Strict):
@@ -451,7 +451,7 @@ def load_config(explicit: str | Path | None = None, *, required: bool = False) -
 
 def parse_config(text: str, path: Path | str | None = None) -> Config:
     # `token: ${JIRA_API_TOKEN}` inside `{...}` is not valid YAML (a bare `{` starts a
-    # mapping); DESIGN.md's own example writes it so, so quote such whole-value uses.
+    # mapping); documentation examples write it so, so quote such whole-value uses.
     text = _BARE_VAR_VALUE.sub(r'\1"\2"', text)
     try:
         data = yaml.safe_load(text)

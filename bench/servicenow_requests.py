@@ -5,7 +5,7 @@ Starts the sandbox in this process with ``--size`` records (``hidden_share`` 1%:
 (a full read), touches ``--changed`` of the task and CI rows, then reads again from each
 stream's watermark (an incremental read, as ``ticketlint sync`` does).
 
-The page minimum (DESIGN.md "Performance") is what a reader that knew every row's place
+The page minimum (README, "Performance") is what a reader that knew every row's place
 would need: ``ceil(N / page)`` per table plus the related tables' pages. For the full
 read N is the table size; for the incremental read N counts the rows a read from the
 watermarks must see (changed rows plus those inside the lookback) and the related rows

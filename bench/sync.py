@@ -10,7 +10,7 @@ Jira and ServiceNow, then runs the real CLI as a child process:
 Prints per run: records read, wall time and records/s, HTTP requests beside the page
 minimum (Jira: search pages at the server's page cap plus ceil(changes / 1000) changelog
 calls; ServiceNow: ceil(N / 1000) per table plus the related tables' pages), and the
-child's peak RSS (each run's own, from ``wait4``). Targets (DESIGN.md): peak RSS under
+child's peak RSS (each run's own, from ``wait4``). Targets (README, "Performance"): peak RSS under
 300 MB for 200,000 records and flat in N; an incremental run costs about ceil(k / page)
 pages. Each figure is printed beside :data:`BASELINE`, the same bench before the sync
 streamed its evaluation from the store. Run: ``python bench/sync.py [--size N]``.

@@ -1,7 +1,7 @@
 """Read exported files for ``ticketlint check --input``: Jira and ServiceNow exports or
 JSON lines of normalised records, detected per path.
 
-Accepted inputs (DESIGN.md "CLI"):
+Accepted inputs (docs/cli.md):
 
 - ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``ticketlint.mapping.model``); a bad
   line is a :class:`MappingError` naming the file and line, and the rest still load;

@@ -61,7 +61,7 @@ def unreadable_reason(exc: Exception) -> str:
 
 @dataclass
 class MappingOptions:
-    """Per-source overrides of the RULES.md §4 defaults (from the source's config)."""
+    """Per-source overrides of the docs/mapping.md defaults (from the source's config)."""
 
     source: str
     base_url: str = ""

@@ -1,11 +1,11 @@
 """Jira Cloud (REST v3, ADF bodies) and Data Center (REST v2, plain text) issues to
-normalised ISO/IEC 20000 records, with the defaults of RULES.md §4 "Jira Cloud / Data
+normalised ISO/IEC 20000 records, with the defaults of docs/mapping.md "Jira Cloud / Data
 Center" and the settled readings of §5 (2-11, 16).
 
 Field resolution. Canonical fields (``change.backout_plan``) map to display names
 ("Backout plan") which the :class:`JiraFieldCatalog` resolves to this instance's ids once,
 in ``JiraMapper.__init__``; ``options.fields`` overrides a name or id per canonical field
-and a leading ``!`` negates a boolean field. Three cases follow from RULES.md's None
+and a leading ``!`` negates a boolean field. Three cases follow from docs/record-model.md's None
 versus empty:
 
 - the instance lacks the field (the catalog cannot resolve the name): the record field
@@ -82,7 +82,7 @@ from ticketlint.mapping.model import (
 
 __all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export", "type_key"]
 
-# --- RULES.md §4 defaults -------------------------------------------------------------
+# --- docs/mapping.md defaults -------------------------------------------------------------
 
 DEFAULT_ISSUE_TYPES: dict[str, list[str]] = {
     "incident": ["Incident"],
@@ -120,7 +120,7 @@ DEFAULT_STATUS_MAP: dict[str, dict[str, str]] = {
         "under investigation": "in_progress",
         "under review": "in_progress",
         "root cause identified": "in_progress",
-        # RULES.md names the "Known error" status (settled reading 7) but leaves it out of
+        # docs/mapping.md names the "Known error" status (reading 7) but leaves it out of
         # the map; it is a working state of the JSM problem workflow, not an unknown one.
         "known error": "in_progress",
         "resolved": "resolved",

@@ -1,4 +1,4 @@
-"""Jira Service Management Assets objects (AQL results) -> CIRecord (RULES.md §1 ci fields).
+"""Jira Service Management Assets objects (AQL results) -> CIRecord (docs/record-model.md, ci fields).
 
 The connector pages the AQL endpoint; this module only knows the object's JSON: its
 attributes (named inline or through the page's ``objectTypeAttributes``), the status
@@ -66,7 +66,7 @@ def _first_text(values: Iterable[dict[str, Any]]) -> str | None:
 def map_assets_object(
     obj: dict[str, Any], names: dict[str, Any], *, source: str, key_attribute: str = "Key"
 ) -> CIRecord:
-    """One Assets object (AQL result entry) -> CIRecord (RULES.md §1 ci fields)."""
+    """One Assets object (AQL result entry) -> CIRecord (docs/record-model.md, ci fields)."""
     attrs = _attributes(obj, names)
     key = (
         _first_text(attrs.get(key_attribute.casefold(), []))

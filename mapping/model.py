@@ -1,4 +1,4 @@
-"""Normalised ISO/IEC 20000 process records: what every rule reads (RULES.md §1).
+"""Normalised ISO/IEC 20000 process records: what every rule reads (docs/record-model.md).
 
 None versus empty is the heart of this model:
 
@@ -267,7 +267,7 @@ def record_from_dict(data: dict[str, Any]) -> BaseRecord:
     return cls.model_validate(data)
 
 
-# --- the vocabulary rules use to read fields (RULES.md §3 "Empty") -------------------
+# --- the vocabulary rules use to read fields (docs/record-model.md "None versus empty") -------------------
 
 
 def is_empty(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""ServiceNow Table API rows -> normalised ISO/IEC 20000 records (RULES.md §4 "ServiceNow").
+"""ServiceNow Table API rows -> normalised ISO/IEC 20000 records (docs/mapping.md "ServiceNow").
 
 Pure functions of JSON rows: no HTTP. The connector (or ``ticketlint check --input``)
 hands :meth:`ServiceNowMapper.map_rows` the rows of one table plus, optionally, the bulk
@@ -15,7 +15,7 @@ Value shapes accepted (raw values, ``sysparm_display_value=false``):
   names a reference that lacks a dot-walked name);
 - dot-walked columns are separate keys: ``"assigned_to.name"``.
 
-None versus empty (RULES.md §1, settled reading 2). A canonical field reads its column
+None versus empty (docs/record-model.md; docs/mapping.md, reading 2). A canonical field reads its column
 from the row:
 
 - the column is **absent** from the row (the instance lacks it, so the Table API did
@@ -30,7 +30,7 @@ absent (the Major Incident Management plugin is off: nothing is major); a negate
 boolean column (``"!made_sla"``) that is present but ``""`` gives None (cannot tell), so
 INC005 falls back on elapsed time.
 
-Decisions where RULES.md is silent:
+Decisions where docs/mapping.md is silent:
 
 - requester: the process's own column (``requested_by`` / ``caller_id``), falling back
   on ``opened_by`` when that is empty;
@@ -116,7 +116,7 @@ APPROVAL_FIELDS: list[str] = [
 ]
 TASK_CI_FIELDS: list[str] = ["sys_id", "task", "ci_item", "ci_item.name"]
 
-# --- state maps (RULES.md §4 table) ------------------------------------------------------
+# --- state maps (docs/mapping.md table) ------------------------------------------------------
 
 DEFAULT_STATE_MAPS: dict[str, dict[str, str]] = {
     "incident": {
@@ -933,7 +933,7 @@ class ServiceNowMapper:
             state = plan.state_map.get(raw[:-2])
         if plan.process == "ci":
             if state is None and raw:
-                state = "other"  # RULES.md §4: other install_status codes -> other (counted)
+                state = "other"  # docs/mapping.md: other install_status codes -> other (counted)
                 report.unknown_statuses[(plan.process, raw)] += 1
             elif state is None:
                 report.unknown_statuses[(plan.process, raw)] += 1

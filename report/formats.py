@@ -5,7 +5,7 @@ reads a clock, a file or the terminal, so the same input always renders the same
 (the snapshot tests depend on it). Colour is a parameter of the text format, decided by
 the caller (TTY and ``NO_COLOR``).
 
-Stable interface (DESIGN.md "CLI"): the finding keys of ``json`` / ``jsonl`` / ``csv``
+Stable interface (docs/cli.md): the finding keys of ``json`` / ``jsonl`` / ``csv``
 (:data:`FINDING_KEYS`) and the top-level keys of ``json``
 (``findings``, ``summary``, ``not_evaluated``).
 

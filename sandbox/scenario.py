@@ -2,7 +2,7 @@
 
 A scenario is drawn from a per-record ``random.Random`` so record ``i`` of a seed is the
 same whatever else is generated (lazy, by index). It fixes the lifecycle state, the
-times, the people and which RULES.md §3 rules the record deliberately violates
+times, the people and which rules of docs/rules.md the record deliberately violates
 (``violations``); the Jira and ServiceNow builders only format it. Most records are
 clean; each rule is violated in about ``VIOLATION_SHARE`` of the records it applies to.
 """
@@ -20,7 +20,7 @@ N_USERS = 48
 N_MANAGERS = 10  # users 1..10 approve; user 0 is the API user
 N_GROUPS = 12
 
-# state weights per process (normalised RULES.md states)
+# state weights per process (normalised states of docs/record-model.md)
 _STATES = {
     "incident": [
         ("new", 5),

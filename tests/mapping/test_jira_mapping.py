@@ -1,5 +1,5 @@
 """Jira issues -> records: field resolution, bodies, people, times, history, approvals,
-reviews, statuses, priorities, errors and config overrides (RULES.md §4 Jira, §5)."""
+reviews, statuses, priorities, errors and config overrides (docs/mapping.md: Jira defaults and readings)."""
 
 from __future__ import annotations
 

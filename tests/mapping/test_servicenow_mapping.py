@@ -1,4 +1,4 @@
-"""mapping/servicenow.py: Table API rows -> records (RULES.md §4 ServiceNow, §5 1-3, 12-14)."""
+"""mapping/servicenow.py: Table API rows -> records (docs/mapping.md: ServiceNow defaults, readings 1-3, 12-14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Meta-tests of the iso20000 pack: the catalogue matches RULES.md §3 exactly, every rule
+"""Meta-tests of the iso20000 pack: the catalogue matches the catalogue (docs/rules.md) exactly, every rule
 is documented and mapped to a clause, and every rule has cases for all four outcomes."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rule_cases_support import STATUSES, case_codes, iter_cases
 from ticketlint.rules.packs.iso20000 import PACK
 from ticketlint.rules.registry import DOC_SECTIONS
 
-# Transcribed from RULES.md §3: code -> (name, severity, clause, params with defaults).
+# Transcribed from docs/rules.md: code -> (name, severity, clause, params with defaults).
 CATALOGUE: dict[str, tuple[str, str, str, dict]] = {
     "CHG001": ("change-approval-missing", "high", "8.5.1.3", {}),
     "CHG002": ("change-started-before-approval", "high", "8.5.1.3", {}),
@@ -57,7 +57,7 @@ CATALOGUE: dict[str, tuple[str, str, str, dict]] = {
     "REL001": ("release-change-missing", "high", "8.5.3", {}),
 }
 
-# Which processes each rule reads (RULES.md §3: the process a rule's fields belong to).
+# Which processes each rule reads (docs/rules.md: the process a rule's fields belong to).
 APPLIES_TO = {
     **{code: ("change",) for code in CATALOGUE if code.startswith("CHG")},
     **{code: ("incident",) for code in CATALOGUE if code.startswith("INC")},
@@ -118,7 +118,7 @@ def test_rule_docstring_has_the_sections(code: str) -> None:
 
 @pytest.mark.parametrize("code", sorted(CATALOGUE))
 def test_rule_is_a_pure_function_of_its_inputs(code: str) -> None:
-    """Rules never read a clock or do I/O (DESIGN.md): check the source for the usual
+    """Rules never read a clock or do I/O (the rules are pure): check the source for the usual
     suspects rather than trusting memory."""
     source = inspect.getsource(RULES[code].func)
     for banned in ("datetime.now", "utcnow", "time.time", "open(", "requests.", "model_dump"):

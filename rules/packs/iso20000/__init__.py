@@ -1,4 +1,4 @@
-"""The ``iso20000`` pack: 29 rules for ISO/IEC 20000-1:2018 (RULES.md §3).
+"""The ``iso20000`` pack: 29 rules for ISO/IEC 20000-1:2018 (docs/rules.md).
 
 The clause map (``clauses.yaml``) is data: clause -> title paraphrase -> rule codes, so
 another framework is another data file, not code.

@@ -1,4 +1,4 @@
-"""Small, allocation-free helpers shared by the ``iso20000`` rules (RULES.md §3 terms).
+"""Small, allocation-free helpers shared by the ``iso20000`` rules (terms of docs/record-model.md).
 
 Everything here is called once per (rule, record) on the hot path of a nightly run, so
 the helpers avoid pydantic round-trips, regexes and per-call containers.

@@ -380,7 +380,7 @@ def change_test_plan_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     Add the test plan (or a link to it) to the change before it is scheduled.
 
     **Decisions**
-    Emergency changes are not in scope (RULES.md names normal changes only).
+    Emergency changes are not in scope (the catalogue names normal changes only).
     """
     return _plan_rule(record, "test_plan", frozenset({"normal"}))
 

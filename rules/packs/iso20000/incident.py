@@ -255,7 +255,7 @@ def incident_resolution_target_missed(record: IncidentRecord, ctx: RuleContext) 
 
     **Passes when**
     The verdict says not breached (even when the clock says otherwise), or the elapsed
-    time is within the target, or there is no priority and no verdict (RULES.md §5.15).
+    time is within the target, or there is no priority and no verdict (docs/mapping.md, reading 15).
     Example: priority 3 resolved after 5 hours.
 
     **Remediation**
