@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -376,8 +377,9 @@ def check(
             raise click.UsageError(
                 "give --input PATH (exported files) or --source NAME (a configured source)"
             )
+        progress = LiveProgress(enabled=state.verbosity >= 0 and _stderr_is_terminal())
         records, ci_sources, live_report = _read_live(
-            chosen, jql=jql, query=query, keys=keys, since=since_at
+            chosen, jql=jql, query=query, keys=keys, since=since_at, progress=progress
         )
         report.merge(live_report)
         sources = [s.name for s in chosen]
@@ -493,6 +495,39 @@ def _open_connector(source_cfg: Any) -> Any:
     return opener(source_cfg)
 
 
+class LiveProgress:
+    """One self-rewriting line on stderr while a live check reads ("jira-prod change:
+    1,200 records read"), at most every ``interval`` seconds; silent unless stderr is a
+    terminal and -q is not given, so logs and pipes never see it."""
+
+    def __init__(
+        self, out: Any = None, *, enabled: bool | None = None, interval: float = 0.5
+    ) -> None:
+        self.out = out if out is not None else sys.stderr
+        isatty = getattr(self.out, "isatty", lambda: False)
+        self.enabled = bool(isatty()) if enabled is None else enabled
+        self.interval = interval
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, text: str, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        self.out.write("\r\033[K" + text)
+        self.out.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self.enabled and self._shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self._shown = False
+
+
 def _read_live(
     sources: Sequence[Any],
     *,
@@ -500,7 +535,9 @@ def _read_live(
     query: str | None,
     keys: Sequence[str],
     since: datetime | None,
+    progress: LiveProgress | None = None,
 ) -> tuple[list[BaseRecord], set[str], MappingReport]:
+    progress = progress or LiveProgress(enabled=False)
     records: list[BaseRecord] = []
     ci_sources: set[str] = set()
     report = MappingReport()
@@ -521,6 +558,10 @@ def _read_live(
                     stream, since=since, query=scope, keys=list(keys) or None
                 ):
                     records.extend(batch.records)
+                    progress.update(
+                        f"{src.name} {stream}: {len(records):,} records read "
+                        f"({connector.request_count} requests)"
+                    )
                     report.merge(batch.report)
                     if not keys and (
                         stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)
@@ -531,6 +572,7 @@ def _read_live(
             log.info("%s: %d requests", src.name, connector.request_count)
         finally:
             connector.close()
+            progress.clear()
     latest = latest_versions(records)
     if len(latest) < len(records):
         report.warnings["records changed during the read: the latest version is checked"] += len(
@@ -550,6 +592,10 @@ def latest_versions(records: Sequence[BaseRecord]) -> list[BaseRecord]:
         by_key.pop((record.source, record.key), None)  # keep read order of the latest copy
         by_key[(record.source, record.key)] = record
     return list(by_key.values())
+
+
+def _stderr_is_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def _colour_wanted() -> bool:

@@ -129,7 +129,9 @@ def sync(
         notify=not no_notify,
         writeback=not no_writeback,
     )
-    progress = Progress(fmt=log_format)
+    root = ctx.find_root().obj
+    quiet = getattr(root, "verbosity", 0) < 0
+    progress = Progress(fmt=log_format, quiet=quiet)
     try:
         with _sigterm_as_interrupt():
             result = SyncRunner(

@@ -40,7 +40,10 @@ class Progress:
         fmt: str = "text",
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
     ) -> None:
+        self.quiet = quiet
+        """``-q``: only warnings and errors (text lines; JSON logs stay complete)."""
         self.out = out if out is not None else sys.stderr
         self.fmt = fmt
         self.interval = interval
@@ -48,6 +51,8 @@ class Progress:
         self._last: dict[tuple[str, str], float] = {}
 
     def event(self, event: str, message: str, level: str = "info", **fields: Any) -> None:
+        if self.quiet and self.fmt != "json" and level not in ("warning", "error"):
+            return
         if self.fmt == "json":
             line = {
                 "ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
