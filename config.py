@@ -514,6 +514,14 @@ def sqlite_url_relative_to(url: str, base: Path) -> str:
     return f"{prefix}{_absolute(file, base)}{sep}{query}"
 
 
+_PATTERN_WORDS = {
+    r"^https?://[^\s/]+": "must be an http(s) base URL such as https://acme.atlassian.net",
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "must start with a letter or digit and hold only "
+    "letters, digits, '_', '.' and '-'",
+}
+"""Plain words for the patterns of the models, instead of the regular expression."""
+
+
 def _closest_union_member(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """For a value that matches no member of a union (``auth``), keep only the errors of
     the member it came closest to, instead of every member's complaints."""
@@ -541,6 +549,8 @@ def _describe(err: ErrorDetails, data: Any) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    elif err["type"] == "string_pattern_mismatch":
+        msg = _PATTERN_WORDS.get(str((err.get("ctx") or {}).get("pattern")), msg)
     value = err.get("input")
     shown = (
         ""

@@ -35,7 +35,7 @@ from ticketlint.sync.cli_support import (
     write_output,
 )
 from ticketlint.sync.hooks import RunHooks
-from ticketlint.sync.progress import Progress, summary_table
+from ticketlint.sync.progress import Progress, read_note, summary_table
 from ticketlint.sync.runner import (
     ENGINE_ENV,
     SyncOptions,
@@ -161,6 +161,10 @@ def sync(
     if dry_run:
         click.echo(render_diff(result), nl=False)
     click.echo(summary_table([s.summary() for s in result.sources]))
+    for s in result.sources:
+        note = read_note(s.name, s.report) if s.status == "ok" else None
+        if note:
+            click.echo(note)
     for s in result.sources:
         if s.error:
             click.echo(f"{s.name}: FAILED: {s.error}", err=True)

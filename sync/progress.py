@@ -158,3 +158,34 @@ def summary_table(rows: Sequence[SummaryRow]) -> str:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=False)).rstrip() for b in body]
     return "\n".join(lines)
+
+
+def read_note(source: str, report: Any) -> str | None:
+    """Why ``read`` and ``mapped`` differ in the summary table, in one line: rows that
+    failed to map, rows an ACL returned empty, and rows that are not records themselves
+    (Jira review issues mark their linked record's review; types and tables that map to
+    no process are counted by name). None when every row read became a record."""
+    rows, mapped = report.rows, report.mapped
+    if rows <= mapped:
+        return None
+    errors, empty = len(report.errors), report.skipped_empty
+    unmapped = {
+        k.removeprefix("unmapped issue type "): n
+        for k, n in report.warnings.items()
+        if k.startswith("unmapped issue type ")
+    }
+    other = max(rows - mapped - errors - empty - sum(unmapped.values()), 0)
+    parts = [f"{mapped} records"]
+    if errors:
+        parts.append(f"{errors} mapping errors (listed below)")
+    if empty:
+        parts.append(f"{empty} empty rows (hidden by an ACL)")
+    if unmapped:
+        parts.append(
+            f"{sum(unmapped.values())} of issue types that map to no process ("
+            + ", ".join(f"{name} {n}" for name, n in sorted(unmapped.items()))
+            + "; see issue_types)"
+        )
+    if other:
+        parts.append(f"{other} not records themselves (review issues and linked rows)")
+    return f"{source}: {rows} rows read = " + " + ".join(parts)

@@ -89,3 +89,20 @@ def test_sync_progress_is_silent_with_quiet_but_keeps_errors() -> None:
     progress.event("source_start", "jira-prod: syncing")
     progress.event("source_failed", "jira-prod: FAILED: refused", level="error")
     assert "FAILED: refused" in out.getvalue() and "syncing" not in out.getvalue()
+
+
+def test_the_sync_table_explains_rows_read_that_are_not_records() -> None:
+    from collections import Counter
+
+    from ticketlint.mapping.common import MappingError
+    from ticketlint.sync.progress import read_note
+
+    report = MappingReport(rows=300, mapped=270, skipped_empty=2)
+    report.errors = [MappingError("jira-prod", "OPS-9", "bad date")]
+    report.warnings = Counter({"unmapped issue type Epic": 5, "unknown priority P9": 1})
+    assert read_note("jira-prod", report) == (
+        "jira-prod: 300 rows read = 270 records + 1 mapping errors (listed below) + 2 empty "
+        "rows (hidden by an ACL) + 5 of issue types that map to no process (Epic 5; see "
+        "issue_types) + 22 not records themselves (review issues and linked rows)"
+    )
+    assert read_note("x", MappingReport(rows=3, mapped=3)) is None

@@ -136,3 +136,15 @@ def test_an_unset_secret_is_an_error_only_when_its_source_is_contacted(monkeypat
         "t.yaml: sources[0].auth.pat: environment variable NOPE_NOT_SET is not set "
         "(needed to contact source 'a')"
     )
+
+
+def test_a_bad_url_is_explained_in_words_not_a_regex():
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            "sources: [{name: a, type: jira, url: acme.atlassian.net, auth: {pat: x}}]\n", "t.yaml"
+        )
+    assert str(err.value) == (
+        "t.yaml: sources[0].url: must be an http(s) base URL such as "
+        "https://acme.atlassian.net (got 'acme.atlassian.net')"
+    )
+    assert "^https?" not in str(err.value)
