@@ -8,6 +8,7 @@ usage / config / database error. ``cli.py`` registers every command in :data:`CO
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -15,6 +16,8 @@ import click
 
 from ticketlint.config import ConfigError
 from ticketlint.plugin.writeback import WritebackSummary, apply, plan
+from ticketlint.plugin.writeback.plan import COMMENT, NOTE
+from ticketlint.plugin.writeback.render import plain_text
 from ticketlint.sync.cli_support import config_of, fail, store_of
 
 
@@ -60,6 +63,9 @@ def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -
         for plans in planned.values():
             for p in plans:
                 click.echo(("would " if dry_run else "") + p.describe())
+                if dry_run and p.action in (COMMENT, NOTE):
+                    for line in comment_preview(p).splitlines():
+                        click.echo(f"    | {line}")
         count = sum(len(p) for p in planned.values())
         if dry_run:
             click.echo(
@@ -71,6 +77,16 @@ def writeback(ctx: click.Context, source: str | None, dry_run: bool, fmt: str) -
     for err in total.errors[:10]:
         click.echo(f"error: {err}", err=True)
     sys.exit(2 if total.failed else 0)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+def comment_preview(p: Any) -> str:
+    """The text the comment or work note would hold (as on Jira Data Center and
+    ServiceNow), with terminal control characters from tickets made visible."""
+    text = plain_text(p.key, list(p.findings), int(p.detail.get("rev") or 1), p.digest)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 COMMANDS = [writeback]

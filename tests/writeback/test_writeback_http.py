@@ -515,6 +515,9 @@ writeback: {{enabled: true}}
     assert (
         "would jira/CHG-7: add label ticketlint" in dry.output and "2 writes planned" in dry.output
     )
+    # The comment it would post is shown, line by line (issue 17: --dry-run showed none).
+    assert "    | ticketlint: CHG-7 has 1 open finding" in dry.output
+    assert "    | * " in dry.output and "written by ticketlint" in dry.output
     with responses.RequestsMock() as rsps:
         jira_mocks(rsps)
         rsps.put(ISSUE, status=204)
@@ -522,3 +525,16 @@ writeback: {{enabled: true}}
         out = runner.invoke(main, ["--config", str(path), "writeback", "-f", "json"])
     assert out.exit_code == 2
     assert '"failed": 1' in out.output and '"written": 1' in out.output
+
+
+def test_dry_run_comment_preview_makes_terminal_control_characters_visible():
+    from ticketlint.plugin.writeback.commands import comment_preview
+    from ticketlint.plugin.writeback.render import OpenFinding
+
+    finding = OpenFinding(
+        "f1", "CHG005", "change-backout", "high", "title \x1b[2J\x1b]0;pwned\x07 here", ""
+    )
+    planned = SimpleNamespace(key="CHG-1", findings=(finding,), detail={"rev": 2}, digest="d")
+    text = comment_preview(planned)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text and "CHG005" in text
