@@ -26,7 +26,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -538,8 +538,23 @@ def render_doctor(report: DoctorReport, *, color: bool = False) -> str:
         lines.append(f"  {key}: {value}")
     if report.not_evaluated:
         lines.append("  rules this source cannot evaluate:")
-        lines += [f"    {code}: {why}" for code, why in sorted(report.not_evaluated.items())]
+        lines += _grouped_reasons(report.not_evaluated)
     return "\n".join(lines) + "\n"
+
+
+def _grouped_reasons(not_evaluated: Mapping[str, str]) -> list[str]:
+    """One line per reason, naming its rules: a reason shared by every rule (an auth
+    failure) is said once, not once per rule."""
+    by_reason: dict[str, list[str]] = {}
+    for code, why in sorted(not_evaluated.items()):
+        by_reason.setdefault(why, []).append(code)
+    out = []
+    for why, codes in by_reason.items():
+        if len(codes) > 6:
+            out.append(f"    {len(codes)} rules ({', '.join(codes)}): {why}")
+        else:
+            out.append(f"    {', '.join(codes)}: {why}")
+    return out
 
 
 README_RULES_START = "<!-- rules:start -->"

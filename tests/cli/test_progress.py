@@ -106,3 +106,18 @@ def test_the_sync_table_explains_rows_read_that_are_not_records() -> None:
         "issue_types) + 22 not records themselves (review issues and linked rows)"
     )
     assert read_note("x", MappingReport(rows=3, mapped=3)) is None
+
+
+def test_doctor_says_a_shared_reason_once() -> None:
+    from ticketlint.connectors.base import DoctorCheck, DoctorReport
+    from ticketlint.report.formats import render_doctor
+
+    codes = [f"CHG00{i}" for i in range(1, 9)]
+    report = DoctorReport(
+        source="jira-prod",
+        checks=[DoctorCheck("auth", False, "HTTP 401")],
+        not_evaluated={**dict.fromkeys(codes, "authentication failed"), "INC004": "no review"},
+    )
+    text = render_doctor(report)
+    assert text.count("authentication failed") == 1
+    assert "8 rules (CHG001, CHG002" in text and "    INC004: no review" in text

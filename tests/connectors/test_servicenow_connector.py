@@ -1410,3 +1410,21 @@ def test_doctor_reports_the_related_path() -> None:
     report = connector().doctor()
     check = {c.name: c for c in report.checks}["related rows"]
     assert not check.ok and "matched no row although the table has rows" in check.detail
+
+
+@responses.activate
+def test_doctor_does_not_say_ok_for_related_rows_when_every_related_table_is_refused() -> None:
+    """Issue 17: '[ok] related rows' was shown when every related table returned 404."""
+    tables = {**all_tables(), "sys_choice": rows_of("sys_choice")}
+    fake = FakeTableAPI(tables)
+
+    def no_related(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if "/table/sysapproval_approver" in request.url or "/table/task_ci" in request.url:
+            return 404, {}, json.dumps({"error": {"message": "Invalid table"}})
+        return fake.callback(request)
+
+    responses.add_callback(responses.GET, TABLE_URL, callback=no_related)
+    report = connector().doctor()
+    check = {c.name: c for c in report.checks}["related rows"]
+    assert not check.ok and check.level == "warning"
+    assert "no related table is readable" in check.detail
