@@ -13,9 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import click
+from sqlalchemy import func, select
 
 from ticketlint.config import PROCESS_NAMES, Config, ConfigError
-from ticketlint.report.data import collect
+from ticketlint.report.data import collect, runs_in_period
 from ticketlint.report.evidence import (
     DEFAULT_SAMPLE_SIZE,
     EvidenceError,
@@ -31,6 +32,7 @@ from ticketlint.report.period import Period, PeriodError
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, RuleSelectionError
 from ticketlint.rules.selection import engine_from_config, registry_from_config
+from ticketlint.store.models import RunRow
 from ticketlint.sync.cli_support import (
     check_output_path,
     config_of,
@@ -113,6 +115,15 @@ def report(
         data.exposure = exposure_from_store(
             s, cfg, registry, engine, period=chosen, now=now, source=source
         )
+        if period and not runs_in_period(s, chosen):
+            # The store keeps the current state: without a run in the period, the report
+            # would show today's open findings under a past period's title.
+            first, last = s.execute(select(func.min(RunRow.as_of), func.max(RunRow.as_of))).one()
+            span = f"runs span {first:%Y-%m-%d}..{last:%Y-%m-%d}" if first else "no runs yet"
+            fail(
+                f"--period {chosen.label()}: no finished sync run has its as-of date in it "
+                f"({span}); nothing was written"
+            )
     page = render_report(data, title=title)
     if str(output) == "-":
         click.echo(page, nl=False)

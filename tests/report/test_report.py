@@ -229,6 +229,16 @@ def test_store_text_is_escaped_and_only_http_links_are_written(filled: Path) -> 
     )
 
 
+def test_a_period_without_runs_is_refused_not_filled_with_todays_findings(
+    run_cli: Any,
+) -> None:
+    """Issue 17: a --period outside every run showed today's open findings."""
+    result = run_cli("report", "-o", "old.html", "--period", "2020-01-01..2020-03-31")
+    assert result.exit_code == 2
+    assert "no finished sync run has its as-of date in it (runs span 2026-" in result.output
+    assert not Path("old.html").exists()
+
+
 def test_bad_period_and_unknown_source_exit_2(run_cli: Any) -> None:
     result = run_cli("report", "--period", "2026-09-30..2026-07-01")
     assert result.exit_code == 2 and "ends before it starts" in result.output
