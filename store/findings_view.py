@@ -134,11 +134,14 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
             if v["state"] != "open"
             else ""
         )
-        who = f" ({v['assignee']})" if v["assignee"] else ""
+        people = [p for p in (v["assignee"], v["group"]) if p]
+        who = f" ({', '.join(people)})" if people else " (unassigned)"
         lines.append(
             f"{v['id']:>5}  {v['severity']:<8} {v['code']:<7} {v['source']}/{v['key']}{who}: "
             f"{v['message']}{extra}"
         )
+        if v["url"]:
+            lines.append(f"{'':>5}  {v['url']}")
     by_sev = Counter(v["severity"] for v in views)
     parts = [f"{by_sev[s]} {s}" for s in reversed(SEVERITIES) if by_sev[s]]
     lines += ["", f"{len(views)} findings ({', '.join(parts)})"]

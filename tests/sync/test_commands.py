@@ -116,6 +116,10 @@ def test_sync_prints_summary_then_findings_lists_them(env: dict[str, Any]) -> No
     assert "| TST001 |" in cli(env, "findings", "-f", "markdown").stdout
     text = cli(env, "findings", "--source", "snow-prod").stdout
     assert "TST002  snow-prod/INC1" in text and "1 findings (1 medium)" in text
+    # Who fixes it (assignee and group) and where (the link) are on every finding.
+    assert "snow-prod/INC1 (Service Desk):" in text
+    jira = cli(env, "findings", "--source", "jira-prod", "--rule", "TST001").stdout.splitlines()
+    assert any(line.strip() == "https://x/CHG-2" for line in jira), jira
     assert cli(env, "findings", "--since", "1d").stdout.count("TST") == 3
     assert "No findings." in cli(env, "findings", "--since", "2999-01-01").stdout
 
