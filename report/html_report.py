@@ -9,6 +9,7 @@ only when its URL is http(s), so a record cannot smuggle a ``javascript:`` link 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
@@ -192,8 +193,18 @@ the newest run of each source in the period; NOT_APPLICABLE and NOT_EVALUATED ou
     )
 
 
+def run_labels(instants: Sequence[datetime]) -> list[str]:
+    """Chart labels of runs: the date, with the UTC time when several runs share a day
+    (two runs on one day must not look like one point twice)."""
+    days = Counter(t.strftime("%Y-%m-%d") for t in instants)
+    return [
+        t.strftime("%Y-%m-%d %H:%M") if days[t.strftime("%Y-%m-%d")] > 1 else t.strftime("%Y-%m-%d")
+        for t in instants
+    ]
+
+
 def trend(data: ReportData) -> str:
-    labels = [p.as_of.strftime("%Y-%m-%d") for p in data.trend]
+    labels = run_labels([p.as_of for p in data.trend])
     open_chart = charts.line_chart(
         [(lbl, float(p.open_total)) for lbl, p in zip(labels, data.trend, strict=False)],
         "Open findings per run",

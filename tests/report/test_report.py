@@ -253,3 +253,17 @@ def test_period_parsing() -> None:
     for bad in ("2026-07-01", "x..y", "2026-07-01..2026-06-01"):
         with pytest.raises(PeriodError):
             Period.parse(bad)
+
+
+def test_two_runs_on_one_day_get_distinct_chart_labels() -> None:
+    from datetime import datetime, timezone
+
+    from ticketlint.report.html_report import run_labels
+
+    utc = timezone.utc
+    instants = [
+        datetime(2026, 7, 1, 2, 0, tzinfo=utc),
+        datetime(2026, 7, 1, 14, 30, tzinfo=utc),
+        datetime(2026, 7, 2, 2, 0, tzinfo=utc),
+    ]
+    assert run_labels(instants) == ["2026-07-01 02:00", "2026-07-01 14:30", "2026-07-02"]
