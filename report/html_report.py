@@ -272,10 +272,21 @@ def open_findings(data: ReportData) -> str:
             f'<tr data-severity="{e(v["severity"])}" data-source="{e(v["source"])}" '
             f'data-group="{e(v["group"] or "")}" data-rule="{e(v["code"])}">'
             + td(pill(v["severity"]), sort=rank.get(v["severity"], -1))
-            + td(e(v["code"]))
+            + td(
+                e(v["code"]) + (f"<br><small>{e(v['name'])}</small>" if v.get("name") else ""),
+                sort=v["code"],
+            )
             + td(e(v["source"]))
             + td(key, sort=v["key"])
-            + td(e(v["message"]))
+            + td(
+                e(v["message"])
+                + (
+                    f"<details><summary>How to fix</summary>{e(v['remediation'])}</details>"
+                    if v.get("remediation")
+                    else ""
+                ),
+                sort=v["message"],
+            )
             + td(e(v["assignee"] or ""))
             + td(e(v["group"] or ""))
             + td(e((v["first_seen"] or "")[:10]), sort=v["first_seen"] or "")

@@ -267,3 +267,10 @@ def test_two_runs_on_one_day_get_distinct_chart_labels() -> None:
         datetime(2026, 7, 2, 2, 0, tzinfo=utc),
     ]
     assert run_labels(instants) == ["2026-07-01 02:00", "2026-07-01 14:30", "2026-07-02"]
+
+
+def test_open_findings_show_the_rule_name_and_how_to_fix(run_cli: Any) -> None:
+    """Issue 17: the HTML open-findings table lacked the rule name and remediation."""
+    page = make_report(run_cli)
+    assert "RPT001<br><small>rpt-backout</small>" in page
+    assert "<details><summary>How to fix</summary>" in page
