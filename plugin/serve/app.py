@@ -103,6 +103,15 @@ def create_app(
 
         def record(result: RecheckResult) -> None:
             counters.recheck(result.source, result.outcome)
+            counts = result.counts()
+            log.info(
+                "re-checked %s/%s: %s (%s)",
+                result.source,
+                result.key,
+                result.outcome,
+                ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if n)
+                or "no change in findings",
+            )
             if previous is not None:
                 previous(result)
 
@@ -224,6 +233,7 @@ def _accept(state: ServeState, endpoint: str, ref: TicketRef) -> tuple[Response,
     fresh_job = state.queue.submit(ref)
     outcome = "accepted" if fresh_job else "coalesced"
     state.counters.webhook(endpoint, outcome)
+    log.info("%s webhook for %s/%s: %s", endpoint, ref.source, ref.key, outcome)
     return jsonify(status=outcome, source=ref.source, key=ref.key), 202
 
 

@@ -7,6 +7,7 @@ clean shutdown (SIGTERM / SIGINT), 2 on a configuration or database error.
 
 from __future__ import annotations
 
+import logging
 import signal
 from types import FrameType
 from typing import Any
@@ -77,6 +78,9 @@ def serve(
     from ticketlint.plugin.serve.app import create_app, serve_state
 
     cfg, store = _load(ctx)
+    if getattr(ctx.find_root().obj, "verbosity", 0) >= 0:
+        # A service says what it does: one line per webhook and per re-check (stderr).
+        logging.getLogger("ticketlint.plugin.serve").setLevel(logging.INFO)
     try:
         app = create_app(cfg, store, workers=workers, debounce=debounce)
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors

@@ -499,3 +499,13 @@ def test_healthz_and_metrics_text(app: Any) -> None:
     for line in text.splitlines():
         if not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
+
+
+def test_each_webhook_is_logged(app: Any, rec: Recorder, caplog: Any) -> None:
+    """Issue 17: `serve` logged nothing per webhook."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ticketlint.plugin.serve"):
+        assert post_jira(app.test_client(), jira_body("OPS-12")).status_code == 202
+        settle(app)
+    assert "jira webhook for jira-prod/OPS-12: accepted" in caplog.text
