@@ -180,7 +180,9 @@ def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str
         annotation = info.annotation
         nested = _models_in(annotation)
         default = _default(info)
-        desc = (info.description or DESCRIPTIONS.get(info.alias or name, "")).replace("\n", " ")
+        own_doc = (nested[0].__doc__ or "").strip().split("\n\n")[0] if len(nested) == 1 else ""
+        desc = info.description or DESCRIPTIONS.get(info.alias or name) or own_doc
+        desc = " ".join(desc.split())
         desc = desc.replace("|", "\\|")
         yield key, _type_name(annotation), default, desc
         list_like = typing.get_origin(annotation) is list

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ticketlint.connectors.jira.connector import JiraConnector
 
 # Canonical field -> (default display names, rule codes that need it). Used by `doctor`
-# to say which rules will be NOT_EVALUATED on this instance and why (RULES.md §4).
+# to say which rules will be NOT_EVALUATED on this instance and why (docs/mapping.md).
 FIELD_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "change.change_type": (
         ("Change type",),

@@ -87,6 +87,19 @@ def run_doctor(conn: ServiceNowConnector) -> DoctorReport:
 def _related_path(conn: ServiceNowConnector, rep: DoctorReport, readable: dict[str, Rows]) -> None:
     """Whether the instance takes the dot-walked bulk queries (one probe row each)."""
     rel = conn.related_rows
+    needed = [s.table for s in RELATED if any(p in s.processes for p in conn.streams)]
+    if needed and not any(table in readable for table in needed):
+        # Nothing could be probed: never "[ok]" when every related table was refused.
+        rep.checks.append(
+            DoctorCheck(
+                "related rows",
+                False,
+                f"not checked: no related table is readable ({', '.join(needed)}); "
+                "approvals and CI links cannot be read",
+                level="warning",
+            )
+        )
+        return
     if rel.bulk_ok:
         for spec in RELATED:
             user = next((p for p in conn.streams if p in spec.processes), None)
