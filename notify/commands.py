@@ -84,8 +84,8 @@ def notify_preview(ctx: click.Context, name: str, run_id: int | None) -> None:
     dest = _destination(cfg, name)
     if run_id is None and not store_exists(cfg):
         click.echo("no store yet: showing a sample digest", err=True)
-        body = format_digest(dest.type, sample_digest(dest, cfg.report_url))
-        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        sample = format_digest(dest.type, sample_digest(dest, cfg.report_url))
+        click.echo(json.dumps(sample, indent=2, ensure_ascii=False))
         return
     store = store_of(cfg)
     body: dict[str, Any] | None  # None: a queued payload that holds no body

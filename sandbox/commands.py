@@ -215,6 +215,12 @@ def demo(seed: int, size: int, workdir: Path, force: bool, fix: int, top: int) -
     sys.exit(code)
 
 
+class DemoDirRefused(click.ClickException):
+    """``demo --dir`` names a directory the demo must not write into (exit 2)."""
+
+    exit_code = 2
+
+
 def prepare_demo_dir(workdir: Path, *, force: bool) -> None:
     """Make ``workdir`` ready for a demo without deleting anything the demo did not create.
 
@@ -223,16 +229,14 @@ def prepare_demo_dir(workdir: Path, *, force: bool) -> None:
     other non-empty directory is refused (exit 2) unless ``force``, and even then only
     the demo's own file names are replaced."""
     if workdir.exists() and not workdir.is_dir():
-        raise click.ClickException(f"--dir {workdir} is a file, not a directory")
+        raise DemoDirRefused(f"--dir {workdir} is a file, not a directory")
     if workdir.is_dir() and any(workdir.iterdir()):
         if not (workdir / DEMO_MARKER).is_file() and not force:
-            exc = click.ClickException(
+            raise DemoDirRefused(
                 f"--dir {workdir} is not empty and is not a previous demo directory "
                 f"(no {DEMO_MARKER} file): nothing was changed; choose an empty or new "
                 "directory, or add --force to write the demo's files beside what is there"
             )
-            exc.exit_code = 2
-            raise exc
         for name in DEMO_OUTPUTS:
             target = workdir / name
             if target.is_dir() and not target.is_symlink():
