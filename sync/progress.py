@@ -188,4 +188,4 @@ def read_note(source: str, report: Any) -> str | None:
         )
     if other:
         parts.append(f"{other} not records themselves (review issues and linked rows)")
-    return f"{source}: {rows} rows read = " + " + ".join(parts)
+    return f"  {source}: {rows} rows read = " + " + ".join(parts)

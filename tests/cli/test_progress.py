@@ -101,7 +101,7 @@ def test_the_sync_table_explains_rows_read_that_are_not_records() -> None:
     report.errors = [MappingError("jira-prod", "OPS-9", "bad date")]
     report.warnings = Counter({"unmapped issue type Epic": 5, "unknown priority P9": 1})
     assert read_note("jira-prod", report) == (
-        "jira-prod: 300 rows read = 270 records + 1 mapping errors (listed below) + 2 empty "
+        "  jira-prod: 300 rows read = 270 records + 1 mapping errors (listed below) + 2 empty "
         "rows (hidden by an ACL) + 5 of issue types that map to no process (Epic 5; see "
         "issue_types) + 22 not records themselves (review issues and linked rows)"
     )
