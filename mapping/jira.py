@@ -407,7 +407,7 @@ class JiraMapper:
 
     def needs_history(self, issue: dict[str, Any]) -> bool:
         """True when a rule needs the issue's history and the issue lacks a complete one:
-        changes (their actual start and end come from it, RULES.md §1), and other issues
+        changes (their actual start and end come from it, docs/record-model.md), and other issues
         in a closed state without ``resolutiondate`` (their closing time, settled reading
         4, which INC004 / INC005 / CHG008 need). Any other issue needs none: fetching it
         would cost a bulkfetch call per 1000 issues for nothing."""

@@ -469,7 +469,7 @@ def change_review_missing(record: ChangeRecord, ctx: RuleContext) -> Outcome:
     A successful non-emergency change is NOT_APPLICABLE. When the scope cannot be told
     (change type or outcome not provided and the other does not bring it in scope):
     NOT_EVALUATED. Inside the grace period the change PASSes (nothing is overdue yet).
-    A missing or empty ``closed_at`` gives NOT_EVALUATED (RULES.md §5.4). A ``closed_at``
+    A missing or empty ``closed_at`` gives NOT_EVALUATED (docs/mapping.md, reading 4). A ``closed_at``
     that is a date counts from the end of that UTC day.
     """
     state = record.state

@@ -204,7 +204,7 @@ def major_incident_review_missing(record: IncidentRecord, ctx: RuleContext) -> O
 
     **Decisions**
     ``major`` or ``review`` not provided gives NOT_EVALUATED; so does an incident with
-    neither a resolution time nor a closing time (RULES.md §5.4). Inside the grace period
+    neither a resolution time nor a closing time (docs/mapping.md, reading 4). Inside the grace period
     the incident PASSes (nothing is overdue yet). A resolution or closing time that is a
     date (a date-only source value) counts from the end of that UTC day.
     """
