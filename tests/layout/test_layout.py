@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A room may import rooms of a lower rank, never of a higher one. ``commands.py`` modules
 # and ``sync/cli_support.py`` are the CLI layer wherever they live: they wire rooms together.
 RANK = {
+    "yaml_lines": 0,  # YAML with line numbers, for error messages
     "mapping": 0,  # records and translation: pure
     "config": 1,  # the configuration models (name mapping defaults)
     "rules": 2,  # judging: pure functions of records
@@ -32,6 +33,7 @@ RANK = {
     "plugin": 7,  # write-back and serve (serve posts immediate findings through notify)
     "sandbox": 8,
     "cli": 8,
+    "docs_gen": 9,  # writes docs/ from the rules, the config models and the CLI
 }
 CLI_LAYER = re.compile(r"(^|/)(commands|cli_support)\.py$")
 NO_IO = {"rules", "mapping"}
