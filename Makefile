@@ -46,7 +46,7 @@ docs: $(STAMP)
 	$(BIN)/python -m ticketlint.docs_gen
 
 bench: $(STAMP)
-	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .ticketlint build *.egg-info

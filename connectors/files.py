@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport
+from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport, gc_paused
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -98,10 +98,16 @@ def _read_text(path: Path) -> str:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, parsed: dict[Path, Any] | None = None) -> Any:
+    """The file's JSON; from ``parsed`` when this load already read it (each file is
+    parsed once). The collector is paused while parsing: a large file is one burst of
+    long-lived objects that it would otherwise re-scan, with all earlier files, many times."""
+    if parsed is not None and path in parsed:
+        return parsed[path]
     text = _read_text(path)
     try:
-        return json.loads(text)
+        with gc_paused(promote=True):
+            return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
@@ -156,8 +162,9 @@ def _short_error(exc: Exception) -> str:
 
 def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
     data = _read_json(path)
+    parsed = {path: data}
     if _is_jira_search(data):
-        _load_jira([path], path.parent, options, result)
+        _load_jira([path], path.parent, options, result, parsed)
     elif _is_jsm_requests(data):
         raise InputError(path, JSM_REQUEST_EXPORT)
     elif isinstance(data, dict) and "issueChangeLogs" in data:
@@ -166,7 +173,7 @@ def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
             "a changelog bulkfetch response alone has no issues; pass the search export (the changelog is read from beside it)",
         )
     elif isinstance(data, dict) and ("result" in data or "records" in data):
-        _load_servicenow({path.stem: path}, options, result)
+        _load_servicenow({path.stem: path}, options, result, parsed)
     elif path.name in JIRA_SIDECARS:
         raise InputError(
             path, "a Jira field/status list alone has no issues; pass the search export beside it"
@@ -225,14 +232,15 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
             ] += 1
         _load_servicenow(snow, options, result)
         return
-    for p in json_files:
-        if _is_jsm_requests(_read_json(p)):
+    parsed = {p: _read_json(p) for p in json_files}
+    for p, data in parsed.items():
+        if _is_jsm_requests(data):
             raise InputError(p, JSM_REQUEST_EXPORT)
     searches = [
-        p for p in json_files if p.name not in JIRA_SIDECARS and _is_jira_search(_read_json(p))
+        p for p, data in parsed.items() if p.name not in JIRA_SIDECARS and _is_jira_search(data)
     ]
     if searches:
-        _load_jira(searches, path, options, result)
+        _load_jira(searches, path, options, result, parsed)
     elif not any(p.suffix.lower() in JSONL_SUFFIXES for p in files):
         raise InputError(
             path,
@@ -245,7 +253,11 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
 
 
 def _load_jira(
-    searches: list[Path], folder: Path, options: MappingOptions, result: LoadResult
+    searches: list[Path],
+    folder: Path,
+    options: MappingOptions,
+    result: LoadResult,
+    parsed: dict[Path, Any] | None = None,
 ) -> None:
     from ticketlint.mapping import jira as jira_mapping  # imported when needed: the CLI starts fast
 
@@ -254,7 +266,7 @@ def _load_jira(
     schema: dict[str, Any] = {}
     unreadable = MappingReport()
     for path in searches:
-        data = _read_json(path)
+        data = _read_json(path, parsed)
         for page in data if isinstance(data, list) else [data]:
             if isinstance(page, dict) and isinstance(page.get("issues"), list):
                 # A null (or non-object) entry is one unreadable row, not a crash.
@@ -279,7 +291,7 @@ def _load_jira(
         schema.update(page_schema or {})
     field_file = folder / "field.json"
     if field_file.is_file():
-        field_list = _read_json(field_file)
+        field_list = _read_json(field_file, parsed)
         if not isinstance(field_list, list):
             raise InputError(field_file, "expected the JSON list returned by /rest/api/2/field")
         catalog = jira_mapping.JiraFieldCatalog.from_field_list(field_list)
@@ -288,10 +300,12 @@ def _load_jira(
     statuses = None
     status_file = folder / "status.json"
     if status_file.is_file():
-        statuses = _read_json(status_file)
+        statuses = _read_json(status_file, parsed)
         if not isinstance(statuses, list):
             raise InputError(status_file, "expected the JSON list returned by /rest/api/2/status")
-    changelogs = _jira_changelogs(folder)
+    changelogs = _jira_changelogs(folder, parsed)
+    if parsed is not None:
+        parsed.clear()  # the issues and histories are all that is still needed
     if not options.base_url:
         # An export without --source still gives clickable links: the site is in "self".
         options = replace(options, base_url=_jira_site(issues))
@@ -306,14 +320,16 @@ def _load_jira(
     result.extend(records, report)
 
 
-def _jira_changelogs(folder: Path) -> dict[str, list[dict[str, Any]]] | None:
+def _jira_changelogs(
+    folder: Path, parsed: dict[Path, Any] | None = None
+) -> dict[str, list[dict[str, Any]]] | None:
     """Issue id -> change histories, from every bulkfetch response in the folder."""
     found: dict[str, list[dict[str, Any]]] | None = None
     for path in sorted(folder.glob("*.json")):
         if path.name in JIRA_SIDECARS:
             continue
         try:
-            data = _read_json(path)
+            data = _read_json(path, parsed)
         except InputError:
             # A sibling of the file asked for is not ours to judge: `--input dir/one.json`
             # must not fail because dir/ also holds a broken or unrelated file.
@@ -359,14 +375,19 @@ def _servicenow_tables(options: MappingOptions) -> set[str]:
     return configured | set(options.tables.values()) | set(SERVICENOW_KNOWN_TABLES)
 
 
-def _load_servicenow(files: dict[str, Path], options: MappingOptions, result: LoadResult) -> None:
+def _load_servicenow(
+    files: dict[str, Path],
+    options: MappingOptions,
+    result: LoadResult,
+    parsed: dict[Path, Any] | None = None,
+) -> None:
     from ticketlint.mapping import servicenow as snow_mapping
 
     def rows(table: str) -> list[dict[str, Any]] | None:
         if table not in files:
             return None
         try:
-            return snow_mapping.load_table_export(_read_json(files[table]))
+            return snow_mapping.load_table_export(_read_json(files[table], parsed))
         except ValueError as exc:
             raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
 

@@ -1,0 +1,436 @@
+"""``make bench``: the end-to-end figures of issue 18 in one run, as ratios to their floors.
+
+Every timed run is a child process started here (``ticketlint`` or a bare ``python``)
+against the built-in sandbox served from this process; each figure is the median of
+``--repeat`` runs (default 3), the runs of the compared commands alternating so that load
+on the machine hits them alike. The machine is shared: read the ratios, not the seconds.
+
+1. ``check --input`` on exports made from the sandbox (Jira search pages, changelog
+   bulkfetch pages, field/status lists; ServiceNow ``<table>.json``) of ``--input-sizes``
+   records, beside a child that only ``json.load``-s the same files once each. Also its
+   peak RSS beside the largest single input file.
+2. ``check`` (every configured source, live) and a first ``sync`` into a fresh SQLite
+   store, beside the page minimum: a child that makes only the requests any complete read
+   needs (search pages and changelog bulkfetch for Jira, the Table API pages for
+   ServiceNow; :mod:`bench.evaluate`'s fetchers) and parses them. Wall and requests.
+3. Peak RSS of a first sync at ``--rss-sizes`` (20k and 100k; add 200k with ``--with-200k``:
+   about 4 minutes alone, much more on a busy machine, so it is opt-in). One run each.
+4. With ``BENCH_TAP_JIRA=/path/to/venv`` (a side venv where ``tap-jira`` is installed), the
+   Singer tap's extract (discover, then sync every stream) of the same Jira data.
+
+Run: ``python bench/run.py [--repeat 3] [--input-sizes 10000,100000] [--with-200k]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
+from ticketlint.sandbox.server import SandboxServer
+
+TARGETS = {"check --input": 2.5, "check --source": 1.15, "sync": 1.3, "requests": 1.05}
+RSS_TARGET_MB = 250
+
+
+def _bench_module(name: str) -> ModuleType:
+    """A sibling bench script as a module (bench/ is no package; ``sync`` would also
+    collide with the project's own ``sync`` room on sys.path)."""
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", Path(__file__).with_name(f"{name}.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EVALUATE = _bench_module("evaluate")
+SYNC = _bench_module("sync")
+
+
+@dataclass
+class Child:
+    seconds: float
+    peak_mb: float
+    stdout: str
+
+
+def run_child(
+    argv: list[str], *, env: dict[str, str], cwd: Path, ok: tuple[int, ...] = (0,)
+) -> Child:
+    """One child process: wall seconds, its own peak RSS (``wait4``), stdout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        if code not in ok:
+            sys.stderr.write(err.read().decode("utf-8", "replace")[-4000:])
+            raise SystemExit(f"{argv[0]} {' '.join(argv[1:3])} exited with {code}")
+    return Child(seconds, usage.ru_maxrss / 1024, stdout)
+
+
+@dataclass
+class Row:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)
+    peak_mb: list[float] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def reqs(self) -> int:
+        return int(statistics.median(self.requests)) if self.requests else 0
+
+    @property
+    def peak(self) -> float:
+        return statistics.median(self.peak_mb) if self.peak_mb else 0.0
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return f"{ratio:5.2f}x (target {target}x: {'met' if ratio <= target else 'MISSED'})"
+
+
+# --- 1. check --input vs json.load ------------------------------------------------------
+
+FLOOR_SCRIPT = (
+    "import json, sys\n"
+    "for p in sys.argv[1:]:\n"
+    "    with open(p, encoding='utf-8') as f:\n"
+    "        json.load(f)\n"
+)
+
+
+def write_export(server: SandboxServer, folder: Path) -> tuple[list[Path], int]:
+    """Save what a person would export: Jira search and changelog pages as served, the
+    field and status lists, and one Table API response per ServiceNow table."""
+    session = requests.Session()
+    session.auth = (server.credentials.jira_email, server.credentials.jira_token)
+    jira = EVALUATE.fetch_jira(session, server.url)
+    session.auth = (server.credentials.snow_user, server.credentials.snow_password)
+    snow = EVALUATE.fetch_servicenow(session, server.url)
+    jira_dir, snow_dir = folder / "jira", folder / "servicenow"
+    jira_dir.mkdir(parents=True)
+    snow_dir.mkdir()
+    (jira_dir / "field.json").write_text(jira["fields"], encoding="utf-8")
+    (jira_dir / "status.json").write_text(jira["statuses"], encoding="utf-8")
+    for n, text in enumerate(jira["pages"], start=1):
+        (jira_dir / f"search-{n:05d}.json").write_text(text, encoding="utf-8")
+    for n, text in enumerate(jira["changelogs"], start=1):
+        (jira_dir / f"changelog-{n:05d}.json").write_text(text, encoding="utf-8")
+    records = sum(len(json.loads(t)["issues"]) for t in jira["pages"])
+    for table, texts in snow.items():
+        rows = [row for text in texts for row in json.loads(text)["result"]]
+        (snow_dir / f"{table}.json").write_text(json.dumps({"result": rows}), encoding="utf-8")
+        if table not in ("sysapproval_approver", "task_ci"):
+            records += len(rows)
+    return [jira_dir, snow_dir], records
+
+
+def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
+    print(f"[check --input] exporting ~{size:,} records from the sandbox...", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="ticketlint-bench-input-") as tmp:
+        work = Path(tmp)
+        with SandboxServer(seed=seed, size=size, hidden_share=0.0) as server:
+            inputs, records = write_export(server, work / "export")
+        files = sorted(p for d in inputs for p in d.iterdir())
+        total_mb = sum(p.stat().st_size for p in files) / 2**20
+        largest_mb = max(p.stat().st_size for p in files) / 2**20
+        env = {**os.environ, "NO_COLOR": "1"}
+        floor, check = Row("json.load"), Row("check --input")
+        argv = [str(binary), "-q", "check", "--exit-zero", "-f", "json"]
+        argv += [a for p in inputs for a in ("--input", str(p))]
+        argv += ["-o", str(work / "out.json")]
+        for _ in range(repeat):
+            child = run_child(
+                [sys.executable, "-c", FLOOR_SCRIPT, *map(str, files)], env=env, cwd=work
+            )
+            floor.seconds.append(child.seconds)
+            floor.peak_mb.append(child.peak_mb)
+            child = run_child(argv, env=env, cwd=work)
+            check.seconds.append(child.seconds)
+            check.peak_mb.append(child.peak_mb)
+        findings = len(json.loads((work / "out.json").read_text(encoding="utf-8"))["findings"])
+    return {
+        "size": size,
+        "records": records,
+        "findings": findings,
+        "files": len(files),
+        "total_mb": total_mb,
+        "largest_mb": largest_mb,
+        "floor": floor,
+        "check": check,
+    }
+
+
+# --- 2. live check and sync vs the page minimum -----------------------------------------
+
+MINIMUM_SCRIPT = """
+import importlib.util, sys, time, requests
+spec = importlib.util.spec_from_file_location("bench_evaluate", sys.argv[1])
+evaluate = importlib.util.module_from_spec(spec); spec.loader.exec_module(evaluate)
+url, jira_user, jira_token, snow_user, snow_password = sys.argv[2:7]
+session = requests.Session()
+session.auth = (jira_user, jira_token)
+evaluate.fetch_jira(session, url)
+session.auth = (snow_user, snow_password)
+evaluate.fetch_servicenow(session, url)
+"""
+
+
+def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
+    print(f"[live] sandbox with ~{size:,} records...", file=sys.stderr)
+    rows = {name: Row(name) for name in ("page minimum", "check --source", "sync")}
+    with (
+        SandboxServer(seed=seed, size=size, hidden_share=0.0) as server,
+        tempfile.TemporaryDirectory(prefix="ticketlint-bench-live-") as tmp,
+    ):
+        work = Path(tmp)
+        c = server.credentials
+        env = {
+            **os.environ,
+            "NO_COLOR": "1",
+            DEMO_JIRA_ENV: c.jira_token,
+            DEMO_SNOW_ENV: c.snow_password,
+        }
+        minimum = SYNC.page_minimum(server)
+        for n in range(repeat):
+            config = work / f"ticketlint-{n}.yaml"
+            config.write_text(
+                config_yaml(server, f"sqlite:///{work / f'sync-{n}.db'}"), encoding="utf-8"
+            )
+            runs = {
+                "page minimum": [
+                    sys.executable,
+                    "-c",
+                    MINIMUM_SCRIPT,
+                    str(Path(__file__).with_name("evaluate.py")),
+                    server.url,
+                    c.jira_email,
+                    c.jira_token,
+                    c.snow_user,
+                    c.snow_password,
+                ],
+                "check --source": [
+                    str(binary),
+                    "--config",
+                    str(config),
+                    "-q",
+                    "check",
+                    "--exit-zero",
+                    "-f",
+                    "json",
+                    "-o",
+                    str(work / "check.json"),
+                ],
+                "sync": [
+                    str(binary),
+                    "--config",
+                    str(config),
+                    "-q",
+                    "sync",
+                    "--no-notify",
+                    "--no-writeback",
+                ],
+            }
+            for name, argv in runs.items():
+                server.stats.clear()
+                child = run_child(argv, env=env, cwd=work)
+                row = rows[name]
+                row.seconds.append(child.seconds)
+                row.peak_mb.append(child.peak_mb)
+                row.requests.append(sum(SYNC.requests_by_system(server).values()))
+        records = len(server.data.jira) + sum(
+            server.data.servicenow.table_size(t) for t in (*SYNC.TASK_TABLES, "cmdb_ci")
+        )
+        tap = bench_tap_jira(server, work, env, repeat)
+    return {
+        "size": size,
+        "records": records,
+        "minimum_requests": sum(minimum.values()),
+        "rows": rows,
+        "tap": tap,
+    }
+
+
+def bench_tap_jira(
+    server: SandboxServer, work: Path, env: dict[str, str], repeat: int
+) -> Row | None:
+    """tap-jira (singer-io) from a side venv: discover, select every stream, sync."""
+    venv = os.environ.get("BENCH_TAP_JIRA")
+    if not venv:
+        return None
+    tap = Path(venv) / "bin" / "tap-jira"
+    if not tap.exists():
+        raise SystemExit(f"BENCH_TAP_JIRA={venv}: no bin/tap-jira there")
+    c = server.credentials
+    config = work / "tap-config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "base_url": server.url,
+                "username": c.jira_email,
+                "password": c.jira_token,
+                "start_date": "2000-01-01T00:00:00Z",
+                "user_agent": "ticketlint-bench",
+            }
+        ),
+        encoding="utf-8",
+    )
+    catalog = json.loads(
+        run_child([str(tap), "--config", str(config), "--discover"], env=env, cwd=work).stdout
+    )
+    for stream in catalog.get("streams", []):
+        for entry in stream.get("metadata", []):
+            if not entry.get("breadcrumb"):
+                entry.setdefault("metadata", {})["selected"] = True
+    (work / "tap-catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
+    row = Row("tap-jira extract")
+    for _ in range(repeat):
+        server.stats.clear()
+        child = run_child(
+            [str(tap), "--config", str(config), "--catalog", str(work / "tap-catalog.json")],
+            env=env,
+            cwd=work,
+        )
+        row.seconds.append(child.seconds)
+        row.requests.append(SYNC.requests_by_system(server)["jira"])
+    return row
+
+
+# --- 3. peak RSS of a first sync at several sizes ---------------------------------------
+
+
+def bench_rss(size: int, seed: int, binary: Path) -> tuple[int, float, float]:
+    print(f"[rss] first sync of ~{size:,} records...", file=sys.stderr)
+    with (
+        SandboxServer(seed=seed, size=size, hidden_share=0.0) as server,
+        tempfile.TemporaryDirectory(prefix="ticketlint-bench-rss-") as tmp,
+    ):
+        work = Path(tmp)
+        config = work / "ticketlint.yaml"
+        config.write_text(config_yaml(server, f"sqlite:///{work / 'sync.db'}"), encoding="utf-8")
+        c = server.credentials
+        env = {**os.environ, DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password}
+        argv = [str(binary), "--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
+        child = run_child(argv, env=env, cwd=work)
+        records = len(server.data.jira) + sum(
+            server.data.servicenow.table_size(t) for t in (*SYNC.TASK_TABLES, "cmdb_ci")
+        )
+    return records, child.seconds, child.peak_mb
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timed figure (median)")
+    parser.add_argument("--input-sizes", default="10000,100000", help="check --input export sizes")
+    parser.add_argument("--live-size", type=int, default=20_000, help="records for check/sync")
+    parser.add_argument("--rss-sizes", default="20000,100000", help="first-sync peak RSS sizes")
+    parser.add_argument("--with-200k", action="store_true", help="also measure RSS at 200,000")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--parts", default="input,live,rss", help="which parts to run (input, live, rss)"
+    )
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    binary = Path(sys.executable).parent / "ticketlint"
+    repeat = max(1, args.repeat)
+    rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
+    if args.with_200k and 200_000 not in rss_sizes:
+        rss_sizes.append(200_000)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    sizes = [int(s) for s in args.input_sizes.split(",") if s] if "input" in parts else []
+    inputs = [bench_check_input(size, repeat, args.seed, binary) for size in sizes]
+    live = bench_live(args.live_size, repeat, args.seed, binary) if "live" in parts else None
+    rss = [bench_rss(size, args.seed, binary) for size in rss_sizes] if "rss" in parts else []
+
+    load = os.getloadavg()
+    print(
+        f"\nticketlint bench, {started}, {os.cpu_count()} cores, load {load[0]:.1f}/{load[1]:.1f};"
+        f" median of {repeat} runs; ratios are what count on a shared machine"
+    )
+    print("\n| run (same data) | wall | ratio | requests | ratio | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    for item in inputs:
+        floor, check = item["floor"], item["check"]
+        print(
+            f"| json.load of a {item['records']:,}-record export ({item['files']} files,"
+            f" {item['total_mb']:.0f} MB, largest {item['largest_mb']:.1f} MB) | {floor.wall:.2f} s | 1.00 | — | — |"
+            f" {floor.peak:.0f} MB |"
+        )
+        ratio = check.wall / floor.wall
+        print(
+            f"| `check --input`, {item['findings']:,} findings | {check.wall:.2f} s |"
+            f" {_verdict(ratio, TARGETS['check --input'])} | — | — | {check.peak:.0f} MB"
+            f" ({check.peak / item['largest_mb']:.1f}x the largest file) |"
+        )
+    if live is not None:
+        print_live(live)
+    for records, seconds, peak in rss:
+        verdict = "met" if peak < RSS_TARGET_MB else "MISSED"
+        print(
+            f"| first sync, {records:,} records (one run) | {seconds:.1f} s | — | — | — |"
+            f" {peak:.0f} MB (target {RSS_TARGET_MB} MB: {verdict}) |"
+        )
+    if "rss" in parts and 200_000 not in rss_sizes:
+        print("(200,000-record RSS not measured: pass --with-200k, ~4 min alone)")
+    return 0
+
+
+def print_live(live: dict[str, Any]) -> None:
+    rows = live["rows"]
+    base = rows["page minimum"]
+    print(
+        f"| page minimum, {live['records']:,} records (search + changelog + table pages) |"
+        f" {base.wall:.2f} s | 1.00 | {live['minimum_requests']} (this child: {base.reqs}) | 1.00 |"
+        f" {base.peak:.0f} MB |"
+    )
+    for name, target in (("check --source", TARGETS["check --source"]), ("sync", TARGETS["sync"])):
+        row = rows[name]
+        print(
+            f"| `{name}`{' (fresh SQLite)' if name == 'sync' else ''} | {row.wall:.2f} s |"
+            f" {_verdict(row.wall / base.wall, target)} | {row.reqs} |"
+            f" {_verdict(row.reqs / live['minimum_requests'], TARGETS['requests'])} |"
+            f" {row.peak:.0f} MB |"
+        )
+    tap = live["tap"]
+    if tap is not None:
+        print(
+            f"| tap-jira extract (Jira only) | {tap.wall:.2f} s | {tap.wall / base.wall:.2f}x |"
+            f" {tap.reqs} | — | — |"
+        )
+    else:
+        print(
+            "| tap-jira | not run (set BENCH_TAP_JIRA=/path/to/venv with tap-jira installed) | | | | |"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
