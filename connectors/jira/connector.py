@@ -109,6 +109,11 @@ class JiraConnector:
             return
         yield from self._issues.read(inst, stream, since=since, query=query, keys=keys)
 
+    def plan(self, since_by_stream: dict[str, datetime | None]) -> None:
+        """The streams this run reads, each from its watermark (as ``sync`` and ``check``
+        tell it): lets the incident and change streams share one review search."""
+        self._issues.plan(since_by_stream, self.streams)
+
     def doctor(self) -> DoctorReport:
         return run_doctor(self)
 

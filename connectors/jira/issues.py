@@ -14,7 +14,8 @@ approvals and the records their reviews complete.
   after the search, with the review issues linking them, :data:`REVIEW_TARGETS_PER_QUERY`
   targets a query (about ceil(targets / 100) extra searches, plus their history and
   approvals as usual; none when no review changed or every target was read anyway, and
-  never when the caller gave ``keys``). The watermark stays the main search's.
+  never when the caller gave ``keys``). The watermark stays the main search's. A target
+  whose link names another stream's issue type is left to that stream.
 - Issue types: the JQL names the configured types as the site spells them (its
   ``/rest/api/2/issuetype`` list: "[System] Incident" for "Incident" on a JSM Cloud site,
   settled reading 20); a type the site lacks is left out, and a stream with none is not
@@ -22,13 +23,23 @@ approvals and the records their reviews complete.
 - Comments (settled reading 6): a search truncates an issue's comment list; the list is
   read (``GET /issue/{key}/comment``, newest first, normally one request) only for the
   issues whose notes decide a rule (``JiraMapper.needs_comments``).
+- Shared review search: when the run is planned (:meth:`IssueReader.plan`, as ``sync``
+  and ``check`` do) and the incident or change stream reads in full, the review issues
+  are searched once for both streams and merged into each stream's pages (its own
+  window only) in ``updated`` order and at the server's page size, as the combined
+  search would have returned them: each batch maps with the same reviews as before. The
+  second stream searches again for reviews changed since, once half the lookback has
+  passed. An incremental run keeps one search per stream: its few reviews usually share
+  the stream's single page, where a search of their own would cost a request more.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ticketlint.config import JiraSource
@@ -40,7 +51,12 @@ from ticketlint.connectors.jira.history import (
     bulk_changelogs,
     last_comments,
 )
-from ticketlint.connectors.jira.jql import build_jql, incremental_clause, key_chunks
+from ticketlint.connectors.jira.jql import (
+    build_jql,
+    clause_start,
+    incremental_clause,
+    key_chunks,
+)
 from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
 from ticketlint.connectors.jira.site import Instance
 from ticketlint.mapping.common import MappingReport, parse_jira_time
@@ -97,6 +113,21 @@ class IssueBuffer:
         return taken
 
 
+@dataclass
+class SharedReviews:
+    """The review issues of a planned run, searched once for every reviewed stream."""
+
+    pending: set[str]
+    """Reviewed streams not read yet; the issues are dropped after the last one."""
+    query: str | None = None
+    issues: dict[str, Issue] | None = None
+    """Issue id -> its latest version read; None until the first reviewed stream reads."""
+    read_at: datetime | None = None
+    """When the last search for them began (the next stream asks for changes since)."""
+    cap: int | None = None
+    """The server's search page size, when the review search filled a page."""
+
+
 class IssueReader:
     """Reads the issue streams of one Jira source (module docstring)."""
 
@@ -107,6 +138,19 @@ class IssueReader:
         self.cfg = cfg
         self.name = cfg.name
         self.issue_types = issue_types
+        self._reviews: SharedReviews | None = None
+
+    def plan(self, since_by_stream: Mapping[str, datetime | None], streams: Sequence[str]) -> None:
+        """The streams this run will read, each from its watermark: when both reviewed
+        streams are among them and one reads in full, their review issues are searched
+        once (lazily, at the first of them) instead of once per stream."""
+        reviewed = [s for s in REVIEWED_PROCESSES if s in since_by_stream and s in streams]
+        self._reviews = None
+        if len(reviewed) < 2 or not self.issue_types.get("review"):
+            return
+        if all(since_by_stream[s] is not None for s in reviewed):
+            return
+        self._reviews = SharedReviews(pending=set(reviewed))
 
     def stream_types(self, stream: str, site: Sequence[str] | None = None) -> list[str]:
         """The issue types the search of ``stream`` asks for (with reviews, if reviewed),
@@ -159,6 +203,18 @@ class IssueReader:
             ] += 1
             yield StreamBatch(stream=stream, records=[], report=report, watermark=None, requests=0)
             return
+        buf = IssueBuffer(requests_mark=self.http.request_count)
+        own_types = {type_key(t) for t in self.issue_types.get(stream, [])}
+        fields = list(dict.fromkeys([*inst.mapper.search_fields(), *ALWAYS_FIELDS]))
+        review_types = self.stream_types("review", inst.issue_types)
+        own_only = [t for t in stream_types if t not in review_types]
+        planned = (
+            self._planned_reviews(inst, stream, since, query, keys, fields, review_types)
+            if own_only and review_types
+            else None
+        )
+        if planned is not None:  # the review types come from the shared search instead
+            stream_types = own_only
         try:
             jql = build_jql(
                 scope=self.cfg.jql,
@@ -169,7 +225,6 @@ class IssueReader:
             )
         except ValueError as exc:
             raise SourceError(self.name, str(exc), hint="the source's `jql` and --jql") from None
-        fields = list(dict.fromkeys([*inst.mapper.search_fields(), *ALWAYS_FIELDS]))
         approval_fields = inst.approval_field_ids()
         seen: dict[str, str] = {}
         read_keys: set[str] = set()
@@ -180,8 +235,10 @@ class IssueReader:
             if keys is None and stream in REVIEWED_PROCESSES
             else None
         )
-        buf = IssueBuffer(requests_mark=self.http.request_count)
-        for page in self._pages(inst, jql, fields):
+        pages = self._pages(inst, jql, fields)
+        if planned is not None:
+            pages = merged_pages(pages, *planned)
+        for page in pages:
             for issue in page:
                 issue_id = str(issue.get("id") or issue.get("key"))
                 updated = (issue.get("fields") or {}).get("updated") or ""
@@ -190,7 +247,11 @@ class IssueReader:
                 seen[issue_id] = updated
                 if isinstance(issue.get("key"), str):
                     read_keys.add(issue["key"])
-                    for target in review_targets(issue) if review_targets is not None else ():
+                    for target in (
+                        own_targets(issue, review_targets(issue), own_types)
+                        if review_targets is not None
+                        else ()
+                    ):
                         linking = targets.setdefault(target, [])
                         if issue["key"] not in linking:
                             linking.append(issue["key"])
@@ -220,6 +281,84 @@ class IssueReader:
                 approval_fields=approval_fields,
                 watermark=buf.watermark,
             )
+
+    def _planned_reviews(
+        self,
+        inst: Instance,
+        stream: str,
+        since: datetime | None,
+        query: str | None,
+        keys: Sequence[str] | None,
+        fields: list[str],
+        review_types: list[str],
+    ) -> tuple[list[Issue], int | None] | None:
+        """This stream's review issues from the run's shared search, oldest first, as its
+        own search for the review types would have returned them, and the server's page
+        size when known; None when the read is not the planned one (then the stream
+        searches the review types itself)."""
+        shared = self._reviews
+        if shared is None or keys is not None or stream not in shared.pending:
+            return None
+        if shared.issues is not None and shared.query != query:
+            return None
+        lookback = self.cfg.lookback_minutes
+        now = datetime.now(timezone.utc)
+        search = True
+        if shared.issues is None:
+            shared.query, shared.issues, start = query, {}, None  # every review
+        else:
+            # Reviews changed since the last search. Within half the lookback of it they
+            # need no search: this stream's next read starts before that search began.
+            start = shared.read_at
+            search = start is None or now - start >= timedelta(minutes=lookback) / 2
+        try:
+            if search:
+                shared.read_at = now
+                cap = self._search_reviews(inst, shared.issues, start, query, fields, review_types)
+                shared.cap = shared.cap or cap
+        except BaseException:
+            self._reviews = None  # half read: every later stream searches its reviews itself
+            raise
+        shared.pending.discard(stream)
+        issues = list(shared.issues.values())
+        if not shared.pending:
+            self._reviews = None  # the last reviewed stream: nothing else needs them
+        if since is not None:
+            cutoff = clause_start(since, inst.time_zone, lookback)
+            issues = [i for i in issues if updated_order(i)[0] >= cutoff]
+        issues.sort(key=updated_order)
+        return issues, shared.cap
+
+    def _search_reviews(
+        self,
+        inst: Instance,
+        held: dict[str, Issue],
+        start: datetime | None,
+        query: str | None,
+        fields: list[str],
+        review_types: list[str],
+    ) -> int | None:
+        """Search the review types from ``start`` (None: all); keep each issue's latest.
+        Returns the server's page size when a full page was followed by another."""
+        lookback = self.cfg.lookback_minutes
+        clause = incremental_clause(start, inst.time_zone, lookback) if start else None
+        jql = build_jql(
+            scope=self.cfg.jql,
+            issue_types=review_types,
+            since_clause=clause,
+            query=query,
+            keys=None,
+        )
+        sizes: list[int] = []
+        for page in self._pages(inst, jql, fields):
+            sizes.append(len(page))
+            for issue in page:
+                issue_id = str(issue.get("id") or issue.get("key"))
+                known = held.get(issue_id)
+                if known is None or updated_order(known) <= updated_order(issue):
+                    held.pop(issue_id, None)
+                    held[issue_id] = issue
+        return sizes[0] if len(sizes) > 1 and sizes[0] else None
 
     def _read_review_targets(
         self,
@@ -305,6 +444,77 @@ class IssueReader:
             watermark=buf.watermark,
             requests=used,
         )
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def updated_order(issue: Issue) -> tuple[datetime, str, int]:
+    """The search's ``ORDER BY updated ASC, key ASC`` for one issue (project, then number)."""
+    try:
+        updated = parse_jira_time((issue.get("fields") or {}).get("updated")) or _NEVER
+    except ValueError:
+        updated = _NEVER
+    key = issue.get("key")
+    project, _, number = key.rpartition("-") if isinstance(key, str) else ("", "", "")
+    return updated, project, int(number) if number.isdigit() else 0
+
+
+def own_targets(review: Issue, targets: list[str], own_types: set[str]) -> list[str]:
+    """The ``targets`` of a review issue that this stream can return: those whose link
+    names one of the stream's issue types, or no type. A change linked by a review is the
+    change stream's to re-read; searching for it from the incident stream finds nothing."""
+    named: dict[str, str] = {}
+    links = (review.get("fields") or {}).get("issuelinks")
+    for link in links if isinstance(links, list) else ():
+        linked = (
+            (link.get("outwardIssue") or link.get("inwardIssue"))
+            if isinstance(link, dict)
+            else None
+        )
+        if not isinstance(linked, dict) or not isinstance(linked.get("key"), str):
+            continue
+        itype = (linked.get("fields") or {}).get("issuetype")
+        name = itype.get("name") if isinstance(itype, dict) else None
+        if isinstance(name, str) and name.strip():
+            named.setdefault(linked["key"], type_key(name))
+    return [t for t in targets if t not in named or named[t] in own_types]
+
+
+def merged_pages(
+    pages: Iterator[list[Issue]], reviews: list[Issue], cap: int | None
+) -> Iterator[list[Issue]]:
+    """The pages one search for the stream's types and the review types would have given:
+    the stream's issues with ``reviews`` (sorted) slotted in by ``updated`` then key, cut
+    into pages of the server's page size. That size is ``cap`` (learnt from the review
+    search) or the first page's length when more pages follow it; when neither search
+    filled a page, one page. Page edges matter: each batch is mapped with the reviews in
+    it, so the reviews' places must be those of the combined search."""
+    first = next(pages, None)
+    second = next(pages, None) if first is not None else None
+    if cap is None and second is not None and first:
+        cap = len(first)
+    ahead = [page for page in (first, second) if page is not None]
+
+    def issues() -> Iterator[Issue]:
+        at = 0
+        for page in itertools.chain(ahead, pages):
+            for issue in page:
+                order = updated_order(issue)
+                while at < len(reviews) and updated_order(reviews[at]) <= order:
+                    yield reviews[at]
+                    at += 1
+                yield issue
+        yield from reviews[at:]
+
+    merged: list[Issue] = []
+    for issue in issues():
+        merged.append(issue)
+        if cap and len(merged) >= cap:
+            yield merged
+            merged = []
+    if merged or (first is not None and not cap):
+        yield merged
 
 
 def later(current: datetime | None, value: str) -> datetime | None:

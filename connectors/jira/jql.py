@@ -20,10 +20,16 @@ def incremental_clause(since: datetime, tz_name: str, lookback_minutes: int) -> 
     A naive ``since`` is taken as UTC. Seconds are dropped (floor), which only widens the
     window, so nothing changed at or after ``since - lookback`` is missed.
     """
+    return f'updated >= "{clause_start(since, tz_name, lookback_minutes):%Y/%m/%d %H:%M}"'
+
+
+def clause_start(since: datetime, tz_name: str, lookback_minutes: int) -> datetime:
+    """The instant :func:`incremental_clause` selects from: ``since`` minus the lookback,
+    in the API user's time zone, floored to the minute."""
     if since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     local = (since - timedelta(minutes=lookback_minutes)).astimezone(ZoneInfo(tz_name))
-    return f'updated >= "{local:%Y/%m/%d %H:%M}"'
+    return local.replace(second=0, microsecond=0)
 
 
 def jql_string(value: str) -> str:
