@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
-from ticketlint.connectors.base import Connector, SourceError
+from ticketlint.connectors.base import Connector, SourceError, StreamBatch
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
@@ -45,6 +45,7 @@ from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import all_waivers
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.lock import LockBusy, SyncLock
+from ticketlint.sync.pipeline import prefetched
 from ticketlint.sync.progress import Progress, StreamStats, SummaryRow
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ CONNECTOR_ENV = "TICKETLINT_TEST_CONNECTOR"
 ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
 CRASH_POINTS = ("after-upsert", "before-commit", "after-commit")
 EVAL_CHUNK = 500  # records per engine step: bounded memory, negligible per-chunk overhead
+READ_AHEAD = 2  # batches read and mapped ahead of the one being stored
 
 SourceConfig = JiraSource | ServiceNowSource
 ConnectorFactory = Callable[[SourceConfig], Connector]
@@ -367,31 +369,39 @@ class SyncRunner:
             plan = getattr(connector, "plan", None)
             if callable(plan):  # lets a connector serve several streams' related rows in one read
                 plan(since_of)
-            for stream in connector.streams:
-                since = since_of[stream]
+
+            def batches() -> Iterator[tuple[str, float, StreamBatch | None]]:
+                for stream in connector.streams:
+                    t0 = time.monotonic()
+                    for batch in connector.read(stream, since=since_of[stream]):
+                        yield stream, t0, batch
+                    yield stream, t0, None  # the stream is done
+
+            # The next page is read and mapped in a background thread while this one
+            # stores the last (the only writer); at most READ_AHEAD batches wait between.
+            for stream, t0, item in prefetched(batches(), READ_AHEAD):
                 stats = res.streams.setdefault(stream, StreamStats())
-                t0 = time.monotonic()
-                for batch in connector.read(stream, since=since):
-                    stats.pages += 1
-                    stats.records += len(batch.records)
-                    stats.requests += batch.requests
-                    stats.seconds = time.monotonic() - t0
-                    res.records_read += len(batch.records)
-                    res.report.merge(batch.report)
-                    if pending is not None:  # as upsert_records would store them
-                        with self.store.session() as s:
-                            mine = repo.without_own_writes(
-                                s, [r for r in batch.records if r.source == res.name]
-                            )
-                        pending.update({r.key: r for r in mine})
-                    elif batch.records:
-                        self._upsert(batch.records, started)
-                        crash_point("after-upsert")
-                    if batch.watermark is not None:
-                        marks[stream] = max(batch.watermark, marks.get(stream, batch.watermark))
-                    self.progress.page(res.name, stream, stats)
                 stats.seconds = time.monotonic() - t0
-                self.progress.stream_done(res.name, stream, stats)
+                if item is None:
+                    self.progress.stream_done(res.name, stream, stats)
+                    continue
+                stats.pages += 1
+                stats.records += len(item.records)
+                stats.requests += item.requests
+                res.records_read += len(item.records)
+                res.report.merge(item.report)
+                if pending is not None:  # as upsert_records would store them
+                    with self.store.session() as s:
+                        mine = repo.without_own_writes(
+                            s, [r for r in item.records if r.source == res.name]
+                        )
+                    pending.update({r.key: r for r in mine})
+                elif item.records:
+                    self._upsert(item.records, started)
+                    crash_point("after-upsert")
+                if item.watermark is not None:
+                    marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
+                self.progress.page(res.name, stream, stats)
             res.requests = getattr(connector, "request_count", 0)
         finally:
             connector.close()
