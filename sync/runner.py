@@ -29,6 +29,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -379,29 +380,31 @@ class SyncRunner:
 
             # The next page is read and mapped in a background thread while this one
             # stores the last (the only writer); at most READ_AHEAD batches wait between.
-            for stream, t0, item in prefetched(batches(), READ_AHEAD):
-                stats = res.streams.setdefault(stream, StreamStats())
-                stats.seconds = time.monotonic() - t0
-                if item is None:
-                    self.progress.stream_done(res.name, stream, stats)
-                    continue
-                stats.pages += 1
-                stats.records += len(item.records)
-                stats.requests += item.requests
-                res.records_read += len(item.records)
-                res.report.merge(item.report)
-                if pending is not None:  # as upsert_records would store them
-                    with self.store.session() as s:
-                        mine = repo.without_own_writes(
-                            s, [r for r in item.records if r.source == res.name]
-                        )
-                    pending.update({r.key: r for r in mine})
-                elif item.records:
-                    self._upsert(item.records, started)
-                    crash_point("after-upsert")
-                if item.watermark is not None:
-                    marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
-                self.progress.page(res.name, stream, stats)
+            # closing(): the reader thread is joined before the connector is closed.
+            with closing(prefetched(batches(), READ_AHEAD)) as items:
+                for stream, t0, item in items:
+                    stats = res.streams.setdefault(stream, StreamStats())
+                    stats.seconds = time.monotonic() - t0
+                    if item is None:
+                        self.progress.stream_done(res.name, stream, stats)
+                        continue
+                    stats.pages += 1
+                    stats.records += len(item.records)
+                    stats.requests += item.requests
+                    res.records_read += len(item.records)
+                    res.report.merge(item.report)
+                    if pending is not None:  # as upsert_records would store them
+                        with self.store.session() as s:
+                            mine = repo.without_own_writes(
+                                s, [r for r in item.records if r.source == res.name]
+                            )
+                        pending.update({r.key: r for r in mine})
+                    elif item.records:
+                        self._upsert(item.records, started)
+                        crash_point("after-upsert")
+                    if item.watermark is not None:
+                        marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
+                    self.progress.page(res.name, stream, stats)
             res.requests = getattr(connector, "request_count", 0)
         finally:
             connector.close()
