@@ -70,16 +70,18 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     rows = list(rows_by_key.values())
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One statement with a parameter set per row (executemany), compiled once and cached:
+    # a multi-row VALUES clause is compiled anew for every chunk (~half the upsert time).
+    stmt = insert(RecordRow.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "key"],
+        set_={
+            c: getattr(stmt.excluded, c)
+            for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")
+        },
+    )
     for start in range(0, len(rows), UPSERT_CHUNK):
-        stmt = insert(RecordRow).values(rows[start : start + UPSERT_CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source", "key"],
-            set_={
-                c: getattr(stmt.excluded, c)
-                for c in ("process", "data", "raw", "updated_at", "seen_at", "deleted")
-            },
-        )
-        session.execute(stmt)
+        session.execute(stmt, rows[start : start + UPSERT_CHUNK])
     return len(rows)
 
 
