@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from ticketlint.store.models import (
 )
 
 UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
+RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]  # a declarative class's Table
 FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
 
 
@@ -72,7 +73,7 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # One statement with a parameter set per row (executemany), compiled once and cached:
     # a multi-row VALUES clause is compiled anew for every chunk (~half the upsert time).
-    stmt = insert(RecordRow.__table__)
+    stmt = insert(RECORDS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source", "key"],
         set_={
