@@ -71,10 +71,42 @@ class Child:
     stdout: str
 
 
+PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status", encoding="ascii") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["BENCH_PEAK_FILE"], "w", encoding="ascii") as out:
+        out.write(str(kib))
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+"""Runs a Python script and writes its own peak RSS (``VmHWM``) at exit. ``wait4``'s
+``ru_maxrss`` cannot be used: a child started by this (large) process inherits its high
+water mark through fork and exec, so every child would look at least as big as the bench."""
+
+
+def run_python(
+    script: Path, args: list[str], *, env: dict[str, str], cwd: Path, ok: tuple[int, ...] = (0,)
+) -> Child:
+    """A Python script (``ticketlint`` itself, or a floor) in a child, with its own peak RSS."""
+    peak_file = cwd / "peak-rss.txt"
+    peak_file.unlink(missing_ok=True)
+    child = run_child(
+        [sys.executable, "-c", PEAK_WRAPPER, str(script), *args],
+        env={**env, "BENCH_PEAK_FILE": str(peak_file)},
+        cwd=cwd,
+        ok=ok,
+    )
+    child.peak_mb = int(peak_file.read_text(encoding="ascii")) / 1024
+    return child
+
+
 def run_child(
     argv: list[str], *, env: dict[str, str], cwd: Path, ok: tuple[int, ...] = (0,)
 ) -> Child:
-    """One child process: wall seconds, its own peak RSS (``wait4``), stdout."""
+    """One child process: wall seconds, ``wait4``'s peak RSS (see :data:`PEAK_WRAPPER`), stdout."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
@@ -116,12 +148,12 @@ def _verdict(ratio: float, target: float) -> str:
 
 # --- 1. check --input vs json.load ------------------------------------------------------
 
-FLOOR_SCRIPT = (
-    "import json, sys\n"
-    "for p in sys.argv[1:]:\n"
-    "    with open(p, encoding='utf-8') as f:\n"
-    "        json.load(f)\n"
-)
+FLOOR_SCRIPT = """
+import json, sys
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as f:
+        json.load(f)
+"""
 
 
 def write_export(server: SandboxServer, folder: Path) -> tuple[list[Path], int]:
@@ -161,16 +193,16 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
         largest_mb = max(p.stat().st_size for p in files) / 2**20
         env = {**os.environ, "NO_COLOR": "1"}
         floor, check = Row("json.load"), Row("check --input")
-        argv = [str(binary), "-q", "check", "--exit-zero", "-f", "json"]
+        argv = ["-q", "check", "--exit-zero", "-f", "json"]
         argv += [a for p in inputs for a in ("--input", str(p))]
         argv += ["-o", str(work / "out.json")]
+        floor_script = work / "floor.py"
+        floor_script.write_text(FLOOR_SCRIPT, encoding="utf-8")
         for _ in range(repeat):
-            child = run_child(
-                [sys.executable, "-c", FLOOR_SCRIPT, *map(str, files)], env=env, cwd=work
-            )
+            child = run_python(floor_script, [str(p) for p in files], env=env, cwd=work)
             floor.seconds.append(child.seconds)
             floor.peak_mb.append(child.peak_mb)
-            child = run_child(argv, env=env, cwd=work)
+            child = run_python(binary, argv, env=env, cwd=work)
             check.seconds.append(child.seconds)
             check.peak_mb.append(child.peak_mb)
         findings = len(json.loads((work / "out.json").read_text(encoding="utf-8"))["findings"])
@@ -189,16 +221,60 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
 # --- 2. live check and sync vs the page minimum -----------------------------------------
 
 MINIMUM_SCRIPT = """
-import importlib.util, sys, time, requests
-spec = importlib.util.spec_from_file_location("bench_evaluate", sys.argv[1])
-evaluate = importlib.util.module_from_spec(spec); spec.loader.exec_module(evaluate)
-url, jira_user, jira_token, snow_user, snow_password = sys.argv[2:7]
+import json, sys
+import requests
+url, jira_user, jira_token, snow_user, snow_password = sys.argv[1:6]
 session = requests.Session()
+# Jira: the field list (to name the mapped fields), every issue in search pages at the
+# server's cap, and the changelog bulkfetch of the changes only (as page_minimum counts).
 session.auth = (jira_user, jira_token)
-evaluate.fetch_jira(session, url)
+from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper
+catalog = JiraFieldCatalog.from_field_list(session.get(f"{url}/rest/api/3/field").json())
+mapper = JiraMapper(MappingOptions(source="floor", base_url=url), catalog)
+fields = list(dict.fromkeys([*mapper.search_fields(), "updated", "issuetype", "status"]))
+changes, token = [], None
+while True:
+    body = {"jql": "project in (OPS, CHG) ORDER BY updated ASC, key ASC", "fields": fields,
+            "maxResults": 5000}
+    if token:
+        body["nextPageToken"] = token
+    page = session.post(f"{url}/rest/api/3/search/jql", json=body).json()
+    changes += [i["id"] for i in page["issues"] if mapper.process_of(i) == "change"]
+    token = page.get("nextPageToken")
+    if page.get("isLast", not token) or not token:
+        break
+for start in range(0, len(changes), 1000):
+    token = None
+    while True:
+        body = {"issueIdsOrKeys": changes[start:start + 1000], "fieldIds": ["status"],
+                "maxResults": 10000}
+        if token:
+            body["nextPageToken"] = token
+        token = session.post(f"{url}/rest/api/3/changelog/bulkfetch", json=body).json().get(
+            "nextPageToken")
+        if not token:
+            break
+# ServiceNow: each table in pages of 1000 until a short page, the mapped fields only.
 session.auth = (snow_user, snow_password)
-evaluate.fetch_servicenow(session, url)
+from ticketlint.mapping.servicenow import (APPROVAL_FIELDS, APPROVAL_TABLE, DEFAULT_TABLES,
+    TASK_CI_FIELDS, TASK_CI_TABLE, ServiceNowMapper)
+smapper = ServiceNowMapper(MappingOptions(source="floor", base_url=url))
+wanted = {table: smapper.fields_for(process) for process, table in DEFAULT_TABLES.items()}
+wanted[APPROVAL_TABLE], wanted[TASK_CI_TABLE] = APPROVAL_FIELDS, TASK_CI_FIELDS
+for table, names in wanted.items():
+    last = ""
+    while True:
+        query = "ORDERBYsys_id" if not last else f"sys_id>{last}^ORDERBYsys_id"
+        rows = session.get(f"{url}/api/now/table/{table}", params={
+            "sysparm_fields": ",".join(names), "sysparm_limit": 1000, "sysparm_query": query,
+            "sysparm_exclude_reference_link": "true", "sysparm_no_count": "true"}).json()["result"]
+        if len(rows) < 1000:
+            break
+        last = rows[-1]["sys_id"]
 """
+"""The page minimum as a reader that knew nothing else would make it: the requests that
+:func:`bench.sync.page_minimum` counts (plus the Jira field list), keyset-paged."""
 
 
 def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
@@ -217,48 +293,32 @@ def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any
             DEMO_SNOW_ENV: c.snow_password,
         }
         minimum = SYNC.page_minimum(server)
+        minimum_script = work / "page_minimum.py"
+        minimum_script.write_text(MINIMUM_SCRIPT, encoding="utf-8")
         for n in range(repeat):
             config = work / f"ticketlint-{n}.yaml"
             config.write_text(
                 config_yaml(server, f"sqlite:///{work / f'sync-{n}.db'}"), encoding="utf-8"
             )
+            check_args = ["--config", str(config), "-q", "check", "--exit-zero", "-f", "json"]
+            check_args += ["-o", str(work / "check.json")]
             runs = {
-                "page minimum": [
-                    sys.executable,
-                    "-c",
-                    MINIMUM_SCRIPT,
-                    str(Path(__file__).with_name("evaluate.py")),
-                    server.url,
-                    c.jira_email,
-                    c.jira_token,
-                    c.snow_user,
-                    c.snow_password,
-                ],
-                "check --source": [
-                    str(binary),
-                    "--config",
-                    str(config),
-                    "-q",
-                    "check",
-                    "--exit-zero",
-                    "-f",
-                    "json",
-                    "-o",
-                    str(work / "check.json"),
-                ],
-                "sync": [
-                    str(binary),
-                    "--config",
-                    str(config),
-                    "-q",
-                    "sync",
-                    "--no-notify",
-                    "--no-writeback",
-                ],
+                "page minimum": (
+                    minimum_script,
+                    [server.url, c.jira_email, c.jira_token, c.snow_user, c.snow_password],
+                ),
+                "check --source": (
+                    binary,
+                    check_args,
+                ),
+                "sync": (
+                    binary,
+                    ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"],
+                ),
             }
-            for name, argv in runs.items():
+            for name, (script, args) in runs.items():
                 server.stats.clear()
-                child = run_child(argv, env=env, cwd=work)
+                child = run_python(script, args, env=env, cwd=work)
                 row = rows[name]
                 row.seconds.append(child.seconds)
                 row.peak_mb.append(child.peak_mb)
@@ -335,8 +395,8 @@ def bench_rss(size: int, seed: int, binary: Path) -> tuple[int, float, float]:
         config.write_text(config_yaml(server, f"sqlite:///{work / 'sync.db'}"), encoding="utf-8")
         c = server.credentials
         env = {**os.environ, DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password}
-        argv = [str(binary), "--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
-        child = run_child(argv, env=env, cwd=work)
+        argv = ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
+        child = run_python(binary, argv, env=env, cwd=work)
         records = len(server.data.jira) + sum(
             server.data.servicenow.table_size(t) for t in (*SYNC.TASK_TABLES, "cmdb_ci")
         )
@@ -408,7 +468,8 @@ def print_live(live: dict[str, Any]) -> None:
     rows = live["rows"]
     base = rows["page minimum"]
     print(
-        f"| page minimum, {live['records']:,} records (search + changelog + table pages) |"
+        f"| page minimum, {live['records']:,} records (field list, search pages, changes'"
+        f" changelogs, table pages; keyset) |"
         f" {base.wall:.2f} s | 1.00 | {live['minimum_requests']} (this child: {base.reqs}) | 1.00 |"
         f" {base.peak:.0f} MB |"
     )
