@@ -17,6 +17,16 @@ Each stays within its platform's documented limits and ends a cut list with "and
 - Generic webhook: ticketlint's own JSON (signed by the delivery code, not here).
 
 Every payload carries the run id and the digest's de-duplication id.
+
+Ticket text (keys, assignees, groups, messages, failed-source errors) is hostile: each
+platform escapes it by its own rule, so none of it mentions a channel or a person or
+links anywhere. Slack: ``& < >`` as entities (``<!channel>``, ``<@U…>`` and ``<url|x>``
+need ``<``). Mattermost: markdown punctuation backslashed and ``@``, ``scheme://`` and
+``www.`` broken by a word joiner (:func:`ticketlint.escaping.markdown_text`). Teams (Adaptive
+Card markdown, which knows no backslash escapes): the same word joiner also between
+``]`` and ``(`` so no ``[text](url)`` forms. Google Chat: HTML-escaped text and labels,
+and :func:`~ticketlint.escaping.defang` for ``<users/all>`` and addresses. The only links
+are ticketlint's own (``http(s)`` record URLs and the report URL).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ticketlint.escaping import WORD_JOINER, defang, link_url, markdown_text, plain_text
 from ticketlint.notify.digest import Digest, Item
 
 SLACK_MAX_BLOCKS = 50
@@ -128,7 +139,8 @@ def _slack_escape(text: str) -> str:
 
 def _slack_link(item: Item) -> str:
     key = _slack_escape(item.key)
-    return f"<{item.url}|{key}>" if item.url else key
+    href = link_url(item.url)
+    return f"<{href.replace('|', '%7C')}|{key}>" if href else key
 
 
 def _slack_chars(blocks: list[dict[str, Any]]) -> int:
@@ -233,30 +245,53 @@ def slack(d: Digest) -> dict[str, Any]:
                 }
             )
     body += tail
-    return {"text": f"{d.title()} ({d.footer()})", "blocks": body}
+    return {"text": _slack_escape(f"{d.title()} ({d.footer()})"), "blocks": body}
 
 
 # --- Microsoft Teams (Workflows + Adaptive Card) ---------------------------------------------
 
 
 def _md_link(item: Item) -> str:
-    return f"[{item.key}]({item.url})" if item.url else item.key
+    """Mattermost: the record's key (escaped) linked to its http(s) URL."""
+    href = link_url(item.url)
+    return f"[{markdown_text(item.key)}]({href})" if href else markdown_text(item.key)
+
+
+def _teams_text(text: Any) -> str:
+    """Adaptive Card markdown from ticket text: no mention, no address, no ``[x](y)``."""
+    out = defang(plain_text(text))
+    return out.replace("](", "]" + WORD_JOINER + "(").replace("<", "\uff1c")
+
+
+def _teams_link(item: Item) -> str:
+    href = link_url(item.url)
+    key = _teams_text(item.key).replace("[", "(").replace("]", ")")
+    return f"[{key}]({href})" if href else key
 
 
 def teams(d: Digest) -> dict[str, Any]:
     head: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": d.title(), "size": "Large", "weight": "Bolder", "wrap": True},
+        {
+            "type": "TextBlock",
+            "text": _teams_text(d.title()),
+            "size": "Large",
+            "weight": "Bolder",
+            "wrap": True,
+        },
     ]
     if d.kind != "immediate":
         head.append(
-            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in counts_lines(d)]}
+            {
+                "type": "FactSet",
+                "facts": [{"title": k, "value": _teams_text(v)} for k, v in counts_lines(d)],
+            }
         )
     if d.failed_sources:
         head.append(
             {
                 "type": "TextBlock",
                 "text": "Failed sources (their findings are unchanged): "
-                + "; ".join(d.failed_sources),
+                + _teams_text("; ".join(d.failed_sources)),
                 "wrap": True,
                 "color": "Warning",
             }
@@ -275,13 +310,19 @@ def teams(d: Digest) -> dict[str, Any]:
         tail.append(
             {
                 "type": "TextBlock",
-                "text": f"**Resolved ({len(d.resolved)}):** {resolved_brief(d)}",
+                "text": f"**Resolved ({len(d.resolved)}):** {_teams_text(resolved_brief(d))}",
                 "wrap": True,
                 "separator": True,
             }
         )
     tail.append(
-        {"type": "TextBlock", "text": d.footer(), "isSubtle": True, "size": "Small", "wrap": True}
+        {
+            "type": "TextBlock",
+            "text": _teams_text(d.footer()),
+            "isSubtle": True,
+            "size": "Small",
+            "wrap": True,
+        }
     )
 
     def render(item: Item) -> dict[str, Any]:
@@ -292,21 +333,21 @@ def teams(d: Digest) -> dict[str, Any]:
                 {
                     "type": "TextBlock",
                     "wrap": True,
-                    "text": f"**{_md_link(item)}** {headline(item)}",
+                    "text": f"**{_teams_link(item)}** {_teams_text(headline(item))}",
                     "color": "Attention" if item.severity in ("critical", "high") else "Default",
                 },
                 {
                     "type": "TextBlock",
                     "wrap": True,
                     "spacing": "None",
-                    "text": clip(item.message, MESSAGE_CHARS),
+                    "text": _teams_text(clip(item.message, MESSAGE_CHARS)),
                 },
                 {
                     "type": "TextBlock",
                     "wrap": True,
                     "spacing": "None",
                     "isSubtle": True,
-                    "text": who(item),
+                    "text": _teams_text(who(item)),
                 },
             ],
         }
@@ -365,7 +406,8 @@ def teams(d: Digest) -> dict[str, Any]:
 
 
 def _h(text: str) -> str:
-    return html.escape(text, quote=False)
+    """Google Chat card text: HTML-escaped (``<users/all>`` and tags inert), defanged."""
+    return defang(html.escape(plain_text(text), quote=False))
 
 
 def googlechat(d: Digest) -> dict[str, Any]:
@@ -422,25 +464,30 @@ def googlechat(d: Digest) -> dict[str, Any]:
     tail.append({"widgets": footer_widgets})
 
     def render(item: Item) -> dict[str, Any]:
-        key = f'<a href="{_h(item.url)}">{_h(item.key)}</a>' if item.url else _h(item.key)
+        href = link_url(item.url)
+        key = (
+            f'<a href="{html.escape(href, quote=True)}">{_h(item.key)}</a>'
+            if href
+            else _h(item.key)
+        )
         return {
             "decoratedText": {
-                "topLabel": clip(headline(item), 120),
+                "topLabel": _h(clip(headline(item), 120)),
                 "wrapText": True,
                 "text": f"<b>{key}</b> {_h(clip(item.message, MESSAGE_CHARS))}",
-                "bottomLabel": clip(who(item), 120),
+                "bottomLabel": _h(clip(who(item), 120)),
             }
         }
 
     def wrap(secs: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "text": f"{d.title()} ({d.footer()})",
+            "text": _gchat_plain(f"{d.title()} ({d.footer()})"),
             "cardsV2": [
                 {
                     "cardId": _card_id(d),
                     "card": {
                         "header": {
-                            "title": clip(d.title(), 200),
+                            "title": _h(clip(d.title(), 200)),
                             "subtitle": f"run {d.run_id}" if d.run_id else d.kind,
                         },
                         "sections": secs,
@@ -473,6 +520,12 @@ def googlechat(d: Digest) -> dict[str, Any]:
     return wrap(secs + tail)
 
 
+def _gchat_plain(text: str) -> str:
+    """The message's plain ``text``: Google Chat reads ``<users/all>`` and ``<url|x>``
+    there, so ``<`` and ``>`` become look-alikes, and addresses are defanged."""
+    return defang(plain_text(text)).replace("<", "\u2039").replace(">", "\u203a")
+
+
 def _card_id(d: Digest) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in d.dedup_id)[:64]
 
@@ -481,34 +534,36 @@ def _card_id(d: Digest) -> str:
 
 
 def mattermost(d: Digest) -> dict[str, Any]:
-    lines = [f"#### {d.title()}"]
+    md = markdown_text
+    lines = [f"#### {md(d.title())}"]
     if d.kind != "immediate":
-        lines.append(" · ".join(f"**{k}:** {v}" for k, v in counts_lines(d)))
+        lines.append(" · ".join(f"**{k}:** {md(v)}" for k, v in counts_lines(d)))
     if d.failed_sources:
         lines.append(
-            "**Failed sources** (their findings are unchanged): " + "; ".join(d.failed_sources)
+            "**Failed sources** (their findings are unchanged): " + md("; ".join(d.failed_sources))
         )
-    if d.exposure:
+    if d.exposure:  # ticketlint's own figures, not ticket text
         lines.append(f"**{EXPOSURE_HEADING}:**")
         lines += [f"- {line}" for line in exposure_lines(d)]
-    if d.report_url:
-        lines.append(f"[Open the report]({d.report_url})")
-    lines.append(f"_{d.footer()}_")
+    report = link_url(d.report_url)
+    if report:
+        lines.append(f"[Open the report]({report})")
+    lines.append(f"_{md(d.footer())}_")
     text = clip("\n".join(lines), MATTERMOST_TEXT_CHARS)
 
     def render(item: Item) -> str:
         return (
-            f"- **{_md_link(item)}** {headline(item)}: {clip(item.message, MESSAGE_CHARS)}"
-            f"\n  _{who(item)}_"
+            f"- **{_md_link(item)}** {md(headline(item))}: {md(clip(item.message, MESSAGE_CHARS))}"
+            f"\n  _{md(who(item))}_"
         )
 
     worst = d.new[0].severity if d.new else "info"
     resolved_att = (
         {
-            "fallback": f"Resolved ({len(d.resolved)}): {resolved_brief(d)}",
+            "fallback": md(f"Resolved ({len(d.resolved)}): {resolved_brief(d)}"),
             "color": "#2eb886",
             "title": f"Resolved ({len(d.resolved)})",
-            "text": resolved_brief(d),
+            "text": md(resolved_brief(d)),
         }
         if d.resolved
         else None

@@ -18,8 +18,9 @@ Files written into an empty directory:
 - ``summary.html``: a printable summary (self-contained, prints to PDF from any browser);
 - ``manifest.json``: SHA-256 and size of every other file; :func:`verify_pack` re-checks it.
 
-CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``) get a
-leading apostrophe: ticket titles are user input and auditors open CSVs in Excel.
+CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``, a tab or
+a line break) get a leading apostrophe (:func:`ticketlint.escaping.csv_cell`, shared by
+every CSV writer): ticket titles are user input and auditors open CSVs in Excel.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketlint.config import Config
+from ticketlint.escaping import csv_row
 from ticketlint.report.assets import csp_hash
 from ticketlint.report.data import clause_map, clause_sort_key
 from ticketlint.report.exposure import FORMULA, percent
@@ -156,18 +158,13 @@ def _person(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_csv(path: Path, keys: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(keys)
     n = 0
     for row in rows:
-        writer.writerow([_cell(row.get(k)) for k in keys])
+        writer.writerow(csv_row(row.get(k) for k in keys))
         n += 1
     path.write_text(out.getvalue(), encoding="utf-8")
     return n

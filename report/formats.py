@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ticketlint.connectors.base import DoctorCheck, DoctorReport
+from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text, xml_text
 from ticketlint.mapping.common import MappingReport
 from ticketlint.rules.engine import Evaluation, Finding
 from ticketlint.rules.outcome import Status
@@ -181,7 +182,7 @@ def render_csv(result: CheckResult) -> str:
     for f in sorted_findings(result.evaluation.findings):
         row = finding_dict(f)
         row["evidence"] = json.dumps(row["evidence"], ensure_ascii=False, sort_keys=True)
-        writer.writerow(["" if row[k] is None else row[k] for k in FINDING_KEYS])
+        writer.writerow(csv_row(row[k] for k in FINDING_KEYS))
     return out.getvalue()
 
 
@@ -208,10 +209,13 @@ def render_junit(result: CheckResult) -> str:
         )
         for f in failures:
             case = ET.SubElement(
-                suite, "testcase", classname=f"ticketlint.{f.code}", name=f"{f.source}/{f.key}"
+                suite,
+                "testcase",
+                classname=f"ticketlint.{f.code}",
+                name=xml_text(f"{f.source}/{f.key}"),
             )
-            failure = ET.SubElement(case, "failure", message=f.message, type=f.severity)
-            failure.text = _finding_details(f)
+            failure = ET.SubElement(case, "failure", message=xml_text(f.message), type=f.severity)
+            failure.text = xml_text(_finding_details(f))
         ET.SubElement(
             suite,
             "testcase",
@@ -239,10 +243,10 @@ def render_junit(result: CheckResult) -> str:
                 suite,
                 "testcase",
                 classname="ticketlint.mapping",
-                name=f"{e['source']}/{e['key'] or '(no key)'}",
+                name=xml_text(f"{e['source']}/{e['key'] or '(no key)'}"),
             )
             kind = "mapping-error" if e["kind"] == "error" else "skipped-record"
-            ET.SubElement(case, "error", message=e["reason"], type=kind)
+            ET.SubElement(case, "error", message=xml_text(e["reason"]), type=kind)
         total_tests += len(errors)
     root.set("tests", str(total_tests))
     root.set("failures", str(total_failures))
@@ -270,8 +274,20 @@ def _who(f: Finding) -> str:
 
 
 def _md(text: Any) -> str:
-    """A markdown table cell: no pipes or newlines breaking the table."""
-    return " ".join(str(text if text is not None else "").split()).replace("|", "\\|")
+    """A markdown table cell: no pipes or newlines breaking the table, no link, mention
+    or HTML from ticket text (:func:`ticketlint.escaping.markdown_text`)."""
+    return markdown_text(text)
+
+
+def _trusted_cell(text: str) -> str:
+    """A table cell of ticketlint's own text (rule titles): pipes and newlines only."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _md_record(key: Any, url: Any) -> str:
+    """The record's key, linked to its URL when that is an http(s) address."""
+    href = link_url(url)
+    return f"[{_md(key)}]({href})" if href else _md(key)
 
 
 def render_markdown(result: CheckResult) -> str:
@@ -289,7 +305,7 @@ def render_markdown(result: CheckResult) -> str:
             "|---|---|---|---|---|---|",
         ]
         for f in sorted_findings(ev.findings):
-            record = f"[{_md(f.key)}]({f.url})" if f.url else _md(f.key)
+            record = _md_record(f.key, f.url)
             lines.append(
                 f"| {f.severity} | {f.code} {_md(f.name)} | {_md(f.source)}/{record} | {_md(f.message)} "
                 f"| {_md(f.assignee)} | {_md(f.group)} |"
@@ -370,17 +386,19 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
     for (source, key), findings in sorted(groups.items()):
         findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code))
         first = findings[0]
-        head = style(f"{source}/{key}", bold=True)
+        # Ticket text never reaches the terminal raw: no escape sequence, no bidi override.
+        head = style(plain_text(f"{source}/{key}"), bold=True)
         if first.record_title:
-            head += f"  {first.record_title}"
+            head += f"  {plain_text(first.record_title)}"
         lines.append(head)
-        who = _who(first)
+        who = plain_text(_who(first))
         lines.append(f"  fix: {who or 'unassigned'}")
         if first.url:
-            lines.append(f"  {style(first.url, underline=True) if color else first.url}")
+            url = plain_text(first.url)
+            lines.append(f"  {style(url, underline=True) if color else url}")
         for f in findings:
             sev = style(f"{f.severity:<8}", fg=_SEVERITY_COLOUR.get(f.severity), bold=True)
-            lines.append(f"  {sev} {style(f.code, bold=True)} {f.message}  [{f.name}]")
+            lines.append(f"  {sev} {style(f.code, bold=True)} {plain_text(f.message)}  [{f.name}]")
         lines.append("")
     lines.append(
         f"{_count_phrase(summary['by_severity'], summary['findings']).capitalize()} in "
@@ -392,19 +410,22 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
         lines += ["", "Not evaluated (rule, records, why):"]
         for code, reasons in not_eval.items():
             for reason, n in reasons.items():
-                lines.append(f"  {code}  {n:>5}  {reason}")
+                lines.append(f"  {code}  {n:>5}  {plain_text(reason)}")
     unchecked = result.report.not_checked()
     if unchecked:
         lines += ["", style(f"Not checked ({_n(len(unchecked), 'record')}):", fg="red")]
         lines += [
-            f"  {e['source']}/{e['key'] or '(no key)'} ({e['kind']}): {e['reason']}"
+            plain_text(f"  {e['source']}/{e['key'] or '(no key)'} ({e['kind']}): {e['reason']}")
             for e in unchecked[:LISTED_UNCHECKED]
         ]
         if len(unchecked) > LISTED_UNCHECKED:
             lines.append(f"  ... and {len(unchecked) - LISTED_UNCHECKED} more (all in -f json)")
     if summary["unreadable"]:
         lines += ["", "Values that could not be read (field unknown, record still checked):"]
-        lines += [f"  {u['field']}: {u['reason']} x{u['count']}" for u in summary["unreadable"]]
+        lines += [
+            plain_text(f"  {u['field']}: {u['reason']} x{u['count']}")
+            for u in summary["unreadable"]
+        ]
     if summary["unknown_statuses"]:
         lines += ["", "Unknown statuses (records marked NOT_EVALUATED; add them to status_map):"]
         lines += [
@@ -412,7 +433,7 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
         ]
     if summary["rule_errors"]:
         lines += ["", style("Rule errors (a bug in a rule; please report):", fg="red")]
-        lines += [f"  {e}" for e in summary["rule_errors"]]
+        lines += [f"  {plain_text(e)}" for e in summary["rule_errors"]]
     return "\n".join(lines) + "\n"
 
 
@@ -458,7 +479,7 @@ def rules_markdown_table(rules: Sequence[Rule]) -> str:
     lines = ["| Code | Name | Severity | Clause | Processes | Title |", "|---|---|---|---|---|---|"]
     for r in sorted(rules, key=lambda r: r.code):
         lines.append(
-            f"| {r.code} | {r.name} | {r.severity} | {r.clause} | {', '.join(r.applies_to)} | {_md(r.title)} |"
+            f"| {r.code} | {r.name} | {r.severity} | {r.clause} | {', '.join(r.applies_to)} | {_trusted_cell(r.title)} |"
         )
     if not rules:
         lines.append("| | *(no rules registered)* | | | | |")

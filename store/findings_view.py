@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
 
@@ -102,7 +103,7 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
         writer.writerow(KEYS)
         for v in views:
             v["evidence"] = json.dumps(v["evidence"], ensure_ascii=False, sort_keys=True)
-            writer.writerow(["" if v[k] is None else v[k] for k in KEYS])
+            writer.writerow(csv_row(v[k] for k in KEYS))
         return out.getvalue()
     if fmt == "markdown":
         lines = [
@@ -110,18 +111,19 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for v in views:
-            key = f"[{v['key']}]({v['url']})" if v["url"] else v["key"]
+            href = link_url(v["url"])
+            key = f"[{markdown_text(v['key'])}]({href})" if href else markdown_text(v["key"])
             cells = [
-                str(v["id"]),
-                v["state"],
-                v["severity"],
-                v["code"],
-                v["source"],
+                markdown_text(v["id"]),
+                markdown_text(v["state"]),
+                markdown_text(v["severity"]),
+                markdown_text(v["code"]),
+                markdown_text(v["source"]),
                 key,
-                v["assignee"] or "",
-                v["message"],
+                markdown_text(v["assignee"]),
+                markdown_text(v["message"]),
             ]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
     if fmt != "text":
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -137,8 +139,10 @@ def render_findings(rows: Sequence[FindingRow], fmt: str) -> str:
         people = [p for p in (v["assignee"], v["group"]) if p]
         who = f" ({', '.join(people)})" if people else " (unassigned)"
         lines.append(
-            f"{v['id']:>5}  {v['severity']:<8} {v['code']:<7} {v['source']}/{v['key']}{who}: "
-            f"{v['message']}{extra}"
+            plain_text(
+                f"{v['id']:>5}  {v['severity']:<8} {v['code']:<7} {v['source']}/{v['key']}{who}: "
+                f"{v['message']}{extra}"
+            )
         )
         if v["url"]:
             lines.append(f"{'':>5}  {v['url']}")
@@ -185,4 +189,5 @@ def render_show(
     for e in events:
         run = f" (run {e.run_id})" if e.run_id else ""
         lines.append(f"    {iso(e.at)}  {e.kind:<9}{run}" + (f"  {e.detail}" if e.detail else ""))
-    return "\n".join(lines) + "\n"
+    # Ticket text never reaches the terminal raw: no escape sequence, no bidi override.
+    return "\n".join(plain_text(line) for line in lines) + "\n"
