@@ -29,6 +29,7 @@ from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
 from ticketlint.connectors.files import InputError, load_inputs
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord
+from ticketlint.redact import RedactingFormatter, redact
 from ticketlint.report import formats
 from ticketlint.rules.registry import (
     SEVERITIES,
@@ -119,18 +120,21 @@ class TicketlintGroup(click.Group):
             _silence_stdout()
             ctx.exit(EXIT_BROKEN_PIPE)
         except _known_errors() as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(redact(f"error: {exc}"), err=True)
             ctx.exit(EXIT_ERROR)
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             click.echo(
-                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+                redact(
+                    f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
+                ),
                 err=True,
             )
             if _state(ctx).verbosity > 0:
                 import traceback
 
-                traceback.print_exc(file=sys.stderr)
+                # URLs in exception messages and frames may carry credentials or tokens.
+                click.echo(redact(traceback.format_exc()), err=True, nl=False)
             ctx.exit(EXIT_ERROR)
 
 
@@ -245,12 +249,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
     verbosity = -1 if quiet else verbose
     ctx.obj = State(config_path=config_path, verbosity=verbosity)
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level,
-        format="ticketlint: %(levelname)s: %(message)s",
-        force=True,
-    )
+    logging.basicConfig(stream=sys.stderr, level=level, force=True)
+    for handler in logging.getLogger().handlers:  # every log line and traceback redacted
+        handler.setFormatter(RedactingFormatter("ticketlint: %(levelname)s: %(message)s"))
 
 
 # --- check ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ticketlint.mapping.common import MappingOptions
+from ticketlint.redact import redact, redact_data
 
 ENV_VAR = "TICKETLINT_CONFIG"
 DEFAULT_NAME = "ticketlint.yaml"
@@ -47,6 +48,8 @@ class ConfigError(Exception):
 
     def __init__(self, path: Path | str | None, problems: list[str]) -> None:
         where = str(path) if path else "configuration"
+        # A malformed value is echoed to help the user: never with its credentials.
+        problems = [redact(p) for p in problems]
         super().__init__("\n".join(f"{where}: {p}" for p in problems))
         self.path = path
         self.problems = problems
@@ -333,17 +336,11 @@ class Config(_Strict):
         raise ConfigError(self.path, [f"sources: no source named {name!r} (known: {known})"])
 
     def redacted(self) -> dict[str, Any]:
-        """The effective configuration with every secret replaced by ``**********``."""
+        """The effective configuration with every secret replaced: secret fields dump as
+        ``**********`` (SecretStr), and every other string (the database URL, source URLs)
+        goes through :func:`ticketlint.redact.redact` for passwords and tokens inside it."""
         dumped = self.model_dump(mode="json", exclude={"path", "unresolved_env"})
-        return {key: _redact(value) for key, value in dumped.items()}
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value  # SecretStr dumps as "**********" already
+        return {key: redact_data(value) for key, value in dumped.items()}
 
 
 def find_config(explicit: str | Path | None = None) -> Path | None:

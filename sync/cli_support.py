@@ -19,7 +19,9 @@ from ticketlint.store.db import Store, StoreError, normalise_url, open_store, sq
 
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit 2 (usage, configuration or store error)."""
-    click.echo(f"error: {message}", err=True)
+    from ticketlint.redact import redact
+
+    click.echo(redact(f"error: {message}"), err=True)
     sys.exit(2)
 
 
