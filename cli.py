@@ -27,6 +27,7 @@ import ticketlint.config as config_mod
 from ticketlint.config import Config, ConfigError
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
 from ticketlint.connectors.files import InputError, load_inputs
+from ticketlint.connectors.keys import invalid_key
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.redact import RedactingFormatter, redact
@@ -379,8 +380,16 @@ def check(
                 "give --input PATH (exported files) or --source NAME (a configured source)"
             )
         progress = LiveProgress(enabled=state.verbosity >= 0 and _stderr_is_terminal())
+        keys_by_source = _keys_by_source(chosen, keys)
+        if keys:  # a source none of the keys belongs to is not read at all
+            chosen = [s for s in chosen if keys_by_source[s.name]]
         records, ci_sources, live_report = _read_live(
-            chosen, jql=jql, query=query, keys=keys, since=since_at, progress=progress
+            chosen,
+            jql=jql,
+            query=query,
+            keys=keys_by_source,
+            since=since_at,
+            progress=progress,
         )
         report.merge(live_report)
         sources = [s.name for s in chosen]
@@ -472,6 +481,24 @@ def _keys_not_found(
     return [k for k in keys if k.upper() not in found]
 
 
+def _keys_by_source(sources: Sequence[Any], keys: Sequence[str]) -> dict[str, list[str]]:
+    """The ``--key`` values that are keys of each source (``PROJ-1`` for Jira, a record
+    number or sys_id for ServiceNow): a key is an identifier, never query text, so one
+    that fits no chosen source is a usage error before any query is built."""
+    by_source: dict[str, list[str]] = {s.name: [] for s in sources}
+    for key in keys:
+        reasons = []
+        for src in sources:
+            why = invalid_key(src.type, key)
+            if why is None:
+                by_source[src.name].append(key.strip())
+            else:
+                reasons.append(f"{src.name}: {why}")
+        if len(reasons) == len(sources):
+            raise click.BadParameter("; ".join(reasons), param_hint="--key")
+    return by_source
+
+
 def _as_of(text: str | None) -> datetime:
     return _option_time("--as-of", text) if text else _now()
 
@@ -534,7 +561,7 @@ def _read_live(
     *,
     jql: str | None,
     query: str | None,
-    keys: Sequence[str],
+    keys: dict[str, list[str]],
     since: datetime | None,
     progress: LiveProgress | None = None,
 ) -> tuple[list[BaseRecord], set[str], MappingReport]:
@@ -548,6 +575,7 @@ def _read_live(
             raise click.UsageError(
                 f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}"
             )
+        source_keys = keys.get(src.name) or None
         connector = _open_connector(src)
         try:
             plan = getattr(connector, "plan", None)
@@ -555,16 +583,14 @@ def _read_live(
                 plan(dict.fromkeys(connector.streams, since))
             for stream in connector.streams:
                 log.info("reading %s %s", src.name, stream)
-                for batch in connector.read(
-                    stream, since=since, query=scope, keys=list(keys) or None
-                ):
+                for batch in connector.read(stream, since=since, query=scope, keys=source_keys):
                     records.extend(batch.records)
                     progress.update(
                         f"{src.name} {stream}: {len(records):,} records read "
                         f"({connector.request_count} requests)"
                     )
                     report.merge(batch.report)
-                    if not keys and (
+                    if not source_keys and (
                         stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)
                     ):
                         # With --key only the named tickets are read: the source's CIs

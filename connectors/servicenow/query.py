@@ -21,6 +21,8 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from ticketlint.connectors.keys import encoded_query_value
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 UPDATE_KEY = ("sys_updated_on", "sys_id")
 """The key task and CI reads page on: (replication key, primary key)."""
@@ -114,7 +116,9 @@ def walk_query(text: str, ref: str) -> str | None:
 
 
 def keys_clause(key_field: str, keys: Sequence[str] | None) -> str:
-    """The records named on the command line (``--key``), by their key field."""
+    """The records named on the command line (``--key``), by their key field. The keys
+    are checked by :mod:`ticketlint.connectors.keys` before they get here, and each value
+    is escaped for the encoded query all the same."""
     if not keys:
         return ""
-    return f"{key_field}IN{','.join(k.strip() for k in keys)}"
+    return f"{key_field}IN{','.join(encoded_query_value(k.strip()) for k in keys)}"
