@@ -258,6 +258,11 @@ class ServeOptions(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    connection_limit: int = Field(default=1000, ge=10, le=100_000)
+    """Connections waitress holds open at once (its default, 100, lets 100 slow clients
+    block /healthz and every webhook)."""
+    channel_timeout: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds an idle or trickling connection is kept before waitress closes it."""
 
 
 class AuditOptions(_Strict):

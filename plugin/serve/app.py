@@ -17,7 +17,6 @@ The re-check itself (re-read, evaluate, store, write-back, chat) runs on the
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -26,10 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import text
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ticketlint import safejson
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.mapping.common import parse_jira_time, parse_servicenow_time
 from ticketlint.plugin.serve import security
@@ -52,6 +52,11 @@ TABLE = re.compile(r"^[a-z][a-z0-9_]{0,79}$")
 JIRA_DELETED_EVENTS = frozenset({"jira:issue_deleted"})
 
 STATE_KEY = "ticketlint"
+JSON_MAX_DEPTH = 64
+"""Nesting a webhook body may have: Jira's issue events nest about 8 levels (ADF
+descriptions in Cloud payloads more, never 64)."""
+access_log = logging.getLogger("ticketlint.plugin.serve.access")
+"""One line per webhook: endpoint, source, key, verdict, HTTP status, latency (no body)."""
 
 
 @dataclass
@@ -143,17 +148,28 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = cfg.serve.max_body_bytes
     app.extensions[STATE_KEY] = state
 
+    @app.before_request
+    def started() -> None:
+        g.started = time.monotonic()
+
+    @app.after_request
+    def logged(response: Response) -> Response:
+        if request.path.startswith("/hooks/"):
+            _log_webhook(response.status_code)
+        return response
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception) -> tuple[Response, int]:
         endpoint = "jira" if request.path.startswith("/hooks/jira") else "servicenow"
         counters.webhook(endpoint, "too_large")
+        note(verdict="too_large")
         return jsonify(error=f"body larger than {cfg.serve.max_body_bytes} bytes"), 413
 
     @app.errorhandler(_Reject)
     def rejected(exc: _Reject) -> tuple[Response, int]:
         endpoint = "jira" if request.path.startswith("/hooks/jira") else "servicenow"
         counters.webhook(endpoint, exc.outcome)
-        log.info("%s webhook rejected (%s): %s", endpoint, exc.outcome, exc.message)
+        note(verdict=exc.outcome, reason=exc.message)
         return jsonify(error=exc.message, outcome=exc.outcome), exc.status
 
     @app.post("/hooks/jira")
@@ -188,6 +204,30 @@ def create_app(
     return app
 
 
+def note(**fields: str | None) -> None:
+    """What the access log line of this webhook says (source, key, verdict, reason)."""
+    current = getattr(g, "webhook", None) or {}
+    current.update({k: v for k, v in fields.items() if v is not None})
+    g.webhook = current
+
+
+def _log_webhook(status: int) -> None:
+    from ticketlint.escaping import plain_text
+
+    seen = getattr(g, "webhook", None) or {}
+    latency = (time.monotonic() - getattr(g, "started", time.monotonic())) * 1000
+    access_log.info(
+        "webhook %s source=%s key=%s verdict=%s status=%d latency_ms=%.1f%s",
+        request.path,
+        plain_text(seen.get("source", "-")),
+        plain_text(seen.get("key", "-"))[:80],
+        seen.get("verdict", "-"),
+        status,
+        latency,
+        f" reason={plain_text(seen['reason'])[:200]}" if seen.get("reason") else "",
+    )
+
+
 def serve_state(app: Flask) -> ServeState:
     state: ServeState = app.extensions[STATE_KEY]  # set by create_app
     return state
@@ -220,8 +260,13 @@ def _pick_source(cfg: Config, kind: str, name: str | None) -> JiraSource | Servi
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, within :data:`JSON_MAX_DEPTH` levels of nesting (a
+    deeper body is a 400, never a ``RecursionError``); integers too long to convert are
+    read as null."""
     try:
-        payload = json.loads(body)
+        payload = safejson.loads(body, depth=JSON_MAX_DEPTH)
+    except safejson.JSONLimitError as exc:
+        raise _Reject(400, "bad_request", f"body is not acceptable JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise _Reject(400, "bad_request", "body is not JSON") from None
     if not isinstance(payload, dict):
@@ -234,6 +279,7 @@ def _accept(state: ServeState, endpoint: str, ref: TicketRef) -> tuple[Response,
     outcome = "accepted" if fresh_job else "coalesced"
     state.counters.webhook(endpoint, outcome)
     log.info("%s webhook for %s/%s: %s", endpoint, ref.source, ref.key, outcome)
+    note(source=ref.source, key=ref.key, verdict=outcome)
     return jsonify(status=outcome, source=ref.source, key=ref.key), 202
 
 
@@ -249,6 +295,7 @@ def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
     ):
         raise _Reject(401, "unauthorized", "X-Hub-Signature is missing or does not match")
     source = _pick_source(state.cfg, "jira", source_name)
+    note(source=source.name)
     payload = _json_object(body)
     sent = security.parse_epoch(payload.get("timestamp"), millis=True)
     if not security.fresh(sent, state.clock(), state.jira_window):
@@ -256,6 +303,7 @@ def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
     issue = payload.get("issue")
     if not isinstance(issue, dict):
         state.counters.webhook("jira", "ignored")
+        note(verdict="ignored")
         return jsonify(status="ignored", reason="not an issue event"), 200
     key = issue.get("key") or issue.get("id")
     if not isinstance(key, (str, int)) or not JIRA_KEY.match(str(key)):
@@ -271,6 +319,7 @@ def _jira(state: ServeState, source_name: str | None) -> tuple[Response, int]:
     if seen:
         # 200, not 409: Jira retries 408/409/425/429/5xx, and this delivery was handled.
         state.counters.webhook("jira", "duplicate")
+        note(key=str(key), verdict="duplicate")
         return jsonify(status="duplicate"), 200
     fields = issue.get("fields")
     ref = TicketRef(
@@ -305,6 +354,7 @@ def _servicenow(state: ServeState, source_name: str | None) -> tuple[Response, i
                 "is missing or does not match",
             )
     source = _pick_source(state.cfg, "servicenow", source_name)
+    note(source=source.name)
     if stamp is not None or signature is not None:
         if not security.fresh(security.parse_epoch(stamp), state.clock(), state.servicenow_window):
             raise _Reject(
@@ -316,6 +366,7 @@ def _servicenow(state: ServeState, source_name: str | None) -> tuple[Response, i
         raise _Reject(400, "bad_request", "table is missing or not a table name")
     if not isinstance(sys_id, str) or not SYS_ID.match(sys_id):
         raise _Reject(400, "bad_request", "sys_id is missing or not 32 hexadecimal digits")
+    note(key=sys_id)
     digest = hashlib.sha256((stamp or "").encode() + b"." + body).hexdigest()
     if not state.servicenow_replays.first_time(f"{source.name}:{digest}"):
         raise _Reject(409, "duplicate", "this delivery was already received")

@@ -1,0 +1,135 @@
+"""JSON parsing with limits: nesting depth, integer size, text size.
+
+``json.loads`` raises ``RecursionError`` on a 100,000-deep array and ``ValueError`` past
+4,300 integer digits; neither is an ordinary "not JSON" error, and a ``RecursionError``
+reaching a web handler is a 500 with a traceback. Here:
+
+- :func:`loads` refuses a document nested deeper than ``max_depth`` or longer than
+  ``max_bytes`` with :class:`JSONLimitError` (a ``ValueError``) before parsing it, and
+  reads an integer of more than ``max_int_digits`` digits as ``None`` (unknown) instead
+  of failing the document; the caller learns how many through ``limits``;
+- :func:`loads_salvaging` (exported files) parses what it can: a value nested too deep
+  is replaced by ``null`` and counted, so one bad value costs that value, not the file.
+
+The depth scan is one regular-expression pass over strings and brackets; it runs only
+where the stakes need it (webhook bodies are bounded by ``serve.max_body_bytes``; files
+are scanned only after ``json.loads`` failed on them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DEPTH = 64
+"""Deeper than any Jira or ServiceNow payload (ADF documents nest about 10 levels)."""
+MAX_INT_DIGITS = 4000
+"""Python refuses to convert more than 4,300 digits; no identifier or count has more."""
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+class JSONLimitError(ValueError):
+    """The document is nested too deep or too large to read."""
+
+
+@dataclass
+class Limits:
+    """What parsing had to give up on (counted, so the caller can report it)."""
+
+    big_integers: int = 0
+    deep_values: int = 0
+
+
+def max_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text`` (strings skipped)."""
+    depth = deepest = 0
+    for m in _TOKENS.finditer(text):
+        token = m.group(0)
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def _int_parser(limits: Limits, max_int_digits: int) -> Any:
+    def parse_int(text: str) -> int | None:
+        if len(text.lstrip("-")) > max_int_digits:
+            limits.big_integers += 1
+            return None
+        return int(text)
+
+    return parse_int
+
+
+def loads(
+    text: str | bytes,
+    *,
+    depth: int = MAX_DEPTH,
+    max_bytes: int | None = None,
+    max_int_digits: int = MAX_INT_DIGITS,
+    limits: Limits | None = None,
+) -> Any:
+    """``json.loads`` within the limits (see the module docstring)."""
+    if max_bytes is not None and len(text) > max_bytes:
+        raise JSONLimitError(f"document larger than {max_bytes} bytes")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if max_depth(text) > depth:
+        raise JSONLimitError(f"nested deeper than {depth} levels")
+    limits = limits if limits is not None else Limits()
+    try:
+        return json.loads(text, parse_int=_int_parser(limits, max_int_digits))
+    except RecursionError:  # pragma: no cover - the depth scan comes first
+        raise JSONLimitError(f"nested deeper than {depth} levels") from None
+
+
+def loads_salvaging(
+    text: str,
+    *,
+    depth: int = MAX_DEPTH,
+    max_int_digits: int = MAX_INT_DIGITS,
+    limits: Limits | None = None,
+) -> Any:
+    """Parse ``text``; a value nested deeper than ``depth`` becomes ``null`` (counted in
+    ``limits.deep_values``) and an oversized integer ``None`` (``limits.big_integers``).
+    Raises ``json.JSONDecodeError`` for text that is not JSON at all."""
+    limits = limits if limits is not None else Limits()
+    parse_int = _int_parser(limits, max_int_digits)
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except RecursionError:
+        pass
+    return json.loads(_cut_deep(text, depth, limits), parse_int=parse_int)
+
+
+def _cut_deep(text: str, depth: int, limits: Limits) -> str:
+    """``text`` with every array or object that opens deeper than ``depth`` replaced by
+    ``null`` (a bracket inside a string is not a bracket)."""
+    out: list[str] = []
+    level = 0
+    cut_from: int | None = None
+    last = 0
+    for m in _TOKENS.finditer(text):
+        token = m.group(0)
+        if token in ("[", "{"):
+            level += 1
+            if level == depth + 1 and cut_from is None:
+                out.append(text[last : m.start()])
+                cut_from = m.start()
+        elif token in ("]", "}"):
+            if level == depth + 1 and cut_from is not None:
+                out.append("null")
+                limits.deep_values += 1
+                cut_from = None
+                last = m.end()
+            level -= 1
+    if cut_from is not None:  # unbalanced: keep the rest so json reports where
+        out.append(text[cut_from:])
+    else:
+        out.append(text[last:])
+    return "".join(out)
