@@ -249,10 +249,35 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) 
     """Check Jira and ServiceNow service-management records against ISO/IEC 20000-1."""
     verbosity = -1 if quiet else verbose
     ctx.obj = State(config_path=config_path, verbosity=verbosity)
+    set_umask()
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(stream=sys.stderr, level=level, force=True)
     for handler in logging.getLogger().handlers:  # every log line and traceback redacted
         handler.setFormatter(RedactingFormatter("ticketlint: %(levelname)s: %(message)s"))
+
+
+UMASK_ENV = "TICKETLINT_UMASK"
+DEFAULT_UMASK = 0o077
+
+
+def set_umask(environ: dict[str, str] | None = None) -> int:
+    """Files ticketlint creates (the SQLite store and its journal, reports, evidence
+    packs, exports, ``-o`` files) are readable by their owner only: 0600 files, 0700
+    directories. ``TICKETLINT_UMASK`` (octal, e.g. ``027``) chooses another umask.
+    Returns the umask set."""
+    text = (environ if environ is not None else os.environ).get(UMASK_ENV, "").strip()
+    mask = DEFAULT_UMASK
+    if text:
+        try:
+            mask = int(text, 8)
+        except ValueError:
+            raise click.UsageError(
+                f"{UMASK_ENV}={text!r} is not an octal umask (077, 027)"
+            ) from None
+        if not 0 <= mask <= 0o777:
+            raise click.UsageError(f"{UMASK_ENV}={text!r} is not an octal umask (077, 027)")
+    os.umask(mask)
+    return mask
 
 
 # --- check ----------------------------------------------------------------------------
