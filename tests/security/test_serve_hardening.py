@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -40,7 +40,7 @@ def _config(tmp: Path, serve: str = "") -> str:
 class FakeServer:
     """Stands in for waitress: records its settings, stops at once."""
 
-    made: list[dict[str, Any]] = []
+    made: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
         FakeServer.made.append(kwargs)
