@@ -94,6 +94,47 @@ def connection_failure(exc: BaseException) -> str | None:
     return None
 
 
+TLS_HINT = (
+    "the source's certificate; for a private or corporate CA set sources[].verify to the "
+    "path of its CA bundle (verify: /etc/ssl/corp-ca.pem); verify: false turns checking "
+    "off and is for tests only"
+)
+_TLS_REASONS = (
+    (
+        "certificate has expired",
+        "certificate expired (the server's certificate is past its end date)",
+    ),
+    ("not yet valid", "certificate not yet valid (check the clocks)"),
+    ("hostname mismatch", "hostname mismatch (the certificate is for another name)"),
+    ("doesn't match", "hostname mismatch (the certificate is for another name)"),
+    ("ip address mismatch", "hostname mismatch (the certificate is for another address)"),
+    ("self-signed certificate", "unknown CA (a self-signed certificate)"),
+    ("self signed certificate", "unknown CA (a self-signed certificate)"),
+    ("unable to get local issuer", "unknown CA (the issuer is not in the trusted bundle)"),
+    ("unable to get issuer", "unknown CA (the issuer is not in the trusted bundle)"),
+    ("certificate revoked", "certificate revoked"),
+    ("wrong version number", "handshake failed: the port does not speak TLS (http:// URL?)"),
+    ("unsupported protocol", "handshake failed: no TLS version in common"),
+    ("no such file", "the CA bundle named by verify: cannot be read"),
+    (
+        "could not find a suitable tls ca certificate bundle",
+        "the CA bundle named by verify: cannot be read",
+    ),
+)
+
+
+def tls_failure(exc: BaseException) -> str:
+    """What went wrong in a TLS handshake, in words: unknown CA, hostname mismatch,
+    expired certificate, ... (the text of ``ssl`` / urllib3's nested errors)."""
+    text = str(exc).lower()
+    for needle, reason in _TLS_REASONS:
+        if needle in text:
+            return reason
+    if "certificate verify failed" in text:
+        return "certificate verification failed"
+    return "handshake failed"
+
+
 class _Retryable(Exception):
     """One attempt failed in a way worth another try."""
 
@@ -345,6 +386,14 @@ class HttpClient:
             )
         except requests.exceptions.Timeout as exc:
             raise _Retryable(f"timed out after {self.timeout:g} s") from exc
+        except requests.exceptions.SSLError as exc:
+            # A certificate problem does not heal by retrying, and is no rate limit.
+            raise SourceError(
+                self.source,
+                f"{method} failed: TLS failure: {tls_failure(exc)}",
+                url=shown,
+                hint=TLS_HINT,
+            ) from exc
         except _RETRYABLE_EXCEPTIONS as exc:
             cause = connection_failure(exc)
             if cause is not None:
@@ -359,6 +408,15 @@ class HttpClient:
                     "reachable from here",
                 ) from None
             raise _Retryable(f"connection error: {type(exc).__name__}") from exc
+        except OSError as exc:  # requests: "Could not find a suitable TLS CA certificate bundle"
+            if "certificate bundle" not in str(exc):
+                raise
+            raise SourceError(
+                self.source,
+                f"{method} failed: TLS failure: {tls_failure(exc)}",
+                url=shown,
+                hint=TLS_HINT,
+            ) from exc
         status = response.status_code
         if status == 429 or status >= 500:
             wait = (
