@@ -17,6 +17,18 @@ Accepted inputs (docs/cli.md):
 
 This module reads files and hands their JSON to the mappers; it knows no ISO 20000.
 Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
+
+A bad record, line or value is contained, counted and listed, never fatal to the run:
+
+- a JSONL line that is not UTF-8, not JSON, nested deeper than
+  :data:`ticketlint.safejson.MAX_DEPTH` or not a record is a mapping error naming the file
+  and line; the other lines load;
+- in a JSON export, a value nested too deep (``json`` would raise ``RecursionError``) is
+  read as null and an integer of thousands of digits as unknown (None), each counted
+  in the warnings; an issue or row that is not an object is a mapping error;
+- two records with the same source and key (an issue exported twice, a ServiceNow row
+  in two pages) are one record: the latest ``updated_at`` wins (the later one read on
+  a tie), and the collapsed copies are counted in the warnings.
 """
 
 from __future__ import annotations
@@ -24,9 +36,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ticketlint import safejson
 from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport, gc_paused
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 
@@ -83,7 +97,36 @@ def load_inputs(paths: Sequence[Path], options: MappingOptions) -> LoadResult:
             _load_jsonl(path, options, result)
         else:
             _load_file(path, options, result)
+    _collapse_duplicates(result)
     return result
+
+
+def _collapse_duplicates(result: LoadResult) -> None:
+    """One record per (source, key): the latest ``updated_at`` wins, the later read on a
+    tie or when a time is unknown; each collapsed copy is counted in the warnings."""
+    chosen: dict[tuple[str, str], int] = {}
+    for i, record in enumerate(result.records):
+        ident = (record.source, record.key)
+        kept = chosen.get(ident)
+        if kept is None or _newer_or_same(record, result.records[kept]):
+            chosen[ident] = i
+    duplicates = len(result.records) - len(chosen)
+    if not duplicates:
+        return
+    keep = set(chosen.values())
+    dropped = [r for i, r in enumerate(result.records) if i not in keep]
+    result.records = [r for i, r in enumerate(result.records) if i in keep]
+    for record in dropped:
+        result.report.warnings[
+            f"duplicate record {record.source}/{record.key}: the latest update is checked"
+        ] += 1
+
+
+def _newer_or_same(candidate: BaseRecord, kept: BaseRecord) -> bool:
+    new, old = candidate.updated_at, kept.updated_at
+    if isinstance(new, datetime) and isinstance(old, datetime):
+        return new >= old
+    return not isinstance(old, datetime) or isinstance(new, datetime)
 
 
 # --- reading --------------------------------------------------------------------------
@@ -98,33 +141,64 @@ def _read_text(path: Path) -> str:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _read_json(path: Path, parsed: dict[Path, Any] | None = None) -> Any:
+def _read_json(
+    path: Path, parsed: dict[Path, Any] | None = None, report: MappingReport | None = None
+) -> Any:
     """The file's JSON; from ``parsed`` when this load already read it (each file is
     parsed once). The collector is paused while parsing: a large file is one burst of
-    long-lived objects that it would otherwise re-scan, with all earlier files, many times."""
+    long-lived objects that it would otherwise re-scan, with all earlier files, many times.
+    A value nested too deep becomes null and an integer too long to convert None, each
+    counted in ``report``'s warnings (when given) the one time the file is parsed."""
     if parsed is not None and path in parsed:
         return parsed[path]
     text = _read_text(path)
+    limits = safejson.Limits()
     try:
         with gc_paused(promote=True):
-            return json.loads(text)
+            data = safejson.loads_salvaging(text, limits=limits)
     except json.JSONDecodeError as exc:
         raise InputError(
             path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    if report is not None:
+        if limits.deep_values:
+            report.warnings[
+                f"{path.name}: values nested deeper than {safejson.MAX_DEPTH} levels read as unknown"
+            ] += limits.deep_values
+        if limits.big_integers:
+            report.warnings[
+                f"{path.name}: integers of more than {safejson.MAX_INT_DIGITS} digits read as unknown"
+            ] += limits.big_integers
+    return data
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    try:
+        return path.read_bytes().split(b"\n")
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _load_jsonl(path: Path, options: MappingOptions, result: LoadResult) -> None:
     report = MappingReport()
     records: list[BaseRecord] = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(_read_lines(path), start=1):
+        if not raw.strip():
             continue
         report.rows += 1
         key: str | None = None
         line_source = options.source
         try:
-            data = json.loads(line)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            limits = safejson.Limits()
+            data = safejson.loads(line.removeprefix("\ufeff"), limits=limits)
+            if limits.big_integers:
+                report.warnings[
+                    f"{path.name}: integers of more than {safejson.MAX_INT_DIGITS} digits read as unknown"
+                ] += limits.big_integers
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             key = data.get("key") if isinstance(data.get("key"), str) else None
@@ -161,7 +235,7 @@ def _short_error(exc: Exception) -> str:
 
 
 def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
-    data = _read_json(path)
+    data = _read_json(path, report=result.report)
     parsed = {path: data}
     if _is_jira_search(data):
         _load_jira([path], path.parent, options, result, parsed)
@@ -232,7 +306,7 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
             ] += 1
         _load_servicenow(snow, options, result)
         return
-    parsed = {p: _read_json(p) for p in json_files}
+    parsed = {p: _read_json(p, report=result.report) for p in json_files}
     for p, data in parsed.items():
         if _is_jsm_requests(data):
             raise InputError(p, JSM_REQUEST_EXPORT)
@@ -266,7 +340,7 @@ def _load_jira(
     schema: dict[str, Any] = {}
     unreadable = MappingReport()
     for path in searches:
-        data = _read_json(path, parsed)
+        data = _read_json(path, parsed, result.report)
         for page in data if isinstance(data, list) else [data]:
             if isinstance(page, dict) and isinstance(page.get("issues"), list):
                 # A null (or non-object) entry is one unreadable row, not a crash.
@@ -286,7 +360,7 @@ def _load_jira(
             page_issues, page_names, page_schema = jira_mapping.load_search_export(data)
         except ValueError as exc:
             raise InputError(path, f"not a Jira search export: {exc}") from None
-        issues.extend(page_issues)
+        issues.extend(_objects(page_issues, path, "issue", options.source, result.report))
         names.update(page_names or {})
         schema.update(page_schema or {})
     field_file = folder / "field.json"
@@ -318,6 +392,27 @@ def _load_jira(
     records, report = mapper.map_issues(issues, changelogs=changelogs)
     report.merge(unreadable)
     result.extend(records, report)
+
+
+def _objects(
+    items: Iterable[Any], path: Path, what: str, source: str, report: MappingReport
+) -> list[dict[str, Any]]:
+    """The JSON objects of ``items``; anything else (a string, a number, a list where an
+    issue or row should be) is a mapping error naming the file and position."""
+    out: list[dict[str, Any]] = []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            out.append(item)
+        else:
+            report.rows += 1
+            report.errors.append(
+                MappingError(
+                    source,
+                    None,
+                    f"{path}: {what} {number} is a {type(item).__name__}, not an object",
+                )
+            )
+    return out
 
 
 def _jira_changelogs(
@@ -386,10 +481,16 @@ def _load_servicenow(
     def rows(table: str) -> list[dict[str, Any]] | None:
         if table not in files:
             return None
+        data = _read_json(files[table], parsed, result.report)
+        if isinstance(data, list) and not all(
+            isinstance(p, dict) and isinstance(p.get("result"), list) for p in data
+        ):  # a bare list of rows: a row that is not an object is that row's error
+            data = _objects(data, files[table], "row", options.source, result.report)
         try:
-            return snow_mapping.load_table_export(_read_json(files[table], parsed))
+            loaded = snow_mapping.load_table_export(data)
         except ValueError as exc:
             raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
+        return _objects(loaded, files[table], "row", options.source, result.report)
 
     approvals = rows("sysapproval_approver")
     task_ci = rows("task_ci")
