@@ -19,6 +19,8 @@ hostile until it is escaped for where it goes:
   typed: the punctuation that starts a link, an image, HTML, code or a table cell gets a
   backslash (emphasis is left alone: it cannot link or mention), line breaks become
   spaces, then :func:`plain_text` and :func:`defang`.
+- :func:`jira_wiki_text`, :func:`journal_text`, :func:`adf_text`: write-back comments
+  and work notes (Jira Data Center wiki markup, ServiceNow journal, Jira Cloud ADF).
 - :func:`link_url`: a URL ticketlint puts in a link itself (``base_url/browse/KEY``) is
   used only when it is ``http(s)`` and is percent-encoded where markdown or HTML would
   end the link early.
@@ -99,6 +101,31 @@ def markdown_text(text: Any) -> str:
         return ""
     one_line = " ".join(plain_text(text).split())
     return defang(_MARKDOWN_SPECIAL.sub(r"\\\1", one_line))
+
+
+_WIKI_SPECIAL = re.compile(r"([\\\[\]{}!|])")
+_CODE_TAG = re.compile(r"(?i)\[(/?)(code)\]")
+
+
+def jira_wiki_text(text: Any) -> str:
+    """Jira Data Center wiki markup from ticket text: the characters that open a link,
+    a user mention (``[~user]``), a macro (``{html}``), an image (``!x.png!``) or a table
+    get a backslash; controls go, addresses are defanged."""
+    return defang(_WIKI_SPECIAL.sub(r"\\\1", plain_text(text)))
+
+
+def journal_text(text: Any) -> str:
+    """A ServiceNow journal entry (work note) from ticket text: ``[code]…[/code]`` would
+    render HTML there, so the tag is broken by a word joiner; controls go, addresses are
+    defanged."""
+    return defang(
+        _CODE_TAG.sub(lambda m: f"[{WORD_JOINER}{m.group(1)}{m.group(2)}]", plain_text(text))
+    )
+
+
+def adf_text(text: Any) -> str:
+    """An ADF text node (literal by construction): no controls, no auto-linked address."""
+    return defang(plain_text(text))
 
 
 def xml_text(text: Any) -> str:

@@ -372,7 +372,7 @@ class Executor:
         body = (
             adf(pw.key, findings, rev, pw.digest)
             if remote.cloud
-            else plain_text(pw.key, findings, rev, pw.digest)
+            else plain_text(pw.key, findings, rev, pw.digest, markup="wiki")
         )
         if cid is not None and remote.edit_comment(issue, cid, body):
             return True, {"op": "edit", "comment_id": cid, "rev": rev}, pw.digest

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ticketlint.escaping import adf_text, jira_wiki_text, journal_text
 from ticketlint.mapping.common import WRITEBACK_MARKER
 
 MARKER_PREFIX = WRITEBACK_MARKER
@@ -112,11 +113,21 @@ def lines(
     return out
 
 
-def plain_text(key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str) -> str:
-    """Jira Data Center (wiki markup) and ServiceNow work note text."""
+def plain_text(
+    key: str,
+    findings: Sequence[OpenFinding],
+    rev: int,
+    set_digest: str,
+    *,
+    markup: str = "journal",
+) -> str:
+    """Jira Data Center (``markup="wiki"``) and ServiceNow work note (``"journal"``) text.
+    Ticket text is escaped for that markup; the marker line is ours and stays as is."""
+    escape = jira_wiki_text if markup == "wiki" else journal_text
     rendered = []
     for kind, text in lines(key, findings, rev, set_digest):
-        rendered.append({"item": f"* {text}", "fix": f"  {text}"}.get(kind, text))
+        shown = text if kind == "marker" else escape(text)
+        rendered.append({"item": f"* {shown}", "fix": f"  {shown}"}.get(kind, shown))
     return "\n".join(rendered)
 
 
@@ -135,7 +146,7 @@ def adf(key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str) ->
                             "type": "paragraph",
                             "content": [
                                 {"type": "text", "text": code, "marks": [{"type": "strong"}]},
-                                {"type": "text", "text": " " + rest},
+                                {"type": "text", "text": " " + adf_text(rest)},
                             ],
                         }
                     ],
@@ -145,14 +156,19 @@ def adf(key: str, findings: Sequence[OpenFinding], rev: int, set_digest: str) ->
             items[-1]["content"].append(
                 {
                     "type": "paragraph",
-                    "content": [{"type": "text", "text": text, "marks": [{"type": "em"}]}],
+                    "content": [
+                        {"type": "text", "text": adf_text(text), "marks": [{"type": "em"}]}
+                    ],
                 }
             )
         else:
             if items:
                 content.append({"type": "bulletList", "content": items})
                 items = []
-            para: dict[str, Any] = {"type": "text", "text": text}
+            para: dict[str, Any] = {
+                "type": "text",
+                "text": text if kind == "marker" else adf_text(text),
+            }
             if kind == "marker":  # small print: grey, so people read past it
                 para["marks"] = [{"type": "textColor", "attrs": {"color": "#97a0af"}}]
             content.append({"type": "paragraph", "content": [para]})
