@@ -8,6 +8,8 @@ reaching a web handler is a 500 with a traceback. Here:
   ``max_bytes`` with :class:`JSONLimitError` (a ``ValueError``) before parsing it, and
   reads an integer of more than ``max_int_digits`` digits as ``None`` (unknown) instead
   of failing the document; the caller learns how many through ``limits``;
+- both replace a lone UTF-16 surrogate (``"\\udc80"``: valid JSON that no UTF-8
+  writer, database or chat API accepts) by U+FFFD (:func:`lone_surrogates_fixed`);
 - :func:`loads_salvaging` (exported files) parses what it can: a value nested too deep
   is replaced by ``null`` and counted, so one bad value costs that value, not the file.
 
@@ -29,6 +31,32 @@ MAX_INT_DIGITS = 4000
 """Python refuses to convert more than 4,300 digits; no identifier or count has more."""
 
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogates_fixed(value: Any, raw: str | bytes) -> Any:
+    """``value`` parsed from ``raw`` with every lone UTF-16 surrogate (``"\\udc80"`` in
+    the JSON: valid JSON, but no UTF-8 encoder, database or chat API accepts it) replaced
+    by U+FFFD. The walk happens only when ``raw`` holds a surrogate escape at all."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if not _SURROGATE_ESCAPE.search(data):
+        return value
+    return _fix(value)
+
+
+def _fix(value: Any) -> Any:
+    if isinstance(value, str):
+        if _LONE_SURROGATE.search(value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {_fix(k): _fix(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fix(v) for v in value]
+    return value
 
 
 class JSONLimitError(ValueError):
@@ -83,9 +111,10 @@ def loads(
         raise JSONLimitError(f"nested deeper than {depth} levels")
     limits = limits if limits is not None else Limits()
     try:
-        return json.loads(text, parse_int=_int_parser(limits, max_int_digits))
+        value = json.loads(text, parse_int=_int_parser(limits, max_int_digits))
     except RecursionError:  # pragma: no cover - the depth scan comes first
         raise JSONLimitError(f"nested deeper than {depth} levels") from None
+    return lone_surrogates_fixed(value, text)
 
 
 def loads_salvaging(
@@ -101,10 +130,10 @@ def loads_salvaging(
     limits = limits if limits is not None else Limits()
     parse_int = _int_parser(limits, max_int_digits)
     try:
-        return json.loads(text, parse_int=parse_int)
+        value = json.loads(text, parse_int=parse_int)
     except RecursionError:
-        pass
-    return json.loads(_cut_deep(text, depth, limits), parse_int=parse_int)
+        value = json.loads(_cut_deep(text, depth, limits), parse_int=parse_int)
+    return lone_surrogates_fixed(value, text)
 
 
 def _cut_deep(text: str, depth: int, limits: Limits) -> str:

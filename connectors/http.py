@@ -35,6 +35,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from ticketlint.connectors.base import SourceError
+from ticketlint.safejson import lone_surrogates_fixed
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +442,10 @@ class HttpClient:
         if status == 204 or not response.content:
             return response, None
         try:
-            return response, jsonlib.loads(response.content)
+            # A lone surrogate escape ("\udc80") is valid JSON that no database accepts.
+            return response, lone_surrogates_fixed(
+                jsonlib.loads(response.content), response.content
+            )
         except ValueError as exc:
             # A truncated page or a proxy's HTML error page: worth another try.
             raise _Retryable(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ticketlint import safejson
 from ticketlint.escaping import FORMULA_PREFIXES
 from ticketlint.rules.engine import Finding
 
@@ -22,11 +22,13 @@ SAFE_URL = "https://example.atlassian.net/browse/OPS-1"
 
 
 def corpus() -> list[str]:
-    """Every hostile string (one JSON string literal a line; ``#`` lines are comments)."""
+    """Every hostile string (one JSON string literal a line; ``#`` lines are comments),
+    read the way ticket text reaches ticketlint: through its JSON parser (which turns a
+    lone surrogate into U+FFFD, as connectors, files and serve do)."""
     out: list[str] = []
     for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
-            out.append(json.loads(line))
+            out.append(safejson.loads(line))
     return out
 
 

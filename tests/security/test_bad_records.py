@@ -123,3 +123,13 @@ def test_duplicate_servicenow_row_is_collapsed(runner: CliRunner, tmp_path: Path
     assert len(data["findings"]) == len(baseline["findings"])
     assert any("duplicate record" in w for w in data["summary"]["mapping"]["warnings"])
     assert any("row 7 is a str" in e["reason"] for e in data["summary"]["mapping_errors"])
+
+
+def test_a_lone_surrogate_is_replaced_not_fatal(runner: CliRunner, tmp_path: Path) -> None:
+    line = RECORDS.read_text().splitlines()[0].replace("Upgrade core switches", "bad \\udc80 x")
+    path = tmp_path / "s.jsonl"
+    path.write_text(line + "\n")
+    args = ["check", "--as-of", AS_OF, "--input", str(path), "-f", "csv", "-o", "out.csv"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    assert "bad \ufffd x" in Path("out.csv").read_text(encoding="utf-8")
