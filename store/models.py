@@ -194,3 +194,26 @@ class WritebackRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """A webhook delivery ``serve`` accepted (by the SHA-256 of its identity: body digest
+    or delivery id): a replay within the window is refused by every replica that shares
+    the store, not only by the one that saw it first."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_seen_at", "seen_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RereadRow(Base):
+    """When ``serve`` last re-read a ticket from its source: replicas sharing the store
+    re-read one ticket at most once per ``serve.reread_interval``."""
+
+    __tablename__ = "serve_rereads"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)

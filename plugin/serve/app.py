@@ -36,6 +36,7 @@ from ticketlint.plugin.serve import security
 from ticketlint.plugin.serve.coalesce import CoalescingQueue, TicketRef
 from ticketlint.plugin.serve.metrics import CONTENT_TYPE, Counters, render
 from ticketlint.plugin.serve.recheck import Rechecker, RecheckResult
+from ticketlint.plugin.serve.shared import RereadGate, StoreReplayGuard
 from ticketlint.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ class ServeState:
     queue: CoalescingQueue
     rechecker: Rechecker | None
     counters: Counters
-    jira_replays: security.ReplayGuard
-    servicenow_replays: security.ReplayGuard
+    jira_replays: security.ReplayGuard | StoreReplayGuard
+    servicenow_replays: security.ReplayGuard | StoreReplayGuard
     clock: Callable[[], float]
     jira_window: float
     servicenow_window: float
@@ -122,15 +123,29 @@ def create_app(
 
         rechecker.on_result = record
         handler = rechecker
-    queue = CoalescingQueue(handler, workers=workers, debounce=debounce)
+    gate = RereadGate(store, cfg.serve.reread_interval, clock=clock)
+    inner = handler
+
+    def gated(ref: TicketRef) -> float | None:
+        # Replicas sharing the store re-read one ticket at most once per interval; a
+        # re-check that comes sooner is put back for later (not dropped, and without
+        # spending one of the re-check's retry attempts).
+        wait = None if ref.deleted else gate.claim(ref.source, ref.key)
+        if wait is not None:
+            counters.recheck(ref.source, "rate_limited")
+            queue.submit(ref, delay=wait)
+            return None
+        return inner(ref)
+
+    queue = CoalescingQueue(gated, workers=workers, debounce=debounce)
     state = ServeState(
         cfg,
         store,
         queue,
         rechecker,
         counters,
-        security.ReplayGuard(jira_window, clock=clock),
-        security.ReplayGuard(servicenow_window, clock=clock),
+        StoreReplayGuard(store, jira_window, clock=clock, namespace="jira"),
+        StoreReplayGuard(store, servicenow_window, clock=clock, namespace="servicenow"),
         clock,
         jira_window,
         servicenow_window,

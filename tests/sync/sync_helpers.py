@@ -34,6 +34,8 @@ TABLES = (
     "waivers",
     "records",
     "runs",
+    "webhook_deliveries",
+    "serve_rereads",
     "alembic_version",
 )
 
