@@ -360,7 +360,9 @@ def _load_jira(
             page_issues, page_names, page_schema = jira_mapping.load_search_export(data)
         except ValueError as exc:
             raise InputError(path, f"not a Jira search export: {exc}") from None
-        issues.extend(_objects(page_issues, path, "issue", options.source, result.report))
+        issues.extend(
+            _objects(page_issues, path, "issue", options.source, result.report, inner="fields")
+        )
         names.update(page_names or {})
         schema.update(page_schema or {})
     field_file = folder / "field.json"
@@ -395,23 +397,33 @@ def _load_jira(
 
 
 def _objects(
-    items: Iterable[Any], path: Path, what: str, source: str, report: MappingReport
+    items: Iterable[Any],
+    path: Path,
+    what: str,
+    source: str,
+    report: MappingReport,
+    *,
+    inner: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The JSON objects of ``items``; anything else (a string, a number, a list where an
-    issue or row should be) is a mapping error naming the file and position."""
+    """The JSON objects of ``items`` (whose ``inner`` key, when named and present, holds an
+    object too: a Jira issue's ``fields``); anything else (a string, a number, a list
+    where an issue or row should be) is a mapping error naming the file and position."""
     out: list[dict[str, Any]] = []
     for number, item in enumerate(items, start=1):
-        if isinstance(item, dict):
-            out.append(item)
+        if not isinstance(item, dict):
+            problem = f"is a {type(item).__name__}, not an object"
+        elif inner is not None and inner in item and not isinstance(item[inner], dict):
+            problem = f"has {inner!r} that is a {type(item[inner]).__name__}, not an object"
         else:
-            report.rows += 1
-            report.errors.append(
-                MappingError(
-                    source,
-                    None,
-                    f"{path}: {what} {number} is a {type(item).__name__}, not an object",
-                )
+            out.append(item)
+            continue
+        report.rows += 1
+        key = item.get("key") if isinstance(item, dict) else None
+        report.errors.append(
+            MappingError(
+                source, key if isinstance(key, str) else None, f"{path}: {what} {number} {problem}"
             )
+        )
     return out
 
 
@@ -452,8 +464,11 @@ def _jira_site(issues: list[dict[str, Any]]) -> str:
 def _jira_deployment(issues: list[dict[str, Any]]) -> str:
     """Cloud identifies people by ``accountId``; Data Center by ``key`` / ``name``."""
     for issue in issues:
+        fields = issue.get("fields")
+        if not isinstance(fields, dict):
+            continue
         for role in ("assignee", "reporter", "creator"):
-            person = (issue.get("fields") or {}).get(role)
+            person = fields.get(role)
             if isinstance(person, dict):
                 return "Cloud" if "accountId" in person else "DataCenter"
     return "Cloud"
