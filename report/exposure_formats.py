@@ -13,6 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from ticketlint.escaping import plain_text
 from ticketlint.report.exposure import FORMULA, ExposureRow, ExposureTable, percent
 
 FORMATS = ("text", "json", "markdown")
@@ -163,7 +164,8 @@ def render_text(table: ExposureTable) -> str:
             lines.append(f"  {r.name}: {r.fixes} of {r.nonconforming} records")
             for group, assignee, records in r.fix_groups():
                 keys = ", ".join(f"{x.key} ({x.worst_severity})" for x in records)
-                lines.append(f"    {group} / {assignee}: {keys}")
+                # ticket text never reaches the terminal raw (escape sequences, bidi)
+                lines.append(plain_text(f"    {group} / {assignee}: {keys}"))
     lines += [f"note: {n}" for n in table.notes]
     return "\n".join(lines) + "\n"
 

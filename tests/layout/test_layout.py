@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # A room may import rooms of a lower rank, never of a higher one. ``commands.py`` modules
 # and ``sync/cli_support.py`` are the CLI layer wherever they live: they wire rooms together.
 RANK = {
+    "escaping": -1,  # sink escaping, secret redaction, bounded JSON: pure helpers every
+    "redact": -1,  # room may use; they import nothing of ticketlint
+    "safejson": -1,
     "yaml_lines": 0,  # YAML with line numbers, for error messages
     "mapping": 0,  # records and translation: pure
     "config": 1,  # the configuration models (name mapping defaults)
