@@ -263,7 +263,7 @@ class ServeOptions(_Strict):
     block /healthz and every webhook)."""
     channel_timeout: float = Field(default=15.0, gt=0, le=3600)
     """Seconds an idle or trickling connection is kept before waitress closes it."""
-    reread_interval: float = Field(1.0, ge=0, le=3600)
+    reread_interval: float = Field(default=1.0, ge=0, le=3600)
     """Least seconds between two re-reads of one ticket, over every replica sharing the
     store (0: no limit); a re-check that comes sooner waits, it is not dropped."""
 
