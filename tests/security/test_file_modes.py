@@ -36,11 +36,11 @@ def test_store_report_and_exports_are_private(runner: CliRunner, tmp_path: Path)
     assert mode(tmp_path / "state") == 0o700
     assert mode(tmp_path / "state" / "tl.db") == 0o600
 
+    Path("out").mkdir()  # -o writes into an existing directory
     result = runner.invoke(
         cli, ["check", "--input", str(RECORDS), "-f", "csv", "-o", "out/findings.csv"]
     )
     assert result.exit_code in (0, 1), result.output
-    assert mode(Path("out")) == 0o700
     assert mode(Path("out/findings.csv")) == 0o600
 
     result = runner.invoke(cli, ["report", "-o", "report.html"])

@@ -84,13 +84,13 @@ def test_valid_servicenow_keys_pass(runner: CliRunner, opened: dict[str, Recorde
     result = runner.invoke(
         cli, ["check", "--source", "snow-prod", "--key", "INC0010012", "--key", sys_id]
     )
-    assert result.exit_code == 0, result.output
+    assert "not found at snow-prod" in result.stderr  # read, and (the fake has none) absent
     assert opened["snow-prod"].calls == [["INC0010012", sys_id]]
 
 
 def test_each_source_gets_only_its_own_keys(runner: CliRunner, opened: dict[str, Recorder]) -> None:
     result = runner.invoke(cli, ["check", "--key", "OPS-1"])
-    assert result.exit_code == 0, result.output
+    assert "OPS-1 not found at jira-prod" in result.stderr, result.output
     assert opened["jira-prod"].calls == [["OPS-1"]]
     assert "snow-prod" not in opened  # never read with "no keys" (which means every record)
 
