@@ -13,8 +13,8 @@ hostile until it is escaped for where it goes:
   word joiner (U+2060, invisible) is put after ``@`` and inside ``scheme://`` and
   ``www.``.
 - :func:`plain_text`: text for a terminal or a log line: control characters (ESC starts
-  terminal escape sequences) and bidi overrides become U+FFFD; tabs and line breaks stay
-  only when asked for.
+  terminal escape sequences) and bidi overrides are shown as escapes (``\\x1b``); tabs
+  and line breaks stay only when asked for.
 - :func:`markdown_text`: markdown (CommonMark / GitHub / Mattermost) shows the text as
   typed: the punctuation that starts a link, an image, HTML, code or a table cell gets a
   backslash (emphasis is left alone: it cannot link or mention), line breaks become
@@ -82,9 +82,15 @@ def defang(text: Any) -> str:
     return _WWW.sub(lambda m: m.group(1) + WORD_JOINER + ".", out)
 
 
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def plain_text(text: Any, *, multiline: bool = False) -> str:
-    """Text with no control character and no bidi override (each becomes U+FFFD); line
-    breaks and tabs are kept when ``multiline``, otherwise they become spaces."""
+    """Text with no control character and no bidi override: each is shown as its escape
+    (``\\x1b``, ``\\u202e``), inert and visible; line breaks and tabs are kept when
+    ``multiline``, otherwise they become spaces."""
     if text is None:
         return ""
     out = str(text)
@@ -92,7 +98,7 @@ def plain_text(text: Any, *, multiline: bool = False) -> str:
         out = out.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
     else:
         out = out.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROLS.sub("\ufffd", out)
+    return _CONTROLS.sub(_visible, out)
 
 
 def markdown_text(text: Any) -> str:
