@@ -309,6 +309,15 @@ class CheckOptions(_Strict):
     the records it read exits 2."""
 
 
+class SyncSettings(_Strict):
+    """How ``sync`` reads: incremental, with a full reconcile every ``reconcile_every`` runs."""
+
+    reconcile_every: int = Field(10, ge=0, le=10_000, strict=True)
+    """Every Nth run of a source re-reads it whole (as ``sync --full``): records deleted at
+    the source or moved out of the configured JQL / encoded query, which an incremental
+    read cannot see, end their findings as "gone". 0 = only when ``--full`` is given."""
+
+
 class Config(_Strict):
     database: str = DEFAULT_DATABASE
     sources: list[Source] = Field(default_factory=list)
@@ -319,6 +328,7 @@ class Config(_Strict):
     serve: ServeOptions = Field(default_factory=ServeOptions)
     audit: AuditOptions = Field(default_factory=AuditOptions)
     check: CheckOptions = Field(default_factory=CheckOptions)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     report_url: str | None = None
 
     path: Path | None = Field(default=None, exclude=True)

@@ -3,6 +3,10 @@
 Shapes follow Atlassian's OpenAPI description (SearchAndReconcileResults, IssueBean,
 BulkChangelogResponseBean, FieldDetails, ServerInfo, User, StatusDetails) and the JSM
 approval DTO. ``/rest/api/{2,3}/search`` answers 410 as Cloud does since its removal.
+
+With ``deployment="Server"`` the same data is served as a Data Center site: ``serverInfo``
+says so and ``POST /rest/api/2/search`` pages by ``startAt`` (offsets over the current
+order, with ``total``, as DC does: a record updated mid-read moves and shifts the offsets).
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ def adf_text(value: Any) -> str:
 
 
 class JiraApi:
-    def __init__(self, data: JiraData, creds: Credentials) -> None:
-        self.data, self.creds = data, creds
+    def __init__(self, data: JiraData, creds: Credentials, deployment: str = "Cloud") -> None:
+        self.data, self.creds, self.deployment = data, creds, deployment
         v = r"/rest/api/(?P<v>[23])"
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response], bool]] = [
             ("GET", re.compile(v + r"/serverInfo"), self.server_info, False),
@@ -133,7 +137,7 @@ class JiraApi:
                 "displayUrl": d.ds.base_url,
                 "version": "1001.0.0-SNAPSHOT",
                 "versionNumbers": [1001, 0, 0],
-                "deploymentType": "Cloud",
+                "deploymentType": self.deployment,
                 "buildNumber": 100289,
                 "buildDate": jira_text(d.ds.anchor - 7 * 86_400_000, d.zone),
                 "serverTime": jira_text(now, d.zone),
@@ -207,6 +211,8 @@ class JiraApi:
         return json_response(200, out)
 
     def removed(self, req: Request, v2: bool) -> Response:
+        if self.deployment != "Cloud":
+            return self.dc_search(req)
         return errors(410, REMOVED)
 
     # -- search ----------------------------------------------------------------------
@@ -214,6 +220,58 @@ class JiraApi:
         """An issue's labels, asked by the JQL matcher only when the query names labels."""
         labels: list[str] = self.data.issue(idx)["fields"].get("labels") or []
         return labels
+
+    def dc_search(self, req: Request) -> Response:
+        """Data Center's ``/rest/api/2/search``: offset paging (``startAt``) with ``total``."""
+        body = req.json() if req.method == "POST" else None
+        if not isinstance(body, dict):
+            body = {
+                "jql": req.param("jql"),
+                "startAt": req.param("startAt", "0"),
+                "maxResults": req.param("maxResults", str(DEFAULT_MAX)),
+                "fields": [f for v in req.query.get("fields", []) for f in v.split(",")],
+                "expand": req.param("expand", "") or "",
+            }
+        d = self.data
+        try:
+            q = J.parse(body.get("jql"), d.zone)
+            start = int(body.get("startAt") or 0)
+            limit = max(1, min(int(body.get("maxResults") or DEFAULT_MAX), 1000))
+        except J.JqlError as exc:
+            return errors(400, str(exc))
+        expand = body.get("expand") or ""
+        expands = set(expand if isinstance(expand, list) else str(expand).split(","))
+        fields = body.get("fields") or ["*navigable"]
+        with d.lock:
+            matching = [
+                row[-1]
+                for row in self._candidates(q)
+                if row[-1] not in d.deleted
+                and J.matches(
+                    q,
+                    d.key(row[-1]),
+                    d.project(row[-1]),
+                    d.type_name(row[-1]),
+                    d.updated[row[-1]],
+                    labels=lambda idx=row[-1]: d.issue(idx)["fields"].get("labels") or [],
+                )
+            ]
+        page = matching[start : start + limit]
+        issues = []
+        for idx in page:
+            issue = self._render(idx, fields, expands - {"changelog"}, True)
+            if "changelog" in expands:
+                histories = d.changelog(idx)
+                issue["changelog"] = {
+                    "startAt": 0,
+                    "maxResults": len(histories),
+                    "total": len(histories),
+                    "histories": histories,
+                }
+            issues.append(issue)
+        return json_response(
+            200, {"startAt": start, "maxResults": limit, "total": len(matching), "issues": issues}
+        )
 
     def search(self, req: Request, v2: bool) -> Response:
         if req.method == "POST":
@@ -278,6 +336,8 @@ class JiraApi:
             more = False
             for row in rows[pos:]:
                 idx = row[-1]
+                if idx in d.deleted:
+                    continue
                 if not J.matches(
                     q,
                     d.key(idx),

@@ -298,6 +298,10 @@ class JiraData:
         self.overrides: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.next_comment = 9_000_000
+        self.deleted: set[int] = set()
+        """Issues deleted through ``/_sandbox/mutate``: gone from search and GET."""
+        self.moved: dict[int, str] = {}
+        """Issues moved to another project (out of a ``project in (...)`` scope)."""
         self._orders: dict[tuple[tuple[str, bool], ...], list[tuple[Any, ...]]] = {}
 
     # -- generation ------------------------------------------------------------------
@@ -370,9 +374,12 @@ class JiraData:
 
     def index_of(self, key_or_id: str) -> int | None:
         if key_or_id.isdigit():
-            idx = int(key_or_id) - 10000
-            return idx if 0 <= idx < len(self.types) else None
-        return self.key_index.get(key_or_id.upper())
+            idx: int | None = int(key_or_id) - 10000
+            if not 0 <= idx < len(self.types):  # type: ignore[operator]
+                return None
+        else:
+            idx = self.key_index.get(key_or_id.upper())
+        return None if idx is None or idx in self.deleted else idx
 
     def type_name(self, idx: int) -> str:
         return self.type_label(self.types[idx])
@@ -424,6 +431,8 @@ class JiraData:
         return self.real_shapes and self.types[idx] == 0 and idx % 4 == 1
 
     def project(self, idx: int) -> str:
+        if idx in self.moved:
+            return self.moved[idx]
         return "CHG" if self.types[idx] == 1 else "OPS"
 
     # -- shapes ----------------------------------------------------------------------
@@ -813,6 +822,8 @@ class JiraData:
             over = self.overrides.get(idx)
             if over:
                 for name, value in over.items():
+                    if isinstance(value, dict) and "__text__" in value:  # a text in v2 or v3 shape
+                        value = self._text(value["__text__"], v2)
                     fields[self.field_ids.get(name, name)] = value
         return {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
@@ -826,14 +837,17 @@ class JiraData:
         out = []
         base = self.ds.base_url
         for n, (ltype, direction, other) in enumerate(self.links.get(idx, [])):
+            if other in self.deleted:  # deleting an issue removes its links
+                continue
             oplan = self._plan(other)
+            status = (self.overrides.get(other) or {}).get("status")
             brief = {
                 "id": self.issue_id(other),
                 "key": self.key(other),
                 "self": f"{base}/rest/api/3/issue/{self.issue_id(other)}",
                 "fields": {
                     "summary": oplan.summary,
-                    "status": self.status(self._status_name(oplan)),
+                    "status": status or self.status(self._status_name(oplan)),
                     "priority": None,
                     "issuetype": self.issuetype(oplan.type),
                 },

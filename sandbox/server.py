@@ -25,6 +25,7 @@ from ticketlint.sandbox.data import Dataset
 from ticketlint.sandbox.faults import FaultPlan
 from ticketlint.sandbox.http import Credentials, Request, Response, json_response
 from ticketlint.sandbox.jira_api import JiraApi
+from ticketlint.sandbox.mutations import MutationError, Mutator
 from ticketlint.sandbox.servicenow_api import ServiceNowApi, failure
 from ticketlint.sandbox.servicenow_data import TASK_TABLES
 
@@ -46,6 +47,7 @@ class SandboxServer:
         hidden_share: float = 0.01,
         credentials: Credentials | None = None,
         real_shapes: bool = False,
+        jira_deployment: str = "Cloud",
     ) -> None:
         self.seed, self.size = seed, size
         self.credentials = credentials or Credentials()
@@ -55,7 +57,7 @@ class SandboxServer:
         self.data.jira.real_shapes = real_shapes
         self.data.servicenow.real_shapes = real_shapes
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults, seed)
-        self.jira = JiraApi(self.data.jira, self.credentials)
+        self.jira = JiraApi(self.data.jira, self.credentials, jira_deployment)
         self.servicenow = ServiceNowApi(self.data.servicenow, self.credentials)
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
@@ -219,7 +221,13 @@ class SandboxServer:
     def admin_mutate(self, body: dict[str, Any]) -> Response:
         """``{"key": "OPS-12", "fields": {...}}`` for Jira (field names or ids; values in
         REST v3 shape) or ``{"table": "incident", "sys_id"|"number": ..., "fields": {...}}``
-        for ServiceNow (raw values). Bumps the record's updated time either way."""
+        for ServiceNow (raw values). Bumps the record's updated time either way.
+
+        ``{"op": ..., ...}`` applies one realistic change and ``{"random": {"seed", "count",
+        "system"}}`` a seeded batch of them (:mod:`ticketlint.sandbox.mutations`); both answer
+        ``{"changes": [{"kind", "system", "record", "before", "after"}, ...]}``."""
+        if "random" in body or "op" in body:
+            return self._apply_changes(body)
         fields = body.get("fields") or {}
         if "key" in body:
             data = self.data.jira
@@ -259,6 +267,24 @@ class SandboxServer:
         return json_response(
             200, {"sys_id": row["sys_id"], "sys_updated_on": row["sys_updated_on"]}
         )
+
+    def _apply_changes(self, body: dict[str, Any]) -> Response:
+        mutator = Mutator(self.data)
+        try:
+            if "random" in body:
+                spec = body["random"] or {}
+                changes = mutator.random_batch(
+                    int(spec.get("seed", 0)), int(spec.get("count", 10)), str(spec.get("system"))
+                )
+            elif "key" in body:
+                changes = [mutator.jira(body)]
+            else:
+                changes = [mutator.servicenow(body)]
+        except MutationError as exc:
+            return json_response(404, {"error": str(exc)})
+        except (TypeError, ValueError) as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {"changes": changes})
 
 
 def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:

@@ -250,7 +250,7 @@ class ServiceNowApi:
         total = 0
         with d.lock:
             for idx in self._candidates(table, q):
-                if not q.matches(self._getter(table, idx)):
+                if d.gone(table, idx) or not q.matches(self._getter(table, idx)):
                     continue
                 if offset <= total < offset + limit:
                     page.append(idx)

@@ -291,6 +291,11 @@ class ServiceNowData:
         ]
         self.overrides: dict[tuple[str, int], dict[str, str]] = {}
         self.journal: list[dict[str, str]] = []
+        self.deleted: set[tuple[str, int]] = set()
+        """Tasks and CIs deleted through ``/_sandbox/mutate`` (their approvals and CI links go too)."""
+        self.deleted_task_ci: set[int] = set()
+        self.extra_updated = 0
+        """The newest time an approval row was given alone (bumps sort after it)."""
         self._orders: dict[tuple[str, tuple[tuple[str, bool], ...]], list[int]] = {}
         self._order_keys: dict[tuple[str, tuple[tuple[str, bool], ...]], list[str]] = {}
         """The first order field's value along each cached order (for bisecting keyset pages)."""
@@ -651,12 +656,31 @@ class ServiceNowData:
         return None
 
     def lookup(self, sys_id: str) -> tuple[str, int] | None:
-        return self.where.get(sys_id)
+        found = self.where.get(sys_id)
+        return None if found is None or self.gone(*found) else found
+
+    def gone(self, table: str, idx: int) -> bool:
+        """Deleted: the row itself, or (approvals, CI links) its task or CI."""
+        if not self.deleted and not self.deleted_task_ci:
+            return False
+        if table == "sysapproval_approver":
+            row = self.approvals[idx]
+            return (row[1], row[2]) in self.deleted
+        if table == "task_ci":
+            _sid, ttable, tidx, ci, _ = self.task_ci[idx]
+            return (
+                idx in self.deleted_task_ci
+                or (ttable, tidx) in self.deleted
+                or ("cmdb_ci", ci) in self.deleted
+            )
+        return (table, idx) in self.deleted
 
     def bump(self, table: str, idx: int) -> None:
         """Move a task or CI's ``sys_updated_on`` past every other row (a concurrent edit)."""
         with self.lock:
-            newest = max(max(a) if len(a) else 0 for a in self.updated.values())
+            newest = max(
+                [max(a) if len(a) else 0 for a in self.updated.values()] + [self.extra_updated]
+            )
             self.updated[table][idx] = max(self.ds.clock(), newest + 1000) // 1000 * 1000
             self._orders.clear()
             self._order_keys.clear()

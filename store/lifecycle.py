@@ -14,12 +14,16 @@ open           yes, active waiver                  waived -> waived; waived
 waived         yes, waiver still active            still_waived -> waived
 waived         yes, waiver expired or removed      reopened -> open; unwaived (says which)
 resolved       yes                                 reopened -> open (or waived); reopened
+open / waived  no, its record is gone               gone -> gone; gone (why)
 open / waived  no                                  resolved -> resolved; resolved (why)
-resolved       no                                  (nothing)
+gone           yes                                 reopened -> open (or waived); reopened
+resolved/gone  no                                  (nothing)
 =============  ==================================  =========================================
 
-Why a finding resolved: "record deleted" when its record disappeared (``--full``), "rule
-not selected" when the rule left the selection, otherwise "no longer fails".
+A finding whose record is gone (deleted at the source, or no longer matched by the
+configured JQL / encoded query; seen by a full reconcile) ends as **gone**, never as
+resolved: nobody fixed it, the record just left what ticketlint reads. Why a finding
+resolved: "rule not selected" when the rule left the selection, otherwise "no longer fails".
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ from datetime import datetime
 from ticketlint.rules.engine import Finding
 from ticketlint.store.waivers import WaiverRule, find_waiver
 
-OPEN, RESOLVED, WAIVED = "open", "resolved", "waived"
-KINDS = ("new", "open", "resolved", "reopened", "waived", "still_waived")
+OPEN, RESOLVED, WAIVED, GONE = "open", "resolved", "waived", "gone"
+STATES = (OPEN, RESOLVED, WAIVED, GONE)
+ENDED = frozenset({RESOLVED, GONE})
+"""States a finding is no longer open in (a later run may reopen it)."""
+KINDS = ("new", "open", "resolved", "gone", "reopened", "waived", "still_waived")
 
-RECORD_DELETED = "record deleted"
+RECORD_GONE = "record gone: deleted at the source or no longer in the configured scope"
+RECORD_DELETED = RECORD_GONE  # the name before "gone" was its own state
 RULE_NOT_SELECTED = "rule not selected"
 NO_LONGER_FAILS = "no longer fails"
 
@@ -74,11 +82,9 @@ class Change:
 
     @property
     def reopens(self) -> bool:
-        """True when a resolved finding came back (counted in ``reopened``)."""
+        """True when a resolved or gone finding came back (counted in ``reopened``)."""
         return (
-            self.previous is not None
-            and self.previous.state == RESOLVED
-            and self.finding is not None
+            self.previous is not None and self.previous.state in ENDED and self.finding is not None
         )
 
 
@@ -117,11 +123,22 @@ def diff(
         active, expired = find_waiver(waivers, finding.code, finding.source, finding.key, on)
         result.changes.append(_current(finding, before, active, expired))
     for fp, before in stored.items():
-        if fp in seen or before.state == RESOLVED:
+        if fp in seen or before.state in ENDED:
             continue
         if (before.source, before.key) in deleted_keys:
-            why = RECORD_DELETED
-        elif selected_rules is not None and before.rule not in selected_rules:
+            result.changes.append(
+                Change(
+                    fp,
+                    "gone",
+                    GONE,
+                    None,
+                    before,
+                    [Event("gone", RECORD_GONE)],
+                    resolution=RECORD_GONE,
+                )
+            )
+            continue
+        if selected_rules is not None and before.rule not in selected_rules:
             why = RULE_NOT_SELECTED
         else:
             why = NO_LONGER_FAILS
@@ -155,8 +172,8 @@ def _current(
             )
         note = f"waiver {expired.id} expired on {expired.expires.isoformat()}" if expired else ""
         return Change(fp, "new", OPEN, finding, None, [Event("opened", note)])
-    if before.state == RESOLVED:
-        events = [Event("reopened")]
+    if before.state in ENDED:
+        events = [Event("reopened", "its record is back" if before.state == GONE else "")]
         if active:
             return Change(
                 fp,

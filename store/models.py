@@ -68,7 +68,7 @@ class RecordRow(Base):
 
 
 class FindingRow(Base):
-    """One finding by fingerprint, with its lifecycle state (open / resolved / waived)."""
+    """One finding by fingerprint, with its lifecycle state (open / resolved / waived / gone)."""
 
     __tablename__ = "findings"
     __table_args__ = (
@@ -87,8 +87,9 @@ class FindingRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When it ended (resolved or gone)."""
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
-    """Why it resolved: "no longer fails", "record deleted", "rule not selected"."""
+    """Why it ended: "no longer fails", "rule not selected" (resolved) or "record gone: ..." (gone)."""
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)

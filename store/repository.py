@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 from ticketlint.store.db import rows_matched
-from ticketlint.store.lifecycle import OPEN, RESOLVED, Change, Diff, StoredFinding
+from ticketlint.store.lifecycle import ENDED, OPEN, RESOLVED, Change, Diff, StoredFinding
 from ticketlint.store.models import (
     FindingEventRow,
     FindingRow,
@@ -84,6 +84,55 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     for start in range(0, len(rows), UPSERT_CHUNK):
         session.execute(stmt, rows[start : start + UPSERT_CHUNK])
     return len(rows)
+
+
+def changed_count(session: Session, records: Sequence[BaseRecord]) -> int:
+    """How many of ``records`` differ from (or are missing in) the store: call it before
+    :func:`upsert_records`. One query per :data:`UPSERT_CHUNK` keys."""
+    records = without_own_writes(session, records)
+    by_key = {(r.source, r.key): r for r in records}
+    stored: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
+    keys = sorted({key for _, key in by_key})
+    sources = sorted({source for source, _ in by_key})
+    for start in range(0, len(keys), UPSERT_CHUNK):
+        stmt = select(RecordRow.source, RecordRow.key, RecordRow.data, RecordRow.deleted).where(
+            RecordRow.source.in_(sources), RecordRow.key.in_(keys[start : start + UPSERT_CHUNK])
+        )
+        for source, key, data, deleted in session.execute(stmt):
+            stored[(source, key)] = (data, deleted)
+    changed = 0
+    for pair, record in by_key.items():
+        before = stored.get(pair)
+        if (
+            before is None
+            or before[1]
+            or before[0] != record.model_dump(mode="json", exclude={"raw"})
+        ):
+            changed += 1
+    return changed
+
+
+def runs_since_full(session: Session, source: str) -> tuple[int, RunRow | None]:
+    """Completed runs of ``source`` since its last full read, and that run (None: never).
+
+    A run counts when it finished the source (``sources[source].status == "ok"``); a killed
+    run never finished it. Full: ``sources[source].full`` (runs before it was recorded: the
+    run's ``--full`` option)."""
+    count = 0
+    stmt = (
+        select(RunRow)
+        .where(RunRow.status.in_(("ok", "failed")))
+        .order_by(RunRow.id.desc())
+        .execution_options(yield_per=200)
+    )
+    for run in session.scalars(stmt):
+        entry = (run.sources or {}).get(source)
+        if not isinstance(entry, dict) or entry.get("status") != "ok":
+            continue
+        if entry.get("full", bool((run.options or {}).get("full"))):
+            return count, run
+        count += 1
+    return count, None
 
 
 def _utc_second(value: datetime) -> datetime:
@@ -363,9 +412,9 @@ def _apply(row: FindingRow, change: Change, now: datetime) -> None:
         row.waiver = change.waiver
         if change.reopens:
             row.reopened = (row.reopened or 0) + 1
-        if change.state != RESOLVED:
+        if change.state not in ENDED:
             row.resolved_at, row.resolution = None, None
-    if change.state == RESOLVED:
+    if change.state in ENDED:
         row.resolved_at, row.resolution, row.waiver = now, change.resolution, None
 
 
@@ -414,6 +463,7 @@ __all__ = [
     "RESOLVED",
     "apply_diff",
     "apply_diff_chunked",
+    "changed_count",
     "finding_events",
     "findings_of_source",
     "finish_run",
@@ -423,6 +473,7 @@ __all__ = [
     "mark_interrupted",
     "mark_unseen_deleted",
     "own_write_times",
+    "runs_since_full",
     "set_watermark",
     "start_run",
     "stored_findings",

@@ -95,7 +95,10 @@ class When(click.ParamType):
 @click.command("sync")
 @click.option("--source", help="Sync only this configured source.")
 @click.option(
-    "--full", is_flag=True, help="Re-read everything; records not seen are marked deleted."
+    "--full",
+    is_flag=True,
+    help="Reconcile: re-read everything; findings of records no longer read (deleted, or "
+    "outside the configured scope) end as gone. Also every sync.reconcile_every runs.",
 )
 @click.option("--as-of", "as_of", type=When(), help="Evaluate as of this instant (default: now).")
 @click.option("--dry-run", is_flag=True, help="Read and evaluate, print the diff, write nothing.")
@@ -162,6 +165,8 @@ def sync(
         click.echo(render_diff(result), nl=False)
     click.echo(summary_table([s.summary() for s in result.sources]))
     for s in result.sources:
+        if s.status == "ok":  # indented: a line starting with the source name is the demo's
+            click.echo("  " + s.reads_text())
         note = read_note(s.name, s.report) if s.status == "ok" else None
         if note:
             click.echo(note)
@@ -226,7 +231,7 @@ def render_diff(result: SyncResult) -> str:
 @click.group("findings", invoke_without_command=True)
 @click.option(
     "--state",
-    type=click.Choice(["open", "resolved", "waived", "all"]),
+    type=click.Choice(["open", "resolved", "waived", "gone", "all"]),
     default="open",
     show_default=True,
 )

@@ -17,8 +17,9 @@ values and writes them back in chunks (:func:`ticketlint.store.repository.apply_
 Test hooks (read from the environment, used only by tests that run a real subprocess):
 ``TICKETLINT_TEST_CONNECTOR=module:factory`` builds connectors (``factory(source_cfg)``),
 ``TICKETLINT_TEST_ENGINE=module:factory`` builds the engine (``factory(cfg)``) and
-``TICKETLINT_TEST_CRASH_AT=after-upsert|before-commit|after-commit`` ends the process
-with ``os._exit(137)`` at that point, as a kill would.
+``TICKETLINT_TEST_CRASH_AT=after-upsert|before-commit|after-commit|mid-notify[:N]`` ends
+the process with ``os._exit(137)`` at that point (the Nth time it is passed; default the
+first), as a kill would: between pages, mid-store, after the commit, mid-notify.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError, StreamBatch
@@ -54,7 +57,7 @@ log = logging.getLogger(__name__)
 CRASH_ENV = "TICKETLINT_TEST_CRASH_AT"
 CONNECTOR_ENV = "TICKETLINT_TEST_CONNECTOR"
 ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
-CRASH_POINTS = ("after-upsert", "before-commit", "after-commit")
+CRASH_POINTS = ("after-upsert", "before-commit", "after-commit", "mid-notify")
 EVAL_CHUNK = 500  # records per engine step: bounded memory, negligible per-chunk overhead
 READ_AHEAD = 2  # batches read and mapped ahead of the one being stored
 
@@ -90,8 +93,32 @@ class SourceResult:
     not_evaluated: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per rule code: why it could not be evaluated -> count."""
     deleted: list[str] = field(default_factory=list)
+    """Keys of records gone since the last read (a full reconcile only)."""
+    full: bool = False
+    """Read whole (``--full``, a first read, or the periodic reconcile): gone records seen."""
+    changed: int = 0
+    """Records read whose stored version differed (or that were new)."""
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+    """Per stream, where the watermark moved to (only streams it moved for)."""
     diff: Diff = field(default_factory=Diff)
     seconds: float = 0.0
+
+    @property
+    def unchanged(self) -> int:
+        return max(0, self.records_read - self.changed)
+
+    def reads_text(self) -> str:
+        """One line: what was read and where the watermark moved (``sync`` prints it)."""
+        marks = ", ".join(
+            f"{stream} {value.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            for stream, value in sorted(self.watermarks.items())
+        )
+        return (
+            f"{self.name}: {'full reconcile' if self.full else 'incremental'}: "
+            f"{self.records_read} records read, {self.changed} changed, "
+            f"{self.unchanged} unchanged, {len(self.deleted)} gone; "
+            f"watermark {('moved to ' + marks) if marks else 'unchanged'}"
+        )
 
     def summary(self) -> SummaryRow:
         counts = self.diff.counts()
@@ -129,6 +156,13 @@ class SourceResult:
             "findings": dict(self.diff.counts()),
             "open_by_severity": dict(self.diff.open_by_severity()),
             "deleted": len(self.deleted),
+            "gone": len(self.deleted),
+            "full": self.full,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "watermarks": {
+                k: v.astimezone(timezone.utc).isoformat() for k, v in self.watermarks.items()
+            },
             "rule_errors": self.rule_errors[:20],
             "outcomes": self.outcomes,
             "not_evaluated": self.not_evaluated,
@@ -184,9 +218,19 @@ def default_engine_factory(cfg: Config) -> Engine:
     return engine_from_config(cfg)
 
 
+_crash_passes: Counter[str] = Counter()
+
+
 def crash_point(name: str) -> None:
-    """Die here, as ``kill -9`` would, when a test asks for it."""
-    if os.environ.get(CRASH_ENV) == name:
+    """Die here, as ``kill -9`` would, when a test asks for it (``name`` or ``name:N``)."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _crash_passes[name] += 1
+    if _crash_passes[name] >= int(nth or 1):
         os._exit(137)
 
 
@@ -222,6 +266,8 @@ class SyncRunner:
         self.connector_factory = connector_factory or default_connector_factory
         self.progress = progress or Progress()
         self.clock = clock
+        self._full = options.full
+        """Whether the source being synced is read whole (see :meth:`_reconcile_due`)."""
 
     def run(self) -> SyncResult:
         started = self.clock()
@@ -305,12 +351,18 @@ class SyncRunner:
     ) -> SourceResult:
         res = SourceResult(source_cfg.name)
         t0 = time.monotonic()
+        try:
+            self._full = res.full = self._reconcile_due(res.name)
+        except SQLAlchemyError:  # the store is used again below, where its error is reported
+            self._full = res.full = self.options.full
         self.progress.event(
             "source_start",
-            f"{res.name}: syncing" + (" (full)" if self.options.full else ""),
+            f"{res.name}: syncing" + (" (full reconcile)" if self._full else ""),
             source=res.name,
         )
         try:
+            with self.store.session() as s:
+                old_marks = repo.get_watermarks(s, res.name)
             marks, pending = self._read(source_cfg, res, started)
             findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
             res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
@@ -324,6 +376,7 @@ class SyncRunner:
                 res.diff, res.deleted = self._commit(
                     res.name, findings, marks, started, as_of, run_id
                 )
+                res.watermarks = self._moved(res.name, marks, old_marks)
         except Exception as exc:  # one failed source never stops the others
             log.debug("source %s failed", res.name, exc_info=True)
             # A SourceError already names the source, URL and status; others get their type.
@@ -343,12 +396,13 @@ class SyncRunner:
                 "source_done",
                 f"{res.name}: {res.records_read} records read, "
                 f"{res.evaluated} evaluated, {counts['new']} new, "
-                f"{counts['resolved']} resolved",
+                f"{counts['resolved']} resolved"
+                + (f", {counts['gone']} gone" if counts["gone"] else ""),
                 source=res.name,
                 **{
                     k: v
                     for k, v in res.to_dict().items()
-                    if k in ("records_read", "evaluated", "findings")
+                    if k in ("records_read", "evaluated", "findings", "changed", "gone", "full")
                 },
             )
         return res
@@ -364,7 +418,7 @@ class SyncRunner:
         connector = self.connector_factory(source_cfg)
         try:
             since_of = {
-                stream: None if self.options.full else old_marks.get(stream)
+                stream: None if self._full else old_marks.get(stream)
                 for stream in connector.streams
             }
             plan = getattr(connector, "plan", None)
@@ -400,7 +454,7 @@ class SyncRunner:
                             )
                         pending.update({r.key: r for r in mine})
                     elif item.records:
-                        self._upsert(item.records, started)
+                        res.changed += self._upsert(item.records, started)
                         crash_point("after-upsert")
                     if item.watermark is not None:
                         marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
@@ -411,9 +465,32 @@ class SyncRunner:
         return marks, pending
 
     @retry_locked
-    def _upsert(self, records: Sequence[BaseRecord], seen_at: datetime) -> None:
+    def _upsert(self, records: Sequence[BaseRecord], seen_at: datetime) -> int:
+        """Store a batch; how many of its records changed (or are new)."""
         with self.store.session() as s, s.begin():
+            mine = [r for r in records if r.source in {src.name for src in self.sources}]
+            changed = repo.changed_count(s, mine)
             repo.upsert_records(s, records, seen_at)
+            return changed
+
+    def _reconcile_due(self, source: str) -> bool:
+        """Whether this run reads ``source`` whole: ``--full``, a first read (no
+        watermark), or every ``sync.reconcile_every``-th completed run of the source."""
+        if self.options.full:
+            return True
+        every = self.cfg.sync.reconcile_every
+        with self.store.session() as s:
+            if not repo.get_watermarks(s, source):
+                return True
+            if every == 0:
+                return False
+            since_full, last = repo.runs_since_full(s, source)
+        return last is None or since_full + 1 >= every
+
+    def _moved(
+        self, source: str, marks: dict[str, datetime], old: dict[str, datetime]
+    ) -> dict[str, datetime]:
+        return {k: v for k, v in marks.items() if k not in old or v > old[k]}
 
     def _evaluate_source(
         self, source: str, started: datetime, as_of: datetime, pending: dict[str, BaseRecord] | None
@@ -425,7 +502,7 @@ class SyncRunner:
         """
         with self.store.session() as s:
             gone: set[str] = set()
-            if self.options.full and pending is None:
+            if self._full and pending is None:
                 gone = set(repo.unseen_keys(s, source, started))
             # Raw JSON only when a rule may read it; the index holds CI records whole, so
             # such a rule sees the same CIs through it as in a whole-list evaluation.
@@ -460,7 +537,7 @@ class SyncRunner:
                 if record.key not in gone:
                     yield record
             return
-        if not self.options.full:
+        if not self._full:
             for record in repo.load_records(s, source, with_raw=with_raw, processes=processes):
                 if record.key not in pending:
                     yield record
@@ -479,7 +556,7 @@ class SyncRunner:
         run_id: int | None,
     ) -> tuple[Diff, list[str]]:
         with self.store.session() as s, s.begin():
-            deleted = repo.mark_unseen_deleted(s, source, started) if self.options.full else []
+            deleted = repo.mark_unseen_deleted(s, source, started) if self._full else []
             diff = lifecycle.diff(
                 repo.stored_findings(s, source),
                 findings,
@@ -500,7 +577,7 @@ class SyncRunner:
     ) -> tuple[Diff, list[str]]:
         with self.store.session() as s:
             deleted: list[str] = []
-            if self.options.full and read_keys is not None:
+            if self._full and read_keys is not None:
                 deleted = sorted(repo.stored_keys(s, source) - read_keys)
             diff = lifecycle.diff(
                 repo.stored_findings(s, source),
@@ -566,6 +643,7 @@ def _after_run(
     progress: Progress,
 ) -> None:
     """After every commit: drain the notification outbox, then run write-back."""
+    crash_point("mid-notify")
     if options.notify:
         if hooks.drain is None:
             progress.event(

@@ -10,6 +10,7 @@ from sync_fakes import T0, change, engine, incident
 from sync_helpers import events, states
 
 from ticketlint.store import repository as repo
+from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import RecordRow, RunRow
 from ticketlint.sync.lock import SyncLock
 from ticketlint.sync.progress import Progress
@@ -160,7 +161,7 @@ def test_full_sync_marks_unseen_records_deleted(sync, store, world) -> None:
     result = sync(full=True)
     assert result.sources[0].deleted == ["CHG-3"]
     assert world.connectors[-2].calls == [("change", None)]
-    assert states(store)[("TST001", "CHG-3")] == "resolved"
+    assert states(store)[("TST001", "CHG-3")] == "gone"  # not "resolved": nobody fixed it
     assert states(store)[("TST001", "CHG-1")] == "open"
     with store.session() as s:
         row = s.scalar(select(RecordRow).where(RecordRow.key == "CHG-3"))
@@ -168,7 +169,7 @@ def test_full_sync_marks_unseen_records_deleted(sync, store, world) -> None:
         from ticketlint.store.models import FindingRow
 
         f = s.scalar(select(FindingRow).where(FindingRow.key == "CHG-3"))
-        assert f is not None and f.resolution == "record deleted"
+        assert f is not None and f.resolution == RECORD_GONE
     # It comes back: undeleted, the finding reopens.
     world.put("jira-prod", "change", change("jira-prod", "CHG-3", minutes=50))
     sync()
@@ -189,7 +190,8 @@ def test_dry_run_writes_nothing_but_reports_the_diff(sync, store, world) -> None
     world.remove("jira-prod", "change", "CHG-1")
     result = sync(dry_run=True, full=True)
     assert result.sources[0].deleted == ["CHG-1"]
-    assert [c.resolution for c in result.sources[0].diff.of_kind("resolved")] == ["record deleted"]
+    assert [c.resolution for c in result.sources[0].diff.of_kind("gone")] == [RECORD_GONE]
+    assert result.sources[0].diff.of_kind("resolved") == []
     assert states(store)[("TST001", "CHG-1")] == "open"
 
 

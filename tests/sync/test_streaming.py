@@ -30,6 +30,7 @@ from ticketlint.rules.outcome import PASS
 from ticketlint.rules.registry import load_registry, rule
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store
+from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import FindingRow
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import Progress
@@ -362,8 +363,8 @@ def test_full_run_leaves_out_records_gone_at_the_source(
     for res in result.sources:
         kept = sum(len(v) for v in fewer[res.name].values())
         assert res.evaluated == kept
-        assert res.diff.counts()["resolved"] > 0
-        assert {c.resolution for c in res.diff.of_kind("resolved")} >= {"record deleted"}
+        assert res.diff.counts()["gone"] > 0  # gone, never "resolved": nobody fixed them
+        assert {c.resolution for c in res.diff.of_kind("gone")} == {RECORD_GONE}
 
 
 # --- which rules need the raw JSON --------------------------------------------------------
