@@ -342,8 +342,10 @@ def serve(
     anchor: int | None = None,
     hidden_share: float = 0.01,
     real_shapes: bool = False,
+    jira_deployment: str = "Cloud",
 ) -> SandboxServer:
-    """Build the sandbox bound to ``host:port`` (0 = a free port); call ``.start()``."""
+    """Build the sandbox bound to ``host:port`` (0 = a free port); call ``.start()``.
+    ``jira_deployment="Server"`` serves Jira as a Data Center site."""
     return SandboxServer(
         host,
         port,
@@ -353,4 +355,5 @@ def serve(
         anchor=anchor,
         hidden_share=hidden_share,
         real_shapes=real_shapes,
+        jira_deployment=jira_deployment,
     )
