@@ -342,6 +342,18 @@ def waiver_views(waivers: Sequence[WaiverRule], session: Session, today: date) -
     return sorted(views, key=lambda v: (v.waiver.expires, v.waiver.id))
 
 
+def _gone_in_period(session: Session, period: Period, source: str | None, group: str | None) -> int:
+    """Findings that ended as gone (record deleted or out of scope) within the period."""
+    rows = repo.query_findings(session, state="gone", source=source, group=group)
+    return sum(
+        1
+        for r in rows
+        if r.resolved_at is not None
+        and (period.start is None or r.resolved_at.date() >= period.start)
+        and (period.end is None or r.resolved_at.date() <= period.end)
+    )
+
+
 def collect(
     session: Session,
     cfg: Config,
@@ -377,6 +389,13 @@ def collect(
         warnings.append(
             f"no finished sync run in the period ({period.label()}): conformity and "
             "trends are empty; run `ticketlint sync` first"
+        )
+    gone = _gone_in_period(session, period, source, group)
+    if gone:
+        warnings.append(
+            f"{gone} finding(s) ended as gone in the period: their records were deleted at the "
+            "source or left the configured scope (seen by a full reconcile); they are not "
+            "counted as resolved (`ticketlint findings --state gone`)"
         )
     if group:
         warnings.append(

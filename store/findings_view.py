@@ -162,7 +162,11 @@ def render_show(
         f"  title:       {v['title'] or ''}",
         f"  state:       {v['state']}"
         + (f" (waiver {v['waiver']})" if v["waiver"] else "")
-        + (f" since {v['resolved_at']}: {v['resolution']}" if v["state"] == "resolved" else ""),
+        + (
+            f" since {v['resolved_at']}: {v['resolution']}"
+            if v["state"] in ("resolved", "gone")
+            else ""
+        ),
         f"  record:      {v['source']} {v['key']} ({v['process']})"
         + (f"  {v['url']}" if v["url"] else ""),
         f"  assignee:    {v['assignee'] or '-'}    group: {v['group'] or '-'}",

@@ -47,6 +47,7 @@ from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store, retry_locked
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import all_waivers
+from ticketlint.sync import reconcile
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.lock import LockBusy, SyncLock
 from ticketlint.sync.pipeline import prefetched
@@ -478,14 +479,8 @@ class SyncRunner:
         watermark), or every ``sync.reconcile_every``-th completed run of the source."""
         if self.options.full:
             return True
-        every = self.cfg.sync.reconcile_every
         with self.store.session() as s:
-            if not repo.get_watermarks(s, source):
-                return True
-            if every == 0:
-                return False
-            since_full, last = repo.runs_since_full(s, source)
-        return last is None or since_full + 1 >= every
+            return reconcile.state(s, self.cfg, source).due
 
     def _moved(
         self, source: str, marks: dict[str, datetime], old: dict[str, datetime]

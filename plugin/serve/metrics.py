@@ -31,7 +31,7 @@ WEBHOOK_OUTCOMES = (
 )
 ENDPOINTS = ("jira", "servicenow")
 RUN_STATUSES = ("running", "ok", "failed", "interrupted")
-STATES = ("open", "resolved", "waived")
+STATES = ("open", "resolved", "waived", "gone")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 

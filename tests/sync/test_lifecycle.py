@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from ticketlint.rules.engine import Finding, fingerprint
-from ticketlint.store.lifecycle import RECORD_DELETED, RULE_NOT_SELECTED, StoredFinding, diff
+from ticketlint.store.lifecycle import RECORD_GONE, RULE_NOT_SELECTED, StoredFinding, diff
 from ticketlint.store.waivers import WaiverRule
 
 AS_OF = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
@@ -52,6 +52,8 @@ CASES = [
     ("waived-then-fixed", "waived", False, [ACTIVE], "resolved", "resolved", ["resolved"]),
     ("reopened", "resolved", True, [], "reopened", "open", ["reopened"]),
     ("reopened-waived", "resolved", True, [ACTIVE], "waived", "waived", ["reopened", "waived"]),
+    ("back-from-gone", "gone", True, [], "reopened", "open", ["reopened"]),
+    ("back-from-gone-waived", "gone", True, [ACTIVE], "waived", "waived", ["reopened", "waived"]),
 ]
 
 
@@ -71,6 +73,8 @@ def test_transition_table(case: tuple) -> None:  # type: ignore[type-arg]
 
 def test_resolved_and_gone_is_no_change() -> None:
     assert diff(stored("resolved"), [], waivers=[], as_of=AS_OF).changes == []
+    gone = {("jira", "OPS-12")}
+    assert diff(stored("gone"), [], waivers=[], as_of=AS_OF, deleted_keys=gone).changes == []
 
 
 def test_expired_waiver_says_so() -> None:
@@ -90,9 +94,14 @@ def test_waiver_is_active_through_its_expiry_day_and_matches_globs_and_source() 
     assert diff({}, [finding()], waivers=[scoped], as_of=AS_OF).changes[0].kind == "new"
 
 
-def test_record_deleted_and_rule_not_selected_reasons() -> None:
-    result = diff(stored("open"), [], waivers=[], as_of=AS_OF, deleted_keys={("jira", "OPS-12")})
-    assert result.changes[0].resolution == RECORD_DELETED
+def test_record_gone_and_rule_not_selected_reasons() -> None:
+    for state in ("open", "waived"):
+        gone = {("jira", "OPS-12")}
+        result = diff(stored(state), [], waivers=[], as_of=AS_OF, deleted_keys=gone)
+        change = result.changes[0]
+        assert (change.kind, change.state, change.resolution) == ("gone", "gone", RECORD_GONE)
+        assert [(e.kind, e.detail) for e in change.events] == [("gone", RECORD_GONE)]
+        assert result.counts() == {"gone": 1}  # never counted as resolved
     result = diff(stored("open"), [], waivers=[], as_of=AS_OF, selected_rules={"CHG001"})
     assert result.changes[0].resolution == RULE_NOT_SELECTED
     result = diff(stored("open"), [], waivers=[], as_of=AS_OF, selected_rules={"CHG006"})
