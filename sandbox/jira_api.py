@@ -223,9 +223,9 @@ class JiraApi:
 
     def dc_search(self, req: Request) -> Response:
         """Data Center's ``/rest/api/2/search``: offset paging (``startAt``) with ``total``."""
-        body = req.json() if req.method == "POST" else None
-        if not isinstance(body, dict):
-            body = {
+        payload = req.json() if req.method == "POST" else None
+        if not isinstance(payload, dict):
+            payload = {
                 "jql": req.param("jql"),
                 "startAt": req.param("startAt", "0"),
                 "maxResults": req.param("maxResults", str(DEFAULT_MAX)),
@@ -234,31 +234,34 @@ class JiraApi:
             }
         d = self.data
         try:
-            q = J.parse(body.get("jql"), d.zone)
-            start = int(body.get("startAt") or 0)
-            limit = max(1, min(int(body.get("maxResults") or DEFAULT_MAX), 1000))
+            q = J.parse(payload.get("jql"), d.zone)
+            start = int(payload.get("startAt") or 0)
+            limit = max(1, min(int(payload.get("maxResults") or DEFAULT_MAX), 1000))
         except J.JqlError as exc:
             return errors(400, str(exc))
-        expand = body.get("expand") or ""
+        expand = payload.get("expand") or ""
         expands = set(expand if isinstance(expand, list) else str(expand).split(","))
-        fields = body.get("fields") or ["*navigable"]
+        fields = payload.get("fields") or ["*navigable"]
+
+        def labels_of(idx: int) -> Callable[[], list[str]]:
+            return lambda: d.issue(idx)["fields"].get("labels") or []
+
         with d.lock:
             matching = [
-                row[-1]
-                for row in self._candidates(q)
-                if row[-1] not in d.deleted
+                idx
+                for idx in (row[-1] for row in self._candidates(q))
+                if idx not in d.deleted
                 and J.matches(
                     q,
-                    d.key(row[-1]),
-                    d.project(row[-1]),
-                    d.type_name(row[-1]),
-                    d.updated[row[-1]],
-                    labels=lambda idx=row[-1]: d.issue(idx)["fields"].get("labels") or [],
+                    d.key(idx),
+                    d.project(idx),
+                    d.type_name(idx),
+                    d.updated[idx],
+                    labels=labels_of(idx),
                 )
             ]
-        page = matching[start : start + limit]
         issues = []
-        for idx in page:
+        for idx in matching[start : start + limit]:
             issue = self._render(idx, fields, expands - {"changelog"}, True)
             if "changelog" in expands:
                 histories = d.changelog(idx)
@@ -269,9 +272,13 @@ class JiraApi:
                     "histories": histories,
                 }
             issues.append(issue)
-        return json_response(
-            200, {"startAt": start, "maxResults": limit, "total": len(matching), "issues": issues}
-        )
+        result: dict[str, Any] = {
+            "startAt": start,
+            "maxResults": limit,
+            "total": len(matching),
+            "issues": issues,
+        }
+        return json_response(200, result)
 
     def search(self, req: Request, v2: bool) -> Response:
         if req.method == "POST":
