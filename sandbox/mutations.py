@@ -78,6 +78,9 @@ SN_TEXT_FIELDS = {
 }
 
 
+SN_TIME_FIELDS = frozenset({"work_start", "work_end", "start_date", "end_date"})
+
+
 class MutationError(ValueError):
     """A change that cannot be applied (unknown record or op): answered with HTTP 400/404."""
 
@@ -398,7 +401,15 @@ class Mutator:
             body["field"] = rng.choice(SN_TEXT_FIELDS[table])
         elif op == "field_set":
             field = rng.choice(SN_TEXT_FIELDS[table])
-            body["fields"] = {field: "" if field.endswith("_to") else "Filled in later."}
+            # values the platform accepts: a reference cleared, a datetime as a datetime
+            value = (
+                ""
+                if field.endswith("_to")
+                else utc_text(sn.ds.clock())
+                if field in SN_TIME_FIELDS
+                else "Filled in later."
+            )
+            body["fields"] = {field: value}
         elif op == "ci_edit":
             body["fields"] = rng.choice(
                 (

@@ -311,8 +311,9 @@ class Harness:
                 if change["record"] != key and not _mentions(change, key):
                     continue
                 out.append(f"  round {entry.round}: {change['kind']} ({change['system']})")
-                out.append("    before: " + _short(change.get("before")))
-                out.append("    after:  " + _short(change.get("after")))
+                before, after = _delta(change.get("before"), change.get("after"))
+                out.append("    before: " + _short(before))
+                out.append("    after:  " + _short(after))
         out.append("  stored record: " + _short(self.stored_record(key)))
         if len(out) == 1:
             out.insert(0, "  (no change made to this record: a cross-record or clock effect)")
@@ -369,6 +370,15 @@ def _mentions(change: dict[str, Any], key: str) -> bool:
     return key in json.dumps(change.get("before") or {}) or key in json.dumps(
         change.get("after") or {}
     )
+
+
+def _delta(before: Any, after: Any) -> tuple[Any, Any]:
+    """Only what changed between two raw records (Jira: their ``fields``)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return before if after is None else "(none)", after
+    a, b = before.get("fields", before), after.get("fields", after)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "updated")
+    return {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
 
 
 def _short(value: Any, limit: int = 600) -> str:
