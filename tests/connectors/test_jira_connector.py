@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -286,6 +287,41 @@ def test_cloud_duplicates_across_pages_are_dropped_and_newer_versions_kept() -> 
 # -- Data Center paging ------------------------------------------------------------------
 
 
+def _dc_search(issues: list[dict], starts: list[int], edit_after_first: bool = False):  # type: ignore[no-untyped-def]
+    """A DC search over ``issues`` (ordered by updated): honours the last ``updated >=
+    "yyyy/MM/dd HH:mm"`` bound (Europe/Berlin) and ``startAt``, 100 a page; optionally an
+    issue already read is edited after the first page (it moves to the end)."""
+
+    def page(request):  # type: ignore[no-untyped-def]
+        body = json.loads(request.body)
+        starts.append(body["startAt"])
+        if edit_after_first and len(starts) == 2:
+            moved = issues.pop(10)
+            moved["fields"]["updated"] = "2026-03-02T15:00:00.000+0000"
+            issues.append(moved)
+        bounds = re.findall(r'updated >= "([^"]+)"', body["jql"])
+        rows = issues
+        if len(bounds) > 1:  # the first is the incremental clause, the last the page bound
+            low = datetime.strptime(bounds[-1], "%Y/%m/%d %H:%M").replace(
+                tzinfo=ZoneInfo("Europe/Berlin")
+            )
+            rows = [
+                i
+                for i in issues
+                if datetime.strptime(i["fields"]["updated"], "%Y-%m-%dT%H:%M:%S.%f%z") >= low
+            ]
+        chunk = rows[body["startAt"] : body["startAt"] + 100]  # DC caps at 100 here
+        return (
+            200,
+            {},
+            json.dumps(
+                {"startAt": body["startAt"], "maxResults": 100, "total": len(rows), "issues": chunk}
+            ),
+        )
+
+    return page
+
+
 @responses.activate
 def test_dc_pages_by_start_at_advancing_by_what_was_received() -> None:
     setup_calls(DC)
@@ -293,28 +329,14 @@ def test_dc_pages_by_start_at_advancing_by_what_was_received() -> None:
     for i in issues:
         i["changelog"] = {"startAt": 0, "maxResults": 0, "total": 0, "histories": []}
     starts: list[int] = []
-
-    def page(request):
-        body = json.loads(request.body)
-        starts.append(body["startAt"])
-        chunk = issues[body["startAt"] : body["startAt"] + 100]  # DC caps at 100 here
-        return (
-            200,
-            {},
-            json.dumps(
-                {
-                    "startAt": body["startAt"],
-                    "maxResults": 100,
-                    "total": len(issues),
-                    "issues": chunk,
-                }
-            ),
-        )
-
-    responses.add_callback(responses.POST, f"{DC}/rest/api/2/search", callback=page)
+    responses.add_callback(
+        responses.POST, f"{DC}/rest/api/2/search", callback=_dc_search(issues, starts)
+    )
     conn = JiraConnector(source(DC), sleep=Sleeps())
     batches = list(conn.read("incident", since=datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc)))
-    assert starts == [0, 100, 200]
+    # issues 0..99 end in minute 14:01 (60..99 of them): the next page asks updated >=
+    # 14:01 from its 40th issue, then >= 14:03 from its 20th; advancing by what came back
+    assert starts == [0, 40, 20]
     assert sum(len(b.records) for b in batches) == 230
     assert len(responses.calls) == SETUP_REQUESTS + 3
     sent = json.loads(responses.calls[SETUP_REQUESTS].request.body)
@@ -325,6 +347,23 @@ def test_dc_pages_by_start_at_advancing_by_what_was_received() -> None:
     # PAT on Data Center: a bearer token, never basic
     assert responses.calls[SETUP_REQUESTS].request.headers["Authorization"] == "Bearer pat-s3cret"
     assert no_removed_search_calls()
+
+
+@responses.activate
+def test_dc_paging_skips_nothing_when_an_issue_read_is_edited_mid_read() -> None:
+    """Plain offsets would skip issue 100 here: issue 10, already read, moves to the end."""
+    setup_calls(DC)
+    issues = [issue(n, itype="Incident", status="In progress") for n in range(230)]
+    for i in issues:
+        i["changelog"] = {"startAt": 0, "maxResults": 0, "total": 0, "histories": []}
+    starts: list[int] = []
+    responses.add_callback(
+        responses.POST, f"{DC}/rest/api/2/search", callback=_dc_search(issues, starts, True)
+    )
+    conn = JiraConnector(source(DC), sleep=Sleeps())
+    batches = list(conn.read("incident", since=datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc)))
+    keys = {r.key for b in batches for r in b.records}
+    assert len(keys) == 230
 
 
 # -- history ---------------------------------------------------------------------------
