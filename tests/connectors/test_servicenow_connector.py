@@ -1015,7 +1015,9 @@ def test_an_incremental_read_windows_the_related_stream_and_plan_gives_each_proc
         (
             "sysapproval.sys_class_nameINSTANCEOFchange_request^sysapproval.sys_updated_on>=2026-02-01 23:50:00"
             "^NQsysapproval.sys_class_nameINSTANCEOFsc_req_item^ORDERBYsys_id"
-        )
+        ),
+        # approvals changed alone (their own time): their changes are re-read by id
+        "sys_updated_on>=2026-02-01 23:50:00^ORDERBYsys_id",
     ]
     expected = [
         r["number"]
@@ -1024,7 +1026,7 @@ def test_an_incremental_read_windows_the_related_stream_and_plan_gives_each_proc
     ]
     assert sorted(r.key for r in changes) == sorted(expected)
     _, _ = read_all(conn, "service_request")  # covered (all time): no second approvals read
-    assert len(fake.queries("sysapproval_approver")) == 1
+    assert len(fake.queries("sysapproval_approver")) == 2
     assert "sysapproval_approver" not in conn._related  # freed once both processes were read
 
 
@@ -1428,3 +1430,32 @@ def test_doctor_does_not_say_ok_for_related_rows_when_every_related_table_is_ref
     check = {c.name: c for c in report.checks}["related rows"]
     assert not check.ok and check.level == "warning"
     assert "no related table is readable" in check.detail
+
+
+@responses.activate
+def test_an_approval_decided_alone_brings_its_change_into_the_incremental_read() -> None:
+    """Deciding an approval moves only the approval row's time: the change is re-read by
+    id (with all its approvals) although its own sys_updated_on is before the window."""
+    tables = all_tables()
+    changes = {r["sys_id"]: r for r in tables["change_request"]}
+    approval = next(
+        a
+        for a in tables["sysapproval_approver"]
+        if _ref(a["sysapproval"]) in changes
+        and changes[_ref(a["sysapproval"])]["sys_updated_on"] < "2026-02-06 00:00:00"
+    )
+    parent = changes[_ref(approval["sysapproval"])]
+    approval.update({"state": "rejected", "sys_updated_on": "2026-02-09 08:00:00"})
+    fake = FakeTableAPI(tables).install()
+    conn = connector(page_size=2)
+    since = datetime(2026, 2, 6, 0, 10, tzinfo=timezone.utc)
+    batches, records = read_all(conn, "change", since=since)
+    got = next(r for r in records if r.key == parent["number"])
+    assert "rejected" in [a.decision for a in got.approvals]
+    assert f"sys_idIN{parent['sys_id']}" in "".join(fake.queries("change_request"))
+    assert sum(b.requests for b in batches) == conn.request_count
+    assert batches[-1].watermark == max(b.watermark for b in batches if b.watermark)
+
+
+def _ref(value: Any) -> str:
+    return value.get("value", "") if isinstance(value, dict) else value

@@ -25,6 +25,7 @@ from ticketlint.rules.outcome import NOT_APPLICABLE, PASS, Outcome, Status, fail
 from ticketlint.rules.registry import rule
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store
+from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -394,7 +395,8 @@ def test_not_found_changes_nothing_unless_the_source_confirms_a_deletion(
     assert result.outcome == "deleted"
     with store.session() as s:
         row = s.scalar(select(FindingRow))
-        assert row is not None and (row.state, row.resolution) == ("resolved", "record deleted")
+        # gone, not resolved: nobody fixed it, the record left the source
+        assert row is not None and (row.state, row.resolution) == ("gone", RECORD_GONE)
         assert s.scalar(select(RecordRow.deleted).where(RecordRow.key == "INC1")) is True
 
 
