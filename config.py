@@ -312,7 +312,7 @@ class CheckOptions(_Strict):
 class SyncSettings(_Strict):
     """How ``sync`` reads: incremental, with a full reconcile every ``reconcile_every`` runs."""
 
-    reconcile_every: int = Field(10, ge=0, le=10_000, strict=True)
+    reconcile_every: int = Field(default=10, ge=0, le=10_000, strict=True)
     """Every Nth run of a source re-reads it whole (as ``sync --full``): records deleted at
     the source or moved out of the configured JQL / encoded query, which an incremental
     read cannot see, end their findings as "gone". 0 = only when ``--full`` is given."""

@@ -173,7 +173,14 @@ class IssueReader:
 
     def _pages(self, inst: Instance, jql: str, fields: list[str]) -> Iterator[list[Issue]]:
         size = self.cfg.page_size or SEARCH_PAGE
-        return search_pages(self.http, cloud=inst.cloud, jql=jql, fields=fields, size=size)
+        return search_pages(
+            self.http,
+            cloud=inst.cloud,
+            jql=jql,
+            fields=fields,
+            size=size,
+            time_zone=inst.time_zone,
+        )
 
     def read(
         self,

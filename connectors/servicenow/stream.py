@@ -17,7 +17,7 @@ from typing import Any
 
 from ticketlint.connectors.base import SourceError, StreamBatch
 from ticketlint.connectors.servicenow.client import TableAPI
-from ticketlint.connectors.servicenow.paging import by_update
+from ticketlint.connectors.servicenow.paging import BY_ID, by_update
 from ticketlint.connectors.servicenow.query import (
     check_scope,
     format_time,
@@ -29,6 +29,7 @@ from ticketlint.connectors.servicenow.related import (
     RelatedIndex,
     RelatedRows,
     RelatedSpec,
+    ref_value,
 )
 from ticketlint.mapping.common import MappingReport, parse_servicenow_time
 from ticketlint.mapping.servicenow import (
@@ -117,6 +118,8 @@ class StreamReader:
         self.lookback = lookback
         self.ci_names = ci_names
         """sys_id -> name of every CI read (resolves task references); shared, filled here."""
+        self._changed_related: dict[tuple[str, datetime], list[str]] = {}
+        """(related table, window start) -> parents of its rows changed since then."""
 
     def read(
         self,
@@ -158,9 +161,11 @@ class StreamReader:
             indexes[spec.table] = (
                 self.related.prefetch(spec, process, start, pending) if bulk else None
             )
+        seen: set[str] = set()  # parents read by this stream (the related re-read skips them)
         try:
             keyset = by_update(since_clause, (stream.replication_key, stream.primary_key))
             for page in self.api.pages(table, fields, base, keyset=keyset):
+                seen.update(r["sys_id"] for r in page.rows)
                 report, pending = pending, MappingReport()
                 if page.rows and table not in checked:
                     checked.add(table)
@@ -194,6 +199,8 @@ class StreamReader:
                     requests=now - before,
                 )
                 before = now
+            if start is not None and not selective:
+                yield from self.read_related_changed(stream, base, start, seen, watermark)
         finally:
             self.related.finish(process, selective=selective)
         if pending.warnings:  # a stream with no rows still reports its prefetch's warnings
@@ -206,6 +213,94 @@ class StreamReader:
             )
         if self.related.late and self.related.last_reader(process):
             yield from self.read_late()
+
+    def changed_parents(self, spec: RelatedSpec, start: datetime) -> list[str]:
+        """Parents of ``spec.table`` rows changed since ``start`` (their own update time):
+        one keyset read per related table and window, shared by the processes using it."""
+        cache_key = (spec.table, start)
+        if cache_key not in self._changed_related:
+            parents: dict[str, None] = {}
+            query = f"sys_updated_on>={format_time(start)}"
+            for page in self.api.pages(spec.table, ["sys_id", spec.ref], query, keyset=BY_ID):
+                parents.update((ref_value(r, spec.ref), None) for r in page.rows)
+            parents.pop("", None)
+            self._changed_related[cache_key] = list(parents)
+        return self._changed_related[cache_key]
+
+    def read_related_changed(
+        self,
+        stream: TableStream,
+        base: str,
+        start: datetime,
+        seen: set[str],
+        watermark: datetime | None,
+    ) -> Iterator[StreamBatch]:
+        """Parents whose approvals or CI links changed since ``start`` without the parent
+        itself changing (deciding or resetting an approval, linking a CI touch only their
+        own rows): read again by id, within the scope, with all their related rows.
+
+        Without this an incremental read keeps a parent's old approvals until the parent
+        next changes, and a finding that still holds (CHG002: work started before the
+        approval) is closed as resolved. Related rows *deleted* without their parent
+        changing cannot be seen this way; the periodic full reconcile catches them."""
+        specs = list(stream.related)
+        if not specs:
+            return
+        process, table, fields = stream.name, stream.table, list(stream.fields)
+        before = self.api.request_count
+        wanted = list(
+            dict.fromkeys(
+                p for spec in specs for p in self.changed_parents(spec, start) if p not in seen
+            )
+        )
+        report = MappingReport()
+        checked: set[str] = {table, *(spec.table for spec in specs)}
+        for i in range(0, len(wanted), self.related.chunk):
+            chunk = wanted[i : i + self.related.chunk]
+            keyset = by_update("", (stream.replication_key, stream.primary_key))
+            rows = [
+                row
+                for page in self.api.pages(
+                    table, fields, join_query(base, f"sys_idIN{','.join(chunk)}"), keyset=keyset
+                )
+                for row in page.rows
+            ]
+            if not rows:
+                continue
+            seen.update(r["sys_id"] for r in rows)
+            ids = [r["sys_id"] for r in rows]
+            related = {
+                spec.table: self.related.read_by_id(spec, ids, report, checked) for spec in specs
+            }
+            report.warnings[f"{table}: parents re-read because their related rows changed"] += len(
+                rows
+            )
+            records, mapped = self.mapper.map_rows(
+                process,
+                rows,
+                approvals=related.get(APPROVAL_TABLE),
+                task_ci=related.get(TASK_CI_TABLE),
+                ci_names=self.ci_names,
+            )
+            report.merge(mapped)
+            now = self.api.request_count
+            # these parents did not change: the stream's watermark stays what its pages said
+            yield StreamBatch(
+                stream=process,
+                records=records,
+                report=report,
+                watermark=watermark,
+                requests=now - before,
+            )
+            report, before = MappingReport(), now
+        if self.api.request_count > before:  # the changed-rows read found nothing to re-read
+            yield StreamBatch(
+                stream=process,
+                records=[],
+                report=report,
+                watermark=watermark,
+                requests=self.api.request_count - before,
+            )
 
     def read_late(self) -> Iterator[StreamBatch]:
         """The held late parents of every stream read so far, mapped with their related
