@@ -223,7 +223,7 @@ class Harness:
         """What ``check --source`` reports now: fingerprint -> finding (a fresh full read)."""
         engine = engine_from_config(self.cfg)
         src = self.cfg.source(self.case.source)
-        records, ci_sources, _ = _read_live([src], jql=None, query=None, keys=(), since=None)
+        records, ci_sources, _ = _read_live([src], jql=None, query=None, keys={}, since=None)
         evaluation = engine.evaluate(records, as_of=as_of, ci_sources=ci_sources)
         return {f.fingerprint: f.to_dict() for f in evaluation.findings if f.source == src.name}
 
