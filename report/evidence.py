@@ -34,7 +34,7 @@ import random
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from fractions import Fraction
 from html import escape
 from pathlib import Path
@@ -51,7 +51,7 @@ from ticketlint.report.data import clause_map, clause_sort_key
 from ticketlint.report.exposure import FORMULA, percent
 from ticketlint.report.exposure_data import exposure_from_store
 from ticketlint.report.exposure_formats import CSV_KEYS, FIX_CSV_KEYS, csv_rows, fix_csv_rows
-from ticketlint.report.period import Period
+from ticketlint.report.period import Period, stored_time
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import Registry, Rule
 from ticketlint.store.findings_view import iso
@@ -142,16 +142,6 @@ class EvidenceResult:
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _when(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _person(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("name") or value.get("email") or value.get("id") or "")
@@ -211,8 +201,10 @@ def population(
     rows = []
     for rec in session.scalars(stmt.order_by(RecordRow.source, RecordRow.key)):
         d = rec.data or {}
-        first = _when(d.get("created_at")) or _when(d.get("updated_at")) or rec.updated_at
-        last = _when(d.get("closed_at")) or _when(d.get("resolved_at"))
+        first = (
+            stored_time(d.get("created_at")) or stored_time(d.get("updated_at")) or rec.updated_at
+        )
+        last = stored_time(d.get("closed_at")) or stored_time(d.get("resolved_at"))
         if first is None or not period.overlaps(first, last):
             continue  # without any date the record cannot be placed in the period
         rows.append(

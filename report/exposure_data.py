@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -38,7 +38,7 @@ from ticketlint.report.exposure import (
     parse_target,
     rises,
 )
-from ticketlint.report.period import Period
+from ticketlint.report.period import Period, stored_time
 from ticketlint.rules.engine import Engine, Finding, RecordIndex
 from ticketlint.rules.outcome import Status
 from ticketlint.rules.registry import Registry, RuleContext
@@ -56,16 +56,6 @@ EVENT_STATE = {
 }
 """The state a finding is in after each kind of history event."""
 RUN_STATES = ("ok", "failed")
-
-
-def _when(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def in_period(
@@ -195,8 +185,8 @@ def population_from_store(
     ) in session.execute(stmt.order_by(RecordRow.source, RecordRow.key)):
         if state == "cancelled":
             continue
-        first = _when(created) or _when(updated) or row_updated
-        if in_period(first, _when(closed) or _when(resolved), period, end):
+        first = stored_time(created) or stored_time(updated) or row_updated
+        if in_period(first, stored_time(closed) or stored_time(resolved), period, end):
             assert first is not None
             members[(src, key)] = (process, first)
 

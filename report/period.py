@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 
 class PeriodError(ValueError):
@@ -69,3 +70,15 @@ class Period:
         if not self.start and not self.end:
             return ""
         return f"{self.start.isoformat() if self.start else ''}..{self.end.isoformat() if self.end else ''}"
+
+
+def stored_time(value: Any) -> datetime | None:
+    """A time as the store keeps it in a record's JSON (ISO 8601, ``Z`` or an offset; a
+    naive value is UTC), or None when it is absent or unreadable."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

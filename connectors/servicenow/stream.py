@@ -32,6 +32,7 @@ from ticketlint.connectors.servicenow.related import (
     ref_value,
 )
 from ticketlint.mapping.common import MappingReport, parse_servicenow_time
+from ticketlint.mapping.model import BaseRecord
 from ticketlint.mapping.servicenow import (
     APPROVAL_TABLE,
     DEFAULT_TABLES,
@@ -179,14 +180,7 @@ class StreamReader:
                         if isinstance(row.get("name"), str) and row["name"]:
                             self.ci_names[row["sys_id"]] = row["name"]
                 ready, joined = self.related.join(process, indexes, page.rows, report, checked)
-                records, mapped = self.mapper.map_rows(
-                    process,
-                    ready,
-                    approvals=joined.get(APPROVAL_TABLE),
-                    task_ci=joined.get(TASK_CI_TABLE),
-                    ci_names=self.ci_names,
-                )
-                report.merge(mapped)
+                records = self._map(process, ready, joined, report)
                 report.skipped_empty += page.inaccessible  # the mapper's own count for `{}` rows
                 # held rows too: see related.Late
                 watermark = newest(page.rows, watermark, stream.replication_key)
@@ -213,6 +207,25 @@ class StreamReader:
             )
         if self.related.late and self.related.last_reader(process):
             yield from self.read_late()
+
+    def _map(
+        self,
+        process: str,
+        rows: list[dict[str, Any]],
+        related: Mapping[str, Any],
+        report: MappingReport,
+    ) -> list[BaseRecord]:
+        """Rows of one process mapped with their related rows; the mapper's report merged
+        into ``report``."""
+        records, mapped = self.mapper.map_rows(
+            process,
+            rows,
+            approvals=related.get(APPROVAL_TABLE),
+            task_ci=related.get(TASK_CI_TABLE),
+            ci_names=self.ci_names,
+        )
+        report.merge(mapped)
+        return records
 
     def changed_parents(self, spec: RelatedSpec, start: datetime) -> list[str]:
         """Parents of ``spec.table`` rows changed since ``start`` (their own update time):
@@ -275,14 +288,7 @@ class StreamReader:
             report.warnings[f"{table}: parents re-read because their related rows changed"] += len(
                 rows
             )
-            records, mapped = self.mapper.map_rows(
-                process,
-                rows,
-                approvals=related.get(APPROVAL_TABLE),
-                task_ci=related.get(TASK_CI_TABLE),
-                ci_names=self.ci_names,
-            )
-            report.merge(mapped)
+            records = self._map(process, rows, related, report)
             now = self.api.request_count
             # these parents did not change: the stream's watermark stays what its pages said
             yield StreamBatch(
@@ -308,14 +314,7 @@ class StreamReader:
         before = self.api.request_count
         report = MappingReport()
         for process, rows, related in self.related.take_late(report):
-            records, mapped = self.mapper.map_rows(
-                process,
-                rows,
-                approvals=related.get(APPROVAL_TABLE),
-                task_ci=related.get(TASK_CI_TABLE),
-                ci_names=self.ci_names,
-            )
-            report.merge(mapped)
+            records = self._map(process, rows, related, report)
             now = self.api.request_count
             # watermark None: the parents' own stream already counted their update times
             yield StreamBatch(
