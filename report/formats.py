@@ -34,7 +34,7 @@ from typing import Any
 from ticketlint.connectors.base import DoctorCheck, DoctorReport
 from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text, xml_text
 from ticketlint.mapping.common import MappingReport
-from ticketlint.rules.engine import Evaluation, Finding
+from ticketlint.rules.engine import STABLE_FINDING_KEYS, Evaluation, Finding
 from ticketlint.rules.outcome import Status
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, Rule
 
@@ -42,19 +42,7 @@ FORMATS: tuple[str, ...] = ("text", "json", "jsonl", "csv", "junit", "markdown")
 RULE_FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 
 FINDING_KEYS: tuple[str, ...] = (
-    "code",
-    "name",
-    "title",
-    "severity",
-    "clause",
-    "source",
-    "key",
-    "process",
-    "url",
-    "message",
-    "assignee",
-    "group",
-    "fingerprint",
+    *STABLE_FINDING_KEYS,
     "remediation",
     "record_title",
     "assignee_id",

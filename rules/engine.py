@@ -45,6 +45,25 @@ def fingerprint(code: str, source: str, subject: str) -> str:
     return hashlib.sha256(f"{code}|{source}|{subject}".encode()).hexdigest()
 
 
+STABLE_FINDING_KEYS: tuple[str, ...] = (
+    "code",
+    "name",
+    "title",
+    "severity",
+    "clause",
+    "source",
+    "key",
+    "process",
+    "url",
+    "message",
+    "assignee",
+    "group",
+    "fingerprint",
+)
+"""The keys every finding carries in every output, of ``check`` and of stored findings
+alike; scripts may rely on them."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeFacts:
     key: str

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text
+from ticketlint.rules.engine import STABLE_FINDING_KEYS
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK
 from ticketlint.store.models import FindingEventRow, FindingRow, RecordRow
 
@@ -25,19 +26,7 @@ FORMATS = ("text", "json", "jsonl", "csv", "markdown")
 KEYS = (
     "id",
     "state",
-    "code",
-    "name",
-    "title",
-    "severity",
-    "clause",
-    "source",
-    "key",
-    "process",
-    "url",
-    "message",
-    "assignee",
-    "group",
-    "fingerprint",
+    *STABLE_FINDING_KEYS,
     "first_seen",
     "last_seen",
     "resolved_at",
