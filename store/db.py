@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 from typing_extensions import Unpack
 
+from ticketlint.store.jsontext import serialize
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -71,11 +73,13 @@ def create_db_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, json_serializer=serialize
+        )
         _sqlite_settings(engine)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=serialize)
     except ModuleNotFoundError as exc:  # psycopg is optional: only PostgreSQL users need it
         raise StoreError(
             f"cannot use {make_url(url).render_as_string(hide_password=True)}: {exc}; "

@@ -22,12 +22,14 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 from ticketlint.store.db import rows_matched
+from ticketlint.store.jsontext import EncodedJSON
 from ticketlint.store.lifecycle import ENDED, OPEN, RESOLVED, Change, Diff, StoredFinding
 from ticketlint.store.models import (
     FindingEventRow,
@@ -47,7 +49,11 @@ FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunke
 
 
 def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
-    data = record.model_dump(mode="json", exclude={"raw"})
+    data: Any
+    try:  # pydantic's own encoder: the same JSON as model_dump + json.dumps, in half the time
+        data = EncodedJSON(record.model_dump_json(exclude={"raw"}))
+    except PydanticSerializationError:  # a lone surrogate: the serializer escapes it
+        data = record.model_dump(mode="json", exclude={"raw"})
     updated = record.updated_at if isinstance(record.updated_at, datetime) else None
     return {
         "source": record.source,
@@ -158,6 +164,14 @@ def own_write_times(
     wanted = set(pairs)
     keys = sorted({key for _, key in wanted})
     sources = sorted({source for source, _ in wanted})
+    done = WritebackRow.state == "done"
+    if (
+        session.scalar(
+            select(WritebackRow.id).where(done, WritebackRow.source.in_(sources)).limit(1)
+        )
+        is None
+    ):
+        return {}  # no write-back at all (most runs): spare the query by keys
     for start in range(0, len(keys), UPSERT_CHUNK):
         stmt = select(
             WritebackRow.id, WritebackRow.source, WritebackRow.key, WritebackRow.detail
