@@ -24,6 +24,7 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -261,6 +262,9 @@ class HttpClient:
         self.sleep = sleep
         self.error_detail = error_detail or default_error_detail
         self.request_count = 0
+        # A connector's pager may request the next page from its read-ahead thread while
+        # the caller's thread requests related rows: the count is kept under a lock.
+        self._count_lock = threading.Lock()
         if verify is False:
             log.warning(
                 "%s: TLS certificate verification is OFF for %s", source, safe_url(self.base_url)
@@ -370,7 +374,8 @@ class HttpClient:
         headers: dict[str, str] | None,
         want_json: bool,
     ) -> tuple[requests.Response, Any]:
-        self.request_count += 1
+        with self._count_lock:
+            self.request_count += 1
         try:
             # The base class method on purpose: a session subclass with a retry loop of
             # its own (jira's ResilientSession) must not retry underneath tenacity.

@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError, StreamBatch
+from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
@@ -50,7 +51,6 @@ from ticketlint.store.waivers import all_waivers
 from ticketlint.sync import reconcile
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.lock import LockBusy, SyncLock
-from ticketlint.sync.pipeline import prefetched
 from ticketlint.sync.progress import Progress, StreamStats, SummaryRow
 
 log = logging.getLogger(__name__)

@@ -59,6 +59,7 @@ from ticketlint.connectors.jira.jql import (
 )
 from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
 from ticketlint.connectors.jira.site import Instance
+from ticketlint.connectors.readahead import PAGES_AHEAD, prefetched
 from ticketlint.mapping.common import MappingReport, parse_jira_time
 from ticketlint.mapping.jira import type_key
 
@@ -242,7 +243,8 @@ class IssueReader:
             if keys is None and stream in REVIEWED_PROCESSES
             else None
         )
-        pages = self._pages(inst, jql, fields)
+        # The next search page is requested while this one's histories are read and mapped.
+        pages: Iterator[list[Issue]] = prefetched(self._pages(inst, jql, fields), PAGES_AHEAD)
         if planned is not None:
             pages = merged_pages(pages, *planned)
         for page in pages:

@@ -13,6 +13,7 @@ the same :class:`OAuthTokens`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -60,16 +61,28 @@ class OAuthTokens:
         self.refresh_token = ""
         self.expires_at = 0.0
         self.grants: list[str] = []  # grant types used, for tests and doctor
+        # The pager's read-ahead thread and the caller's thread share the tokens: one
+        # grant at a time, and a 401 seen by both refreshes once.
+        self._lock = threading.RLock()
 
     def ensure(self) -> None:
-        if not self.auth.token:
-            self._grant(
-                {"grant_type": "password", "username": self._user, "password": self._password}
-            )
-        elif self.clock() >= self.expires_at:
-            self.refresh()
+        with self._lock:
+            if not self.auth.token:
+                self._grant(
+                    {"grant_type": "password", "username": self._user, "password": self._password}
+                )
+            elif self.clock() >= self.expires_at:
+                self._refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, refused: str | None = None) -> None:
+        """A new token; with ``refused`` (the token a 401 answered), only when no other
+        thread has replaced that token already."""
+        with self._lock:
+            if refused is not None and refused != self.auth.token:
+                return
+            self._refresh()
+
+    def _refresh(self) -> None:
         if self.refresh_token:
             try:
                 self._grant({"grant_type": "refresh_token", "refresh_token": self.refresh_token})

@@ -147,8 +147,10 @@ class TableAPI:
         body: Any = None
         response: Any = None
         for attempt in (1, 2):
+            token = None
             if self.oauth is not None:
                 self.oauth.ensure()
+                token = self.oauth.auth.token
             try:
                 response, body = self.http.get_json_response(path, params)
                 break
@@ -157,7 +159,7 @@ class TableAPI:
                     log.info(
                         "%s: HTTP 401 on %s; refreshing the OAuth token once", self.source, table
                     )
-                    self.oauth.refresh()
+                    self.oauth.refresh(refused=token)
                     continue
                 raise self.table_error(exc, table) from exc
         result = body.get("result") if isinstance(body, dict) else None

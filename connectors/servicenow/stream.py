@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ticketlint.connectors.base import SourceError, StreamBatch
+from ticketlint.connectors.readahead import PAGES_AHEAD, prefetched
 from ticketlint.connectors.servicenow.client import TableAPI
 from ticketlint.connectors.servicenow.paging import BY_ID, by_update
 from ticketlint.connectors.servicenow.query import (
@@ -165,7 +166,9 @@ class StreamReader:
         seen: set[str] = set()  # parents read by this stream (the related re-read skips them)
         try:
             keyset = by_update(since_clause, (stream.replication_key, stream.primary_key))
-            for page in self.api.pages(table, fields, base, keyset=keyset):
+            # The next page is requested while this one is joined and mapped.
+            pages = prefetched(self.api.pages(table, fields, base, keyset=keyset), PAGES_AHEAD)
+            for page in pages:
                 seen.update(r["sys_id"] for r in page.rows)
                 report, pending = pending, MappingReport()
                 if page.rows and table not in checked:

@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import re
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,12 +30,15 @@ from responses import matchers
 
 from ticketlint.config import ServiceNowSource
 from ticketlint.connectors.base import SourceError
+from ticketlint.connectors.http import HttpClient
 from ticketlint.connectors.servicenow import (
     ServiceNowConnector,
     check_scope,
     first_page_query,
     next_page_query,
 )
+from ticketlint.connectors.servicenow.auth import BearerAuth, OAuthTokens
+from ticketlint.connectors.servicenow.stream import StreamReader
 
 BASE = "https://snow.example.com"
 FIX = Path(__file__).parents[1] / "fixtures" / "servicenow_api"
@@ -1459,3 +1464,53 @@ def test_an_approval_decided_alone_brings_its_change_into_the_incremental_read()
 
 def _ref(value: Any) -> str:
     return value.get("value", "") if isinstance(value, dict) else value
+
+
+@responses.activate
+def test_the_next_page_is_requested_while_the_last_is_mapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeTableAPI(all_tables()).install()
+    conn = connector(page_size=2)
+    seen_while_mapping: list[bool] = []
+    original = StreamReader._map
+
+    def slow_map(self: StreamReader, process: str, *args: Any) -> Any:
+        if process == "incident" and not seen_while_mapping:
+            # Page 1 is being mapped: page 2's request should arrive meanwhile.
+            deadline = time.monotonic() + 10
+            while len(fake.queries("incident")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            seen_while_mapping.append(len(fake.queries("incident")) >= 2)
+        return original(self, process, *args)
+
+    monkeypatch.setattr(StreamReader, "_map", slow_map)
+    batches, records = read_all(conn, "incident")
+    assert seen_while_mapping == [True]
+    # ... and nothing else changes: the same rows, in order, every request counted once
+    assert [r.key for r in records] == [r["number"] for r in sorted_rows(rows_of("incident"))]
+    assert sum(b.requests for b in batches) == conn.request_count == len(fake.calls)
+
+
+def test_a_401_seen_by_two_threads_refreshes_the_token_once() -> None:
+    http = HttpClient("snow", BASE, requests.Session())
+    bearer = BearerAuth()
+    tokens = OAuthTokens(
+        http, bearer, client_id="c", client_secret="s", user="u", password="p", clock=Clock()
+    )
+    grants: list[str] = []
+
+    def grant(form: dict[str, str]) -> None:
+        grants.append(form["grant_type"])
+        bearer.token = f"token-{len(grants)}"
+
+    tokens._grant = grant  # type: ignore[method-assign]
+    tokens.ensure()
+    refused = bearer.token
+    threads = [threading.Thread(target=tokens.refresh, args=(refused,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert grants == ["password", "password"]  # no refresh token here: one new grant
+    assert bearer.token == "token-2"

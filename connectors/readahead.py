@@ -1,9 +1,14 @@
-"""Read ahead of the writer: the next page is fetched and mapped while the last is stored.
+"""Read ahead: the next item of an iterator is produced while the caller uses the last.
 
-:func:`prefetched` runs an iterator (a connector's batches) in one background thread and
-hands its items to the caller through a bounded queue, in order. The caller stays the
-only writer to the store; the reader never waits for a commit and the writer never waits
-for a round trip, and at most ``depth`` batches wait in between (memory stays bounded).
+:func:`prefetched` runs an iterator in one background thread and hands its items to the
+caller through a bounded queue, in order; at most ``depth`` items wait in between (memory
+stays bounded). Two uses, nested:
+
+- a connector's pager: the next page is requested (and parsed) while the caller maps the
+  last, so a read costs about the larger of the server's time and ours, not their sum;
+- the sync: the next batch is read and mapped while the runner, the only writer to the
+  store, stores the last; the reader never waits for a commit and the writer never waits
+  for a round trip.
 
 Errors raised by the reader reach the caller at the item where they happened, with their
 own traceback. When the caller stops early (an error while writing, a closed generator),
@@ -19,6 +24,9 @@ from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+PAGES_AHEAD = 1
+"""Pages a connector's pager requests ahead of the page being mapped."""
 
 _DONE = object()
 _POLL = 0.05  # seconds between checks of the stop flag while the queue is full

@@ -1,4 +1,4 @@
-"""sync.pipeline.prefetched: order kept, read-ahead bounded, errors and early stops handled.
+"""connectors.readahead.prefetched: order kept, read-ahead bounded, errors and early stops handled.
 
 The sync reads and maps the next page in a background thread while the main thread stores
 the last one; these tests pin what the runner relies on: items arrive in order, the
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ticketlint.sync.pipeline import prefetched
+from ticketlint.connectors.readahead import prefetched
 
 
 def test_items_arrive_in_order_and_the_reader_stays_within_depth() -> None:
