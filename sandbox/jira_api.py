@@ -430,6 +430,8 @@ class JiraApi:
             # a search gives the first comments only; ``total`` tells the list is longer
             page["comments"] = page["comments"][:SEARCH_COMMENT_LIMIT]
             page["maxResults"] = SEARCH_COMMENT_LIMIT
+        if "transitions" in expands:
+            issue["transitions"] = d.transitions(idx)
         if "changelog" in expands:
             histories = d.changelog(idx)
             issue["changelog"] = {

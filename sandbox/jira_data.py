@@ -653,6 +653,29 @@ class JiraData:
             "jsdPublic": True,
         }
 
+    def transitions(self, idx: int) -> list[dict[str, Any]]:
+        """What ``expand=transitions`` adds to an issue: the moves its workflow allows
+        from the current status (every other status of the process, as Jira lists them)."""
+        plan = self._plan(idx)
+        current = self._status_name(plan)
+        process = "incident" if plan.type == PIR else plan.sc.process
+        targets = dict.fromkeys(STATE_STATUS[process].values())
+        return [
+            {
+                "id": str(11 + n),
+                "name": f"To {name}",
+                "to": self.status(name),
+                "hasScreen": False,
+                "isGlobal": True,
+                "isInitial": False,
+                "isAvailable": True,
+                "isConditional": False,
+                "isLooped": False,
+            }
+            for n, name in enumerate(targets)
+            if name != current
+        ]
+
     def comment_list(self, idx: int, *, v2: bool = False) -> list[dict[str, Any]]:
         plan = self._plan(idx)
         sc = plan.sc

@@ -89,6 +89,24 @@ def test_search_names_schema_and_truncated_changelog(server):
     assert all(len(c["histories"]) <= 40 and c["total"] >= len(c["histories"]) for c in logs)
 
 
+def test_search_expands_transitions_as_jira_does(server):
+    # Singer's tap-jira reads issues with expand=changelog,transitions and needs the list
+    data = search(
+        server, jql=CONNECTOR_JQL, maxResults=50, fields=["status"], expand="transitions"
+    ).json()
+    for issue in data["issues"]:
+        moves = issue["transitions"]
+        assert moves, issue["key"]
+        current = issue["fields"]["status"]["name"]
+        assert all(m["to"]["name"] != current for m in moves)
+        assert all(
+            m["to"]["statusCategory"]["key"] in ("new", "indeterminate", "done") for m in moves
+        )
+        assert {"id", "name", "to", "hasScreen", "isGlobal"} <= set(moves[0])
+    plain = search(server, jql=CONNECTOR_JQL, maxResults=5, fields=["status"]).json()
+    assert all("transitions" not in i for i in plain["issues"])
+
+
 def test_unbounded_and_bad_jql_are_400(server):
     assert search(server, jql="ORDER BY key").status_code == 400
     r = search(server, jql="project = OPS OR project = CHG")
