@@ -72,9 +72,9 @@ def read_record(data: dict[str, Any], report: MappingReport, *, where: str = "")
 
     Raises ``ValueError`` (naming the field) when the record has no identity."""
     process = data.get("process")
-    cls = RECORD_CLASSES.get(process) if isinstance(process, str) else None
-    if cls is None:
+    if not isinstance(process, str) or process not in RECORD_CLASSES:
         raise ValueError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
+    cls = RECORD_CLASSES[process]
     key = data.get("key")
     if isinstance(key, str) and not key.strip():
         raise ValueError("key: blank (a record without a key is not checked)")
