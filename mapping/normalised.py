@@ -5,7 +5,8 @@ where text belongs, an unknown approval decision) makes that one field None, nam
 the reason in the record's ``unreadable`` map and counted per field and reason in the
 :class:`~ticketlint.mapping.common.MappingReport`, exactly as the Jira and ServiceNow
 mappers do; the rest of the record is read and checked. A field the model does not know
-is ignored and counted in the warnings.
+is ignored and counted in the warnings. The line's own ``unreadable`` map (a record
+ticketlint mapped and wrote out) is kept: each field in it is None and counted too.
 
 Only a record without identity is not checked: no ``key`` (or a blank one), an unknown
 ``process``, or a ``source`` / ``system`` that cannot be read. :func:`read_record` raises
@@ -37,6 +38,7 @@ _REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+_NOT_FIELDS = (*IDENTITY_FIELDS, "raw", "unreadable")
 _SHAPES = {"raw": "an object", "unreadable": "a map of field to reason"}
 
 
@@ -105,6 +107,15 @@ def read_record(data: dict[str, Any], report: MappingReport, *, where: str = "")
                 report.note_unreadable(unreadable, process, name, Unreadable(reason, detail))
     else:  # pragma: no cover - each pass clears at least one field
         raise ValueError("record cannot be read")
-    if not unreadable:
-        return record
-    return record.model_copy(update={"unreadable": {**(record.unreadable or {}), **unreadable}})
+    update: dict[str, Any] = {}
+    for name, why in (record.unreadable or {}).items():
+        # The line's own list (a record ticketlint mapped and wrote out): each field in it
+        # is unknown, so None, and counted like the ones read here.
+        if name in unreadable or name not in cls.model_fields or name in _NOT_FIELDS:
+            continue
+        report.unreadable[(f"{process}.{name}", why.split(": ", 1)[0])] += 1
+        if getattr(record, name) is not None:
+            update[name] = None
+    if unreadable:
+        update["unreadable"] = {**(record.unreadable or {}), **unreadable}
+    return record.model_copy(update=update) if update else record

@@ -100,14 +100,34 @@ def test_several_unreadable_fields_each_counted() -> None:
     }
 
 
-def test_the_records_own_unreadable_list_is_kept_and_extended() -> None:
+def test_the_records_own_unreadable_list_is_kept_extended_and_counted() -> None:
     report = MappingReport()
-    data = {**BASE, "unreadable": {"cab_date": "not a date or time: x"}, "risk": 3}
+    data = {
+        **BASE,
+        "unreadable": {"cab_date": "not a date or time: x", "actual_start": "x"},
+        "cab_date": "2026-03-03",
+        "risk": 3,
+    }
     record = read_record(data, report)
     assert record.unreadable == {
         "cab_date": "not a date or time: x",
+        "actual_start": "x",
         "risk": "not text: Input should be a valid string",
     }
+    assert record.cab_date is None  # a field listed as unreadable is unknown
+    assert report.unreadable == {
+        ("change.cab_date", "not a date or time"): 1,
+        ("change.actual_start", "x"): 1,
+        ("change.risk", "not text"): 1,
+    }
+
+
+def test_a_mapped_record_written_out_reads_back_the_same() -> None:
+    report = MappingReport()
+    mapped = read_record({**BASE, "created_at": "soon", "risk": "low"}, MappingReport())
+    again = read_record(mapped.model_dump(mode="json"), report)
+    assert again == mapped
+    assert report.unreadable == {("change.created_at", "not a date or time"): 1}
 
 
 @pytest.mark.parametrize(
