@@ -710,9 +710,9 @@ def doctor(ctx: click.Context, source: str | None) -> None:
         raise ConfigError(cfg.path, ["sources: no sources configured"])
     all_ok = True
     color = _colour_wanted()
-    from ticketlint.sync.reconcile import doctor_lines
+    from ticketlint.sync.reconcile import doctor_info
 
-    reconcile = doctor_lines(cfg, [src.name for src in chosen])
+    stored = doctor_info(cfg, [src.name for src in chosen])
     for src in chosen:
         try:
             connector = _open_connector(src)
@@ -722,8 +722,8 @@ def doctor(ctx: click.Context, source: str | None) -> None:
                 connector.close()
         except SourceError as exc:  # one source failing must not hide the others' reports
             report = DoctorReport(source=src.name, checks=[DoctorCheck("connect", False, str(exc))])
-        if src.name in reconcile:  # when deletions and scope exits were last looked for
-            report.info["reconcile"] = reconcile[src.name]
+        # when deletions and scope exits were last looked for; what the last sync could not check
+        report.info.update(stored.get(src.name, {}))
         click.echo(formats.render_doctor(report, color=color))
         all_ok = all_ok and report.ok
     ctx.exit(EXIT_CLEAN if all_ok else EXIT_ERROR)

@@ -303,7 +303,7 @@ class AuditOptions(_Strict):
 class CheckOptions(_Strict):
     """Options of ``ticketlint check``."""
 
-    fail_on_unchecked: bool = False
+    fail_on_unchecked: bool = Field(default=False, strict=True)
     """Exit 2 when any record of the input could not be checked or was skipped (the
     command line's ``--fail-on-unchecked``); without it, only a run that checked none of
     the records it read exits 2."""

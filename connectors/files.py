@@ -3,8 +3,10 @@ JSON lines of normalised records, detected per path.
 
 Accepted inputs (docs/cli.md):
 
-- ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``ticketlint.mapping.model``); a bad
-  line is a :class:`MappingError` naming the file and line, and the rest still load;
+- ``*.jsonl`` / ``*.ndjson``: one normalised record per line (``ticketlint.mapping.model``),
+  read field by field (:mod:`ticketlint.mapping.normalised`): an unreadable value makes its
+  field None, listed and counted; a line without identity is a :class:`MappingError`
+  naming the file and line, and the rest still load;
 - a Jira search response (``{"issues": [...]}``) or a JSON list of such pages. With
   ``expand=names`` it names its own fields; otherwise a sibling ``field.json`` (saved from
   ``/rest/api/2/field``) is used, and ``status.json`` (``/rest/api/2/status``) when present.
@@ -21,8 +23,9 @@ Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
 A bad record, line or value is contained, counted and listed, never fatal to the run:
 
 - a JSONL line that is not UTF-8, not JSON, nested deeper than
-  :data:`ticketlint.safejson.MAX_DEPTH` or not a record is a mapping error naming the file
-  and line; the other lines load;
+  :data:`ticketlint.safejson.MAX_DEPTH`, not an object or without identity is a mapping
+  error naming the file and line; the other lines load; a value of a line that cannot be
+  read costs only its field (settled reading 17);
 - in a JSON export, a value nested too deep (``json`` would raise ``RecursionError``) is
   read as null and an integer of thousands of digits as unknown (None), each counted
   in the warnings; an issue or row that is not an object is a mapping error;
@@ -42,7 +45,8 @@ from typing import Any
 
 from ticketlint import safejson
 from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport, gc_paused
-from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.mapping.model import BaseRecord
+from ticketlint.mapping.normalised import read_record
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SERVICENOW_LINK_TABLES = ("sysapproval_approver", "task_ci")
@@ -204,7 +208,7 @@ def _load_jsonl(path: Path, options: MappingOptions, result: LoadResult) -> None
             key = data.get("key") if isinstance(data.get("key"), str) else None
             if options.source == "file" and isinstance(data.get("source"), str):
                 line_source = data["source"]
-            record = record_from_dict(data)
+            record = read_record(data, report, where=f"{path.name}: ")
         except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError included
             report.errors.append(
                 MappingError(line_source, key, f"{path}:{number}: {_short_error(exc)}")

@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Process = Literal["incident", "service_request", "problem", "change", "release", "ci"]
 PROCESSES: tuple[str, ...] = ("incident", "service_request", "problem", "change", "release", "ci")
@@ -66,12 +67,22 @@ Empty = Literal[""]
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError("datetime must carry a time zone")
+        raise PydanticCustomError("datetime_type", "datetime must carry a time zone")
     return value.astimezone(timezone.utc)
+
+
+def _not_a_number(value: Any) -> Any:
+    """A time is ISO 8601 text: a bare number (pydantic would read seconds since 1970) is not."""
+    if isinstance(value, (int, float)):
+        raise PydanticCustomError(
+            "datetime_type", "expected an ISO 8601 date or time, got a number"
+        )
+    return value
 
 
 def _date_text(value: Any) -> Any:
     """``"2026-03-03"`` (a date as JSON carries it) -> a date, before the union decides."""
+    _not_a_number(value)
     if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
         try:
             return date.fromisoformat(value)
@@ -86,7 +97,14 @@ def _date_only(value: Any) -> Any:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+def _not_bool(value: Any) -> Any:
+    """A boolean is not a priority (pydantic would read ``true`` as 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "expected a number, got a boolean")
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
 DateOnly = Annotated[date, BeforeValidator(_date_only)]
 OptionalTime = Annotated[UtcDatetime | DateOnly | Empty | None, BeforeValidator(_date_text)]
 """A datetime, a date (date-only source value), ``""`` (field exists, no value) or None
@@ -167,7 +185,7 @@ class BaseRecord(_Frozen):
     state: str | None = None
     """Normalised lifecycle state; None when the source's status could not be mapped."""
     raw_state: str | None = None
-    priority: int | Empty | None = None
+    priority: Annotated[int | Empty | None, BeforeValidator(_not_bool)] = None
     created_at: OptionalTime = None
     updated_at: OptionalTime = None
     resolved_at: OptionalTime = None

@@ -141,6 +141,22 @@ def runs_since_full(session: Session, source: str) -> tuple[int, RunRow | None]:
     return count, None
 
 
+def last_source_run(session: Session, source: str) -> tuple[int, dict[str, Any]] | None:
+    """The id of the newest run that finished ``source`` and the source's part of it
+    (counts, records not checked, values not read), or None when none did."""
+    stmt = (
+        select(RunRow)
+        .where(RunRow.status.in_(("ok", "failed")))
+        .order_by(RunRow.id.desc())
+        .execution_options(yield_per=50)
+    )
+    for run in session.scalars(stmt):
+        entry = (run.sources or {}).get(source)
+        if isinstance(entry, dict) and entry.get("status") == "ok":
+            return run.id, entry
+    return None
+
+
 def _utc_second(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(microsecond=0)
 
@@ -483,6 +499,7 @@ __all__ = [
     "finish_run",
     "get_record",
     "get_watermarks",
+    "last_source_run",
     "load_records",
     "mark_interrupted",
     "mark_unseen_deleted",

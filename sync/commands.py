@@ -2,7 +2,8 @@
 
 ``cli.py`` adds every command in :data:`COMMANDS` to the ``ticketlint`` group. Results go
 to stdout, progress and errors to stderr. Exit codes: 0 done (findings are data), 2 a
-source failed or a usage / config / database error. A second concurrent ``sync`` exits 0.
+source failed, a source returned records and none of them could be checked (as ``check``),
+or a usage / config / database error. A second concurrent ``sync`` exits 0.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from ticketlint.sync.cli_support import (
     write_output,
 )
 from ticketlint.sync.hooks import RunHooks
-from ticketlint.sync.progress import Progress, read_note, summary_table
+from ticketlint.sync.progress import (
+    Progress,
+    read_note,
+    summary_table,
+    unchecked_lines,
+    unreadable_lines,
+)
 from ticketlint.sync.runner import (
     ENGINE_ENV,
     SyncOptions,
@@ -170,20 +177,36 @@ def sync(
         note = read_note(s.name, s.report) if s.status == "ok" else None
         if note:
             click.echo(note)
+        for line in unchecked_lines(s.name, s.not_checked) + unreadable_lines(
+            s.name, s.report.unreadable
+        ):
+            click.echo(line)
     for s in result.sources:
         if s.error:
             click.echo(f"{s.name}: FAILED: {s.error}", err=True)
-        for err in s.report.errors[:5]:
-            click.echo(f"{s.name}: mapping error: {err}", err=True)
-        if len(s.report.errors) > 5:
-            click.echo(
-                f"{s.name}: ... and {len(s.report.errors) - 5} more mapping errors", err=True
+        elif s.none_checked:
+            progress.event(
+                "none_checked",
+                f"{s.name}: none of the {s.report.rows or len(s.not_checked)} records read "
+                "could be checked (listed above); fix the mapping, then `ticketlint sync "
+                "--full` reads them again",
+                level="error",
+                source=s.name,
+                not_checked=len(s.not_checked),
+            )
+        elif s.not_checked:
+            progress.event(
+                "not_checked",
+                f"{s.name}: {len(s.not_checked)} records not checked (listed above)",
+                level="warning",
+                source=s.name,
+                not_checked=len(s.not_checked),
             )
     progress.event(
         "summary",
         f"run {result.run_id or '(dry run)'} finished with exit code {result.exit_code}",
         run_id=result.run_id,
-        sources={s.name: s.to_dict() for s in result.sources},
+        sources={s.name: s.to_dict(not_checked_limit=None) for s in result.sources},
     )
     sys.exit(result.exit_code)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from ticketlint.escaping import plain_text
 from ticketlint.rules.registry import SEVERITIES
 
 
@@ -103,7 +104,10 @@ class SummaryRow:
     status: str
     read: int = 0
     mapped: int = 0
-    mapping_errors: int = 0
+    not_checked: int = 0
+    """Records read but not checked (no identity, a type that maps to no process)."""
+    unreadable: int = 0
+    """Values that could not be read (each made one field of a checked record unknown)."""
     new: int = 0
     resolved: int = 0
     reopened: int = 0
@@ -124,7 +128,8 @@ def summary_table(rows: Sequence[SummaryRow]) -> str:
         "status",
         "read",
         "mapped",
-        "map.err",
+        "unchecked",
+        "unreadable",
         "new",
         "resolved",
         "reopened",
@@ -138,7 +143,8 @@ def summary_table(rows: Sequence[SummaryRow]) -> str:
             r.status,
             str(r.read),
             str(r.mapped),
-            str(r.mapping_errors),
+            str(r.not_checked),
+            str(r.unreadable),
             *(
                 ("-",) * 4
                 if r.status == "failed"
@@ -189,3 +195,43 @@ def read_note(source: str, report: Any) -> str | None:
     if other:
         parts.append(f"{other} not records themselves (review issues and linked rows)")
     return f"  {source}: {rows} rows read = " + " + ".join(parts)
+
+
+SHOWN = 10
+"""Records not checked, and field/reason pairs that could not be read, listed per source."""
+
+
+def unchecked_lines(source: str, not_checked: Sequence[dict[str, Any]]) -> list[str]:
+    """The records of ``source`` that were read and not checked: the count, the first
+    :data:`SHOWN` with key and reason, and where every one of them is listed."""
+    if not not_checked:
+        return []
+    lines = [f"  {source}: {len(not_checked)} records not checked:"]
+    for e in not_checked[:SHOWN]:
+        key = plain_text(e["key"] or "(no key)")
+        lines.append(f"    {key} ({e['kind']}): {plain_text(e['reason'])}")
+    more = len(not_checked) - SHOWN
+    lines.append(
+        (f"    ... and {more} more; all" if more > 0 else "    all")
+        + " with key and reason in the JSON summary (sync --log-format json)"
+    )
+    return lines
+
+
+def unreadable_lines(source: str, unreadable: Any) -> list[str]:
+    """Values of ``source`` that could not be read, per field and reason, most first
+    (each made one field of a checked record unknown)."""
+    counts = sorted(unreadable.items(), key=lambda item: (-item[1], item[0]))
+    if not counts:
+        return []
+    total = sum(n for _, n in counts)
+    lines = [
+        f"  {source}: {total} values could not be read (that field unknown, the record still checked):"
+    ]
+    for (name, reason), n in counts[:SHOWN]:
+        lines.append(f"    {plain_text(name)}: {plain_text(reason)} x{n}")
+    if len(counts) > SHOWN:
+        lines.append(
+            f"    ... and {len(counts) - SHOWN} more fields and reasons (sync --log-format json)"
+        )
+    return lines

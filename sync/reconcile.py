@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -73,6 +74,14 @@ def state(session: Session, cfg: Config, source: str) -> ReconcileState:
 def doctor_lines(cfg: Config, sources: list[str]) -> dict[str, str]:
     """Per source, the reconcile line ``doctor`` prints; empty when there is no store yet
     (a SQLite file that does not exist is not created) or it cannot be read."""
+    return {name: info["reconcile"] for name, info in doctor_info(cfg, sources).items()}
+
+
+def doctor_info(cfg: Config, sources: list[str]) -> dict[str, dict[str, str]]:
+    """Per source, what ``doctor`` says of the store: ``reconcile`` (when deletions were
+    last looked for) and, once a sync finished the source, ``last sync`` (the records it
+    could not check and the values it could not read). Empty when there is no store yet
+    (a SQLite file that does not exist is not created) or it cannot be read."""
     path = sqlite_path(cfg.database)
     if cfg.database.startswith("sqlite") and (path is None or not path.exists()):
         return {}
@@ -82,8 +91,32 @@ def doctor_lines(cfg: Config, sources: list[str]) -> dict[str, str]:
         return {}
     try:
         with store.session() as s:
-            return {name: state(s, cfg, name).text() for name in sources}
+            out: dict[str, dict[str, str]] = {}
+            for name in sources:
+                out[name] = {"reconcile": state(s, cfg, name).text()}
+                last = repo.last_source_run(s, name)
+                if last is not None:
+                    out[name]["last sync"] = last_sync_text(*last)
+            return out
     except SQLAlchemyError:  # no tables yet, or an older schema: nothing to say
         return {}
     finally:
         store.dispose()
+
+
+def last_sync_text(run_id: int, entry: dict[str, Any]) -> str:
+    """``run 7: 120 records read, 3 not checked, 5 values could not be read``, from the
+    source's part of a stored run (runs stored before these counts say less)."""
+    mapping: dict[str, Any] = entry["mapping"] if isinstance(entry.get("mapping"), dict) else {}
+    parts = [f"run {run_id}: {entry.get('records_read', 0)} records read"]
+    unchecked = mapping.get("not_checked")
+    if isinstance(unchecked, int):
+        parts.append(f"{unchecked} not checked")
+    unreadable = mapping.get("unreadable")
+    if isinstance(unreadable, list):
+        total = sum(u.get("count", 0) for u in unreadable if isinstance(u, dict))
+        parts.append(f"{total} values could not be read")
+    text = ", ".join(parts)
+    if isinstance(unchecked, int) and unchecked:
+        text += "; `ticketlint sync --log-format json` lists them with key and reason"
+    return text

@@ -61,6 +61,7 @@ ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
 CRASH_POINTS = ("after-upsert", "before-commit", "after-commit", "mid-notify")
 EVAL_CHUNK = 500  # records per engine step: bounded memory, negligible per-chunk overhead
 READ_AHEAD = 2  # batches read and mapped ahead of the one being stored
+NOT_CHECKED_STORED = 20  # records not checked listed in the run row (all are counted)
 
 SourceConfig = JiraSource | ServiceNowSource
 ConnectorFactory = Callable[[SourceConfig], Connector]
@@ -105,6 +106,23 @@ class SourceResult:
     seconds: float = 0.0
 
     @property
+    def not_checked(self) -> list[dict[str, Any]]:
+        """Records read that were not checked (no identity, not an object, a type that
+        maps to no process), with key and reason: :meth:`MappingReport.not_checked`."""
+        return self.report.not_checked()
+
+    @property
+    def none_checked(self) -> bool:
+        """The source returned records and not one of them could be checked: the run
+        says so with exit code 2, as ``check`` does (a mapping that fits nothing must
+        never read as "no findings")."""
+        return (
+            self.status == "ok"
+            and self.records_read == 0
+            and bool(self.report.errors or self.report.skipped)
+        )
+
+    @property
     def unchanged(self) -> int:
         return max(0, self.records_read - self.changed)
 
@@ -128,7 +146,8 @@ class SourceResult:
             status=self.status,
             read=self.report.rows or self.records_read,
             mapped=self.report.mapped or self.records_read,
-            mapping_errors=len(self.report.errors),
+            not_checked=len(self.report.errors) + len(self.report.skipped),
+            unreadable=sum(self.report.unreadable.values()),
             new=counts["new"],
             resolved=counts["resolved"],
             reopened=counts["reopened"],
@@ -137,7 +156,11 @@ class SourceResult:
             seconds=self.seconds,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, not_checked_limit: int | None = NOT_CHECKED_STORED) -> dict[str, Any]:
+        """The source's part of the run: stored in the run row (``not_checked`` lists the
+        first ``not_checked_limit`` records not checked) and, with every record not
+        checked (``None``), in ``sync``'s JSON summary line."""
+        unchecked = self.not_checked
         return {
             "status": self.status,
             "error": self.error,
@@ -153,7 +176,14 @@ class SourceResult:
                 "mapped": self.report.mapped,
                 "errors": len(self.report.errors),
                 "skipped_empty": self.report.skipped_empty,
+                "skipped": len(self.report.skipped),
+                "not_checked": len(unchecked),
+                "unreadable": [
+                    {"field": f, "reason": r, "count": n}
+                    for (f, r), n in sorted(self.report.unreadable.items())
+                ],
             },
+            "not_checked": unchecked[:not_checked_limit],
             "findings": dict(self.diff.counts()),
             "open_by_severity": dict(self.diff.open_by_severity()),
             "deleted": len(self.deleted),
@@ -189,7 +219,8 @@ class SyncResult:
     def exit_code(self) -> int:
         if self.interrupted is not None:
             return 130
-        return 2 if any(s.status == "failed" for s in self.sources) else 0
+        failed = any(s.status == "failed" or s.none_checked for s in self.sources)
+        return 2 if failed else 0
 
 
 # --- factories and test hooks --------------------------------------------------------

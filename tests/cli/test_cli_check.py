@@ -47,7 +47,7 @@ def test_clean_run_exits_0(runner: CliRunner, records_jsonl: Path, test_registry
     result = check(runner, "-i", str(records_jsonl), "--select", "TST004")
     assert result.exit_code == 0
     assert result.stdout.startswith(
-        "No findings in 0 of 7 records (1 rule, as of 2026-03-31T00:00:00Z)."
+        "No findings in 0 of 8 records (1 rule, as of 2026-03-31T00:00:00Z)."
     )
 
 
@@ -216,7 +216,7 @@ def test_real_registry_runs_on_the_fixture(runner: CliRunner, records_jsonl: Pat
     result = check(runner, "-i", str(records_jsonl), "-f", "json", "--exit-zero")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["summary"]["records"] == 7
+    assert data["summary"]["records"] == 8
     from ticketlint.rules.registry import load_registry
 
     assert sorted(data["summary"]["rules"]) == sorted(load_registry().rules)

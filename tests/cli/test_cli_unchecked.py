@@ -111,3 +111,32 @@ def test_text_lists_the_first_twenty_then_the_count(runner: CliRunner) -> None:
     assert len(listed) == 20 and "DEV-19" in listed[-1]
     assert "... and 5 more (all in -f json)" in result.stdout
     assert "Not checked (25 records):" in result.stdout
+
+
+REAL = Path(__file__).parents[1] / "fixtures" / "real"
+
+
+def test_a_bare_list_of_jira_issues_is_checked(runner: CliRunner) -> None:
+    shutil.copytree(REAL / "jira-bare-issue-list", "bare")
+    result = runner.invoke(cli, ["check", "--input", "bare", "--as-of", AS_OF, "-f", "json"])
+    data = json.loads(result.stdout)
+    assert data["summary"]["records"] == 2 and data["not_checked"] == []
+    assert result.exit_code in (0, 1), result.output
+
+
+def test_a_servicedeskapi_request_export_is_refused_naming_the_endpoint(
+    runner: CliRunner,
+) -> None:
+    shutil.copytree(REAL / "jsm-servicedeskapi-request", "jsm")
+    result = runner.invoke(cli, ["check", "--input", "jsm", "--as-of", AS_OF])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "/rest/servicedeskapi/request" in result.stderr
+    assert "export from /rest/api/3/search/jql (Cloud) or /rest/api/2/search" in result.stderr
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", '"true"'])
+def test_fail_on_unchecked_config_key_is_a_strict_boolean(runner: CliRunner, value: str) -> None:
+    Path("ticketlint.yaml").write_text(f"check:\n  fail_on_unchecked: {value}\n")
+    result = runner.invoke(cli, ["config", "validate"])
+    assert result.exit_code == 2
+    assert "check.fail_on_unchecked: Input should be a valid boolean" in result.stderr

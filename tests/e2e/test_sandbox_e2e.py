@@ -229,3 +229,57 @@ def test_sync_over_http_stores_the_same_findings_with_and_without_faults(tmp_pat
     faulty, injected = run_sync(tmp_path, anchor, FAULTS)
     assert sum(injected.values()) > 0, "the fault plan injected nothing"
     assert faulty == clean
+
+
+def test_sync_says_what_it_could_not_read_as_check_does(tmp_path, anchor):
+    """The real ``sync`` against the real-shapes sandbox: the values it could not read
+    are printed per source, field and reason, carried by the JSON summary line and
+    counted by ``doctor``, with the same counts a live ``check`` of the source gives."""
+    source = "jira-sandbox"
+    checked = run_check(tmp_path, anchor, None, source, real_shapes=True)
+    expected = checked["summary"]["unreadable"]
+    assert expected, "the real-shapes sandbox leaves some comment lists truncated"
+    server = serve(seed=SEED, size=SIZE, anchor=anchor, real_shapes=True).start()
+    try:
+        work = tmp_path / "sync"
+        work.mkdir()
+        config, env, as_of = sandbox_setup(server, work, "ticketlint.yaml", anchor)
+        base = [str(TICKETLINT), "--config", str(config)]
+        sync = subprocess.run(
+            [
+                *base,
+                *("sync", "--source", source, "--as-of", as_of),
+                *("--no-notify", "--no-writeback", "--log-format", "json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=work,
+        )
+        assert sync.returncode == 0, sync.stderr[-3000:]
+        total = sum(u["count"] for u in expected)
+        assert (
+            f"  {source}: {total} values could not be read (that field unknown, the record "
+            "still checked):" in sync.stdout
+        )
+        for u in expected:
+            assert f"    {u['field']}: {u['reason']} x{u['count']}\n" in sync.stdout
+        assert "records not checked" not in sync.stdout
+        [summary] = [
+            e for e in map(json.loads, sync.stderr.splitlines()) if e["event"] == "summary"
+        ]
+        mine = summary["sources"][source]
+        assert mine["mapping"]["unreadable"] == expected
+        assert mine["not_checked"] == [] and mine["mapping"]["not_checked"] == 0
+        doctor = subprocess.run(
+            [*base, "doctor", "--source", source],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=work,
+        )
+        assert f"0 not checked, {total} values could not be read" in doctor.stdout
+    finally:
+        server.stop()

@@ -3,7 +3,8 @@
 HTML never raises, never costs the record, and never decides a rule by itself.
 
 For every mapped column of every process (ServiceNow rows of the Table API fixtures, Jira
-issues of the example export), one value is replaced. Then:
+issues of the example export, and every field of normalised records read from JSON lines),
+one value is replaced. Then:
 
 - the row still maps to exactly one record, without a mapping error;
 - every field the record could not read is None and named in ``record.unreadable``;
@@ -23,15 +24,17 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketlint.mapping.common import MappingOptions
+from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper, load_search_export
 from ticketlint.mapping.model import (
+    RECORD_CLASSES,
     Approval,
     BaseRecord,
     Link,
     Person,
     Review,
 )
+from ticketlint.mapping.normalised import IDENTITY_FIELDS, read_record
 from ticketlint.mapping.servicenow import DEFAULT_TABLES, ServiceNowMapper
 from ticketlint.rules.engine import RecordIndex
 from ticketlint.rules.outcome import Status
@@ -207,3 +210,33 @@ def test_jira_any_value_of_any_field(case: tuple[int, str], value: Any) -> None:
 def test_jira_cases_cover_every_process() -> None:
     processes = {JIRA_MAPPER.process_of(_MAPPED[i]) for i, _ in JIRA_CASES}
     assert processes == {"incident", "change", "problem", "service_request"}
+
+
+# --- JSON lines of normalised records ----------------------------------------------------
+
+_JSONL_BASES: list[dict[str, Any]] = [
+    SNOW_MAPPER.map_rows(process, rows)[0][0].model_dump(mode="json", exclude={"raw"})
+    for process, rows in SNOW_ROWS.items()
+]
+JSONL_CASES = [
+    (index, name)
+    for index, base in enumerate(_JSONL_BASES)
+    for name in RECORD_CLASSES[base["process"]].model_fields
+    if name not in (*IDENTITY_FIELDS, "raw", "unreadable")
+]
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(JSONL_CASES), value=st.sampled_from(REPLACEMENTS))
+def test_jsonl_any_value_of_any_field(case: tuple[int, str], value: Any) -> None:
+    index, name = case
+    data = {**copy.deepcopy(_JSONL_BASES[index]), name: value}
+    report = MappingReport()
+    record = read_record(json.loads(json.dumps(data)), report)
+    assert record.key == data["key"] and not report.warnings
+    assert set(record.unreadable or {}) <= {name}
+    assert_unreadable_decides_nothing(record)
+
+
+def test_jsonl_cases_cover_every_process() -> None:
+    assert {_JSONL_BASES[i]["process"] for i, _ in JSONL_CASES} == set(DEFAULT_TABLES)

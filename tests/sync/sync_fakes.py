@@ -172,6 +172,7 @@ class FakeConnector:
         fail_stream: str | None = None,
         delay: float = 0.0,
         bad_rows: int = 0,
+        unreadable: int = 0,
         sigint_stream: str | None = None,
     ) -> None:
         self.sigint_stream = sigint_stream
@@ -183,6 +184,8 @@ class FakeConnector:
         self.fail_stream = fail_stream
         self.delay = delay
         self.bad_rows = bad_rows
+        self.unreadable = unreadable
+        """Values of the first page's records that could not be read (counted only)."""
         self.request_count = 0
         self.calls: list[tuple[str, datetime | None]] = []
         self.closed = False
@@ -219,6 +222,9 @@ class FakeConnector:
                     MappingError(self.name, f"BAD-{i}", "unparsable date")
                     for i in range(self.bad_rows)
                 ]
+            if start == 0 and self.unreadable:
+                report.unreadable[("change.cab_date", "not a date or time")] += self.unreadable
+                report.unreadable[("change.priority", "not a number")] += 1
             for r in page:
                 mark = r.updated_at if mark is None or r.updated_at > mark else mark
             yield StreamBatch(stream, list(page), report, mark, requests=1)

@@ -209,3 +209,69 @@ def test_sync_dry_run_json_logs_and_db_upgrade(env: dict[str, Any]) -> None:
     assert cli(env, "findings").stdout == "No findings.\n"
     unknown = cli(env, "sync", "--source", "nope")
     assert unknown.exit_code == 2 and "no source named 'nope'" in unknown.stderr
+
+
+def _only_jira(env: dict[str, Any], changes: list[Any], **options: Any) -> None:
+    write_data(env["data"], {"jira-prod": {"change": changes}}, **options)
+
+
+def test_sync_lists_records_not_checked_and_values_not_read(env: dict[str, Any]) -> None:
+    _only_jira(
+        env,
+        [change("jira-prod", "CHG-1", assignee=None), change("jira-prod", "CHG-2")],
+        bad_rows=12,
+        unreadable=3,
+    )
+    result = cli(env, "sync", "--source", "jira-prod", "--as-of", "2026-03-10")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    header, _, row = out.splitlines()[:3]
+    assert "unchecked  unreadable" in header
+    assert row.split()[:6] == ["jira-prod", "ok", "14", "2", "12", "4"]
+    assert "  jira-prod: 12 records not checked:\n    BAD-0 (error): unparsable date\n" in out
+    listed = [line.split()[0] for line in out.splitlines() if "(error): unparsable" in line]
+    assert listed == sorted(f"BAD-{i}" for i in range(12))[:10]  # sorted as check sorts them
+    assert (
+        "    ... and 2 more; all with key and reason in the JSON summary (sync --log-format json)"
+        in out
+    )
+    assert (
+        "  jira-prod: 4 values could not be read (that field unknown, the record still checked):\n"
+        "    change.cab_date: not a date or time x3\n"
+        "    change.priority: not a number x1\n"
+    ) in out
+    assert "warning: jira-prod: 12 records not checked (listed above)" in result.stderr
+
+    # The JSON summary carries every one; the run row keeps the counts and the first 20.
+    logged = cli(env, "sync", "--source", "jira-prod", "--log-format", "json")
+    assert logged.exit_code == 0, logged.output
+    [summary] = [e for e in map(json.loads, logged.stderr.splitlines()) if e["event"] == "summary"]
+    jira = summary["sources"]["jira-prod"]
+    assert [e["key"] for e in jira["not_checked"]] == sorted(f"BAD-{i}" for i in range(12))
+    assert jira["not_checked"][0] == {
+        "source": "jira-prod",
+        "key": "BAD-0",
+        "reason": "unparsable date",
+        "kind": "error",
+    }
+    assert jira["mapping"]["not_checked"] == 12
+    assert jira["mapping"]["unreadable"] == [
+        {"field": "change.cab_date", "reason": "not a date or time", "count": 3},
+        {"field": "change.priority", "reason": "not a number", "count": 1},
+    ]
+
+
+def test_sync_exits_2_when_a_source_returned_records_and_none_could_be_checked(
+    env: dict[str, Any],
+) -> None:
+    _only_jira(env, [], bad_rows=3)
+    result = cli(env, "sync", "--source", "jira-prod", "--as-of", "2026-03-10")
+    assert result.exit_code == 2, result.output
+    assert "  jira-prod: 3 records not checked:" in result.stdout
+    assert (
+        "error: jira-prod: none of the 3 records read could be checked (listed above); "
+        "fix the mapping, then `ticketlint sync --full` reads them again"
+    ) in result.stderr
+    # A source that returned nothing at all is not an error.
+    _only_jira(env, [])
+    assert cli(env, "sync", "--source", "jira-prod").exit_code == 0

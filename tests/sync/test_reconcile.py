@@ -9,9 +9,10 @@ from sync_helpers import events, states
 from test_runner import seed
 
 from ticketlint.config import ConfigError, parse_config
+from ticketlint.store import repository as repo
 from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.sync import reconcile
-from ticketlint.sync.reconcile import doctor_lines
+from ticketlint.sync.reconcile import doctor_info, doctor_lines
 
 
 def test_every_third_run_is_a_full_reconcile_and_ends_findings_as_gone(
@@ -110,3 +111,24 @@ def test_doctor_line_says_when_the_last_reconcile_ran(sync, world, db_url, tmp_p
 
 def reconcile_text_first() -> str:
     return "never synced: the first sync reads everything"
+
+
+def test_doctor_says_what_the_last_sync_could_not_check(sync, store, world, db_url) -> None:
+    cfg = make_config(db_url)
+    seed(world)
+    world.options["jira-prod"] = {"bad_rows": 25, "unreadable": 3}
+    sync(cfg)
+    info = doctor_info(cfg, ["jira-prod", "snow-prod"])
+    assert info["jira-prod"]["last sync"] == (
+        "run 1: 3 records read, 25 not checked, 4 values could not be read; "
+        "`ticketlint sync --log-format json` lists them with key and reason"
+    )
+    assert info["snow-prod"]["last sync"].endswith(
+        "records read, 0 not checked, 0 values could not be read"
+    )
+    assert info["jira-prod"]["reconcile"] == doctor_lines(cfg, ["jira-prod"])["jira-prod"]
+    # the run row keeps the counts and the first 20 records not checked
+    with store.session() as s:
+        run_id, entry = repo.last_source_run(s, "jira-prod") or (None, {})
+    assert run_id == 1 and entry["mapping"]["not_checked"] == 25
+    assert len(entry["not_checked"]) == 20 and entry["not_checked"][0]["key"] == "BAD-0"

@@ -217,7 +217,7 @@ def test_progress_and_summary_counts(sync, store, world) -> None:
     world.options["jira-prod"] = {"bad_rows": 2}
     result = sync()
     rows = [s.summary() for s in result.sources]
-    assert (rows[0].read, rows[0].mapped, rows[0].mapping_errors) == (5, 3, 2)
+    assert (rows[0].read, rows[0].mapped, rows[0].not_checked) == (5, 3, 2)
     assert rows[0].open_by_severity == {"high": 2}
     assert "jira-prod/change: done, 3 records in 2 pages" in sync.stderr
 
