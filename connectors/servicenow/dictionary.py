@@ -4,8 +4,9 @@ Read once per run, before the first stream (and cached on the connector, like th
 values doctor reads from ``sys_choice``): one Table API read of ``sys_dictionary``
 restricted to the mapped tables, the tables they inherit from (``task``, ``cmdb_ci``,
 ``cmdb``) and the mapped columns, with ``sysparm_fields=name,element,internal_type,
-max_length`` (and ``sys_id``, the paging key). The first page is counted, so a dictionary
-that fits one page (about 100 rows for the default mapping) costs one request.
+max_length`` (and ``sys_id``, the paging key), in pages of 1,000 rows whatever the
+source's page size. The first page is counted, so a dictionary that fits one page (about
+60 rows for the default mapping) costs one request.
 
 ``internal_type`` references ``sys_glide_object`` by name, so a raw row holds
 ``"glide_date"`` (``sysparm_exclude_reference_link=true``) or ``{"link": ...,
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DICTIONARY_TABLE = "sys_dictionary"
 DICTIONARY_FIELDS = ("sys_id", "name", "element", "internal_type", "max_length")
+DICTIONARY_PAGE = 1000
+"""Rows per dictionary page, whatever the source's page size (the read is small)."""
 ROLE_HINT = (
     "grant the API user the personalize_dictionary role (or a read ACL on sys_dictionary) "
     "to read columns by their declared types"
@@ -71,7 +74,12 @@ def read_dictionary(api: TableAPI, columns: Mapping[str, Sequence[str]]) -> Dict
     hidden = 0
     try:
         for page in api.pages(
-            DICTIONARY_TABLE, DICTIONARY_FIELDS, query, keyset=BY_ID, counted=True
+            DICTIONARY_TABLE,
+            DICTIONARY_FIELDS,
+            query,
+            keyset=BY_ID,
+            counted=True,
+            page_size=DICTIONARY_PAGE,
         ):
             rows.extend(page.rows)
             hidden += page.inaccessible
