@@ -135,7 +135,9 @@ class FakeTableAPI:
         self.calls.append({"table": url.path.rsplit("/", 1)[-1], **params})
         if self.before:
             self.before(self, len(self.calls))
-        faults = self.dictionary_faults if self.calls[-1]["table"] == "sys_dictionary" else self.faults
+        faults = (
+            self.dictionary_faults if self.calls[-1]["table"] == "sys_dictionary" else self.faults
+        )
         if faults:
             fault = faults.pop(0)
             if isinstance(fault, Exception):
