@@ -342,6 +342,11 @@ def _glide_date(text: str, column: str) -> date | str:
 def _glide_date_time(text: str, column: str) -> datetime | str:
     """A ``glide_date_time`` column: ``yyyy-MM-dd HH:mm:ss`` UTC (or ISO 8601 with an
     offset); a date alone contradicts the declared type."""
+    if len(text) == 19 and text[10] == " " and text[4] == "-" and text[13] == ":":
+        try:  # the Table API's own shape: the hot path, as in _time
+            return _fromisoformat(text + "+00:00")
+        except ValueError:
+            pass
     try:
         value = _time(text, column)
     except Unreadable:
@@ -480,12 +485,18 @@ class _Time(_Reader):
     def __init__(self, *columns: str) -> None:
         self.columns = columns
         self.parsers: tuple[Callable[[str, str], Any], ...] = (_time,) * len(columns)
+        self.single = columns[0] if len(columns) == 1 else None
+        self.parse = _time
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
-        if len(self.columns) == 1:
-            column = self.columns[0]
-            text = _get(row, column)
-            return None if text is _ABSENT else self.parsers[0](text, column)
+        column = self.single
+        if column is not None:
+            text = row.get(column, _ABSENT)
+            if text.__class__ is not str:
+                if text is _ABSENT:
+                    return None
+                text = _scalar(text, column)
+            return self.parse(text, column)
         result: Any = None
         for column, parse in zip(self.columns, self.parsers, strict=True):
             text = _get(row, column)
@@ -503,6 +514,7 @@ class _Time(_Reader):
             return self
         clone = copy.copy(self)
         clone.parsers = parsers
+        clone.parse = parsers[0]
         return clone
 
     def usable(self, column: str, declared: str) -> bool:
