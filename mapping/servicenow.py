@@ -351,9 +351,9 @@ def _glide_date_time(text: str, column: str) -> datetime | str:
         value = _time(text, column)
     except Unreadable:
         raise _declared("glide_date_time", column, text) from None
-    if value.__class__ is date:
-        raise _declared("glide_date_time", column, text)
-    return value
+    if isinstance(value, (datetime, str)):  # a time, or "" (empty)
+        return value
+    raise _declared("glide_date_time", column, text)  # a date alone
 
 
 _TIME_PARSERS: dict[str, Callable[[str, str], Any]] = {
@@ -486,7 +486,7 @@ class _Time(_Reader):
         self.columns = columns
         self.parsers: tuple[Callable[[str, str], Any], ...] = (_time,) * len(columns)
         self.single = columns[0] if len(columns) == 1 else None
-        self.parse = _time
+        self.parse: Callable[[str, str], Any] = _time
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         column = self.single
