@@ -368,6 +368,20 @@ class JiraMapper:
             )
         return plans
 
+    def schema_problems(self) -> list[str]:
+        """Mapped date/time fields whose ``schema.type`` is neither ``date`` nor
+        ``datetime`` (they are read by their values' shapes); for ``doctor``."""
+        out: dict[str, None] = {}
+        for process, plans in self._plans.items():
+            for canonical, plan in plans.items():
+                if plan.kind == "time" and plan.schema_type not in (None, "date", "datetime"):
+                    fid = plan.ids[0]
+                    out[
+                        f"{process}.{canonical}: field {self.catalog.name_of(fid)!r} ({fid}) "
+                        f"has schema type {plan.schema_type!r}, not date or datetime"
+                    ] = None
+        return list(out)
+
     def _schema(self, ids: tuple[str, ...]) -> str | None:
         """The ``schema.type`` of a field read alone (several fields: their shapes decide)."""
         if len(ids) != 1:
