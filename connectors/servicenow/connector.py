@@ -93,8 +93,8 @@ class ServiceNowConnector:
         return self._dictionary
 
     def _setup(self, report: MappingReport) -> None:
-        """Before a stream's first page: the dictionary, its warning in the first run's
-        report only (once per run)."""
+        """Before a stream's first page: the dictionary, read by the run's first stream,
+        whose first report carries its warnings (once per run)."""
         if self._dictionary is not None:
             return
         read = self.dictionary()
