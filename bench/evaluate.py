@@ -12,7 +12,10 @@ Both are timed ``--repeat`` times, alternating, in the same process; the figures
 the median of the repeats (the best is shown beside it). Prints records/s for each, the
 split of (2) into Jira mapping, ServiceNow mapping and evaluation, both together, and
 their ratio, and whether the target is met: >= 20,000 records/s for (2) on one core
-(median). Fetching is not timed. Run: ``python bench/evaluate.py [--size N] [--repeat R]``.
+(median). ServiceNow columns are read by the types the sandbox's ``sys_dictionary``
+declares, as a live read does (``--no-column-types``: by their values' shapes, as an
+export file is). Fetching is not timed.
+Run: ``python bench/evaluate.py [--size N] [--repeat R] [--no-column-types]``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from ticketlint.mapping.servicenow import (
     TASK_CI_TABLE,
     ServiceNowMapper,
 )
+from ticketlint.mapping.servicenow_types import ColumnTypes
 from ticketlint.rules.engine import Engine
 from ticketlint.rules.registry import load_registry
 from ticketlint.sandbox.server import SandboxServer
@@ -100,6 +104,7 @@ def fetch_servicenow(session: requests.Session, url: str) -> dict[str, list[str]
     wanted = {table: mapper.fields_for(process) for process, table in DEFAULT_TABLES.items()}
     wanted[APPROVAL_TABLE] = APPROVAL_FIELDS
     wanted[TASK_CI_TABLE] = TASK_CI_FIELDS
+    wanted["sys_dictionary"] = ["sys_id", "name", "element", "internal_type", "max_length"]
     out: dict[str, list[str]] = {}
     for table, fields in wanted.items():
         out[table], offset = [], 0
@@ -137,14 +142,14 @@ def parse_all(jira: dict[str, Any], snow: dict[str, list[str]]) -> dict[str, Any
 
 
 def record_count(parsed: dict[str, Any]) -> int:
-    related = (APPROVAL_TABLE, TASK_CI_TABLE)
+    related = (APPROVAL_TABLE, TASK_CI_TABLE, "sys_dictionary")
     return len(parsed["issues"]) + sum(
         len(rows) for t, rows in parsed["snow"].items() if t not in related
     )
 
 
 def map_and_evaluate(
-    parsed: dict[str, Any], engine: Engine, as_of: datetime
+    parsed: dict[str, Any], engine: Engine, as_of: datetime, column_types: bool = True
 ) -> tuple[int, int, dict[str, float]]:
     """What a sync does with parsed pages: map them, then evaluate the whole pack.
     Returns (records, findings, seconds per part)."""
@@ -162,8 +167,9 @@ def map_and_evaluate(
     records, _ = jmapper.map_issues(parsed["issues"], changelogs=changelogs)
     jira_done = time.perf_counter()
 
-    smapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url="http://snow"))
     rows = parsed["snow"]
+    types = ColumnTypes.from_rows(rows.get("sys_dictionary", []))[0] if column_types else None
+    smapper = ServiceNowMapper(MappingOptions(source="snow-bench", base_url="http://snow"), types)
     ci_rows = rows.get("cmdb_ci", [])
     ci_names = {r["sys_id"]: r.get("name", "") for r in ci_rows if r}
     records += smapper.map_rows("ci", ci_rows)[0]
@@ -201,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=5, help="runs per measurement (the median is reported)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-column-types",
+        action="store_true",
+        help="read ServiceNow columns by their values' shapes (as export files are)",
+    )
     args = parser.parse_args(argv)
 
     print(f"fetching ~{args.size} records from the sandbox (not timed)...", file=sys.stderr)
@@ -222,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, parsed = timed(lambda: parse_all(jira, snow))
         floor_times.append(seconds)
         seconds, (n_records, n_findings, parts) = timed(
-            lambda parsed=parsed: map_and_evaluate(parsed, engine, as_of)
+            lambda parsed=parsed: map_and_evaluate(parsed, engine, as_of, not args.no_column_types)
         )
         work_times.append(seconds)
         for name, value in parts.items():

@@ -25,6 +25,13 @@ cycle yields ``sla_breached = None`` (no SLA goal applied, INC005 then measures 
 the priority targets), and ``closed_at`` of a closed issue whose closing time is unknown
 is ``None`` (settled reading 4: CHG008 / INC004 cannot be evaluated).
 
+Field types. Where the field list (``/rest/api/2/field``) or a search export's
+``expand=schema`` gives a mapped field's ``schema.type``, the field is read as that type:
+a ``date`` field (a date picker) is a date, a ``datetime`` field a UTC time, a ``string``
+field text (a plain string or an ADF document); a value that contradicts its schema is
+unreadable (the field is None, the reason names the schema type). Without a schema (an
+export without ``names``/``schema``) the value's shape decides, as before.
+
 History. ``transitions`` comes from a bulkfetch changelog handed in by the connector or
 from a complete embedded changelog (``expand=changelog`` with ``total`` <= histories
 read); a truncated embedded changelog is never taken as the whole history, so
@@ -40,10 +47,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from ticketlint.mapping.adf import adf_to_text
+from ticketlint.mapping.adf import adf_to_text, is_adf
 from ticketlint.mapping.common import (
     WRITEBACK_MARKER,
     MappingError,
@@ -258,6 +265,8 @@ class _FieldPlan:
     kind: str
     negate: bool = False
     overridden: bool = False
+    schema_type: str | None = None
+    """The first field's ``schema.type`` (``date``, ``datetime``, ``string``...), when known."""
 
 
 class JiraMapper:
@@ -340,7 +349,7 @@ class JiraMapper:
             ids = tuple(fid for fid in (self.catalog.resolve(n) for n in names) if fid)
             if canonical == "ci_refs":
                 ids = tuple(dict.fromkeys(ids + self._assets_ids))
-            plans[canonical] = _FieldPlan(ids, _KINDS[canonical])
+            plans[canonical] = _FieldPlan(ids, _KINDS[canonical], schema_type=self._schema(ids))
         for key, target in (self.options.fields or {}).items():
             owner, _, canonical = key.partition(".")
             if owner != process:
@@ -353,8 +362,32 @@ class JiraMapper:
             fid = self.catalog.resolve(name)
             if fid is None:
                 self._warn_once(f"field override {key}: {name!r} not on this instance")
-            plans[canonical] = _FieldPlan((fid,) if fid else (), _KINDS[canonical], negate, True)
+            ids = (fid,) if fid else ()
+            plans[canonical] = _FieldPlan(
+                ids, _KINDS[canonical], negate, True, schema_type=self._schema(ids)
+            )
         return plans
+
+    def schema_problems(self) -> list[str]:
+        """Mapped date/time fields whose ``schema.type`` is neither ``date`` nor
+        ``datetime`` (they are read by their values' shapes); for ``doctor``."""
+        out: dict[str, None] = {}
+        for process, plans in self._plans.items():
+            for canonical, plan in plans.items():
+                if plan.kind == "time" and plan.schema_type not in (None, "date", "datetime"):
+                    fid = plan.ids[0]
+                    out[
+                        f"{process}.{canonical}: field {self.catalog.name_of(fid)!r} ({fid}) "
+                        f"has schema type {plan.schema_type!r}, not date or datetime"
+                    ] = None
+        return list(out)
+
+    def _schema(self, ids: tuple[str, ...]) -> str | None:
+        """The ``schema.type`` of a field read alone (several fields: their shapes decide)."""
+        if len(ids) != 1:
+            return None
+        kind = self.catalog.schema_of(ids[0]).get("type")
+        return kind if isinstance(kind, str) else None
 
     def search_fields(self) -> list[str]:
         """The explicit field list a search needs: system fields plus the mapped ids."""
@@ -1085,6 +1118,44 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
     if not ids:
         return _not_provided
     first = ids[0]
+    if kind == "text" and plan.schema_type == "string":
+
+        def read_string(fields: dict[str, Any]) -> str:
+            value = fields.get(first)
+            if value is None:
+                return ""
+            if value.__class__ is str:
+                text = maybe_html_text(value) if "<" in value else value  # settled 19
+            elif is_adf(value):
+                text = adf_to_text(value)
+            else:
+                raise _schema_error("string", first, value)
+            return text if text.strip() else ""
+
+        return read_string
+    if kind == "time" and plan.schema_type in ("date", "datetime"):
+        want_date = plan.schema_type == "date"
+
+        def read_typed_time(fields: dict[str, Any]) -> Any:
+            value = fields.get(first)
+            if value is None or value == "":
+                return ""
+            if want_date:
+                if value.__class__ is str and len(value.strip()) == 10:
+                    try:
+                        return date.fromisoformat(value.strip())
+                    except ValueError:
+                        pass
+                raise _schema_error("date", first, value)
+            try:
+                read = time_of(value)
+            except Unreadable:
+                raise _schema_error("datetime", first, value) from None
+            if read.__class__ is date:
+                raise _schema_error("datetime", first, value)
+            return read or ""
+
+        return read_typed_time
     if kind == "text":
         if len(ids) == 1:
 
@@ -1142,6 +1213,12 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
 
         return read_flag
     raise AssertionError(f"unknown field kind {kind}")
+
+
+def _schema_error(kind: str, field_id: str, value: Any) -> Unreadable:
+    """A value that contradicts its field's ``schema.type``."""
+    shown = repr(value[:40]) if isinstance(value, str) else f"a {type(value).__name__}"
+    return Unreadable(f"not a {kind} (field schema)", f"field {field_id!r}: {shown}")
 
 
 def _name(value: Any) -> str:

@@ -55,6 +55,7 @@ it holds a true boolean, a non-empty text or a date, and a date there is ``revie
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ from ticketlint.mapping.common import (
     MappingReport,
     Unreadable,
     gc_paused,
+    html_to_text,
     maybe_html_text,
     parse_int,
     parse_servicenow_time,
@@ -87,6 +89,16 @@ from ticketlint.mapping.model import (
     ServiceRequestRecord,
     build,
     builder,
+)
+from ticketlint.mapping.servicenow_types import (
+    BOOLEAN_TYPES,
+    DATE_TYPES,
+    DATETIME_TYPES,
+    HTML_TYPES,
+    NUMBER_TYPES,
+    REFERENCE_TYPES,
+    TIME_TYPES,
+    ColumnTypes,
 )
 
 SYSTEM = "servicenow"
@@ -309,6 +321,47 @@ def _time(text: str, column: str) -> datetime | date | str:
 _fromisoformat = datetime.fromisoformat
 
 
+def _declared(kind: str, column: str, text: str) -> Unreadable:
+    """A value that contradicts its column's declared type (sys_dictionary)."""
+    return Unreadable(f"not a {kind} (sys_dictionary type)", f"column {column!r}: {text[:40]!r}")
+
+
+def _glide_date(text: str, column: str) -> date | str:
+    """A ``glide_date`` column: ``yyyy-MM-dd`` (a whole day, settled reading 18)."""
+    value = text.strip()
+    if not value:
+        return ""
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _declared("glide_date", column, text)
+
+
+def _glide_date_time(text: str, column: str) -> datetime | str:
+    """A ``glide_date_time`` column: ``yyyy-MM-dd HH:mm:ss`` UTC (or ISO 8601 with an
+    offset); a date alone contradicts the declared type."""
+    if len(text) == 19 and text[10] == " " and text[4] == "-" and text[13] == ":":
+        try:  # the Table API's own shape: the hot path, as in _time
+            return _fromisoformat(text + "+00:00")
+        except ValueError:
+            pass
+    try:
+        value = _time(text, column)
+    except Unreadable:
+        raise _declared("glide_date_time", column, text) from None
+    if isinstance(value, (datetime, str)):  # a time, or "" (empty)
+        return value
+    raise _declared("glide_date_time", column, text)  # a date alone
+
+
+_TIME_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    **dict.fromkeys(DATE_TYPES, _glide_date),
+    **dict.fromkeys(DATETIME_TYPES, _glide_date_time),
+}
+
+
 _TRUE = frozenset({"true", "1", "yes", "y"})
 _FALSE = frozenset({"false", "0", "no", "n", ""})
 
@@ -343,19 +396,37 @@ class _Ctx:
     objects to build and for the garbage collector to scan)."""
 
 
+Declared = Callable[[str], "str | None"]
+"""A column of the plan's table -> its declared type (sys_dictionary), None when unknown."""
+
+
 class _Reader:
-    """Reads one canonical field from a row; ``columns`` feed ``sysparm_fields``."""
+    """Reads one canonical field from a row; ``columns`` feed ``sysparm_fields``.
+
+    :meth:`typed` gives the reader specialised to its columns' declared types (once per
+    plan, never per row); :meth:`usable` says whether a declared type is one this reader
+    can read (``ticketlint doctor`` lists the columns where it is not)."""
 
     columns: tuple[str, ...] = ()
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def typed(self, declared: Declared) -> _Reader:
+        return self
+
+    def usable(self, column: str, declared: str) -> bool:
+        return True
+
 
 class _Text(_Reader):
     """A text column. HTML (``html`` columns such as ``problem.cause_notes``, or any
     value holding tags) is made text first (settled reading 19), so ``<p><br></p>`` is
-    empty."""
+    empty. With a declared type: ``html`` / ``journal`` columns are always made text,
+    any other type is literal text (a ``string`` holding ``<p>`` keeps it)."""
+
+    html: bool | None = None
+    """True: declared HTML; False: declared plain text; None: guessed from the value."""
 
     def __init__(self, column: str) -> None:
         self.column = column
@@ -367,7 +438,23 @@ class _Text(_Reader):
             if value is _ABSENT:
                 return None
             value = _scalar(value, self.column)
-        return maybe_html_text(value) if "<" in value else value
+        html = self.html
+        if html is None:
+            return maybe_html_text(value) if "<" in value else value
+        if html and ("<" in value or "&" in value):
+            return html_to_text(value)
+        return value
+
+    def typed(self, declared: Declared) -> _Reader:
+        kind = declared(self.column)
+        if kind is None:
+            return self
+        clone = copy.copy(self)
+        clone.html = kind in HTML_TYPES
+        return clone
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared not in REFERENCE_TYPES
 
 
 class _Choice(_Text):
@@ -391,29 +478,55 @@ class _Outcome(_Text):
 
 
 class _Time(_Reader):
-    """A datetime column, with optional fallbacks used when the first is empty."""
+    """A datetime column, with optional fallbacks used when the first is empty. Each
+    column is read as its declared type (``glide_date`` a date, ``glide_date_time`` a
+    time), else by its value's shape (:func:`_time`)."""
 
     def __init__(self, *columns: str) -> None:
         self.columns = columns
+        self.parsers: tuple[Callable[[str, str], Any], ...] = (_time,) * len(columns)
+        self.single = columns[0] if len(columns) == 1 else None
+        self.parse: Callable[[str, str], Any] = _time
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
-        if len(self.columns) == 1:
-            column = self.columns[0]
-            text = _get(row, column)
-            return None if text is _ABSENT else _time(text, column)
+        column = self.single
+        if column is not None:
+            text = row.get(column, _ABSENT)
+            if text.__class__ is not str:
+                if text is _ABSENT:
+                    return None
+                text = _scalar(text, column)
+            return self.parse(text, column)
         result: Any = None
-        for column in self.columns:
+        for column, parse in zip(self.columns, self.parsers, strict=True):
             text = _get(row, column)
             if text is _ABSENT:
                 continue
-            value = _time(text, column)
+            value = parse(text, column)
             if value != "":
                 return value
             result = ""
         return result
 
+    def typed(self, declared: Declared) -> _Reader:
+        parsers = tuple(_TIME_PARSERS.get(declared(column) or "", _time) for column in self.columns)
+        if parsers == self.parsers:
+            return self
+        clone = copy.copy(self)
+        clone.parsers = parsers
+        clone.parse = parsers[0]
+        return clone
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in TIME_TYPES
+
 
 class _Bool(_Reader):
+    """A boolean column; declared ``boolean``, only ``true`` / ``false`` (and ``""``,
+    empty) are read, anything else contradicts the type."""
+
+    strict = False
+
     def __init__(self, column: str, negate: bool = False) -> None:
         self.column = column
         self.negate = negate
@@ -423,9 +536,24 @@ class _Bool(_Reader):
         text = _get(row, self.column)
         if text is _ABSENT:
             return None
+        if self.strict and text.strip().lower() not in _BOOLEAN_VALUES:
+            raise _declared("boolean", self.column, text)
         if self.negate:
             return None if not text.strip() else not _flag(text)
         return _flag(text)
+
+    def typed(self, declared: Declared) -> _Reader:
+        if declared(self.column) not in BOOLEAN_TYPES:
+            return self
+        clone = copy.copy(self)
+        clone.strict = True
+        return clone
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in BOOLEAN_TYPES
+
+
+_BOOLEAN_VALUES = frozenset({"true", "false", ""})
 
 
 class _Major(_Reader):
@@ -445,14 +573,48 @@ class _ApprovalRequired(_Text):
 
 
 class _Priority(_Text):
+    """The priority, 1..5. Declared ``integer`` / ``decimal``: only a number (``"4"``,
+    ``"4.0"``, ``4``); a display value (``"2 - High"``) then contradicts the type."""
+
+    number: str | None = None
+    """The declared number type, or None (the value's shape decides)."""
+
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         text = super().read(row, ctx)
         if text is None or not text.strip():
             return text
-        value = parse_int(text)  # "4", "4.0", "2 - High" (a display value)
+        if self.number is not None:
+            value = _whole_number(text)
+            if value is None:
+                raise _declared(self.number, self.column, text)
+        else:
+            value = parse_int(text)  # "4", "4.0", "2 - High" (a display value)
         if value is None or not 1 <= value <= 5:
             raise Unreadable("priority outside 1..5", f"column {self.column!r}: {text[:40]!r}")
         return value
+
+    def typed(self, declared: Declared) -> _Reader:
+        kind = declared(self.column)
+        if kind is None:
+            return self
+        clone = copy.copy(self)
+        clone.html = False
+        clone.number = kind if kind in NUMBER_TYPES else None
+        return clone
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in NUMBER_TYPES
+
+
+def _whole_number(text: str) -> int | None:
+    """``"4"`` / ``"4.0"`` -> 4; None for anything else (``"4.5"``, ``"2 - High"``)."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        return None
+    return int(number)
 
 
 class _PersonRef(_Reader):
@@ -480,6 +642,9 @@ class _PersonRef(_Reader):
             return person
         return None
 
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in REFERENCE_TYPES
+
 
 class _GroupRef(_Reader):
     def __init__(self, column: str) -> None:
@@ -493,6 +658,9 @@ class _GroupRef(_Reader):
         if not sys_id.strip():
             return ""
         return _dotted(row, f"{self.column}.name") or display or sys_id
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in REFERENCE_TYPES
 
 
 class _CiRefs(_Reader):
@@ -512,6 +680,9 @@ class _CiRefs(_Reader):
         return [
             _dotted(row, f"{self.column}.name") or display or ctx.ci_names.get(sys_id) or sys_id
         ]
+
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in REFERENCE_TYPES
 
 
 class _Links(_Reader):
@@ -533,25 +704,48 @@ class _Links(_Reader):
                 links.append(build(Link, kind=kind, key=key))
         return links
 
+    def usable(self, column: str, declared: str) -> bool:
+        return declared in REFERENCE_TYPES
+
 
 class _ChangeReview(_Reader):
     """Completed when ``review_date`` is set or ``review_comments`` is not empty."""
 
     columns = ("review_date", "review_comments")
 
+    def __init__(self) -> None:
+        self.parse: Callable[[str, str], Any] = _time
+
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         date_text = _get(row, "review_date")
         notes = _get(row, "review_comments")
         if date_text is _ABSENT and notes is _ABSENT:
             return None
-        at = None if date_text is _ABSENT else _time(date_text, "review_date")
+        at = None if date_text is _ABSENT else self.parse(date_text, "review_date")
         notes_text = None if notes is _ABSENT else notes
         completed = bool(at) or bool(notes_text and notes_text.strip())
         return build(Review, completed=completed, at=at, notes=notes_text)
 
+    def typed(self, declared: Declared) -> _Reader:
+        parse = _TIME_PARSERS.get(declared("review_date") or "")
+        if parse is None:
+            return self
+        clone = copy.copy(self)
+        clone.parse = parse
+        return clone
+
+    def usable(self, column: str, declared: str) -> bool:
+        return column != "review_date" or declared in TIME_TYPES
+
 
 class _ReviewColumn(_Bool):
     """A configured review column: true boolean, non-empty text or a date = completed."""
+
+    def typed(self, declared: Declared) -> _Reader:
+        return self
+
+    def usable(self, column: str, declared: str) -> bool:
+        return True
 
     def read(self, row: Mapping[str, Any], ctx: _Ctx) -> Any:
         text = _get(row, self.column)
@@ -720,6 +914,25 @@ class _Plan:
     key_column: str
     fields: list[str]
     warnings: list[str]
+    type_problems: list[ColumnTypeProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ColumnTypeProblem:
+    """A mapped column whose declared type (sys_dictionary) the mapper cannot read as
+    its field needs; it is then read by its value's shape."""
+
+    process: str
+    field: str
+    table: str
+    column: str
+    declared: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.process}.{self.field}: {self.table}.{self.column} is declared "
+            f"{self.declared!r}, which the {self.field} field cannot use"
+        )
 
 
 # --- the mapper ----------------------------------------------------------------------------
@@ -728,12 +941,33 @@ class _Plan:
 class ServiceNowMapper:
     """Maps Table API rows of one source with its overrides; build once, reuse per page."""
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, column_types: ColumnTypes | None = None) -> None:
         self.options = options
         self.tables = {**DEFAULT_TABLES, **dict(options.tables)}
         self._by_table = {table: process for process, table in self.tables.items()}
+        self.column_types = column_types
+        """Declared column types (sys_dictionary); None: types guessed from values."""
         self._plans = {process: self._plan(process) for process in DEFAULT_TABLES}
         self._people: dict[tuple[Any, ...], Person] = {}
+
+    def use_column_types(self, column_types: ColumnTypes | None) -> None:
+        """Read each column as its declared type from now on (None: guess from values);
+        the readers are specialised here, once, never per row."""
+        self.column_types = column_types
+        self._plans = {process: self._plan(process) for process in DEFAULT_TABLES}
+
+    def dictionary_columns(self) -> dict[str, list[str]]:
+        """Table -> the columns of it the mapping reads (dot-walked ones excluded): what
+        to ask ``sys_dictionary`` about."""
+        out: dict[str, list[str]] = {}
+        for plan in self._plans.values():
+            columns = out.setdefault(plan.table, [])
+            columns.extend(c for c in plan.fields if "." not in c and c not in columns)
+        return out
+
+    def type_problems(self) -> list[ColumnTypeProblem]:
+        """Mapped columns whose declared type the mapper cannot use (empty without types)."""
+        return [p for plan in self._plans.values() for p in plan.type_problems]
 
     # public lookups
     def table(self, process: str) -> str:
@@ -792,9 +1026,23 @@ class ServiceNowMapper:
             fields.append("sys_class_name")  # the url names the CI's own class table
         for reader in readers.values():
             fields.extend(reader.columns)
+        table = self.tables[process]
+        problems: list[ColumnTypeProblem] = []
+        types = self.column_types
+        if types is not None:
+
+            def declared(column: str) -> str | None:
+                return types.declared(table, column)
+
+            for name, reader in readers.items():
+                for column in reader.columns:
+                    kind = declared(column)
+                    if kind is not None and not reader.usable(column, kind):
+                        problems.append(ColumnTypeProblem(process, name, table, column, kind))
+            readers = {name: reader.typed(declared) for name, reader in readers.items()}
         return _Plan(
             process=process,
-            table=self.tables[process],
+            table=table,
             cls=cls,
             readers=list(readers.items()),
             state_column=state_column,
@@ -802,6 +1050,7 @@ class ServiceNowMapper:
             key_column=key_column,
             fields=list(dict.fromkeys(fields)),
             warnings=warnings,
+            type_problems=problems,
         )
 
     def map_rows(

@@ -347,6 +347,8 @@ class ServiceNowApi:
         return self._dot(other, rest) if "." in rest else other.get(rest, "")
 
     def _value(self, table: str, name: str, raw: str, mode: str, no_link: bool) -> Any:
+        if table == "sys_dictionary" and name == "internal_type":
+            return self._glide_type(raw, mode, no_link)
         ref_table = REFERENCES.get(name)
         if mode == "false":
             if ref_table and raw and not no_link:
@@ -360,6 +362,20 @@ class ServiceNowApi:
         value: dict[str, Any] = {"display_value": display, "value": raw}
         if ref_table and raw and not no_link:
             value["link"] = self._link(ref_table, raw)
+        return value
+
+    def _glide_type(self, raw: str, mode: str, no_link: bool) -> Any:
+        """``sys_dictionary.internal_type``: a reference to ``sys_glide_object`` by name
+        (its link names the record by ``name``, not by sys_id)."""
+        link = f"{self.data.ds.base_url}/api/now/table/sys_glide_object?name={raw}"
+        label = raw.replace("glide_", "").replace("_", " ").title()
+        if mode == "false":
+            return raw if no_link or not raw else {"link": link, "value": raw}
+        if mode == "true":
+            return label if no_link or not raw else {"link": link, "display_value": label}
+        value: dict[str, Any] = {"display_value": label, "value": raw}
+        if raw and not no_link:
+            value["link"] = link
         return value
 
     def _link(self, ref_table: str, sys_id: str) -> str:

@@ -68,6 +68,108 @@ STATE_CODE = {
         "cancelled": "7",
     },
 }
+_STRING, _INT, _TIME, _REF = "string", "integer", "glide_date_time", "reference"
+DICTIONARY: dict[str, dict[str, tuple[str, int]]] = {
+    # table -> column -> (internal_type, max_length), as a current release declares them
+    # (the columns of task are inherited by incident, change_request, problem, sc_req_item)
+    "task": {
+        "sys_id": ("GUID", 32),
+        "number": (_STRING, 40),
+        "sys_class_name": ("sys_class_name", 80),
+        "short_description": (_STRING, 160),
+        "description": (_STRING, 4000),
+        "state": (_INT, 40),
+        "active": ("boolean", 40),
+        "priority": (_INT, 40),
+        "impact": (_INT, 40),
+        "urgency": (_INT, 40),
+        "assigned_to": (_REF, 32),
+        "assignment_group": (_REF, 32),
+        "opened_by": (_REF, 32),
+        "opened_at": (_TIME, 40),
+        "closed_at": (_TIME, 40),
+        "closed_by": (_REF, 32),
+        "cmdb_ci": (_REF, 32),
+        "work_notes": ("journal_input", 4000),
+        "comments": ("journal_input", 4000),
+        "approval": (_STRING, 40),
+        "close_notes": (_STRING, 4000),
+        "sys_domain": ("domain_id", 32),
+        "sys_created_on": (_TIME, 40),
+        "sys_created_by": (_STRING, 40),
+        "sys_updated_on": (_TIME, 40),
+        "sys_updated_by": (_STRING, 40),
+        "sys_mod_count": (_INT, 40),
+    },
+    "incident": {
+        "caller_id": (_REF, 32),
+        "category": (_STRING, 40),
+        "resolved_at": (_TIME, 40),
+        "close_code": (_STRING, 40),
+        "major_incident_state": (_STRING, 40),
+        "problem_id": (_REF, 32),
+        "rfc": (_REF, 32),
+        "caused_by": (_REF, 32),
+        "made_sla": ("boolean", 40),
+    },
+    "change_request": {
+        "type": (_STRING, 40),
+        "risk": (_INT, 40),
+        "impact": (_INT, 40),
+        "requested_by": (_REF, 32),
+        "implementation_plan": (_STRING, 4000),
+        "backout_plan": (_STRING, 4000),
+        "test_plan": (_STRING, 4000),
+        "start_date": (_TIME, 40),
+        "end_date": (_TIME, 40),
+        "work_start": (_TIME, 40),
+        "work_end": (_TIME, 40),
+        "close_code": (_STRING, 40),
+        "cab_required": ("boolean", 40),
+        "cab_date": (_TIME, 40),
+        "cab_date_time": (_TIME, 40),
+        "review_date": (_TIME, 40),
+        "review_comments": (_STRING, 4000),
+        "review_status": (_INT, 40),
+        "phase": (_STRING, 40),
+    },
+    "problem": {
+        "cause_notes": ("html", 65000),
+        "fix_notes": ("html", 65000),
+        "workaround": (_STRING, 4000),
+        "known_error": ("boolean", 40),
+        "resolved_at": (_TIME, 40),
+        "resolution_code": (_STRING, 40),
+    },
+    "sc_req_item": {
+        "cat_item": (_REF, 32),
+        "requested_for": (_REF, 32),
+        "request": (_REF, 32),
+    },
+    "cmdb": {
+        "sys_id": ("GUID", 32),
+        "name": (_STRING, 255),
+        "sys_class_name": ("sys_class_name", 80),
+        "owned_by": (_REF, 32),
+        "managed_by": (_REF, 32),
+        "assigned_to": (_REF, 32),
+        "support_group": (_REF, 32),
+        "asset_tag": (_STRING, 40),
+        "manufacturer": (_REF, 32),
+        "sys_created_on": (_TIME, 40),
+        "sys_updated_on": (_TIME, 40),
+        "sys_updated_by": (_STRING, 40),
+    },
+    "cmdb_ci": {
+        "install_status": (_INT, 40),
+        "operational_status": (_INT, 40),
+        "last_discovered": (_TIME, 40),
+        "ip_address": ("ip_addr", 255),
+    },
+}
+"""``sys_dictionary``: with ``real_shapes`` ``change_request.cab_date`` is a ``glide_date``
+(date only, as on current releases; ``cab_date_time`` holds the time)."""
+
 CHOICES = {  # (table, element) -> [(value, label)]
     ("incident", "state"): [
         ("1", "New"),
@@ -211,7 +313,8 @@ NOTES = [
 class ServiceNowData:
     real_shapes: bool = False
     """The shapes of a current ServiceNow release (issue 19), off by default:
-    ``change_request.cab_date`` is a ``glide_date`` (``2026-03-03``, no time)."""
+    ``change_request.cab_date`` is a ``glide_date`` (``2026-03-03``, no time), and
+    ``sys_dictionary`` declares it so; ``cab_date_time`` holds the time."""
 
     def __init__(self, ds: Dataset, n: int, *, hidden_share: float = 0.01) -> None:
         self.ds, self.seed, self.hidden_share = ds, ds.seed, hidden_share
@@ -290,6 +393,7 @@ class ServiceNowData:
             for k, (v, label) in enumerate(values)
         ]
         self.overrides: dict[tuple[str, int], dict[str, str]] = {}
+        self._dictionary: dict[bool, list[dict[str, str]]] = {}
         self.journal: list[dict[str, str]] = []
         self.deleted: set[tuple[str, int]] = set()
         """Tasks and CIs deleted through ``/_sandbox/mutate`` (their approvals and CI links go too)."""
@@ -339,6 +443,7 @@ class ServiceNowData:
             "sys_user_group": len(self.ds.groups),
             "sys_choice": len(self.choices),
             "sys_journal_field": len(self.journal),
+            "sys_dictionary": len(self.dictionary_rows()),
         }.get(table, 0)
 
     def tables(self) -> list[str]:
@@ -350,6 +455,7 @@ class ServiceNowData:
             "sys_user_group",
             "sys_choice",
             "sys_journal_field",
+            "sys_dictionary",
         ]
 
     def hidden(self, table: str, idx: int) -> bool:
@@ -415,6 +521,8 @@ class ServiceNowData:
             out = dict(self.choices[idx])
         elif table == "sys_journal_field":
             out = dict(self.journal[idx])
+        elif table == "sys_dictionary":
+            out = dict(self.dictionary_rows()[idx])
         else:
             raise KeyError(table)
         with self.lock:
@@ -422,6 +530,35 @@ class ServiceNowData:
             if over:
                 out.update(over)
         return out
+
+    def dictionary_rows(self) -> list[dict[str, str]]:
+        """``sys_dictionary`` rows of the columns the sandbox's tables hold (raw values;
+        ``internal_type`` references ``sys_glide_object`` by name)."""
+        cached = self._dictionary.get(self.real_shapes)
+        if cached is not None:
+            return cached
+        rows = []
+        for table, columns in DICTIONARY.items():
+            for element, (kind, length) in columns.items():
+                if table == "change_request" and element == "cab_date_time":
+                    if not self.real_shapes:
+                        continue  # older releases: cab_date holds the time itself
+                elif (table, element) == ("change_request", "cab_date") and self.real_shapes:
+                    kind = "glide_date"
+                rows.append(
+                    {
+                        "sys_id": hexid(self.seed, "sys_dictionary", table, element),
+                        "name": table,
+                        "element": element,
+                        "internal_type": kind,
+                        "max_length": str(length),
+                        "column_label": element.replace("_", " ").capitalize(),
+                        "active": "true",
+                        "sys_updated_on": utc_text(self.ds.anchor - 600 * S.DAY),
+                    }
+                )
+        self._dictionary[self.real_shapes] = rows
+        return rows
 
     def _ref_user(self, index: int | None) -> str:
         return "" if index is None else self.ds.users[index].sys_id
@@ -537,6 +674,15 @@ class ServiceNowData:
                     )
                     if sc.cab_date and sc.planned_start
                     else "",
+                    **(
+                        {
+                            "cab_date_time": t(sc.planned_start - 2 * S.DAY)
+                            if sc.cab_date and sc.planned_start
+                            else ""
+                        }
+                        if self.real_shapes
+                        else {}
+                    ),
                     "review_date": t(sc.closed + S.DAY) if sc.review and sc.closed else "",
                     "review_comments": "PIR held with the CAB; actions recorded."
                     if sc.review

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
 from ticketlint.connectors.jira.site import APPROVALS_CUSTOM_TYPE, time_zone
-from ticketlint.mapping.jira import DEFAULT_STATUS_MAP
+from ticketlint.mapping.jira import DEFAULT_STATUS_MAP, JiraFieldCatalog, JiraMapper
 
 if TYPE_CHECKING:
     from ticketlint.connectors.jira.connector import JiraConnector
@@ -141,6 +141,20 @@ def _fields(conn: JiraConnector, report: DoctorReport, fields: list[dict[str, An
             "id": str(approvals[0]["id"]),
         }
     report.info["fields"] = found
+    mapper = JiraMapper(
+        conn.cfg.mapping_options(), JiraFieldCatalog.from_field_list(fields), deployment="Cloud"
+    )
+    problems = mapper.schema_problems()
+    report.checks.append(
+        DoctorCheck(
+            "field types",
+            not problems,
+            "read by their values instead of their schema: " + "; ".join(problems)
+            if problems
+            else "mapped fields read by their schema types (/field)",
+            level="warning" if problems else "info",
+        )
+    )
     report.checks.append(
         DoctorCheck(
             "fields",

@@ -9,6 +9,8 @@ One concern a module; each module's docstring holds the decisions it owns:
 - :mod:`.auth`: the pysnow basic-auth session, or OAuth tokens through our HTTP client.
 - :mod:`.client`: :class:`~.client.TableAPI`, one page per request, errors in the
   server's words, keyset reads; X-Total-Count and ``Link`` end a read early.
+- :mod:`.dictionary`: ``sys_dictionary``, read once per run: the declared type of each
+  mapped column, handed to the mapper (a refused read leaves the types guessed).
 - :mod:`.related`: the related-row prefetch (bulk dot-walked streams), the join, late
   parents, and the fallback to id lists.
 - :mod:`.stream`: what each stream declares (table, keys, replication key, related
@@ -16,8 +18,8 @@ One concern a module; each module's docstring holds the decisions it owns:
 - :mod:`.doctor`: ``ticketlint doctor`` for a ServiceNow source.
 - :mod:`.connector`: :class:`ServiceNowConnector`, wiring the pieces for one source.
 
-Imports flow one way: query -> paging -> auth / client -> related -> stream -> doctor ->
-connector. Everything here may import ``ticketlint.config``, ``ticketlint.connectors``
+Imports flow one way: query -> paging -> auth / client -> dictionary / related -> stream
+-> doctor -> connector. Everything here may import ``ticketlint.config``, ``ticketlint.connectors``
 (base, http) and ``ticketlint.mapping``; only doctor imports ``ticketlint.rules``, lazily.
 """
 

@@ -205,13 +205,16 @@ class TableAPI:
         *,
         keyset: Keyset,
         counted: bool = False,
+        page_size: int | None = None,
     ) -> Iterator[Page]:
         """Keyset pages of ``table`` (rows matching ``base``) until the last one (see
-        :class:`KeysetPaginator` for when a page asks for a count and when a read ends)."""
-        pager = KeysetPaginator(keyset, base, self.page_size, counted=counted)
+        :class:`KeysetPaginator` for when a page asks for a count and when a read ends);
+        ``page_size`` overrides the source's (small metadata reads)."""
+        size = page_size or self.page_size
+        pager = KeysetPaginator(keyset, base, size, counted=counted)
         while True:
             query = pager.query
-            params = table_params(fields, query, self.page_size, pager.offset)
+            params = table_params(fields, query, size, pager.offset)
             if pager.wants_count:
                 params["sysparm_no_count"] = "false"
             rows, total = self.get_page(table, params)

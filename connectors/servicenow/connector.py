@@ -18,6 +18,7 @@ from ticketlint.connectors.base import DoctorReport, StreamBatch
 from ticketlint.connectors.http import HttpClient
 from ticketlint.connectors.servicenow.auth import OAuthTokens, basic_session, oauth_session
 from ticketlint.connectors.servicenow.client import TableAPI, http_client
+from ticketlint.connectors.servicenow.dictionary import DictionaryRead, read_dictionary
 from ticketlint.connectors.servicenow.doctor import run_doctor
 from ticketlint.connectors.servicenow.related import (
     RELATED_CHUNK,
@@ -26,6 +27,7 @@ from ticketlint.connectors.servicenow.related import (
     RelatedSpec,
 )
 from ticketlint.connectors.servicenow.stream import StreamReader, declare_streams
+from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.servicenow import ServiceNowMapper
 
 DEFAULT_PAGE_SIZE = 1000
@@ -75,7 +77,31 @@ class ServiceNowConnector:
             scopes=source_cfg.query,
             lookback=lookback,
             ci_names=self.ci_names,
+            setup=self._setup,
         )
+        self._dictionary: DictionaryRead | None = None
+
+    # -- the data dictionary, read once per run
+    def dictionary(self) -> DictionaryRead:
+        """The declared types of the mapped columns (``sys_dictionary``), read on the
+        first call and cached; the mapper reads by them from then on (see
+        :mod:`.dictionary`: a refused read leaves the types guessed from values)."""
+        if self._dictionary is None:
+            self._dictionary = read_dictionary(self.api, self.mapper.dictionary_columns())
+            if self._dictionary.types is not None:
+                self.mapper.use_column_types(self._dictionary.types)
+        return self._dictionary
+
+    def _setup(self, report: MappingReport) -> None:
+        """Before a stream's first page: the dictionary, read by the run's first stream,
+        whose first report carries its warnings (once per run)."""
+        if self._dictionary is not None:
+            return
+        read = self.dictionary()
+        if read.problem is not None:
+            report.warnings[f"{read.problem}; column types are guessed from the values"] += 1
+        for problem in self.mapper.type_problems():
+            report.warnings[f"{problem}; it is read by its values"] += 1
 
     # -- setup
     def _client(self, session: requests.Session) -> HttpClient:

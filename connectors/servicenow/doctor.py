@@ -65,6 +65,8 @@ def run_doctor(conn: ServiceNowConnector) -> DoctorReport:
         samples[process] = [r for r in rows if isinstance(r, dict) and r.get("sys_id")]
         _fields(rep, table, samples[process], fields)
         _choices(conn, rep, stream)
+    if connected:
+        _dictionary(conn, rep)
     related: dict[str, Rows] = {}
     for spec in RELATED:
         table, fields = spec.table, list(spec.fields)
@@ -82,6 +84,35 @@ def run_doctor(conn: ServiceNowConnector) -> DoctorReport:
     rep.not_evaluated.update(_rules(conn, rep, samples, unreadable))
     rep.info["requests"] = conn.request_count
     return rep
+
+
+def _dictionary(conn: ServiceNowConnector, rep: DoctorReport) -> None:
+    """Whether sys_dictionary could be read, and mapped columns whose declared type the
+    mapper cannot use (they are then read by their values)."""
+    read = conn.dictionary()
+    if read.types is None:
+        rep.checks.append(
+            DoctorCheck(
+                "column types (sys_dictionary)",
+                False,
+                f"{read.problem}; column types are guessed from the values",
+                level="warning",
+            )
+        )
+        return
+    rep.info["column_types"] = len(read.types)
+    problems = conn.mapper.type_problems()
+    rep.checks.append(
+        DoctorCheck(
+            "column types (sys_dictionary)",
+            not problems,
+            "declared types the mapping cannot use (read by their values instead): "
+            + "; ".join(str(p) for p in problems)
+            if problems
+            else f"{len(read.types)} mapped columns read by their declared types",
+            level="warning" if problems else "info",
+        )
+    )
 
 
 def _related_path(conn: ServiceNowConnector, rep: DoctorReport, readable: dict[str, Rows]) -> None:

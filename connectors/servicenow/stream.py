@@ -10,7 +10,7 @@ keyset pages of the table (:mod:`.paging`), each page mapped into one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,7 +110,11 @@ class StreamReader:
         scopes: Mapping[str, str],
         lookback: timedelta,
         ci_names: dict[str, str],
+        setup: Callable[[MappingReport], None] | None = None,
     ) -> None:
+        self.setup = setup
+        """Called before each stream's reads with the report of its first page (the
+        connector reads the data dictionary there, once per run)."""
         self.source = source
         self.streams = streams
         self.api = api
@@ -156,6 +160,8 @@ class StreamReader:
         checked: set[str] = set()  # tables whose first rows were checked against the fields
         before = self.api.request_count
         pending = MappingReport()  # warnings of the related prefetch, handed out with page 1
+        if self.setup is not None:
+            self.setup(pending)
         selective = bool(query or keys)
         indexes: dict[str, RelatedIndex | None] = {}
         for spec in stream.related:

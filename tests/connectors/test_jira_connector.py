@@ -740,6 +740,18 @@ def test_doctor_reports_auth_time_zone_fields_statuses_and_unevaluable_rules() -
     assert "CHG012" in report.not_evaluated and "CFG001" in report.not_evaluated
     assert report.info["unmapped_statuses"] == ["Triage"]  # "Awaiting CAB" is mapped by config
     assert len(responses.calls) == 4
+    assert checks["field types"].ok and "schema types" in checks["field types"].detail
+
+
+@responses.activate
+def test_doctor_lists_date_fields_whose_schema_is_not_a_date() -> None:
+    setup_calls()
+    # the CAB date mapped to a text field ("Test plan", schema string): read by its values
+    report = JiraConnector(source(fields={"change.cab_date": "Test plan"}), sleep=Sleeps()).doctor()
+    check = next(c for c in report.checks if c.name == "field types")
+    assert not check.ok and check.level == "warning" and report.ok
+    assert "change.cab_date: field 'Test plan' (customfield_10042)" in check.detail
+    assert "schema type 'string'" in check.detail
 
 
 @responses.activate

@@ -116,7 +116,10 @@ class FakeTableAPI:
         "no_rows": they match no row (``glide.invalid_query.returns_no_rows=true``)."""
         self.date = "Tue, 10 Feb 2026 12:00:00 GMT"
         self.faults: list[Any] = []
-        """Served (or raised) before normal answers: an exception or (status, headers, body)."""
+        """Served (or raised) before normal answers: an exception or (status, headers, body).
+        Not to the data dictionary read (it falls back on its own; tests of it give it
+        its own faults through ``dictionary_faults``)."""
+        self.dictionary_faults: list[Any] = []
         self.before: Callable[[FakeTableAPI, int], None] | None = None
         """Called before each answer with the 1-based request number (to change rows)."""
 
@@ -137,8 +140,11 @@ class FakeTableAPI:
         self.calls.append({"table": url.path.rsplit("/", 1)[-1], **params})
         if self.before:
             self.before(self, len(self.calls))
-        if self.faults:
-            fault = self.faults.pop(0)
+        faults = (
+            self.dictionary_faults if self.calls[-1]["table"] == "sys_dictionary" else self.faults
+        )
+        if faults:
+            fault = faults.pop(0)
             if isinstance(fault, Exception):
                 raise fault
             return fault
@@ -208,6 +214,7 @@ def all_tables() -> dict[str, list[dict[str, Any]]]:
             "cmdb_ci",
             "sysapproval_approver",
             "task_ci",
+            "sys_dictionary",
         )
     }
 
@@ -316,9 +323,11 @@ def test_keyset_paging_sends_the_exact_query_of_each_page() -> None:
         "^NQtask.sys_class_nameINSTANCEOFchange_request^task.sys_updated_on>=2026-02-01 08:05:00"
         "^NQtask.sys_class_nameINSTANCEOFproblem^task.sys_updated_on>=2026-02-01 08:05:00^ORDERBYsys_id"
     )
-    assert fake.calls[0]["table"] == "task_ci"
+    # the data dictionary first: one request (its own page size), then task_ci
+    assert [c["table"] for c in fake.calls[:2]] == ["sys_dictionary", "task_ci"]
+    assert fake.calls[0]["sysparm_limit"] == "1000"
     task_ci_calls = [c for c in fake.calls if c["table"] == "task_ci"]
-    assert conn.request_count == math.ceil(4 / 2) + len(task_ci_calls) == len(fake.calls)
+    assert conn.request_count == 1 + math.ceil(4 / 2) + len(task_ci_calls) == len(fake.calls)
     assert batches[-1].watermark == datetime(2026, 2, 3, 16, 45, tzinfo=timezone.utc)
     assert sum(b.requests for b in batches) == conn.request_count
     inc2 = next(r for r in records if r.key == "INC0010002")
@@ -332,7 +341,8 @@ def test_a_page_size_of_one_thousand_reads_everything_in_one_counted_page() -> N
     _, records = read_all(conn, "problem")
     assert len(records) == 2 and records[1].state == "cancelled"
     assert [c["sysparm_limit"] for c in fake.calls if c["table"] == "problem"] == ["1000"]
-    assert conn.request_count == 1 + 1  # task_ci in bulk: one counted page; problem: one
+    # the dictionary: one; task_ci in bulk: one counted page; problem: one
+    assert conn.request_count == 1 + 1 + 1
 
 
 @responses.activate
@@ -508,7 +518,8 @@ def test_a_server_that_ignores_the_keyset_fails_instead_of_looping() -> None:
     conn = connector(page_size=2)
     with pytest.raises(SourceError, match="paging did not advance"):
         read_all(conn, "ci")
-    assert conn.request_count == 2
+    # the dictionary read stalls the same way first (2 requests): given up, types guessed
+    assert conn.request_count == 2 + 2
 
 
 # --------------------------------------------------------------------------- related rows
@@ -548,7 +559,7 @@ def test_the_id_list_path_reads_approvals_and_task_ci_per_page_paged_by_sys_id()
     assert len(fake.queries("change_request")) == 2
     assert len(fake.queries("sysapproval_approver")) == 2 + 1
     assert len(fake.queries("task_ci")) == 1 + 1
-    assert conn.request_count == 2 + 3 + 2
+    assert conn.request_count == 1 + 2 + 3 + 2  # the dictionary first
 
 
 @responses.activate
@@ -637,9 +648,9 @@ def test_each_transient_fault_is_retried_and_nothing_is_lost(
     _, records = read_all(conn, "problem")
     assert len(records) == 2
     assert len(sleeps) == 1 and (expected_sleep is None or sleeps == [expected_sleep])
-    # the fault hits the first request (the bulk task_ci read): its retry counts too; the
-    # bulk answer is empty, so two probe rows check it (empty table: believed)
-    assert conn.request_count == 1 + 1 + 2 + 1
+    # the dictionary (one request), then the fault hits the bulk task_ci read: its retry
+    # counts too; the bulk answer is empty, so two probe rows check it (empty: believed)
+    assert conn.request_count == 1 + 1 + 1 + 2 + 1
 
 
 @responses.activate
@@ -650,7 +661,7 @@ def test_retries_that_run_out_fail_the_source_instead_of_returning_nothing() -> 
     with pytest.raises(SourceError) as err:
         read_all(conn, "problem")
     assert err.value.status == 503 and "after 3 attempts" in str(err.value)
-    assert conn.request_count == 3
+    assert conn.request_count == 1 + 3  # the dictionary, then the 3 attempts
 
 
 @pytest.mark.parametrize(
@@ -676,7 +687,7 @@ def test_refusals_fail_at_once_with_the_servers_message_and_detail(
     assert f"URL: {BASE}/api/now/table/u_change_custom;" in text  # no query string
     assert "pw-s3cret" not in text and "sysparm" not in text
     assert "u_change_custom" in (err.value.hint or "") or status in (400, 401)
-    assert conn.request_count == 1
+    assert conn.request_count == 1 + 1  # the dictionary, then the refused read
 
 
 # --------------------------------------------------------------------------- auth
@@ -763,9 +774,9 @@ def test_oauth_password_grant_then_refresh_before_expiry_over_plain_http() -> No
     read_all(conn, "problem")
     assert refreshed.call_count == 1
     assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-2"
-    # token, task_ci in bulk (empty: + 2 probe rows) + problem; refresh, problem (the
-    # task_ci index still covers it)
-    assert conn.request_count == 1 + 2 + 2 + 1 + 1
+    # token, the dictionary (once per run), task_ci in bulk (empty: + 2 probe rows) +
+    # problem; refresh, problem (the task_ci index still covers it)
+    assert conn.request_count == 1 + 1 + 2 + 2 + 1 + 1
 
 
 @responses.activate

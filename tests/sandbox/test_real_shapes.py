@@ -165,6 +165,22 @@ def test_servicenow_date_only_cab_date_loses_no_change(server: SandboxServer) ->
     dated = [r for r in changes if isinstance(r, ChangeRecord) and r.cab_date]
     assert dated and all(type(r.cab_date) is date for r in dated)
     assert not any(r.unreadable for r in changes)
+    # read by the type the instance declares (sys_dictionary, one request), not guessed
+    read = conn.dictionary()
+    assert read.types is not None and read.problem is None
+    assert read.types.declared("change_request", "cab_date") == "glide_date"
+    assert read.types.declared("change_request", "start_date") == "glide_date_time"
+    assert conn.mapper.type_problems() == []
+    # a CAB-required change past scheduling with a date-only CAB date is checked: CHG012
+    # passes on it (a day is set), it is neither dropped nor NOT_EVALUATED
+    rule = load_registry().rules["CHG012"]
+    ctx = RuleContext(as_of=AS_OF, params=rule.resolve_params(None), index=RecordIndex())
+    outcomes = {
+        r.key: rule.func(r, ctx).status.value
+        for r in dated
+        if isinstance(r, ChangeRecord) and r.cab_required and r.state in ("implement", "closed")
+    }
+    assert outcomes and set(outcomes.values()) == {"PASS"}
 
 
 def test_servicenow_display_value_exports_read_right_or_refused(server: SandboxServer) -> None:

@@ -477,3 +477,71 @@ def test_keyset_pages_start_at_the_key_instead_of_scanning_from_the_top(server, 
         sysparm_no_count="true",
     ).json()["result"]
     assert len(rows) >= 5 and len(calls) <= len(rows) + 2
+
+
+@pytest.mark.parametrize(
+    "params, internal_type",
+    [
+        ({}, {"link": "{url}/api/now/table/sys_glide_object?name=glide_date_time"}),
+        ({"sysparm_exclude_reference_link": "true"}, "glide_date_time"),
+        (
+            {"sysparm_display_value": "all", "sysparm_exclude_reference_link": "true"},
+            {"display_value": "Date Time", "value": "glide_date_time"},
+        ),
+    ],
+)
+def test_sys_dictionary_answers_encoded_queries_with_reference_shaped_types(
+    server, params, internal_type
+):
+    """``internal_type`` references sys_glide_object by name: ``{link, value}`` unless the
+    link is excluded; cab_date holds a time on the plain sandbox (``glide_date_time``)."""
+    r = requests.get(
+        f"{server.url}/api/now/table/sys_dictionary",
+        params={
+            "sysparm_query": "nameINchange_request,task^elementINcab_date,close_notes^ORDERBYsys_id",
+            "sysparm_fields": "sys_id,name,element,internal_type,max_length",
+            **params,
+        },
+        auth=SNOW,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    rows = r.json()["result"]
+
+    def name(v):
+        return v["value"] if isinstance(v, dict) else v
+
+    assert sorted((name(x["name"]), name(x["element"])) for x in rows) == [
+        ("change_request", "cab_date"),
+        ("task", "close_notes"),
+    ]
+    cab = next(x for x in rows if name(x["element"]) == "cab_date")
+    if isinstance(internal_type, dict) and "link" in internal_type:
+        internal_type = {
+            "link": internal_type["link"].format(url=server.url),
+            "value": "glide_date_time",
+        }
+    assert cab["internal_type"] == internal_type
+    assert [name(x["sys_id"]) for x in rows] == sorted(name(x["sys_id"]) for x in rows)
+
+
+def test_real_shapes_declare_cab_date_a_glide_date():
+    with serve(seed=5, size=200, anchor=ANCHOR, real_shapes=True) as s:
+        r = requests.get(
+            f"{s.url}/api/now/table/sys_dictionary",
+            params={
+                "sysparm_query": "name=change_request^elementSTARTSWITHcab_date",
+                "sysparm_exclude_reference_link": "true",
+            },
+            auth=SNOW,
+            timeout=10,
+        )
+        types = {x["element"]: x["internal_type"] for x in r.json()["result"]}
+        assert types == {"cab_date": "glide_date", "cab_date_time": "glide_date_time"}
+        change = requests.get(
+            f"{s.url}/api/now/table/change_request",
+            params={"sysparm_query": "cab_dateISNOTEMPTY", "sysparm_limit": "1"},
+            auth=SNOW,
+            timeout=10,
+        ).json()["result"][0]
+        assert len(change["cab_date"]) == 10 and len(change["cab_date_time"]) == 19
