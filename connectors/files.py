@@ -15,7 +15,10 @@ Accepted inputs (docs/cli.md):
 - a directory of such Jira files;
 - a directory of ServiceNow Table API responses named ``<table>.json`` (incident,
   change_request, problem, sc_req_item, cmdb_ci, sysapproval_approver, task_ci), or one
-  such file.
+  such file. A ``sys_dictionary.json`` beside them (a Table API response of
+  ``sys_dictionary``, as the live reader requests it) gives each mapped column its
+  declared type, read exactly as a live run reads it; a malformed one is an
+  :class:`InputError`, never a silent fallback to guessing.
 
 This module reads files and hands their JSON to the mappers; it knows no ISO 20000.
 Unreadable files and invalid JSON raise :class:`InputError` (exit code 2).
@@ -37,6 +40,8 @@ A bad record, line or value is contained, counted and listed, never fatal to the
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -47,6 +52,9 @@ from ticketlint import safejson
 from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport, gc_paused
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.mapping.normalised import read_record
+from ticketlint.mapping.servicenow_types import ColumnTypes
+
+log = logging.getLogger(__name__)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SERVICENOW_LINK_TABLES = ("sysapproval_approver", "task_ci")
@@ -59,6 +67,14 @@ SERVICENOW_KNOWN_TABLES = (
     *SERVICENOW_LINK_TABLES,
 )
 JIRA_SIDECARS = ("field.json", "status.json")
+SERVICENOW_DICTIONARY = "sys_dictionary.json"
+DICTIONARY_EXPORT_HINT = (
+    "export it from /api/now/table/sys_dictionary with sysparm_display_value=false "
+    "and sysparm_fields=name,element,internal_type (docs/mapping.md)"
+)
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*|[A-Z][A-Z0-9_]*")
+"""An ``internal_type`` name (``glide_date``, ``GUID``); a label such as ``Date/Time``
+or ``True/False`` is a display-value export."""
 
 
 class InputError(Exception):
@@ -250,8 +266,21 @@ def _load_file(path: Path, options: MappingOptions, result: LoadResult) -> None:
             path,
             "a changelog bulkfetch response alone has no issues; pass the search export (the changelog is read from beside it)",
         )
+    elif path.name == SERVICENOW_DICTIONARY:
+        raise InputError(
+            path,
+            "a sys_dictionary export alone has no records; pass the folder that holds it "
+            "beside the table exports (<table>.json)",
+        )
     elif isinstance(data, dict) and ("result" in data or "records" in data):
-        _load_servicenow({path.stem: path}, options, result, parsed)
+        dictionary = path.parent / SERVICENOW_DICTIONARY
+        _load_servicenow(
+            {path.stem: path},
+            options,
+            result,
+            parsed,
+            dictionary=dictionary if dictionary.is_file() else None,
+        )
     elif path.name in JIRA_SIDECARS:
         raise InputError(
             path, "a Jira field/status list alone has no issues; pass the search export beside it"
@@ -302,14 +331,18 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
     json_files = [p for p in files if p.suffix.lower() == ".json"]
     tables = _servicenow_tables(options)
     snow = {p.stem: p for p in json_files if p.stem in tables}
+    dictionary = path / SERVICENOW_DICTIONARY
     if snow:
         # Other JSON files beside the tables (saved choice lists, tokens) are not records.
-        for other in sorted(set(json_files) - set(snow.values())):
+        for other in sorted(set(json_files) - set(snow.values()) - {dictionary}):
             result.report.warnings[
                 f"ignored {other.name}: not a ServiceNow table ticketlint maps"
             ] += 1
-        _load_servicenow(snow, options, result)
+        _load_servicenow(
+            snow, options, result, dictionary=dictionary if dictionary.is_file() else None
+        )
         return
+    json_files = [p for p in json_files if p != dictionary]
     parsed = {p: _read_json(p, report=result.report) for p in json_files}
     for p, data in parsed.items():
         if _is_jsm_requests(data):
@@ -489,11 +522,72 @@ def _servicenow_tables(options: MappingOptions) -> set[str]:
     return configured | set(options.tables.values()) | set(SERVICENOW_KNOWN_TABLES)
 
 
+def _column_types(path: Path, report: MappingReport) -> ColumnTypes:
+    """The declared column types of an exported ``sys_dictionary`` response: raw values,
+    ``internal_type`` a type name or a ``{link, value}`` reference (the shapes the live
+    reader accepts). ``{}`` rows (hidden by an ACL) are counted in the warnings; any other
+    row that does not hold a table, a column and a type name is an :class:`InputError`,
+    and so is a file without one usable row: a dictionary given is used, or refused."""
+    data = _read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("result"), list):
+        rows: list[Any] = data["result"]
+    elif (
+        isinstance(data, list)
+        and data
+        and all(isinstance(p, dict) and isinstance(p.get("result"), list) for p in data)
+    ):
+        rows = [row for page in data for row in page["result"]]
+    else:
+        raise InputError(
+            path,
+            'expected a Table API response of sys_dictionary ({"result": [rows]} or a list '
+            f"of such pages); {DICTIONARY_EXPORT_HINT}",
+        )
+    hidden = 0
+    for number, row in enumerate(rows):
+        if row == {}:
+            hidden += 1
+            continue
+        problem = _dictionary_row_problem(row)
+        if problem is not None:
+            raise InputError(path, f"result[{number}]: {problem}; {DICTIONARY_EXPORT_HINT}")
+    types, _ = ColumnTypes.from_rows(r for r in rows if r != {})
+    if not len(types):
+        raise InputError(
+            path,
+            f"holds no sys_dictionary row ({len(rows)} rows, {hidden} hidden by an ACL): "
+            f"expected rows with name, element and internal_type; {DICTIONARY_EXPORT_HINT}",
+        )
+    if hidden:
+        report.warnings[f"{path.name}: rows hidden by an ACL ({{}}) are not used"] += hidden
+    return types
+
+
+def _dictionary_row_problem(row: Any) -> str | None:
+    """Why one exported ``sys_dictionary`` row cannot be used, or None."""
+    if not isinstance(row, dict):
+        return f"expected a row object, got {type(row).__name__}"
+    for key in ("name", "element", "internal_type"):
+        value = row.get(key)
+        if isinstance(value, dict):  # a reference, {link, value} (or {display_value, value})
+            value = value.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return f"expected {key} as a non-empty raw value, got {json.dumps(row.get(key))[:80]}"
+        if key == "internal_type" and not _TYPE_NAME.fullmatch(value.strip()):
+            return (
+                f"internal_type {value.strip()[:40]!r} is not a type name such as glide_date "
+                "(a display-value export?)"
+            )
+    return None
+
+
 def _load_servicenow(
     files: dict[str, Path],
     options: MappingOptions,
     result: LoadResult,
     parsed: dict[Path, Any] | None = None,
+    *,
+    dictionary: Path | None = None,
 ) -> None:
     from ticketlint.mapping import servicenow as snow_mapping
 
@@ -514,6 +608,18 @@ def _load_servicenow(
     approvals = rows("sysapproval_approver")
     task_ci = rows("task_ci")
     mapper = snow_mapping.ServiceNowMapper(options)
+    if dictionary is not None:
+        types = _column_types(dictionary, result.report)
+        mapper.use_column_types(types)
+        log.info(
+            "%s: column types from %s (%d columns declared); mapped columns are read as "
+            "their declared types",
+            options.source,
+            dictionary,
+            len(types),
+        )
+        for problem in mapper.type_problems():
+            result.report.warnings[f"{problem}; it is read by its values"] += 1
     ci_table = options.tables.get("ci", "cmdb_ci")
     ci_rows = rows(ci_table)
     ci_names = (

@@ -7,8 +7,8 @@ types"): a ``glide_date`` is a date, a ``glide_date_time`` a UTC time, ``html`` 
 ``journal`` columns are made text, a ``string`` holding ``<p>`` is literal text, an
 ``integer`` or ``decimal`` reads ``"4"``, ``"4.0"`` and ``4``; a value that contradicts
 its declared type is unreadable (the field is None, the reason names the type).
-Without a :class:`ColumnTypes` (an export file, a refused read) the mapper guesses each
-column's type from the value's shape, as it always did.
+Without a :class:`ColumnTypes` (an export without ``sys_dictionary.json``, a refused
+read) the mapper guesses each column's type from the value's shape, as it always did.
 
 A column is declared on its own table or inherited: task tables (incident,
 change_request, problem, sc_req_item) inherit from ``task``, CI classes from
