@@ -28,7 +28,9 @@ is ``None`` (settled reading 4: CHG008 / INC004 cannot be evaluated).
 Field types. Where the field list (``/rest/api/2/field``) or a search export's
 ``expand=schema`` gives a mapped field's ``schema.type``, the field is read as that type:
 a ``date`` field (a date picker) is a date, a ``datetime`` field a UTC time, a ``string``
-field text (a plain string or an ADF document); a value that contradicts its schema is
+field text (a plain string or an ADF document); a text or flag field whose schema is
+``option``, ``number``, ``array`` or ``user`` must hold that shape
+(:mod:`ticketlint.mapping.jira_schema`). A value that contradicts its schema is
 unreadable (the field is None, the reason names the schema type). Without a schema (an
 export without ``names``/``schema``) the value's shape decides, as before.
 
@@ -73,6 +75,7 @@ from ticketlint.mapping.jira_fields import (
     text_of,
     time_of,
 )
+from ticketlint.mapping.jira_schema import CHECKED_TYPES, schema_error, typed_value
 from ticketlint.mapping.model import (
     CHANGE_STATES,
     RECORD_CLASSES,
@@ -267,6 +270,8 @@ class _FieldPlan:
     overridden: bool = False
     schema_type: str | None = None
     """The first field's ``schema.type`` (``date``, ``datetime``, ``string``...), when known."""
+    schema_items: str | None = None
+    """``schema.items`` of an ``array`` field (``option``, ``string``, ``user``...)."""
 
 
 class JiraMapper:
@@ -349,7 +354,12 @@ class JiraMapper:
             ids = tuple(fid for fid in (self.catalog.resolve(n) for n in names) if fid)
             if canonical == "ci_refs":
                 ids = tuple(dict.fromkeys(ids + self._assets_ids))
-            plans[canonical] = _FieldPlan(ids, _KINDS[canonical], schema_type=self._schema(ids))
+            plans[canonical] = _FieldPlan(
+                ids,
+                _KINDS[canonical],
+                schema_type=self._schema(ids),
+                schema_items=self._schema(ids, "items"),
+            )
         for key, target in (self.options.fields or {}).items():
             owner, _, canonical = key.partition(".")
             if owner != process:
@@ -364,7 +374,12 @@ class JiraMapper:
                 self._warn_once(f"field override {key}: {name!r} not on this instance")
             ids = (fid,) if fid else ()
             plans[canonical] = _FieldPlan(
-                ids, _KINDS[canonical], negate, True, schema_type=self._schema(ids)
+                ids,
+                _KINDS[canonical],
+                negate,
+                True,
+                schema_type=self._schema(ids),
+                schema_items=self._schema(ids, "items"),
             )
         return plans
 
@@ -382,11 +397,12 @@ class JiraMapper:
                     ] = None
         return list(out)
 
-    def _schema(self, ids: tuple[str, ...]) -> str | None:
-        """The ``schema.type`` of a field read alone (several fields: their shapes decide)."""
+    def _schema(self, ids: tuple[str, ...], key: str = "type") -> str | None:
+        """The ``schema.type`` (or ``key``) of a field read alone (several fields: their
+        shapes decide)."""
         if len(ids) != 1:
             return None
-        kind = self.catalog.schema_of(ids[0]).get("type")
+        kind = self.catalog.schema_of(ids[0]).get(key)
         return kind if isinstance(kind, str) else None
 
     def search_fields(self) -> list[str]:
@@ -1118,6 +1134,20 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
     if not ids:
         return _not_provided
     first = ids[0]
+    if kind in ("text", "bool") and plan.schema_type in CHECKED_TYPES:
+        check = typed_value(plan.schema_type, plan.schema_items)
+        if kind == "text":
+
+            def read_checked_text(fields: dict[str, Any]) -> str:
+                text = text_of(check(first, fields.get(first)))
+                return text if text.strip() else ""
+
+            return read_checked_text
+
+        def read_checked_flag(fields: dict[str, Any]) -> bool:
+            return _flag(check(first, fields.get(first))) != negate
+
+        return read_checked_flag
     if kind == "text" and plan.schema_type == "string":
 
         def read_string(fields: dict[str, Any]) -> str:
@@ -1215,10 +1245,7 @@ def _compile_reader(plan: _FieldPlan) -> Callable[[dict[str, Any]], Any]:
     raise AssertionError(f"unknown field kind {kind}")
 
 
-def _schema_error(kind: str, field_id: str, value: Any) -> Unreadable:
-    """A value that contradicts its field's ``schema.type``."""
-    shown = repr(value[:40]) if isinstance(value, str) else f"a {type(value).__name__}"
-    return Unreadable(f"not a {kind} (field schema)", f"field {field_id!r}: {shown}")
+_schema_error = schema_error
 
 
 def _name(value: Any) -> str:
