@@ -1,5 +1,8 @@
 """The ticketlint configuration file: discovery, ``${VAR}`` substitution and strict validation.
 
+Every boolean key is strict: ``true`` or ``false`` (YAML's own booleans), never ``"yes"``,
+``"true"`` in quotes or ``1``; the error names the file and the key path.
+
 Found by ``--config``, ``$TICKETLINT_CONFIG``, ``./ticketlint.yaml``, then the user config
 directory. Validated with ``extra="forbid"``: a typo is a :class:`ConfigError` that names
 the file, the key path and what was expected (exit code 2). Secrets are read from the
@@ -18,10 +21,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
+    StrictBool,
     ValidationError,
     field_validator,
 )
@@ -39,6 +44,25 @@ _BARE_VAR_VALUE = re.compile(
 )
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 PROCESS_NAMES = ("incident", "service_request", "problem", "change", "release", "ci")
+_BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"})
+
+
+def _verify_value(value: Any) -> Any:
+    """``verify``: true, false or a CA bundle path; never a number, and never a boolean
+    written as text (``"false"`` would otherwise be read as a file named false)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value.strip().casefold() in _BOOLEAN_WORDS:
+            raise ValueError(
+                "a boolean written as text: write true or false unquoted, or give a CA bundle path"
+            )
+        return value
+    raise ValueError("expected true, false or the path of a CA bundle")
+
+
+Verify = Annotated[bool | str, BeforeValidator(_verify_value)]
+"""True, False (warned about) or a CA bundle path; strict (:func:`_verify_value`)."""
 
 
 class ConfigError(Exception):
@@ -83,7 +107,7 @@ HttpUrlText = Annotated[str, Field(pattern=r"^https?://[^\s/]+", description="ht
 
 
 class TLSOptions(_Strict):
-    verify: bool | str = True
+    verify: Verify = True
     """True, False (warned about) or a CA bundle path."""
 
 
@@ -126,7 +150,7 @@ class _SourceBase(_EnvBound):
     url: HttpUrlText
     fields: dict[str, str] = Field(default_factory=dict)
     status_map: dict[str, dict[str, str]] = Field(default_factory=dict)
-    verify: bool | str = True
+    verify: Verify = True
     timeout: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=20)
     retry_after_max: float = Field(default=120.0, gt=0)
@@ -241,15 +265,15 @@ class NotifyDestination(_EnvBound):
     sources: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
-    always: bool = False
+    always: StrictBool = False
     report_url: str | None = None
     max_findings: int = Field(default=10, ge=1, le=100)
 
 
 class WritebackOptions(_Strict):
-    enabled: bool = False
+    enabled: StrictBool = False
     label: str = "ticketlint"
-    comment: bool = True
+    comment: StrictBool = True
 
 
 class ServeOptions(_Strict):
@@ -303,7 +327,7 @@ class AuditOptions(_Strict):
 class CheckOptions(_Strict):
     """Options of ``ticketlint check``."""
 
-    fail_on_unchecked: bool = Field(default=False, strict=True)
+    fail_on_unchecked: StrictBool = False
     """Exit 2 when any record of the input could not be checked or was skipped (the
     command line's ``--fail-on-unchecked``); without it, only a run that checked none of
     the records it read exits 2."""
