@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from ticketlint.config import ConfigError
+from ticketlint.config import Config, ConfigError, load_config
+from ticketlint.redact import redact
 from ticketlint.rules.registry import Pack, Registry, RuleSelectionError
 from ticketlint.rules.selection import registry_from_config, waiver_rule_problem
 from ticketlint.store import repository as repo
@@ -31,6 +32,7 @@ from ticketlint.store.waivers import WaiverError, add_waiver, all_waivers, remov
 from ticketlint.sync.cli_support import (
     check_output_path,
     config_of,
+    config_path,
     fail,
     store_of,
     write_output,
@@ -38,6 +40,7 @@ from ticketlint.sync.cli_support import (
 from ticketlint.sync.hooks import RunHooks
 from ticketlint.sync.progress import (
     Progress,
+    json_logging,
     read_note,
     summary_table,
     unchecked_lines,
@@ -116,7 +119,8 @@ class When(click.ParamType):
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="Progress and log lines on stderr as text or JSON lines (for log collectors).",
+    help="Every line sync writes as text or as JSON lines (for log collectors): progress, "
+    "warnings, failures and the summary on stderr, the results on stdout.",
 )
 @click.pass_context
 def sync(
@@ -130,7 +134,42 @@ def sync(
     log_format: str,
 ) -> None:
     """Read changed records, re-evaluate every stored record and record the findings' history."""
-    cfg = config_of(ctx)
+    json_lines = log_format == "json"
+    root = ctx.find_root().obj
+    quiet = getattr(root, "verbosity", 0) < 0
+    progress = Progress(fmt=log_format, quiet=quiet)
+    with json_logging(json_lines):
+        cfg = _config_or_fail(ctx, progress)
+        _sync(cfg, progress, source, full, as_of, dry_run, no_notify, no_writeback)
+
+
+def _config_or_fail(ctx: click.Context, progress: Progress) -> Config:
+    if progress.fmt != "json":
+        return config_of(ctx)
+    try:
+        return load_config(config_path(ctx))
+    except ConfigError as exc:
+        _fail(progress, str(exc))
+
+
+def _fail(progress: Progress, message: str) -> NoReturn:
+    """``fail`` (exit 2), as a JSON ``error`` event under ``--log-format json``."""
+    if progress.fmt != "json":
+        fail(message)
+    progress.event("error", redact(message), level="error")
+    sys.exit(2)
+
+
+def _sync(
+    cfg: Config,
+    progress: Progress,
+    source: str | None,
+    full: bool,
+    as_of: datetime | None,
+    dry_run: bool,
+    no_notify: bool,
+    no_writeback: bool,
+) -> None:
     options = SyncOptions(
         source=source,
         full=full,
@@ -139,18 +178,15 @@ def sync(
         notify=not no_notify,
         writeback=not no_writeback,
     )
-    root = ctx.find_root().obj
-    quiet = getattr(root, "verbosity", 0) < 0
-    progress = Progress(fmt=log_format, quiet=quiet)
     try:
         with _sigterm_as_interrupt():
             result = SyncRunner(
                 cfg, options, progress=progress, hooks=standard_hooks(options)
             ).run()
     except (ConfigError, StoreError) as exc:
-        fail(str(exc))
+        _fail(progress, str(exc))
     except (ImportError, ValueError) as exc:  # rule selection errors are ValueErrors
-        fail(f"{type(exc).__name__}: {exc}")
+        _fail(progress, f"{type(exc).__name__}: {exc}")
     if result.interrupted is not None:
         done = [s.name for s in result.sources if s.status == "ok"]
         saved = (
@@ -158,16 +194,36 @@ def sync(
             if done
             else "nothing committed"
         )
-        click.echo(
+        message = (
             f"interrupted: {saved}; {', '.join(result.pending)} not finished (findings and "
             "watermarks unchanged: the next sync reads from the previous watermark); "
-            f"run {result.run_id or '(dry run)'} marked interrupted",
-            err=True,
+            f"run {result.run_id or '(dry run)'} marked interrupted"
         )
+        if progress.fmt == "json":
+            progress.event(
+                "interrupted", message, level="error", run_id=result.run_id, pending=result.pending
+            )
+        else:
+            click.echo(message, err=True)
         sys.exit(result.exit_code)
     if result.busy:
         progress.event("busy", f"{result.busy}; nothing done")
         sys.exit(0)
+    if progress.fmt == "json":
+        _results_json(result, dry_run)
+    else:
+        _results_text(result, dry_run)
+    _source_events(result, progress)
+    progress.event(
+        "summary",
+        f"run {result.run_id or '(dry run)'} finished with exit code {result.exit_code}",
+        run_id=result.run_id,
+        sources={s.name: s.to_dict(not_checked_limit=None) for s in result.sources},
+    )
+    sys.exit(result.exit_code)
+
+
+def _results_text(result: SyncResult, dry_run: bool) -> None:
     if dry_run:
         click.echo(render_diff(result), nl=False)
     click.echo(summary_table([s.summary() for s in result.sources]))
@@ -181,9 +237,16 @@ def sync(
             s.name, s.report.unreadable
         ):
             click.echo(line)
+
+
+def _source_events(result: SyncResult, progress: Progress) -> None:
+    """Per source on stderr, after the results: a failure, or records not checked."""
     for s in result.sources:
         if s.error:
-            click.echo(f"{s.name}: FAILED: {s.error}", err=True)
+            # The runner logged the failure as it happened (a ``source_failed`` event);
+            # the text format repeats it under the table, where a person looks last.
+            if progress.fmt != "json":
+                click.echo(redact(f"{s.name}: FAILED: {s.error}"), err=True)
         elif s.none_checked:
             progress.event(
                 "none_checked",
@@ -202,13 +265,22 @@ def sync(
                 source=s.name,
                 not_checked=len(s.not_checked),
             )
-    progress.event(
-        "summary",
-        f"run {result.run_id or '(dry run)'} finished with exit code {result.exit_code}",
-        run_id=result.run_id,
-        sources={s.name: s.to_dict(not_checked_limit=None) for s in result.sources},
-    )
-    sys.exit(result.exit_code)
+
+
+def _results_json(result: SyncResult, dry_run: bool) -> None:
+    """stdout under ``--log-format json``: the dry run's changes and the summary table's
+    rows as JSON lines (the lists of records not checked and of values not read are in
+    the ``summary`` event on stderr, every one with key and reason)."""
+    out = Progress(sys.stdout, fmt="json")
+    if dry_run:
+        for change in diff_changes(result):
+            out.event("diff", change.pop("line"), **change)
+    for s in result.sources:
+        out.row(
+            s.summary(),
+            reads=s.reads_text() if s.status == "ok" else None,
+            note=read_note(s.name, s.report) if s.status == "ok" else None,
+        )
 
 
 @contextmanager
@@ -230,8 +302,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def render_diff(result: SyncResult) -> str:
-    lines = []
+def diff_changes(result: SyncResult) -> list[dict[str, str]]:
+    """The run's changes a dry run shows (open and still-waived findings left out), each
+    with its text ``line``."""
+    out = []
     for s in result.sources:
         diff: Diff = s.diff
         for c in diff.changes:
@@ -244,7 +318,21 @@ def render_diff(result: SyncResult) -> str:
                 # no finding this run: a resolution, which always carries the stored one
                 assert c.previous is not None
                 rule, key, why = c.previous.rule, c.previous.key, c.resolution or ""
-            lines.append(f"{c.kind:<9} {rule:<7} {s.name}/{key}: {why}")
+            out.append(
+                {
+                    "line": f"{c.kind:<9} {rule:<7} {s.name}/{key}: {why}",
+                    "kind": c.kind,
+                    "rule": rule,
+                    "source": s.name,
+                    "key": key,
+                    "why": why,
+                }
+            )
+    return out
+
+
+def render_diff(result: SyncResult) -> str:
+    lines = [change["line"] for change in diff_changes(result)]
     return "\n".join(lines) + ("\n\n" if lines else "")
 
 

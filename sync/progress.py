@@ -1,21 +1,27 @@
 """Progress on stderr while reading, and the end-of-run summary table.
 
 Progress is throttled (a line per stream at most every ``interval`` seconds, plus one when
-a stream ends), never one line per record. ``--log-format json`` turns every line into a
-JSON object on stderr for log collectors; the summary table still goes to stdout.
+a stream ends), never one line per record. ``--log-format json`` turns every line the
+sync writes into a JSON object, for log collectors: progress, warnings, failures and the
+run summary on stderr (log records of every module too, through
+:class:`JsonLogFormatter`), and on stdout the results the text format prints there (the
+dry run's diff, one line per source of the summary table).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from ticketlint.escaping import plain_text
+from ticketlint.redact import redact
 from ticketlint.rules.registry import SEVERITIES
 
 
@@ -56,7 +62,7 @@ class Progress:
             return
         if self.fmt == "json":
             line = {
-                "ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                "ts": _now_text(),
                 "level": level,
                 "event": event,
                 "message": message,
@@ -67,6 +73,15 @@ class Progress:
             prefix = "" if level == "info" else f"{level}: "
             self.out.write(f"{prefix}{message}\n")
         self.out.flush()
+
+    def row(self, row: SummaryRow, **fields: Any) -> None:
+        """One row of the summary table as a ``source_summary`` event."""
+        self.event(
+            "source_summary",
+            f"{row.source}: {row.status}, {row.read} read, {row.mapped} mapped",
+            **asdict(row),
+            **fields,
+        )
 
     def page(self, source: str, stream: str, stats: StreamStats) -> None:
         now = self.clock()
@@ -96,6 +111,57 @@ class Progress:
             pages=stats.pages,
             seconds=round(stats.seconds, 3),
         )
+
+
+def _now_text() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON line (``event`` ``log``), redacted like the text lines;
+    a traceback goes into ``message``, never onto lines of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return json.dumps(
+            {
+                "ts": _now_text(),
+                "level": record.levelname.lower(),
+                "event": "log",
+                "logger": record.name,
+                "message": redact(message),
+            },
+            default=str,
+        )
+
+
+@contextlib.contextmanager
+def json_logging(enabled: bool = True) -> Iterator[None]:
+    """While it lasts, every handler of the root logger writes JSON lines, and Python
+    warnings (``warnings.warn``) go through logging as well; restored afterwards."""
+    if not enabled:
+        yield
+        return
+    root = logging.getLogger()
+    saved = [(handler, handler.formatter) for handler in root.handlers]
+    added: logging.Handler | None = None
+    if not saved:  # no handler: logging's last resort would write plain text
+        added = logging.StreamHandler(sys.stderr)
+        added.setLevel(logging.WARNING)
+        root.addHandler(added)
+    for handler in root.handlers:
+        handler.setFormatter(JsonLogFormatter())
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        if added is not None:
+            root.removeHandler(added)
+        for handler, formatter in saved:
+            handler.setFormatter(formatter)
 
 
 @dataclass

@@ -9,9 +9,11 @@ JSON file named by ``TICKETLINT_FAKE_DATA`` and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -174,7 +176,11 @@ class FakeConnector:
         bad_rows: int = 0,
         unreadable: int = 0,
         sigint_stream: str | None = None,
+        log_warning: str | None = None,
     ) -> None:
+        self.log_warning = log_warning
+        """Log this warning (and warn it through ``warnings``) when the first page is read,
+        as connectors do (a refused sys_dictionary, TLS checking turned off)."""
         self.sigint_stream = sigint_stream
         """Send this process a real SIGINT (Ctrl-C) when this stream is read."""
         self.name = name
@@ -216,6 +222,11 @@ class FakeConnector:
             if self.delay:
                 time.sleep(self.delay)
             report = MappingReport(rows=len(page), mapped=len(page))
+            if start == 0 and self.log_warning:
+                logging.getLogger("ticketlint.connectors.fake").warning(
+                    "%s: %s", self.name, self.log_warning
+                )
+                warnings.warn(f"{self.name}: {self.log_warning}", UserWarning, stacklevel=1)
             if start == 0 and self.bad_rows:
                 report.rows += self.bad_rows
                 report.errors += [

@@ -203,7 +203,18 @@ def test_sync_dry_run_json_logs_and_db_upgrade(env: dict[str, Any]) -> None:
     assert f"database at revision {head_revision()}" in cli(env, "db", "upgrade").stdout
     dry = cli(env, "sync", "--dry-run", "--as-of", "2026-03-10", "--log-format", "json")
     assert dry.exit_code == 0
-    assert "new       TST001  jira-prod/CHG-1: no backout plan" in dry.stdout
+    results = [json.loads(line) for line in dry.stdout.splitlines()]
+    diff = [e for e in results if e["event"] == "diff"]
+    assert {
+        "message": "new       TST001  jira-prod/CHG-1: no backout plan",
+        "kind": "new",
+        "rule": "TST001",
+        "source": "jira-prod",
+        "key": "CHG-1",
+        "why": "no backout plan",
+    }.items() <= next(e for e in diff if e["key"] == "CHG-1").items()
+    rows = {e["source"]: e for e in results if e["event"] == "source_summary"}
+    assert set(rows) == {"jira-prod", "snow-prod"} and rows["jira-prod"]["status"] == "ok"
     events = [json.loads(line) for line in dry.stderr.splitlines()]
     assert {"source_start", "stream_done", "summary"} <= {e["event"] for e in events}
     assert cli(env, "findings").stdout == "No findings.\n"
@@ -275,3 +286,86 @@ def test_sync_exits_2_when_a_source_returned_records_and_none_could_be_checked(
     # A source that returned nothing at all is not an error.
     _only_jira(env, [])
     assert cli(env, "sync", "--source", "jira-prod").exit_code == 0
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` as a JSON object (a plain line fails the test, named)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {line!r}")
+        assert isinstance(event, dict) and {"ts", "level", "event", "message"} <= set(event)
+        out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["sync", "dry-run"])
+def test_a_failing_sync_under_log_format_json_writes_only_json_lines(
+    env: dict[str, Any], dry_run: bool
+) -> None:
+    """Every line on stdout and stderr of a run where one source fails, rows are not
+    checked, a connector logs a warning and Python warns: progress, warnings, the
+    failure, the summary, log records and the results table."""
+    from ticketlint.cli import cli as ticketlint
+
+    write_data(
+        env["data"],
+        {
+            "jira-prod": {"change": [change("jira-prod", f"CHG-{i}") for i in range(1, 5)]},
+            "snow-prod": {"incident": [incident("snow-prod", "INC1")]},
+        },
+        fail_stream="change",
+        bad_rows=2,
+        log_warning="sys_dictionary was refused (HTTP 403)",
+    )
+    args = ["--config", env["config"], "sync", "--as-of", "2026-03-10", "--log-format", "json"]
+    result = CliRunner().invoke(ticketlint, args + (["--dry-run"] if dry_run else []))
+    assert result.exit_code == 2, result.output
+    err, out = _json_lines(result.stderr), _json_lines(result.stdout)
+
+    [failed] = [e for e in err if e["event"] == "source_failed"]
+    assert failed["level"] == "error" and failed["source"] == "jira-prod"
+    assert failed["message"].startswith("jira-prod: FAILED: ")
+    assert "HTTP 503 while paging" in failed["error"]
+    logged = [e for e in err if e["event"] == "log"]
+    assert any(
+        e["logger"] == "ticketlint.connectors.fake"
+        and e["level"] == "warning"
+        and e["message"] == "jira-prod: sys_dictionary was refused (HTTP 403)"
+        for e in logged
+    ), logged
+    assert any(e["logger"] == "py.warnings" for e in logged), logged  # warnings.warn
+    assert [e["source"] for e in err if e["event"] == "not_checked"] == ["snow-prod"]
+    assert {"source_start", "stream_done", "summary"} <= {e["event"] for e in err}
+    [summary] = [e for e in err if e["event"] == "summary"]
+    assert summary["sources"]["jira-prod"]["status"] == "failed"
+
+    rows = {e["source"]: e for e in out if e["event"] == "source_summary"}
+    assert rows["jira-prod"]["status"] == "failed" and rows["jira-prod"]["reads"] is None
+    assert rows["snow-prod"]["status"] == "ok" and rows["snow-prod"]["not_checked"] == 2
+    assert {e["event"] for e in out} <= {"diff", "source_summary"}
+
+
+def test_sync_log_format_json_reports_a_configuration_error_as_json(
+    env: dict[str, Any], tmp_path: Path
+) -> None:
+    from ticketlint.cli import cli as ticketlint
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("writeback: {enabled: 1}\n", encoding="utf-8")
+    result = CliRunner().invoke(ticketlint, ["--config", str(bad), "sync", "--log-format", "json"])
+    assert result.exit_code == 2 and result.stdout == ""
+    [error] = _json_lines(result.stderr)
+    assert error["event"] == "error" and error["level"] == "error"
+    assert error["message"] == (
+        f"{bad}: writeback.enabled: Input should be a valid boolean (got 1)"
+    )
+    # Without --log-format json the same error stays one plain line.
+    plain = CliRunner().invoke(ticketlint, ["--config", str(bad), "sync"])
+    assert plain.exit_code == 2
+    assert (
+        plain.stderr
+        == f"error: {bad}: writeback.enabled: Input should be a valid boolean (got 1)\n"
+    )
