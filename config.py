@@ -1,7 +1,8 @@
 """The ticketlint configuration file: discovery, ``${VAR}`` substitution and strict validation.
 
-Every boolean key is strict: ``true`` or ``false`` (YAML's own booleans), never ``"yes"``,
-``"true"`` in quotes or ``1``; the error names the file and the key path.
+Every boolean key is strict: ``true`` or ``false``, as YAML booleans or as that text (what
+``${VAR}`` substitution gives: ``enabled: ${WRITEBACK}``), never ``"yes"``, ``"on"`` or
+``1``; the error names the file and the key path.
 
 Found by ``--config``, ``$TICKETLINT_CONFIG``, ``./ticketlint.yaml``, then the user config
 directory. Validated with ``extra="forbid"``: a typo is a :class:`ConfigError` that names
@@ -45,17 +46,31 @@ _BARE_VAR_VALUE = re.compile(
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 PROCESS_NAMES = ("incident", "service_request", "problem", "change", "release", "ci")
 _BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"})
+_BOOLEAN_TEXT = {"true": True, "false": False}
+
+
+def _bool_text(value: Any) -> Any:
+    """``"true"``/``"false"`` (any case: a substituted ``${VAR}`` is text) as booleans;
+    everything else goes on to the strict check unchanged."""
+    if isinstance(value, str):
+        return _BOOLEAN_TEXT.get(value.strip().casefold(), value)
+    return value
+
+
+ConfigBool = Annotated[StrictBool, BeforeValidator(_bool_text)]
+"""A strict boolean that also takes the text ``true``/``false`` (see the module docstring)."""
 
 
 def _verify_value(value: Any) -> Any:
-    """``verify``: true, false or a CA bundle path; never a number, and never a boolean
-    written as text (``"false"`` would otherwise be read as a file named false)."""
+    """``verify``: true, false or a CA bundle path; never a number, and never another
+    boolean word as text (``"no"`` would otherwise be read as a file named no)."""
+    value = _bool_text(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         if value.strip().casefold() in _BOOLEAN_WORDS:
             raise ValueError(
-                "a boolean written as text: write true or false unquoted, or give a CA bundle path"
+                "a boolean written as text: write true or false, or give a CA bundle path"
             )
         return value
     raise ValueError("expected true, false or the path of a CA bundle")
@@ -265,15 +280,15 @@ class NotifyDestination(_EnvBound):
     sources: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
-    always: StrictBool = False
+    always: ConfigBool = False
     report_url: str | None = None
     max_findings: int = Field(default=10, ge=1, le=100)
 
 
 class WritebackOptions(_Strict):
-    enabled: StrictBool = False
+    enabled: ConfigBool = False
     label: str = "ticketlint"
-    comment: StrictBool = True
+    comment: ConfigBool = True
 
 
 class ServeOptions(_Strict):
@@ -327,7 +342,7 @@ class AuditOptions(_Strict):
 class CheckOptions(_Strict):
     """Options of ``ticketlint check``."""
 
-    fail_on_unchecked: StrictBool = False
+    fail_on_unchecked: ConfigBool = False
     """Exit 2 when any record of the input could not be checked or was skipped (the
     command line's ``--fail-on-unchecked``); without it, only a run that checked none of
     the records it read exits 2."""

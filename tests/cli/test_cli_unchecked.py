@@ -134,7 +134,7 @@ def test_a_servicedeskapi_request_export_is_refused_naming_the_endpoint(
     assert "export from /rest/api/3/search/jql (Cloud) or /rest/api/2/search" in result.stderr
 
 
-@pytest.mark.parametrize("value", ['"yes"', "1", '"true"'])
+@pytest.mark.parametrize("value", ['"yes"', "1", '"on"'])
 def test_fail_on_unchecked_config_key_is_a_strict_boolean(runner: CliRunner, value: str) -> None:
     Path("ticketlint.yaml").write_text(f"check:\n  fail_on_unchecked: {value}\n")
     result = runner.invoke(cli, ["config", "validate"])

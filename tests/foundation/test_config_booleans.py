@@ -1,7 +1,8 @@
 """Every boolean configuration key is strict (issue 19 follow-up): ``true``/``false``
-only, never ``"yes"``, a quoted ``"true"`` or ``1``, and the error names the file and the
-key path like every other configuration error. ``verify`` also takes a CA bundle path,
-but not a boolean written as text (``"false"`` is not a file named false)."""
+(YAML booleans, or that text, as ``${VAR}`` substitution gives it), never ``"yes"`` or
+``1``, and the error names the file and the key path like every other configuration
+error. ``verify`` also takes a CA bundle path, but not another boolean word as text
+(``"no"`` is not a file named no)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ KEYS = [
     ("check: {{fail_on_unchecked: {}}}\n", "check.fail_on_unchecked"),
     ("sources: [" + SOURCE + ", verify: {}}]\n", "sources[0].verify"),
 ]
-BAD = ['"yes"', '"true"', '"no"', "1", "0", "2.5", '"1"']
+BAD = ['"yes"', '"on"', '"no"', "1", "0", "2.5", '"1"']
 
 
 def _fill(template: str, value: str) -> str:
@@ -44,10 +45,14 @@ def test_a_boolean_key_refuses_anything_but_true_or_false(
     assert err.value.exit_code == 2
 
 
-@pytest.mark.parametrize("value, expected", [("true", True), ("false", False), ("yes", True)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("true", True), ("false", False), ("yes", True), ('"true"', True), ('"False"', False)],
+)
 @pytest.mark.parametrize("template, key", KEYS, ids=[k for _, k in KEYS])
 def test_yaml_booleans_are_accepted(template: str, key: str, value: str, expected: bool) -> None:
-    # An unquoted yes is YAML 1.1's own boolean (the parser makes it True), not text.
+    # An unquoted yes is YAML 1.1's own boolean (the parser makes it True), not text;
+    # "true" as text is what a substituted ${VAR} gives.
     cfg = parse_config(_fill(template, value), "t.yaml")
     read = {
         "notify[0].always": lambda: cfg.notify[0].always,
@@ -63,7 +68,20 @@ def test_verify_still_takes_a_ca_bundle_path(tmp_path: Any) -> None:
     cfg = parse_config("sources: [" + SOURCE + ", verify: /etc/ssl/corp-ca.pem}]\n", "t.yaml")
     assert cfg.sources[0].verify == "/etc/ssl/corp-ca.pem"
     with pytest.raises(ConfigError, match="a boolean written as text"):
-        parse_config("sources: [" + SOURCE + ', verify: "false"}]\n', "t.yaml")
+        parse_config("sources: [" + SOURCE + ', verify: "no"}]\n', "t.yaml")
+
+
+def test_a_boolean_from_an_environment_variable_is_read(monkeypatch: Any) -> None:
+    monkeypatch.setenv("TL_WRITEBACK", "true")
+    monkeypatch.setenv("TL_VERIFY", "false")
+    cfg = parse_config(
+        "writeback: {enabled: ${TL_WRITEBACK}}\nsources: [" + SOURCE + ", verify: ${TL_VERIFY}}]\n",
+        "t.yaml",
+    )
+    assert cfg.writeback.enabled is True and cfg.sources[0].verify is False
+    monkeypatch.setenv("TL_WRITEBACK", "yes")
+    with pytest.raises(ConfigError, match=r"writeback\.enabled"):
+        parse_config("writeback: {enabled: ${TL_WRITEBACK}}\n", "t.yaml")
 
 
 def _config_models() -> list[type[BaseModel]]:
@@ -91,7 +109,7 @@ def test_every_boolean_field_of_every_config_model_is_strict() -> None:
             seen.append(f"{model.__name__}.{name}")
             annotated = Annotated.__class_getitem__((info.annotation, *info.metadata))  # type: ignore[attr-defined]
             adapter: TypeAdapter[Any] = TypeAdapter(annotated)
-            for bad in (1, "yes", "true"):
+            for bad in (1, "yes", "on", "1"):
                 with pytest.raises(pydantic.ValidationError):
                     adapter.validate_python(bad)
             assert adapter.validate_python(True) is True
