@@ -92,6 +92,10 @@ from ticketlint.mapping.model import (
 
 __all__ = ["JiraFieldCatalog", "JiraMapper", "load_search_export", "type_key"]
 
+ReviewIndex = dict[str, dict[str, Any]]
+"""What :meth:`JiraMapper.review_index` gathers: ``own`` (review key -> (done, resolved
+at)) and ``completes`` (key of a record a done review links -> that review's time)."""
+
 # --- docs/mapping.md defaults -------------------------------------------------------------
 
 DEFAULT_ISSUE_TYPES: dict[str, list[str]] = {
@@ -439,7 +443,7 @@ class JiraMapper:
         try:
             linked_issues = _linked_issues((issue.get("fields") or {}).get("issuelinks"))
         except ValueError:
-            return []  # a malformed link list completes nothing (_review_index skips it too)
+            return []  # a malformed link list completes nothing (review_index skips it too)
         out: list[str] = []
         for linked in linked_issues:
             key = linked.get("key")
@@ -503,16 +507,28 @@ class JiraMapper:
         changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
         approvals: Mapping[str, list[dict[str, Any]]] | None = None,
         comments: Mapping[str, list[dict[str, Any]]] | None = None,
+        reviews: ReviewIndex | None = None,
+        setup_warnings: bool = True,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped.
 
         ``changelogs`` (issue id or key -> every history) and ``comments`` (issue key ->
         every comment) complete issues whose search result truncated them (settled
         readings 4 and 6); the connector reads them only for issues that
-        :meth:`needs_history` / :meth:`needs_comments` name."""
+        :meth:`needs_history` / :meth:`needs_comments` name.
+
+        ``reviews`` (from :meth:`review_index` over a larger batch read page by page)
+        replaces the batch's own: a caller mapping one page at a time passes the index of
+        every page, and ``setup_warnings=False`` after the first page so that warnings
+        about the mapper's own setup are counted once."""
         with gc_paused(promote=True):
             return self._map_issues_unpaused(
-                issues, changelogs=changelogs, approvals=approvals, comments=comments
+                issues,
+                changelogs=changelogs,
+                approvals=approvals,
+                comments=comments,
+                reviews=reviews,
+                setup_warnings=setup_warnings,
             )
 
     def _map_issues_unpaused(
@@ -522,13 +538,17 @@ class JiraMapper:
         changelogs: Mapping[str, list[dict[str, Any]]] | None = None,
         approvals: Mapping[str, list[dict[str, Any]]] | None = None,
         comments: Mapping[str, list[dict[str, Any]]] | None = None,
+        reviews: ReviewIndex | None = None,
+        setup_warnings: bool = True,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map a batch; review issues mark their linked records reviewed and are dropped."""
         report = MappingReport()
-        for message in self._init_warnings:
-            report.warnings[message] += 1
+        if setup_warnings:
+            for message in self._init_warnings:
+                report.warnings[message] += 1
         batch = issues if isinstance(issues, list) else list(issues)
-        reviews = self._review_index(batch)
+        if reviews is None:
+            reviews = self.review_index(batch)
         records: list[BaseRecord] = []
         for issue in batch:
             report.rows += 1
@@ -551,12 +571,17 @@ class JiraMapper:
                 report.mapped += 1
         return records, report
 
-    def _review_index(self, batch: list[Any]) -> dict[str, Any]:
-        """Review issues of the batch: their own done-ness, and the records they complete."""
-        own: dict[str, tuple[bool, Any]] = {}
-        completes: dict[str, Any] = {}
+    def review_index(self, batch: Iterable[Any], into: ReviewIndex | None = None) -> ReviewIndex:
+        """Review issues of the batch: their own done-ness, and the records they complete.
+
+        ``into`` (an index of earlier pages) is extended in place: calling this page by
+        page, in order, gives the index of the pages read as one batch."""
+        if into is None:
+            into = {"own": {}, "completes": {}}
+        own: dict[str, tuple[bool, Any]] = into["own"]
+        completes: dict[str, Any] = into["completes"]
         if not self._review_enabled:
-            return {"own": own, "completes": completes}
+            return into
         for issue in batch:
             try:
                 if self.process_of(issue) != "review":
@@ -575,12 +600,12 @@ class JiraMapper:
                             completes.setdefault(linked_key, at)
             except Exception:  # noqa: BLE001, S112 - a malformed review issue is not a review; the incident is still checked
                 continue
-        return {"own": own, "completes": completes}
+        return into
 
     def _map_one(
         self,
         issue: Any,
-        reviews: dict[str, Any],
+        reviews: ReviewIndex,
         changelogs: Mapping[str, list[dict[str, Any]]],
         approvals_arg: Mapping[str, list[dict[str, Any]]],
         comments_arg: Mapping[str, list[dict[str, Any]]],
@@ -1045,7 +1070,7 @@ class JiraMapper:
         return out
 
     def _review(
-        self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: dict[str, Any]
+        self, key: str, fields: dict[str, Any], plan: _FieldPlan | None, reviews: ReviewIndex
     ) -> Review | None:
         """Settled reading 10, or the field mapped to ``<process>.review``."""
         if plan is not None:
