@@ -389,15 +389,24 @@ def check(
 
     report = MappingReport()
     missing: list[str] = []
+    records: Sequence[BaseRecord] = []
+    evaluation = None
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
-        loaded = load_inputs(list(inputs), options)
-        records, ci_sources, sources = (
-            loaded.records,
-            loaded.ci_sources,
-            sorted({r.source for r in loaded.records} or {options.source}),
-        )
-        report.merge(loaded.report)
+        streamed = None if exposure else _check_streamed(engine, list(inputs), options, instant)
+        if streamed is not None:
+            evaluation, loaded_report, seen_sources = streamed
+            sources = sorted(seen_sources or {options.source})
+            ci_sources: set[str] = set()
+            report.merge(loaded_report)
+        else:
+            loaded = load_inputs(list(inputs), options)
+            records, ci_sources, sources = (
+                loaded.records,
+                loaded.ci_sources,
+                sorted({r.source for r in loaded.records} or {options.source}),
+            )
+            report.merge(loaded.report)
     else:
         chosen = [cfg.source(source)] if source else list(cfg.sources)
         if not chosen:
@@ -422,8 +431,9 @@ def check(
         if missing and not records:
             raise CliError(f"{', '.join(missing)} not found at {', '.join(sources)}")
 
-    log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
-    evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
+    if evaluation is None:
+        log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
+        evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
     result = formats.CheckResult(evaluation=evaluation, report=report, sources=sources)
     if exposure:
         _write(_exposure_text(cfg, engine, records, evaluation, instant, ci_sources, fmt), output)
@@ -440,10 +450,11 @@ def check(
     if evaluation.rule_errors:
         ctx.exit(EXIT_ERROR)
     unchecked = len(report.not_checked())
-    if unchecked and (not records or fail_on_unchecked or cfg.check.fail_on_unchecked):
+    checked = evaluation.records
+    if unchecked and (not checked or fail_on_unchecked or cfg.check.fail_on_unchecked):
         why = (
             "none of the records read could be checked"
-            if not records
+            if not checked
             else f"{unchecked} records could not be checked (fail on unchecked)"
         )
         if state.verbosity >= 0:
@@ -452,6 +463,47 @@ def check(
     threshold = SEVERITY_RANK[fail_on]
     failing = any(SEVERITY_RANK[f.severity] >= threshold for f in evaluation.findings)
     ctx.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
+
+
+def _check_streamed(
+    engine: Any, inputs: list[Path], options: MappingOptions, as_of: datetime
+) -> tuple[Any, MappingReport, set[str]] | None:
+    """``check --input`` read and checked piece by piece (``stream_inputs``,
+    ``Engine.evaluate_streamed``): the evaluation, the mapping report and the sources
+    of the records. None when only the whole-batch load gives the exact answer: rules
+    that may read any record, a record exported twice (its earlier copy is already
+    checked), or an input error (the batch load reports it as it always has)."""
+    if not engine.streams:
+        return None
+    from ticketlint.connectors.files import NeedsBatch, stream_inputs
+
+    seen: set[tuple[str, str]] = set()
+    sources: set[str] = set()
+
+    def once(records: Sequence[BaseRecord], *, streamed: bool = True) -> Sequence[BaseRecord]:
+        for record in records:
+            if streamed and record.process == "ci":
+                raise NeedsBatch("a configuration item outside the CI tables")
+            ident = (record.source, record.key)
+            if ident in seen:
+                raise NeedsBatch(f"{record.source}/{record.key} read twice")
+            seen.add(ident)
+            sources.add(record.source)
+        return records
+
+    try:
+        stream = stream_inputs(inputs, options)
+        held = once(stream.held.records, streamed=False)
+        evaluation = engine.evaluate_streamed(
+            held,
+            (once(batch) for batch in stream.batches()),
+            as_of=as_of,
+            ci_sources=stream.ci_sources,
+        )
+    except (NeedsBatch, InputError) as exc:
+        log.debug("check --input reads the whole batch: %s", exc)
+        return None
+    return evaluation, stream.report, sources
 
 
 def _exposure_text(

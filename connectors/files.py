@@ -42,7 +42,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -378,28 +379,10 @@ def _load_jira(
     unreadable = MappingReport()
     for path in searches:
         data = _read_json(path, parsed, result.report)
-        for page in data if isinstance(data, list) else [data]:
-            if isinstance(page, dict) and isinstance(page.get("issues"), list):
-                # A null (or non-object) entry is one unreadable row, not a crash.
-                bad = [i for i, issue in enumerate(page["issues"]) if not isinstance(issue, dict)]
-                for i in bad:
-                    unreadable.rows += 1
-                    unreadable.errors.append(
-                        MappingError(
-                            options.source,
-                            None,
-                            f"{path}: issues[{i}] is {json.dumps(page['issues'][i])}, "
-                            "not an issue object",
-                        )
-                    )
-                page["issues"] = [issue for issue in page["issues"] if isinstance(issue, dict)]
-        try:
-            page_issues, page_names, page_schema = jira_mapping.load_search_export(data)
-        except ValueError as exc:
-            raise InputError(path, f"not a Jira search export: {exc}") from None
-        issues.extend(
-            _objects(page_issues, path, "issue", options.source, result.report, inner="fields")
+        page_issues, page_names, page_schema = _search_issues(
+            path, data, options, result.report, unreadable
         )
+        issues.extend(page_issues)
         names.update(page_names or {})
         schema.update(page_schema or {})
     field_file = folder / "field.json"
@@ -431,6 +414,38 @@ def _load_jira(
     records, report = mapper.map_issues(issues, changelogs=changelogs)
     report.merge(unreadable)
     result.extend(records, report)
+
+
+def _search_issues(
+    path: Path, data: Any, options: MappingOptions, report: MappingReport, unreadable: MappingReport
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """The issue objects of one search export file, with its field names and schema; an
+    entry that is not an issue object is a mapping error (in ``unreadable`` when it is
+    null or not an object in a page, in ``report`` when its ``fields`` is not one)."""
+    from ticketlint.mapping import jira as jira_mapping
+
+    for page in data if isinstance(data, list) else [data]:
+        if isinstance(page, dict) and isinstance(page.get("issues"), list):
+            # A null (or non-object) entry is one unreadable row, not a crash.
+            bad = [i for i, issue in enumerate(page["issues"]) if not isinstance(issue, dict)]
+            for i in bad:
+                unreadable.rows += 1
+                unreadable.errors.append(
+                    MappingError(
+                        options.source,
+                        None,
+                        f"{path}: issues[{i}] is {json.dumps(page['issues'][i])}, "
+                        "not an issue object",
+                    )
+                )
+            if bad:
+                page["issues"] = [issue for issue in page["issues"] if isinstance(issue, dict)]
+    try:
+        page_issues, page_names, page_schema = jira_mapping.load_search_export(data)
+    except ValueError as exc:
+        raise InputError(path, f"not a Jira search export: {exc}") from None
+    issues = _objects(page_issues, path, "issue", options.source, report, inner="fields")
+    return issues, page_names or {}, page_schema or {}
 
 
 def _objects(
@@ -651,3 +666,340 @@ def _load_servicenow(
         if process == "ci":
             result.ci_sources.add(options.source)
         result.extend(records, report)
+
+
+# --- streaming ------------------------------------------------------------------------
+
+
+class NeedsBatch(Exception):
+    """The inputs hold what only the whole-batch load reads exactly (a record exported
+    twice, whose earlier copy was already checked): read them with :func:`load_inputs`."""
+
+
+@dataclass
+class InputStream:
+    """``check --input`` read piece by piece (:func:`stream_inputs`).
+
+    :attr:`held` holds what is loaded whole before anything streams: every
+    configuration item (cross-record rules need them all before any record that
+    references one is checked), JSON-lines records and single export files. After it,
+    :attr:`ci_sources` is complete. :meth:`batches` then maps Jira folders page by page
+    (a first pass gathers the review issues, the changelogs and the field names of
+    every page; the second maps each page alone) and ServiceNow tables one at a time
+    (the approvals and task_ci rows, small per task, are read first and kept), so that
+    only one file's JSON and records are alive at a time. :attr:`report` is complete
+    once :meth:`batches` is exhausted."""
+
+    held: LoadResult
+    later: list[Callable[[], Iterator[list[BaseRecord]]]]
+
+    @property
+    def report(self) -> MappingReport:
+        return self.held.report
+
+    @property
+    def ci_sources(self) -> set[str]:
+        return self.held.ci_sources
+
+    def batches(self) -> Iterator[list[BaseRecord]]:
+        for produce in self.later:
+            yield from produce()
+
+
+def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream:
+    """What :func:`load_inputs` reads, as an :class:`InputStream`: the same records and
+    the same report, without holding every parsed file and every record at once.
+    Raises :class:`InputError` like :func:`load_inputs` (possibly only while
+    :meth:`InputStream.batches` runs); duplicates are the caller's to detect."""
+    stream = InputStream(LoadResult(), [])
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(path, "no such file or directory")
+        if path.is_dir():
+            _stream_directory(path, options, stream)
+        elif path.suffix.lower() in JSONL_SUFFIXES:
+            _load_jsonl(path, options, stream.held)
+        else:
+            _load_file(path, options, stream.held)
+    return stream
+
+
+def _stream_directory(path: Path, options: MappingOptions, stream: InputStream) -> None:
+    """:func:`_load_directory`, streaming (see :class:`InputStream`)."""
+    held = stream.held
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    for jsonl in (p for p in files if p.suffix.lower() in JSONL_SUFFIXES):
+        _load_jsonl(jsonl, options, held)
+    json_files = [p for p in files if p.suffix.lower() == ".json"]
+    tables = _servicenow_tables(options)
+    snow = {p.stem: p for p in json_files if p.stem in tables}
+    dictionary = path / SERVICENOW_DICTIONARY
+    if snow:
+        for other in sorted(set(json_files) - set(snow.values()) - {dictionary}):
+            held.report.warnings[
+                f"ignored {other.name}: not a ServiceNow table ticketlint maps"
+            ] += 1
+        stream.later.append(
+            _stream_servicenow(
+                snow, options, held, dictionary=dictionary if dictionary.is_file() else None
+            )
+        )
+        return
+    json_files = [p for p in json_files if p != dictionary]
+    has_jsonl = any(p.suffix.lower() in JSONL_SUFFIXES for p in files)
+    stream.later.append(lambda: _stream_jira(path, json_files, has_jsonl, options, held.report))
+
+
+def _stream_servicenow(
+    files: dict[str, Path],
+    options: MappingOptions,
+    held: LoadResult,
+    *,
+    dictionary: Path | None = None,
+) -> Callable[[], Iterator[list[BaseRecord]]]:
+    """:func:`_load_servicenow`: the link tables and the CI table are read now (the CI
+    records into ``held``); the other tables are mapped one at a time by the returned
+    producer."""
+    from ticketlint.mapping import servicenow as snow_mapping
+
+    report = held.report
+
+    def rows(table: str) -> list[dict[str, Any]] | None:
+        if table not in files:
+            return None
+        data = _read_json(files[table], None, report)
+        if isinstance(data, list) and not all(
+            isinstance(p, dict) and isinstance(p.get("result"), list) for p in data
+        ):
+            data = _objects(data, files[table], "row", options.source, report)
+        try:
+            loaded = snow_mapping.load_table_export(data)
+        except ValueError as exc:
+            raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
+        return _objects(loaded, files[table], "row", options.source, report)
+
+    approvals = rows("sysapproval_approver")
+    task_ci = rows("task_ci")
+    mapper = snow_mapping.ServiceNowMapper(options)
+    if dictionary is not None:  # as _load_servicenow
+        types = _column_types(dictionary, report)
+        mapper.use_column_types(types)
+        log.info(
+            "%s: column types from %s (%d columns declared); mapped columns are read as "
+            "their declared types",
+            options.source,
+            dictionary,
+            len(types),
+        )
+        for problem in mapper.type_problems():
+            report.warnings[f"{problem}; it is read by its values"] += 1
+    ci_table = options.tables.get("ci", "cmdb_ci")
+    ci_rows = rows(ci_table)
+    ci_names = (
+        {
+            str(r.get("sys_id")): str(r.get("name"))
+            for r in ci_rows
+            if r.get("sys_id") and r.get("name")
+        }
+        if ci_rows
+        else None
+    )
+    ordered = [t for t in sorted(files) if t not in SERVICENOW_LINK_TABLES]
+    for table in ordered:
+        if mapper.process_for_table(table) is None:
+            raise InputError(
+                files[table],
+                f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})",
+            )
+
+    def map_table(table: str, table_rows: list[dict[str, Any]] | None) -> list[BaseRecord]:
+        process = mapper.process_for_table(table)
+        assert process is not None  # checked above
+        records, table_report = mapper.map_rows(
+            process, table_rows or [], approvals=approvals, task_ci=task_ci, ci_names=ci_names
+        )
+        if process == "ci":
+            held.ci_sources.add(options.source)
+        report.merge(table_report)
+        return records
+
+    cis = [t for t in ordered if mapper.process_for_table(t) == "ci" or t == ci_table]
+    for table in cis:
+        table_rows = ci_rows if table == ci_table and ci_rows is not None else rows(table)
+        held.extend(map_table(table, table_rows), MappingReport())
+    ci_rows = None
+
+    def produce() -> Iterator[list[BaseRecord]]:
+        for table in ordered:
+            if table not in cis:  # those are in ``held`` already
+                yield map_table(table, rows(table))
+
+    return produce
+
+
+def _stream_jira(
+    folder: Path,
+    json_files: list[Path],
+    has_jsonl: bool,
+    options: MappingOptions,
+    report: MappingReport,
+) -> Iterator[list[BaseRecord]]:
+    """:func:`_load_directory` + :func:`_load_jira` for a Jira folder, one page file at a
+    time: a first pass over every file gathers what crosses pages (review issues, the
+    changelogs, field names, the site and deployment), then each search file is parsed
+    again and mapped alone."""
+    from ticketlint.mapping import jira as jira_mapping
+
+    scout = jira_mapping.JiraMapper(options, jira_mapping.JiraFieldCatalog.from_names({}, None))
+    reviews: jira_mapping.ReviewIndex = {"own": {}, "completes": {}}
+    searches: list[Path] = []
+    names: dict[str, str] = {}
+    schema: dict[str, Any] = {}
+    field_list: Any = None
+    statuses: Any = None
+    changelogs = _Changelogs()
+    site: str | None = None
+    deployment: str | None = None
+    for path in json_files:
+        data = _read_json(path, None, report)
+        if _is_jsm_requests(data):
+            raise InputError(path, JSM_REQUEST_EXPORT)
+        if path.name == "field.json":
+            field_list = data
+        elif path.name == "status.json":
+            statuses = data
+        if path.name in JIRA_SIDECARS:
+            continue
+        if path.name.endswith(".json"):  # what _jira_changelogs' glob reads
+            changelogs.note(path, data)
+        if not _is_jira_search(data):
+            continue
+        searches.append(path)
+        issues, page_names, page_schema = _search_issues(
+            path, data, options, MappingReport(), MappingReport()
+        )
+        names.update(page_names)
+        schema.update(page_schema)
+        scout.review_index(issues, into=reviews)
+        if site is None:
+            site = _jira_site(issues) or None
+        if deployment is None:
+            deployment = _jira_first_deployment(issues)
+        del data, issues
+    if not searches:
+        if not has_jsonl:
+            raise InputError(
+                folder,
+                "holds no Jira search export, no ServiceNow <table>.json "
+                f"({', '.join(sorted(_servicenow_tables(options)))}) and no .jsonl records",
+            )
+        return
+    if field_list is not None:
+        if not isinstance(field_list, list):
+            raise InputError(
+                folder / "field.json", "expected the JSON list returned by /rest/api/2/field"
+            )
+        catalog = jira_mapping.JiraFieldCatalog.from_field_list(field_list)
+    else:
+        catalog = jira_mapping.JiraFieldCatalog.from_names(names, schema or None)
+    if statuses is not None and not isinstance(statuses, list):
+        raise InputError(
+            folder / "status.json", "expected the JSON list returned by /rest/api/2/status"
+        )
+    if not options.base_url:
+        options = replace(options, base_url=site or "")
+    mapper = jira_mapping.JiraMapper(
+        options, catalog, statuses=statuses, deployment=deployment or "Cloud"
+    )
+    unreadable = MappingReport()
+    for number, path in enumerate(searches):
+        issues, _, _ = _search_issues(path, _read_json(path), options, report, unreadable)
+        records, page_report = mapper.map_issues(
+            issues,
+            changelogs=changelogs.for_issues(issues),
+            reviews=reviews,
+            setup_warnings=number == 0,
+        )
+        del issues
+        report.merge(page_report)
+        yield records
+    report.merge(unreadable)
+
+
+class _Changelogs:
+    """The changelog bulkfetch responses of a folder, read on demand: which file holds
+    the histories of which issue is noted in the first pass (a few bytes per issue),
+    and a page's histories are read from those files when the page is mapped, the
+    last :data:`CHANGELOG_FILES_KEPT` files parsed kept (bulkfetch pages follow the
+    search order, so each file is parsed about once more). Histories of an issue found
+    in several files are joined in file order, as :func:`_jira_changelogs` does."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.where: dict[str, list[int]] = {}
+        self._parsed: OrderedDict[int, dict[str, list[Any]]] = OrderedDict()
+
+    def note(self, path: Path, data: Any) -> None:
+        number = len(self.files)
+        found = False
+        for page in data if isinstance(data, list) else [data]:
+            if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
+                found = True
+                for entry in page["issueChangeLogs"]:
+                    files = self.where.setdefault(str(entry.get("issueId")), [])
+                    if not files or files[-1] != number:
+                        files.append(number)
+        if found:
+            self.files.append(path)
+
+    def for_issues(self, issues: Iterable[dict[str, Any]]) -> dict[str, list[Any]] | None:
+        """What ``JiraMapper.map_issues`` looks up for these issues (None when the
+        folder has no changelog response at all, as :func:`_jira_changelogs`)."""
+        if not self.files:
+            return None
+        where = self.where
+        out: dict[str, list[Any]] = {}
+        for issue in issues:
+            native_id = issue.get("id")
+            for ident in (native_id, str(native_id), issue.get("key")):
+                if ident.__class__ is str and ident in where and ident not in out:
+                    histories: list[Any] = []
+                    for number in where[ident]:
+                        histories.extend(self._file(number).get(ident, ()))
+                    out[ident] = histories
+        return out
+
+    def _file(self, number: int) -> dict[str, list[Any]]:
+        parsed = self._parsed.get(number)
+        if parsed is not None:
+            self._parsed.move_to_end(number)
+            return parsed
+        parsed = {}
+        data = _read_json(self.files[number])
+        for page in data if isinstance(data, list) else [data]:
+            if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
+                for entry in page["issueChangeLogs"]:
+                    parsed.setdefault(str(entry.get("issueId")), []).extend(
+                        entry.get("changeHistories") or []
+                    )
+        self._parsed[number] = parsed
+        while len(self._parsed) > CHANGELOG_FILES_KEPT:
+            self._parsed.popitem(last=False)
+        return parsed
+
+
+CHANGELOG_FILES_KEPT = 2
+
+
+def _jira_first_deployment(issues: list[dict[str, Any]]) -> str | None:
+    """:func:`_jira_deployment`, None when no issue names a person (the next page may)."""
+    for issue in issues:
+        fields = issue.get("fields")
+        if not isinstance(fields, dict):
+            continue
+        for role in ("assignee", "reporter", "creator"):
+            person = fields.get(role)
+            if isinstance(person, dict):
+                return "Cloud" if "accountId" in person else "DataCenter"
+    return None

@@ -263,6 +263,57 @@ class Engine:
         result.findings = sort_findings(findings)
         return result
 
+    def evaluate_streamed(
+        self,
+        held: Sequence[BaseRecord],
+        batches: Iterable[Sequence[BaseRecord]],
+        *,
+        as_of: datetime,
+        ci_sources: Iterable[str],
+    ) -> Evaluation:
+        """:meth:`evaluate` over ``held`` and then ``batches``, holding only the index,
+        the findings and the records of :data:`STREAM_DEFERRED_PROCESSES`: each batch is
+        indexed, checked and let go before the next is read.
+
+        ``held`` must hold every configuration item of the run (record rules read them
+        through the index: CFG003). Only for rules of :data:`RAW_FREE_PACKS`
+        (:attr:`streams`): the built-in rules read no other cross-record facts while
+        records stream, except the changes a release links (releases are checked last).
+        Outcomes, counts and findings are those of :meth:`evaluate` on the same records."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        if not self.streams:
+            raise ValueError("a selected rule may read any record: use evaluate()")
+        index = RecordIndex(ci_sources, slim_cis=not self.reads_index_records)
+        stream = self.stream(as_of=as_of, index=index)
+        findings: list[Finding] = []
+        deferred: list[BaseRecord] = []
+
+        def feed(batch: Sequence[BaseRecord]) -> None:
+            now = [r for r in batch if r.process not in STREAM_DEFERRED_PROCESSES]
+            if len(now) != len(batch):
+                deferred.extend(r for r in batch if r.process in STREAM_DEFERRED_PROCESSES)
+            findings.extend(stream.feed(now))
+
+        with gc_paused():
+            for record in held:
+                index.add(record)
+            feed(held)
+            for batch in batches:
+                for record in batch:
+                    index.add(record)
+                feed(batch)
+            findings.extend(stream.feed(deferred))
+            findings.extend(stream.finish())
+        result = stream.result
+        result.findings = sort_findings(findings)
+        return result
+
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`evaluate_streamed` may run these rules (all built in)."""
+        return all(r.pack in RAW_FREE_PACKS for r in self.rules)
+
     @property
     def reads_raw(self) -> bool:
         """Whether any selected rule may read ``record.raw`` (the source's JSON).
@@ -433,6 +484,11 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.source, f.key, f.code))
     return findings
 
+
+STREAM_DEFERRED_PROCESSES = frozenset({"release"})
+"""Processes whose built-in rules read other records than configuration items while
+records are checked (a release's linked changes, REL001): :meth:`Engine.evaluate_streamed`
+checks them after every other record is indexed (tests/rules guard the list)."""
 
 RAW_FREE_PACKS = frozenset({"iso20000"})
 """Packs whose rules never read ``record.raw`` (tests/foundation checks the built-in one)."""
