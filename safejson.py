@@ -34,6 +34,7 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -41,8 +42,12 @@ def lone_surrogates_fixed(value: Any, raw: str | bytes) -> Any:
     """``value`` parsed from ``raw`` with every lone UTF-16 surrogate (``"\\udc80"`` in
     the JSON: valid JSON, but no UTF-8 encoder, database or chat API accepts it) replaced
     by U+FFFD. The walk happens only when ``raw`` holds a surrogate escape at all."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if not _SURROGATE_ESCAPE.search(data):
+    if isinstance(raw, str):
+        # Searched in the text itself (no encoded copy of a large file), after a search
+        # for any backslash at all (memchr speed).
+        if "\\" not in raw or not _SURROGATE_ESCAPE_TEXT.search(raw):
+            return value
+    elif not _SURROGATE_ESCAPE.search(raw):
         return value
     return _fix(value)
 
