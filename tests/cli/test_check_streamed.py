@@ -1,0 +1,270 @@
+"""``check --input`` streamed (``stream_inputs`` + ``Engine.evaluate_streamed``) gives the
+same bytes as the whole-batch load (``load_inputs`` + ``Engine.evaluate``).
+
+The export comes from the sandbox, saved as a person would (Jira search pages of 100
+issues, changelog bulkfetch pages, field and status lists, ServiceNow tables), then made
+harder for a reader that goes page by page: a post-incident review moved to the last
+search file, away from the records it completes; one issue's histories split over two
+changelog files; a null issue in a page; a JSON-lines file of extra records.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import inspect
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import ticketlint.cli as cli_module
+from ticketlint.cli import cli
+from ticketlint.config import Config
+from ticketlint.mapping.common import MappingOptions
+from ticketlint.rules.engine import STREAM_DEFERRED_PROCESSES, RecordIndex
+from ticketlint.rules.selection import engine_from_config, load_registry
+from ticketlint.sandbox.server import SandboxServer
+
+AS_OF = "2026-12-01T00:00:00Z"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run_for_tests", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _dump(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("export")
+    with SandboxServer(seed=5, size=600, hidden_share=0.0) as server:
+        inputs, _ = _bench_run().write_export(server, folder / "export")
+    jira = inputs[0]
+    searches = sorted(jira.glob("search-*.json"))
+    assert len(searches) >= 3
+    # A done review moved to the last page: the records it completes were mapped pages ago.
+    first = _load(searches[0])
+    reviews = [
+        i
+        for s in searches[:-1]
+        for i in _load(s)["issues"]
+        if i["fields"]["issuetype"]["name"] == "Post-incident review"
+        and i["fields"]["status"]["statusCategory"]["key"] == "done"
+        and i["fields"]["issuelinks"]
+    ]
+    assert reviews, "the sandbox export should hold done post-incident reviews"
+    moved = reviews[0]
+    completed = {
+        link.get("outwardIssue", link.get("inwardIssue"))["key"]
+        for link in moved["fields"]["issuelinks"]
+    }
+    change_key = None
+    for s in searches[:-1]:
+        page = _load(s)
+        kept = [i for i in page["issues"] if i["key"] != moved["key"]]
+        for issue in kept:
+            if issue["key"] in completed:  # only the review names the link: no way back
+                issue["fields"]["issuelinks"] = [
+                    link
+                    for link in issue["fields"]["issuelinks"]
+                    if link.get("outwardIssue", link.get("inwardIssue"))["key"] != moved["key"]
+                ]
+            if change_key is None and issue["fields"]["issuetype"]["name"] == "Change":
+                change_key = issue["key"]
+        page["issues"] = kept
+        _dump(s, page)
+    last = _load(searches[-1])
+    last["issues"].append(moved)
+    _dump(searches[-1], last)
+    first = _load(searches[0])
+    first["issues"].insert(3, None)  # one unreadable entry, reported, not fatal
+    _dump(searches[0], first)
+    # One issue's histories split over two changelog files (joined in file order).
+    changelogs = sorted(jira.glob("changelog-*.json"))
+    data = _load(changelogs[0])
+    change_ids = {
+        i["id"]
+        for s in searches
+        for i in _load(s)["issues"]
+        if i and i["fields"]["issuetype"]["name"] == "Change"
+    }
+    entry = next(
+        e
+        for e in data["issueChangeLogs"]
+        if len(e["changeHistories"]) >= 3 and e["issueId"] in change_ids
+    )
+    tail = entry["changeHistories"][1:]
+    entry["changeHistories"] = entry["changeHistories"][:1]
+    _dump(changelogs[0], data)
+    _dump(
+        jira / "changelog-99999.json",
+        {"issueChangeLogs": [{"issueId": entry["issueId"], "changeHistories": tail}]},
+    )
+    extra = folder / "extra.jsonl"
+    extra.write_text(
+        json.dumps(
+            {
+                "source": "file",
+                "system": "jira",
+                "key": "REL-1",
+                "process": "release",
+                "state": "closed",
+                "links": [{"kind": "change", "key": change_key}],
+                "created_at": "2026-11-01T00:00:00Z",
+                "updated_at": "2026-11-02T00:00:00Z",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert change_key is not None
+    return [*inputs, extra]
+
+
+def _check(
+    inputs: list[Path], fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, streamed: bool
+) -> tuple[int, str]:
+    calls: list[bool] = []
+    real = cli_module._check_streamed
+
+    def spy(*args: Any) -> Any:
+        result = real(*args) if streamed else None
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(cli_module, "_check_streamed", spy)
+    out = tmp_path / f"out-{streamed}.{fmt}"
+    args = ["check", "--as-of", AS_OF, "-f", fmt, "-o", str(out)]
+    args += [a for p in inputs for a in ("--input", str(p))]
+    result = CliRunner().invoke(cli, args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert calls == [streamed]
+    monkeypatch.setattr(cli_module, "_check_streamed", real)
+    return result.exit_code, out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "jsonl", "markdown"])
+def test_streamed_output_is_the_batch_output(
+    export: list[Path], fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _check(export, fmt, tmp_path, monkeypatch, streamed=False)
+    streamed = _check(export, fmt, tmp_path, monkeypatch, streamed=True)
+    assert streamed == batch
+    if fmt == "json":
+        summary = json.loads(batch[1])["summary"]
+        assert summary["records"] > 500 and summary["findings"] > 50
+        assert summary["mapping_errors"], "the null issue is reported"
+        codes = {f["code"] for f in json.loads(batch[1])["findings"]}
+        assert {"PRB004", "CFG003"} <= codes  # cross-record rules did fire
+
+
+def test_the_export_is_hard_for_a_page_by_page_reader(
+    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review moved to the last page decides some outcome (without it, the batch
+    load answers otherwise), and so does the release checked against a change."""
+    _, text = _check(export, "json", tmp_path, monkeypatch, streamed=False)
+    summary = json.loads(text)["summary"]
+    assert summary["rules"]["REL001"]["PASS"] + summary["rules"]["REL001"]["FAIL"] == 1
+    last = max(export[0].glob("search-*.json"))
+    page = _load(last)
+    page["issues"] = page["issues"][:-1]  # the moved review
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for path in export[0].iterdir():
+        (cut / path.name).write_bytes(path.read_bytes())
+    _dump(cut / last.name, page)
+    _, without = _check([cut, *export[1:]], "json", tmp_path, monkeypatch, streamed=False)
+    assert json.loads(without)["summary"]["rules"] != summary["rules"]
+    (cut / last.name).write_bytes(last.read_bytes())
+    (cut / "changelog-99999.json").unlink()  # the second half of one change's history
+    _, without = _check([cut, *export[1:]], "json", tmp_path, monkeypatch, streamed=False)
+    assert json.loads(without)["findings"] != json.loads(text)["findings"]
+
+
+def test_a_record_read_twice_is_checked_by_the_batch_load(
+    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twice = [export[1], export[1]]  # the ServiceNow folder twice: every row is a duplicate
+    real = cli_module._check_streamed
+    answers: list[object] = []
+    monkeypatch.setattr(
+        cli_module, "_check_streamed", lambda *a: answers.append(real(*a)) or answers[-1]
+    )
+    out = tmp_path / "twice.json"
+    args = ["check", "--exit-zero", "--as-of", AS_OF, "-f", "json", "-o", str(out)]
+    result = CliRunner().invoke(cli, args + [a for p in twice for a in ("--input", str(p))])
+    assert result.exit_code == 0, result.output
+    assert answers == [None]  # fell back
+    warnings = json.loads(out.read_text(encoding="utf-8"))["summary"]["mapping"]["warnings"]
+    assert any(w.startswith("duplicate record") for w in warnings)
+
+
+def test_deferred_processes_cover_every_rule_that_reads_other_records() -> None:
+    """evaluate_streamed checks a record as soon as its batch is read, with every CI in
+    the index but not yet every change or incident: a built-in record rule that reads
+    more of the index than the CIs must apply only to processes checked last."""
+    ci_reads = ("index.ci(", "index.ci_known(", "index.syncs_cis(")
+    checked = 0
+    for rule in load_registry().rules.values():
+        if rule.pack != "iso20000" or rule.kind == "aggregate":
+            continue
+        source = inspect.getsource(rule.func)
+        reads = source.count("index.") + source.count("ctx.index")
+        if not reads:
+            continue
+        other = source.count("index.") - sum(source.count(c) for c in ci_reads)
+        other -= source.count("ctx.index")  # ``index = ctx.index`` itself
+        checked += 1
+        if other > 0:
+            assert set(rule.applies_to) <= STREAM_DEFERRED_PROCESSES, rule.code
+    assert checked >= 2  # CFG003 (CIs) and REL001 (changes) at least
+    assert {"ci", "change", "incident"} <= RecordIndex.PROCESSES
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_file_that_breaks_mid_stream_leaves_the_collector_as_it_was(
+    export: list[Path], tmp_path: Path, enabled: bool
+) -> None:
+    """The streamed run pauses the collector for the whole evaluation; an input error
+    raised while the pages stream (the batch load then reports it) must undo that."""
+    broken = tmp_path / "jira"
+    broken.mkdir()
+    for path in export[0].iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    searches = sorted(broken.glob("search-*.json"))
+    searches[-1].write_text('{"issues": [', encoding="utf-8")  # read while the pages stream
+    engine = engine_from_config(Config(), select=None, ignore=None)
+    as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    before = gc.isenabled()
+    try:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        answer = cli_module._check_streamed(engine, [broken], MappingOptions("file"), as_of)
+        assert answer is None  # the batch load will report the file
+        assert gc.isenabled() is enabled
+    finally:
+        if before:
+            gc.enable()
+        else:
+            gc.disable()
