@@ -42,13 +42,20 @@ def lone_surrogates_fixed(value: Any, raw: str | bytes) -> Any:
     """``value`` parsed from ``raw`` with every lone UTF-16 surrogate (``"\\udc80"`` in
     the JSON: valid JSON, but no UTF-8 encoder, database or chat API accepts it) replaced
     by U+FFFD. The walk happens only when ``raw`` holds a surrogate escape at all."""
+    return fix_lone_surrogates(value) if has_surrogate_escape(raw) else value
+
+
+def has_surrogate_escape(raw: str | bytes) -> bool:
+    """Whether ``raw`` holds a ``\\u`` escape of a UTF-16 surrogate (paired or not)."""
     if isinstance(raw, str):
         # Searched in the text itself (no encoded copy of a large file), after a search
         # for any backslash at all (memchr speed).
-        if "\\" not in raw or not _SURROGATE_ESCAPE_TEXT.search(raw):
-            return value
-    elif not _SURROGATE_ESCAPE.search(raw):
-        return value
+        return "\\" in raw and _SURROGATE_ESCAPE_TEXT.search(raw) is not None
+    return _SURROGATE_ESCAPE.search(raw) is not None
+
+
+def fix_lone_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings and keys replaced by U+FFFD."""
     return _fix(value)
 
 
@@ -87,6 +94,12 @@ def max_depth(text: str) -> int:
         elif token in ("]", "}"):
             depth -= 1
     return deepest
+
+
+def int_parser(limits: Limits, max_int_digits: int = MAX_INT_DIGITS) -> Any:
+    """A ``parse_int`` for ``json`` that reads an integer of more than ``max_int_digits``
+    digits as None, counted in ``limits.big_integers``."""
+    return _int_parser(limits, max_int_digits)
 
 
 def _int_parser(limits: Limits, max_int_digits: int) -> Any:

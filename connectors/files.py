@@ -456,12 +456,13 @@ def _objects(
     report: MappingReport,
     *,
     inner: str | None = None,
+    first: int = 1,
 ) -> list[dict[str, Any]]:
     """The JSON objects of ``items`` (whose ``inner`` key, when named and present, holds an
     object too: a Jira issue's ``fields``); anything else (a string, a number, a list
     where an issue or row should be) is a mapping error naming the file and position."""
     out: list[dict[str, Any]] = []
-    for number, item in enumerate(items, start=1):
+    for number, item in enumerate(items, start=first):
         if not isinstance(item, dict):
             problem = f"is a {type(item).__name__}, not an object"
         elif inner is not None and inner in item and not isinstance(item[inner], dict):
@@ -832,10 +833,96 @@ def _stream_servicenow(
 
     def produce() -> Iterator[list[BaseRecord]]:
         for table in ordered:
-            if table not in cis:  # those are in ``held`` already
+            if table in cis:
+                continue  # in ``held`` already
+            chunks = _table_row_chunks(files[table], options, report)
+            if chunks is None:  # not a plain {"result": [...]}: read whole
                 yield map_table(table, rows(table))
+                continue
+            process = mapper.process_for_table(table)
+            assert process is not None  # checked above
+            for records, chunk_report in mapper.map_row_chunks(
+                process, chunks, approvals=approvals, task_ci=task_ci, ci_names=ci_names
+            ):
+                report.merge(chunk_report)
+                yield records
 
     return produce
+
+
+_RESULT_ARRAY = re.compile(r'\A[ \t\n\r]*\{[ \t\n\r]*"result"[ \t\n\r]*:[ \t\n\r]*\[')
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+ROWS_PER_CHUNK = 1000
+"""Rows of a large ServiceNow table parsed and mapped at a time (at least the 200 rows
+``refuse_display_values`` looks at)."""
+
+
+def _table_row_chunks(
+    path: Path, options: MappingOptions, report: MappingReport
+) -> Iterator[list[dict[str, Any]]] | None:
+    """The rows of a Table API response ``{"result": [...]}`` parsed a chunk at a time
+    from its text (the file's JSON is never whole in memory), read as :func:`_read_json`
+    and ``load_table_export`` read them: big integers unknown and counted, lone
+    surrogates replaced, a display-value export refused, a row that is not an object a
+    mapping error numbered in the file. None for any other shape (read it whole). A
+    value nested too deep, or more after the array than its closing brace, raises
+    :class:`NeedsBatch`; text that is not JSON raises :class:`InputError`."""
+    from ticketlint.mapping import servicenow as snow_mapping
+
+    text = _read_text(path)
+    start = _RESULT_ARRAY.match(text)
+    if start is None:
+        return None
+
+    def skip(pos: int) -> int:
+        space = _WHITESPACE.match(text, pos)
+        return space.end() if space is not None else pos
+
+    def chunks() -> Iterator[list[dict[str, Any]]]:
+        limits = safejson.Limits()
+        decoder = json.JSONDecoder(parse_int=safejson.int_parser(limits))
+        surrogates = safejson.has_surrogate_escape(text)
+        pos = skip(start.end())
+        done = text.startswith("]", pos)
+        pos += done
+        chunk: list[Any] = []
+        number = 0
+        while not done:
+            try:
+                row, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, f"not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise NeedsBatch(f"{path}: a value nested too deep") from None
+            chunk.append(safejson.fix_lone_surrogates(row) if surrogates else row)
+            pos = skip(pos)
+            if text.startswith(",", pos):
+                pos = skip(pos + 1)
+            elif text.startswith("]", pos):
+                pos, done = pos + 1, True
+            else:
+                raise InputError(path, "not valid JSON: expecting ',' or ']'")
+            if len(chunk) >= ROWS_PER_CHUNK or done:
+                if not number:
+                    try:
+                        snow_mapping.refuse_display_values(chunk)
+                    except ValueError as exc:
+                        raise InputError(
+                            path, f"not a ServiceNow Table API response: {exc}"
+                        ) from None
+                objects = _objects(chunk, path, "row", options.source, report, first=number + 1)
+                number += len(chunk)
+                chunk = []
+                yield objects
+        rest = skip(pos)
+        if text[rest : rest + 1] != "}" or text[rest + 1 :].strip(" \t\n\r"):
+            raise NeedsBatch(f"{path}: more than the result array")
+        if limits.big_integers:
+            report.warnings[
+                f"{path.name}: integers of more than {safejson.MAX_INT_DIGITS} digits read as unknown"
+            ] += limits.big_integers
+
+    return chunks()
 
 
 def _stream_jira(

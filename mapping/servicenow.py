@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -1068,6 +1068,34 @@ class ServiceNowMapper:
                 process, rows, approvals=approvals, task_ci=task_ci, ci_names=ci_names
             )
 
+    def map_row_chunks(
+        self,
+        process: str,
+        chunks: Iterable[Iterable[dict[str, Any]]],
+        *,
+        approvals: Iterable[dict[str, Any]] | None = None,
+        task_ci: Iterable[dict[str, Any]] | None = None,
+        ci_names: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[list[BaseRecord], MappingReport]]:
+        """:meth:`map_rows` of one table whose rows come in pieces (a large file read row
+        by row): the approvals and CI links are indexed once, and each piece's records
+        and report are yielded as it is mapped. The reports add up to :meth:`map_rows`'s."""
+        with gc_paused(promote=True):
+            plan = self._get_plan(process)
+            report = MappingReport()
+            for warning in plan.warnings:
+                report.warnings[warning] += 1
+            ctx = _Ctx(ci_names=ci_names or {}, people=self._people)
+            approvals_by_task = (
+                _index_approvals(approvals, report, ctx) if approvals is not None else None
+            )
+            cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
+        for rows in chunks:
+            with gc_paused(promote=True):
+                records = self._map_rows_of(plan, rows, ctx, approvals_by_task, cis_by_task, report)
+            yield records, report
+            report = MappingReport()
+
     def _map_rows_unpaused(
         self,
         process: str,
@@ -1087,6 +1115,18 @@ class ServiceNowMapper:
             _index_approvals(approvals, report, ctx) if approvals is not None else None
         )
         cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
+        records = self._map_rows_of(plan, rows, ctx, approvals_by_task, cis_by_task, report)
+        return records, report
+
+    def _map_rows_of(
+        self,
+        plan: _Plan,
+        rows: Iterable[dict[str, Any]],
+        ctx: _Ctx,
+        approvals_by_task: dict[str, list[Approval]] | None,
+        cis_by_task: dict[str, list[str]] | None,
+        report: MappingReport,
+    ) -> list[BaseRecord]:
         records: list[BaseRecord] = []
         source = self.options.source
         for row in rows:
@@ -1105,7 +1145,7 @@ class ServiceNowMapper:
                 continue
             records.append(record)
             report.mapped += 1
-        return records, report
+        return records
 
     def _map_row(
         self,

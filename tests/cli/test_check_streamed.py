@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 import ticketlint.cli as cli_module
+import ticketlint.connectors.files as files_module
 from ticketlint.cli import cli
 from ticketlint.config import Config
 from ticketlint.mapping.common import MappingOptions
@@ -268,3 +269,64 @@ def test_a_file_that_breaks_mid_stream_leaves_the_collector_as_it_was(
             gc.enable()
         else:
             gc.disable()
+
+
+SNOW_DATA = Path(__file__).parent / "data" / "servicenow"
+
+
+def _snow_copy(tmp_path: Path, incident_text: str) -> Path:
+    folder = tmp_path / "servicenow"
+    folder.mkdir()
+    for path in SNOW_DATA.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "incident.json").write_text(incident_text, encoding="utf-8")
+    return folder
+
+
+def _odd_incidents() -> str:
+    """The incident table with what a row-by-row reader must read as the whole-file
+    reader does: a null row and a string row (numbered errors), an empty row (skipped),
+    an integer of 5,000 digits (unknown, counted) and a lone surrogate escape."""
+    rows = _load(SNOW_DATA / "incident.json")["result"]
+    rows[1]["short_description"] = "broken \\udc80 text"
+    rows[2]["impact"] = 10**4999  # json.dumps writes every digit
+    odd = [rows[0], None, rows[1], "row", {}, *rows[2:]]
+    return '{ "result" :\n [' + ",\n".join(json.dumps(r) for r in odd) + "]\n}\n"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_table_read_row_by_row_reads_as_a_whole_file(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files_module, "ROWS_PER_CHUNK", 2)
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        folder = _snow_copy(tmp_path, _odd_incidents())
+    finally:
+        sys.set_int_max_str_digits(limit)
+    batch = _check([folder], fmt, tmp_path, monkeypatch, streamed=False)
+    streamed = _check([folder], fmt, tmp_path, monkeypatch, streamed=True)
+    assert streamed == batch
+    if fmt == "json":
+        summary = json.loads(batch[1])["summary"]
+        assert len(summary["mapping_errors"]) == 2
+        assert any("5000" not in w and "digits" in w for w in summary["mapping"]["warnings"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"result": [{"number": "INC1"}], "result": []}',  # more after the array
+        '{"result": [{"number": "INC1"} {"number": "INC2"}]}',  # not JSON
+        '{"result": [{"number": {"display_value": "INC1", "link": "x"}}]}',  # display values
+    ],
+)
+def test_a_table_the_row_reader_cannot_read_exactly_goes_to_the_batch_load(
+    text: str, tmp_path: Path
+) -> None:
+    """None: the CLI then runs the batch load, which reads or refuses it as it always has."""
+    folder = _snow_copy(tmp_path, text)
+    engine = engine_from_config(Config(), select=None, ignore=None)
+    as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of) is None
