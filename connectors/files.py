@@ -948,6 +948,8 @@ def _stream_jira(
     changelogs = _Changelogs()
     site: str | None = None
     deployment: str | None = None
+    kept: dict[Path, tuple[list[dict[str, Any]], MappingReport, MappingReport]] = {}
+    kept_bytes = 0
     for path in json_files:
         data = _read_json(path, None, report)
         if _is_jsm_requests(data):
@@ -963,9 +965,14 @@ def _stream_jira(
         if not _is_jira_search(data):
             continue
         searches.append(path)
+        page_report, page_unreadable = MappingReport(), MappingReport()
         issues, page_names, page_schema = _search_issues(
-            path, data, options, MappingReport(), MappingReport()
+            path, data, options, page_report, page_unreadable
         )
+        size = path.stat().st_size
+        if kept_bytes + size <= SEARCH_BYTES_KEPT:  # mapped from here, not parsed again
+            kept[path] = (issues, page_report, page_unreadable)
+            kept_bytes += size
         names.update(page_names)
         schema.update(page_schema)
         scout.review_index(issues, into=reviews)
@@ -1001,7 +1008,14 @@ def _stream_jira(
     )
     unreadable = MappingReport()
     for number, path in enumerate(searches):
-        issues, _, _ = _search_issues(path, _read_json(path), options, report, unreadable)
+        first_read = kept.pop(path, None)
+        if first_read is None:
+            issues, _, _ = _search_issues(path, _read_json(path), options, report, unreadable)
+        else:
+            issues = first_read[0]
+            report.merge(first_read[1])
+            unreadable.merge(first_read[2])
+            first_read = None
         records, page_report = mapper.map_issues(
             issues,
             changelogs=changelogs.for_issues(issues),
@@ -1077,6 +1091,10 @@ class _Changelogs:
 
 
 CHANGELOG_FILES_KEPT = 2
+SEARCH_BYTES_KEPT = 16 * 2**20
+"""Search files up to this size in all (the first ones of a folder) are kept parsed from
+the first pass to the second: a small export is parsed once, a large one holds at most
+this much more (about four times as much once parsed)."""
 
 
 def _jira_first_deployment(issues: list[dict[str, Any]]) -> str | None:

@@ -162,10 +162,17 @@ def _check(
     return result.exit_code, out.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("parsed_again", [False, True], ids=["pages-kept", "pages-parsed-again"])
 @pytest.mark.parametrize("fmt", ["json", "text", "jsonl", "markdown"])
 def test_streamed_output_is_the_batch_output(
-    export: list[Path], fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    export: list[Path],
+    fmt: str,
+    parsed_again: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if parsed_again:  # no search page kept from the first pass: each is parsed again
+        monkeypatch.setattr(files_module, "SEARCH_BYTES_KEPT", 0)
     batch = _check(export, fmt, tmp_path, monkeypatch, streamed=False)
     streamed = _check(export, fmt, tmp_path, monkeypatch, streamed=True)
     assert streamed == batch
