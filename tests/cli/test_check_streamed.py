@@ -337,3 +337,14 @@ def test_a_table_the_row_reader_cannot_read_exactly_goes_to_the_batch_load(
     engine = engine_from_config(Config(), select=None, ignore=None)
     as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of) is None
+
+
+def test_a_servicenow_folder_with_its_dictionary_streams_as_the_batch_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sys_dictionary.json`` beside the tables types their columns in both reads."""
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "servicenow_export_dictionary"
+    monkeypatch.setattr(files_module, "ROWS_PER_CHUNK", 1)
+    for fmt in ("json", "text"):
+        batch = _check([folder], fmt, tmp_path, monkeypatch, streamed=False)
+        assert _check([folder], fmt, tmp_path, monkeypatch, streamed=True) == batch
