@@ -34,7 +34,6 @@ from typing import Any
 from ticketlint.connectors.base import DoctorCheck, DoctorReport
 from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text, xml_text
 from ticketlint.mapping.common import MappingReport
-from ticketlint.report.json_text import dumps_indent2
 from ticketlint.rules.engine import STABLE_FINDING_KEYS, Evaluation, Finding
 from ticketlint.rules.outcome import Status
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, Rule
@@ -148,7 +147,7 @@ def render_json(result: CheckResult) -> str:
         "not_evaluated": not_evaluated_dict(result.evaluation),
         "not_checked": result.report.not_checked(),
     }
-    return dumps_indent2(payload) + "\n"
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_jsonl(result: CheckResult) -> str:
