@@ -325,13 +325,28 @@ def _is_jsm_requests(data: Any) -> bool:
     )
 
 
-def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> None:
+@dataclass
+class _Folder:
+    """What an export folder holds, sorted by kind (its JSON-lines files already read)."""
+
+    jsonl: bool
+    """The folder held .jsonl records."""
+    snow: dict[str, Path]
+    """ServiceNow ``<table>.json`` by table (empty: not a ServiceNow export)."""
+    dictionary: Path | None
+    """``sys_dictionary.json`` beside the tables."""
+    json_files: list[Path]
+    """The other ``.json`` files (a Jira export's pages and sidecars) when ``snow`` is empty."""
+
+
+def _read_folder(path: Path, options: MappingOptions, result: LoadResult) -> _Folder:
+    """Read the folder's JSON-lines files into ``result`` and sort its JSON files."""
     files = sorted(p for p in path.iterdir() if p.is_file())
-    for jsonl in (p for p in files if p.suffix.lower() in JSONL_SUFFIXES):
-        _load_jsonl(jsonl, options, result)
+    jsonl = [p for p in files if p.suffix.lower() in JSONL_SUFFIXES]
+    for p in jsonl:
+        _load_jsonl(p, options, result)
     json_files = [p for p in files if p.suffix.lower() == ".json"]
-    tables = _servicenow_tables(options)
-    snow = {p.stem: p for p in json_files if p.stem in tables}
+    snow = {p.stem: p for p in json_files if p.stem in _servicenow_tables(options)}
     dictionary = path / SERVICENOW_DICTIONARY
     if snow:
         # Other JSON files beside the tables (saved choice lists, tokens) are not records.
@@ -339,12 +354,20 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
             result.report.warnings[
                 f"ignored {other.name}: not a ServiceNow table ticketlint maps"
             ] += 1
-        _load_servicenow(
-            snow, options, result, dictionary=dictionary if dictionary.is_file() else None
-        )
+    return _Folder(
+        jsonl=bool(jsonl),
+        snow=snow,
+        dictionary=dictionary if snow and dictionary.is_file() else None,
+        json_files=[] if snow else [p for p in json_files if p != dictionary],
+    )
+
+
+def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> None:
+    folder = _read_folder(path, options, result)
+    if folder.snow:
+        _load_servicenow(folder.snow, options, result, dictionary=folder.dictionary)
         return
-    json_files = [p for p in json_files if p != dictionary]
-    parsed = {p: _read_json(p, report=result.report) for p in json_files}
+    parsed = {p: _read_json(p, report=result.report) for p in folder.json_files}
     for p, data in parsed.items():
         if _is_jsm_requests(data):
             raise InputError(p, JSM_REQUEST_EXPORT)
@@ -353,11 +376,11 @@ def _load_directory(path: Path, options: MappingOptions, result: LoadResult) -> 
     ]
     if searches:
         _load_jira(searches, path, options, result, parsed)
-    elif not any(p.suffix.lower() in JSONL_SUFFIXES for p in files):
+    elif not folder.jsonl:
         raise InputError(
             path,
             "holds no Jira search export, no ServiceNow <table>.json "
-            f"({', '.join(sorted(tables))}) and no .jsonl records",
+            f"({', '.join(sorted(_servicenow_tables(options)))}) and no .jsonl records",
         )
 
 
@@ -729,27 +752,15 @@ def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream
 def _stream_directory(path: Path, options: MappingOptions, stream: InputStream) -> None:
     """:func:`_load_directory`, streaming (see :class:`InputStream`)."""
     held = stream.held
-    files = sorted(p for p in path.iterdir() if p.is_file())
-    for jsonl in (p for p in files if p.suffix.lower() in JSONL_SUFFIXES):
-        _load_jsonl(jsonl, options, held)
-    json_files = [p for p in files if p.suffix.lower() == ".json"]
-    tables = _servicenow_tables(options)
-    snow = {p.stem: p for p in json_files if p.stem in tables}
-    dictionary = path / SERVICENOW_DICTIONARY
-    if snow:
-        for other in sorted(set(json_files) - set(snow.values()) - {dictionary}):
-            held.report.warnings[
-                f"ignored {other.name}: not a ServiceNow table ticketlint maps"
-            ] += 1
+    folder = _read_folder(path, options, held)
+    if folder.snow:
         stream.later.append(
-            _stream_servicenow(
-                snow, options, held, dictionary=dictionary if dictionary.is_file() else None
-            )
+            _stream_servicenow(folder.snow, options, held, dictionary=folder.dictionary)
         )
         return
-    json_files = [p for p in json_files if p != dictionary]
-    has_jsonl = any(p.suffix.lower() in JSONL_SUFFIXES for p in files)
-    stream.later.append(lambda: _stream_jira(path, json_files, has_jsonl, options, held.report))
+    stream.later.append(
+        lambda: _stream_jira(path, folder.json_files, folder.jsonl, options, held.report)
+    )
 
 
 def _stream_servicenow(
