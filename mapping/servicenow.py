@@ -1081,15 +1081,9 @@ class ServiceNowMapper:
         by row): the approvals and CI links are indexed once, and each piece's records
         and report are yielded as it is mapped. The reports add up to :meth:`map_rows`'s."""
         with gc_paused(promote=True):
-            plan = self._get_plan(process)
-            report = MappingReport()
-            for warning in plan.warnings:
-                report.warnings[warning] += 1
-            ctx = _Ctx(ci_names=ci_names or {}, people=self._people)
-            approvals_by_task = (
-                _index_approvals(approvals, report, ctx) if approvals is not None else None
+            plan, report, ctx, approvals_by_task, cis_by_task = self._prepare(
+                process, approvals, task_ci, ci_names
             )
-            cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
         for rows in chunks:
             with gc_paused(promote=True):
                 records = self._map_rows_of(plan, rows, ctx, approvals_by_task, cis_by_task, report)
@@ -1106,6 +1100,27 @@ class ServiceNowMapper:
         ci_names: Mapping[str, str] | None = None,
     ) -> tuple[list[BaseRecord], MappingReport]:
         """Map the rows of one table; never raises for bad rows (they become errors)."""
+        plan, report, ctx, approvals_by_task, cis_by_task = self._prepare(
+            process, approvals, task_ci, ci_names
+        )
+        records = self._map_rows_of(plan, rows, ctx, approvals_by_task, cis_by_task, report)
+        return records, report
+
+    def _prepare(
+        self,
+        process: str,
+        approvals: Iterable[dict[str, Any]] | None,
+        task_ci: Iterable[dict[str, Any]] | None,
+        ci_names: Mapping[str, str] | None,
+    ) -> tuple[
+        _Plan,
+        MappingReport,
+        _Ctx,
+        dict[str, list[Approval]] | None,
+        dict[str, list[str]] | None,
+    ]:
+        """What mapping a table's rows needs once: its plan, a report holding the plan's
+        warnings, the context, and the approvals and CI links indexed by task."""
         plan = self._get_plan(process)
         report = MappingReport()
         for warning in plan.warnings:
@@ -1115,8 +1130,7 @@ class ServiceNowMapper:
             _index_approvals(approvals, report, ctx) if approvals is not None else None
         )
         cis_by_task = _index_task_ci(task_ci, ctx, report) if task_ci is not None else None
-        records = self._map_rows_of(plan, rows, ctx, approvals_by_task, cis_by_task, report)
-        return records, report
+        return plan, report, ctx, approvals_by_task, cis_by_task
 
     def _map_rows_of(
         self,
