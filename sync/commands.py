@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from ticketlint.config import Config, ConfigError, load_config
+from ticketlint.escaping import plain_text
 from ticketlint.redact import redact
 from ticketlint.rules.registry import Pack, Registry, RuleSelectionError
 from ticketlint.rules.selection import registry_from_config, waiver_rule_problem
@@ -320,7 +321,8 @@ def diff_changes(result: SyncResult) -> list[dict[str, str]]:
                 rule, key, why = c.previous.rule, c.previous.key, c.resolution or ""
             out.append(
                 {
-                    "line": f"{c.kind:<9} {rule:<7} {s.name}/{key}: {why}",
+                    # a terminal line: the ticket's key and text made inert (escapes shown)
+                    "line": f"{c.kind:<9} {rule:<7} {s.name}/{plain_text(key)}: {plain_text(why)}",
                     "kind": c.kind,
                     "rule": rule,
                     "source": s.name,

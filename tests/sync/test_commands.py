@@ -369,3 +369,37 @@ def test_sync_log_format_json_reports_a_configuration_error_as_json(
         plain.stderr
         == f"error: {bad}: writeback.enabled: Input should be a valid boolean (got 1)\n"
     )
+
+
+def test_the_dry_run_diff_makes_a_tickets_key_and_text_inert() -> None:
+    from datetime import datetime, timezone
+
+    from ticketlint.rules.engine import Finding
+    from ticketlint.store.lifecycle import Change, Diff
+    from ticketlint.sync.commands import render_diff
+    from ticketlint.sync.runner import SourceResult, SyncResult
+
+    finding = Finding(
+        code="CHG001",
+        name="n",
+        title="t",
+        severity="high",
+        clause="8.5.1",
+        source="jira",
+        key="CHG-1\x1b[2J",
+        process="change",
+        url=None,
+        message="no approval\r\n\u202eforged line",
+        assignee=None,
+        group=None,
+        fingerprint="f",
+        remediation="r",
+    )
+    source = SourceResult("jira")
+    source.diff = Diff([Change("f", "new", "open", finding, None)])
+    result = SyncResult(run_id=None, as_of=datetime(2026, 3, 5, tzinfo=timezone.utc), dry_run=True)
+    result.sources.append(source)
+    text = render_diff(result)
+    assert text.count("\n") == 2  # one line, then the blank line after it
+    assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
+    assert "CHG-1\\x1b[2J" in text and "\\u202eforged line" in text
