@@ -28,7 +28,6 @@ from ticketlint.connectors.jira.site import (
     Instance,
     MapperFactory,
     default_mapper_factory,
-    time_zone,
     type_names,
 )
 from ticketlint.mapping.jira import DEFAULT_ISSUE_TYPES
@@ -122,11 +121,10 @@ class JiraConnector:
 
     # -- setup ----------------------------------------------------------------------
     def instance(self) -> Instance:
-        """Server info, user time zone, field list, statuses, issue types and the mapper
-        (read once)."""
+        """Server info, field list, statuses, issue types and the mapper (read once; the
+        API user and its time zone when first needed, :class:`Instance`)."""
         if self._instance is None:
             info = self.library.server_info()
-            me = self.library.myself()
             fields = self.library.fields()
             statuses = self.http.get_json("/rest/api/2/status") or []
             types = self.http.get_json(ISSUE_TYPES)
@@ -135,11 +133,11 @@ class JiraConnector:
                 self.cfg.mapping_options(), fields, statuses, deployment
             )
             self._instance = Instance(
+                self.name,
                 info,
-                me,
+                self.library.myself,
                 fields,
                 statuses,
-                time_zone(self.name, me, info),
                 mapper,
                 catalog,
                 type_names(types),

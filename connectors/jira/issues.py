@@ -180,7 +180,7 @@ class IssueReader:
             jql=jql,
             fields=fields,
             size=size,
-            time_zone=inst.time_zone,
+            time_zone=None if inst.cloud else inst.time_zone,  # Cloud pages by token
         )
 
     def read(

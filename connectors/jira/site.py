@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,17 +31,30 @@ def default_mapper_factory(
 
 @dataclass
 class Instance:
-    """What the connector learns about the site once, before the first read."""
+    """What the connector learns about the site once, before the first read.
 
+    The API user (``/myself``) is read only when its time zone is first needed: JQL
+    that compares times (incremental reads, Data Center's page bounds). A full read of
+    a Cloud site never needs it, so it costs no request there."""
+
+    source: str
     server_info: dict[str, Any]
-    myself: dict[str, Any]
+    read_myself: Callable[[], dict[str, Any]]
     fields: list[dict[str, Any]]
     statuses: list[dict[str, Any]]
-    time_zone: str
     mapper: Any
     catalog: Any
     issue_types: list[str] | None = None
     """Names of the site's issue types (``/rest/api/2/issuetype``); None when unread."""
+
+    @cached_property
+    def myself(self) -> dict[str, Any]:
+        me = self.read_myself()
+        return me if isinstance(me, dict) else {}
+
+    @cached_property
+    def time_zone(self) -> str:
+        return time_zone(self.source, self.myself, self.server_info)
 
     @property
     def deployment(self) -> str:

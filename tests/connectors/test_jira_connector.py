@@ -31,7 +31,8 @@ from ticketlint.sandbox.jira_data import LINK_PIR, PIR
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "jira_api"
 CLOUD = "https://example.atlassian.net"
 DC = "https://jira.example.com"
-SETUP_REQUESTS = 5  # serverInfo, myself, field, status, issuetype
+SETUP_REQUESTS = 4  # serverInfo, field, status, issuetype
+MYSELF = 1  # /myself, read only when JQL compares times (incremental, Data Center pages)
 
 
 def fixture(name: str) -> Any:
@@ -249,7 +250,26 @@ def test_the_next_search_page_is_requested_while_the_last_is_mapped(
     batches = list(conn.read("incident", since=datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc)))
     assert searched_while_mapping == [True]
     assert [r.key for b in batches for r in b.records] == [i["key"] for i in incidents]
-    assert len(responses.calls) == SETUP_REQUESTS + 3 == conn.request_count
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 3 == conn.request_count
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+@responses.activate
+def test_the_api_user_is_read_only_when_jql_compares_times(incremental: bool) -> None:
+    """A full Cloud read pages by token and names no time: /myself (the API user's time
+    zone) costs a request only for an incremental read, and then once."""
+    setup_calls()
+    incidents = [issue(n, itype="Incident", status="In progress") for n in range(150)]
+    for body in cloud_pages(incidents, 100):
+        responses.post(f"{CLOUD}/rest/api/3/search/jql", json=body)
+    conn = JiraConnector(source(), sleep=Sleeps())
+    since = datetime(2026, 3, 1, 18, 0, tzinfo=timezone.utc) if incremental else None
+    batches = list(conn.read("incident", since=since))
+    assert sum(len(b.records) for b in batches) == 150
+    myself = [c for c in responses.calls if c.request.url.endswith("/rest/api/2/myself")]
+    assert len(myself) == (1 if incremental else 0)
+    if incremental:  # 17:50 UTC (lookback 10 min) in the user's America/Los_Angeles
+        assert 'updated >= "2026/03/01 09:50"' in search_bodies()[0]["jql"]
 
 
 @responses.activate
@@ -264,7 +284,7 @@ def test_cloud_pages_by_next_page_token_with_server_capped_pages() -> None:
 
     assert [len(b.records) for b in batches] == [100, 100, 50]
     assert all(isinstance(r, IncidentRecord) for b in batches for r in b.records)
-    assert len(responses.calls) == SETUP_REQUESTS + 3 == conn.request_count
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 3 == conn.request_count
     assert no_removed_search_calls()
     bodies = search_bodies()
     assert [b.get("nextPageToken") for b in bodies] == [None, "CAEaAggD1", "CAEaAggD2"]
@@ -367,8 +387,8 @@ def test_dc_pages_by_start_at_advancing_by_what_was_received() -> None:
     # 14:01 from its 40th issue, then >= 14:03 from its 20th; advancing by what came back
     assert starts == [0, 40, 20]
     assert sum(len(b.records) for b in batches) == 230
-    assert len(responses.calls) == SETUP_REQUESTS + 3
-    sent = json.loads(responses.calls[SETUP_REQUESTS].request.body)
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 3
+    sent = json.loads(responses.calls[SETUP_REQUESTS + MYSELF].request.body)
     assert sent["maxResults"] == 5000 and sent["expand"] == ["changelog"]
     assert (
         'updated >= "2026/03/01 18:50"' in sent["jql"]
@@ -640,7 +660,7 @@ def test_bad_jql_fails_the_source_instead_of_giving_zero_records() -> None:
 def test_wrong_credentials_say_so_and_are_not_retried() -> None:
     responses.get(f"{CLOUD}/rest/api/2/serverInfo", json=fixture("serverInfo_cloud.json"))
     responses.get(
-        f"{CLOUD}/rest/api/2/myself",
+        f"{CLOUD}/rest/api/2/field",
         status=401,
         json={
             "errorMessages": [
@@ -811,7 +831,7 @@ def test_dc_server_ignoring_start_at_fails_instead_of_looping() -> None:
     conn = JiraConnector(source(DC), sleep=Sleeps())
     with pytest.raises(SourceError, match="startAt=0 when asked for 1"):
         list(conn.read("incident"))
-    assert len(responses.calls) == SETUP_REQUESTS + 2
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 2
 
 
 # -- reviews: records completed by a review issue that changed alone (settled reading 10) -----
@@ -948,7 +968,7 @@ def test_incremental_read_rereads_the_incident_whose_review_alone_changed(
         datetime(2026, 3, 2, 15, 30, 12, tzinfo=timezone.utc)
     ] * 2
     assert [b.requests for b in batches] == [1, 1]
-    assert len(responses.calls) == SETUP_REQUESTS + 2 == conn.request_count
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 2 == conn.request_count
 
 
 @responses.activate
@@ -992,7 +1012,7 @@ def test_reread_change_gets_its_history_and_other_streams_types_are_not_asked_fo
     assert 'key in ("CHG-8", "OPS-901")' in bodies[0]["jql"]
     assert 'issuetype in ("Change", "Post-incident review")' in bodies[0]["jql"]
     assert requested == [["20008"]]  # the review issue needs no history
-    assert len(responses.calls) == SETUP_REQUESTS + 2 + 1
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 2 + 1
 
 
 @responses.activate
@@ -1064,7 +1084,7 @@ def test_targets_are_reread_100_a_query_and_one_outside_the_scope_is_fine() -> N
     ]
     # 100 targets a query (OPS-1, OPS-7777, OPS-2..99, then OPS-100..150), each with its review
     assert '"OPS-7777"' in bodies[0]["jql"]
-    assert len(responses.calls) == SETUP_REQUESTS + 1 + 2
+    assert len(responses.calls) == SETUP_REQUESTS + MYSELF + 1 + 2
     assert not any(b.report.errors for b in batches)
 
 
