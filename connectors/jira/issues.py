@@ -57,6 +57,7 @@ from ticketlint.connectors.jira.jql import (
     incremental_clause,
     key_chunks,
 )
+from ticketlint.connectors.jira.packed import Order, PackedReviews, pack
 from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
 from ticketlint.connectors.jira.site import Instance
 from ticketlint.connectors.readahead import PAGES_AHEAD, prefetched
@@ -121,8 +122,9 @@ class SharedReviews:
     pending: set[str]
     """Reviewed streams not read yet; the issues are dropped after the last one."""
     query: str | None = None
-    issues: dict[str, Issue] | None = None
-    """Issue id -> its latest version read; None until the first reviewed stream reads."""
+    issues: dict[str, tuple[Order, bytes]] | None = None
+    """Issue id -> its latest version read (its search order, packed: :mod:`.packed`);
+    None until the first reviewed stream reads."""
     read_at: datetime | None = None
     """When the last search for them began (the next stream asks for changes since)."""
     cap: int | None = None
@@ -300,7 +302,7 @@ class IssueReader:
         keys: Sequence[str] | None,
         fields: list[str],
         review_types: list[str],
-    ) -> tuple[list[Issue], int | None] | None:
+    ) -> tuple[PackedReviews, int | None] | None:
         """This stream's review issues from the run's shared search, oldest first, as its
         own search for the review types would have returned them, and the server's page
         size when known; None when the read is not the planned one (then the stream
@@ -329,19 +331,19 @@ class IssueReader:
             self._reviews = None  # half read: every later stream searches its reviews itself
             raise
         shared.pending.discard(stream)
-        issues = list(shared.issues.values())
+        entries = list(shared.issues.values())
         if not shared.pending:
             self._reviews = None  # the last reviewed stream: nothing else needs them
         if since is not None:
             cutoff = clause_start(since, inst.time_zone, lookback)
-            issues = [i for i in issues if updated_order(i)[0] >= cutoff]
-        issues.sort(key=updated_order)
-        return issues, shared.cap
+            entries = [e for e in entries if e[0][0] >= cutoff]
+        entries.sort(key=lambda entry: entry[0])
+        return PackedReviews(entries), shared.cap
 
     def _search_reviews(
         self,
         inst: Instance,
-        held: dict[str, Issue],
+        held: dict[str, tuple[Order, bytes]],
         start: datetime | None,
         query: str | None,
         fields: list[str],
@@ -364,9 +366,10 @@ class IssueReader:
             for issue in page:
                 issue_id = str(issue.get("id") or issue.get("key"))
                 known = held.get(issue_id)
-                if known is None or updated_order(known) <= updated_order(issue):
+                order = updated_order(issue)
+                if known is None or known[0] <= order:
                     held.pop(issue_id, None)
-                    held[issue_id] = issue
+                    held[issue_id] = (order, pack(issue))
         return sizes[0] if len(sizes) > 1 and sizes[0] else None
 
     def _read_review_targets(
@@ -491,7 +494,7 @@ def own_targets(review: Issue, targets: list[str], own_types: set[str]) -> list[
 
 
 def merged_pages(
-    pages: Iterator[list[Issue]], reviews: list[Issue], cap: int | None
+    pages: Iterator[list[Issue]], reviews: Sequence[Issue], cap: int | None
 ) -> Iterator[list[Issue]]:
     """The pages one search for the stream's types and the review types would have given:
     the stream's issues with ``reviews`` (sorted) slotted in by ``updated`` then key, cut
@@ -504,17 +507,24 @@ def merged_pages(
     if cap is None and second is not None and first:
         cap = len(first)
     ahead = [page for page in (first, second) if page is not None]
+    # Packed reviews know their order without being unpacked; each is unpacked once.
+    orders = (
+        reviews.orders
+        if isinstance(reviews, PackedReviews)
+        else [updated_order(review) for review in reviews]
+    )
 
     def issues() -> Iterator[Issue]:
         at = 0
         for page in itertools.chain(ahead, pages):
             for issue in page:
                 order = updated_order(issue)
-                while at < len(reviews) and updated_order(reviews[at]) <= order:
+                while at < len(reviews) and orders[at] <= order:
                     yield reviews[at]
                     at += 1
                 yield issue
-        yield from reviews[at:]
+        for rest in range(at, len(reviews)):
+            yield reviews[rest]
 
     merged: list[Issue] = []
     for issue in issues():
