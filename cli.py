@@ -341,6 +341,13 @@ def _now() -> datetime:
     "-f", "--format", "fmt", type=click.Choice(formats.FORMATS), default="text", show_default=True
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes that read, map and check --input exports and write -f json (default: "
+    "one per CPU, at most 8, for exports of 4 MiB or more, else 1; 1 = all in this process).",
+)
+@click.option(
     "--exposure",
     is_flag=True,
     help="Print the audit exposure of the checked records instead of the findings (-f text, json or markdown; samples from audit.sample).",
@@ -368,6 +375,7 @@ def check(
     fail_on_unchecked: bool,
     fmt: str,
     output: Path | None,
+    jobs: int | None,
     exposure: bool,
 ) -> None:
     """Check records from exported files (--input) or a live source; linter-style output."""
@@ -393,7 +401,9 @@ def check(
     evaluation = None
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
-        streamed = None if exposure else _check_streamed(engine, list(inputs), options, instant)
+        streamed = (
+            None if exposure else _check_streamed(engine, list(inputs), options, instant, jobs=jobs)
+        )
         if streamed is not None:
             evaluation, loaded_report, seen_sources = streamed
             sources = sorted(seen_sources or {options.source})
@@ -439,7 +449,9 @@ def check(
         _write(_exposure_text(cfg, engine, records, evaluation, instant, ci_sources, fmt), output)
     else:
         color = fmt == "text" and output is None and _colour_wanted()
-        _write(formats.render(result, fmt, color=color), output)
+        # Only an --input run forks to encode: a live read may have left threads behind.
+        render_jobs = (jobs or _input_jobs(list(inputs))) if inputs else 1
+        _write(formats.render(result, fmt, color=color, jobs=render_jobs), output)
     _report_on_stderr(result, fmt, output, state)
 
     if missing:
@@ -466,13 +478,19 @@ def check(
 
 
 def _check_streamed(
-    engine: Any, inputs: list[Path], options: MappingOptions, as_of: datetime
+    engine: Any,
+    inputs: list[Path],
+    options: MappingOptions,
+    as_of: datetime,
+    *,
+    jobs: int | None = 1,
 ) -> tuple[Any, MappingReport, set[str]] | None:
     """``check --input`` read and checked piece by piece (``stream_inputs``,
-    ``Engine.evaluate_streamed``): the evaluation, the mapping report and the sources
-    of the records. None when only the whole-batch load gives the exact answer: rules
-    that may read any record, a record exported twice (its earlier copy is already
-    checked), or an input error (the batch load reports it as it always has)."""
+    ``Engine.evaluate_streamed``, or ``Engine.evaluate_tasks`` on ``jobs`` processes;
+    None: :func:`_input_jobs`): the evaluation, the mapping report and the sources of
+    the records. None when only the whole-batch load gives the exact answer: rules that
+    may read any record, a record exported twice (its earlier copy is already checked),
+    or an input error (the batch load reports it as it always has)."""
     if not engine.streams:
         return None
     from ticketlint.connectors.files import NeedsBatch, stream_inputs
@@ -480,30 +498,71 @@ def _check_streamed(
     seen: set[tuple[str, str]] = set()
     sources: set[str] = set()
 
-    def once(records: Sequence[BaseRecord], *, streamed: bool = True) -> Sequence[BaseRecord]:
-        for record in records:
-            if streamed and record.process == "ci":
-                raise NeedsBatch("a configuration item outside the CI tables")
-            ident = (record.source, record.key)
+    def accept(idents: Iterable[tuple[str, str]], streamed_ci: bool) -> None:
+        if streamed_ci:
+            raise NeedsBatch("a configuration item outside the CI tables")
+        for ident in idents:
             if ident in seen:
-                raise NeedsBatch(f"{record.source}/{record.key} read twice")
+                raise NeedsBatch(f"{ident[0]}/{ident[1]} read twice")
             seen.add(ident)
-            sources.add(record.source)
+            sources.add(ident[0])
+
+    def once(records: Sequence[BaseRecord], *, streamed: bool = True) -> Sequence[BaseRecord]:
+        accept(
+            ((r.source, r.key) for r in records),
+            streamed and any(r.process == "ci" for r in records),
+        )
         return records
 
     try:
         stream = stream_inputs(inputs, options)
         held = once(stream.held.records, streamed=False)
-        evaluation = engine.evaluate_streamed(
-            held,
-            (once(batch) for batch in stream.batches()),
-            as_of=as_of,
-            ci_sources=stream.ci_sources,
-        )
+        workers = _input_jobs(inputs) if jobs is None else jobs
+        if workers < 2:
+            evaluation = engine.evaluate_streamed(
+                held,
+                (once(batch) for batch in stream.batches()),
+                as_of=as_of,
+                ci_sources=stream.ci_sources,
+            )
+        else:
+            log.info("check --input: %d worker processes", workers)
+            tasks = list(stream.tasks(workers))
+            evaluation = engine.evaluate_tasks(
+                held,
+                tasks,
+                as_of=as_of,
+                ci_sources=stream.ci_sources,
+                jobs=workers,
+                take=stream.take,
+                accept=accept,
+                weights=[task.weight for task in tasks],
+            )
     except (NeedsBatch, InputError) as exc:
         log.debug("check --input reads the whole batch: %s", exc)
         return None
     return evaluation, stream.report, sources
+
+
+PARALLEL_INPUT_BYTES = 4 * 2**20
+"""Exports at least this large are read on every CPU by default (smaller ones take less
+time than starting the workers saves)."""
+
+
+def _input_jobs(inputs: Sequence[Path]) -> int:
+    """``check --input``'s default ``--jobs``: one per CPU for a large export, else 1."""
+    from ticketlint.workers import default_jobs
+
+    total = 0
+    for path in inputs:
+        try:
+            files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+            total += sum(p.stat().st_size for p in files)
+        except OSError:
+            continue  # the reader reports it
+        if total >= PARALLEL_INPUT_BYTES:
+            return default_jobs()
+    return 1
 
 
 def _exposure_text(

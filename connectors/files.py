@@ -46,6 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,10 @@ class InputError(Exception):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a ``check --input`` worker, raised again here with both parts.
+        return (type(self), (self.path, self.problem))
 
 
 @dataclass
@@ -701,21 +706,50 @@ class NeedsBatch(Exception):
 
 
 @dataclass
+class Piece:
+    """Records of one page or chunk of ``check --input`` and what mapping them adds to the
+    run's report (:meth:`InputStream.take`): ``report`` at once, ``tail`` after the
+    folder's last piece (a Jira folder lists its unreadable entries after its pages),
+    all of ``folder``'s tails when ``flush`` is set."""
+
+    records: list[BaseRecord]
+    report: MappingReport
+    folder: int
+    tail: MappingReport | None = None
+    flush: bool = False
+
+
+@dataclass(frozen=True)
+class InputTask:
+    """One page file or table to read, map and check. It may run in a forked worker
+    (:func:`ticketlint.workers.run_ordered`), so its pieces carry their report changes
+    instead of making them; ``weight`` (bytes to read) lets the heaviest start first."""
+
+    run: Callable[[], Iterator[Piece]]
+    weight: int = 0
+
+    def __call__(self) -> Iterator[Piece]:
+        return self.run()
+
+
+@dataclass
 class InputStream:
     """``check --input`` read piece by piece (:func:`stream_inputs`).
 
     :attr:`held` holds what is loaded whole before anything streams: every
     configuration item (cross-record rules need them all before any record that
     references one is checked), JSON-lines records and single export files. After it,
-    :attr:`ci_sources` is complete. :meth:`batches` then maps Jira folders page by page
-    (a first pass gathers the review issues, the changelogs and the field names of
-    every page; the second maps each page alone) and ServiceNow tables one at a time
-    (the approvals and task_ci rows, small per task, are read first and kept), so that
-    only one file's JSON and records are alive at a time. :attr:`report` is complete
-    once :meth:`batches` is exhausted."""
+    :attr:`ci_sources` is complete. :meth:`tasks` then plans the rest: Jira folders
+    page by page (a first pass gathers the review issues, the changelogs and the field
+    names of every page; each page is then mapped alone) and ServiceNow tables one at a
+    time (the approvals and task_ci rows, small per task, are read first and kept), so
+    that only one file's JSON and records are alive at a time. :meth:`batches` runs the
+    tasks here; a caller may instead run them in workers and :meth:`take` their pieces
+    in order. :attr:`report` is complete once every piece is taken."""
 
     held: LoadResult
-    later: list[Callable[[], Iterator[list[BaseRecord]]]]
+    later: list[Callable[[int, int], list[InputTask]]]
+    _tails: dict[int, MappingReport] = field(default_factory=dict)
 
     @property
     def report(self) -> MappingReport:
@@ -725,9 +759,25 @@ class InputStream:
     def ci_sources(self) -> set[str]:
         return self.held.ci_sources
 
+    def tasks(self, jobs: int = 1) -> Iterator[InputTask]:
+        """The tasks, folder by folder (a Jira folder's first pass runs on ``jobs``
+        processes when it is planned)."""
+        for number, plan in enumerate(self.later):
+            yield from plan(number, jobs)
+
+    def take(self, piece: Piece) -> None:
+        """Add a piece's report changes to :attr:`report`, in the order of the pieces."""
+        self.report.merge(piece.report)
+        if piece.tail is not None:
+            self._tails.setdefault(piece.folder, MappingReport()).merge(piece.tail)
+        if piece.flush:
+            self.report.merge(self._tails.pop(piece.folder, MappingReport()))
+
     def batches(self) -> Iterator[list[BaseRecord]]:
-        for produce in self.later:
-            yield from produce()
+        for task in self.tasks():
+            for piece in task():
+                self.take(piece)
+                yield piece.records
 
 
 def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream:
@@ -759,7 +809,9 @@ def _stream_directory(path: Path, options: MappingOptions, stream: InputStream) 
         )
         return
     stream.later.append(
-        lambda: _stream_jira(path, folder.json_files, folder.jsonl, options, held.report)
+        lambda number, jobs: _JiraFolder(path, folder.json_files, options).plan(
+            number, jobs, has_jsonl=folder.jsonl
+        )
     )
 
 
@@ -769,15 +821,13 @@ def _stream_servicenow(
     held: LoadResult,
     *,
     dictionary: Path | None = None,
-) -> Callable[[], Iterator[list[BaseRecord]]]:
+) -> Callable[[int, int], list[InputTask]]:
     """:func:`_load_servicenow`: the link tables and the CI table are read now (the CI
     records into ``held``); the other tables are mapped one at a time by the returned
-    producer."""
+    planner's tasks."""
     from ticketlint.mapping import servicenow as snow_mapping
 
-    report = held.report
-
-    def rows(table: str) -> list[dict[str, Any]] | None:
+    def rows(table: str, report: MappingReport) -> list[dict[str, Any]] | None:
         if table not in files:
             return None
         data = _read_json(files[table], None, report)
@@ -791,11 +841,11 @@ def _stream_servicenow(
             raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
         return _objects(loaded, files[table], "row", options.source, report)
 
-    approvals = rows("sysapproval_approver")
-    task_ci = rows("task_ci")
+    approvals = rows("sysapproval_approver", held.report)
+    task_ci = rows("task_ci", held.report)
     mapper = snow_mapping.ServiceNowMapper(options)
     if dictionary is not None:  # as _load_servicenow
-        types = _column_types(dictionary, report)
+        types = _column_types(dictionary, held.report)
         mapper.use_column_types(types)
         log.info(
             "%s: column types from %s (%d columns declared); mapped columns are read as "
@@ -805,9 +855,9 @@ def _stream_servicenow(
             len(types),
         )
         for problem in mapper.type_problems():
-            report.warnings[f"{problem}; it is read by its values"] += 1
+            held.report.warnings[f"{problem}; it is read by its values"] += 1
     ci_table = options.tables.get("ci", "cmdb_ci")
-    ci_rows = rows(ci_table)
+    ci_rows = rows(ci_table, held.report)
     ci_names = (
         {
             str(r.get("sys_id")): str(r.get("name"))
@@ -825,40 +875,52 @@ def _stream_servicenow(
                 f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})",
             )
 
-    def map_table(table: str, table_rows: list[dict[str, Any]] | None) -> list[BaseRecord]:
+    def map_table(
+        table: str, table_rows: list[dict[str, Any]] | None, report: MappingReport
+    ) -> list[BaseRecord]:
         process = mapper.process_for_table(table)
         assert process is not None  # checked above
         records, table_report = mapper.map_rows(
             process, table_rows or [], approvals=approvals, task_ci=task_ci, ci_names=ci_names
         )
-        if process == "ci":
-            held.ci_sources.add(options.source)
         report.merge(table_report)
         return records
 
     cis = [t for t in ordered if mapper.process_for_table(t) == "ci" or t == ci_table]
     for table in cis:
-        table_rows = ci_rows if table == ci_table and ci_rows is not None else rows(table)
-        held.extend(map_table(table, table_rows), MappingReport())
+        table_rows = (
+            ci_rows if table == ci_table and ci_rows is not None else rows(table, held.report)
+        )
+        held.extend(map_table(table, table_rows, held.report), MappingReport())
+        held.ci_sources.add(options.source)
     ci_rows = None
 
-    def produce() -> Iterator[list[BaseRecord]]:
-        for table in ordered:
-            if table in cis:
-                continue  # in ``held`` already
-            chunks = _table_row_chunks(files[table], options, report)
-            if chunks is None:  # not a plain {"result": [...]}: read whole
-                yield map_table(table, rows(table))
-                continue
-            process = mapper.process_for_table(table)
-            assert process is not None  # checked above
-            for records, chunk_report in mapper.map_row_chunks(
-                process, chunks, approvals=approvals, task_ci=task_ci, ci_names=ci_names
-            ):
-                report.merge(chunk_report)
-                yield records
+    def table_pieces(table: str, folder: int) -> Iterator[Piece]:
+        """One table, a chunk of rows at a time; its report comes with its last piece
+        (the reader and the mapper write it as the chunks go)."""
+        report = MappingReport()
+        chunks = _table_row_chunks(files[table], options, report)
+        if chunks is None:  # not a plain {"result": [...]}: read whole
+            records = map_table(table, rows(table, report), report)
+            yield Piece(records, report, folder)
+            return
+        process = mapper.process_for_table(table)
+        assert process is not None  # checked above
+        for records, chunk_report in mapper.map_row_chunks(
+            process, chunks, approvals=approvals, task_ci=task_ci, ci_names=ci_names
+        ):
+            report.merge(chunk_report)
+            yield Piece(records, MappingReport(), folder)
+        yield Piece([], report, folder)
 
-    return produce
+    def plan(folder: int, jobs: int) -> list[InputTask]:
+        return [
+            InputTask(partial(table_pieces, table, folder), files[table].stat().st_size)
+            for table in ordered
+            if table not in cis
+        ]
+
+    return plan
 
 
 _RESULT_ARRAY = re.compile(r'\A[ \t\n\r]*\{[ \t\n\r]*"result"[ \t\n\r]*:[ \t\n\r]*\[')
@@ -936,107 +998,175 @@ def _table_row_chunks(
     return chunks()
 
 
-def _stream_jira(
-    folder: Path,
-    json_files: list[Path],
-    has_jsonl: bool,
-    options: MappingOptions,
-    report: MappingReport,
-) -> Iterator[list[BaseRecord]]:
-    """:func:`_load_directory` + :func:`_load_jira` for a Jira folder, one page file at a
-    time: a first pass over every file gathers what crosses pages (review issues, the
-    changelogs, field names, the site and deployment), then each search file is parsed
-    again and mapped alone."""
-    from ticketlint.mapping import jira as jira_mapping
+@dataclass
+class _Scan:
+    """What the first pass learns from one file of a Jira folder."""
 
-    scout = jira_mapping.JiraMapper(options, jira_mapping.JiraFieldCatalog.from_names({}, None))
-    reviews: jira_mapping.ReviewIndex = {"own": {}, "completes": {}}
-    searches: list[Path] = []
-    names: dict[str, str] = {}
-    schema: dict[str, Any] = {}
-    field_list: Any = None
-    statuses: Any = None
-    changelogs = _Changelogs()
+    report: MappingReport
+    """Warnings of reading it (values nested too deep, integers too long)."""
+    sidecar: Any = None
+    """The JSON of ``field.json`` or ``status.json``."""
+    changelog_ids: list[str] | None = None
+    """The issue ids of a changelog bulkfetch response, in order (None: it is none)."""
+    search: bool = False
+    names: dict[str, str] = field(default_factory=dict)
+    schema: dict[str, Any] = field(default_factory=dict)
+    reviews: Any = None
+    """The review index of the page's own issues (``JiraMapper.review_index``)."""
     site: str | None = None
     deployment: str | None = None
-    kept: dict[Path, tuple[list[dict[str, Any]], MappingReport, MappingReport]] = {}
-    kept_bytes = 0
-    for path in json_files:
-        data = _read_json(path, None, report)
+    issues: tuple[list[dict[str, Any]], MappingReport, MappingReport] | None = None
+    """The page read as the second pass reads it, when kept (not parsed again)."""
+
+
+class _JiraFolder:
+    """:func:`_load_directory` + :func:`_load_jira` for a Jira folder, one page file at a
+    time: a first pass over every file (:meth:`scan`) gathers what crosses pages (review
+    issues, the changelogs, field names, the site and deployment), then each search file
+    is parsed again and mapped alone (:meth:`page`)."""
+
+    def __init__(self, path: Path, json_files: list[Path], options: MappingOptions) -> None:
+        from ticketlint.mapping import jira as jira_mapping
+
+        self.path, self.json_files, self.options = path, json_files, options
+        self.scout = jira_mapping.JiraMapper(
+            options, jira_mapping.JiraFieldCatalog.from_names({}, None)
+        )
+        self.searches: list[Path] = []
+        self.kept: dict[Path, tuple[list[dict[str, Any]], MappingReport, MappingReport]] = {}
+        self.changelogs = _Changelogs()
+        self.reviews: Any = {"own": {}, "completes": {}}
+        self.mapper: Any = None
+
+    def scan(self, number: int, keep: bool) -> _Scan:
+        """The first pass over ``json_files[number]``; the page itself too when ``keep``."""
+        path = self.json_files[number]
+        scan = _Scan(MappingReport())
+        data = _read_json(path, None, scan.report)
         if _is_jsm_requests(data):
             raise InputError(path, JSM_REQUEST_EXPORT)
-        if path.name == "field.json":
-            field_list = data
-        elif path.name == "status.json":
-            statuses = data
         if path.name in JIRA_SIDECARS:
-            continue
+            scan.sidecar = data
+            return scan
         if path.name.endswith(".json"):  # what _jira_changelogs' glob reads
-            changelogs.note(path, data)
+            scan.changelog_ids = _Changelogs.issue_ids(data)
         if not _is_jira_search(data):
-            continue
-        searches.append(path)
+            return scan
+        scan.search = True
         page_report, page_unreadable = MappingReport(), MappingReport()
-        issues, page_names, page_schema = _search_issues(
-            path, data, options, page_report, page_unreadable
+        issues, scan.names, scan.schema = _search_issues(
+            path, data, self.options, page_report, page_unreadable
         )
-        size = path.stat().st_size
-        if kept_bytes + size <= SEARCH_BYTES_KEPT:  # mapped from here, not parsed again
-            kept[path] = (issues, page_report, page_unreadable)
-            kept_bytes += size
-        names.update(page_names)
-        schema.update(page_schema)
-        scout.review_index(issues, into=reviews)
-        if site is None:
-            site = _jira_site(issues) or None
-        if deployment is None:
-            deployment = _jira_first_deployment(issues)
-        del data, issues
-    if not searches:
-        if not has_jsonl:
+        scan.reviews = self.scout.review_index(issues)
+        scan.site = _jira_site(issues) or None
+        scan.deployment = _jira_first_deployment(issues)
+        if keep:
+            scan.issues = (issues, page_report, page_unreadable)
+        return scan
+
+    def plan(self, folder: int, jobs: int, *, has_jsonl: bool) -> list[InputTask]:
+        """Run the first pass (on ``jobs`` processes: only what crosses pages comes back
+        from them), build the mapper, and return the tasks of the second pass."""
+        from ticketlint.mapping import jira as jira_mapping
+        from ticketlint.workers import run_ordered
+
+        scan_report = MappingReport()
+        names: dict[str, str] = {}
+        schema: dict[str, Any] = {}
+        field_list: Any = None
+        statuses: Any = None
+        site: str | None = None
+        deployment: str | None = None
+        kept_bytes = 0
+        keep = jobs < 2  # a worker's parsed page costs more to send back than to parse
+        scans = run_ordered(partial(self.scan, keep=keep), len(self.json_files), jobs)
+        for path, scan in zip(self.json_files, scans, strict=True):
+            scan_report.merge(scan.report)
+            if path.name == "field.json":
+                field_list = scan.sidecar
+            elif path.name == "status.json":
+                statuses = scan.sidecar
+            if scan.changelog_ids is not None:
+                self.changelogs.note(path, scan.changelog_ids)
+            if not scan.search:
+                continue
+            self.searches.append(path)
+            if scan.issues is not None:
+                size = path.stat().st_size
+                if kept_bytes + size <= SEARCH_BYTES_KEPT:  # mapped from here, not parsed again
+                    self.kept[path] = scan.issues
+                    kept_bytes += size
+            names.update(scan.names)
+            schema.update(scan.schema)
+            _merge_reviews(self.reviews, scan.reviews)
+            site = site or scan.site
+            deployment = deployment or scan.deployment
+        setup = InputTask(partial(iter, [Piece([], scan_report, folder)]))
+        if not self.searches:
+            if not has_jsonl:
+                raise InputError(
+                    self.path,
+                    "holds no Jira search export, no ServiceNow <table>.json "
+                    f"({', '.join(sorted(_servicenow_tables(self.options)))}) and no .jsonl records",
+                )
+            return [setup]
+        if field_list is not None:
+            if not isinstance(field_list, list):
+                raise InputError(
+                    self.path / "field.json",
+                    "expected the JSON list returned by /rest/api/2/field",
+                )
+            catalog = jira_mapping.JiraFieldCatalog.from_field_list(field_list)
+        else:
+            catalog = jira_mapping.JiraFieldCatalog.from_names(names, schema or None)
+        if statuses is not None and not isinstance(statuses, list):
             raise InputError(
-                folder,
-                "holds no Jira search export, no ServiceNow <table>.json "
-                f"({', '.join(sorted(_servicenow_tables(options)))}) and no .jsonl records",
+                self.path / "status.json", "expected the JSON list returned by /rest/api/2/status"
             )
-        return
-    if field_list is not None:
-        if not isinstance(field_list, list):
-            raise InputError(
-                folder / "field.json", "expected the JSON list returned by /rest/api/2/field"
-            )
-        catalog = jira_mapping.JiraFieldCatalog.from_field_list(field_list)
-    else:
-        catalog = jira_mapping.JiraFieldCatalog.from_names(names, schema or None)
-    if statuses is not None and not isinstance(statuses, list):
-        raise InputError(
-            folder / "status.json", "expected the JSON list returned by /rest/api/2/status"
+        options = self.options
+        if not options.base_url:
+            options = replace(options, base_url=site or "")
+        self.mapper = jira_mapping.JiraMapper(
+            options, catalog, statuses=statuses, deployment=deployment or "Cloud"
         )
-    if not options.base_url:
-        options = replace(options, base_url=site or "")
-    mapper = jira_mapping.JiraMapper(
-        options, catalog, statuses=statuses, deployment=deployment or "Cloud"
-    )
-    unreadable = MappingReport()
-    for number, path in enumerate(searches):
-        first_read = kept.pop(path, None)
+        last = len(self.searches) - 1
+        pages = [
+            InputTask(partial(self.page, n, folder, n == last), path.stat().st_size)
+            for n, path in enumerate(self.searches)
+        ]
+        return [setup, *pages]
+
+    def page(self, number: int, folder: int, last: bool) -> Iterator[Piece]:
+        """Search file ``number`` mapped (its unreadable entries are the folder's tail)."""
+        path = self.searches[number]
+        first_read = self.kept.pop(path, None)
+        report, unreadable = MappingReport(), MappingReport()
         if first_read is None:
-            issues, _, _ = _search_issues(path, _read_json(path), options, report, unreadable)
+            issues, _, _ = _search_issues(path, _read_json(path), self.options, report, unreadable)
         else:
             issues = first_read[0]
             report.merge(first_read[1])
             unreadable.merge(first_read[2])
             first_read = None
-        records, page_report = mapper.map_issues(
+        records, page_report = self.mapper.map_issues(
             issues,
-            changelogs=changelogs.for_issues(issues),
-            reviews=reviews,
+            changelogs=self.changelogs.for_issues(issues),
+            reviews=self.reviews,
             setup_warnings=number == 0,
         )
         del issues
         report.merge(page_report)
-        yield records
-    report.merge(unreadable)
+        yield Piece(records, report, folder, tail=unreadable, flush=last)
+
+
+def _merge_reviews(into: Any, page: Any) -> None:
+    """Add a page's review index to the folder's, as ``review_index(issues, into=...)``
+    page after page would: a review's own state from its last copy, a completed record's
+    time from the first review that completes it."""
+    into["own"].update(page["own"])
+    completes = into["completes"]
+    for key, at in page["completes"].items():
+        completes.setdefault(key, at)
 
 
 class _Changelogs:
@@ -1052,18 +1182,24 @@ class _Changelogs:
         self.where: dict[str, list[int]] = {}
         self._parsed: OrderedDict[int, dict[str, list[Any]]] = OrderedDict()
 
-    def note(self, path: Path, data: Any) -> None:
-        number = len(self.files)
-        found = False
+    @staticmethod
+    def issue_ids(data: Any) -> list[str] | None:
+        """The issue ids of a changelog bulkfetch response (or a list of them), in
+        order; None when it holds none."""
+        ids: list[str] | None = None
         for page in data if isinstance(data, list) else [data]:
             if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
-                found = True
-                for entry in page["issueChangeLogs"]:
-                    files = self.where.setdefault(str(entry.get("issueId")), [])
-                    if not files or files[-1] != number:
-                        files.append(number)
-        if found:
-            self.files.append(path)
+                ids = ids if ids is not None else []
+                ids.extend(str(entry.get("issueId")) for entry in page["issueChangeLogs"])
+        return ids
+
+    def note(self, path: Path, issue_ids: list[str]) -> None:
+        number = len(self.files)
+        for issue_id in issue_ids:
+            files = self.where.setdefault(issue_id, [])
+            if not files or files[-1] != number:
+                files.append(number)
+        self.files.append(path)
 
     def for_issues(self, issues: Iterable[dict[str, Any]]) -> dict[str, list[Any]] | None:
         """What ``JiraMapper.map_issues`` looks up for these issues (None when the

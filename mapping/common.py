@@ -31,6 +31,10 @@ class MappingError(Exception):
         self.key = key
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled back from a ``check --input`` worker with all three parts.
+        return (type(self), (self.source, self.key, self.reason))
+
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "key": self.key, "reason": self.reason}
 
@@ -48,6 +52,9 @@ class Unreadable(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.detail))
 
 
 def unreadable_reason(exc: Exception) -> str:

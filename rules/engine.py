@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -309,6 +309,65 @@ class Engine:
         result.findings = sort_findings(findings)
         return result
 
+    def evaluate_tasks(
+        self,
+        held: Sequence[BaseRecord],
+        tasks: Sequence[Callable[[], Iterable[Any]]],
+        *,
+        as_of: datetime,
+        ci_sources: Iterable[str],
+        jobs: int,
+        take: Callable[[Any], None],
+        accept: Callable[[list[tuple[str, str]], bool], None],
+        weights: Sequence[float] | None = None,
+    ) -> Evaluation:
+        """:meth:`evaluate_streamed` with the batches made and checked by ``jobs`` forked
+        workers (:func:`ticketlint.workers.run_ordered`; here when ``jobs`` < 2).
+
+        Each task yields pieces (objects with a ``records`` list). A worker inherits the
+        index of ``held`` (every configuration item: what record rules read), checks a
+        task's records with a stream of its own, and sends back the pieces without their
+        records, the findings, the outcome counts, the facts the aggregate rules index
+        and the deferred records. Here, in task order: ``accept(idents, streamed_ci)``
+        (the (source, key) of each record read; whether one was a configuration item)
+        may raise to stop the run; ``take(piece)`` gets each piece; the results merge.
+        The workers start with the heaviest ``weights``.
+        Outcomes, counts and findings are those of :meth:`evaluate_streamed`."""
+        from ticketlint.workers import run_ordered
+
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        if not self.streams:
+            raise ValueError("a selected rule may read any record: use evaluate()")
+        index = RecordIndex(ci_sources, slim_cis=not self.reads_index_records)
+        stream = self.stream(as_of=as_of, index=index)
+        result = stream.result
+        findings: list[Finding] = []
+        deferred: list[BaseRecord] = [r for r in held if r.process in STREAM_DEFERRED_PROCESSES]
+        with gc_paused():
+            for record in held:
+                index.add(record)
+            findings.extend(
+                stream.feed(r for r in held if r.process not in STREAM_DEFERRED_PROCESSES)
+            )
+            outcomes = run_ordered(
+                lambda number: _TaskOutcome.of(self, tasks[number], index, as_of),
+                len(tasks),
+                jobs,
+                weights=weights,
+            )
+            for outcome in outcomes:
+                accept(outcome.idents, outcome.streamed_ci)
+                for piece in outcome.pieces:
+                    take(piece)
+                outcome.merge_into(result, index)
+                findings.extend(outcome.findings)
+                deferred.extend(outcome.deferred)
+            findings.extend(stream.feed(deferred))
+            findings.extend(stream.finish())
+        result.findings = sort_findings(findings)
+        return result
+
     @property
     def streams(self) -> bool:
         """Whether :meth:`evaluate_streamed` may run these rules (all built in)."""
@@ -477,6 +536,73 @@ class EvaluationStream:
                 elif outcome.status is Status.NOT_EVALUATED:
                     not_eval[r.code][outcome.reason] += 1
         return found
+
+
+@dataclass
+class _TaskOutcome:
+    """What a worker of :meth:`Engine.evaluate_tasks` sends back for one task."""
+
+    pieces: list[Any] = field(default_factory=list)
+    idents: list[tuple[str, str]] = field(default_factory=list)
+    streamed_ci: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    deferred: list[BaseRecord] = field(default_factory=list)
+    records: int = 0
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    not_evaluated: dict[str, Counter[str]] = field(default_factory=dict)
+    rule_errors: list[str] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+    changes: dict[str, dict[str, ChangeFacts]] = field(default_factory=dict)
+    incidents_by_ci: dict[str, dict[str, list[IncidentFacts]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, engine: Engine, task: Callable[[], Iterable[Any]], index: RecordIndex, as_of: datetime
+    ) -> _TaskOutcome:
+        """Run ``task`` and check its records against ``index`` (held records only)."""
+        out = cls()
+        stream = EvaluationStream(engine, index, as_of)
+        facts = RecordIndex()
+        with gc_paused():
+            for piece in task():
+                records, piece.records = piece.records, []
+                now: list[BaseRecord] = []
+                for record in records:
+                    out.idents.append((record.source, record.key))
+                    if record.process == "ci":
+                        out.streamed_ci = True  # the caller refuses it: not indexed
+                    else:
+                        facts.add(record)
+                    if record.process in STREAM_DEFERRED_PROCESSES:
+                        out.deferred.append(record)
+                    else:
+                        now.append(record)
+                out.findings.extend(stream.feed(now))
+                out.pieces.append(piece)
+        result = stream.result
+        out.records, out.rule_errors = result.records, result.rule_errors
+        out.counts = {code: counter for code, counter in result.counts.items() if counter}
+        out.not_evaluated = dict(result.not_evaluated)
+        out.sources = facts.sources
+        out.changes = dict(facts.changes)
+        out.incidents_by_ci = {s: dict(by_ci) for s, by_ci in facts.incidents_by_ci.items()}
+        return out
+
+    def merge_into(self, result: Evaluation, index: RecordIndex) -> None:
+        """Add the outcome to the run's, as feeding its records there would have."""
+        result.records += self.records
+        result.rule_errors.extend(self.rule_errors)
+        for code, counter in self.counts.items():
+            result.counts[code].update(counter)
+        for code, reasons in self.not_evaluated.items():
+            result.not_evaluated[code].update(reasons)
+        index.sources.update(self.sources)
+        for source, changes in self.changes.items():
+            index.changes[source].update(changes)
+        for source, by_ci in self.incidents_by_ci.items():
+            into = index.incidents_by_ci[source]
+            for ci, incidents in by_ci.items():
+                into[ci].extend(incidents)
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

@@ -14,6 +14,7 @@ import gc
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,19 +142,25 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def _check(
-    inputs: list[Path], fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, streamed: bool
+    inputs: list[Path],
+    fmt: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    streamed: bool,
+    jobs: int = 1,
 ) -> tuple[int, str]:
     calls: list[bool] = []
     real = cli_module._check_streamed
 
-    def spy(*args: Any) -> Any:
-        result = real(*args) if streamed else None
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs) if streamed else None
         calls.append(result is not None)
         return result
 
     monkeypatch.setattr(cli_module, "_check_streamed", spy)
     out = tmp_path / f"out-{streamed}.{fmt}"
-    args = ["check", "--as-of", AS_OF, "-f", fmt, "-o", str(out)]
+    args = ["check", "--as-of", AS_OF, "-f", fmt, "-o", str(out), "--jobs", str(jobs)]
     args += [a for p in inputs for a in ("--input", str(p))]
     result = CliRunner().invoke(cli, args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -162,20 +169,39 @@ def _check(
     return result.exit_code, out.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("parsed_again", [False, True], ids=["pages-kept", "pages-parsed-again"])
+@pytest.mark.parametrize(
+    ("jobs", "parsed_again"),
+    [(1, False), (1, True), (2, True), (3, True)],
+    ids=["pages-kept", "pages-parsed-again", "2-workers", "3-workers"],
+)
 @pytest.mark.parametrize("fmt", ["json", "text", "jsonl", "markdown"])
 def test_streamed_output_is_the_batch_output(
     export: list[Path],
     fmt: str,
+    jobs: int,
     parsed_again: bool,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Also read by forked workers (``--jobs``), which never keep a page from the first
+    pass: each page, table and finding comes back to be merged in the order read."""
     if parsed_again:  # no search page kept from the first pass: each is parsed again
         monkeypatch.setattr(files_module, "SEARCH_BYTES_KEPT", 0)
     batch = _check(export, fmt, tmp_path, monkeypatch, streamed=False)
-    streamed = _check(export, fmt, tmp_path, monkeypatch, streamed=True)
+    pids = tmp_path / "pids"
+    page = files_module._JiraFolder.page
+
+    def noted(self: Any, *args: Any) -> Any:
+        with pids.open("a", encoding="ascii") as out:
+            out.write(f"{os.getpid()}\n")
+        return page(self, *args)
+
+    monkeypatch.setattr(files_module._JiraFolder, "page", noted)
+    streamed = _check(export, fmt, tmp_path, monkeypatch, streamed=True, jobs=jobs)
     assert streamed == batch
+    mappers = set(pids.read_text(encoding="ascii").split())
+    assert (str(os.getpid()) in mappers) is (jobs == 1)
+    assert len(mappers) >= min(jobs, 2)  # the pages were shared out
     if fmt == "json":
         summary = json.loads(batch[1])["summary"]
         assert summary["records"] > 500 and summary["findings"] > 50
@@ -208,17 +234,18 @@ def test_the_export_is_hard_for_a_page_by_page_reader(
     assert json.loads(without)["findings"] != json.loads(text)["findings"]
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_record_read_twice_is_checked_by_the_batch_load(
-    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    export: list[Path], jobs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     twice = [export[1], export[1]]  # the ServiceNow folder twice: every row is a duplicate
     real = cli_module._check_streamed
     answers: list[object] = []
     monkeypatch.setattr(
-        cli_module, "_check_streamed", lambda *a: answers.append(real(*a)) or answers[-1]
+        cli_module, "_check_streamed", lambda *a, **k: answers.append(real(*a, **k)) or answers[-1]
     )
     out = tmp_path / "twice.json"
-    args = ["check", "--exit-zero", "--as-of", AS_OF, "-f", "json", "-o", str(out)]
+    args = ["check", "--exit-zero", "--as-of", AS_OF, "-f", "json", "-o", str(out), "-j", str(jobs)]
     result = CliRunner().invoke(cli, args + [a for p in twice for a in ("--input", str(p))])
     assert result.exit_code == 0, result.output
     assert answers == [None]  # fell back
@@ -248,9 +275,10 @@ def test_deferred_processes_cover_every_rule_that_reads_other_records() -> None:
     assert {"ci", "change", "incident"} <= RecordIndex.PROCESSES
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("enabled", [True, False])
 def test_a_file_that_breaks_mid_stream_leaves_the_collector_as_it_was(
-    export: list[Path], tmp_path: Path, enabled: bool
+    export: list[Path], tmp_path: Path, enabled: bool, jobs: int
 ) -> None:
     """The streamed run pauses the collector for the whole evaluation; an input error
     raised while the pages stream (the batch load then reports it) must undo that."""
@@ -268,7 +296,9 @@ def test_a_file_that_breaks_mid_stream_leaves_the_collector_as_it_was(
             gc.enable()
         else:
             gc.disable()
-        answer = cli_module._check_streamed(engine, [broken], MappingOptions("file"), as_of)
+        answer = cli_module._check_streamed(
+            engine, [broken], MappingOptions("file"), as_of, jobs=jobs
+        )
         assert answer is None  # the batch load will report the file
         assert gc.isenabled() is enabled
     finally:
@@ -301,9 +331,10 @@ def _odd_incidents() -> str:
     return '{ "result" :\n [' + ",\n".join(json.dumps(r) for r in odd) + "]\n}\n"
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_a_table_read_row_by_row_reads_as_a_whole_file(
-    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fmt: str, jobs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(files_module, "ROWS_PER_CHUNK", 2)
     limit = sys.get_int_max_str_digits()
@@ -313,7 +344,7 @@ def test_a_table_read_row_by_row_reads_as_a_whole_file(
     finally:
         sys.set_int_max_str_digits(limit)
     batch = _check([folder], fmt, tmp_path, monkeypatch, streamed=False)
-    streamed = _check([folder], fmt, tmp_path, monkeypatch, streamed=True)
+    streamed = _check([folder], fmt, tmp_path, monkeypatch, streamed=True, jobs=jobs)
     assert streamed == batch
     if fmt == "json":
         summary = json.loads(batch[1])["summary"]
@@ -321,6 +352,7 @@ def test_a_table_read_row_by_row_reads_as_a_whole_file(
         assert any("5000" not in w and "digits" in w for w in summary["mapping"]["warnings"])
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize(
     "text",
     [
@@ -330,13 +362,14 @@ def test_a_table_read_row_by_row_reads_as_a_whole_file(
     ],
 )
 def test_a_table_the_row_reader_cannot_read_exactly_goes_to_the_batch_load(
-    text: str, tmp_path: Path
+    text: str, jobs: int, tmp_path: Path
 ) -> None:
     """None: the CLI then runs the batch load, which reads or refuses it as it always has."""
     folder = _snow_copy(tmp_path, text)
     engine = engine_from_config(Config(), select=None, ignore=None)
     as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    assert cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of) is None
+    answer = cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of, jobs=jobs)
+    assert answer is None
 
 
 def test_a_servicenow_folder_with_its_dictionary_streams_as_the_batch_reads_it(

@@ -127,6 +127,31 @@ def test_check_json_and_jsonl_give_every_string_back() -> None:
     assert {json.loads(line)["record_title"] for line in lines} == set(corpus())
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_check_json_is_the_whole_document_encoding(
+    jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-f json encodes findings one at a time (on workers when asked) and splices them in:
+    the text must be json.dumps(indent=2) of the whole document, hostile strings (line
+    breaks, quotes, U+2028, lone surrogates) and all."""
+    monkeypatch.setattr(formats, "PARALLEL_FINDINGS", 1)
+    result = _result()
+    whole = {
+        "findings": [
+            formats.finding_dict(f) for f in formats.sorted_findings(result.evaluation.findings)
+        ],
+        "summary": formats.summary_dict(result),
+        "not_evaluated": formats.not_evaluated_dict(result.evaluation),
+        "not_checked": result.report.not_checked(),
+    }
+    expected = json.dumps(whole, indent=2, ensure_ascii=False) + "\n"
+    assert len(whole["findings"]) > 2 * jobs
+    assert formats.render_json(result, jobs=jobs) == expected
+    empty = _result()
+    empty.evaluation.findings = []
+    assert json.loads(formats.render_json(empty, jobs=jobs))["findings"] == []
+
+
 def test_check_junit_is_valid_xml() -> None:
     root = ET.fromstring(formats.render(_result(), "junit").encode("utf-8"))
     assert len(root.findall(".//failure")) == len(corpus())

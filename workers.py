@@ -1,0 +1,104 @@
+"""Run a function over ``0..n-1`` in forked worker processes, results in order.
+
+``check --input`` parses, maps and checks export pages on every core: the work of a page
+needs the state built before it (the mapper, the review index, the configuration items),
+and forked workers inherit that state instead of having it pickled to them; only the
+page number goes out and a compact result comes back. Where ``fork`` is unavailable
+(Windows), on one CPU, or for ``jobs=1``, the same function runs in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_JOB: Callable[[int], Any] | None = None
+"""The function a forked pool runs: set just before the fork, inherited by the workers."""
+
+
+def _call(number: int) -> tuple[int, bool, Any]:
+    """``(number, failed, result or exception)``: an exception travels back as a value, to
+    be raised at its place in the order rather than when it happens to arrive."""
+    assert _JOB is not None  # set before the pool was forked
+    try:
+        return number, False, _JOB(number)
+    except Exception as exc:  # noqa: BLE001 - raised again by run_ordered, in order
+        return number, True, exc
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+MAX_DEFAULT_JOBS = 8
+"""Beyond this many workers the one process that merges their results is the limit, and
+each worker holds a page or a table of its own."""
+
+
+def default_jobs() -> int:
+    """Worker processes by default: one per available CPU (at most
+    :data:`MAX_DEFAULT_JOBS`), none where fork is missing."""
+    return min(available_cpus(), MAX_DEFAULT_JOBS) if can_fork() else 1
+
+
+def run_ordered(
+    job: Callable[[int], T], count: int, jobs: int, *, weights: Sequence[float] | None = None
+) -> Iterator[T]:
+    """``job(0)``, ``job(1)``, ... ``job(count - 1)``, yielded in that order, computed by
+    ``jobs`` forked processes (here, one at a time, when ``jobs`` < 2, ``count`` < 2 or fork
+    is missing), in :func:`_start_order` of ``weights``; results that come early wait here.
+    An exception of a job is raised here, at its place in the order; leaving the
+    iteration early stops the workers. One pool runs at a time."""
+    global _JOB
+    if jobs < 2 or count < 2 or not can_fork():
+        yield from map(job, range(count))
+        return
+    if _JOB is not None:
+        raise RuntimeError("run_ordered: a pool is already running")
+    order = _start_order(count, weights)
+    _JOB = job
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(jobs, count)) as pool:
+            waiting: dict[int, tuple[bool, Any]] = {}
+            following = 0
+            for number, failed, value in pool.imap_unordered(_call, order):
+                waiting[number] = (failed, value)
+                while following in waiting:
+                    failed, value = waiting.pop(following)
+                    following += 1
+                    if failed:
+                        raise value
+                    yield value
+    finally:
+        _JOB = None
+
+
+HEAVY = 4
+"""A job weighing this many times the median job or more starts before the others."""
+
+
+def _start_order(count: int, weights: Sequence[float] | None) -> list[int]:
+    """Jobs much heavier than the median first, heaviest first (a large table started
+    last would leave the other workers idle at the end); the others in their order
+    (neighbouring pages share the files they read, which a worker keeps parsed)."""
+    if weights is None:
+        return list(range(count))
+    median = sorted(weights)[count // 2]
+    heavy = sorted(
+        (n for n in range(count) if weights[n] >= HEAVY * median > 0), key=lambda n: -weights[n]
+    )
+    chosen = set(heavy)
+    return heavy + [n for n in range(count) if n not in chosen]
