@@ -7,8 +7,10 @@ on the machine hits them alike. The machine is shared: read the ratios, not the 
 
 1. ``check --input`` on exports made from the sandbox (Jira search pages, changelog
    bulkfetch pages, field/status lists; ServiceNow ``<table>.json``) of ``--input-sizes``
-   records, beside a child that only ``json.load``-s the same files once each. Also its
-   peak RSS beside the largest single input file.
+   records, beside a child that only ``json.load``-s the same files once each (one
+   process: the floor the issue set). ``check`` runs with its default ``--jobs`` (a
+   worker per CPU). Also its peak RSS, and its largest worker's, beside the largest
+   single input file.
 2. ``check`` (every configured source, live) and a first ``sync`` into a fresh SQLite
    store, beside the page minimum: a child that makes only the requests any complete read
    needs (search pages and changelog bulkfetch for Jira, the Table API pages for
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
 from ticketlint.sandbox.server import SandboxServer
+from ticketlint.workers import default_jobs
 
 TARGETS = {"check --input": 2.5, "check --source": 1.15, "sync": 1.3, "requests": 1.05}
 RSS_TARGET_MB = 250
@@ -69,15 +72,19 @@ class Child:
     seconds: float
     peak_mb: float
     stdout: str
+    worker_peak_mb: float = 0.0
+    """The largest peak RSS of the child's own children (``check --input`` workers),
+    shared pages of the fork included: 0 when it started none."""
 
 
 PEAK_WRAPPER = """
-import atexit, os, runpy, sys
+import atexit, os, resource, runpy, sys
 def _peak():
     with open("/proc/self/status", encoding="ascii") as status:
         kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     with open(os.environ["BENCH_PEAK_FILE"], "w", encoding="ascii") as out:
-        out.write(str(kib))
+        out.write(f"{kib} {workers}")
 atexit.register(_peak)
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
@@ -99,7 +106,8 @@ def run_python(
         cwd=cwd,
         ok=ok,
     )
-    child.peak_mb = int(peak_file.read_text(encoding="ascii")) / 1024
+    own, workers = peak_file.read_text(encoding="ascii").split()
+    child.peak_mb, child.worker_peak_mb = int(own) / 1024, int(workers) / 1024
     return child
 
 
@@ -128,6 +136,7 @@ class Row:
     seconds: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
+    worker_peak_mb: list[float] = field(default_factory=list)
 
     @property
     def wall(self) -> float:
@@ -140,6 +149,10 @@ class Row:
     @property
     def peak(self) -> float:
         return statistics.median(self.peak_mb) if self.peak_mb else 0.0
+
+    @property
+    def worker_peak(self) -> float:
+        return statistics.median(self.worker_peak_mb) if self.worker_peak_mb else 0.0
 
 
 def _verdict(ratio: float, target: float) -> str:
@@ -205,6 +218,7 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
             child = run_python(binary, argv, env=env, cwd=work)
             check.seconds.append(child.seconds)
             check.peak_mb.append(child.peak_mb)
+            check.worker_peak_mb.append(child.worker_peak_mb)
         findings = len(json.loads((work / "out.json").read_text(encoding="utf-8"))["findings"])
     return {
         "size": size,
@@ -507,8 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         ratio = check.wall / floor.wall
         print(
-            f"| `check --input`, {item['findings']:,} findings | {check.wall:.2f} s |"
+            f"| `check --input` ({default_jobs()} worker processes, the default here),"
+            f" {item['findings']:,} findings | {check.wall:.2f} s |"
             f" {_verdict(ratio, TARGETS['check --input'])} | — | — | {check.peak:.0f} MB"
+            f"{f' + workers of {check.worker_peak:.0f} MB each' if check.worker_peak else ''}"
             f" (2x the largest file: {2 * item['largest_mb']:.0f} MB; json.load"
             f" {floor.peak:.0f} MB) |"
         )
