@@ -280,12 +280,8 @@ class Engine:
         (:attr:`streams`): the built-in rules read no other cross-record facts while
         records stream, except the changes a release links (releases are checked last).
         Outcomes, counts and findings are those of :meth:`evaluate` on the same records."""
-        if as_of.tzinfo is None:
-            raise ValueError("as_of must be timezone-aware")
-        if not self.streams:
-            raise ValueError("a selected rule may read any record: use evaluate()")
-        index = RecordIndex(ci_sources, slim_cis=not self.reads_index_records)
-        stream = self.stream(as_of=as_of, index=index)
+        stream = self._streaming(as_of, ci_sources)
+        index = stream.index
         findings: list[Finding] = []
         deferred: list[BaseRecord] = []
 
@@ -335,13 +331,8 @@ class Engine:
         Outcomes, counts and findings are those of :meth:`evaluate_streamed`."""
         from ticketlint.workers import run_ordered
 
-        if as_of.tzinfo is None:
-            raise ValueError("as_of must be timezone-aware")
-        if not self.streams:
-            raise ValueError("a selected rule may read any record: use evaluate()")
-        index = RecordIndex(ci_sources, slim_cis=not self.reads_index_records)
-        stream = self.stream(as_of=as_of, index=index)
-        result = stream.result
+        stream = self._streaming(as_of, ci_sources)
+        index, result = stream.index, stream.result
         findings: list[Finding] = []
         deferred: list[BaseRecord] = [r for r in held if r.process in STREAM_DEFERRED_PROCESSES]
         with gc_paused():
@@ -367,6 +358,15 @@ class Engine:
             findings.extend(stream.finish())
         result.findings = sort_findings(findings)
         return result
+
+    def _streaming(self, as_of: datetime, ci_sources: Iterable[str]) -> EvaluationStream:
+        """The stream of a streamed evaluation, over an empty index for ``ci_sources``."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        if not self.streams:
+            raise ValueError("a selected rule may read any record: use evaluate()")
+        index = RecordIndex(ci_sources, slim_cis=not self.reads_index_records)
+        return self.stream(as_of=as_of, index=index)
 
     @property
     def streams(self) -> bool:
