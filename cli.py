@@ -13,8 +13,10 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -701,47 +703,122 @@ def _read_live(
     since: datetime | None,
     progress: LiveProgress | None = None,
 ) -> tuple[list[BaseRecord], set[str], MappingReport]:
+    """Every record of ``sources``, each source read in a thread of its own (they are
+    different servers: the read takes about the slowest one's time, not their sum);
+    records, CI sources and the report are joined in the order of ``sources``, so the
+    answer is the one a read source after source gives. An error of a source is raised
+    in that order too, after the other readers stopped at their next batch."""
     progress = progress or LiveProgress(enabled=False)
-    records: list[BaseRecord] = []
-    ci_sources: set[str] = set()
-    report = MappingReport()
     for src in sources:
-        scope = jql if src.type == "jira" else query
         if (jql and src.type != "jira") or (query and src.type != "servicenow"):
             raise click.UsageError(
                 f"--{'jql' if jql else 'query'} does not apply to {src.type} source {src.name!r}"
             )
-        source_keys = keys.get(src.name) or None
-        connector = _open_connector(src)
+    shown: dict[str, str] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def show(name: str, text: str) -> None:
+        with lock:
+            shown[name] = text
+            progress.update("; ".join(shown.values()))
+
+    def read(src: Any) -> _SourceRead:
         try:
-            plan = getattr(connector, "plan", None)
-            if callable(plan):  # every stream is read: related rows may be shared across them
-                plan(dict.fromkeys(connector.streams, since))
-            for stream in connector.streams:
-                log.info("reading %s %s", src.name, stream)
-                for batch in connector.read(stream, since=since, query=scope, keys=source_keys):
-                    records.extend(batch.records)
-                    progress.update(
-                        f"{src.name} {stream}: {len(records):,} records read "
-                        f"({connector.request_count} requests)"
-                    )
-                    report.merge(batch.report)
-                    if not source_keys and (
-                        stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)
-                    ):
-                        # With --key only the named tickets are read: the source's CIs
-                        # were not, so CFG003 must not call every reference unknown.
-                        ci_sources.add(src.name)
-            log.info("%s: %d requests", src.name, connector.request_count)
-        finally:
-            connector.close()
-            progress.clear()
+            return _read_source(
+                src,
+                scope=jql if src.type == "jira" else query,
+                keys=keys.get(src.name) or None,
+                since=since,
+                show=show,
+                stop=stop,
+            )
+        except BaseException:
+            stop.set()  # the other readers stop at their next batch
+            raise
+
+    try:
+        if len(sources) < 2:
+            reads = [read(src) for src in sources]
+        else:
+            with ThreadPoolExecutor(len(sources), thread_name_prefix="ticketlint-source") as pool:
+                futures = [pool.submit(read, src) for src in sources]
+                try:
+                    errors = [future.exception() for future in futures]  # waits for each
+                finally:
+                    stop.set()  # Ctrl-C while waiting: the readers stop too
+            first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
+            if first is not None:
+                raise first
+            reads = [future.result() for future in futures]
+    finally:
+        progress.clear()
+    records: list[BaseRecord] = []
+    ci_sources: set[str] = set()
+    report = MappingReport()
+    for done in reads:
+        records.extend(done.records)
+        report.merge(done.report)
+        if done.reads_cis:
+            ci_sources.add(done.name)
     latest = latest_versions(records)
     if len(latest) < len(records):
         report.warnings["records changed during the read: the latest version is checked"] += len(
             records
         ) - len(latest)
     return latest, ci_sources, report
+
+
+@dataclass
+class _SourceRead:
+    name: str
+    records: list[BaseRecord]
+    report: MappingReport
+    reads_cis: bool
+
+
+class _Stopped(Exception):
+    """Another source failed: this one stops reading (its answer is not used)."""
+
+
+def _read_source(
+    src: Any,
+    *,
+    scope: str | None,
+    keys: list[str] | None,
+    since: datetime | None,
+    show: Callable[[str, str], None],
+    stop: threading.Event,
+) -> _SourceRead:
+    """One source of :func:`_read_live`, every stream."""
+    done = _SourceRead(src.name, [], MappingReport(), False)
+    connector = _open_connector(src)
+    try:
+        plan = getattr(connector, "plan", None)
+        if callable(plan):  # every stream is read: related rows may be shared across them
+            plan(dict.fromkeys(connector.streams, since))
+        for stream in connector.streams:
+            log.info("reading %s %s", src.name, stream)
+            for batch in connector.read(stream, since=since, query=scope, keys=keys):
+                if stop.is_set():
+                    raise _Stopped(src.name)
+                done.records.extend(batch.records)
+                show(
+                    src.name,
+                    f"{src.name} {stream}: {len(done.records):,} records read "
+                    f"({connector.request_count} requests)",
+                )
+                done.report.merge(batch.report)
+                if not keys and (
+                    stream in CI_STREAMS or any(r.process == "ci" for r in batch.records)
+                ):
+                    # With --key only the named tickets are read: the source's CIs
+                    # were not, so CFG003 must not call every reference unknown.
+                    done.reads_cis = True
+        log.info("%s: %d requests", src.name, connector.request_count)
+    finally:
+        connector.close()
+    return done
 
 
 def latest_versions(records: Sequence[BaseRecord]) -> list[BaseRecord]:
