@@ -122,41 +122,20 @@ def test_a_failing_source_stops_the_others_and_its_error_is_raised(
     assert slow.closed and broken.closed
 
 
+def _failing(name: str, status: int, *, delay: float = 0.0, after: int = 0) -> _Connector:
+    error = SourceError(name, "refused", status=status)
+    return _Connector(name, ("incident",), pages=3, delay=delay, fail=error, fail_after=after)
+
+
 def test_the_first_source_in_order_names_the_error_when_both_fail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = _Connector(
-        "jira-prod",
-        ("incident",),
-        pages=3,
-        delay=0.05,
-        fail=SourceError("jira-prod", "unauthorised", status=401),
-        fail_after=2,
-    )
-    second = _Connector(
-        "snow-prod",
-        ("incident",),
-        pages=3,
-        fail=SourceError("snow-prod", "server error", status=500),
-    )
+    first, second = _failing("jira-prod", 401, delay=0.05, after=2), _failing("snow-prod", 500)
     with pytest.raises(SourceError) as raised:
         _read(monkeypatch, {"jira-prod": first, "snow-prod": second})
     # The second failed first and stopped the first one, whose own read never failed.
     assert raised.value.status == 500
-    first = _Connector(
-        "jira-prod",
-        ("incident",),
-        pages=3,
-        fail=SourceError("jira-prod", "unauthorised", status=401),
-    )
-    second = _Connector(
-        "snow-prod",
-        ("incident",),
-        pages=3,
-        delay=0.05,
-        fail=SourceError("snow-prod", "server error", status=500),
-        fail_after=2,
-    )
+    first, second = _failing("jira-prod", 401), _failing("snow-prod", 500, delay=0.05, after=2)
     with pytest.raises(SourceError, match="HTTP 401"):
         _read(monkeypatch, {"jira-prod": first, "snow-prod": second})
 
