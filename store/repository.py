@@ -270,6 +270,26 @@ def stored_keys(session: Session, source: str) -> set[str]:
     )
 
 
+def stored_since(session: Session, source: str, keys: Sequence[str], since: datetime) -> bool:
+    """Whether a record of ``source`` with one of ``keys`` was stored at or after ``since``
+    (this run's start: read earlier in the same run). One query per :data:`UPSERT_CHUNK`
+    keys, at most one row each."""
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), UPSERT_CHUNK):
+        stmt = (
+            select(RecordRow.key)
+            .where(
+                RecordRow.source == source,
+                RecordRow.key.in_(unique[start : start + UPSERT_CHUNK]),
+                RecordRow.seen_at >= since,
+            )
+            .limit(1)
+        )
+        if session.execute(stmt).first() is not None:
+            return True
+    return False
+
+
 def unseen_keys(session: Session, source: str, seen_since: datetime) -> list[str]:
     """Keys of live records not upserted since ``seen_since`` (gone, after a full read)."""
     return list(

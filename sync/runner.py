@@ -11,6 +11,10 @@ Memory stays flat in the number of stored records: evaluation streams them from 
 (:func:`_evaluate_source`): a light first pass fills the engine's cross-record index from
 only the processes it reads, without raw JSON; a second pass feeds the records to the
 engine in chunks of :data:`EVAL_CHUNK` (with raw JSON only when a selected rule reads it).
+A full read (a first sync, a reconcile) needs neither pass: every live record of the
+source is one it just stored, so they are checked as they are stored (:class:`_ReadCheck`)
+unless only the store can answer exactly (a ticket read twice, a CI after other records,
+rules that may read any record, ``--dry-run``).
 Only the source's findings are kept, and the diff reads the stored findings as plain
 values and writes them back in chunks (:func:`ticketlint.store.repository.apply_diff_chunked`).
 
@@ -27,7 +31,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pickle
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
@@ -42,7 +48,14 @@ from ticketlint.connectors.base import Connector, SourceError, StreamBatch
 from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
-from ticketlint.rules.engine import Engine, Evaluation, Finding, RecordIndex, sort_findings
+from ticketlint.rules.engine import (
+    STREAM_DEFERRED_PROCESSES,
+    Engine,
+    Evaluation,
+    Finding,
+    RecordIndex,
+    sort_findings,
+)
 from ticketlint.store import lifecycle
 from ticketlint.store import repository as repo
 from ticketlint.store.db import Store, open_store, retry_locked
@@ -395,8 +408,16 @@ class SyncRunner:
         try:
             with self.store.session() as s:
                 old_marks = repo.get_watermarks(s, res.name)
-            marks, pending = self._read(source_cfg, res, started)
-            findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
+            checked = (
+                _ReadCheck(self.engine, res.name, as_of)
+                if self._full and not self.options.dry_run and self.engine.streams
+                else None
+            )
+            marks, pending = self._read(source_cfg, res, started, checked)
+            if checked is not None and checked.valid:
+                findings, evaluation = checked.finish()
+            else:
+                findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
             res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
             res.outcomes = {code: dict(c) for code, c in evaluation.counts.items()}
             res.not_evaluated = {code: dict(c) for code, c in evaluation.not_evaluated.items()}
@@ -440,9 +461,14 @@ class SyncRunner:
         return res
 
     def _read(
-        self, source_cfg: SourceConfig, res: SourceResult, started: datetime
+        self,
+        source_cfg: SourceConfig,
+        res: SourceResult,
+        started: datetime,
+        checked: _ReadCheck | None = None,
     ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
-        """Read every stream; store batches (or keep them in memory for --dry-run)."""
+        """Read every stream; store batches (or keep them in memory for --dry-run), and
+        feed each stored batch to ``checked``."""
         pending: dict[str, BaseRecord] | None = {} if self.options.dry_run else None
         with self.store.session() as s:
             old_marks = repo.get_watermarks(s, res.name)
@@ -486,8 +512,11 @@ class SyncRunner:
                             )
                         pending.update({r.key: r for r in mine})
                     elif item.records:
-                        res.changed += self._upsert(item.records, started)
+                        changed, stored, reread = self._upsert(item.records, started, checked)
+                        res.changed += changed
                         crash_point("after-upsert")
+                        if checked is not None:
+                            checked.feed(stored, reread=reread)
                     if item.watermark is not None:
                         marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
                     self.progress.page(res.name, stream, stats)
@@ -497,13 +526,28 @@ class SyncRunner:
         return marks, pending
 
     @retry_locked
-    def _upsert(self, records: Sequence[BaseRecord], seen_at: datetime) -> int:
-        """Store a batch; how many of its records changed (or are new)."""
+    def _upsert(
+        self, records: Sequence[BaseRecord], seen_at: datetime, checked: _ReadCheck | None = None
+    ) -> tuple[int, list[BaseRecord], bool]:
+        """Store a batch: how many of its records changed (or are new), the records as
+        stored (our own write-back's activity time taken back: ``without_own_writes``),
+        and whether one of ``checked``'s source was already stored by this run."""
         with self.store.session() as s, s.begin():
-            mine = [r for r in records if r.source in {src.name for src in self.sources}]
+            stored = repo.without_own_writes(s, records)
+            mine = [r for r in stored if r.source in {src.name for src in self.sources}]
             changed = repo.changed_count(s, mine)
-            repo.upsert_records(s, records, seen_at)
-            return changed
+            reread = (
+                checked is not None
+                and checked.valid
+                and repo.stored_since(
+                    s,
+                    checked.source,
+                    [r.key for r in stored if r.source == checked.source],
+                    seen_at,
+                )
+            )
+            repo.upsert_records(s, stored, seen_at)
+            return changed, stored, reread
 
     def _reconcile_due(self, source: str) -> bool:
         """Whether this run reads ``source`` whole: ``--full``, a first read (no
@@ -615,6 +659,76 @@ class SyncRunner:
             )
             s.rollback()
         return diff, deleted
+
+
+class _ReadCheck:
+    """A full read's records checked as they are stored (a first sync, a reconcile):
+    what :meth:`SyncRunner._evaluate_source` answers with its two passes over the store
+    (every live record of the source is one this read stored; the ones it did not see
+    are gone), without reading the records back. It is fed the records as stored. For
+    rules that stream (``Engine.streams``): releases are checked last (they read the
+    changes they link), the aggregate rules at the end. Gives up (:attr:`valid` False,
+    the store answers) where only the store is exact: a ticket read twice (keyset
+    paging reads a ticket updated mid-read again; the store keeps the later copy) or a
+    configuration item read after another record (record rules need every CI indexed
+    first). Memory: the index and the findings grow during the read, so the findings are
+    held packed (pickle + zlib, :data:`FINDINGS_PACKED`) until it ends."""
+
+    def __init__(self, engine: Engine, source: str, as_of: datetime) -> None:
+        self.source = source
+        self.valid = True
+        self._index = RecordIndex(slim_cis=not engine.reads_index_records)
+        self._stream = engine.stream(as_of=as_of, index=self._index)
+        self._findings: list[Finding] = []
+        self._packed: list[bytes] = []
+        self._deferred: list[BaseRecord] = []
+        self._past_cis = False
+
+    def feed(self, records: Sequence[BaseRecord], *, reread: bool) -> None:
+        """A stored batch; ``reread``: one of its records was stored earlier in this read."""
+        if not self.valid:
+            return
+        mine = [r for r in records if r.source == self.source]
+        if reread or len({r.key for r in mine}) < len(mine):
+            self._give_up()
+            return
+        for record in mine:
+            is_ci = record.process == "ci"
+            if is_ci and self._past_cis:
+                self._give_up()
+                return
+            self._past_cis = self._past_cis or not is_ci
+            self._index.add(record)
+        now = [r for r in mine if r.process not in STREAM_DEFERRED_PROCESSES]
+        self._deferred.extend(r for r in mine if r.process in STREAM_DEFERRED_PROCESSES)
+        self._keep(self._stream.feed(now))
+
+    def finish(self) -> tuple[list[Finding], Evaluation]:
+        """The source's findings, sorted, and the evaluation (once, when :attr:`valid`)."""
+        self._keep(self._stream.feed(self._deferred))
+        self._keep(self._stream.finish())
+        findings: list[Finding] = []
+        for blob in self._packed:
+            findings.extend(pickle.loads(zlib.decompress(blob)))  # our own bytes
+        findings.extend(self._findings)
+        self._packed, self._findings = [], []
+        return sort_findings(findings), self._stream.result
+
+    def _keep(self, findings: Iterable[Finding]) -> None:
+        self._findings.extend(f for f in findings if f.source == self.source)
+        if len(self._findings) >= FINDINGS_PACKED:
+            blob = pickle.dumps(self._findings, protocol=pickle.HIGHEST_PROTOCOL)
+            self._packed.append(zlib.compress(blob, 1))
+            self._findings = []
+
+    def _give_up(self) -> None:
+        log.debug("%s: evaluated from the store (a record the stream cannot place)", self.source)
+        self.valid = False
+        self._findings, self._packed, self._deferred = [], [], []
+
+
+FINDINGS_PACKED = 1000
+"""Findings of a full read's check packed together (a few kilobytes each unpacked)."""
 
 
 def run_sync(cfg: Config, options: SyncOptions, **kwargs: Any) -> SyncResult:

@@ -493,3 +493,127 @@ def test_dry_run_tolerates_a_missing_or_failing_preview(cfg: Config, store: Stor
     runner.progress = Progress(err)
     assert runner.run().exit_code == 0
     assert "write-back preview failed: no tracker" in err.getvalue()
+
+
+# --- a full read checked as it is stored ----------------------------------------------
+
+
+def _spy_store_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sources that _evaluate_source (the two passes over the store) evaluated."""
+    calls: list[str] = []
+    real = SyncRunner._evaluate_source
+
+    def spy(self: SyncRunner, source: str, *args: Any) -> Any:
+        calls.append(source)
+        return real(self, source, *args)
+
+    monkeypatch.setattr(SyncRunner, "_evaluate_source", spy)
+    return calls
+
+
+def _assert_run_is_whole_list(result: Any, store: Store) -> None:
+    engine = iso_engine()
+    for res in result.sources:
+        whole = _whole(store, res.name, engine)
+        assert res.evaluated == whole.records
+        assert res.outcomes == {code: dict(c) for code, c in whole.counts.items()}
+        assert res.not_evaluated == {c: dict(n) for c, n in whole.not_evaluated.items()}
+        counts = res.diff.counts()
+        assert counts.get("new", 0) + counts.get("open", 0) + counts.get("reopened", 0) == len(
+            whole.findings
+        )
+        open_now = {k for k, v in states(store).items() if v == "open" and k[0] == res.name}
+        assert open_now == {(f.source, f.code, f.key) for f in whole.findings}
+
+
+@pytest.mark.parametrize("releases_first", [False, True])
+def test_a_first_sync_checks_its_records_as_they_are_stored(
+    releases_first: bool, cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second read of the store: the read itself was every live record. Releases
+    read before the changes they link are checked after them (REL001)."""
+    data = dataset()
+    if releases_first:
+        order = ("ci", "release", "incident", "problem", "service_request", "change")
+        data = {s: {k: streams[k] for k in order} for s, streams in data.items()}
+    calls = _spy_store_evaluation(monkeypatch)
+    result = _runner(cfg, store, data).run()
+    assert calls == []
+    _assert_run_is_whole_list(result, store)
+    # A later full read too; an incremental one needs the stored, unchanged records.
+    again = _runner(cfg, store, dataset(seed=21), full=True).run()
+    assert calls == []
+    _assert_run_is_whole_list(again, store)
+    _runner(cfg, store, dataset(seed=22)).run()
+    assert calls == list(SOURCES)
+
+
+def test_a_full_read_is_checked_as_stored_not_as_read(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store may keep another value than the one read (our own write-back's activity
+    time is taken back): the check reads what was stored. Here every incident ending in 7
+    is stored cancelled (the way ``without_own_writes`` rewrites, and idempotent)."""
+    real = repo.without_own_writes
+
+    def rewritten(session: Any, records: Any) -> list[BaseRecord]:
+        return [
+            r.model_copy(update={"state": "cancelled"})
+            if r.process == "incident" and r.key.endswith("7")
+            else r
+            for r in real(session, records)
+        ]
+
+    monkeypatch.setattr(repo, "without_own_writes", rewritten)
+    calls = _spy_store_evaluation(monkeypatch)
+    result = _runner(cfg, store, dataset()).run()
+    assert calls == []
+    _assert_run_is_whole_list(result, store)
+    with store.session() as s:
+        assert any(r.state == "cancelled" for r in repo.load_records(s, "jira-prod"))
+
+
+@pytest.mark.parametrize(
+    "case", ["read-twice", "twice-in-a-page", "ci-last", "dry-run", "custom-rule"]
+)
+def test_what_the_stream_cannot_place_is_evaluated_from_the_store(
+    case: str, cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = dataset()
+    options: dict[str, Any] = {}
+    engine: Any = iso_engine
+    if case == "read-twice":  # keyset paging reads a ticket updated mid-read again
+        for streams in data.values():
+            streams["incident"].append(streams["incident"][3])
+    elif case == "twice-in-a-page":
+        for streams in data.values():
+            streams["incident"].insert(5, streams["incident"][3])
+    elif case == "ci-last":
+        data = {
+            s: {k: v for k, v in streams.items() if k != "ci"} | {"ci": streams["ci"]}
+            for s, streams in data.items()
+        }
+    elif case == "dry-run":
+        options["dry_run"] = True
+    else:  # a rule of another pack may read any record
+
+        @rule(code="XTR001", name="x", title="x", severity="low", clause="1", applies_to=["change"])
+        def other_pack(record: Any, ctx: Any) -> Any:
+            """**Why**
+
+            x
+
+            **Remediation**
+
+            x
+            """
+            return PASS
+
+        def engine(cfg: Any = None) -> Engine:
+            return Engine([*load_registry().select(["ALL"], []), other_pack])
+
+    calls = _spy_store_evaluation(monkeypatch)
+    result = _runner(cfg, store, data, engine=engine, **options).run()
+    assert calls == list(SOURCES)
+    if case in ("read-twice", "twice-in-a-page", "ci-last"):
+        _assert_run_is_whole_list(result, store)
