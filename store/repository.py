@@ -67,12 +67,20 @@ def record_row(record: BaseRecord, seen_at: datetime) -> dict[str, Any]:
     }
 
 
-def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: datetime) -> int:
+def upsert_records(
+    session: Session,
+    records: Sequence[BaseRecord],
+    seen_at: datetime,
+    *,
+    own_writes_taken: bool = False,
+) -> int:
     """Insert or replace records by (source, key); un-deletes a record that came back.
 
     A record whose only activity since the last read was our write-back keeps the
-    activity time from before it (see :func:`without_own_writes`)."""
-    records = without_own_writes(session, records)
+    activity time from before it (see :func:`without_own_writes`; ``own_writes_taken``:
+    the caller already passed them through it)."""
+    if not own_writes_taken:
+        records = without_own_writes(session, records)
     rows_by_key = {(r.source, r.key): record_row(r, seen_at) for r in records}  # last wins
     rows = list(rows_by_key.values())
     dialect = session.get_bind().dialect.name
@@ -92,10 +100,14 @@ def upsert_records(session: Session, records: Sequence[BaseRecord], seen_at: dat
     return len(rows)
 
 
-def changed_count(session: Session, records: Sequence[BaseRecord]) -> int:
+def changed_count(
+    session: Session, records: Sequence[BaseRecord], *, own_writes_taken: bool = False
+) -> int:
     """How many of ``records`` differ from (or are missing in) the store: call it before
-    :func:`upsert_records`. One query per :data:`UPSERT_CHUNK` keys."""
-    records = without_own_writes(session, records)
+    :func:`upsert_records`. One query per :data:`UPSERT_CHUNK` keys. ``own_writes_taken``
+    as for :func:`upsert_records`."""
+    if not own_writes_taken:
+        records = without_own_writes(session, records)
     by_key = {(r.source, r.key): r for r in records}
     stored: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
     keys = sorted({key for _, key in by_key})

@@ -535,7 +535,7 @@ class SyncRunner:
         with self.store.session() as s, s.begin():
             stored = repo.without_own_writes(s, records)
             mine = [r for r in stored if r.source in {src.name for src in self.sources}]
-            changed = repo.changed_count(s, mine)
+            changed = repo.changed_count(s, mine, own_writes_taken=True)
             reread = (
                 checked is not None
                 and checked.valid
@@ -546,7 +546,7 @@ class SyncRunner:
                     seen_at,
                 )
             )
-            repo.upsert_records(s, stored, seen_at)
+            repo.upsert_records(s, stored, seen_at, own_writes_taken=True)
             return changed, stored, reread
 
     def _reconcile_due(self, source: str) -> bool:
