@@ -567,8 +567,12 @@ class SyncRunner:
     ) -> tuple[list[Finding], Evaluation]:
         """Evaluate every live record of the source, streamed; its findings, sorted.
 
-        Two passes over the store: the index (only what cross-record rules read), then
-        the records in chunks. The same outcomes as ``engine.evaluate`` on the whole list.
+        Two passes over the store: the index, then the records in chunks. The same
+        outcomes as ``engine.evaluate`` on the whole list. With built-in rules only
+        (``Engine.streams``) the first pass reads just the configuration items (what
+        record rules read through the index): the second indexes the rest as it goes and
+        checks releases last, as ``Engine.evaluate_streamed`` does; other packs may read
+        any indexed fact, so the first pass indexes every process the index keeps.
         """
         with self.store.session() as s:
             gone: set[str] = set()
@@ -577,16 +581,22 @@ class SyncRunner:
             # Raw JSON only when a rule may read it; the index holds CI records whole, so
             # such a rule sees the same CIs through it as in a whole-list evaluation.
             with_raw = self.engine.reads_raw
+            streams = self.engine.streams
             index = RecordIndex(slim_cis=not self.engine.reads_index_records)
+            indexed_first = CI_ONLY if streams else RecordIndex.PROCESSES
             for record in self._records(
-                s, source, pending, gone, with_raw=with_raw, processes=RecordIndex.PROCESSES
+                s, source, pending, gone, with_raw=with_raw, processes=indexed_first
             ):
                 index.add(record)
             stream = self.engine.stream(as_of=as_of, index=index)
             findings: list[Finding] = []
+            deferred: list[BaseRecord] = []
             records = self._records(s, source, pending, gone, with_raw=with_raw)
             for chunk in _chunks(records, EVAL_CHUNK):
+                if streams:
+                    chunk = _index_and_defer(index, chunk, deferred, indexed=indexed_first)
                 findings.extend(f for f in stream.feed(chunk) if f.source == source)
+            findings.extend(f for f in stream.feed(deferred) if f.source == source)
             findings.extend(f for f in stream.finish() if f.source == source)
         return sort_findings(findings), stream.result
 
@@ -698,10 +708,7 @@ class _ReadCheck:
                 self._give_up()
                 return
             self._past_cis = self._past_cis or not is_ci
-            self._index.add(record)
-        now = [r for r in mine if r.process not in STREAM_DEFERRED_PROCESSES]
-        self._deferred.extend(r for r in mine if r.process in STREAM_DEFERRED_PROCESSES)
-        self._keep(self._stream.feed(now))
+        self._keep(self._stream.feed(_index_and_defer(self._index, mine, self._deferred)))
 
     def finish(self) -> tuple[list[Finding], Evaluation]:
         """The source's findings, sorted, and the evaluation (once, when :attr:`valid`)."""
@@ -726,6 +733,30 @@ class _ReadCheck:
         self.valid = False
         self._findings, self._packed, self._deferred = [], [], []
 
+
+def _index_and_defer(
+    index: RecordIndex,
+    records: Sequence[BaseRecord],
+    deferred: list[BaseRecord],
+    *,
+    indexed: frozenset[str] = frozenset(),
+) -> list[BaseRecord]:
+    """A streamed evaluation's batch (built-in rules): each record indexed (unless its
+    process is ``indexed`` already), the releases put aside in ``deferred`` (checked
+    after every other record: they read the changes they link); the rest, to check now."""
+    now: list[BaseRecord] = []
+    for record in records:
+        if record.process not in indexed:
+            index.add(record)
+        if record.process in STREAM_DEFERRED_PROCESSES:
+            deferred.append(record)
+        else:
+            now.append(record)
+    return now
+
+
+CI_ONLY = frozenset({"ci"})
+"""What a streamed evaluation indexes before the first record is checked."""
 
 FINDINGS_PACKED = 1000
 """Findings of a full read's check packed together (a few kilobytes each unpacked)."""
