@@ -284,21 +284,10 @@ class Engine:
         index = stream.index
         findings: list[Finding] = []
         deferred: list[BaseRecord] = []
-
-        def feed(batch: Sequence[BaseRecord]) -> None:
-            now = [r for r in batch if r.process not in STREAM_DEFERRED_PROCESSES]
-            if len(now) != len(batch):
-                deferred.extend(r for r in batch if r.process in STREAM_DEFERRED_PROCESSES)
-            findings.extend(stream.feed(now))
-
         with gc_paused():
-            for record in held:
-                index.add(record)
-            feed(held)
+            findings.extend(stream.feed(index_and_defer(index, held, deferred)))
             for batch in batches:
-                for record in batch:
-                    index.add(record)
-                feed(batch)
+                findings.extend(stream.feed(index_and_defer(index, batch, deferred)))
             findings.extend(stream.feed(deferred))
             findings.extend(stream.finish())
         result = stream.result
@@ -334,13 +323,9 @@ class Engine:
         stream = self._streaming(as_of, ci_sources)
         index, result = stream.index, stream.result
         findings: list[Finding] = []
-        deferred: list[BaseRecord] = [r for r in held if r.process in STREAM_DEFERRED_PROCESSES]
+        deferred: list[BaseRecord] = []
         with gc_paused():
-            for record in held:
-                index.add(record)
-            findings.extend(
-                stream.feed(r for r in held if r.process not in STREAM_DEFERRED_PROCESSES)
-            )
+            findings.extend(stream.feed(index_and_defer(index, held, deferred)))
             outcomes = run_ordered(
                 lambda number: _TaskOutcome.of(self, tasks[number], index, as_of),
                 len(tasks),
@@ -603,6 +588,28 @@ class _TaskOutcome:
             into = index.incidents_by_ci[source]
             for ci, incidents in by_ci.items():
                 into[ci].extend(incidents)
+
+
+def index_and_defer(
+    index: RecordIndex,
+    records: Sequence[BaseRecord],
+    deferred: list[BaseRecord],
+    *,
+    indexed: frozenset[str] = frozenset(),
+) -> list[BaseRecord]:
+    """One batch of a streamed evaluation (rules of :data:`RAW_FREE_PACKS`): every
+    record indexed (unless its process is in ``indexed``: indexed already), those of
+    :data:`STREAM_DEFERRED_PROCESSES` put aside in ``deferred`` (checked after every
+    other record); the rest, to check now. The whole batch is indexed before it is fed."""
+    now: list[BaseRecord] = []
+    for record in records:
+        if record.process not in indexed:
+            index.add(record)
+        if record.process in STREAM_DEFERRED_PROCESSES:
+            deferred.append(record)
+        else:
+            now.append(record)
+    return now
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

@@ -31,9 +31,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import pickle
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
@@ -48,12 +46,13 @@ from ticketlint.connectors.base import Connector, SourceError, StreamBatch
 from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord
+from ticketlint.packing import pack, unpack
 from ticketlint.rules.engine import (
-    STREAM_DEFERRED_PROCESSES,
     Engine,
     Evaluation,
     Finding,
     RecordIndex,
+    index_and_defer,
     sort_findings,
 )
 from ticketlint.store import lifecycle
@@ -594,7 +593,7 @@ class SyncRunner:
             records = self._records(s, source, pending, gone, with_raw=with_raw)
             for chunk in _chunks(records, EVAL_CHUNK):
                 if streams:
-                    chunk = _index_and_defer(index, chunk, deferred, indexed=indexed_first)
+                    chunk = index_and_defer(index, chunk, deferred, indexed=indexed_first)
                 findings.extend(f for f in stream.feed(chunk) if f.source == source)
             findings.extend(f for f in stream.feed(deferred) if f.source == source)
             findings.extend(f for f in stream.finish() if f.source == source)
@@ -682,7 +681,7 @@ class _ReadCheck:
     paging reads a ticket updated mid-read again; the store keeps the later copy) or a
     configuration item read after another record (record rules need every CI indexed
     first). Memory: the index and the findings grow during the read, so the findings are
-    held packed (pickle + zlib, :data:`FINDINGS_PACKED`) until it ends."""
+    held packed (:mod:`ticketlint.packing`, :data:`FINDINGS_PACKED` at a time) until it ends."""
 
     def __init__(self, engine: Engine, source: str, as_of: datetime) -> None:
         self.source = source
@@ -708,7 +707,7 @@ class _ReadCheck:
                 self._give_up()
                 return
             self._past_cis = self._past_cis or not is_ci
-        self._keep(self._stream.feed(_index_and_defer(self._index, mine, self._deferred)))
+        self._keep(self._stream.feed(index_and_defer(self._index, mine, self._deferred)))
 
     def finish(self) -> tuple[list[Finding], Evaluation]:
         """The source's findings, sorted, and the evaluation (once, when :attr:`valid`)."""
@@ -716,7 +715,7 @@ class _ReadCheck:
         self._keep(self._stream.finish())
         findings: list[Finding] = []
         for blob in self._packed:
-            findings.extend(pickle.loads(zlib.decompress(blob)))  # our own bytes
+            findings.extend(unpack(blob))
         findings.extend(self._findings)
         self._packed, self._findings = [], []
         return sort_findings(findings), self._stream.result
@@ -724,35 +723,13 @@ class _ReadCheck:
     def _keep(self, findings: Iterable[Finding]) -> None:
         self._findings.extend(f for f in findings if f.source == self.source)
         if len(self._findings) >= FINDINGS_PACKED:
-            blob = pickle.dumps(self._findings, protocol=pickle.HIGHEST_PROTOCOL)
-            self._packed.append(zlib.compress(blob, 1))
+            self._packed.append(pack(self._findings))
             self._findings = []
 
     def _give_up(self) -> None:
         log.debug("%s: evaluated from the store (a record the stream cannot place)", self.source)
         self.valid = False
         self._findings, self._packed, self._deferred = [], [], []
-
-
-def _index_and_defer(
-    index: RecordIndex,
-    records: Sequence[BaseRecord],
-    deferred: list[BaseRecord],
-    *,
-    indexed: frozenset[str] = frozenset(),
-) -> list[BaseRecord]:
-    """A streamed evaluation's batch (built-in rules): each record indexed (unless its
-    process is ``indexed`` already), the releases put aside in ``deferred`` (checked
-    after every other record: they read the changes they link); the rest, to check now."""
-    now: list[BaseRecord] = []
-    for record in records:
-        if record.process not in indexed:
-            index.add(record)
-        if record.process in STREAM_DEFERRED_PROCESSES:
-            deferred.append(record)
-        else:
-            now.append(record)
-    return now
 
 
 CI_ONLY = frozenset({"ci"})

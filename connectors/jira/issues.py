@@ -57,12 +57,13 @@ from ticketlint.connectors.jira.jql import (
     incremental_clause,
     key_chunks,
 )
-from ticketlint.connectors.jira.packed import Order, PackedReviews, pack
+from ticketlint.connectors.jira.packed import Order, PackedReviews
 from ticketlint.connectors.jira.search import SEARCH_PAGE, search_pages
 from ticketlint.connectors.jira.site import Instance
 from ticketlint.connectors.readahead import PAGES_AHEAD, prefetched
 from ticketlint.mapping.common import MappingReport, parse_jira_time
 from ticketlint.mapping.jira import type_key
+from ticketlint.packing import pack
 
 log = logging.getLogger(__name__)
 

@@ -4,33 +4,22 @@ A planned run searches the review issues once for the incident and the change st
 (:mod:`.issues`) and holds them until the second stream has read. Held as parsed JSON
 (nested dicts and strings) they cost about ten times their text, and their number grows
 with the site: at 100,000 records about 35 MB stayed resident for the whole Jira read.
-Each issue is kept pickled and zlib-compressed beside its search order instead, and
+Each issue is kept packed (:mod:`ticketlint.packing`) beside its search order instead, and
 unpacked only when a stream hands it on (one at a time, in order). Pickle keeps the
 values exactly as read (the same types a fresh search returns to the mapper).
 """
 
 from __future__ import annotations
 
-import pickle
-import zlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from ticketlint.packing import unpack
+
 Issue = dict[str, Any]
 Order = tuple[datetime, str, int]
 """An issue's place in the search's ``ORDER BY updated ASC, key ASC``."""
-
-
-def pack(issue: Issue) -> bytes:
-    """The issue as compressed bytes (fast level: the saving is mostly the dicts)."""
-    return zlib.compress(pickle.dumps(issue, protocol=pickle.HIGHEST_PROTOCOL), 1)
-
-
-def unpack(blob: bytes) -> Issue:
-    """The issue :func:`pack` packed, a fresh copy each call."""
-    issue: Issue = pickle.loads(zlib.decompress(blob))  # our own bytes, never read from outside
-    return issue
 
 
 class PackedReviews(Sequence[Issue]):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ticketlint.connectors.jira.issues import merged_pages, updated_order
-from ticketlint.connectors.jira.packed import PackedReviews, pack, unpack
+from ticketlint.connectors.jira.packed import PackedReviews
+from ticketlint.packing import pack, unpack
 
 
 def issue(key: str, minute: int) -> dict[str, Any]:

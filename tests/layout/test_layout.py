@@ -24,6 +24,7 @@ RANK = {
     "escaping": -1,  # sink escaping, secret redaction, bounded JSON: pure helpers every
     "redact": -1,  # room may use; they import nothing of ticketlint
     "safejson": -1,
+    "packing": -1,
     "yaml_lines": 0,  # YAML with line numbers, for error messages
     "mapping": 0,  # records and translation: pure
     "config": 1,  # the configuration models (name mapping defaults)
