@@ -346,7 +346,7 @@ def _now() -> datetime:
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    help="Processes that read, map and check --input exports and write -f json (default: "
+    help="Processes that read, map and check --input exports (default: "
     "one per CPU, at most 8, for exports of 4 MiB or more, else 1; 1 = all in this process).",
 )
 @click.option(
@@ -451,9 +451,7 @@ def check(
         _write(_exposure_text(cfg, engine, records, evaluation, instant, ci_sources, fmt), output)
     else:
         color = fmt == "text" and output is None and _colour_wanted()
-        # Only an --input run forks to encode: a live read may have left threads behind.
-        render_jobs = (jobs or _input_jobs(list(inputs))) if inputs else 1
-        _write(formats.render(result, fmt, color=color, jobs=render_jobs), output)
+        _write(formats.render(result, fmt, color=color), output)
     _report_on_stderr(result, fmt, output, state)
 
     if missing:

@@ -140,11 +140,13 @@ def not_evaluated_dict(ev: Evaluation) -> dict[str, dict[str, int]]:
 # --- the formats ----------------------------------------------------------------------
 
 
-def render_json(result: CheckResult, *, jobs: int = 1) -> str:
-    """``json.dumps(payload, indent=2)``, the findings encoded one at a time (on ``jobs``
-    forked processes when there are many): the whole document at once holds millions of
-    small pieces of text before joining them (five times the output's size at 40,000
-    findings), and on one core."""
+def render_json(result: CheckResult) -> str:
+    """``json.dumps(payload, indent=2)``, the findings encoded one at a time by
+    :func:`indented_json`: the standard encoder indents in pure Python (its C encoder
+    only writes compact text), half as fast, and holds millions of small pieces of text
+    before joining them (five times the output's size at 40,000 findings). One process:
+    encoding on forked workers cost more in forking and sending the text back than it
+    saved."""
     payload = {
         "findings": [],
         "summary": summary_dict(result),
@@ -157,34 +159,67 @@ def render_json(result: CheckResult, *, jobs: int = 1) -> str:
         return text + "\n"
     head = '{\n  "findings": ['
     assert text.startswith(head + "],")  # "findings" is the first key
-    if jobs < 2 or len(findings) < PARALLEL_FINDINGS:
-        items = _json_items(findings)
-    else:
-        from ticketlint.workers import run_ordered
-
-        size = -(-len(findings) // (jobs * 4))  # a few slices a worker: even finishes
-        items = ",\n    ".join(
-            run_ordered(
-                lambda n: _json_items(findings[n * size : (n + 1) * size]),
-                -(-len(findings) // size),
-                jobs,
-            )
-        )
+    items = ",\n    ".join(indented_json(finding_dict(f), "\n    ") for f in findings)
     return "".join((head, "\n    ", items, "\n  ]", text[len(head) + 1 :], "\n"))
 
 
-PARALLEL_FINDINGS = 5000
-"""``-f json`` encodes at least this many findings on several processes when asked."""
+def indented_json(value: Any, newline: str = "\n") -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)`` with every line break followed
+    by ``newline``'s indentation, for values made of dicts with string keys, lists,
+    tuples, strings, numbers, booleans and None: strings are escaped by the C encoder and
+    the rest written here in one recursion (tests compare it with ``json.dumps`` on
+    generated values). Anything else falls back to ``json.dumps`` itself."""
+    try:
+        return _indented(value, newline)
+    except _NotPlain:
+        return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", newline)
 
 
-def _json_items(findings: Sequence[Finding]) -> str:
-    """The findings as the items of the ``findings`` list of ``-f json``: a value nested
-    two levels down is its own encoding with every line break followed by four more
-    spaces (a JSON string never holds a raw line break)."""
-    return ",\n    ".join(
-        json.dumps(finding_dict(f), indent=2, ensure_ascii=False).replace("\n", "\n    ")
-        for f in findings
-    )
+class _NotPlain(Exception):
+    """A value :func:`_indented` leaves to ``json.dumps`` (a non-string key, a subclass)."""
+
+
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _indented(value: Any, newline: str) -> str:
+    kind = value.__class__
+    if kind is str:
+        return _encode_string(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (_INFINITY, -_INFINITY):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    inner = newline + "  "
+    if kind is dict:
+        if not value:
+            return "{}"
+        parts = []
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise _NotPlain
+            parts.append(_encode_string(key) + ": " + _indented(item, inner))
+        return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        return (
+            "[" + inner + ("," + inner).join([_indented(v, inner) for v in value]) + newline + "]"
+        )
+    raise _NotPlain
+
+
+_INFINITY = float("inf")
 
 
 def render_jsonl(result: CheckResult) -> str:
@@ -471,13 +506,10 @@ _RENDERERS: dict[str, Callable[[CheckResult], str]] = {
 }
 
 
-def render(result: CheckResult, fmt: str, *, color: bool = False, jobs: int = 1) -> str:
-    """Render a check result in one of :data:`FORMATS` (``json`` on ``jobs`` processes:
-    :func:`render_json`)."""
+def render(result: CheckResult, fmt: str, *, color: bool = False) -> str:
+    """Render a check result in one of :data:`FORMATS`."""
     if fmt == "text":
         return render_text(result, color=color)
-    if fmt == "json":
-        return render_json(result, jobs=jobs)
     try:
         return _RENDERERS[fmt](result)
     except KeyError:

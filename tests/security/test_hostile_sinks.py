@@ -127,14 +127,10 @@ def test_check_json_and_jsonl_give_every_string_back() -> None:
     assert {json.loads(line)["record_title"] for line in lines} == set(corpus())
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_check_json_is_the_whole_document_encoding(
-    jobs: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """-f json encodes findings one at a time (on workers when asked) and splices them in:
-    the text must be json.dumps(indent=2) of the whole document, hostile strings (line
-    breaks, quotes, U+2028, lone surrogates) and all."""
-    monkeypatch.setattr(formats, "PARALLEL_FINDINGS", 1)
+def test_check_json_is_the_whole_document_encoding() -> None:
+    """-f json encodes findings one at a time with its own indenting writer and splices
+    them in: the text must be json.dumps(indent=2) of the whole document, hostile strings
+    (line breaks, quotes, U+2028, lone surrogates) and all."""
     result = _result()
     whole = {
         "findings": [
@@ -145,11 +141,11 @@ def test_check_json_is_the_whole_document_encoding(
         "not_checked": result.report.not_checked(),
     }
     expected = json.dumps(whole, indent=2, ensure_ascii=False) + "\n"
-    assert len(whole["findings"]) > 2 * jobs
-    assert formats.render_json(result, jobs=jobs) == expected
+    assert len(whole["findings"]) > 2
+    assert formats.render_json(result) == expected
     empty = _result()
     empty.evaluation.findings = []
-    assert json.loads(formats.render_json(empty, jobs=jobs))["findings"] == []
+    assert json.loads(formats.render_json(empty))["findings"] == []
 
 
 def test_check_junit_is_valid_xml() -> None:

@@ -1,0 +1,82 @@
+"""``formats.indented_json``: ``-f json``'s own indenting writer must write exactly what
+``json.dumps(indent=2, ensure_ascii=False)`` writes, for any value a finding can hold."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticketlint.report.formats import indented_json
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # lone surrogates, U+2028, quotes, control characters and all
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(VALUES, st.sampled_from(["\n", "\n    ", "\n  "]))
+def test_writes_what_json_dumps_writes(value: Any, newline: str) -> None:
+    expected = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", newline)
+    assert indented_json(value, newline) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [],
+        (),
+        {"a": {}, "b": [[]], "c": [{}]},
+        {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "tiny": 5e-324, "big": 1e300},
+        {"big int": 10**40, "negative": -7, "zero": 0.0, "minus zero": -0.0},
+        {"line\u2028break": 'quote " backslash \\ tab \t nul \x00', "lone": "\ud800"},
+        True,
+        None,
+        "text",
+    ],
+)
+def test_edge_values(value: Any) -> None:
+    assert indented_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class _Label(str):
+    """A str subclass: json.dumps writes its text; the writer must not treat it as str
+    by class and must still agree (by falling back)."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "int key", None: "none key", False: "bool key", 2.5: "float key"},
+        {"label": _Label("sub")},
+        {_Label("key"): 1},
+        [1, {"nested": {3: "x"}}],
+    ],
+)
+def test_values_it_does_not_write_itself_fall_back_to_json_dumps(value: Any) -> None:
+    assert indented_json(value, "\n    ") == json.dumps(
+        value, indent=2, ensure_ascii=False
+    ).replace("\n", "\n    ")
+
+
+def test_unencodable_values_raise_as_json_dumps_does() -> None:
+    with pytest.raises(TypeError):
+        indented_json({"when": object()})
