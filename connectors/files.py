@@ -1129,12 +1129,22 @@ class _JiraFolder:
         self.mapper = jira_mapping.JiraMapper(
             options, catalog, statuses=statuses, deployment=deployment or "Cloud"
         )
-        last = len(self.searches) - 1
+        count = len(self.searches)
+        run = _pages_per_task(count, len(self.changelogs.files), jobs)
         pages = [
-            InputTask(partial(self.page, n, folder, n == last), path.stat().st_size)
-            for n, path in enumerate(self.searches)
+            InputTask(
+                partial(self.pages, range(start, min(start + run, count)), folder),
+                sum(path.stat().st_size for path in self.searches[start : start + run]),
+            )
+            for start in range(0, count, run)
         ]
         return [setup, *pages]
+
+    def pages(self, numbers: range, folder: int) -> Iterator[Piece]:
+        """Search files ``numbers``, one piece each (:meth:`page`)."""
+        last = len(self.searches) - 1
+        for number in numbers:
+            yield from self.page(number, folder, number == last)
 
     def page(self, number: int, folder: int, last: bool) -> Iterator[Piece]:
         """Search file ``number`` mapped (its unreadable entries are the folder's tail)."""
@@ -1237,6 +1247,19 @@ class _Changelogs:
         return parsed
 
 
+def _pages_per_task(pages: int, changelog_files: int, jobs: int) -> int:
+    """Search files a task of the second pass maps in a row. On workers, about as many
+    as share a changelog file (bulkfetch pages follow the search order): a worker given
+    every other page parses every changelog file, one given a run of pages parses each
+    about once. Runs stay short enough for :data:`TASKS_PER_JOB` tasks a worker, so that
+    the workers finish together."""
+    if jobs < 2 or not changelog_files:
+        return 1
+    run = -(-pages // changelog_files)
+    return max(1, min(run, pages // (jobs * TASKS_PER_JOB)))
+
+
+TASKS_PER_JOB = 8
 CHANGELOG_FILES_KEPT = 2
 SEARCH_BYTES_KEPT = 16 * 2**20
 """Search files up to this size in all (the first ones of a folder) are kept parsed from

@@ -170,9 +170,9 @@ def _check(
 
 
 @pytest.mark.parametrize(
-    ("jobs", "parsed_again"),
-    [(1, False), (1, True), (2, True), (3, True)],
-    ids=["pages-kept", "pages-parsed-again", "2-workers", "3-workers"],
+    ("jobs", "parsed_again", "runs"),
+    [(1, False, False), (1, True, False), (2, True, False), (3, True, False), (2, True, True)],
+    ids=["pages-kept", "pages-parsed-again", "2-workers", "3-workers", "2-workers-page-runs"],
 )
 @pytest.mark.parametrize("fmt", ["json", "text", "jsonl", "markdown"])
 def test_streamed_output_is_the_batch_output(
@@ -180,13 +180,26 @@ def test_streamed_output_is_the_batch_output(
     fmt: str,
     jobs: int,
     parsed_again: bool,
+    runs: bool,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Also read by forked workers (``--jobs``), which never keep a page from the first
-    pass: each page, table and finding comes back to be merged in the order read."""
+    pass: each page, table and finding comes back to be merged in the order read; with
+    ``runs``, a worker's task maps several search files in a row (as a large export's do)."""
     if parsed_again:  # no search page kept from the first pass: each is parsed again
         monkeypatch.setattr(files_module, "SEARCH_BYTES_KEPT", 0)
+    if runs:  # this export is small: without this, each task would be one page
+        monkeypatch.setattr(files_module, "_pages_per_task", lambda *_: 2)
+    pages = files_module._JiraFolder.pages
+    longest = tmp_path / "longest-run"
+
+    def noted_run(self: Any, numbers: range, folder: int) -> Any:
+        with longest.open("a", encoding="ascii") as out:
+            out.write(f"{len(numbers)}\n")
+        return pages(self, numbers, folder)
+
+    monkeypatch.setattr(files_module._JiraFolder, "pages", noted_run)
     batch = _check(export, fmt, tmp_path, monkeypatch, streamed=False)
     pids = tmp_path / "pids"
     page = files_module._JiraFolder.page
@@ -202,12 +215,28 @@ def test_streamed_output_is_the_batch_output(
     mappers = set(pids.read_text(encoding="ascii").split())
     assert (str(os.getpid()) in mappers) is (jobs == 1)
     assert len(mappers) >= min(jobs, 2)  # the pages were shared out
+    assert (max(map(int, longest.read_text(encoding="ascii").split())) > 1) is runs
     if fmt == "json":
         summary = json.loads(batch[1])["summary"]
         assert summary["records"] > 500 and summary["findings"] > 50
         assert summary["mapping_errors"], "the null issue is reported"
         codes = {f["code"] for f in json.loads(batch[1])["findings"]}
         assert {"PRB004", "CFG003"} <= codes  # cross-record rules did fire
+
+
+@pytest.mark.parametrize(
+    ("pages", "changelog_files", "jobs", "run"),
+    [
+        (472, 48, 2, 10),  # the 100k bench export: a run shares a changelog file
+        (472, 48, 8, 7),  # eight workers: runs shortened to give each eight tasks
+        (472, 0, 2, 1),  # no changelog file to share
+        (472, 48, 1, 1),  # one process: no run needed
+        (3, 2, 2, 1),  # too few pages to share out in runs
+        (100, 1, 2, 6),
+    ],
+)
+def test_pages_per_task(pages: int, changelog_files: int, jobs: int, run: int) -> None:
+    assert files_module._pages_per_task(pages, changelog_files, jobs) == run
 
 
 def test_the_export_is_hard_for_a_page_by_page_reader(
