@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -71,7 +72,7 @@ def run_ordered(
     _JOB = job
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(jobs, count)) as pool:
+        with context.Pool(min(jobs, count), initializer=_default_sigterm) as pool:
             waiting: dict[int, tuple[bool, Any]] = {}
             following = 0
             for number, failed, value in pool.imap_unordered(_call, order):
@@ -84,6 +85,12 @@ def run_ordered(
                     yield value
     finally:
         _JOB = None
+
+
+def _default_sigterm() -> None:
+    """A worker ends on SIGTERM (how a pool stops it) instead of running a handler the
+    parent installed (``sync`` turns SIGTERM into an interrupt, to commit what it can)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 HEAVY = 4

@@ -179,13 +179,13 @@ class _NotPlain(Exception):
     """A value :func:`_indented` leaves to ``json.dumps`` (a non-string key, a subclass)."""
 
 
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring
 
 
 def _indented(value: Any, newline: str) -> str:
     kind = value.__class__
     if kind is str:
-        return _encode_string(value)  # type: ignore[no-any-return]
+        return _encode_string(value)
     if value is None:
         return "null"
     if value is True:

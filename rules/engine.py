@@ -300,7 +300,7 @@ class Engine:
         tasks: Sequence[Callable[[], Iterable[Any]]],
         *,
         as_of: datetime,
-        ci_sources: Iterable[str],
+        ci_sources: Iterable[str] | None,
         jobs: int,
         take: Callable[[Any], None],
         accept: Callable[[list[tuple[str, str]], bool], None],
@@ -344,8 +344,9 @@ class Engine:
         result.findings = sort_findings(findings)
         return result
 
-    def _streaming(self, as_of: datetime, ci_sources: Iterable[str]) -> EvaluationStream:
-        """The stream of a streamed evaluation, over an empty index for ``ci_sources``."""
+    def _streaming(self, as_of: datetime, ci_sources: Iterable[str] | None) -> EvaluationStream:
+        """The stream of a streamed evaluation, over an empty index for ``ci_sources``
+        (None: the sources whose configuration items it indexes, as ``RecordIndex``)."""
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         if not self.streams:

@@ -103,10 +103,17 @@ def _sqlite_settings(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # a WAL reader: neither waits for nor blocks a writer
+            return
         # IMMEDIATE takes the write lock up front: a deferred transaction that later
         # upgrades to a writer fails at once with "database is locked" (busy_timeout does
         # not apply to the upgrade), IMMEDIATE waits instead. WAL readers are not blocked.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY = "ticketlint_read_only"
+"""Execution option of :func:`open_reader`'s engine."""
 
 
 def _is_locked(exc: BaseException) -> bool:
@@ -190,4 +197,13 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     except OperationalError as exc:
         safe = make_url(url).render_as_string(hide_password=True)
         raise StoreError(f"cannot open the database {safe}: {exc.orig or exc}") from exc
+    return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def open_reader(url: str) -> Store:
+    """A store that only reads, beside a writer (a forked worker of ``sync``): its
+    SQLite transactions begin deferred, so readers run side by side instead of queueing
+    for the write lock. No migration (the writer did it)."""
+    store = open_store(url, migrate=False)
+    engine = store.engine.execution_options(**{READ_ONLY: True})
     return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -255,23 +255,59 @@ def load_records(
     with_raw: bool = True,
     processes: Collection[str] | None = None,
     yield_per: int = 500,
+    ids: tuple[int, int] | None = None,
 ) -> Iterator[BaseRecord]:
     """Every stored, non-deleted record of a source, streamed (memory stays flat).
 
     ``with_raw=False`` leaves the source JSON out (``raw`` is ``{}``): most of a record's
     size, and no built-in rule reads it. ``processes`` keeps only records of those
-    processes (the engine's index pass reads three of the six).
+    processes (the engine's index pass reads three of the six). ``ids``: only rows whose
+    id is in this inclusive range (one of :func:`id_ranges`).
     """
     columns = (RecordRow.data, RecordRow.raw) if with_raw else (RecordRow.data,)
     stmt = select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
     if processes is not None:
         stmt = stmt.where(RecordRow.process.in_(sorted(processes)))
+    if ids is not None:
+        stmt = stmt.where(RecordRow.id.between(*ids))
     stmt = stmt.order_by(RecordRow.id).execution_options(yield_per=yield_per)
     for row in session.execute(stmt):
         data = dict(row[0])
         if with_raw:
             data["raw"] = row[1] or {}
         yield record_from_dict(data)
+
+
+def id_ranges(
+    session: Session, source: str, processes: Collection[str], size: int
+) -> list[tuple[int, int]]:
+    """The ids of a source's stored, non-deleted records of ``processes``, in inclusive
+    ranges of ``size`` records each (the last one shorter), in id order: the parts a
+    parallel evaluation loads (``load_records(ids=...)``)."""
+    ids = list(
+        session.scalars(
+            select(RecordRow.id)
+            .where(
+                RecordRow.source == source,
+                RecordRow.deleted.is_(False),
+                RecordRow.process.in_(sorted(processes)),
+            )
+            .order_by(RecordRow.id)
+        )
+    )
+    return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
+
+
+def count_live(session: Session, source: str) -> int:
+    """How many stored, non-deleted records the source has."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(RecordRow)
+            .where(RecordRow.source == source, RecordRow.deleted.is_(False))
+        )
+        or 0
+    )
 
 
 def stored_keys(session: Session, source: str) -> set[str]:

@@ -116,6 +116,13 @@ class When(click.ParamType):
 @click.option("--no-notify", is_flag=True, help="Do not queue or send chat notifications.")
 @click.option("--no-writeback", is_flag=True, help="Do not write labels or comments onto tickets.")
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes that evaluate the stored records after the read (default: one per CPU, "
+    "at most 8, for a source of 10,000 stored records or more, else 1).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -132,6 +139,7 @@ def sync(
     dry_run: bool,
     no_notify: bool,
     no_writeback: bool,
+    jobs: int | None,
     log_format: str,
 ) -> None:
     """Read changed records, re-evaluate every stored record and record the findings' history."""
@@ -141,7 +149,7 @@ def sync(
     progress = Progress(fmt=log_format, quiet=quiet)
     with json_logging(json_lines):
         cfg = _config_or_fail(ctx, progress)
-        _sync(cfg, progress, source, full, as_of, dry_run, no_notify, no_writeback)
+        _sync(cfg, progress, source, full, as_of, dry_run, no_notify, no_writeback, jobs)
 
 
 def _config_or_fail(ctx: click.Context, progress: Progress) -> Config:
@@ -170,6 +178,7 @@ def _sync(
     dry_run: bool,
     no_notify: bool,
     no_writeback: bool,
+    jobs: int | None = None,
 ) -> None:
     options = SyncOptions(
         source=source,
@@ -178,6 +187,7 @@ def _sync(
         dry_run=dry_run,
         notify=not no_notify,
         writeback=not no_writeback,
+        jobs=jobs,
     )
     try:
         with _sigterm_as_interrupt():

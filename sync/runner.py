@@ -31,12 +31,14 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,7 +47,7 @@ from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError, StreamBatch
 from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import MappingReport
-from ticketlint.mapping.model import BaseRecord
+from ticketlint.mapping.model import PROCESSES, BaseRecord
 from ticketlint.packing import pack, unpack
 from ticketlint.rules.engine import (
     Engine,
@@ -57,7 +59,7 @@ from ticketlint.rules.engine import (
 )
 from ticketlint.store import lifecycle
 from ticketlint.store import repository as repo
-from ticketlint.store.db import Store, open_store, retry_locked
+from ticketlint.store.db import Store, open_reader, open_store, retry_locked
 from ticketlint.store.lifecycle import Diff
 from ticketlint.store.waivers import all_waivers
 from ticketlint.sync import reconcile
@@ -73,6 +75,9 @@ ENGINE_ENV = "TICKETLINT_TEST_ENGINE"
 CRASH_POINTS = ("after-upsert", "before-commit", "after-commit", "mid-notify")
 EVAL_CHUNK = 500  # records per engine step: bounded memory, negligible per-chunk overhead
 READ_AHEAD = 2  # batches read and mapped ahead of the one being stored
+PARALLEL_EVAL_RECORDS = 10_000
+"""An evaluation from the store of at least this many records runs on every CPU by default."""
+EVAL_TASK_RECORDS = 5_000  # records a worker of a parallel evaluation loads per task
 NOT_CHECKED_STORED = 20  # records not checked listed in the run row (all are counted)
 
 SourceConfig = JiraSource | ServiceNowSource
@@ -88,6 +93,8 @@ class SyncOptions:
     dry_run: bool = False
     notify: bool = True
     writeback: bool = True
+    jobs: int | None = None
+    """Processes that evaluate the stored records (None: :meth:`SyncRunner._evaluation_jobs`)."""
 
 
 @dataclass
@@ -581,6 +588,9 @@ class SyncRunner:
             # such a rule sees the same CIs through it as in a whole-list evaluation.
             with_raw = self.engine.reads_raw
             streams = self.engine.streams
+            jobs = self._evaluation_jobs(s, source, pending)
+            if jobs > 1:
+                return self._evaluate_on_workers(s, source, gone, as_of, jobs, with_raw=with_raw)
             index = RecordIndex(slim_cis=not self.engine.reads_index_records)
             indexed_first = CI_ONLY if streams else RecordIndex.PROCESSES
             for record in self._records(
@@ -598,6 +608,72 @@ class SyncRunner:
             findings.extend(f for f in stream.feed(deferred) if f.source == source)
             findings.extend(f for f in stream.finish() if f.source == source)
         return sort_findings(findings), stream.result
+
+    def _evaluation_jobs(self, s: Any, source: str, pending: dict[str, BaseRecord] | None) -> int:
+        """Processes for :meth:`_evaluate_source`: ``--jobs``, else one per CPU from
+        :data:`PARALLEL_EVAL_RECORDS` stored records. One where workers cannot be forked
+        safely or cannot answer exactly: a dry run (its records are in memory), rules
+        that may read any record, an in-memory database (a child would open another),
+        other threads alive (``serve``)."""
+        from ticketlint.workers import can_fork, default_jobs
+
+        if (
+            pending is not None
+            or not self.engine.streams
+            or not can_fork()
+            or _other_threads_alive()
+            or self.store.engine.url.database in (None, "", ":memory:")
+        ):
+            return 1
+        if self.options.jobs is not None:
+            return self.options.jobs
+        jobs = default_jobs()
+        if jobs < 2 or repo.count_live(s, source) < PARALLEL_EVAL_RECORDS:
+            return 1
+        return jobs
+
+    def _evaluate_on_workers(
+        self, s: Any, source: str, gone: set[str], as_of: datetime, jobs: int, *, with_raw: bool
+    ) -> tuple[list[Finding], Evaluation]:
+        """:meth:`_evaluate_source` on ``jobs`` forked processes
+        (``Engine.evaluate_tasks``): the configuration items are loaded here and indexed
+        before the fork; each worker loads :data:`EVAL_TASK_RECORDS` of the other records
+        by id with a database connection of its own, checks them and sends back the
+        findings, counts and the facts the aggregate rules index (releases come back to
+        be checked here, last). The same outcomes, in the same order."""
+        cis = [
+            r
+            for r in repo.load_records(s, source, with_raw=with_raw, processes=CI_ONLY)
+            if r.key not in gone
+        ]
+        others = frozenset(PROCESSES) - CI_ONLY
+        ranges = repo.id_ranges(s, source, others, EVAL_TASK_RECORDS)
+        url, parent = self.store.url, os.getpid()
+
+        def task(number: int) -> Iterator[_Loaded]:
+            store = self.store if os.getpid() == parent else _child_store(url)
+            with store.session() as child:
+                records = repo.load_records(
+                    child, source, with_raw=with_raw, processes=others, ids=ranges[number]
+                )
+                for chunk in _chunks(records, EVAL_CHUNK):
+                    yield _Loaded([r for r in chunk if r.key not in gone])
+
+        def accept(_idents: list[tuple[str, str]], streamed_ci: bool) -> None:
+            assert not streamed_ci  # the tasks load no configuration item
+
+        log.debug("%s: evaluating on %d worker processes", source, jobs)
+        evaluation = self.engine.evaluate_tasks(
+            cis,
+            [partial(task, n) for n in range(len(ranges))],
+            as_of=as_of,
+            ci_sources=None,
+            jobs=jobs,
+            take=lambda _piece: None,
+            accept=accept,
+        )
+        findings = [f for f in evaluation.findings if f.source == source]
+        return findings, evaluation
 
     def _records(
         self,
@@ -730,6 +806,30 @@ class _ReadCheck:
         log.debug("%s: evaluated from the store (a record the stream cannot place)", self.source)
         self.valid = False
         self._findings, self._packed, self._deferred = [], [], []
+
+
+@dataclass
+class _Loaded:
+    """Records a worker of a parallel evaluation loaded (a piece of ``evaluate_tasks``)."""
+
+    records: list[BaseRecord]
+
+
+def _other_threads_alive() -> bool:
+    """Whether a fork would copy threads of this process mid-work (``serve``'s)."""
+    return threading.active_count() > 1
+
+
+_CHILD_STORES: dict[int, Store] = {}
+
+
+def _child_store(url: str) -> Store:
+    """A forked worker's own store (engine and connections): never the parent's
+    connections, which stay untouched (and open) in the child."""
+    store = _CHILD_STORES.get(os.getpid())
+    if store is None:
+        store = _CHILD_STORES[os.getpid()] = open_reader(url)
+    return store
 
 
 CI_ONLY = frozenset({"ci"})

@@ -10,6 +10,7 @@ findings at a time, so chunk edges fall everywhere.
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 from datetime import datetime, timedelta, timezone
@@ -278,17 +279,38 @@ def test_dataset_exercises_the_cross_record_rules(cfg: Config, store: Store) -> 
         assert ev.counts["REL001"]["NOT_EVALUATED"] > 0  # a linked change is missing
 
 
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one-process", "2-workers"])
 @pytest.mark.parametrize("releases_first", [False, True])
 def test_streamed_evaluation_equals_whole_list_evaluation(
-    releases_first: bool, cfg: Config, store: Store, small_chunks: None
+    releases_first: bool,
+    jobs: int,
+    cfg: Config,
+    store: Store,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """The evaluation from the store: built-in rules index the CIs first and the other
-    records as they stream, releases (stored before the changes they link, too) last."""
+    records as they stream, releases (stored before the changes they link, too) last;
+    with ``jobs``, forked workers load and check the records by id range (a few records
+    a task here, so that tasks and chunks split everywhere)."""
+    monkeypatch.setattr(runner_mod, "EVAL_TASK_RECORDS", 45)
+    # Other tests may leave threads behind (a sandbox server); none are at work here.
+    monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
     data = dataset()
     if releases_first:
         data = {s: _releases_first(streams) for s, streams in data.items()}
-    runner = _runner(cfg, store, data)
+    runner = _runner(cfg, store, data, jobs=jobs)
     result = runner.run()
+    pids = tmp_path / "pids"  # written by the workers too
+    load = store_mod.load_records
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        with pids.open("a", encoding="ascii") as out:
+            out.write(f"{os.getpid()}\n")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "load_records", noted)
     assert [s.status for s in result.sources] == ["ok", "ok"]
     engine = iso_engine()
     assert engine.reads_raw is False  # the index and the chunks load no raw JSON
@@ -299,7 +321,10 @@ def test_streamed_evaluation_equals_whole_list_evaluation(
                 len(list(repo.load_records(s, source, processes=RecordIndex.PROCESSES)))
                 < whole.records
             )
+        pids.write_text("", encoding="ascii")
         streamed, evaluation = runner._evaluate_source(source, AS_OF, AS_OF, None)
+        loaders = set(map(int, pids.read_text(encoding="ascii").split()))
+        assert (loaders - {os.getpid()} != set()) is (jobs > 1)  # workers loaded records
         assert [f.to_dict() for f in streamed] == [f.to_dict() for f in whole.findings]
         assert evaluation.counts == whole.counts
         assert evaluation.not_evaluated == whole.not_evaluated
@@ -626,3 +651,26 @@ def test_what_the_stream_cannot_place_is_evaluated_from_the_store(
     assert calls == list(SOURCES)
     if case in ("read-twice", "twice-in-a-page", "ci-last"):
         _assert_run_is_whole_list(result, store)
+
+
+def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs is honoured; one process for a dry run (its records are in memory), while
+    other threads run (serve), for rules of other packs, and below the size threshold."""
+    runner = _runner(cfg, store, dataset(), jobs=3)
+    monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
+    with store.session() as s:
+        assert runner._evaluation_jobs(s, "jira-prod", None) == 3
+        assert runner._evaluation_jobs(s, "jira-prod", {}) == 1  # dry run
+        monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: True)
+        assert runner._evaluation_jobs(s, "jira-prod", None) == 1
+        monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
+        runner.options.jobs = None
+        monkeypatch.setattr(runner_mod, "PARALLEL_EVAL_RECORDS", 10**9)
+        assert runner._evaluation_jobs(s, "jira-prod", None) == 1  # a small store
+        monkeypatch.setattr(runner_mod, "PARALLEL_EVAL_RECORDS", 0)
+        monkeypatch.setattr("ticketlint.workers.default_jobs", lambda: 2)
+        assert runner._evaluation_jobs(s, "jira-prod", None) == 2
+        monkeypatch.setattr(type(runner.engine), "streams", property(lambda _self: False))
+        assert runner._evaluation_jobs(s, "jira-prod", None) == 1  # other packs
