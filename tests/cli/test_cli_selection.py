@@ -140,3 +140,31 @@ def test_an_import_error_inside_a_plugin_surfaces(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="tl_dependency_that_is_missing"):
         cli_module.register_plugins(click.Group("g"), ["tlplugin_bad"])
+
+
+def test_command_modules_names_every_plugin_command_where_it_lives() -> None:
+    import importlib
+
+    listed = {
+        command.name: modname
+        for modname in cli_module.PLUGIN_MODULES
+        for command in importlib.import_module(modname).COMMANDS
+    }
+    assert listed == cli_module.COMMAND_MODULES
+
+
+def test_a_plugin_command_imports_its_own_module_only() -> None:
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from ticketlint.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['sync', '--help'])\n"
+        "assert result.exit_code == 0 and 'Usage:' in result.output, result.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ticketlint.') and m.endswith('.commands')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['ticketlint.sync.commands']"

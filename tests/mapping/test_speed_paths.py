@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from ticketlint.mapping import adf
-from ticketlint.mapping.common import MappingOptions, gc_paused, parse_jira_time
+from ticketlint.mapping.common import (
+    MappingOptions,
+    gc_paused,
+    parse_jira_time,
+    parse_servicenow_time,
+)
 from ticketlint.mapping.jira import JiraFieldCatalog, JiraMapper
 from ticketlint.mapping.jira_fields import _fast_time, time_of
 from ticketlint.mapping.model import (
@@ -200,6 +205,33 @@ def test_servicenow_time_fast_path_and_values_with_their_own_offset() -> None:
     with pytest.raises(ValueError, match="not a date or time"):
         _time("2025-11-21 25:51:45", "c")
     assert _time("2026-03-03", "cab_date") == date(2026, 3, 3)  # glide_date: a date
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-11-21 20:51:45",
+        " 2025-11-21 20:51:45 ",
+        "2024-02-29 00:00:00",
+        "2025-1-2 3:04:05",  # one-digit parts: strptime's reading, kept
+        "2025-11-21 25:51:45",
+        "2025-02-29 10:00:00",
+        "2025-11-21T20:51:45",
+        "2025-11-21 20:51:45.5",
+        "2025-11-21",
+        "\u0662025-11-21 20:51:45",  # a non-ASCII digit
+    ],
+)
+def test_servicenow_time_fast_path_reads_what_strptime_reads(text: str) -> None:
+    try:
+        expected: Any = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: Any = parse_servicenow_time(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
 
 
 # --- Jira: history cache and order, people ----------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -16,7 +18,14 @@ from sync_fakes import T0, change, incident
 
 from ticketlint.mapping.model import Approval, Person
 from ticketlint.store import repository as repo
-from ticketlint.store.db import current_revision, head_revision, open_store, retry_locked
+from ticketlint.store.db import (
+    SCHEMA_HEAD,
+    current_revision,
+    head_revision,
+    open_store,
+    retry_locked,
+    upgrade,
+)
 from ticketlint.store.models import Base
 
 NOW = datetime(2026, 3, 5, tzinfo=timezone.utc)
@@ -103,6 +112,34 @@ def test_first_open_migrates_an_empty_sqlite_file(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     store.dispose()
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_a_store_behind_the_head_is_still_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url, migrate=False)
+    upgrade(store.engine, "0001")
+    assert current_revision(store.engine) == "0001"
+    assert upgrade(store.engine) == "0001"  # what it was at before
+    assert current_revision(store.engine) == SCHEMA_HEAD
+    assert upgrade(store.engine) == SCHEMA_HEAD  # at the head: nothing to do
+    store.dispose()
+
+
+def test_opening_a_store_at_the_head_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    open_store(url).dispose()  # created and migrated here
+    script = (
+        "import sys\n"
+        "from ticketlint.store.db import open_store\n"
+        f"open_store({url!r}).dispose()\n"
+        "print(any(m == 'alembic' or m.startswith('alembic.') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_locked_sqlite_database_is_waited_for(tmp_path: Path) -> None:
