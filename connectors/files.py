@@ -168,7 +168,11 @@ def _read_text(path: Path) -> str:
 
 
 def _read_json(
-    path: Path, parsed: dict[Path, Any] | None = None, report: MappingReport | None = None
+    path: Path,
+    parsed: dict[Path, Any] | None = None,
+    report: MappingReport | None = None,
+    *,
+    text: str | None = None,
 ) -> Any:
     """The file's JSON; from ``parsed`` when this load already read it (each file is
     parsed once). The collector is paused while parsing: a large file is one burst of
@@ -177,7 +181,8 @@ def _read_json(
     counted in ``report``'s warnings (when given) the one time the file is parsed."""
     if parsed is not None and path in parsed:
         return parsed[path]
-    text = _read_text(path)
+    if text is None:
+        text = _read_text(path)
     limits = safejson.Limits()
     try:
         with gc_paused(promote=True):
@@ -1008,6 +1013,9 @@ class _Scan:
     """The JSON of ``field.json`` or ``status.json``."""
     changelog_ids: list[str] | None = None
     """The issue ids of a changelog bulkfetch response, in order (None: it is none)."""
+    changelog_unparsed: bool = False
+    """``changelog_ids`` were read off the text (:func:`_changelog_ids_of_text`): the
+    file is checked when the second pass parses it."""
     search: bool = False
     names: dict[str, str] = field(default_factory=dict)
     schema: dict[str, Any] = field(default_factory=dict)
@@ -1017,6 +1025,8 @@ class _Scan:
     deployment: str | None = None
     issues: tuple[list[dict[str, Any]], MappingReport, MappingReport] | None = None
     """The page read as the second pass reads it, when kept (not parsed again)."""
+    idents: set[str] = field(default_factory=set)
+    """What the second pass looks changelogs up by, for this page's issues."""
 
 
 class _JiraFolder:
@@ -1042,7 +1052,15 @@ class _JiraFolder:
         """The first pass over ``json_files[number]``; the page itself too when ``keep``."""
         path = self.json_files[number]
         scan = _Scan(MappingReport())
-        data = _read_json(path, None, scan.report)
+        text = None
+        if path.name.endswith(".json") and path.name not in JIRA_SIDECARS:
+            text = _read_text(path)
+            ids = _changelog_ids_of_text(text)
+            if ids is not None:
+                scan.changelog_ids, scan.changelog_unparsed = ids, True
+                return scan
+        data = _read_json(path, None, scan.report, text=text)
+        del text
         if _is_jsm_requests(data):
             raise InputError(path, JSM_REQUEST_EXPORT)
         if path.name in JIRA_SIDECARS:
@@ -1058,6 +1076,7 @@ class _JiraFolder:
             path, data, self.options, page_report, page_unreadable
         )
         scan.reviews = self.scout.review_index(issues)
+        scan.idents = _Changelogs.idents(issues)
         scan.site = _jira_site(issues) or None
         scan.deployment = _jira_first_deployment(issues)
         if keep:
@@ -1080,6 +1099,8 @@ class _JiraFolder:
         kept_bytes = 0
         keep = jobs < 2  # a worker's parsed page costs more to send back than to parse
         scans = run_ordered(partial(self.scan, keep=keep), len(self.json_files), jobs)
+        idents: set[str] = set()
+        unparsed: dict[int, list[str]] = {}
         for path, scan in zip(self.json_files, scans, strict=True):
             scan_report.merge(scan.report)
             if path.name == "field.json":
@@ -1087,9 +1108,12 @@ class _JiraFolder:
             elif path.name == "status.json":
                 statuses = scan.sidecar
             if scan.changelog_ids is not None:
-                self.changelogs.note(path, scan.changelog_ids)
+                if scan.changelog_unparsed:
+                    unparsed[len(self.changelogs.files)] = scan.changelog_ids
+                self.changelogs.note(path, scan.changelog_ids, parsed=not scan.changelog_unparsed)
             if not scan.search:
                 continue
+            idents |= scan.idents
             self.searches.append(path)
             if scan.issues is not None:
                 size = path.stat().st_size
@@ -1101,6 +1125,9 @@ class _JiraFolder:
             _merge_reviews(self.reviews, scan.reviews)
             site = site or scan.site
             deployment = deployment or scan.deployment
+        for number, ids in unparsed.items():
+            if idents.isdisjoint(ids):  # no page will parse it: it is checked here
+                self.changelogs.check(number)
         setup = InputTask(partial(iter, [Piece([], scan_report, folder)]))
         if not self.searches:
             if not has_jsonl:
@@ -1190,7 +1217,21 @@ class _Changelogs:
     def __init__(self) -> None:
         self.files: list[Path] = []
         self.where: dict[str, list[int]] = {}
+        self.unparsed: set[int] = set()
+        """Files whose ids were read off their text: checked when first parsed."""
         self._parsed: OrderedDict[int, dict[str, list[Any]]] = OrderedDict()
+
+    @staticmethod
+    def idents(issues: Iterable[Any]) -> set[str]:
+        """What :meth:`for_issues` looks these issues up by."""
+        out: set[str] = set()
+        for issue in issues:
+            if isinstance(issue, dict):
+                native_id = issue.get("id")
+                out.update(
+                    i for i in (native_id, str(native_id), issue.get("key")) if i.__class__ is str
+                )
+        return out
 
     @staticmethod
     def issue_ids(data: Any) -> list[str] | None:
@@ -1203,8 +1244,10 @@ class _Changelogs:
                 ids.extend(str(entry.get("issueId")) for entry in page["issueChangeLogs"])
         return ids
 
-    def note(self, path: Path, issue_ids: list[str]) -> None:
+    def note(self, path: Path, issue_ids: list[str], *, parsed: bool = True) -> None:
         number = len(self.files)
+        if not parsed:
+            self.unparsed.add(number)
         for issue_id in issue_ids:
             files = self.where.setdefault(issue_id, [])
             if not files or files[-1] != number:
@@ -1234,17 +1277,71 @@ class _Changelogs:
             self._parsed.move_to_end(number)
             return parsed
         parsed = {}
-        data = _read_json(self.files[number])
+        unparsed = number in self.unparsed
+        report = MappingReport() if unparsed else None
+        data = _read_json(self.files[number], None, report)
         for page in data if isinstance(data, list) else [data]:
             if isinstance(page, dict) and isinstance(page.get("issueChangeLogs"), list):
                 for entry in page["issueChangeLogs"]:
                     parsed.setdefault(str(entry.get("issueId")), []).extend(
                         entry.get("changeHistories") or []
                     )
+        if unparsed:
+            self._check(number, data, parsed, report)
         self._parsed[number] = parsed
         while len(self._parsed) > CHANGELOG_FILES_KEPT:
             self._parsed.popitem(last=False)
         return parsed
+
+    def check(self, number: int) -> None:
+        """Parse file ``number`` (ids read off its text) only to check it."""
+        self._file(number)
+        self._parsed.pop(number, None)
+
+    def _check(
+        self, number: int, data: Any, parsed: dict[str, list[Any]], report: MappingReport | None
+    ) -> None:
+        """The first pass read this file's ids off its text; what its parse shows must
+        be what that reading assumed, or the whole-batch load answers instead: no read
+        warning (the first pass would have reported it), no search or request export in
+        it, and each issue noted where it is (an id noted but not there costs a lookup)."""
+        path = self.files[number]
+        if report is not None and report.warnings:
+            raise NeedsBatch(f"{path}: a value the safe reader could not read")
+        if _is_jira_search(data) or _is_jsm_requests(data):
+            raise NeedsBatch(f"{path}: not only a changelog response")
+        where = self.where
+        for ident in parsed:
+            if number not in where.get(ident, ()):
+                raise NeedsBatch(f"{path}: issue id {ident!r} not read off the text")
+        self.unparsed.discard(number)
+
+
+_CHANGELOG_TEXT = re.compile(r'[ \t\n\r]*\{[ \t\n\r]*"issueChangeLogs"[ \t\n\r]*:[ \t\n\r]*\[')
+_ISSUE_ID_KEY = re.compile(r'"issueId"[ \t\n\r]*:[ \t\n\r]*(?:"([^"\\]*)"|(-?[0-9]+)[,}\s])')
+_OTHER_EXPORT_KEY = re.compile(r'"(?:issues|values)"[ \t\n\r]*:')
+
+
+def _changelog_ids_of_text(text: str) -> list[str] | None:
+    """The issue ids of a changelog bulkfetch response as Jira writes one, read off its
+    text without building it (changelog files are about a quarter of a Jira export's
+    bytes, and the first pass parsed each only for its ids). None, and the file is parsed, unless the
+    text begins ``{"issueChangeLogs": [`` and holds no ``\\u`` escape (a key could be
+    spelt with one) and no ``"issues"`` or ``"values"`` key (a search or request export).
+
+    A key in JSON text is a string after ``{`` or ``,`` and followed by ``:``; a quote
+    inside a string is escaped, so ``"issueId":`` after ``{``, ``,`` or whitespace is
+    always a key. It may be a key deeper than the response's entries: an id noted where
+    it is not costs a lookup and nothing else. :meth:`_Changelogs._check` checks the
+    rest when the second pass parses the file (or :meth:`_JiraFolder.plan` does, when no
+    page will)."""
+    if "\\u" in text or not _CHANGELOG_TEXT.match(text) or _OTHER_EXPORT_KEY.search(text):
+        return None
+    ids: list[str] = []
+    for match in _ISSUE_ID_KEY.finditer(text):
+        if text[match.start() - 1] in "{, \t\n\r":
+            ids.append(match.group(1) if match.group(1) is not None else match.group(2))
+    return ids
 
 
 def _pages_per_task(pages: int, changelog_files: int, jobs: int) -> int:

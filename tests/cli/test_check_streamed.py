@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ticketlint.cli as cli_module
 import ticketlint.connectors.files as files_module
@@ -410,3 +412,175 @@ def test_a_servicenow_folder_with_its_dictionary_streams_as_the_batch_reads_it(
     for fmt in ("json", "text"):
         batch = _check([folder], fmt, tmp_path, monkeypatch, streamed=False)
         assert _check([folder], fmt, tmp_path, monkeypatch, streamed=True) == batch
+
+
+# --- changelog ids read off the text ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        (
+            '{"issueChangeLogs":[{"issueId":"10001","changeHistories":[]},{"issueId":"7"}]}',
+            ["10001", "7"],
+        ),
+        (
+            '\n {\n  "issueChangeLogs" : [\n  { "issueId" : "1" ,\n "x": {"issueId":2}}]}',
+            ["1", "2"],
+        ),
+        ('{"issueChangeLogs": [], "nextPageToken": "t"}', []),
+        # a quote inside a string is escaped: never read as a key
+        (
+            '{"issueChangeLogs":[{"issueId":"1","h":[{"toString":"a\\",\\"issueId\\":\\"9"}]}]}',
+            ["1"],
+        ),
+        ('{"issueChangeLogs":[{"issueId":"1.5e3"}]}', ["1.5e3"]),
+        ('{"issueChangeLogs":[{"issueId":1.5}]}', []),  # a number it cannot spell: not noted
+        ('{"issueChangeLogs":[{"issueId":"1","h":"caf\\u00e9"}]}', None),  # an escape: parsed
+        ('{"issueChangeLogs":[{"issueId":"1"}],"issues":[]}', None),  # a search page too
+        ('{"issueChangeLogs":[{"issueId":"1"}],"values":[]}', None),
+        ('[{"issueChangeLogs":[{"issueId":"1"}]}]', None),  # a list of pages: parsed
+        ('{"issues":[{"issueId":"1"}]}', None),
+        ('{"nextPageToken":"t","issueChangeLogs":[{"issueId":"1"}]}', None),
+    ],
+)
+def test_changelog_ids_read_off_the_text(text: str, ids: list[str] | None) -> None:
+    assert files_module._changelog_ids_of_text(text) == ids
+
+
+def _jira_copy(export: list[Path], tmp_path: Path) -> Path:
+    folder = tmp_path / "jira"
+    folder.mkdir()
+    for path in export[0].iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def _changed_entry(folder: Path, change: Any) -> None:
+    """Apply ``change`` to the first entry of the first changelog file."""
+    first = min(folder.glob("changelog-*.json"))
+    data = _load(first)
+    change(data["issueChangeLogs"][0])
+    first.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize(
+    ("case", "streams"),
+    [
+        ("compact", True),  # as Jira writes it: ids off the text, checked when parsed
+        ("deeper-issueId-key", True),  # noted where it is not: a lookup, nothing else
+        ("numeric-id", False),  # an id the text reading cannot spell: the batch load
+        ("long-integer", False),  # a read warning the first pass would have reported
+        ("broken-unreferenced-file", False),  # no page parses it: plan() does, and fails
+        ("unreferenced-file", True),
+    ],
+)
+def test_changelog_files_read_off_their_text_read_as_the_batch_reads_them(
+    export: list[Path],
+    case: str,
+    streams: bool,
+    jobs: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = _jira_copy(export, tmp_path)
+    if case == "deeper-issueId-key":
+        _changed_entry(folder, lambda e: e["changeHistories"][0].update(issueId="99999999"))
+    elif case == "numeric-id":
+        _changed_entry(folder, lambda e: e.update(issueId=float(e["issueId"])))
+    elif case == "long-integer":  # beyond safejson.MAX_INT_DIGITS: read as unknown, counted
+        limit = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            _changed_entry(folder, lambda e: e["changeHistories"][0].update(n=10**4500))
+        finally:
+            sys.set_int_max_str_digits(limit)
+    elif case == "broken-unreferenced-file":
+        (folder / "changelog-99998.json").write_text(
+            '{"issueChangeLogs":[{"issueId":"424242","changeHistories":[', encoding="utf-8"
+        )
+    elif case == "unreferenced-file":
+        (folder / "changelog-99998.json").write_text(
+            '{"issueChangeLogs":[{"issueId":"424242","changeHistories":[]}]}', encoding="utf-8"
+        )
+    else:
+        for path in folder.glob("changelog-*.json"):  # the fixture's files have spaces
+            path.write_text(json.dumps(_load(path), separators=(",", ":")), encoding="utf-8")
+    read_off = files_module._changelog_ids_of_text
+    calls = tmp_path / "read-off"  # a file: forked workers call it too
+
+    def spied(text: str) -> list[str] | None:
+        ids = read_off(text)
+        if ids is not None:
+            with calls.open("a", encoding="ascii") as out:
+                out.write("1\n")
+        return ids
+
+    monkeypatch.setattr(files_module, "_changelog_ids_of_text", spied)
+    engine = engine_from_config(Config(), select=None, ignore=None)
+    as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    answer = cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of, jobs=jobs)
+    assert (answer is not None) is streams
+    assert calls.exists(), "a changelog file was read off its text"
+    args = ["check", "--as-of", AS_OF, "-f", "json", "--input", str(folder)]
+    streamed = CliRunner().invoke(cli, [*args, "--jobs", str(jobs)])
+    monkeypatch.setattr(cli_module, "_check_streamed", lambda *a, **k: None)
+    batch = CliRunner().invoke(cli, args)
+    assert (streamed.exit_code, streamed.output) == (batch.exit_code, batch.output)
+    if case == "broken-unreferenced-file":
+        assert batch.exit_code == 2 and "changelog-99998.json" in batch.output
+
+
+_TRICKY_TEXT = st.text(alphabet='"\\,:{}[] \nissueIdabc1é', max_size=24) | st.sampled_from(
+    ['","issueId":"7', '\\",\\"issueId\\":\\"8', "issueId", '"issueId":"9"']
+)
+_VALUES = st.recursive(
+    st.none() | st.integers() | _TRICKY_TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["issueId", "field", "toString", "a"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_ENTRIES = st.lists(
+    st.fixed_dictionaries(
+        {"issueId": st.integers(0, 10**6).map(str) | _TRICKY_TEXT},
+        optional={"changeHistories": st.lists(_VALUES, max_size=3)},
+    ),
+    max_size=4,
+)
+
+
+def _issue_id_values(value: Any) -> list[str]:
+    """The values of every ``issueId`` key, at any depth, as ``str()`` spells them."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "issueId":
+                found.append(str(item))
+            found.extend(_issue_id_values(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_issue_id_values(item))
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ENTRIES, st.sampled_from([None, 1]), st.booleans())
+def test_changelog_ids_read_off_any_text_are_issue_id_keys(
+    entries: list[dict[str, Any]], indent: int | None, ascii_only: bool
+) -> None:
+    """Every id read off the text is the value of an ``issueId`` key (never text inside a
+    string), and every entry's id is among them unless it is written with an escape (then
+    :meth:`_Changelogs._check` sends the file to the batch load)."""
+    text = json.dumps({"issueChangeLogs": entries}, indent=indent, ensure_ascii=ascii_only)
+    ids = files_module._changelog_ids_of_text(text)
+    if ids is None:
+        return
+    keys = _issue_id_values(json.loads(text))
+    assert set(ids) <= set(keys)
+    for entry in entries:
+        spelt = json.dumps(entry["issueId"], ensure_ascii=ascii_only)
+        if spelt[1:-1] == entry["issueId"]:  # written with no escape in it
+            assert entry["issueId"] in ids
