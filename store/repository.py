@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -470,50 +470,96 @@ def _apply_changes(
     run_id: int | None,
     now: datetime,
 ) -> list[Any]:
-    """Rows first (one flush gives the new ones their ids), then the history events in
-    change order. Returns every object it touched or added."""
+    """Rows first (new ones inserted at once, for their ids), then the history events
+    in change order. Returns every ORM object it touched or added.
+
+    New rows go in one multi-row INSERT ... RETURNING (ids in parameter order) where the
+    database allows it, and the events in one executemany: the unit of work spent ~0.1 ms
+    a row on them, most of a first sync's commit (3,200 findings at 20,000 records). The
+    rows and ids are what the unit of work would have written, in the same order."""
     touched: list[Any] = []
+    new: list[Change] = []
+    bulk = session.get_bind().dialect.insert_executemany_returning_sort_by_parameter_order
     for change in changes:
         row = rows.get(change.fingerprint)
         if row is None:
             assert change.finding is not None
+            if bulk:
+                new.append(change)
+                continue
             row = FindingRow(fingerprint=change.fingerprint, first_seen=now, reopened=0)
             session.add(row)
             rows[change.fingerprint] = row
         _apply(row, change, now)
         touched.append(row)
+    ids: dict[str, int] = {}
+    if new:
+        inserted = session.execute(
+            insert(FindingRow).returning(
+                FindingRow.id, FindingRow.fingerprint, sort_by_parameter_order=True
+            ),
+            [
+                {
+                    "fingerprint": c.fingerprint,
+                    "first_seen": now,
+                    "reopened": 0,
+                    **_values(c, now, 0),
+                }
+                for c in new
+            ],
+        )
+        ids = {fingerprint: finding_id for finding_id, fingerprint in inserted}
     if any(change.events for change in changes):
-        session.flush()  # the event rows need the findings' ids
-    for change in changes:
-        if change.events:
-            finding_id = rows[change.fingerprint].id
-            events = [
-                FindingEventRow(
-                    finding_id=finding_id, run_id=run_id, kind=e.kind, at=now, detail=e.detail
-                )
-                for e in change.events
-            ]
-            session.add_all(events)
-            touched.extend(events)
+        session.flush()  # rows added to the session above get their ids
+        events = [
+            {
+                "finding_id": ids[change.fingerprint]
+                if change.fingerprint in ids
+                else rows[change.fingerprint].id,
+                "run_id": run_id,
+                "kind": e.kind,
+                "at": now,
+                "detail": e.detail,
+            }
+            for change in changes
+            for e in change.events
+        ]
+        session.execute(insert(FindingEventRow), events)
     return touched
 
 
-def _apply(row: FindingRow, change: Change, now: datetime) -> None:
+def _values(change: Change, now: datetime, reopened: int) -> dict[str, Any]:
+    """The columns a change sets on its finding row (``reopened``: the row's count so far)."""
     f = change.finding
-    row.state = change.state
+    values: dict[str, Any] = {"state": change.state}
     if f is not None:
-        row.rule, row.source, row.key, row.process = f.code, f.source, f.key, f.process
-        row.severity, row.message, row.evidence = f.severity, f.message, f.evidence
-        row.assignee, row.group, row.url = f.assignee, f.group, f.url
-        row.detail = f.to_dict()
-        row.last_seen = now
-        row.waiver = change.waiver
+        values.update(
+            rule=f.code,
+            source=f.source,
+            key=f.key,
+            process=f.process,
+            severity=f.severity,
+            message=f.message,
+            evidence=f.evidence,
+            assignee=f.assignee,
+            group=f.group,
+            url=f.url,
+            detail=f.to_dict(),
+            last_seen=now,
+            waiver=change.waiver,
+        )
         if change.reopens:
-            row.reopened = (row.reopened or 0) + 1
+            values["reopened"] = reopened + 1
         if change.state not in ENDED:
-            row.resolved_at, row.resolution = None, None
+            values.update(resolved_at=None, resolution=None)
     if change.state in ENDED:
-        row.resolved_at, row.resolution, row.waiver = now, change.resolution, None
+        values.update(resolved_at=now, resolution=change.resolution, waiver=None)
+    return values
+
+
+def _apply(row: FindingRow, change: Change, now: datetime) -> None:
+    for name, value in _values(change, now, row.reopened or 0).items():
+        setattr(row, name, value)
 
 
 def finding_events(session: Session, finding_id: int) -> list[FindingEventRow]:

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sync_fakes import T0, change, incident
 
@@ -180,3 +182,67 @@ def test_retry_locked_retries_only_lock_errors(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(OperationalError):
         broken()
     assert calls["n"] == 1
+
+
+def _lifecycle_rounds(store: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Three runs of findings through apply_diff_chunked (new, kept, resolved, reopened,
+    waived); the findings and events tables as written."""
+    from ticketlint.rules.engine import Finding, fingerprint
+    from ticketlint.store import lifecycle
+    from ticketlint.store.models import FindingEventRow, FindingRow
+    from ticketlint.store.waivers import WaiverRule
+
+    dialect = store.engine.dialect
+    monkeypatch.setattr(dialect, "insert_executemany_returning_sort_by_parameter_order", bulk)
+
+    def found(key: str, code: str = "CHG006") -> Finding:
+        return Finding(
+            code=code, name="n", title="t", severity="high", clause="8.5", source="a",
+            key=key, process="change", url=f"https://x/{key}", message=f"missing {key}",
+            assignee="Ann", group="ops", fingerprint=fingerprint(code, "a", key),
+            remediation="r", evidence={"k": [1, "é"]},
+        )  # fmt: skip
+
+    waiver = WaiverRule("W1", "CHG006", "C4", "accepted", "j.doe", date(2027, 1, 1))
+    rounds = [
+        [found("C1"), found("C2"), found("C3"), found("C1", "CHG001")],
+        [found("C2"), found("C4"), found("C5")],  # C1, C3 resolved; C4 waived; C5 new
+        [found("C1"), found("C2"), found("C4")],  # C1 reopened; C5 resolved
+    ]
+    for number, findings in enumerate(rounds):
+        now = NOW + timedelta(days=number)
+        with store.session() as s, s.begin():
+            run = repo.start_run(s, started_at=now, as_of=now, options={})
+            changes = lifecycle.diff(
+                repo.stored_findings(s, "a"), findings, waivers=[waiver], as_of=now
+            )
+            repo.apply_diff_chunked(s, "a", changes, run_id=run.id, now=now, chunk=2)
+    with store.session() as s:
+        columns = [c.key for c in FindingRow.__mapper__.column_attrs]
+        rows = [
+            {c: getattr(r, c) for c in columns}
+            for r in s.scalars(select(FindingRow).order_by(FindingRow.id))
+        ]
+        events = [
+            (e.id, e.finding_id, e.kind, e.at, e.detail)
+            for e in s.scalars(select(FindingEventRow).order_by(FindingEventRow.id))
+        ]
+    return rows, events
+
+
+def test_new_findings_written_at_once_are_what_the_unit_of_work_writes(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk INSERT ... RETURNING of new finding rows and their events writes the same
+    rows, ids and events as the ORM's unit of work (a database without RETURNING)."""
+    bulk = _lifecycle_rounds(store, True, monkeypatch)
+    reference_store = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        reference = _lifecycle_rounds(reference_store, False, monkeypatch)
+    finally:
+        reference_store.dispose()
+    assert bulk == reference
+    rows, events = bulk
+    assert len(rows) == 6 and {r["state"] for r in rows} >= {"open", "resolved", "waived"}
+    assert any(r["reopened"] == 1 for r in rows)
+    assert len(events) >= 9
