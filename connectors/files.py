@@ -1127,7 +1127,7 @@ class _JiraFolder:
             deployment = deployment or scan.deployment
         for number, ids in unparsed.items():
             if idents.isdisjoint(ids):  # no page will parse it: it is checked here
-                self.changelogs.check(number)
+                self.changelogs.parse_to_check(number)
         setup = InputTask(partial(iter, [Piece([], scan_report, folder)]))
         if not self.searches:
             if not has_jsonl:
@@ -1293,8 +1293,8 @@ class _Changelogs:
             self._parsed.popitem(last=False)
         return parsed
 
-    def check(self, number: int) -> None:
-        """Parse file ``number`` (ids read off its text) only to check it."""
+    def parse_to_check(self, number: int) -> None:
+        """Parse file ``number`` (ids read off its text) only to check it: no page will."""
         self._file(number)
         self._parsed.pop(number, None)
 
@@ -1325,9 +1325,10 @@ _OTHER_EXPORT_KEY = re.compile(r'"(?:issues|values)"[ \t\n\r]*:')
 def _changelog_ids_of_text(text: str) -> list[str] | None:
     """The issue ids of a changelog bulkfetch response as Jira writes one, read off its
     text without building it (changelog files are about a quarter of a Jira export's
-    bytes, and the first pass parsed each only for its ids). None, and the file is parsed, unless the
-    text begins ``{"issueChangeLogs": [`` and holds no ``\\u`` escape (a key could be
-    spelt with one) and no ``"issues"`` or ``"values"`` key (a search or request export).
+    bytes, and the first pass parsed each only for its ids). None, and the file is
+    parsed, unless the text begins ``{"issueChangeLogs": [`` and holds no ``\\u`` escape
+    (a key could be spelt with one) and no ``"issues"`` or ``"values"`` key (a search or
+    request export).
 
     A key in JSON text is a string after ``{`` or ``,`` and followed by ``:``; a quote
     inside a string is escaped, so ``"issueId":`` after ``{``, ``,`` or whitespace is
