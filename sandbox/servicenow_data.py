@@ -801,6 +801,15 @@ class ServiceNowData:
             return link[0] if field == "sys_id" else self.sys_ids[link[1]][link[2]]
         return None
 
+    def field(self, table: str, idx: int, name: str) -> str | None:
+        """One column of a row as :meth:`row` gives it (None: the row has no such column),
+        read through :meth:`cheap` where that is the same value."""
+        if (table, idx) not in self.overrides:
+            cheap = self.cheap(table, idx, name)
+            if cheap is not None:
+                return cheap
+        return self.row(table, idx).get(name)
+
     def lookup(self, sys_id: str) -> tuple[str, int] | None:
         found = self.where.get(sys_id)
         return None if found is None or self.gone(*found) else found

@@ -545,3 +545,33 @@ def test_real_shapes_declare_cab_date_a_glide_date():
             timeout=10,
         ).json()["result"][0]
         assert len(change["cab_date"]) == 10 and len(change["cab_date_time"]) == 19
+
+
+def test_a_column_read_without_building_the_row_is_the_rows_own(server):
+    """Dot-walked columns (``task.sys_updated_on`` on every related row) are read through
+    ``cheap`` where it knows the column: the value must be the built row's, also for a
+    row a PATCH wrote to and one whose update time moved."""
+    sn = server.data.servicenow
+    approval = next(a for a in sn.approvals if a[1] == "change_request")
+    sn.write(
+        "change_request",
+        approval[2],
+        {"sys_updated_on": "2001-01-01 00:00:00", "short_description": "x"},
+    )
+    sn.bump("change_request", approval[2] + 1)
+    tables = ["incident", "change_request", "problem", "sc_req_item", "cmdb_ci"]
+    tables += ["sysapproval_approver", "task_ci"]
+    for table in tables:
+        for idx in [*range(min(8, sn.table_size(table))), approval[2], approval[2] + 1]:
+            row = sn.row(table, idx)
+            for name in [*row, "no_such_column"]:
+                assert sn.field(table, idx, name) == row.get(name), (table, idx, name)
+    walked = snow(
+        server,
+        "sysapproval_approver",
+        sysparm_query=f"sys_id={approval[0]}",
+        sysparm_fields="sysapproval.sys_updated_on,sysapproval.short_description",
+    ).json()["result"]
+    assert walked == [
+        {"sysapproval.sys_updated_on": "2001-01-01 00:00:00", "sysapproval.short_description": "x"}
+    ]
