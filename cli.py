@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.redact import RedactingFormatter, redact
 from ticketlint.report import formats
+from ticketlint.rules.live import LiveEvaluation
 from ticketlint.rules.registry import (
     SEVERITIES,
     SEVERITY_RANK,
@@ -450,6 +452,9 @@ def check(
         keys_by_source = _keys_by_source(chosen, keys)
         if keys:  # a source none of the keys belongs to is not read at all
             chosen = [s for s in chosen if keys_by_source[s.name]]
+        live = (
+            LiveEvaluation(engine, as_of=instant, ci_streams=CI_STREAMS) if engine.streams else None
+        )
         records, ci_sources, live_report = _read_live(
             chosen,
             jql=jql,
@@ -457,7 +462,9 @@ def check(
             keys=keys_by_source,
             since=since_at,
             progress=progress,
+            evaluation=live,
         )
+        evaluation = live.result(ci_sources) if live is not None else None
         report.merge(live_report)
         sources = [s.name for s in chosen]
         missing = _keys_not_found(keys, records, report)
@@ -721,12 +728,17 @@ def _read_live(
     keys: dict[str, list[str]],
     since: datetime | None,
     progress: LiveProgress | None = None,
+    evaluation: LiveEvaluation | None = None,
 ) -> tuple[list[BaseRecord], set[str], MappingReport]:
     """Every record of ``sources``, each source read in a thread of its own (they are
     different servers: the read takes about the slowest one's time, not their sum);
     records, CI sources and the report are joined in the order of ``sources``, so the
     answer is the one a read source after source gives. An error of a source is raised
-    in that order too, after the other readers stopped at their next batch."""
+    in that order too, after the other readers stopped at their next batch.
+
+    ``evaluation`` gets each source's streams and batches as they are read, in this
+    thread (the readers hand them over through a queue), so the rules run while the
+    servers answer."""
     progress = progress or LiveProgress(enabled=False)
     for src in sources:
         if (jql and src.type != "jira") or (query and src.type != "servicenow"):
@@ -742,6 +754,16 @@ def _read_live(
             shown[name] = text
             progress.update("; ".join(shown.values()))
 
+    handed: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def hand(*item: Any) -> None:
+        if evaluation is None:
+            return
+        if len(sources) < 2:
+            _evaluate_item(evaluation, item)  # read in this thread
+        else:
+            handed.put(item)
+
     def read(src: Any) -> _SourceRead:
         try:
             return _read_source(
@@ -751,6 +773,7 @@ def _read_live(
                 since=since,
                 show=show,
                 stop=stop,
+                hand=hand,
             )
         except BaseException:
             stop.set()  # the other readers stop at their next batch
@@ -763,9 +786,18 @@ def _read_live(
             with ThreadPoolExecutor(len(sources), thread_name_prefix="ticketlint-source") as pool:
                 futures = [pool.submit(read, src) for src in sources]
                 try:
-                    errors = [future.exception() for future in futures]  # waits for each
+                    while not all(future.done() for future in futures):
+                        try:
+                            item = handed.get(timeout=_HANDOVER_POLL)
+                        except queue.Empty:
+                            continue
+                        if evaluation is not None:
+                            _evaluate_item(evaluation, item)
+                    errors = [future.exception() for future in futures]
                 finally:
                     stop.set()  # Ctrl-C while waiting: the readers stop too
+            while evaluation is not None and not handed.empty():
+                _evaluate_item(evaluation, handed.get())
             first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
             if first is not None:
                 raise first
@@ -788,6 +820,19 @@ def _read_live(
     return latest, ci_sources, report
 
 
+_HANDOVER_POLL = 0.05
+"""Seconds between looks at whether the readers finished, while no batch arrives."""
+
+
+def _evaluate_item(evaluation: LiveEvaluation, item: tuple[Any, ...]) -> None:
+    """One hand-over of a reader: ("begin", source, streams, reads_cis) or ("batch",
+    source, stream, records)."""
+    if item[0] == "begin":
+        evaluation.begin(item[1], item[2], reads_cis=item[3])
+    else:
+        evaluation.add(item[1], item[2], item[3])
+
+
 @dataclass
 class _SourceRead:
     name: str
@@ -808,20 +853,25 @@ def _read_source(
     since: datetime | None,
     show: Callable[[str, str], None],
     stop: threading.Event,
+    hand: Callable[..., None] = lambda *item: None,
 ) -> _SourceRead:
-    """One source of :func:`_read_live`, every stream."""
+    """One source of :func:`_read_live`, every stream; ``hand`` gets the streams to read
+    and then each batch (see :func:`_evaluate_item`)."""
     done = _SourceRead(src.name, [], MappingReport(), False)
     connector = _open_connector(src)
     try:
         plan = getattr(connector, "plan", None)
         if callable(plan):  # every stream is read: related rows may be shared across them
             plan(dict.fromkeys(connector.streams, since))
-        for stream in connector.streams:
+        streams = list(connector.streams)
+        hand("begin", src.name, streams, not keys and any(s in CI_STREAMS for s in streams))
+        for stream in streams:
             log.info("reading %s %s", src.name, stream)
             for batch in connector.read(stream, since=since, query=scope, keys=keys):
                 if stop.is_set():
                     raise _Stopped(src.name)
                 done.records.extend(batch.records)
+                hand("batch", src.name, stream, batch.records)
                 show(
                     src.name,
                     f"{src.name} {stream}: {len(done.records):,} records read "

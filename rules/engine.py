@@ -138,6 +138,13 @@ class RecordIndex:
             support_group=ci.support_group,
         )
 
+    def declare_ci_source(self, source: str) -> None:
+        """Add ``source`` to the declared sources that read configuration items (a live
+        check learns them source by source, before any record of that source is read)."""
+        if self._declared_ci_sources is None:
+            self._declared_ci_sources = set()
+        self._declared_ci_sources.add(source)
+
     def syncs_cis(self, source: str) -> bool:
         """Whether the run read configuration items for this source (CFG003 needs it)."""
         if self._declared_ci_sources is not None:
