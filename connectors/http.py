@@ -19,7 +19,6 @@ Nothing here logs a header, a query string or a body, so secrets never reach the
 
 from __future__ import annotations
 
-import json as jsonlib
 import logging
 import random
 import socket
@@ -36,7 +35,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from ticketlint.connectors.base import SourceError
-from ticketlint.safejson import lone_surrogates_fixed
+from ticketlint.safejson import loads_body
 
 log = logging.getLogger(__name__)
 
@@ -448,9 +447,7 @@ class HttpClient:
             return response, None
         try:
             # A lone surrogate escape ("\udc80") is valid JSON that no database accepts.
-            return response, lone_surrogates_fixed(
-                jsonlib.loads(response.content), response.content
-            )
+            return response, loads_body(response.content)
         except ValueError as exc:
             # A truncated page or a proxy's HTML error page: worth another try.
             raise _Retryable(

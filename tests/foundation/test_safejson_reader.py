@@ -118,3 +118,30 @@ def test_text_that_is_not_json_raises_json_s_own_error(text: str) -> None:
 def test_a_smaller_integer_limit_is_kept_by_the_json_path() -> None:
     value, limits = _fast_path("[123456, 12]", max_int_digits=3)
     assert value == [None, 12] and limits.big_integers == 1
+
+
+# --- response bodies (connectors.http) ---------------------------------------------------
+
+
+def _json_body(content: bytes) -> Any:
+    """What the HTTP client answered before: json.loads, lone surrogates fixed."""
+    return safejson.lone_surrogates_fixed(json.loads(content), content)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES, st.sampled_from(["utf-8", "utf-16", "utf-8-sig"]), st.booleans())
+def test_a_body_reads_as_json_loads_reads_it(value: Any, encoding: str, ascii_only: bool) -> None:
+    content = json.dumps(value, ensure_ascii=ascii_only).encode(encoding, "surrogatepass")
+    assert _same(safejson.loads_body(content), _json_body(content))
+
+
+@pytest.mark.parametrize("text", [*EDGES[:8], "[1] x", "<html>502</html>", ""])
+def test_edge_bodies_read_or_fail_as_json_loads(text: str) -> None:
+    content = text.encode("utf-8")
+    try:
+        expected = _json_body(content)
+    except (ValueError, RecursionError) as exc:
+        with pytest.raises(type(exc)):
+            safejson.loads_body(content)
+        return
+    assert _same(safejson.loads_body(content), expected)
