@@ -25,8 +25,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-PAGES_AHEAD = 1
-"""Pages a connector's pager requests ahead of the page being mapped."""
+PAGES_AHEAD = 3
+"""Pages a connector's pager requests ahead of the page being mapped. More than one: a
+Jira stream that needs histories maps a thousand issues at a time after their bulkfetch
+(~0.3 s at the sandbox's pace), and with one page ahead the server sat idle meanwhile.
+Three took 0.2 s (3%) off a 20,000-record first sync (5 runs alternating); a parsed
+search page is about 2 MB."""
 
 _DONE = object()
 _POLL = 0.05  # seconds between checks of the stop flag while the queue is full
