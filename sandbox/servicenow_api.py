@@ -148,11 +148,8 @@ class ServiceNowApi:
                 if target is None:
                     return ""
                 return self._getter(*target)(rest)
-            if (table, idx) not in d.overrides:
-                cheap = d.cheap(table, idx, field)
-                if cheap is not None:
-                    return cheap
-            return full().get(field)
+            cheap = d.cheap_as_written(table, idx, field)
+            return cheap if cheap is not None else full().get(field)
 
         return get
 

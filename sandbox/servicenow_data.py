@@ -801,14 +801,15 @@ class ServiceNowData:
             return link[0] if field == "sys_id" else self.sys_ids[link[1]][link[2]]
         return None
 
+    def cheap_as_written(self, table: str, idx: int, field: str) -> str | None:
+        """:meth:`cheap`, unless a PATCH wrote to the row (then only :meth:`row` knows)."""
+        return None if (table, idx) in self.overrides else self.cheap(table, idx, field)
+
     def field(self, table: str, idx: int, name: str) -> str | None:
         """One column of a row as :meth:`row` gives it (None: the row has no such column),
-        read through :meth:`cheap` where that is the same value."""
-        if (table, idx) not in self.overrides:
-            cheap = self.cheap(table, idx, name)
-            if cheap is not None:
-                return cheap
-        return self.row(table, idx).get(name)
+        without building the row where :meth:`cheap_as_written` knows the column."""
+        cheap = self.cheap_as_written(table, idx, name)
+        return cheap if cheap is not None else self.row(table, idx).get(name)
 
     def lookup(self, sys_id: str) -> tuple[str, int] | None:
         found = self.where.get(sys_id)
