@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -755,12 +756,13 @@ def _read_live(
             progress.update("; ".join(shown.values()))
 
     handed: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    evaluate = partial(_evaluate_item, evaluation) if evaluation is not None else None
 
     def hand(*item: Any) -> None:
-        if evaluation is None:
+        if evaluate is None:
             return
         if len(sources) < 2:
-            _evaluate_item(evaluation, item)  # read in this thread
+            evaluate(item)  # read in this thread
         else:
             handed.put(item)
 
@@ -791,16 +793,16 @@ def _read_live(
                             item = handed.get(timeout=_HANDOVER_POLL)
                         except queue.Empty:
                             continue
-                        if evaluation is not None:
-                            _evaluate_item(evaluation, item)
+                        assert evaluate is not None  # only then is anything handed over
+                        evaluate(item)
                     errors = [future.exception() for future in futures]
                 finally:
                     stop.set()  # Ctrl-C while waiting: the readers stop too
-            while evaluation is not None and not handed.empty():
-                _evaluate_item(evaluation, handed.get())
             first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
             if first is not None:
                 raise first
+            while evaluate is not None and not handed.empty():
+                evaluate(handed.get())  # the last batches, handed over as the readers ended
             reads = [future.result() for future in futures]
     finally:
         progress.clear()

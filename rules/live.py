@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from ticketlint.mapping.common import gc_paused
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.rules.engine import (
     Engine,
@@ -106,13 +107,14 @@ class LiveEvaluation:
         stream = self._stream
         if stream is None:
             return None
-        self._findings.extend(stream.feed(self._deferred))
-        self._findings.extend(stream.finish())
-        result = stream.result
-        if result.rule_errors:  # their order would follow the feed, not the records
-            self._give_up("a rule failed")
-            return None
-        result.findings = sort_findings(self._findings)
+        with gc_paused(promote=True):  # as Engine.evaluate_streamed: no full collection
+            self._findings.extend(stream.feed(self._deferred))
+            self._findings.extend(stream.finish())
+            result = stream.result
+            if result.rule_errors:  # their order would follow the feed, not the records
+                self._give_up("a rule failed")
+                return None
+            result.findings = sort_findings(self._findings)
         return result
 
     def _cis_read(self, source: str, stream: str) -> bool:
