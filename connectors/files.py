@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketlint import safejson
+from ticketlint.connectors.search_text import skim_search_page
 from ticketlint.mapping.common import MappingError, MappingOptions, MappingReport, gc_paused
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.mapping.normalised import read_record
@@ -1027,13 +1028,18 @@ class _Scan:
     """The page read as the second pass reads it, when kept (not parsed again)."""
     idents: set[str] = field(default_factory=set)
     """What the second pass looks changelogs up by, for this page's issues."""
+    skimmed: bool = False
+    """``reviews`` and ``idents`` were read off the text (:func:`skim_search_page`), and
+    ``site`` and ``deployment`` are not known: the second pass checks the first two."""
 
 
 class _JiraFolder:
     """:func:`_load_directory` + :func:`_load_jira` for a Jira folder, one page file at a
     time: a first pass over every file (:meth:`scan`) gathers what crosses pages (review
     issues, the changelogs, field names, the site and deployment), then each search file
-    is parsed again and mapped alone (:meth:`page`)."""
+    is parsed again and mapped alone (:meth:`page`). With ``field.json`` in the folder and
+    workers to share the pages, the first pass reads pages off their text
+    (:func:`skim_search_page`) and the second checks that reading against the parse."""
 
     def __init__(self, path: Path, json_files: list[Path], options: MappingOptions) -> None:
         from ticketlint.mapping import jira as jira_mapping
@@ -1047,9 +1053,16 @@ class _JiraFolder:
         self.changelogs = _Changelogs()
         self.reviews: Any = {"own": {}, "completes": {}}
         self.mapper: Any = None
+        self.skimmed: dict[Path, tuple[Any, int]] = {}
+        """Pages the first pass read off their text: their review index and the hash of
+        their idents, for the second pass to check against the parsed page."""
+        # The issues' field names come from field.json, not from the pages: a page's
+        # text then tells the first pass all it needs (search_text).
+        self.may_skim = any(p.name == "field.json" for p in json_files)
 
-    def scan(self, number: int, keep: bool) -> _Scan:
-        """The first pass over ``json_files[number]``; the page itself too when ``keep``."""
+    def scan(self, number: int, keep: bool, skim: bool = False) -> _Scan:
+        """The first pass over ``json_files[number]``; the page itself too when ``keep``;
+        read off its text when ``skim`` and the text reads as expected."""
         path = self.json_files[number]
         scan = _Scan(MappingReport())
         text = None
@@ -1058,6 +1071,12 @@ class _JiraFolder:
             ids = _changelog_ids_of_text(text)
             if ids is not None:
                 scan.changelog_ids, scan.changelog_unparsed = ids, True
+                return scan
+            skimmed = skim_search_page(text, self._is_review_type) if skim else None
+            if skimmed is not None:
+                scan.search = scan.skimmed = True
+                scan.reviews = self.scout.review_index(skimmed.candidates)
+                scan.idents = skimmed.idents
                 return scan
         data = _read_json(path, None, scan.report, text=text)
         del text
@@ -1098,10 +1117,13 @@ class _JiraFolder:
         deployment: str | None = None
         kept_bytes = 0
         keep = jobs < 2  # a worker's parsed page costs more to send back than to parse
-        scans = run_ordered(partial(self.scan, keep=keep), len(self.json_files), jobs)
+        skim = self.may_skim and not keep
+        scans = run_ordered(partial(self.scan, keep=keep, skim=skim), len(self.json_files), jobs)
         idents: set[str] = set()
         unparsed: dict[int, list[str]] = {}
-        for path, scan in zip(self.json_files, scans, strict=True):
+        for number, (path, scan) in enumerate(zip(self.json_files, scans, strict=True)):
+            if scan.skimmed and (site is None or deployment is None):
+                scan = self.scan(number, keep=False)  # the site and deployment are read
             scan_report.merge(scan.report)
             if path.name == "field.json":
                 field_list = scan.sidecar
@@ -1115,6 +1137,8 @@ class _JiraFolder:
                 continue
             idents |= scan.idents
             self.searches.append(path)
+            if scan.skimmed:
+                self.skimmed[path] = (scan.reviews, hash(frozenset(scan.idents)))
             if scan.issues is not None:
                 size = path.stat().st_size
                 if kept_bytes + size <= SEARCH_BYTES_KEPT:  # mapped from here, not parsed again
@@ -1167,6 +1191,9 @@ class _JiraFolder:
         ]
         return [setup, *pages]
 
+    def _is_review_type(self, name: str) -> bool:
+        return self.scout.process_of_type(name) == "review"
+
     def pages(self, numbers: range, folder: int) -> Iterator[Piece]:
         """Search files ``numbers``, one piece each (:meth:`page`)."""
         last = len(self.searches) - 1
@@ -1178,7 +1205,19 @@ class _JiraFolder:
         path = self.searches[number]
         first_read = self.kept.pop(path, None)
         report, unreadable = MappingReport(), MappingReport()
-        if first_read is None:
+        skimmed = self.skimmed.get(path)
+        if skimmed is not None:
+            data = _read_json(path, None, report)  # its read warnings are reported here
+            if _is_jsm_requests(data) or not _is_jira_search(data):
+                raise NeedsBatch(f"{path}: read as a search page off its text, and is none")
+            issues, _, _ = _search_issues(path, data, self.options, report, unreadable)
+            del data
+            if (
+                self.scout.review_index(issues) != skimmed[0]
+                or hash(frozenset(_Changelogs.idents(issues))) != skimmed[1]
+            ):
+                raise NeedsBatch(f"{path}: its text read otherwise than its JSON")
+        elif first_read is None:
             issues, _, _ = _search_issues(path, _read_json(path), self.options, report, unreadable)
         else:
             issues = first_read[0]

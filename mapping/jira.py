@@ -428,6 +428,10 @@ class JiraMapper:
         name = itype.get("name") if isinstance(itype, dict) else None
         if not isinstance(name, str):
             return None
+        return self.process_of_type(name)
+
+    def process_of_type(self, name: str) -> str | None:
+        """What :meth:`process_of` answers for an issue of the type called ``name``."""
         return self._process_by_type.get(type_key(name))
 
     def review_targets(self, issue: dict[str, Any]) -> list[str]:

@@ -584,3 +584,100 @@ def test_changelog_ids_read_off_any_text_are_issue_id_keys(
         spelt = json.dumps(entry["issueId"], ensure_ascii=ascii_only)
         if spelt[1:-1] == entry["issueId"]:  # written with no escape in it
             assert entry["issueId"] in ids
+
+
+def _rewrite_searches(folder: Path, change: Any, **dump: Any) -> None:
+    """Apply ``change`` to each search page (with its number) and write it back."""
+    for number, path in enumerate(sorted(folder.glob("search-*.json"))):
+        page = _load(path)
+        change(number, page)
+        path.write_text(json.dumps(page, **dump), encoding="utf-8")
+
+
+def _drop_expand_of_one_plain_issue(number: int, page: Any) -> None:
+    if number == 2:
+        plain = next(i for i in page["issues"] if i["fields"]["issuetype"]["name"] == "Incident")
+        del plain["expand"]
+
+
+def _review_type_renamed(number: int, page: Any) -> None:
+    for issue in page["issues"]:
+        if issue and issue["fields"]["issuetype"]["name"] == "Post-incident review":
+            issue["fields"]["issuetype"]["name"] = "[System] POST-INCIDENT Review "
+
+
+def _scope_before_type_name(number: int, page: Any) -> None:
+    for issue in page["issues"]:
+        if issue:
+            itype = issue["fields"]["issuetype"]
+            scope = {"type": "PROJECT", "project": {"id": "10000"}}
+            issue["fields"]["issuetype"] = {"scope": scope, **itype}
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize(
+    ("case", "skims", "streams"),
+    [
+        ("as-exported", True, True),  # json.dumps' ", " and ": "
+        ("compact", True, True),  # as Jira writes it
+        ("indented", True, True),
+        ("sorted-keys", False, True),  # no issue begins with the usual head: parsed
+        ("no-field-list", False, True),  # the field names come from the pages
+        ("review-type-spelt-otherwise", True, True),
+        ("scope-before-type-name", True, True),  # Jira Cloud team-managed projects
+        ("issue-without-expand", True, False),  # the second pass sees an id the text hid
+    ],
+)
+def test_search_pages_read_off_their_text_read_as_the_batch_reads_them(
+    export: list[Path],
+    case: str,
+    skims: bool,
+    streams: bool,
+    jobs: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With field.json beside them, the first pass reads the search pages off their text
+    (issue ids, keys and review issues); the second pass checks that reading against
+    each parsed page, and anything it missed sends the run to the batch load."""
+    folder = _jira_copy(export, tmp_path)
+    if case == "compact":
+        _rewrite_searches(folder, lambda n, p: None, separators=(",", ":"))
+    elif case == "indented":
+        _rewrite_searches(folder, lambda n, p: None, indent=2)
+    elif case == "sorted-keys":
+        _rewrite_searches(folder, lambda n, p: None, sort_keys=True)
+    elif case == "no-field-list":
+        (folder / "field.json").unlink()
+    elif case == "review-type-spelt-otherwise":
+        _rewrite_searches(folder, _review_type_renamed)
+    elif case == "scope-before-type-name":
+        _rewrite_searches(folder, _scope_before_type_name)
+    elif case == "issue-without-expand":
+        _rewrite_searches(folder, _drop_expand_of_one_plain_issue)
+    read_off = files_module.skim_search_page
+    calls = tmp_path / "read-off"  # a file: forked workers call it too
+
+    def spied(text: str, is_review_type: Any) -> Any:
+        skim = read_off(text, is_review_type)
+        if skim is not None:
+            with calls.open("a", encoding="ascii") as out:
+                out.write(f"{len(skim.candidates)}\n")
+        return skim
+
+    monkeypatch.setattr(files_module, "skim_search_page", spied)
+    engine = engine_from_config(Config(), select=None, ignore=None)
+    as_of = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    answer = cli_module._check_streamed(engine, [folder], MappingOptions("file"), as_of, jobs=jobs)
+    assert (answer is not None) is streams
+    skimmed = calls.read_text(encoding="ascii").split() if calls.exists() else []
+    pages = len(list(folder.glob("search-*.json")))
+    assert len(skimmed) == (pages if skims else 0)
+    if skims and case != "issue-without-expand":
+        assert sum(map(int, skimmed)) > 0, "the review issues were found in the text"
+    args = ["check", "--as-of", AS_OF, "-f", "json", "--input", str(folder)]
+    streamed = CliRunner().invoke(cli, [*args, "--jobs", str(jobs)])
+    monkeypatch.setattr(cli_module, "_check_streamed", lambda *a, **k: None)
+    batch = CliRunner().invoke(cli, args)
+    assert (streamed.exit_code, streamed.output) == (batch.exit_code, batch.output)
+    assert json.JSONDecoder().raw_decode(batch.output)[0]["summary"]["findings"] > 0
