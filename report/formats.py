@@ -33,7 +33,7 @@ from typing import Any
 
 from ticketlint.connectors.base import DoctorCheck, DoctorReport
 from ticketlint.escaping import csv_row, link_url, markdown_text, plain_text, xml_text
-from ticketlint.mapping.common import MappingReport
+from ticketlint.mapping.common import MappingReport, gc_paused
 from ticketlint.rules.engine import STABLE_FINDING_KEYS, Evaluation, Finding
 from ticketlint.rules.outcome import Status
 from ticketlint.rules.registry import SEVERITIES, SEVERITY_RANK, Rule
@@ -159,7 +159,7 @@ def render_json(result: CheckResult) -> str:
         return text + "\n"
     head = '{\n  "findings": ['
     assert text.startswith(head + "],")  # "findings" is the first key
-    items = ",\n    ".join(indented_json(finding_dict(f), "\n    ") for f in findings)
+    items = ",\n    ".join([_finding_json(f) for f in findings])
     return "".join((head, "\n    ", items, "\n  ]", text[len(head) + 1 :], "\n"))
 
 
@@ -173,6 +173,24 @@ def indented_json(value: Any, newline: str = "\n") -> str:
         return _indented(value, newline)
     except _NotPlain:
         return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", newline)
+
+
+def _finding_json(finding: Finding) -> str:
+    """``indented_json(finding_dict(finding), "\\n    ")`` (an item of ``findings``), its
+    keys' text written once for all findings: most values are strings or None."""
+    try:
+        parts = []
+        for key, prefix in _FINDING_ITEM_PREFIXES:
+            value = getattr(finding, key, None)
+            if value.__class__ is str:
+                parts.append(prefix + _encode_string(value))
+            elif value is None:
+                parts.append(prefix + "null")
+            else:
+                parts.append(prefix + _indented(value, "\n      "))
+    except _NotPlain:
+        return indented_json(finding_dict(finding), "\n    ")
+    return "{\n      " + ",\n      ".join(parts) + "\n    }"
 
 
 class _NotPlain(Exception):
@@ -220,6 +238,7 @@ def _indented(value: Any, newline: str) -> str:
 
 
 _INFINITY = float("inf")
+_FINDING_ITEM_PREFIXES = tuple((key, _encode_string(key) + ": ") for key in FINDING_KEYS)
 
 
 def render_jsonl(result: CheckResult) -> str:
@@ -507,13 +526,14 @@ _RENDERERS: dict[str, Callable[[CheckResult], str]] = {
 
 
 def render(result: CheckResult, fmt: str, *, color: bool = False) -> str:
-    """Render a check result in one of :data:`FORMATS`."""
-    if fmt == "text":
-        return render_text(result, color=color)
-    try:
-        return _RENDERERS[fmt](result)
-    except KeyError:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}") from None
+    """Render a check result in one of :data:`FORMATS`. The collector is paused: the
+    text is made of many small objects that hold no cycles, and each burst of them would
+    set off collections that scan every record and finding of the run."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None and fmt != "text":
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    with gc_paused():
+        return render_text(result, color=color) if renderer is None else renderer(result)
 
 
 # --- rules ----------------------------------------------------------------------------

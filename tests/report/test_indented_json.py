@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketlint.report.formats import indented_json
+from ticketlint.report.formats import FINDING_KEYS, _finding_json, finding_dict, indented_json
+from ticketlint.rules.engine import Finding
 
 SCALARS = (
     st.none()
@@ -80,3 +82,17 @@ def test_values_it_does_not_write_itself_fall_back_to_json_dumps(value: Any) -> 
 def test_unencodable_values_raise_as_json_dumps_does() -> None:
     with pytest.raises(TypeError):
         indented_json({"when": object()})
+
+
+FINDING_VALUES = st.one_of(SCALARS, VALUES, st.builds(_Label, st.text(max_size=5)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries(dict.fromkeys(FINDING_KEYS, FINDING_VALUES)))
+def test_a_finding_is_written_as_its_dict_is(values: dict[str, Any]) -> None:
+    """``-f json`` writes each finding with its keys' text made once
+    (``_finding_json``): the same text as the dict written by ``indented_json``."""
+    finding = Finding(**{f.name: None for f in dataclasses.fields(Finding)})
+    for key, value in values.items():
+        object.__setattr__(finding, key, value)
+    assert _finding_json(finding) == indented_json(finding_dict(finding), "\n    ")
