@@ -55,13 +55,20 @@ def default_jobs() -> int:
 
 
 def run_ordered(
-    job: Callable[[int], T], count: int, jobs: int, *, weights: Sequence[float] | None = None
+    job: Callable[[int], T],
+    count: int,
+    jobs: int,
+    *,
+    weights: Sequence[float] | None = None,
+    chunksize: int = 1,
 ) -> Iterator[T]:
     """``job(0)``, ``job(1)``, ... ``job(count - 1)``, yielded in that order, computed by
     ``jobs`` forked processes (here, one at a time, when ``jobs`` < 2, ``count`` < 2 or fork
     is missing), in :func:`_start_order` of ``weights``; results that come early wait here.
     An exception of a job is raised here, at its place in the order; leaving the
-    iteration early stops the workers. One pool runs at a time."""
+    iteration early stops the workers. One pool runs at a time. Many small jobs go out
+    ``chunksize`` at a time: one message to a worker and back for each job costs more
+    than the job does when it takes a few milliseconds."""
     global _JOB
     if jobs < 2 or count < 2 or not can_fork():
         yield from map(job, range(count))
@@ -75,7 +82,7 @@ def run_ordered(
         with context.Pool(min(jobs, count), initializer=_default_sigterm) as pool:
             waiting: dict[int, tuple[bool, Any]] = {}
             following = 0
-            for number, failed, value in pool.imap_unordered(_call, order):
+            for number, failed, value in pool.imap_unordered(_call, order, chunksize):
                 waiting[number] = (failed, value)
                 while following in waiting:
                     failed, value = waiting.pop(following)

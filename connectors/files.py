@@ -1118,7 +1118,13 @@ class _JiraFolder:
         kept_bytes = 0
         keep = jobs < 2  # a worker's parsed page costs more to send back than to parse
         skim = self.may_skim and not keep
-        scans = run_ordered(partial(self.scan, keep=keep, skim=skim), len(self.json_files), jobs)
+        files = len(self.json_files)
+        scans = run_ordered(
+            partial(self.scan, keep=keep, skim=skim),
+            files,
+            jobs,
+            chunksize=max(1, files // (jobs * SCAN_CHUNKS_PER_JOB)),
+        )
         idents: set[str] = set()
         unparsed: dict[int, list[str]] = {}
         for number, (path, scan) in enumerate(zip(self.json_files, scans, strict=True)):
@@ -1397,6 +1403,9 @@ def _pages_per_task(pages: int, changelog_files: int, jobs: int) -> int:
 
 
 TASKS_PER_JOB = 8
+SCAN_CHUNKS_PER_JOB = 8
+"""The first pass sends each worker about this many runs of files (a file takes a few
+milliseconds: sent one by one, the workers wait on the messages)."""
 CHANGELOG_FILES_KEPT = 2
 SEARCH_BYTES_KEPT = 16 * 2**20
 """Search files up to this size in all (the first ones of a folder) are kept parsed from

@@ -23,9 +23,10 @@ def _slow_first(number: int) -> tuple[int, int]:
     return number, os.getpid()
 
 
+@pytest.mark.parametrize("chunksize", [1, 5])
 @pytest.mark.parametrize("jobs", [1, 2, 4])
-def test_results_come_in_job_order(jobs: int) -> None:
-    results = list(workers.run_ordered(_slow_first, 12, jobs))
+def test_results_come_in_job_order(jobs: int, chunksize: int) -> None:
+    results = list(workers.run_ordered(_slow_first, 12, jobs, chunksize=chunksize))
     assert [number for number, _ in results] == list(range(12))
     pids = {pid for _, pid in results}
     if jobs == 1:
@@ -51,10 +52,11 @@ def _fails_at_three(number: int) -> int:
     return number
 
 
-def test_an_exception_is_raised_at_its_place_in_the_order() -> None:
+@pytest.mark.parametrize("chunksize", [1, 2, 3])
+def test_an_exception_is_raised_at_its_place_in_the_order(chunksize: int) -> None:
     got: list[int] = []
     with pytest.raises(InputError) as raised:
-        for value in workers.run_ordered(_fails_at_three, 8, 2):
+        for value in workers.run_ordered(_fails_at_three, 8, 2, chunksize=chunksize):
             got.append(value)  # noqa: PERF402 - what came before the exception
     assert got == [0, 1, 2]
     assert raised.value.path == Path("/x/search-3.json")
