@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -179,9 +180,12 @@ def _finding_json(finding: Finding) -> str:
     """``indented_json(finding_dict(finding), "\\n    ")`` (an item of ``findings``), its
     keys' text written once for all findings: most values are strings or None."""
     try:
-        parts = []
-        for key, prefix in _FINDING_ITEM_PREFIXES:
-            value = getattr(finding, key, None)
+        values = _finding_values(finding)
+    except AttributeError:  # a key the finding lacks is null: finding_dict's reading
+        values = tuple(getattr(finding, key, None) for key in FINDING_KEYS)
+    parts = []
+    try:
+        for prefix, value in zip(_FINDING_ITEM_PREFIXES, values, strict=True):
             if value.__class__ is str:
                 parts.append(prefix + _encode_string(value))
             elif value is None:
@@ -238,7 +242,8 @@ def _indented(value: Any, newline: str) -> str:
 
 
 _INFINITY = float("inf")
-_FINDING_ITEM_PREFIXES = tuple((key, _encode_string(key) + ": ") for key in FINDING_KEYS)
+_FINDING_ITEM_PREFIXES = tuple(_encode_string(key) + ": " for key in FINDING_KEYS)
+_finding_values = operator.attrgetter(*FINDING_KEYS)
 
 
 def render_jsonl(result: CheckResult) -> str:
