@@ -8,8 +8,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import json
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Iterator
@@ -175,6 +179,31 @@ def config_reference() -> str:
     return "\n".join(out) + "\n"
 
 
+def _attribute_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """The string under each field of the model's classes (the model's own last), as
+    pydantic's ``use_attribute_docstrings`` reads them: read here, not by the
+    configuration models, whose every import would otherwise parse their source."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for field_node, doc_node in itertools.pairwise(body):
+            if (
+                isinstance(field_node, ast.AnnAssign)
+                and isinstance(field_node.target, ast.Name)
+                and isinstance(doc_node, ast.Expr)
+                and isinstance(doc_node.value, ast.Constant)
+                and isinstance(doc_node.value.value, str)
+            ):
+                docs[field_node.target.id] = inspect.cleandoc(doc_node.value.value)
+    return docs
+
+
 def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
     for name, info in model.model_fields.items():
         if info.exclude:
@@ -184,7 +213,12 @@ def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str
         nested = _models_in(annotation)
         default = _default(info)
         own_doc = (nested[0].__doc__ or "").strip().split("\n\n")[0] if len(nested) == 1 else ""
-        desc = info.description or DESCRIPTIONS.get(info.alias or name) or own_doc
+        desc = (
+            info.description
+            or _attribute_docstrings(model).get(name)
+            or DESCRIPTIONS.get(info.alias or name)
+            or own_doc
+        )
         desc = " ".join(desc.split())
         desc = desc.replace("|", "\\|")
         yield key, _type_name(annotation), default, desc
