@@ -606,6 +606,24 @@ def _review_type_renamed(number: int, page: Any) -> None:
             issue["fields"]["issuetype"]["name"] = "[System] POST-INCIDENT Review "
 
 
+def _data_center_people_none_on_the_first_page(number: int, page: Any) -> None:
+    """No people on the first page; on the others each person also has a Data Center
+    ``key`` (which Data Center reads as the id, Cloud its ``accountId``), and the second
+    page's first people have no ``accountId``: the batch reads the deployment as Data
+    Center, and so must the first pass, from a later page."""
+    for position, issue in enumerate(page["issues"]):
+        if not issue:
+            continue
+        for role in ("assignee", "reporter", "creator"):
+            person = issue["fields"].get(role)
+            if number == 0:
+                issue["fields"].pop(role, None)
+            elif isinstance(person, dict) and "accountId" in person:
+                person["key"] = f"JIRAUSER{person['accountId'][-6:]}"
+                if number == 1 and position == 0:
+                    del person["accountId"]
+
+
 def _scope_before_type_name(number: int, page: Any) -> None:
     for issue in page["issues"]:
         if issue:
@@ -625,6 +643,7 @@ def _scope_before_type_name(number: int, page: Any) -> None:
         ("no-field-list", False, True),  # the field names come from the pages
         ("review-type-spelt-otherwise", True, True),
         ("scope-before-type-name", True, True),  # Jira Cloud team-managed projects
+        ("data-center-people-from-the-second-page", True, True),
         ("issue-without-expand", True, False),  # the second pass sees an id the text hid
     ],
 )
@@ -653,6 +672,8 @@ def test_search_pages_read_off_their_text_read_as_the_batch_reads_them(
         _rewrite_searches(folder, _review_type_renamed)
     elif case == "scope-before-type-name":
         _rewrite_searches(folder, _scope_before_type_name)
+    elif case == "data-center-people-from-the-second-page":
+        _rewrite_searches(folder, _data_center_people_none_on_the_first_page)
     elif case == "issue-without-expand":
         _rewrite_searches(folder, _drop_expand_of_one_plain_issue)
     read_off = files_module.skim_search_page
