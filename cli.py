@@ -1151,7 +1151,14 @@ def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES
 
 
 def main() -> None:
-    cli(prog_name="ticketlint")
+    """The console script. It leaves without the interpreter's teardown
+    (:mod:`ticketlint.exiting`); ``cli`` itself, as tests call it, exits normally."""
+    try:
+        cli(prog_name="ticketlint")
+    except SystemExit as exc:
+        from ticketlint.exiting import leave
+
+        leave(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ticketlint.cli`

@@ -10,6 +10,7 @@ by :func:`retry_locked`.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,25 @@ def rows_matched(result: Result[Unpack[tuple[Any, ...]]]) -> int:
     return result.rowcount
 
 
+_open_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Every engine this process created and has not freed (see :func:`dispose_open_engines`)."""
+
+
+def dispose_open_engines() -> None:
+    """Close the connections of every engine still open: before a process leaves without
+    the interpreter's teardown (:mod:`ticketlint.exiting`), so that SQLite checkpoints its
+    write-ahead log and removes the ``-wal`` and ``-shm`` files, as on a normal exit."""
+    for engine in list(_open_engines):
+        engine.dispose()
+
+
 def create_db_engine(url: str) -> Engine:
+    engine = _create_db_engine(url)
+    _open_engines.add(engine)
+    return engine
+
+
+def _create_db_engine(url: str) -> Engine:
     url = normalise_url(url)
     path = sqlite_path(url)
     if make_url(url).get_backend_name() == "sqlite":
