@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -196,11 +207,40 @@ def _at_schema_head(engine: Engine) -> bool:
     return [row[0] for row in rows] == [SCHEMA_HEAD]
 
 
+_ALEMBIC_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+"""Alembic's version table, as Alembic itself creates it."""
+
+
+def _create_at_head(engine: Engine) -> bool:
+    """An empty database gets the newest schema at once: the models' tables and
+    Alembic's version table at :data:`SCHEMA_HEAD`, in one transaction, without
+    importing Alembic (~0.2 s of a first sync). The same schema as running every
+    migration (a test compares the two on SQLite and PostgreSQL); later migrations
+    start from the recorded head as usual. False (nothing done) if any table exists."""
+    from ticketlint.store.models import Base
+
+    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so a second opener waits
+        if inspect(conn).get_table_names():
+            return False
+        Base.metadata.create_all(conn, checkfirst=False)
+        _ALEMBIC_VERSION.create(conn)
+        conn.execute(_ALEMBIC_VERSION.insert().values(version_num=SCHEMA_HEAD))
+    return True
+
+
 @retry_locked
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Migrate the schema; returns the revision it was at before (None: empty database)."""
-    if revision == "head" and _at_schema_head(engine):
-        return SCHEMA_HEAD
+    if revision == "head":
+        if _at_schema_head(engine):
+            return SCHEMA_HEAD
+        if _create_at_head(engine):
+            return None
     from alembic import command
 
     before = current_revision(engine)

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import OperationalError
 from sync_fakes import T0, change, incident
+from sync_helpers import reset_pg
 
 from ticketlint.mapping.model import Approval, Person
 from ticketlint.store import repository as repo
 from ticketlint.store.db import (
     SCHEMA_HEAD,
+    Store,
+    alembic_config,
     current_revision,
     head_revision,
     open_store,
@@ -33,11 +37,87 @@ from ticketlint.store.models import Base
 NOW = datetime(2026, 3, 5, tzinfo=timezone.utc)
 
 
-def test_migrations_match_the_models(store) -> None:  # type: ignore[no-untyped-def]
+def _migrated(url: str) -> Store:
+    """A store built by running every migration (an empty one opens without them)."""
+    store = open_store(url, migrate=False)
+    with store.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    return store
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Everything the database says of its tables; on SQLite also their DDL text."""
+    insp = inspect(engine)
+    schema: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        schema[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in insp.get_columns(table)
+            ],
+            "primary key": insp.get_pk_constraint(table),
+            "foreign keys": sorted(insp.get_foreign_keys(table), key=repr),
+            "indexes": sorted(insp.get_indexes(table), key=repr),
+            "unique": sorted(insp.get_unique_constraints(table), key=repr),
+            "checks": sorted(insp.get_check_constraints(table), key=repr),
+        }
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            schema["sqlite_master"] = [
+                (kind, name, " ".join((sql or "").split())) for kind, name, sql in rows
+            ]
+    with engine.connect() as conn:
+        schema["recorded revision"] = conn.exec_driver_sql(
+            "SELECT version_num FROM alembic_version"
+        ).all()
+    return schema
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    store = _migrated(db_url)
     assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    store.dispose()
     assert diffs == []
+
+
+def test_an_empty_database_gets_the_schema_the_migrations_build(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A first open creates the models' tables and records the head at once; every
+    table, column, key, index and constraint (on SQLite the DDL text itself) is what
+    running the migrations one by one gives."""
+    migrated = _migrated(db_url)
+    expected = _schema(migrated.engine)
+    migrated.dispose()
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        reset_pg(db_url)
+        with open_store(db_url, migrate=False).engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    fresh = open_store(db_url, migrate=False)
+    assert upgrade(fresh.engine) is None  # it was empty
+    assert _schema(fresh.engine) == expected
+    assert current_revision(fresh.engine) == SCHEMA_HEAD
+    with fresh.engine.begin() as conn:  # Alembic takes it from there, both ways
+        command.downgrade(alembic_config(conn), "0001")
+        command.upgrade(alembic_config(conn), "head")
+    assert _schema(fresh.engine) == expected
+    fresh.dispose()
+
+
+def test_a_database_with_other_tables_is_migrated_by_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = open_store(url, migrate=False)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE someone_elses (n INTEGER)")
+    assert upgrade(store.engine) is None
+    assert current_revision(store.engine) == SCHEMA_HEAD
+    assert "someone_elses" in inspect(store.engine).get_table_names()
+    store.dispose()
 
 
 def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ignore[no-untyped-def]
@@ -131,9 +211,14 @@ def test_a_store_behind_the_head_is_still_migrated(tmp_path: Path) -> None:
     store.dispose()
 
 
-def test_opening_a_store_at_the_head_does_not_import_alembic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("created_here", [True, False])
+def test_opening_a_store_at_the_head_does_not_import_alembic(
+    tmp_path: Path, created_here: bool
+) -> None:
+    """Neither opening a store at the head nor creating one in an empty file."""
     url = f"sqlite:///{tmp_path / 'x.db'}"
-    open_store(url).dispose()  # created and migrated here
+    if created_here:
+        open_store(url).dispose()
     script = (
         "import sys\n"
         "from ticketlint.store.db import open_store\n"
