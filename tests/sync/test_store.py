@@ -95,9 +95,7 @@ def test_an_empty_database_gets_the_schema_the_migrations_build(
     if db_url.startswith("sqlite"):
         db_url = f"sqlite:///{tmp_path / 'fresh.db'}"
     else:
-        reset_pg(db_url)
-        with open_store(db_url, migrate=False).engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        reset_pg(db_url)  # every table, Alembic's version table included
     fresh = open_store(db_url, migrate=False)
     assert upgrade(fresh.engine) is None  # it was empty
     assert _schema(fresh.engine) == expected
@@ -110,11 +108,22 @@ def test_an_empty_database_gets_the_schema_the_migrations_build(
 
 
 def test_a_database_with_other_tables_is_migrated_by_alembic(tmp_path: Path) -> None:
+    """Only an empty database is created directly: one holding a table of its own goes
+    through the migrations (in a child process, to see Alembic imported)."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
+    script = (
+        "import sys\n"
+        "from ticketlint.store.db import open_store, upgrade\n"
+        f"store = open_store({url!r}, migrate=False)\n"
+        "with store.engine.begin() as conn:\n"
+        "    conn.exec_driver_sql('CREATE TABLE someone_elses (n INTEGER)')\n"
+        "print(upgrade(store.engine))\n"
+        "print('alembic' in sys.modules)\n"
+        "store.dispose()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "True"]
     store = open_store(url, migrate=False)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE someone_elses (n INTEGER)")
-    assert upgrade(store.engine) is None
     assert current_revision(store.engine) == SCHEMA_HEAD
     assert "someone_elses" in inspect(store.engine).get_table_names()
     store.dispose()
