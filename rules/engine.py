@@ -397,7 +397,6 @@ class Engine:
     def _rule_error(
         self, r: Rule, result: Evaluation, record: BaseRecord, exc: Exception
     ) -> Outcome:
-        log.exception("rule %s failed on %s %s", r.code, record.source, record.key)
         result.rule_errors.append(
             f"{r.code} on {record.source}/{record.key}: {type(exc).__name__}: {exc}"
         )
@@ -477,6 +476,23 @@ class EvaluationStream:
             for process, rules in engine._record_rules.items()
         }
         self._finished = False
+        self.defer_logs = False
+        """True: a rule error is not logged when it happens but kept until
+        :meth:`log_rule_errors`, for an owner that may throw this evaluation away and
+        evaluate the records again (whose own errors are logged then: once, not twice)."""
+        self._unlogged: list[tuple[str, Exception]] = []
+
+    def log_rule_errors(self) -> None:
+        """Log the rule errors kept while :attr:`defer_logs` (with their tracebacks)."""
+        for message, exc in self._unlogged:
+            log.error(message, exc_info=exc)
+        self._unlogged.clear()
+
+    def _log_rule_error(self, message: str, exc: Exception) -> None:
+        if self.defer_logs:
+            self._unlogged.append((message, exc))
+        else:
+            log.error(message, exc_info=exc)
 
     def feed(self, records: Iterable[BaseRecord]) -> list[Finding]:
         """Run the record rules on these records; their findings, in record order."""
@@ -497,6 +513,9 @@ class EvaluationStream:
                         status = outcome.status
                     except Exception as exc:  # noqa: BLE001 - counted and reported, never a crash of the run
                         outcome = engine._rule_error(r, result, record, exc)
+                        self._log_rule_error(
+                            f"rule {r.code} failed on {record.source} {record.key}", exc
+                        )
                         status = outcome.status
                     counter[status.value] += 1
                     if status is fail_status:
@@ -520,8 +539,8 @@ class EvaluationStream:
         for r in engine._aggregate_rules:
             try:
                 outcomes = list(r.func(index, self._contexts[r.code]))
-            except Exception as exc:  # a rule bug must not hide every other finding
-                log.exception("rule %s failed", r.code)
+            except Exception as exc:  # noqa: BLE001 - logged, reported, never hides the rest
+                self._log_rule_error(f"rule {r.code} failed", exc)
                 result.rule_errors.append(f"{r.code}: {type(exc).__name__}: {exc}")
                 continue
             for outcome in outcomes:

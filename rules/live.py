@@ -58,6 +58,7 @@ class LiveEvaluation:
         self._streams: dict[str, list[str]] = {}
         index = RecordIndex(self.ci_sources, slim_cis=not engine.reads_index_records)
         self._stream: EvaluationStream | None = engine.stream(as_of=as_of, index=index)
+        self._stream.defer_logs = True  # a rule error gives up: the whole evaluation logs it
         self._index = index
         self._held: dict[str, list[Sequence[BaseRecord]]] = {}
         self._open: set[str] = set()
@@ -140,6 +141,8 @@ class LiveEvaluation:
         assert self._stream is not None
         now = index_and_defer(self._index, records, self._deferred)
         self._findings.extend(self._stream.feed(now))
+        if self._stream.result.rule_errors:  # no use checking on: see result()
+            self._give_up("a rule failed")
 
     def _give_up(self, why: str) -> None:
         log.debug("the live check evaluates the records whole: %s", why)

@@ -764,6 +764,7 @@ class _ReadCheck:
         self.valid = True
         self._index = RecordIndex(slim_cis=not engine.reads_index_records)
         self._stream = engine.stream(as_of=as_of, index=self._index)
+        self._stream.defer_logs = True  # given up, the store's evaluation logs them
         self._findings: list[Finding] = []
         self._packed: list[bytes] = []
         self._deferred: list[BaseRecord] = []
@@ -789,6 +790,7 @@ class _ReadCheck:
         """The source's findings, sorted, and the evaluation (once, when :attr:`valid`)."""
         self._keep(self._stream.feed(self._deferred))
         self._keep(self._stream.finish())
+        self._stream.log_rule_errors()
         findings: list[Finding] = []
         for blob in self._packed:
             findings.extend(unpack(blob))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,48 @@ def test_sources_reading_cis_other_than_declared_give_the_evaluation_up() -> Non
     live.begin("a", ["ci", "incident"], reads_cis=True)
     live.add("a", "incident", [_rec("a", "INC1", "incident", ci_refs=["web-01"])])
     assert live.result(set()) is None  # the ci stream gave no batch: no CIs were read
+
+
+def test_a_rule_error_gives_the_streamed_check_up_and_is_logged_once(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed evaluation gives up at a rule error (their order would follow the
+    feed) and the records are evaluated whole: that evaluation's errors are the ones
+    logged and reported, each once."""
+    import ticketlint.rules.selection as selection
+    from ticketlint.rules.registry import Pack, Registry, load_registry
+
+    iso = load_registry().packs["iso20000"]
+    real = next(r for r in iso.rules if r.code == "INC001").func
+
+    def failing(record: BaseRecord, ctx: Any) -> Any:
+        if record.key.endswith("3"):
+            raise RuntimeError(f"bug on {record.key}")
+        return real(record, ctx)
+
+    rules = tuple(replace(r, func=failing) if r.code == "INC001" else r for r in iso.rules)
+    broken = Pack(name=iso.name, rules=rules, title=iso.title, clause_map=iso.clause_map)
+    monkeypatch.setattr(selection, "load_registry", lambda extra=(): Registry([broken, *extra]))
+    given_up: list[str | None] = []
+
+    def noted(self: LiveEvaluation, sources: Any) -> Any:
+        got = _RESULT(self, sources)
+        given_up.append(self.given_up)
+        return got
+
+    monkeypatch.setattr(live_mod.LiveEvaluation, "result", noted)
+    config = tmp_path / "ticketlint.yaml"
+    config.write_text(config_yaml(sandbox, f"sqlite:///{tmp_path / 'db.sqlite'}"), "utf-8")
+    monkeypatch.setenv(DEMO_JIRA_ENV, sandbox.credentials.jira_token)
+    monkeypatch.setenv(DEMO_SNOW_ENV, sandbox.credentials.snow_password)
+    out = tmp_path / "out.json"
+    argv = ["--config", str(config), "-q", "check", "-f", "json", "-o", str(out)]
+    argv += ["--as-of", "2026-11-20T00:00:00Z"]
+    run = CliRunner().invoke(cli_mod.cli, argv, catch_exceptions=False)
+    assert run.exit_code == 2, run.output  # a rule error: results written, then exit 2
+    assert given_up == ["a rule failed"]
+    reported = json.loads(out.read_text(encoding="utf-8"))["summary"]["rule_errors"]
+    assert len(reported) > 3
+    logged = [line for line in run.stderr.splitlines() if "rule INC001 failed on " in line]
+    assert len(logged) == len(reported)
+    assert run.stderr.count("RuntimeError: bug on ") == len(reported)  # one traceback each

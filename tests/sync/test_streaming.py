@@ -10,9 +10,11 @@ findings at a time, so chunk edges fall everywhere.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -651,6 +653,52 @@ def test_what_the_stream_cannot_place_is_evaluated_from_the_store(
     assert calls == list(SOURCES)
     if case in ("read-twice", "twice-in-a-page", "ci-last"):
         _assert_run_is_whole_list(result, store)
+
+
+def _failing_on_keys_ending_in_3(code: str) -> Any:
+    """An engine of the built-in pack whose rule ``code`` raises on keys ending in 3."""
+
+    def engine(cfg: Any = None) -> Engine:
+        rules = load_registry().select(["ALL"], [])
+        real = next(r for r in rules if r.code == code).func
+
+        def failing(record: BaseRecord, ctx: Any) -> Any:
+            if record.key.endswith("3"):
+                raise RuntimeError(f"bug on {record.key}")
+            return real(record, ctx)
+
+        return Engine([replace(r, func=failing) if r.code == code else r for r in rules])
+
+    return engine
+
+
+@pytest.mark.parametrize("case", ["checked-as-stored", "given-up"])
+def test_a_rule_error_is_logged_once(
+    case: str,
+    cfg: Config,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Checked as stored, or given up for the store's evaluation after some batches
+    were checked (a record read twice): each rule error is logged once, with its
+    traceback, and reported once."""
+    data = dataset()
+    if case == "given-up":
+        for streams in data.values():
+            streams["incident"].append(streams["incident"][3])
+    calls = _spy_store_evaluation(monkeypatch)
+    caplog.set_level(logging.ERROR, logger="ticketlint")
+    result = _runner(cfg, store, data, engine=_failing_on_keys_ending_in_3("INC001")).run()
+    assert calls == ([] if case == "checked-as-stored" else list(SOURCES))
+    logged = [r for r in caplog.records if r.getMessage().startswith("rule INC001 failed on ")]
+    reported = [e for res in result.sources for e in res.rule_errors]
+    assert len(reported) > 3
+    assert sorted(r.getMessage() for r in logged) == sorted(
+        "rule INC001 failed on " + " ".join(e.split(": ")[0].split(" on ")[1].split("/", 1))
+        for e in reported
+    )
+    assert all(r.exc_info and "bug on" in str(r.exc_info[1]) for r in logged)
 
 
 def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
