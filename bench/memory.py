@@ -11,13 +11,15 @@ with N. Run: ``python bench/memory.py --size 20000``.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # childenv, also when loaded by path
+
+from childenv import child_env
 
 from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
 from ticketlint.sandbox.server import SandboxServer
@@ -88,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         config = work / "ticketlint.yaml"
         config.write_text(config_yaml(server, f"sqlite:///{work / 'sync.db'}"), encoding="utf-8")
         c = server.credentials
-        env = {
-            **os.environ,
-            DEMO_JIRA_ENV: c.jira_token,
-            DEMO_SNOW_ENV: c.snow_password,
-            "BENCH_EVERY": str(args.every),
-            "BENCH_ROOT": str(Path(__file__).resolve().parents[1]),
-        }
+        env = child_env(
+            **{
+                DEMO_JIRA_ENV: c.jira_token,
+                DEMO_SNOW_ENV: c.snow_password,
+                "BENCH_EVERY": str(args.every),
+                "BENCH_ROOT": str(Path(__file__).resolve().parents[1]),
+            }
+        )
         argv = ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
         done = subprocess.run(
             [sys.executable, "-c", SAMPLER, str(binary), *argv], env=env, cwd=work, check=False

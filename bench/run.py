@@ -44,6 +44,9 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # childenv, also when loaded by path
+
+from childenv import child_env
 
 from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
 from ticketlint.sandbox.server import SandboxServer
@@ -206,7 +209,7 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
         files = sorted(p for d in inputs for p in d.iterdir())
         total_mb = sum(p.stat().st_size for p in files) / 2**20
         largest_mb = max(p.stat().st_size for p in files) / 2**20
-        env = {**os.environ, "NO_COLOR": "1"}
+        env = child_env()
         floor, check = Row("json.load"), Row("check --input")
         argv = ["-q", "check", "--exit-zero", "-f", "json"]
         argv += [a for p in inputs for a in ("--input", str(p))]
@@ -318,12 +321,7 @@ def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any
     ):
         work = Path(tmp)
         c = server.credentials
-        env = {
-            **os.environ,
-            "NO_COLOR": "1",
-            DEMO_JIRA_ENV: c.jira_token,
-            DEMO_SNOW_ENV: c.snow_password,
-        }
+        env = child_env(**{DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password})
         minimum = SYNC.page_minimum(server)
         minimum_script = work / "page_minimum.py"
         minimum_script.write_text(MINIMUM_SCRIPT, encoding="utf-8")
@@ -470,7 +468,7 @@ def bench_rss(size: int, seed: int, binary: Path) -> tuple[int, float, float]:
         config = work / "ticketlint.yaml"
         config.write_text(config_yaml(server, f"sqlite:///{work / 'sync.db'}"), encoding="utf-8")
         c = server.credentials
-        env = {**os.environ, DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password}
+        env = child_env(**{DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password})
         argv = ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
         child = run_python(binary, argv, env=env, cwd=work)
         records = len(server.data.jira) + sum(

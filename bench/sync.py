@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # childenv, also when loaded by path
+
+from childenv import child_env
 
 from ticketlint.sandbox.commands import DEMO_JIRA_ENV, DEMO_SNOW_ENV, config_yaml
 from ticketlint.sandbox.server import SandboxServer
@@ -181,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(
             config_yaml(server, f"sqlite:///{workdir / 'ticketlint.db'}"), encoding="utf-8"
         )
-        env = {
-            **os.environ,
-            DEMO_JIRA_ENV: server.credentials.jira_token,
-            DEMO_SNOW_ENV: server.credentials.snow_password,
-        }
+        env = child_env(
+            **{
+                DEMO_JIRA_ENV: server.credentials.jira_token,
+                DEMO_SNOW_ENV: server.credentials.snow_password,
+            }
+        )
         records = len(server.data.jira) + sum(
             server.data.servicenow.table_size(t) for t in (*TASK_TABLES, "cmdb_ci")
         )
