@@ -122,3 +122,38 @@ def test_naive_as_of_is_refused():
 
 def test_person_label():
     assert Person(id="x", email="e@x").label() == "e@x"
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {},
+        {"close_notes": "", "closed_at": "2026-10-09T11:41:04Z", "count": 3, "ratio": 0.5},
+        {"approvers": [{"id": "u1", "name": "Ada"}, None], "window": ("a", ["b", {"c": 1}])},
+        {"when": datetime(2026, 1, 2, tzinfo=timezone.utc), "flags": [True, False, None]},
+        {"odd": {1, 2}, "nested": {"deeper": {"deepest": [[1], [2, [3]]]}}},
+    ],
+    ids=["empty", "flat", "nested", "datetime", "set-and-depth"],
+)
+def test_finding_to_dict_is_asdict_and_owns_its_evidence(evidence):
+    from dataclasses import asdict
+
+    ev = Engine(PACK.rules[:1]).evaluate([incident("INC-1", title="  ")], as_of=AS_OF)
+    finding = ev.findings[0]
+    finding.evidence = evidence
+    got = finding.to_dict()
+    assert got == asdict(finding)
+    assert [type(v) for v in got.values()] == [type(v) for v in asdict(finding).values()]
+
+    def containers(value, path=()):  # every dict, list, tuple and set inside, by path
+        if isinstance(value, (dict, list, tuple, set)):
+            yield path, value
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            if not isinstance(value, set):
+                for k, v in items:
+                    yield from containers(v, (*path, k))
+
+    theirs = dict(containers(finding.evidence))
+    for path, mine in containers(got["evidence"]):
+        if not isinstance(mine, tuple) or any(isinstance(v, (dict, list, set)) for v in mine):
+            assert mine is not theirs[path], path  # changing the copy leaves the finding be
