@@ -29,7 +29,7 @@ import yaml
 
 import ticketlint.config as config_mod
 from ticketlint.config import Config, ConfigError
-from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError
+from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, plan_reads
 from ticketlint.connectors.files import InputError, load_inputs
 from ticketlint.connectors.keys import invalid_key
 from ticketlint.mapping.common import MappingOptions, MappingReport
@@ -862,9 +862,7 @@ def _read_source(
     done = _SourceRead(src.name, [], MappingReport(), False)
     connector = _open_connector(src)
     try:
-        plan = getattr(connector, "plan", None)
-        if callable(plan):  # every stream is read: related rows may be shared across them
-            plan(dict.fromkeys(connector.streams, since))
+        plan_reads(connector, dict.fromkeys(connector.streams, since))  # every stream is read
         streams = list(connector.streams)
         hand("begin", src.name, streams, not keys and any(s in CI_STREAMS for s in streams))
         for stream in streams:

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ticketlint.config import parse_config
+from ticketlint.connectors.base import plan_reads
 from ticketlint.connectors.servicenow import ServiceNowConnector
 from ticketlint.sandbox.data import utc_text
 from ticketlint.sandbox.server import SandboxServer
@@ -84,9 +85,8 @@ def read_all(
     marks: dict[str, datetime] = {}
     records = 0
     t0 = time.perf_counter()
-    plan = getattr(conn, "plan", None)
-    if plan is not None and "--no-plan" not in sys.argv:  # as the sync runner and check do
-        plan(since if since is not None else dict.fromkeys(conn.streams))
+    if "--no-plan" not in sys.argv:  # as the sync runner and check do
+        plan_reads(conn, since if since is not None else dict.fromkeys(conn.streams))
     for stream in conn.streams:
         for batch in conn.read(stream, since=None if since is None else since.get(stream)):
             records += len(batch.records)

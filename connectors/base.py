@@ -7,7 +7,7 @@ into "zero records": errors are :class:`SourceError` and fail the source.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -112,3 +112,14 @@ class Connector(Protocol):
     def doctor(self) -> DoctorReport: ...
 
     def close(self) -> None: ...
+
+
+def plan_reads(connector: Connector, since_by_stream: Mapping[str, datetime | None]) -> None:
+    """Tell ``connector`` that this run reads every stream of ``since_by_stream``, in its
+    ``streams`` order, each from its ``since``, when it can use that (an optional
+    ``plan`` method: ServiceNow prefetches each process's related rows in one read, Jira
+    searches the review issues once for the incident and change streams). A connector
+    without it reads stream by stream."""
+    plan = getattr(connector, "plan", None)
+    if callable(plan):
+        plan(dict(since_by_stream))

@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
-from ticketlint.connectors.base import Connector, SourceError, StreamBatch
+from ticketlint.connectors.base import Connector, SourceError, StreamBatch, plan_reads
 from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import PROCESSES, BaseRecord
@@ -485,9 +485,7 @@ class SyncRunner:
                 stream: None if self._full else old_marks.get(stream)
                 for stream in connector.streams
             }
-            plan = getattr(connector, "plan", None)
-            if callable(plan):  # lets a connector serve several streams' related rows in one read
-                plan(since_of)
+            plan_reads(connector, since_of)
 
             def batches() -> Iterator[tuple[str, float, StreamBatch | None]]:
                 for stream in connector.streams:

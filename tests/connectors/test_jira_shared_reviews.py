@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ticketlint.config import parse_config
+from ticketlint.connectors.base import plan_reads
 from ticketlint.connectors.jira import JiraConnector
 from ticketlint.connectors.jira.issues import merged_pages
 from ticketlint.mapping.jira import DEFAULT_ISSUE_TYPES
@@ -49,7 +50,7 @@ def read_all(
     """Every stream's records (raw JSON aside), rows and watermark; the requests made."""
     conn = connector(server)
     if planned:
-        conn.plan(since)
+        plan_reads(conn, since)
     out: dict[str, Any] = {}
     for stream in conn.streams:
         records: dict[str, Any] = {}
