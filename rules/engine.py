@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -207,6 +208,11 @@ def _copied(value: Any) -> Any:
 
 
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date})
+
+
+DEFERRED_TRACEBACKS = 100
+"""Rule errors whose traceback a deferring :class:`EvaluationStream` keeps (a rule that
+fails on every record of a large sync would otherwise hold a traceback per record)."""
 
 
 @dataclass
@@ -500,19 +506,25 @@ class EvaluationStream:
         """True: a rule error is not logged when it happens but kept until
         :meth:`log_rule_errors`, for an owner that may throw this evaluation away and
         evaluate the records again (whose own errors are logged then: once, not twice)."""
-        self._unlogged: list[tuple[str, Exception]] = []
+        self._unlogged: list[tuple[str, Exception | None]] = []
 
     def log_rule_errors(self) -> None:
-        """Log the rule errors kept while :attr:`defer_logs` (with their tracebacks)."""
+        """Log the rule errors kept while :attr:`defer_logs`: the first
+        :data:`DEFERRED_TRACEBACKS` with their tracebacks, the rest as one line each."""
         for message, exc in self._unlogged:
             log.error(message, exc_info=exc)
         self._unlogged.clear()
 
     def _log_rule_error(self, message: str, exc: Exception) -> None:
-        if self.defer_logs:
+        if not self.defer_logs:
+            log.error(message, exc_info=exc)
+        elif len(self._unlogged) < DEFERRED_TRACEBACKS:
+            # The rule's frames let go of their locals (the record, its index): a
+            # traceback kept to be printed later must not keep a run's records alive.
+            traceback.clear_frames(exc.__traceback__)
             self._unlogged.append((message, exc))
         else:
-            log.error(message, exc_info=exc)
+            self._unlogged.append((f"{message}: {type(exc).__name__}: {exc}", None))
 
     def feed(self, records: Iterable[BaseRecord]) -> list[Finding]:
         """Run the record rules on these records; their findings, in record order."""

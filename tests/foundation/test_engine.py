@@ -157,3 +157,36 @@ def test_finding_to_dict_is_asdict_and_owns_its_evidence(evidence):
     for path, mine in containers(got["evidence"]):
         if not isinstance(mine, tuple) or any(isinstance(v, (dict, list, set)) for v in mine):
             assert mine is not theirs[path], path  # changing the copy leaves the finding be
+
+
+def test_a_deferring_stream_logs_its_rule_errors_when_asked_and_lets_the_records_go(
+    monkeypatch, caplog
+):
+    import logging
+
+    import ticketlint.rules.engine as engine_mod
+    from ticketlint.rules.engine import RecordIndex
+
+    monkeypatch.setattr(engine_mod, "DEFERRED_TRACEBACKS", 3)
+    stream = Engine(PACK.rules[1:]).stream(as_of=AS_OF, index=RecordIndex())
+    stream.defer_logs = True
+    caplog.set_level(logging.ERROR, logger="ticketlint")
+    stream.feed([incident(f"INC-{i}") for i in range(5)])
+    stream.finish()
+    assert caplog.records == []  # nothing until the owner uses the answer
+    assert len(stream.result.rule_errors) == 5
+    stream.log_rule_errors()
+    logged = [(r.getMessage(), r.exc_info) for r in caplog.records]
+    assert [m for m, _ in logged] == [
+        *(f"rule TST002 failed on s INC-{i}" for i in range(3)),
+        *(f"rule TST002 failed on s INC-{i}: RuntimeError: bug" for i in (3, 4)),
+    ]
+    assert all(info is None for _, info in logged[3:])
+    for _, info in logged[:3]:
+        tb = info[2]
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        assert tb.tb_frame.f_code.co_name == "explode"
+        assert "record" not in tb.tb_frame.f_locals  # the traceback holds no record
+    stream.log_rule_errors()
+    assert len(caplog.records) == 5  # logged once
