@@ -411,6 +411,7 @@ class SyncRunner:
             f"{res.name}: syncing" + (" (full reconcile)" if self._full else ""),
             source=res.name,
         )
+        checked: _ReadCheck | None = None
         try:
             with self.store.session() as s:
                 old_marks = repo.get_watermarks(s, res.name)
@@ -437,6 +438,8 @@ class SyncRunner:
                 )
                 res.watermarks = self._moved(res.name, marks, old_marks)
         except Exception as exc:  # one failed source never stops the others
+            if checked is not None and checked.valid:  # no evaluation follows to log them
+                checked.log_rule_errors()
             log.debug("source %s failed", res.name, exc_info=True)
             # A SourceError already names the source, URL and status; others get their type.
             text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
@@ -788,13 +791,17 @@ class _ReadCheck:
         """The source's findings, sorted, and the evaluation (once, when :attr:`valid`)."""
         self._keep(self._stream.feed(self._deferred))
         self._keep(self._stream.finish())
-        self._stream.log_rule_errors()
+        self.log_rule_errors()
         findings: list[Finding] = []
         for blob in self._packed:
             findings.extend(unpack(blob))
         findings.extend(self._findings)
         self._packed, self._findings = [], []
         return sort_findings(findings), self._stream.result
+
+    def log_rule_errors(self) -> None:
+        """Log the rule errors of the records checked so far (once: see ``defer_logs``)."""
+        self._stream.log_rule_errors()
 
     def _keep(self, findings: Iterable[Finding]) -> None:
         self._findings.extend(f for f in findings if f.source == self.source)

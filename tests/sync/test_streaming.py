@@ -672,7 +672,7 @@ def _failing_on_keys_ending_in_3(code: str) -> Any:
     return engine
 
 
-@pytest.mark.parametrize("case", ["checked-as-stored", "given-up"])
+@pytest.mark.parametrize("case", ["checked-as-stored", "given-up", "read-fails"])
 def test_a_rule_error_is_logged_once(
     case: str,
     cfg: Config,
@@ -680,25 +680,46 @@ def test_a_rule_error_is_logged_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Checked as stored, or given up for the store's evaluation after some batches
-    were checked (a record read twice): each rule error is logged once, with its
-    traceback, and reported once."""
+    """Checked as stored, given up for the store's evaluation after some batches were
+    checked (a record read twice), or the source failing after its incidents were
+    checked: each rule error is logged once, with its traceback (and reported once
+    where the source succeeds)."""
     data = dataset()
     if case == "given-up":
         for streams in data.values():
             streams["incident"].append(streams["incident"][3])
+    failing = {
+        f"rule INC001 failed on {r.source} {r.key}"
+        for streams in data.values()
+        for r in streams["incident"]
+        if r.key.endswith("3")
+    }
     calls = _spy_store_evaluation(monkeypatch)
     caplog.set_level(logging.ERROR, logger="ticketlint")
-    result = _runner(cfg, store, data, engine=_failing_on_keys_ending_in_3("INC001")).run()
-    assert calls == ([] if case == "checked-as-stored" else list(SOURCES))
+    runner = _runner(cfg, store, data, engine=_failing_on_keys_ending_in_3("INC001"))
+    if case == "read-fails":  # the stream after the incidents fails on its second page
+        real_factory = runner.connector_factory
+
+        def factory(source_cfg: Any) -> Any:
+            connector = real_factory(source_cfg)
+            connector.fail_stream = "problem"
+            return connector
+
+        runner.connector_factory = factory
+    result = runner.run()
+    assert calls == (list(SOURCES) if case == "given-up" else [])
     logged = [r for r in caplog.records if r.getMessage().startswith("rule INC001 failed on ")]
-    reported = [e for res in result.sources for e in res.rule_errors]
-    assert len(reported) > 3
-    assert sorted(r.getMessage() for r in logged) == sorted(
-        "rule INC001 failed on " + " ".join(e.split(": ")[0].split(" on ")[1].split("/", 1))
-        for e in reported
-    )
+    assert len(failing) > 3
+    assert sorted(r.getMessage() for r in logged) == sorted(failing)
     assert all(r.exc_info and "bug on" in str(r.exc_info[1]) for r in logged)
+    if case == "read-fails":
+        assert {res.status for res in result.sources} == {"failed"}
+    else:
+        reported = [e for res in result.sources for e in res.rule_errors]
+        assert sorted(
+            f"rule INC001 failed on {' '.join(e.split(': ')[0].split(' on ')[1].split('/', 1))}"
+            for e in reported
+        ) == sorted(failing)
 
 
 def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
