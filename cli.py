@@ -425,10 +425,22 @@ def check(
     missing: list[str] = []
     records: Sequence[BaseRecord] = []
     evaluation = None
+    finding_texts: formats.FindingTexts | None = None
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
+        if fmt == "json" and not exposure:  # written while the workers still check
+            finding_texts = formats.FindingTexts()
         streamed = (
-            None if exposure else _check_streamed(engine, list(inputs), options, instant, jobs=jobs)
+            None
+            if exposure
+            else _check_streamed(
+                engine,
+                list(inputs),
+                options,
+                instant,
+                jobs=jobs,
+                on_findings=finding_texts.add if finding_texts is not None else None,
+            )
         )
         if streamed is not None:
             evaluation, loaded_report, seen_sources = streamed
@@ -436,6 +448,7 @@ def check(
             ci_sources: set[str] = set()
             report.merge(loaded_report)
         else:
+            finding_texts = None  # any written belong to the evaluation given up
             loaded = load_inputs(list(inputs), options)
             records, ci_sources, sources = (
                 loaded.records,
@@ -475,7 +488,9 @@ def check(
     if evaluation is None:
         log.info("evaluating %d records with %d rules", len(records), len(engine.rules))
         evaluation = engine.evaluate(records, as_of=instant, ci_sources=ci_sources)
-    result = formats.CheckResult(evaluation=evaluation, report=report, sources=sources)
+    result = formats.CheckResult(
+        evaluation=evaluation, report=report, sources=sources, finding_texts=finding_texts
+    )
     if exposure:
         _write(_exposure_text(cfg, engine, records, evaluation, instant, ci_sources, fmt), output)
     else:
@@ -513,13 +528,15 @@ def _check_streamed(
     as_of: datetime,
     *,
     jobs: int | None = 1,
+    on_findings: Callable[[list[Any]], None] | None = None,
 ) -> tuple[Any, MappingReport, set[str]] | None:
     """``check --input`` read and checked piece by piece (``stream_inputs``,
     ``Engine.evaluate_streamed``, or ``Engine.evaluate_tasks`` on ``jobs`` processes;
     None: :func:`_input_jobs`): the evaluation, the mapping report and the sources of
     the records. None when only the whole-batch load gives the exact answer: rules that
     may read any record, a record exported twice (its earlier copy is already checked),
-    or an input error (the batch load reports it as it always has)."""
+    or an input error (the batch load reports it as it always has). ``on_findings`` gets
+    the workers' findings as they come (:meth:`Engine.evaluate_tasks`)."""
     if not engine.streams:
         return None
     from ticketlint.connectors.files import NeedsBatch, stream_inputs
@@ -566,6 +583,7 @@ def _check_streamed(
                 take=stream.take,
                 accept=accept,
                 weights=[task.weight for task in tasks],
+                on_findings=on_findings,
             )
     except (NeedsBatch, InputError) as exc:
         log.debug("check --input reads the whole batch: %s", exc)

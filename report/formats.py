@@ -72,6 +72,8 @@ class CheckResult:
     evaluation: Evaluation
     report: MappingReport = field(default_factory=MappingReport)
     sources: list[str] = field(default_factory=list)
+    finding_texts: FindingTexts | None = None
+    """``json``'s text of findings written while the workers still checked records."""
 
 
 # --- shared pieces --------------------------------------------------------------------
@@ -160,7 +162,8 @@ def render_json(result: CheckResult) -> str:
         return text + "\n"
     head = '{\n  "findings": ['
     assert text.startswith(head + "],")  # "findings" is the first key
-    items = ",\n    ".join([_finding_json(f) for f in findings])
+    write = result.finding_texts.take if result.finding_texts is not None else _finding_json
+    items = ",\n    ".join([write(f) for f in findings])
     return "".join((head, "\n    ", items, "\n  ]", text[len(head) + 1 :], "\n"))
 
 
@@ -195,6 +198,30 @@ def _finding_json(finding: Finding) -> str:
     except _NotPlain:
         return indented_json(finding_dict(finding), "\n    ")
     return "{\n      " + ",\n      ".join(parts) + "\n    }"
+
+
+class FindingTexts:
+    """Findings written as items of ``json``'s ``findings`` list ahead of the render:
+    ``check --input`` writes each task's findings as they come back from the workers,
+    while the workers go on (the main process waits on them otherwise, and the render at
+    the end runs on one core). :func:`render_json` takes each finding's text, or writes
+    it then. The findings must not change in between (no part of a check changes one)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[Finding, str]] = {}
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        texts = self._texts
+        for finding in findings:
+            # The finding is kept with its text: its id names no other object meanwhile.
+            texts[id(finding)] = (finding, _finding_json(finding))
+
+    def take(self, finding: Finding) -> str:
+        """The finding's text, written ahead or now (and forgotten here)."""
+        entry = self._texts.pop(id(finding), None)
+        if entry is not None and entry[0] is finding:
+            return entry[1]
+        return _finding_json(finding)
 
 
 class _NotPlain(Exception):

@@ -340,6 +340,7 @@ class Engine:
         take: Callable[[Any], None],
         accept: Callable[[list[tuple[str, str]], bool], None],
         weights: Sequence[float] | None = None,
+        on_findings: Callable[[list[Finding]], None] | None = None,
     ) -> Evaluation:
         """:meth:`evaluate_streamed` with the batches made and checked by ``jobs`` forked
         workers (:func:`ticketlint.workers.run_ordered`; here when ``jobs`` < 2).
@@ -351,8 +352,10 @@ class Engine:
         and the deferred records. Here, in task order: ``accept(idents, streamed_ci)``
         (the (source, key) of each record read; whether one was a configuration item)
         may raise to stop the run; ``take(piece)`` gets each piece; the results merge.
-        The workers start with the heaviest ``weights``.
-        Outcomes, counts and findings are those of :meth:`evaluate_streamed`."""
+        The workers start with the heaviest ``weights``. ``on_findings`` gets each
+        task's findings here as they come, while the workers go on (a caller may write
+        their output meanwhile). Outcomes, counts and findings are those of
+        :meth:`evaluate_streamed`."""
         from ticketlint.workers import run_ordered
 
         stream = self._streaming(as_of, ci_sources)
@@ -373,6 +376,8 @@ class Engine:
                     take(piece)
                 outcome.merge_into(result, index)
                 findings.extend(outcome.findings)
+                if on_findings is not None:
+                    on_findings(outcome.findings)
                 deferred.extend(outcome.deferred)
             findings.extend(stream.feed(deferred))
             findings.extend(stream.finish())

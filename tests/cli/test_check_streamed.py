@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import ticketlint.cli as cli_module
 import ticketlint.connectors.files as files_module
+import ticketlint.report.formats as formats_module
 from ticketlint.cli import cli
 from ticketlint.config import Config
 from ticketlint.mapping.common import MappingOptions
@@ -224,6 +225,36 @@ def test_streamed_output_is_the_batch_output(
         assert summary["mapping_errors"], "the null issue is reported"
         codes = {f["code"] for f in json.loads(batch[1])["findings"]}
         assert {"PRB004", "CFG003"} <= codes  # cross-record rules did fire
+
+
+def test_json_findings_are_written_while_the_workers_check(
+    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, ``-f json`` writes each task's findings as they come back (the main
+    process would wait otherwise), and the render takes those texts: every finding is
+    written once, most of them ahead (held and deferred records' findings come later)."""
+    written: list[Any] = []
+    real_write = formats_module._finding_json
+    real_add = formats_module.FindingTexts.add
+
+    def counted(finding: Any) -> str:
+        written.append(finding)
+        return real_write(finding)
+
+    ahead: list[Any] = []
+
+    def add(self: Any, findings: Any) -> None:
+        findings = list(findings)
+        ahead.extend(findings)
+        real_add(self, findings)
+
+    monkeypatch.setattr(formats_module, "_finding_json", counted)
+    monkeypatch.setattr(formats_module.FindingTexts, "add", add)
+    _, text = _check(export, "json", tmp_path, monkeypatch, streamed=True, jobs=2)
+    findings = json.loads(text)["findings"]
+    assert len(ahead) > len(findings) / 2
+    assert len(written) == len(findings)  # none written twice
+    assert {id(f) for f in written} >= {id(f) for f in ahead}
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketlint.report.formats import FINDING_KEYS, _finding_json, finding_dict, indented_json
+from ticketlint.report.formats import (
+    FINDING_KEYS,
+    FindingTexts,
+    _finding_json,
+    finding_dict,
+    indented_json,
+)
 from ticketlint.rules.engine import Finding
 
 SCALARS = (
@@ -96,3 +102,38 @@ def test_a_finding_is_written_as_its_dict_is(values: dict[str, Any]) -> None:
     for key, value in values.items():
         object.__setattr__(finding, key, value)
     assert _finding_json(finding) == indented_json(finding_dict(finding), "\n    ")
+
+
+def _finding(key: str) -> Finding:
+    return Finding(
+        code="CHG003",
+        name="change-self-approved",
+        title="Change approved by its own requester or assignee",
+        severity="high",
+        clause="8.5.1.3",
+        source="jira",
+        key=key,
+        process="change",
+        url=None,
+        message=f"change {key} was approved by its own assignee",
+        assignee="Daniel Iyer",
+        group=None,
+        fingerprint=f"fp-{key}",
+        remediation="Have the change re-authorised.",
+        evidence={"approver_id": "a", "unknown": [key]},
+    )
+
+
+def test_finding_texts_give_each_finding_its_own_text() -> None:
+    """``FindingTexts`` (``-f json``'s findings written while workers still check): a
+    finding written ahead is taken once, one never added is written then, and a text is
+    never given to another object that took the id of the finding it was written for."""
+    ahead, later = _finding("CHG-1"), _finding("CHG-2")
+    texts = FindingTexts()
+    texts.add([ahead])
+    assert texts.take(ahead) == _finding_json(ahead)
+    assert texts.take(later) == _finding_json(later)
+    texts.add([ahead])
+    # As if `ahead` were gone and `later` had been given its id.
+    texts._texts[id(later)] = texts._texts.pop(id(ahead))
+    assert texts.take(later) == _finding_json(later)
