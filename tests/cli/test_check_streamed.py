@@ -257,6 +257,18 @@ def test_json_findings_are_written_while_the_workers_check(
     assert {id(f) for f in written} >= {id(f) for f in ahead}
 
 
+def test_a_servicenow_table_weighs_as_its_cost_to_check(export: list[Path]) -> None:
+    """Tasks start heaviest first by weight: a table's bytes cost about three times a Jira
+    page's (measured), so a table weighs its size times ``SERVICENOW_BYTE_COST``."""
+    stream = files_module.stream_inputs(export, MappingOptions("file"))
+    tasks = list(stream.tasks(1))
+    snow = next(p for p in export if p.name == "servicenow")
+    tables = {t: (snow / f"{t}.json").stat().st_size for t in ("incident", "change_request")}
+    weights = {task.weight for task in tasks}
+    for size in tables.values():
+        assert size * files_module.SERVICENOW_BYTE_COST in weights
+
+
 @pytest.mark.parametrize(
     ("pages", "changelog_files", "jobs", "run"),
     [

@@ -38,6 +38,7 @@ def test_results_come_in_job_order(jobs: int, chunksize: int) -> None:
 def test_heavy_jobs_start_first_and_still_come_back_in_order() -> None:
     assert workers._start_order(6, [1, 1, 50, 1, 9, 1]) == [2, 4, 0, 1, 3, 5]
     assert workers._start_order(4, [0, 0, 0, 0]) == [0, 1, 2, 3]
+    assert workers._start_order(5, [2, 2, 4, 2, 3]) == [2, 0, 1, 3, 4]  # twice the median
     assert workers._start_order(3, None) == [0, 1, 2]
     weights = [1.0] * 10
     weights[9] = 100.0
