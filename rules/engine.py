@@ -73,12 +73,20 @@ class ChangeFacts:
     has_approved: bool
     state: str | None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # check --input's workers send these back by the ten thousand: the fields as a
+        # tuple pickle in a third of the time of a slotted dataclass's state functions.
+        return (ChangeFacts, (self.key, self.change_type, self.has_approved, self.state))
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentFacts:
     key: str
     created_at: datetime
     links_problem: bool
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IncidentFacts, (self.key, self.created_at, self.links_problem))  # as above
 
 
 class RecordIndex:

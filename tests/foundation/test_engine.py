@@ -190,3 +190,19 @@ def test_a_deferring_stream_logs_its_rule_errors_when_asked_and_lets_the_records
         assert "record" not in tb.tb_frame.f_locals  # the traceback holds no record
     stream.log_rule_errors()
     assert len(caplog.records) == 5  # logged once
+
+
+def test_index_facts_cross_to_the_main_process_unchanged() -> None:
+    """``check --input``'s workers send the change and incident facts they index back in
+    pickles (each fields tuple, not the dataclass state): same values, and a fact listed
+    under two CIs is still one object."""
+    import pickle
+
+    from ticketlint.rules.engine import ChangeFacts, IncidentFacts
+
+    change = ChangeFacts("CHG-1", None, True, "closed")
+    incident = IncidentFacts("INC-1", AS_OF, links_problem=False)
+    by_ci = {"db-1": [incident], "web-1": [incident]}
+    back_change, back_by_ci = pickle.loads(pickle.dumps((change, by_ci)))
+    assert back_change == change and back_by_ci == by_ci
+    assert back_by_ci["db-1"][0] is back_by_ci["web-1"][0]
