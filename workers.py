@@ -61,6 +61,7 @@ def run_ordered(
     *,
     weights: Sequence[float] | None = None,
     chunksize: int = 1,
+    arrived: Callable[[T], None] | None = None,
 ) -> Iterator[T]:
     """``job(0)``, ``job(1)``, ... ``job(count - 1)``, yielded in that order, computed by
     ``jobs`` forked processes (here, one at a time, when ``jobs`` < 2, ``count`` < 2 or fork
@@ -68,10 +69,15 @@ def run_ordered(
     An exception of a job is raised here, at its place in the order; leaving the
     iteration early stops the workers. One pool runs at a time. Many small jobs go out
     ``chunksize`` at a time: one message to a worker and back for each job costs more
-    than the job does when it takes a few milliseconds."""
+    than the job does when it takes a few milliseconds. ``arrived``, when given, sees
+    each result as it arrives, before it waits for its turn (a caller may start on it
+    while the workers go on)."""
     global _JOB
     if jobs < 2 or count < 2 or not can_fork():
-        yield from map(job, range(count))
+        for value in map(job, range(count)):
+            if arrived is not None:
+                arrived(value)
+            yield value
         return
     if _JOB is not None:
         raise RuntimeError("run_ordered: a pool is already running")
@@ -83,6 +89,8 @@ def run_ordered(
             waiting: dict[int, tuple[bool, Any]] = {}
             following = 0
             for number, failed, value in pool.imap_unordered(_call, order, chunksize):
+                if arrived is not None and not failed:
+                    arrived(value)
                 waiting[number] = (failed, value)
                 while following in waiting:
                     failed, value = waiting.pop(following)

@@ -361,9 +361,9 @@ class Engine:
         (the (source, key) of each record read; whether one was a configuration item)
         may raise to stop the run; ``take(piece)`` gets each piece; the results merge.
         The workers start with the heaviest ``weights``. ``on_findings`` gets each
-        task's findings here as they come, while the workers go on (a caller may write
-        their output meanwhile). Outcomes, counts and findings are those of
-        :meth:`evaluate_streamed`."""
+        task's findings here as they arrive (in any order), while the workers go on: a
+        caller may write their output meanwhile. Outcomes, counts and findings are those
+        of :meth:`evaluate_streamed`."""
         from ticketlint.workers import run_ordered
 
         stream = self._streaming(as_of, ci_sources)
@@ -377,6 +377,7 @@ class Engine:
                 len(tasks),
                 jobs,
                 weights=weights,
+                arrived=(lambda outcome: on_findings(outcome.findings)) if on_findings else None,
             )
             for outcome in outcomes:
                 accept(outcome.idents, outcome.streamed_ci)
@@ -384,8 +385,6 @@ class Engine:
                     take(piece)
                 outcome.merge_into(result, index)
                 findings.extend(outcome.findings)
-                if on_findings is not None:
-                    on_findings(outcome.findings)
                 deferred.extend(outcome.deferred)
             findings.extend(stream.feed(deferred))
             findings.extend(stream.finish())

@@ -102,3 +102,25 @@ def test_the_default_is_one_job_per_available_cpu() -> None:
     expected = min(workers.available_cpus(), workers.MAX_DEFAULT_JOBS)
     assert workers.default_jobs() == (expected if workers.can_fork() else 1)
     assert workers.available_cpus() >= 1
+
+
+def _first_sleeps(number: int) -> int:
+    time.sleep(0.3 if number == 0 else 0)
+    return number
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_arrived_sees_each_result_as_it_comes(jobs: int) -> None:
+    """``arrived`` (``check --input`` writes the findings' text with it) gets every result
+    when it arrives, not when its turn comes, and never an exception."""
+    seen: list[int] = []
+    results = workers.run_ordered(_first_sleeps, 12, jobs, arrived=seen.append)
+    assert next(results) == 0
+    assert 0 in seen
+    if jobs > 1:
+        assert len(seen) > 1  # the others arrived while the first job slept
+    assert [0, *results] == sorted(seen) == list(range(12))
+    failed: list[int] = []
+    with pytest.raises(InputError):
+        list(workers.run_ordered(_fails_at_three, 8, jobs, arrived=failed.append))
+    assert all(isinstance(value, int) for value in failed)  # no exception among them
