@@ -562,9 +562,10 @@ def _check_streamed(
 
     try:
         stream = stream_inputs(inputs, options)
-        held = once(stream.held.records, streamed=False)
         workers = _input_jobs(inputs) if jobs is None else jobs
         if workers < 2:
+            stream.prepare()
+            held = once(stream.held.records, streamed=False)
             evaluation = engine.evaluate_streamed(
                 held,
                 (once(batch) for batch in stream.batches()),
@@ -573,7 +574,8 @@ def _check_streamed(
             )
         else:
             log.info("check --input: %d worker processes", workers)
-            tasks = list(stream.tasks(workers))
+            tasks = list(stream.tasks(workers))  # the held reads too, while pages scan
+            held = once(stream.held.records, streamed=False)
             evaluation = engine.evaluate_tasks(
                 held,
                 tasks,

@@ -62,6 +62,7 @@ def run_ordered(
     weights: Sequence[float] | None = None,
     chunksize: int = 1,
     arrived: Callable[[T], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Iterator[T]:
     """``job(0)``, ``job(1)``, ... ``job(count - 1)``, yielded in that order, computed by
     ``jobs`` forked processes (here, one at a time, when ``jobs`` < 2, ``count`` < 2 or fork
@@ -71,9 +72,12 @@ def run_ordered(
     ``chunksize`` at a time: one message to a worker and back for each job costs more
     than the job does when it takes a few milliseconds. ``arrived``, when given, sees
     each result as it arrives, before it waits for its turn (a caller may start on it
-    while the workers go on)."""
+    while the workers go on). ``meanwhile`` runs once the workers have their jobs (here:
+    before the first job), before any result is taken."""
     global _JOB
     if jobs < 2 or count < 2 or not can_fork():
+        if meanwhile is not None:
+            meanwhile()
         for value in map(job, range(count)):
             if arrived is not None:
                 arrived(value)
@@ -88,7 +92,10 @@ def run_ordered(
         with context.Pool(min(jobs, count), initializer=_default_sigterm) as pool:
             waiting: dict[int, tuple[bool, Any]] = {}
             following = 0
-            for number, failed, value in pool.imap_unordered(_call, order, chunksize):
+            results = pool.imap_unordered(_call, order, chunksize)
+            if meanwhile is not None:
+                meanwhile()
+            for number, failed, value in results:
                 if arrived is not None and not failed:
                     arrived(value)
                 waiting[number] = (failed, value)

@@ -739,6 +739,11 @@ class InputTask:
         return self.run()
 
 
+_Plan = Callable[[int, int, Callable[[], None]], list[InputTask]]
+"""A folder's planner: ``plan(folder number, jobs, meanwhile)`` -> its tasks, where
+``meanwhile`` does the stream's pending held reads (see :attr:`InputStream.pending`)."""
+
+
 @dataclass
 class InputStream:
     """``check --input`` read piece by piece (:func:`stream_inputs`).
@@ -755,8 +760,17 @@ class InputStream:
     in order. :attr:`report` is complete once every piece is taken."""
 
     held: LoadResult
-    later: list[Callable[[int, int], list[InputTask]]]
+    later: list[_Plan]
     _tails: dict[int, MappingReport] = field(default_factory=dict)
+    pending: list[Callable[[], None]] = field(default_factory=list)
+    """Reads into :attr:`held` left for later (a last ServiceNow folder's link tables
+    and CIs): a Jira folder's first pass does them while its workers scan the pages,
+    :meth:`prepare` otherwise. :attr:`held` is complete once they are done."""
+
+    def prepare(self) -> None:
+        """Do the :attr:`pending` reads (once)."""
+        while self.pending:
+            self.pending.pop(0)()
 
     @property
     def report(self) -> MappingReport:
@@ -768,9 +782,10 @@ class InputStream:
 
     def tasks(self, jobs: int = 1) -> Iterator[InputTask]:
         """The tasks, folder by folder (a Jira folder's first pass runs on ``jobs``
-        processes when it is planned)."""
+        processes when it is planned). :attr:`held` is complete once they are all out."""
         for number, plan in enumerate(self.later):
-            yield from plan(number, jobs)
+            yield from plan(number, jobs, self.prepare)
+        self.prepare()
 
     def take(self, piece: Piece) -> None:
         """Add a piece's report changes to :attr:`report`, in the order of the pieces."""
@@ -793,12 +808,12 @@ def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream
     Raises :class:`InputError` like :func:`load_inputs` (possibly only while
     :meth:`InputStream.batches` runs); duplicates are the caller's to detect."""
     stream = InputStream(LoadResult(), [])
-    for raw in paths:
+    for number, raw in enumerate(paths):
         path = Path(raw)
         if not path.exists():
             raise InputError(path, "no such file or directory")
         if path.is_dir():
-            _stream_directory(path, options, stream)
+            _stream_directory(path, options, stream, last=number == len(paths) - 1)
         elif path.suffix.lower() in JSONL_SUFFIXES:
             _load_jsonl(path, options, stream.held)
         else:
@@ -806,18 +821,26 @@ def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream
     return stream
 
 
-def _stream_directory(path: Path, options: MappingOptions, stream: InputStream) -> None:
-    """:func:`_load_directory`, streaming (see :class:`InputStream`)."""
+def _stream_directory(
+    path: Path, options: MappingOptions, stream: InputStream, *, last: bool = False
+) -> None:
+    """:func:`_load_directory`, streaming (see :class:`InputStream`). A ServiceNow folder
+    that is the ``last`` input leaves its held reads in :attr:`InputStream.pending`."""
     held = stream.held
     folder = _read_folder(path, options, held)
     if folder.snow:
-        stream.later.append(
-            _stream_servicenow(folder.snow, options, held, dictionary=folder.dictionary)
+        read_held, plan = _stream_servicenow(
+            folder.snow, options, held, dictionary=folder.dictionary
         )
+        if last:  # no later input writes to held: it may be read while Jira pages scan
+            stream.pending.append(read_held)
+        else:
+            read_held()
+        stream.later.append(plan)
         return
     stream.later.append(
-        lambda number, jobs: _JiraFolder(path, folder.json_files, options).plan(
-            number, jobs, has_jsonl=folder.jsonl
+        lambda number, jobs, meanwhile: _JiraFolder(path, folder.json_files, options).plan(
+            number, jobs, has_jsonl=folder.jsonl, meanwhile=meanwhile
         )
     )
 
@@ -828,10 +851,10 @@ def _stream_servicenow(
     held: LoadResult,
     *,
     dictionary: Path | None = None,
-) -> Callable[[int, int], list[InputTask]]:
-    """:func:`_load_servicenow`: the link tables and the CI table are read now (the CI
-    records into ``held``); the other tables are mapped one at a time by the returned
-    planner's tasks."""
+) -> tuple[Callable[[], None], _Plan]:
+    """:func:`_load_servicenow`: the link tables and the CI table are read by the first
+    function returned (the CI records into ``held``); the other tables are mapped one at
+    a time by the tasks of the planner, which reads the held tables first if no one has."""
     from ticketlint.mapping import servicenow as snow_mapping
 
     def rows(table: str, report: MappingReport) -> list[dict[str, Any]] | None:
@@ -848,32 +871,8 @@ def _stream_servicenow(
             raise InputError(files[table], f"not a ServiceNow Table API response: {exc}") from None
         return _objects(loaded, files[table], "row", options.source, report)
 
-    approvals = rows("sysapproval_approver", held.report)
-    task_ci = rows("task_ci", held.report)
     mapper = snow_mapping.ServiceNowMapper(options)
-    if dictionary is not None:  # as _load_servicenow
-        types = _column_types(dictionary, held.report)
-        mapper.use_column_types(types)
-        log.info(
-            "%s: column types from %s (%d columns declared); mapped columns are read as "
-            "their declared types",
-            options.source,
-            dictionary,
-            len(types),
-        )
-        for problem in mapper.type_problems():
-            held.report.warnings[f"{problem}; it is read by its values"] += 1
     ci_table = options.tables.get("ci", "cmdb_ci")
-    ci_rows = rows(ci_table, held.report)
-    ci_names = (
-        {
-            str(r.get("sys_id")): str(r.get("name"))
-            for r in ci_rows
-            if r.get("sys_id") and r.get("name")
-        }
-        if ci_rows
-        else None
-    )
     ordered = [t for t in sorted(files) if t not in SERVICENOW_LINK_TABLES]
     for table in ordered:
         if mapper.process_for_table(table) is None:
@@ -881,6 +880,11 @@ def _stream_servicenow(
                 files[table],
                 f"table {table!r} is not one ticketlint maps (tables: {', '.join(sorted(_servicenow_tables(options)))})",
             )
+
+    cis = [t for t in ordered if mapper.process_for_table(t) == "ci" or t == ci_table]
+    approvals: list[dict[str, Any]] | None = None
+    task_ci: list[dict[str, Any]] | None = None
+    ci_names: dict[str, str] | None = None
 
     def map_table(
         table: str, table_rows: list[dict[str, Any]] | None, report: MappingReport
@@ -893,14 +897,39 @@ def _stream_servicenow(
         report.merge(table_report)
         return records
 
-    cis = [t for t in ordered if mapper.process_for_table(t) == "ci" or t == ci_table]
-    for table in cis:
-        table_rows = (
-            ci_rows if table == ci_table and ci_rows is not None else rows(table, held.report)
+    def read_held() -> None:
+        """The link tables and the configuration items (into ``held``)."""
+        nonlocal approvals, task_ci, ci_names
+        approvals = rows("sysapproval_approver", held.report)
+        task_ci = rows("task_ci", held.report)
+        if dictionary is not None:  # as _load_servicenow
+            types = _column_types(dictionary, held.report)
+            mapper.use_column_types(types)
+            log.info(
+                "%s: column types from %s (%d columns declared); mapped columns are read as "
+                "their declared types",
+                options.source,
+                dictionary,
+                len(types),
+            )
+            for problem in mapper.type_problems():
+                held.report.warnings[f"{problem}; it is read by its values"] += 1
+        ci_rows = rows(ci_table, held.report)
+        ci_names = (
+            {
+                str(r.get("sys_id")): str(r.get("name"))
+                for r in ci_rows
+                if r.get("sys_id") and r.get("name")
+            }
+            if ci_rows
+            else None
         )
-        held.extend(map_table(table, table_rows, held.report), MappingReport())
-        held.ci_sources.add(options.source)
-    ci_rows = None
+        for table in cis:
+            table_rows = (
+                ci_rows if table == ci_table and ci_rows is not None else rows(table, held.report)
+            )
+            held.extend(map_table(table, table_rows, held.report), MappingReport())
+            held.ci_sources.add(options.source)
 
     def table_pieces(table: str, folder: int) -> Iterator[Piece]:
         """One table, a chunk of rows at a time; its report comes with its last piece
@@ -920,7 +949,8 @@ def _stream_servicenow(
             yield Piece(records, MappingReport(), folder)
         yield Piece([], report, folder)
 
-    def plan(folder: int, jobs: int) -> list[InputTask]:
+    def plan(folder: int, jobs: int, meanwhile: Callable[[], None]) -> list[InputTask]:
+        meanwhile()  # the held reads left for later, this folder's among them
         return [
             InputTask(
                 partial(table_pieces, table, folder),
@@ -930,7 +960,7 @@ def _stream_servicenow(
             if table not in cis
         ]
 
-    return plan
+    return read_held, plan
 
 
 SERVICENOW_BYTE_COST = 3
@@ -1113,9 +1143,17 @@ class _JiraFolder:
             scan.issues = (issues, page_report, page_unreadable)
         return scan
 
-    def plan(self, folder: int, jobs: int, *, has_jsonl: bool) -> list[InputTask]:
+    def plan(
+        self,
+        folder: int,
+        jobs: int,
+        *,
+        has_jsonl: bool,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> list[InputTask]:
         """Run the first pass (on ``jobs`` processes: only what crosses pages comes back
-        from them), build the mapper, and return the tasks of the second pass."""
+        from them; ``meanwhile`` runs here while they scan), build the mapper, and return
+        the tasks of the second pass."""
         from ticketlint.mapping import jira as jira_mapping
         from ticketlint.workers import run_ordered
 
@@ -1135,6 +1173,7 @@ class _JiraFolder:
             files,
             jobs,
             chunksize=max(1, files // (jobs * SCAN_CHUNKS_PER_JOB)),
+            meanwhile=meanwhile,
         )
         idents: set[str] = set()
         unparsed: dict[int, list[str]] = {}

@@ -257,6 +257,38 @@ def test_json_findings_are_written_while_the_workers_check(
     assert {id(f) for f in written} >= {id(f) for f in ahead}
 
 
+@pytest.mark.parametrize("snow_last", [True, False])
+def test_a_last_servicenow_folder_is_read_while_the_jira_pages_scan(
+    export: list[Path], snow_last: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link tables and CIs of a ServiceNow folder given last are read while the
+    workers scan the Jira pages (the main process waits on them otherwise); given
+    before another input, at once (that input's reads into the held records come after
+    them, as the batch load reads them). Either way the output is the batch's."""
+    from ticketlint import workers
+
+    jira, snow = export[0], next(p for p in export if p.name == "servicenow")
+    inputs = [jira, snow] if snow_last else [snow, jira]
+    real = files_module._stream_servicenow
+    while_scanning: list[bool] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        read_held, plan = real(*args, **kwargs)
+
+        def noted() -> None:
+            while_scanning.append(workers._JOB is not None)  # a pool is running
+            read_held()
+
+        return noted, plan
+
+    monkeypatch.setattr(files_module, "_stream_servicenow", spy)
+    batch = _check(inputs, "json", tmp_path, monkeypatch, streamed=False)
+    while_scanning.clear()
+    streamed = _check(inputs, "json", tmp_path, monkeypatch, streamed=True, jobs=2)
+    assert streamed == batch
+    assert while_scanning == [snow_last]
+
+
 def test_a_servicenow_table_weighs_as_its_cost_to_check(export: list[Path]) -> None:
     """Tasks start heaviest first by weight: a table's bytes cost about three times a Jira
     page's (measured), so a table weighs its size times ``SERVICENOW_BYTE_COST``."""

@@ -124,3 +124,16 @@ def test_arrived_sees_each_result_as_it_comes(jobs: int) -> None:
     with pytest.raises(InputError):
         list(workers.run_ordered(_fails_at_three, 8, jobs, arrived=failed.append))
     assert all(isinstance(value, int) for value in failed)  # no exception among them
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_meanwhile_runs_once_while_the_workers_have_their_jobs(jobs: int) -> None:
+    """``meanwhile`` (``check --input`` reads the held ServiceNow tables in it while the
+    Jira pages scan): once, before any result is taken; with workers, while they run."""
+    calls: list[bool] = []
+    results = workers.run_ordered(
+        _first_sleeps, 4, jobs, meanwhile=lambda: calls.append(workers._JOB is not None)
+    )
+    assert calls == []  # nothing runs before the first result is asked for
+    assert list(results) == [0, 1, 2, 3]
+    assert calls == [jobs > 1]
