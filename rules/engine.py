@@ -371,13 +371,15 @@ class Engine:
         findings: list[Finding] = []
         deferred: list[BaseRecord] = []
         with gc_paused(promote=True):  # as in evaluate_streamed
-            findings.extend(stream.feed(index_and_defer(index, held, deferred)))
+            held_now = index_and_defer(index, held, deferred)  # the workers inherit the index
             outcomes = run_ordered(
                 lambda number: _TaskOutcome.of(self, tasks[number], index, as_of),
                 len(tasks),
                 jobs,
                 weights=weights,
                 arrived=(lambda outcome: on_findings(outcome.findings)) if on_findings else None,
+                # The held records are checked here while the workers start on the tasks.
+                meanwhile=lambda: findings.extend(stream.feed(held_now)),
             )
             for outcome in outcomes:
                 accept(outcome.idents, outcome.streamed_ci)

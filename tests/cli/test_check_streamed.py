@@ -289,6 +289,28 @@ def test_a_last_servicenow_folder_is_read_while_the_jira_pages_scan(
     assert while_scanning == [snow_last]
 
 
+def test_the_held_records_are_checked_while_the_workers_start(
+    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records loaded whole (CIs, JSON lines) are indexed before the workers fork
+    (they inherit the index) and checked here while the workers start on the tasks."""
+    from ticketlint import workers
+    from ticketlint.rules import engine as engine_module
+
+    real = engine_module.EvaluationStream.feed
+    main = os.getpid()
+    first_feed_while_pool_runs: list[bool] = []
+
+    def feed(self: Any, records: Any) -> Any:
+        if os.getpid() == main and not first_feed_while_pool_runs:
+            first_feed_while_pool_runs.append(workers._JOB is not None)
+        return real(self, records)
+
+    monkeypatch.setattr(engine_module.EvaluationStream, "feed", feed)
+    _check(export, "json", tmp_path, monkeypatch, streamed=True, jobs=2)
+    assert first_feed_while_pool_runs == [True]
+
+
 def test_a_servicenow_table_weighs_as_its_cost_to_check(export: list[Path]) -> None:
     """Tasks start heaviest first by weight: a table's bytes cost about three times a Jira
     page's (measured), so a table weighs its size times ``SERVICENOW_BYTE_COST``."""
