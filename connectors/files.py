@@ -659,28 +659,10 @@ def _load_servicenow(
     task_ci = rows("task_ci")
     mapper = snow_mapping.ServiceNowMapper(options)
     if dictionary is not None:
-        types = _column_types(dictionary, result.report)
-        mapper.use_column_types(types)
-        log.info(
-            "%s: column types from %s (%d columns declared); mapped columns are read as "
-            "their declared types",
-            options.source,
-            dictionary,
-            len(types),
-        )
-        for problem in mapper.type_problems():
-            result.report.warnings[f"{problem}; it is read by its values"] += 1
+        _use_dictionary(mapper, dictionary, options.source, result.report)
     ci_table = options.tables.get("ci", "cmdb_ci")
     ci_rows = rows(ci_table)
-    ci_names = (
-        {
-            str(r.get("sys_id")): str(r.get("name"))
-            for r in ci_rows
-            if r.get("sys_id") and r.get("name")
-        }
-        if ci_rows
-        else None
-    )
+    ci_names = _ci_names(ci_rows)
     for table in sorted(files):
         if table in SERVICENOW_LINK_TABLES:
             continue
@@ -821,6 +803,32 @@ def stream_inputs(paths: Sequence[Path], options: MappingOptions) -> InputStream
     return stream
 
 
+def _use_dictionary(mapper: Any, dictionary: Path, source: str, report: MappingReport) -> None:
+    """Read the mapped columns as the export's ``sys_dictionary`` declares them."""
+    types = _column_types(dictionary, report)
+    mapper.use_column_types(types)
+    log.info(
+        "%s: column types from %s (%d columns declared); mapped columns are read as "
+        "their declared types",
+        source,
+        dictionary,
+        len(types),
+    )
+    for problem in mapper.type_problems():
+        report.warnings[f"{problem}; it is read by its values"] += 1
+
+
+def _ci_names(ci_rows: list[dict[str, Any]] | None) -> dict[str, str] | None:
+    """The CI table's names by sys_id (a ``task_ci`` row names its CI by sys_id)."""
+    if not ci_rows:
+        return None
+    return {
+        str(r.get("sys_id")): str(r.get("name"))
+        for r in ci_rows
+        if r.get("sys_id") and r.get("name")
+    }
+
+
 def _stream_directory(
     path: Path, options: MappingOptions, stream: InputStream, *, last: bool = False
 ) -> None:
@@ -903,27 +911,9 @@ def _stream_servicenow(
         approvals = rows("sysapproval_approver", held.report)
         task_ci = rows("task_ci", held.report)
         if dictionary is not None:  # as _load_servicenow
-            types = _column_types(dictionary, held.report)
-            mapper.use_column_types(types)
-            log.info(
-                "%s: column types from %s (%d columns declared); mapped columns are read as "
-                "their declared types",
-                options.source,
-                dictionary,
-                len(types),
-            )
-            for problem in mapper.type_problems():
-                held.report.warnings[f"{problem}; it is read by its values"] += 1
+            _use_dictionary(mapper, dictionary, options.source, held.report)
         ci_rows = rows(ci_table, held.report)
-        ci_names = (
-            {
-                str(r.get("sys_id")): str(r.get("name"))
-                for r in ci_rows
-                if r.get("sys_id") and r.get("name")
-            }
-            if ci_rows
-            else None
-        )
+        ci_names = _ci_names(ci_rows)
         for table in cis:
             table_rows = (
                 ci_rows if table == ci_table and ci_rows is not None else rows(table, held.report)
