@@ -651,14 +651,22 @@ class SyncRunner:
         ranges = repo.id_ranges(s, source, others, EVAL_TASK_RECORDS)
         url, parent = self.store.url, os.getpid()
 
+        def load(session: Any, number: int) -> Iterator[_Loaded]:
+            records = repo.load_records(
+                session, source, with_raw=with_raw, processes=others, ids=ranges[number]
+            )
+            for chunk in _chunks(records, EVAL_CHUNK):
+                yield _Loaded([r for r in chunk if r.key not in gone])
+
         def task(number: int) -> Iterator[_Loaded]:
-            store = self.store if os.getpid() == parent else _child_store(url)
-            with store.session() as child:
-                records = repo.load_records(
-                    child, source, with_raw=with_raw, processes=others, ids=ranges[number]
-                )
-                for chunk in _chunks(records, EVAL_CHUNK):
-                    yield _Loaded([r for r in chunk if r.key not in gone])
+            if os.getpid() == parent:
+                # A task run here (one task, no fork) reads through this evaluation's own
+                # session: another session of the writer would wait for this one's write
+                # lock (SQLite) until the busy timeout failed the source.
+                yield from load(s, number)
+                return
+            with _child_store(url).session() as child:
+                yield from load(child, number)
 
         def accept(_idents: list[tuple[str, str]], streamed_ci: bool) -> None:
             assert not streamed_ci  # the tasks load no configuration item

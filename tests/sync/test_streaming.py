@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 from sync_fakes import FakeConnector
 
+import ticketlint.store.db as db_mod
 import ticketlint.store.repository as store_mod
 import ticketlint.sync.runner as runner_mod
 from ticketlint.config import Config
@@ -720,6 +721,28 @@ def test_a_rule_error_is_logged_once(
             f"rule INC001 failed on {' '.join(e.split(': ')[0].split(' on ')[1].split('/', 1))}"
             for e in reported
         ) == sorted(failing)
+
+
+def test_a_lone_task_of_the_workers_reads_through_the_evaluations_own_session(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--jobs 2`` on a source smaller than one task: the task runs in this process.
+    It read through a second session of the writer, which on SQLite waited for the
+    evaluation's own write lock until the busy timeout failed the source ("database is
+    locked" after 30 s); it reads through the evaluation's session, with the same
+    findings as the whole-list evaluation."""
+    monkeypatch.setattr(runner_mod, "EVAL_TASK_RECORDS", 10**6)  # every record in one task
+    monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
+    monkeypatch.setattr(db_mod, "BUSY_TIMEOUT_MS", 300)  # a wait for the lock fails fast
+    runner = _runner(cfg, store, dataset(), jobs=2)
+    assert [s.status for s in runner.run().sources] == ["ok", "ok"]
+    engine = iso_engine()
+    for source in SOURCES:
+        with store.session() as s:
+            assert runner._evaluation_jobs(s, source, None) == 2
+        streamed, _ = runner._evaluate_source(source, AS_OF, AS_OF, None)
+        whole = _whole(store, source, engine)
+        assert streamed and [f.to_dict() for f in streamed] == [f.to_dict() for f in whole.findings]
 
 
 def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
