@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -285,11 +286,13 @@ def load_records(
 
 
 def id_ranges(
-    session: Session, source: str, processes: Collection[str], size: int
+    session: Session, source: str, processes: Collection[str], most: int, *, multiple: int = 1
 ) -> list[tuple[int, int]]:
-    """The ids of a source's stored, non-deleted records of ``processes``, in inclusive
-    ranges of ``size`` records each (the last one shorter), in id order: the parts a
-    parallel evaluation loads (``load_records(ids=...)``)."""
+    """The ids of a source's stored, non-deleted records of ``processes`` in inclusive
+    ranges, in id order: the parts a parallel evaluation loads (``load_records(ids=...)``).
+    As few ranges of at most ``most`` records as a multiple of ``multiple`` (the workers)
+    allows, their sizes within one record of each other: every worker gets as many
+    records, and a source smaller than ``most`` is still split among them."""
     ids = list(
         session.scalars(
             select(RecordRow.id)
@@ -301,7 +304,12 @@ def id_ranges(
             .order_by(RecordRow.id)
         )
     )
-    return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
+    if not ids:
+        return []
+    rounds = -(-len(ids) // (max(1, most) * max(1, multiple)))  # ceil
+    parts = min(len(ids), rounds * max(1, multiple))
+    bounds = [len(ids) * n // parts for n in range(parts + 1)]
+    return [(ids[start], ids[end - 1]) for start, end in pairwise(bounds)]
 
 
 def count_live(session: Session, source: str) -> int:

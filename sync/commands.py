@@ -120,7 +120,7 @@ class When(click.ParamType):
     "--jobs",
     type=click.IntRange(min=1),
     help="Processes that evaluate the stored records after the read (default: one per CPU, "
-    "at most 8, for a source of 10,000 stored records or more, else 1).",
+    "at most 8, for a source of 2,000 stored records or more, else 1).",
 )
 @click.option(
     "--log-format",

@@ -148,6 +148,36 @@ def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ig
     assert loaded[0].approvals[0].decided_at == T0  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("count", "most", "multiple", "sizes"),
+    [
+        (9, 5, 2, [4, 5]),  # one round of 2 parts (5, 4 before: not as many)
+        (11, 5, 2, [2, 3, 3, 3]),  # two rounds (5, 5, 1 before: one worker idle at the end)
+        (3, 5, 2, [1, 2]),  # smaller than a task: still one part a worker
+        (1, 5, 4, [1]),  # never an empty part
+        (10, 5, 1, [5, 5]),
+        (0, 5, 2, []),
+    ],
+)
+def test_id_ranges_give_every_worker_as_many_records(  # type: ignore[no-untyped-def]
+    store, count: int, most: int, multiple: int, sizes: list[int]
+) -> None:
+    """The parts of a parallel evaluation: every record once, in id order, at most
+    ``most`` a part, as many parts as a multiple of the workers allows, sizes within one."""
+    records = [incident("jira-prod", f"INC{n}") for n in range(count)]
+    records += [change("jira-prod", "CHG-1")]  # another process: not in the ranges
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, records, NOW)
+    with store.session() as s:
+        ranges = repo.id_ranges(s, "jira-prod", {"incident"}, most, multiple=multiple)
+        loaded = [
+            [r.key for r in repo.load_records(s, "jira-prod", processes={"incident"}, ids=ids)]
+            for ids in ranges
+        ]
+    assert [len(part) for part in loaded] == sizes
+    assert [key for part in loaded for key in part] == [f"INC{n}" for n in range(count)]
+
+
 def test_records_with_lone_surrogates_are_stored_escaped(store) -> None:  # type: ignore[no-untyped-def]
     # pydantic cannot encode a lone surrogate as UTF-8: the record is stored through the
     # dict path, escaped, and comes back as it went in.
