@@ -291,6 +291,11 @@ def _handler_for(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "ticketlint-sandbox"
+        # TCP_NODELAY, as web servers set it: the body, written after the headers, went out
+        # only once the client acknowledged them, and clients delay that ACK by 40 ms, so
+        # every small answer on a kept-alive connection took 40 ms more than Jira's or
+        # ServiceNow's would (an incremental sync of the 20k sandbox: 3.3 s -> 2.3 s).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests and the demo print their own progress
