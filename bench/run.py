@@ -15,6 +15,8 @@ on the machine hits them alike. The machine is shared: read the ratios, not the 
    store, beside the page minimum: a child that makes only the requests any complete read
    needs (search pages and changelog bulkfetch for Jira, the Table API pages for
    ServiceNow; :mod:`bench.evaluate`'s fetchers) and parses them. Wall and requests.
+   Then 1% of the records is touched and ``sync`` runs again (incremental) from copies of
+   the first sync's store: its wall and requests beside the first sync's.
 3. Peak RSS of a first sync at ``--rss-sizes`` (20k and 100k; add 200k with ``--with-200k``:
    about 4 minutes alone, much more on a busy machine, so it is opt-in). One run each.
 4. With ``BENCH_TAP_JIRA=/path/to/venv`` (a side venv where ``tap-jira`` is installed), the
@@ -31,6 +33,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -314,7 +317,9 @@ date-only column, literal text; settled readings 17-19). One request each."""
 
 def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
     print(f"[live] sandbox with ~{size:,} records...", file=sys.stderr)
-    rows = {name: Row(name) for name in ("page minimum", "check --source", "sync")}
+    rows = {
+        name: Row(name) for name in ("page minimum", "check --source", "sync", "incremental sync")
+    }
     with (
         SandboxServer(seed=seed, size=size, hidden_share=0.0) as server,
         tempfile.TemporaryDirectory(prefix="ticketlint-bench-live-") as tmp,
@@ -356,15 +361,57 @@ def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any
         records = len(server.data.jira) + sum(
             server.data.servicenow.table_size(t) for t in (*SYNC.TASK_TABLES, "cmdb_ci")
         )
+        touched = bench_incremental(server, work, env, repeat, binary, seed, rows)
         tap = bench_tap_jira(server, work, env, repeat, binary, config)
     return {
         "size": size,
         "records": records,
+        "touched": touched,
         "page_requests": sum(minimum.values()),
         "minimum_requests": sum(minimum.values()) + sum(map(len, SETUP_READS.values())),
         "rows": rows,
         "tap": tap,
     }
+
+
+CHANGED_SHARE = 0.01
+"""Share of the records touched (their updated time bumped) before the incremental syncs."""
+
+
+def bench_incremental(
+    server: SandboxServer,
+    work: Path,
+    env: dict[str, str],
+    repeat: int,
+    binary: Path,
+    seed: int,
+    rows: dict[str, Row],
+) -> int:
+    """:data:`CHANGED_SHARE` of the records touched, then ``repeat`` incremental syncs,
+    each from a copy of the first sync's store (``sync-0.db``). Returns how many records
+    were touched."""
+    touched: int = SYNC.touch_some(server, CHANGED_SHARE, seed)
+    first = work / "sync-0.db"
+    for n in range(repeat):
+        db = work / f"incremental-{n}.db"
+        for suffix in ("", "-wal", "-shm"):  # the WAL is normally gone once the sync ends
+            source = Path(f"{first}{suffix}")
+            if source.exists():
+                shutil.copyfile(source, Path(f"{db}{suffix}"))
+        config = work / f"incremental-{n}.yaml"
+        config.write_text(config_yaml(server, f"sqlite:///{db}"), encoding="utf-8")
+        server.stats.clear()
+        child = run_python(
+            binary,
+            ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"],
+            env=env,
+            cwd=work,
+        )
+        row = rows["incremental sync"]
+        row.seconds.append(child.seconds)
+        row.peak_mb.append(child.peak_mb)
+        row.requests.append(sum(SYNC.requests_by_system(server).values()))
+    return touched
 
 
 TAP_SHIM = """
@@ -574,6 +621,14 @@ def print_live(live: dict[str, Any]) -> None:
             f" (record pages alone: {row.reqs / live['page_requests']:.2f}x) |"
             f" {row.peak:.0f} MB |"
         )
+    incremental, first = rows["incremental sync"], rows["sync"]
+    print(
+        f"| `sync` again after {live['touched']:,} records changed ({CHANGED_SHARE:.0%},"
+        f" incremental) | {incremental.wall:.2f} s | {incremental.wall / first.wall:.2f}x the"
+        f" first sync (in proportion to what changed: {CHANGED_SHARE:.2f}x plus the start-up)"
+        f" | {incremental.reqs} | {incremental.reqs / max(1, first.reqs):.2f}x the first sync |"
+        f" {incremental.peak:.0f} MB |"
+    )
     if live["tap"] is not None:
         tap, ours = live["tap"]
         print(
