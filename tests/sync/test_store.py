@@ -308,9 +308,12 @@ def test_retry_locked_retries_only_lock_errors(monkeypatch: pytest.MonkeyPatch) 
     assert calls["n"] == 1
 
 
-def _lifecycle_rounds(store: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _lifecycle_rounds(
+    store: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch, *, rows_held: bool = False
+) -> Any:
     """Three runs of findings through apply_diff_chunked (new, kept, resolved, reopened,
-    waived); the findings and events tables as written."""
+    waived), or apply_diff on the source's ORM rows (``rows_held``, as ``serve`` writes);
+    the findings and events tables as written."""
     from ticketlint.rules.engine import Finding, fingerprint
     from ticketlint.store import lifecycle
     from ticketlint.store.models import FindingEventRow, FindingRow
@@ -340,7 +343,11 @@ def _lifecycle_rounds(store: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch) -
             changes = lifecycle.diff(
                 repo.stored_findings(s, "a"), findings, waivers=[waiver], as_of=now
             )
-            repo.apply_diff_chunked(s, "a", changes, run_id=run.id, now=now, chunk=2)
+            if rows_held:
+                rows = repo.findings_of_source(s, "a")
+                repo.apply_diff(s, rows, changes, run_id=run.id, now=now)
+            else:
+                repo.apply_diff_chunked(s, "a", changes, run_id=run.id, now=now, chunk=2)
     with store.session() as s:
         columns = [c.key for c in FindingRow.__mapper__.column_attrs]
         rows = [
@@ -352,6 +359,25 @@ def _lifecycle_rounds(store: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch) -
             for e in s.scalars(select(FindingEventRow).order_by(FindingEventRow.id))
         ]
     return rows, events
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["returning", "unit-of-work"])
+def test_chunked_diff_updates_by_id_what_the_held_rows_write(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    """apply_diff_chunked updates stored findings by id (an executemany, no row read
+    back): the same rows, ids and events as apply_diff setting the loaded ORM rows."""
+    chunked = _lifecycle_rounds(store, bulk, monkeypatch)
+    reference_store = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        reference = _lifecycle_rounds(reference_store, bulk, monkeypatch, rows_held=True)
+    finally:
+        reference_store.dispose()
+    assert chunked == reference
+    rows, _ = chunked
+    assert {r["state"] for r in rows} >= {"open", "resolved", "waived"}
+    assert any(r["reopened"] == 1 for r in rows)
+    assert len({r["last_seen"] for r in rows}) > 1  # kept findings were updated
 
 
 def test_new_findings_written_at_once_are_what_the_unit_of_work_writes(
