@@ -78,9 +78,9 @@ READ_AHEAD = 2  # batches read and mapped ahead of the one being stored
 PARALLEL_EVAL_RECORDS = 2_000
 """An evaluation from the store of at least this many records runs on every CPU by default.
 Forking the workers costs ~0.05 s; loading and checking a stored record ~60 us of one
-CPU. An incremental sync (1% changed, SQLite, 2 CPUs) took 3.8 s -> 3.5 s at 20,415
-records (a 9,000-record Jira source had run in one process under the former 10,000) and
-2.61 s -> 2.51 s at 6,000."""
+CPU. An incremental sync (1% changed, SQLite, 2 CPUs; medians of 4 runs alternating) took
+3.78 s -> 3.44 s at 20,415 records (a 9,000-record Jira source had run in one process
+under the former 10,000) and 2.61 s -> 2.51 s at 6,000."""
 EVAL_TASK_RECORDS = 5_000  # at most this many records a task (what a worker loads at once)
 NOT_CHECKED_STORED = 20  # records not checked listed in the run row (all are counted)
 
