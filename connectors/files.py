@@ -1407,8 +1407,12 @@ class _Changelogs:
 
 
 _CHANGELOG_TEXT = re.compile(r'[ \t\n\r]*\{[ \t\n\r]*"issueChangeLogs"[ \t\n\r]*:[ \t\n\r]*\[')
-_ISSUE_ID_KEY = re.compile(r'"issueId"[ \t\n\r]*:[ \t\n\r]*(?:"([^"\\]*)"|(-?[0-9]+)[,}\s])')
-_OTHER_EXPORT_KEY = re.compile(r'"(?:issues|values)"[ \t\n\r]*:')
+_CHANGELOG_KEY = re.compile(
+    r'"(issueId|issues|values)"[ \t\n\r]*:(?:[ \t\n\r]*(?:"([^"\\]*)"|(-?[0-9]+)[,}\s]))?'
+)
+"""The keys a changelog's text is read for, in one scan (one pattern per key scanned the
+text once each: three times the time): an ``issueId`` with the id, when it is a string
+without escapes or an integer; ``issues`` or ``values``, the key of another export."""
 
 
 def _changelog_ids_of_text(text: str) -> list[str] | None:
@@ -1426,13 +1430,19 @@ def _changelog_ids_of_text(text: str) -> list[str] | None:
     rest when the second pass parses the file (or :meth:`_JiraFolder.plan` does, when no
     page will)."""
     # The opening first: a search page (most of the files) fails it at once, before a
-    # scan of its whole text for an escape (~1 ms a megabyte).
-    if not _CHANGELOG_TEXT.match(text) or "\\u" in text or _OTHER_EXPORT_KEY.search(text):
+    # scan of its whole text. A backslash is looked for before an escape: one character
+    # is found with memchr (~0.03 ms a megabyte), two with a slower search (~0.8 ms).
+    if not _CHANGELOG_TEXT.match(text) or ("\\" in text and "\\u" in text):
         return None
     ids: list[str] = []
-    for match in _ISSUE_ID_KEY.finditer(text):
+    for match in _CHANGELOG_KEY.finditer(text):
+        key, string_id, number_id = match.groups()
+        if key != "issueId":
+            return None  # a search or request export
         if text[match.start() - 1] in "{, \t\n\r":
-            ids.append(match.group(1) if match.group(1) is not None else match.group(2))
+            ident = string_id if string_id is not None else number_id
+            if ident is not None:
+                ids.append(ident)
     return ids
 
 
