@@ -163,8 +163,12 @@ def render_json(result: CheckResult) -> str:
     head = '{\n  "findings": ['
     assert text.startswith(head + "],")  # "findings" is the first key
     write = result.finding_texts.take if result.finding_texts is not None else _finding_json
-    items = ",\n    ".join([write(f) for f in findings])
-    return "".join((head, "\n    ", items, "\n  ]", text[len(head) + 1 :], "\n"))
+    items = [write(f) for f in findings]
+    # One join of the whole text: the head and the rest ride on the first and last items
+    # (joining the items first, then the parts, copied the findings' text twice).
+    items[0] = head + "\n    " + items[0]
+    items[-1] = items[-1] + "\n  ]" + text[len(head) + 1 :] + "\n"
+    return ",\n    ".join(items)
 
 
 def indented_json(value: Any, newline: str = "\n") -> str:
