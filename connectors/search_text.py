@@ -56,14 +56,14 @@ def skim_search_page(text: str, is_review_type: Callable[[str], bool]) -> PageSk
     """The page's issue idents and review candidates, or None when the text does not
     read as a Jira search response whose issues all begin with the usual head."""
     arrays: list[int] = []  # where each "issues" array's items begin
-    type_objects: list[int] = []  # where each "issuetype" object begins
+    type_objects: list[tuple[int, int]] = []  # each "issuetype" key and its object's brace
     for found in _ISSUES_OR_TYPE.finditer(text):
         suffix, opening = found.groups()
         if suffix == "s":
             if opening == "[":
                 arrays.append(found.end())
         elif opening == "{":
-            type_objects.append(found.end() - 1)
+            type_objects.append((found.start(), found.end() - 1))
     if not arrays:
         return None
     page_start = _after_whitespace(text, 0)
@@ -83,17 +83,17 @@ def skim_search_page(text: str, is_review_type: Callable[[str], bool]) -> PageSk
         if text[first : first + 1] != "]" and first not in opening:
             return None  # the first issue does not begin with the usual head
     hits: dict[int, int] = {}  # issue start -> the last review type name inside it
-    for brace in type_objects:
+    for key_at, brace in type_objects:
         try:
             name = _type_name(text, brace)
         except ValueError:
             return None
         if name is None or not is_review_type(name):
             continue
-        number = bisect_right(starts, brace) - 1
+        number = bisect_right(starts, key_at) - 1
         if number < 0:
             return None  # outside every issue
-        hits[starts[number]] = brace
+        hits[starts[number]] = key_at
     candidates: list[dict[str, Any]] = []
     for start, last_hit in hits.items():  # in page order: hits come in text order
         try:
