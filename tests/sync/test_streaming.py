@@ -726,12 +726,21 @@ def test_a_rule_error_is_logged_once(
 def test_a_lone_task_of_the_workers_reads_through_the_evaluations_own_session(
     cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``--jobs 2`` on a source smaller than one task: the task runs in this process.
+    """``--jobs 2`` where the records make one task: the task runs in this process.
     It read through a second session of the writer, which on SQLite waited for the
     evaluation's own write lock until the busy timeout failed the source ("database is
     locked" after 30 s); it reads through the evaluation's session, with the same
     findings as the whole-list evaluation."""
-    monkeypatch.setattr(runner_mod, "EVAL_TASK_RECORDS", 10**6)  # every record in one task
+    # Every record in one task (ranges are split among the workers since, so a lone task
+    # is otherwise a source of one record besides its CIs).
+    whole_range = store_mod.id_ranges
+    monkeypatch.setattr(
+        store_mod,
+        "id_ranges",
+        lambda session, source, processes, most, *, multiple=1: whole_range(
+            session, source, processes, 10**6
+        ),
+    )
     monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
     monkeypatch.setattr(db_mod, "BUSY_TIMEOUT_MS", 300)  # a wait for the lock fails fast
     runner = _runner(cfg, store, dataset(), jobs=2)
