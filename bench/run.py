@@ -315,6 +315,11 @@ must name them; settled reading 20) and the declared types of the mapped columns
 date-only column, literal text; settled readings 17-19). One request each."""
 
 
+def sync_argv(config: Path) -> list[str]:
+    """``ticketlint``'s arguments for the timed sync: the run alone, no chat, no write-back."""
+    return ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
+
+
 def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
     print(f"[live] sandbox with ~{size:,} records...", file=sys.stderr)
     rows = {
@@ -348,7 +353,7 @@ def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any
                 ),
                 "sync": (
                     binary,
-                    ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"],
+                    sync_argv(config),
                 ),
             }
             for name, (script, args) in runs.items():
@@ -403,7 +408,7 @@ def bench_incremental(
         server.stats.clear()
         child = run_python(
             binary,
-            ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"],
+            sync_argv(config),
             env=env,
             cwd=work,
         )
@@ -516,7 +521,7 @@ def bench_rss(size: int, seed: int, binary: Path) -> tuple[int, float, float]:
         config.write_text(config_yaml(server, f"sqlite:///{work / 'sync.db'}"), encoding="utf-8")
         c = server.credentials
         env = child_env(**{DEMO_JIRA_ENV: c.jira_token, DEMO_SNOW_ENV: c.snow_password})
-        argv = ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
+        argv = sync_argv(config)
         child = run_python(binary, argv, env=env, cwd=work)
         records = len(server.data.jira) + sum(
             server.data.servicenow.table_size(t) for t in (*SYNC.TASK_TABLES, "cmdb_ci")
