@@ -111,8 +111,15 @@ def _create_db_engine(url: str) -> Engine:
         )
         _sqlite_settings(engine)
         return engine
+    # A database created under the C locale has the SQL_ASCII encoding, where psycopg would
+    # hand text back as bytes (SQLAlchemy cannot even read the server version) and refuse
+    # to send non-ASCII text: the store's text is UTF-8, and PostgreSQL stores such a
+    # database's bytes as they come. A client_encoding in the URL is left as it is.
+    connect_args = {} if "client_encoding" in make_url(url).query else {"client_encoding": "utf8"}
     try:
-        return create_engine(url, pool_pre_ping=True, json_serializer=serialize)
+        return create_engine(
+            url, pool_pre_ping=True, json_serializer=serialize, connect_args=connect_args
+        )
     except ModuleNotFoundError as exc:  # psycopg is optional: only PostgreSQL users need it
         raise StoreError(
             f"cannot use {make_url(url).render_as_string(hide_password=True)}: {exc}; "

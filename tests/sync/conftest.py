@@ -4,36 +4,25 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sync_fakes import FakeConnector, engine
-from sync_helpers import reset_pg
+from sync_helpers import pg_url, reset_pg
 
 from ticketlint.config import Config, parse_config
 from ticketlint.store.db import Store, open_store
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, SyncResult, run_sync
 
-PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
-
-
-def _pg_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
-    pytest.importorskip("psycopg")
-    return url
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'ticketlint.db'}"
-    url = _pg_url()
+    url = pg_url()
     reset_pg(url)
     return url
 

@@ -1,11 +1,25 @@
-"""Small readers of the store for assertions."""
+"""Small readers of the store for assertions, and the test PostgreSQL database."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from sqlalchemy import select, text
 
 from ticketlint.store.db import Store, open_store
 from ticketlint.store.models import FindingEventRow, FindingRow
+
+PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
+
+
+def pg_url() -> str:
+    """The test PostgreSQL database's URL; the test is skipped without one."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
+    pytest.importorskip("psycopg")
+    return url
 
 
 def states(store: Store) -> dict[tuple[str, str], str]:

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import OperationalError
 from sync_fakes import T0, change, incident
-from sync_helpers import reset_pg
+from sync_helpers import pg_url, reset_pg
 
 from ticketlint.mapping.model import Approval, Person
 from ticketlint.store import repository as repo
@@ -201,6 +201,42 @@ def test_records_are_stored_as_compact_json(store) -> None:  # type: ignore[no-u
         ).one()
     assert data == rec.model_dump_json(exclude={"raw"})
     assert raw == '{"fields":{"summary":"\\u00e9, ok"}}'
+
+
+def test_a_postgresql_database_of_the_c_locale_stores_utf8() -> None:
+    # A cluster initialised under LANG=C creates SQL_ASCII databases. Before the store
+    # asked for client_encoding utf8, psycopg returned their text as bytes and opening the
+    # store failed with a TypeError in SQLAlchemy's server version check.
+    url = pg_url()
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    name = "ticketlint_test_sql_ascii"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                "LC_COLLATE 'C' LC_CTYPE 'C'"
+            )
+    except DBAPIError as exc:  # e.g. a role that may not create databases
+        admin.dispose()
+        pytest.skip(f"cannot create a SQL_ASCII database here: {exc}")
+    try:
+        store = open_store(make_url(url).set(database=name).render_as_string(hide_password=False))
+        rec = change("jira-prod", "CHG-3", backout="José's plan €")
+        rec = rec.model_copy(update={"raw": {"fields": {"summary": "Zürich 😀"}}})
+        with store.session() as s, s.begin():
+            repo.upsert_records(s, [rec], NOW)
+        with store.session() as s:
+            assert list(repo.load_records(s, "jira-prod")) == [rec]
+        store.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 def test_watermarks_never_move_backwards(store) -> None:  # type: ignore[no-untyped-def]
