@@ -191,8 +191,9 @@ def test_records_with_lone_surrogates_are_stored_escaped(store) -> None:  # type
 
 
 def test_records_are_stored_as_compact_json(store) -> None:  # type: ignore[no-untyped-def]
-    rec = change("jira-prod", "CHG-2", backout="x")
-    rec = rec.model_copy(update={"raw": {"fields": {"summary": "é, ok"}}})
+    # Both columns are UTF-8 text: non-ASCII characters as themselves, not escaped.
+    rec = change("jira-prod", "CHG-2", backout="José's plan")
+    rec = rec.model_copy(update={"raw": {"fields": {"summary": "é, ok €😀"}}})
     with store.session() as s, s.begin():
         repo.upsert_records(s, [rec], NOW)
     with store.engine.connect() as conn:
@@ -200,7 +201,10 @@ def test_records_are_stored_as_compact_json(store) -> None:  # type: ignore[no-u
             "SELECT CAST(data AS TEXT), CAST(raw AS TEXT) FROM records"
         ).one()
     assert data == rec.model_dump_json(exclude={"raw"})
-    assert raw == '{"fields":{"summary":"\\u00e9, ok"}}'
+    assert "José's plan" in data
+    assert raw == '{"fields":{"summary":"é, ok €😀"}}'
+    with store.session() as s:
+        assert list(repo.load_records(s, "jira-prod")) == [rec]
 
 
 def test_a_postgresql_database_of_the_c_locale_stores_utf8() -> None:
