@@ -85,7 +85,9 @@ def _rule_entry(r: Rule) -> list[str]:
 # What a key means, where its model carries no docstring (by the key's last name).
 DESCRIPTIONS = {
     "database": "Store URL: `sqlite:///relative/or/absolute.db` (relative to this file) or "
-    "`postgresql://user@host/db`.",
+    "`postgresql://user@host/db`. The store's text is UTF-8: a PostgreSQL database is read "
+    "and written with `client_encoding` utf8 (one created under the C locale, `SQL_ASCII`, "
+    "keeps the bytes as sent); a `?client_encoding=` in the URL is used instead.",
     "sources": "The Jira and ServiceNow instances to read.",
     "name": "A name you choose (letters, digits, `_.-`); findings carry it.",
     "type": "What this entry is.",
