@@ -44,6 +44,7 @@ from ticketlint.store.models import (
 UPSERT_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
 RECORDS: Table = RecordRow.__table__  # type: ignore[assignment]  # a declarative class's Table
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
+FINDING_EVENTS: Table = FindingEventRow.__table__  # type: ignore[assignment]
 _FINDING_COLUMNS = {a.key: a.columns[0].key for a in FindingRow.__mapper__.column_attrs}
 """A finding row's column by attribute name: Core silently drops a key it does not know."""
 FINDING_CHUNK = 500  # findings loaded and written per step of apply_diff_chunked
@@ -574,8 +575,8 @@ def _insert_events(
         for change in changes
         for e in change.events
     ]
-    if events:
-        session.execute(insert(FindingEventRow), events)
+    if events:  # Core: the attribute names are the column names
+        session.execute(insert(FINDING_EVENTS), events)
 
 
 def _values(change: Change, now: datetime, reopened: int) -> dict[str, Any]:
