@@ -530,21 +530,23 @@ def _insert_new(session: Session, new: Sequence[Change], now: datetime) -> dict[
     if not new:
         return {}
     column = _FINDING_COLUMNS  # Core takes column names: the attribute `group` is `group_name`
-    session.execute(
-        insert(FINDINGS),
-        [
-            {
-                column[name]: value
-                for name, value in (
-                    ("fingerprint", c.fingerprint),
-                    ("first_seen", now),
-                    ("reopened", 0),
-                    *_values(c, now, 0).items(),
-                )
-            }
-            for c in new
-        ],
-    )
+    values = [
+        {
+            column[name]: value
+            for name, value in (
+                ("fingerprint", c.fingerprint),
+                ("first_seen", now),
+                ("reopened", 0),
+                *_values(c, now, 0).items(),
+            )
+        }
+        for c in new
+    ]
+    # Core compiles an executemany from the first row's keys and drops another row's
+    # extra keys without a word: every row must set the same columns (_values does).
+    if any(row.keys() != values[0].keys() for row in values):
+        raise RuntimeError("new finding rows set different columns")
+    session.execute(insert(FINDINGS), values)
     ids: dict[str, int] = {}
     for start in range(0, len(new), FINDING_CHUNK):
         part = [c.fingerprint for c in new[start : start + FINDING_CHUNK]]

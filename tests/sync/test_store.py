@@ -451,3 +451,37 @@ def test_new_findings_written_at_once_are_what_the_unit_of_work_writes(
     assert len(rows) == 6 and {r["state"] for r in rows} >= {"open", "resolved", "waived"}
     assert any(r["reopened"] == 1 for r in rows)
     assert len(events) >= 9
+
+
+def test_new_finding_rows_that_set_different_columns_are_refused(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Core would compile the executemany from the first row and drop the second row's
+    # extra column silently; the store refuses instead of losing a value.
+    from ticketlint.rules.engine import Finding, fingerprint
+    from ticketlint.store import lifecycle
+
+    values = repo._values
+    calls = {"n": 0}
+
+    def uneven(change: Any, now: datetime, reopened: int) -> dict[str, Any]:
+        calls["n"] += 1
+        out = values(change, now, reopened)
+        if calls["n"] == 2:
+            out["extra_column_name"] = 1
+        return out
+
+    def found(key: str) -> Finding:
+        return Finding(
+            code="CHG006", name="n", title="t", severity="high", clause="8.5", source="a",
+            key=key, process="change", url=f"https://x/{key}", message="m", assignee=None,
+            group=None, fingerprint=fingerprint("CHG006", "a", key), remediation="r",
+            evidence={},
+        )  # fmt: skip
+
+    monkeypatch.setattr(repo, "_values", uneven)
+    monkeypatch.setitem(repo._FINDING_COLUMNS, "extra_column_name", "extra_column_name")
+    with store.session() as s, s.begin():
+        changes = lifecycle.diff({}, [found("C1"), found("C2")], waivers=[], as_of=NOW)
+        with pytest.raises(RuntimeError, match="different columns"):
+            repo.apply_diff_chunked(s, "a", changes, run_id=None, now=NOW)
