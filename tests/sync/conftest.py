@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from sync_fakes import FakeConnector, engine
-from sync_helpers import pg_url, reset_pg
+from sync_helpers import make_config, pg_url, reset_pg
 
-from ticketlint.config import Config, parse_config
+from ticketlint.config import Config
 from ticketlint.store.db import Store, open_store
 from ticketlint.sync.progress import Progress
 from ticketlint.sync.runner import SyncOptions, SyncResult, run_sync
@@ -32,22 +32,6 @@ def store(db_url: str) -> Iterator[Store]:
     s = open_store(db_url)
     yield s
     s.dispose()
-
-
-def make_config(db_url: str, extra: str = "") -> Config:
-    return parse_config(f"""
-database: "{db_url}"
-sources:
-  - name: jira-prod
-    type: jira
-    url: https://example.atlassian.net
-    auth: {{email: ops@example.com, token: t}}
-  - name: snow-prod
-    type: servicenow
-    url: https://example.service-now.com
-    auth: {{user: u, password: p}}
-{extra}
-""")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import pytest
 from sqlalchemy import select, text
 
+from ticketlint.config import Config, parse_config
 from ticketlint.store.db import Store, open_store
 from ticketlint.store.models import FindingEventRow, FindingRow
 
@@ -64,3 +65,21 @@ def reset_pg(url: str) -> None:
         for table in TABLES:
             conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     store.dispose()
+
+
+def make_config(db_url: str, extra: str = "") -> Config:
+    """A configuration of two sources (jira-prod, snow-prod) on ``db_url``, plus ``extra``
+    YAML. Lives here, not in conftest.py, for the reason given at :func:`reset_pg`."""
+    return parse_config(f"""
+database: "{db_url}"
+sources:
+  - name: jira-prod
+    type: jira
+    url: https://example.atlassian.net
+    auth: {{email: ops@example.com, token: t}}
+  - name: snow-prod
+    type: servicenow
+    url: https://example.service-now.com
+    auth: {{user: u, password: p}}
+{extra}
+""")

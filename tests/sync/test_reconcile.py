@@ -4,8 +4,7 @@ figures ``sync`` prints, and what ``doctor`` says of the last reconcile."""
 from __future__ import annotations
 
 import pytest
-from conftest import make_config
-from sync_helpers import events, states
+from sync_helpers import events, make_config, states
 from test_runner import seed
 
 from ticketlint.config import ConfigError, parse_config
