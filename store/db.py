@@ -114,8 +114,14 @@ def _create_db_engine(url: str) -> Engine:
     # A database created under the C locale has the SQL_ASCII encoding, where psycopg would
     # hand text back as bytes (SQLAlchemy cannot even read the server version) and refuse
     # to send non-ASCII text: the store's text is UTF-8, and PostgreSQL stores such a
-    # database's bytes as they come. A client_encoding in the URL is left as it is.
-    connect_args = {} if "client_encoding" in make_url(url).query else {"client_encoding": "utf8"}
+    # database's bytes as they come. A client_encoding in the URL is left as it is, and
+    # another driver is not given psycopg's parameter.
+    parsed = make_url(url)
+    connect_args = (
+        {"client_encoding": "utf8"}
+        if parsed.get_driver_name() == "psycopg" and "client_encoding" not in parsed.query
+        else {}
+    )
     try:
         return create_engine(
             url, pool_pre_ping=True, json_serializer=serialize, connect_args=connect_args
