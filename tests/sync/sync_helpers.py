@@ -1,4 +1,5 @@
-"""Small readers of the store for assertions, and the test PostgreSQL database."""
+"""Small readers of the store for assertions, the test PostgreSQL database and the
+two-source configuration the sync tests use."""
 
 from __future__ import annotations
 
