@@ -32,6 +32,7 @@ from ticketlint.config import Config, ConfigError
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, plan_reads
 from ticketlint.connectors.files import InputError, load_inputs
 from ticketlint.connectors.keys import invalid_key
+from ticketlint.connectors.readahead import reader_switching
 from ticketlint.mapping.common import MappingOptions, MappingReport
 from ticketlint.mapping.model import BaseRecord
 from ticketlint.redact import RedactingFormatter, redact
@@ -802,28 +803,31 @@ def _read_live(
             raise
 
     try:
-        if len(sources) < 2:
-            reads = [read(src) for src in sources]
-        else:
-            with ThreadPoolExecutor(len(sources), thread_name_prefix="ticketlint-source") as pool:
-                futures = [pool.submit(read, src) for src in sources]
-                try:
-                    while not all(future.done() for future in futures):
-                        try:
-                            item = handed.get(timeout=_HANDOVER_POLL)
-                        except queue.Empty:
-                            continue
-                        assert evaluate is not None  # only then is anything handed over
-                        evaluate(item)
-                    errors = [future.exception() for future in futures]
-                finally:
-                    stop.set()  # Ctrl-C while waiting: the readers stop too
-            first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
-            if first is not None:
-                raise first
-            while evaluate is not None and not handed.empty():
-                evaluate(handed.get())  # the last batches, handed over as the readers ended
-            reads = [future.result() for future in futures]
+        with reader_switching():
+            if len(sources) < 2:
+                reads = [read(src) for src in sources]
+            else:
+                with ThreadPoolExecutor(
+                    len(sources), thread_name_prefix="ticketlint-source"
+                ) as pool:
+                    futures = [pool.submit(read, src) for src in sources]
+                    try:
+                        while not all(future.done() for future in futures):
+                            try:
+                                item = handed.get(timeout=_HANDOVER_POLL)
+                            except queue.Empty:
+                                continue
+                            assert evaluate is not None  # only then is anything handed over
+                            evaluate(item)
+                        errors = [future.exception() for future in futures]
+                    finally:
+                        stop.set()  # Ctrl-C while waiting: the readers stop too
+                first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
+                if first is not None:
+                    raise first
+                while evaluate is not None and not handed.empty():
+                    evaluate(handed.get())  # the last batches, handed over as the readers ended
+                reads = [future.result() for future in futures]
     finally:
         progress.clear()
     records: list[BaseRecord] = []

@@ -45,7 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError, StreamBatch, plan_reads
-from ticketlint.connectors.readahead import prefetched
+from ticketlint.connectors.readahead import prefetched, reader_switching
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import PROCESSES, BaseRecord
 from ticketlint.packing import pack, unpack
@@ -504,7 +504,7 @@ class SyncRunner:
             # The next page is read and mapped in a background thread while this one
             # stores the last (the only writer); at most READ_AHEAD batches wait between.
             # closing(): the reader thread is joined before the connector is closed.
-            with closing(prefetched(batches(), READ_AHEAD)) as items:
+            with reader_switching(), closing(prefetched(batches(), READ_AHEAD)) as items:
                 for stream, t0, item in items:
                     stats = res.streams.setdefault(stream, StreamStats())
                     stats.seconds = time.monotonic() - t0

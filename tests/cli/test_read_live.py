@@ -4,6 +4,7 @@ the first failing source's error (not another's), the other readers stopped earl
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 
 import ticketlint.cli as cli_mod
 from ticketlint.connectors.base import SourceError, StreamBatch
+from ticketlint.connectors.readahead import READ_SWITCH_INTERVAL
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 
@@ -45,9 +47,11 @@ class _Connector:
     served: int = 0
     closed: bool = False
     threads: set[str] = field(default_factory=set)
+    switch_intervals: set[float] = field(default_factory=set)
 
     def read(self, stream: str, **_: Any) -> Iterator[StreamBatch]:
         self.threads.add(threading.current_thread().name)
+        self.switch_intervals.add(sys.getswitchinterval())
         for page in range(self.pages):
             if self.fail is not None and self.served == self.fail_after:
                 raise self.fail
@@ -145,3 +149,17 @@ def test_one_source_is_read_in_this_thread(monkeypatch: pytest.MonkeyPatch) -> N
     records, _, _ = _read(monkeypatch, {"jira-prod": only})
     assert len(records) == 4
     assert only.threads == {threading.current_thread().name}
+
+
+def test_sources_are_read_with_the_short_switch_interval_and_it_is_given_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each reader thread gets the interpreter back soon from the thread that evaluates
+    (readahead.READ_SWITCH_INTERVAL), during the read only, also when a source fails."""
+    before = sys.getswitchinterval()
+    jira, snow = _Connector("jira-prod", ("incident",), pages=2), _failing("snow-prod", 500)
+    with pytest.raises(SourceError):
+        _read(monkeypatch, {"jira-prod": jira, "snow-prod": snow})
+    intervals = jira.switch_intervals | snow.switch_intervals
+    assert intervals and all(i == pytest.approx(READ_SWITCH_INTERVAL, rel=0.05) for i in intervals)
+    assert sys.getswitchinterval() == before

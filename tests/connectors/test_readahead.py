@@ -1,4 +1,5 @@
-"""connectors.readahead.prefetched: order kept, read-ahead bounded, errors and early stops handled.
+"""connectors.readahead: prefetched (order kept, read-ahead bounded, errors and early stops
+handled) and reader_switching (the switch interval shortened while reads run, restored).
 
 The sync reads and maps the next page in a background thread while the main thread stores
 the last one; these tests pin what the runner relies on: items arrive in order, the
@@ -9,12 +10,13 @@ generator closed (its ``finally`` run) before ``prefetched`` returns.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from ticketlint.connectors.readahead import prefetched
+from ticketlint.connectors.readahead import READ_SWITCH_INTERVAL, prefetched, reader_switching
 
 
 def test_items_arrive_in_order_and_the_reader_stays_within_depth() -> None:
@@ -69,3 +71,36 @@ def test_a_writer_error_stops_the_reader_and_closes_its_generator() -> None:
 
 def test_an_empty_reader_gives_nothing() -> None:
     assert list(prefetched(iter(()))) == []
+
+
+def test_reader_switching_shortens_the_switch_interval_and_restores_it() -> None:
+    before = sys.getswitchinterval()
+    with reader_switching():
+        assert sys.getswitchinterval() == pytest.approx(READ_SWITCH_INTERVAL, rel=0.05)
+    assert sys.getswitchinterval() == before
+
+
+def test_reader_switching_restores_the_interval_on_errors_and_after_the_last_user() -> None:
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError), reader_switching():
+        raise RuntimeError("a source failed")
+    assert sys.getswitchinterval() == before
+    # Overlapping users (serve's runs in threads): given back when the last one leaves.
+    first, second = reader_switching(), reader_switching()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(READ_SWITCH_INTERVAL, rel=0.05)
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
+
+
+def test_reader_switching_never_lengthens_a_shorter_interval() -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(READ_SWITCH_INTERVAL / 5)
+    try:
+        with reader_switching():
+            assert sys.getswitchinterval() == pytest.approx(READ_SWITCH_INTERVAL / 5, rel=0.05)
+        assert sys.getswitchinterval() == pytest.approx(READ_SWITCH_INTERVAL / 5, rel=0.05)
+    finally:
+        sys.setswitchinterval(before)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import sys
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sync_fakes import T0, change, engine, incident
 from sync_helpers import events, states
 
+from ticketlint.connectors.readahead import READ_SWITCH_INTERVAL
 from ticketlint.store import repository as repo
 from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import RecordRow, RunRow
@@ -257,3 +260,42 @@ def test_ctrl_c_marks_the_run_interrupted_at_once_and_keeps_finished_sources(
         assert repo.get_watermarks(s, "snow-prod") == {}
         assert repo.get_watermarks(s, "jira-prod")
     assert states(store) == {("TST001", "CHG-1"): "open", ("TST001", "CHG-3"): "open"}
+
+
+def test_sources_are_read_with_the_short_switch_interval_and_it_is_given_back(
+    cfg, store, world
+) -> None:  # type: ignore[no-untyped-def]
+    """A reader woken by its socket gets the interpreter back soon from the mapper and
+    the writer (readahead.READ_SWITCH_INTERVAL), during the read only, also when a source
+    fails."""
+    seed(world)
+    seen: dict[str, float] = {}
+
+    def factory(source_cfg):  # type: ignore[no-untyped-def]
+        conn = world.factory(source_cfg)
+        read = conn.read
+
+        def timed_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+            seen[source_cfg.name] = sys.getswitchinterval()
+            if source_cfg.name == "snow-prod":
+                raise RuntimeError("the instance went away")
+            yield from read(*args, **kwargs)
+
+        conn.read = timed_read
+        return conn
+
+    before = sys.getswitchinterval()
+    result = run_sync(
+        cfg,
+        SyncOptions(),
+        store=store,
+        connector_factory=factory,
+        engine_factory=engine,
+        progress=Progress(io.StringIO()),
+    )
+    assert [s.status for s in result.sources] == ["ok", "failed"]
+    assert seen == {
+        "jira-prod": pytest.approx(READ_SWITCH_INTERVAL, rel=0.05),
+        "snow-prod": pytest.approx(READ_SWITCH_INTERVAL, rel=0.05),
+    }
+    assert sys.getswitchinterval() == before
