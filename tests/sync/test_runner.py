@@ -263,16 +263,17 @@ def test_ctrl_c_marks_the_run_interrupted_at_once_and_keeps_finished_sources(
 
 
 def test_sources_are_read_with_the_short_switch_interval_and_it_is_given_back(
-    cfg, store, world
+    sync, world, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A reader woken by its socket gets the interpreter back soon from the mapper and
     the writer (readahead.READ_SWITCH_INTERVAL), during the read only, also when a source
     fails."""
     seed(world)
     seen: dict[str, float] = {}
+    original = world.factory
 
     def factory(source_cfg):  # type: ignore[no-untyped-def]
-        conn = world.factory(source_cfg)
+        conn = original(source_cfg)
         read = conn.read
 
         def timed_read(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -284,15 +285,9 @@ def test_sources_are_read_with_the_short_switch_interval_and_it_is_given_back(
         conn.read = timed_read
         return conn
 
+    monkeypatch.setattr(world, "factory", factory)
     before = sys.getswitchinterval()
-    result = run_sync(
-        cfg,
-        SyncOptions(),
-        store=store,
-        connector_factory=factory,
-        engine_factory=engine,
-        progress=Progress(io.StringIO()),
-    )
+    result = sync()
     assert [s.status for s in result.sources] == ["ok", "failed"]
     assert seen == {
         "jira-prod": pytest.approx(READ_SWITCH_INTERVAL, rel=0.05),
