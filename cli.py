@@ -742,6 +742,7 @@ class LiveProgress:
             self._shown = False
 
 
+@reader_switching()  # a reader woken by its socket gets the interpreter back soon
 def _read_live(
     sources: Sequence[Any],
     *,
@@ -803,31 +804,28 @@ def _read_live(
             raise
 
     try:
-        with reader_switching():
-            if len(sources) < 2:
-                reads = [read(src) for src in sources]
-            else:
-                with ThreadPoolExecutor(
-                    len(sources), thread_name_prefix="ticketlint-source"
-                ) as pool:
-                    futures = [pool.submit(read, src) for src in sources]
-                    try:
-                        while not all(future.done() for future in futures):
-                            try:
-                                item = handed.get(timeout=_HANDOVER_POLL)
-                            except queue.Empty:
-                                continue
-                            assert evaluate is not None  # only then is anything handed over
-                            evaluate(item)
-                        errors = [future.exception() for future in futures]
-                    finally:
-                        stop.set()  # Ctrl-C while waiting: the readers stop too
-                first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
-                if first is not None:
-                    raise first
-                while evaluate is not None and not handed.empty():
-                    evaluate(handed.get())  # the last batches, handed over as the readers ended
-                reads = [future.result() for future in futures]
+        if len(sources) < 2:
+            reads = [read(src) for src in sources]
+        else:
+            with ThreadPoolExecutor(len(sources), thread_name_prefix="ticketlint-source") as pool:
+                futures = [pool.submit(read, src) for src in sources]
+                try:
+                    while not all(future.done() for future in futures):
+                        try:
+                            item = handed.get(timeout=_HANDOVER_POLL)
+                        except queue.Empty:
+                            continue
+                        assert evaluate is not None  # only then is anything handed over
+                        evaluate(item)
+                    errors = [future.exception() for future in futures]
+                finally:
+                    stop.set()  # Ctrl-C while waiting: the readers stop too
+            first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
+            if first is not None:
+                raise first
+            while evaluate is not None and not handed.empty():
+                evaluate(handed.get())  # the last batches, handed over as the readers ended
+            reads = [future.result() for future in futures]
     finally:
         progress.clear()
     records: list[BaseRecord] = []
