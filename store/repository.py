@@ -18,17 +18,18 @@ person gives another time and wins; records without write-back are stored as rea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from itertools import pairwise
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, Text, cast, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from ticketlint.mapping.model import BaseRecord, record_from_dict
+from ticketlint.mapping.model import BaseRecord, record_from_dict, record_from_json
 from ticketlint.store.db import rows_matched
 from ticketlint.store.jsontext import EncodedJSON
 from ticketlint.store.lifecycle import ENDED, OPEN, RESOLVED, Change, Diff, StoredFinding
@@ -275,7 +276,9 @@ def load_records(
     processes (the engine's index pass reads three of the six). ``ids``: only rows whose
     id is in this inclusive range (one of :func:`id_ranges`).
     """
-    columns = (RecordRow.data, RecordRow.raw) if with_raw else (RecordRow.data,)
+    # The data column as its text: pydantic parses and validates it in one pass.
+    data = cast(RecordRow.data, Text)
+    columns = (RecordRow.process, data, RecordRow.raw) if with_raw else (RecordRow.process, data)
     stmt = select(*columns).where(RecordRow.source == source, RecordRow.deleted.is_(False))
     if processes is not None:
         stmt = stmt.where(RecordRow.process.in_(sorted(processes)))
@@ -283,10 +286,12 @@ def load_records(
         stmt = stmt.where(RecordRow.id.between(*ids))
     stmt = stmt.order_by(RecordRow.id).execution_options(yield_per=yield_per)
     for row in session.execute(stmt):
-        data = dict(row[0])
         if with_raw:
-            data["raw"] = row[1] or {}
-        yield record_from_dict(data)
+            record = json.loads(row[1])
+            record["raw"] = row[2] or {}
+            yield record_from_dict(record)
+        else:
+            yield record_from_json(row[1], row[0])
 
 
 def id_ranges(

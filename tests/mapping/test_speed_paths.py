@@ -5,10 +5,12 @@ history sort, shared people, and the GC promotion of a mapped batch."""
 from __future__ import annotations
 
 import gc
+import json
 from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ticketlint.mapping import adf
 from ticketlint.mapping.common import (
@@ -28,6 +30,8 @@ from ticketlint.mapping.model import (
     Transition,
     build,
     builder,
+    record_from_dict,
+    record_from_json,
 )
 from ticketlint.mapping.servicenow import ServiceNowMapper, _time
 
@@ -369,3 +373,35 @@ def test_gc_paused_promote_leaves_a_deliberate_freeze_and_nesting_alone() -> Non
             pass
         assert not gc.isenabled()  # the inner pause never re-enables
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        ChangeRecord(
+            source="s",
+            system="jira",
+            key="CHG-1",
+            title="Zoë's change €😀",
+            approvals=[Approval(approver=Person(name="A"), decision="approved")],
+            created_at=datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc),
+        ),
+        IncidentRecord(source="s", system="servicenow", key="INC1", resolution_notes="x \ud800"),
+    ],
+    ids=["plain", "lone-surrogate"],
+)
+def test_a_record_from_its_json_text_is_the_record_from_its_dict(record: Any) -> None:
+    text = json.dumps(record.model_dump(mode="json"))
+    assert record_from_json(text, record.process) == record_from_dict(json.loads(text)) == record
+
+
+def test_a_record_from_json_text_that_does_not_validate_raises_as_from_its_dict() -> None:
+    text = json.dumps({"process": "change", "source": "s", "system": "jira", "key": 7})
+    with pytest.raises(ValidationError) as by_dict:
+        record_from_dict(json.loads(text))
+    with pytest.raises(ValidationError) as by_text:
+        record_from_json(text, "change")
+    assert by_text.value.errors() == by_dict.value.errors()
+    # a process column that disagrees with the text: the text's own process decides
+    incident = json.dumps({"process": "incident", "source": "s", "system": "jira", "key": "I"})
+    assert record_from_json(incident, "change") == record_from_dict(json.loads(incident))

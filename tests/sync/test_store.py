@@ -190,6 +190,28 @@ def test_records_with_lone_surrogates_are_stored_escaped(store) -> None:  # type
     assert loaded == rec
 
 
+def test_records_load_from_their_json_text_as_they_went_in(store) -> None:  # type: ignore[no-untyped-def]
+    """Without raw JSON, a stored record is parsed and validated from its text by
+    pydantic in one pass; a lone surrogate (whose escape pydantic's parser refuses) goes
+    json's way. Either way the record that went in, on SQLite and PostgreSQL."""
+    went_in = [
+        change(
+            "jira-prod",
+            "CHG-1",
+            backout="José's plan €😀",
+            approvals=[Approval(approver=Person(name="Zoë"), decision="approved", decided_at=T0)],
+        ),
+        change("jira-prod", "CHG-2", backout="plan \udc80 b"),
+        incident("jira-prod", "INC-1", notes="", minutes=3),
+    ]
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, went_in, NOW)
+    with store.session() as s:
+        without_raw = [r.model_copy(update={"raw": {}}) for r in went_in]
+        assert list(repo.load_records(s, "jira-prod", with_raw=False)) == without_raw
+        assert list(repo.load_records(s, "jira-prod", processes={"incident"})) == went_in[2:]
+
+
 def test_records_are_stored_as_compact_json(store) -> None:  # type: ignore[no-untyped-def]
     # Both columns are UTF-8 text: non-ASCII characters as themselves, not escaped.
     rec = change("jira-prod", "CHG-2", backout="José's plan")
