@@ -26,7 +26,7 @@ import sys
 import threading
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -76,43 +76,65 @@ def reader_switching() -> Iterator[None]:
 
 
 def prefetched(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
-    """``items`` in order, produced up to ``depth`` ahead in a background thread."""
-    handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+    """``items`` in order, produced up to ``depth`` ahead in a background thread (started
+    at the first ``next``)."""
+    ahead = ReadAhead(items, depth)
+    try:
+        yield from ahead
+    finally:
+        ahead.close()
 
-    def put(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
+
+class ReadAhead(Generic[T]):
+    """``items`` produced from now on in a background thread, up to ``depth`` ahead of the
+    caller, who iterates them once and closes this (also when never iterated): close tells
+    the reader to stop, closes ``items`` in the reader's thread and joins it."""
+
+    def __init__(self, items: Iterable[T], depth: int = 2) -> None:
+        self._items = items
+        self._handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(
+            maxsize=max(1, depth)
+        )
+        self._stop = threading.Event()
+        self._done = False
+        self._reader = threading.Thread(
+            target=self._produce, name="ticketlint-read-ahead", daemon=True
+        )
+        self._reader.start()
+
+    def __iter__(self) -> Iterator[T]:
+        while not self._done:
+            item, error = self._handoff.get()
+            if item is _DONE:
+                self._done = True
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join()
+
+    def _put(self, entry: tuple[Any, BaseException | None]) -> bool:
+        while not self._stop.is_set():
             try:
-                handoff.put(entry, timeout=_POLL)
+                self._handoff.put(entry, timeout=_POLL)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
-        source = iter(items)
+    def _produce(self) -> None:
+        source = iter(self._items)
         try:
             for item in source:
-                if not put((item, None)):
+                if not self._put((item, None)):
                     return
-            put((_DONE, None))
+            self._put((_DONE, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
-            put((_DONE, exc))
+            self._put((_DONE, exc))
         finally:
             close = getattr(source, "close", None)
             if callable(close):
                 close()  # a generator stopped early runs its cleanup in its own thread
-
-    reader = threading.Thread(target=produce, name="ticketlint-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item, error = handoff.get()
-            if item is _DONE:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        reader.join()

@@ -349,6 +349,7 @@ class Engine:
         accept: Callable[[list[tuple[str, str]], bool], None],
         weights: Sequence[float] | None = None,
         on_findings: Callable[[list[Finding]], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> Evaluation:
         """:meth:`evaluate_streamed` with the batches made and checked by ``jobs`` forked
         workers (:func:`ticketlint.workers.run_ordered`; here when ``jobs`` < 2).
@@ -362,8 +363,9 @@ class Engine:
         may raise to stop the run; ``take(piece)`` gets each piece; the results merge.
         The workers start with the heaviest ``weights``. ``on_findings`` gets each
         task's findings here as they arrive (in any order), while the workers go on: a
-        caller may write their output meanwhile. Outcomes, counts and findings are those
-        of :meth:`evaluate_streamed`."""
+        caller may write their output meanwhile. ``on_start`` is called here once the
+        workers are forked (a caller may start threads then). Outcomes, counts and
+        findings are those of :meth:`evaluate_streamed`."""
         from ticketlint.workers import run_ordered
 
         stream = self._streaming(as_of, ci_sources)
@@ -372,14 +374,20 @@ class Engine:
         deferred: list[BaseRecord] = []
         with gc_paused(promote=True):  # as in evaluate_streamed
             held_now = index_and_defer(index, held, deferred)  # the workers inherit the index
+
+            def meanwhile() -> None:
+                if on_start is not None:
+                    on_start()  # the workers are forked: the caller may start threads now
+                # The held records are checked here while the workers start on the tasks.
+                findings.extend(stream.feed(held_now))
+
             outcomes = run_ordered(
                 lambda number: _TaskOutcome.of(self, tasks[number], index, as_of),
                 len(tasks),
                 jobs,
                 weights=weights,
                 arrived=(lambda outcome: on_findings(outcome.findings)) if on_findings else None,
-                # The held records are checked here while the workers start on the tasks.
-                meanwhile=lambda: findings.extend(stream.feed(held_now)),
+                meanwhile=meanwhile,
             )
             for outcome in outcomes:
                 accept(outcome.idents, outcome.streamed_ci)

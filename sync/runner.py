@@ -35,7 +35,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -45,7 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ticketlint.config import Config, ConfigError, JiraSource, ServiceNowSource
 from ticketlint.connectors.base import Connector, SourceError, StreamBatch, plan_reads
-from ticketlint.connectors.readahead import prefetched, reader_switching
+from ticketlint.connectors.readahead import ReadAhead, reader_switching
 from ticketlint.mapping.common import MappingReport
 from ticketlint.mapping.model import PROCESSES, BaseRecord
 from ticketlint.packing import pack, unpack
@@ -321,6 +321,8 @@ class SyncRunner:
         self.connector_factory = connector_factory or default_connector_factory
         self.progress = progress or Progress()
         self.clock = clock
+        self._ahead: _SourceRead | None = None
+        """The next source's read, started while the last one's stored records are checked."""
         self._full = options.full
         """Whether the source being synced is read whole (see :meth:`_reconcile_due`)."""
 
@@ -337,8 +339,9 @@ class SyncRunner:
             if not self.options.dry_run:
                 result.run_id = self._start_run(started, as_of)
             for i, source_cfg in enumerate(self.sources):
+                following = self.sources[i + 1] if i + 1 < len(self.sources) else None
                 try:
-                    res = self._sync_source(source_cfg, started, as_of, result.run_id)
+                    res = self._sync_source(source_cfg, started, as_of, result.run_id, following)
                 except KeyboardInterrupt:
                     # The source's open transaction was rolled back on the way out; the
                     # sources before it are committed. Say so in the store at once.
@@ -351,6 +354,9 @@ class SyncRunner:
             if not self.options.dry_run:
                 self._finish_run(result)
         finally:
+            if self._ahead is not None:  # an interrupted run: stop the next source's reader
+                self._ahead.close()
+                self._ahead = None
             lock.__exit__(None, None, None)
         if not self.options.dry_run:
             _after_run(self.store, self.cfg, result, self.options, self.hooks, self.progress)
@@ -402,14 +408,26 @@ class SyncRunner:
                 self.hooks.enqueue(s, self.cfg, result)
 
     def _sync_source(
-        self, source_cfg: SourceConfig, started: datetime, as_of: datetime, run_id: int | None
+        self,
+        source_cfg: SourceConfig,
+        started: datetime,
+        as_of: datetime,
+        run_id: int | None,
+        following: SourceConfig | None = None,
     ) -> SourceResult:
+        """Sync one source, through the read the source before it started
+        (:attr:`_ahead`) if it did. When this source's records are checked from the store
+        (an incremental run), the read of the source ``following`` it starts as that
+        check does (on workers: once they are forked, as they are only while no other
+        thread runs), so that its requests go out while this source's stored records are
+        checked and its diff committed. A full read checks its records as it stores them
+        and leaves the next read to its turn (starting it early there was no faster)."""
         res = SourceResult(source_cfg.name)
         t0 = time.monotonic()
-        try:
-            self._full = res.full = self._reconcile_due(res.name)
-        except SQLAlchemyError:  # the store is used again below, where its error is reported
-            self._full = res.full = self.options.full
+        reading, self._ahead = self._ahead, None
+        self._full = res.full = (
+            reading.plan.full if reading is not None else self._full_read(res.name)
+        )
         self.progress.event(
             "source_start",
             f"{res.name}: syncing" + (" (full reconcile)" if self._full else ""),
@@ -417,18 +435,27 @@ class SyncRunner:
         )
         checked: _ReadCheck | None = None
         try:
-            with self.store.session() as s:
-                old_marks = repo.get_watermarks(s, res.name)
+            reading = reading or self._open_read(self._plan(source_cfg, self._full))
+            old_marks = reading.plan.old_marks
             checked = (
                 _ReadCheck(self.engine, res.name, as_of)
                 if self._full and not self.options.dry_run and self.engine.streams
                 else None
             )
-            marks, pending = self._read(source_cfg, res, started, checked)
+            marks, pending = self._read(reading, res, started, checked)
             if checked is not None and checked.valid:
                 findings, evaluation = checked.finish()
             else:
-                findings, evaluation = self._evaluate_source(res.name, started, as_of, pending)
+                # What the next read starts from is read here, not inside the evaluation's
+                # session (on SQLite a second session would wait for its lock).
+                following_plan = self._plan_ahead(following)
+                findings, evaluation = self._evaluate_source(
+                    res.name,
+                    started,
+                    as_of,
+                    pending,
+                    on_start=partial(self._start_ahead, following_plan) if following_plan else None,
+                )
             res.evaluated, res.rule_errors = evaluation.records, evaluation.rule_errors
             res.outcomes = {code: dict(c) for code, c in evaluation.counts.items()}
             res.not_evaluated = {code: dict(c) for code, c in evaluation.not_evaluated.items()}
@@ -455,6 +482,9 @@ class SyncRunner:
                 source=res.name,
                 error=res.error,
             )
+        finally:
+            if reading is not None:  # _read closed it, unless the source failed before
+                reading.close()
         res.seconds = time.monotonic() - t0
         if res.status == "ok":
             counts = res.diff.counts()
@@ -473,67 +503,114 @@ class SyncRunner:
             )
         return res
 
-    def _read(
-        self,
-        source_cfg: SourceConfig,
-        res: SourceResult,
-        started: datetime,
-        checked: _ReadCheck | None = None,
-    ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
-        """Read every stream; store batches (or keep them in memory for --dry-run), and
-        feed each stored batch to ``checked``."""
-        pending: dict[str, BaseRecord] | None = {} if self.options.dry_run else None
-        with self.store.session() as s:
-            old_marks = repo.get_watermarks(s, res.name)
-        marks: dict[str, datetime] = {}
-        connector = self.connector_factory(source_cfg)
+    def _full_read(self, source: str) -> bool:
+        """:meth:`_reconcile_due`, or ``--full`` when the store cannot say (its error is
+        reported where the store is used next)."""
         try:
-            since_of = {
-                stream: None if self._full else old_marks.get(stream)
-                for stream in connector.streams
-            }
-            plan_reads(connector, since_of)
+            return self._reconcile_due(source)
+        except SQLAlchemyError:
+            return self.options.full
 
-            def batches() -> Iterator[tuple[str, float, StreamBatch | None]]:
+    def _plan(self, source_cfg: SourceConfig, full: bool) -> _ReadPlan:
+        with self.store.session() as s:
+            return _ReadPlan(source_cfg, full, repo.get_watermarks(s, source_cfg.name))
+
+    def _plan_ahead(self, source_cfg: SourceConfig | None) -> _ReadPlan | None:
+        """What the read of ``source_cfg`` starts from, to start it early (None without
+        one, or when the store cannot say: the source then fails in its own turn)."""
+        if source_cfg is None:
+            return None
+        try:
+            return self._plan(source_cfg, self._full_read(source_cfg.name))
+        except SQLAlchemyError:
+            log.debug("%s: not read ahead", source_cfg.name, exc_info=True)
+            return None
+
+    def _start_ahead(self, plan: _ReadPlan) -> None:
+        """Start the next source's read (:attr:`_ahead`), once; no store access."""
+        if self._ahead is not None:
+            return
+        try:
+            self._ahead = self._open_read(plan)
+        except Exception:  # no thread to start: the source is read in its turn
+            log.debug("%s: not read ahead", plan.source_cfg.name, exc_info=True)
+
+    def _open_read(self, plan: _ReadPlan) -> _SourceRead:
+        """Start reading every stream of the source in a background thread: the connector
+        is made there, told what this run reads and read stream by stream, at most
+        :data:`READ_AHEAD` batches ahead of the caller (:class:`_SourceRead`), with the
+        short switch interval (``reader_switching``) until the read is closed."""
+        source_cfg, full, old_marks = plan.source_cfg, plan.full, plan.old_marks
+        made: list[Connector] = []
+
+        def batches() -> Iterator[tuple[str, float, StreamBatch | None]]:
+            connector = self.connector_factory(source_cfg)
+            made.append(connector)
+            try:
+                since_of = {
+                    stream: None if full else old_marks.get(stream) for stream in connector.streams
+                }
+                plan_reads(connector, since_of)
                 for stream in connector.streams:
                     t0 = time.monotonic()
                     for batch in connector.read(stream, since=since_of[stream]):
                         yield stream, t0, batch
                     yield stream, t0, None  # the stream is done
+            finally:
+                connector.close()
 
-            # The next page is read and mapped in a background thread while this one
-            # stores the last (the only writer); at most READ_AHEAD batches wait between.
-            # closing(): the reader thread is joined before the connector is closed.
-            with reader_switching(), closing(prefetched(batches(), READ_AHEAD)) as items:
-                for stream, t0, item in items:
-                    stats = res.streams.setdefault(stream, StreamStats())
-                    stats.seconds = time.monotonic() - t0
-                    if item is None:
-                        self.progress.stream_done(res.name, stream, stats)
-                        continue
-                    stats.pages += 1
-                    stats.records += len(item.records)
-                    stats.requests += item.requests
-                    res.records_read += len(item.records)
-                    res.report.merge(item.report)
-                    if pending is not None:  # as upsert_records would store them
-                        with self.store.session() as s:
-                            mine = repo.without_own_writes(
-                                s, [r for r in item.records if r.source == res.name]
-                            )
-                        pending.update({r.key: r for r in mine})
-                    elif item.records:
-                        changed, stored, reread = self._upsert(item.records, started, checked)
-                        res.changed += changed
-                        crash_point("after-upsert")
-                        if checked is not None:
-                            checked.feed(stored, reread=reread)
-                    if item.watermark is not None:
-                        marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
-                    self.progress.page(res.name, stream, stats)
-            res.requests = getattr(connector, "request_count", 0)
-        finally:
-            connector.close()
+        exits = ExitStack()
+        exits.enter_context(reader_switching())
+        try:
+            ahead = ReadAhead(batches(), READ_AHEAD)
+        except BaseException:
+            exits.close()
+            raise
+        exits.callback(ahead.close)  # first: the reader joined, then the interval back
+        return _SourceRead(plan, made, ahead, exits)
+
+    def _read(
+        self,
+        reading: _SourceRead,
+        res: SourceResult,
+        started: datetime,
+        checked: _ReadCheck | None = None,
+    ) -> tuple[dict[str, datetime], dict[str, BaseRecord] | None]:
+        """Take the source's batches from ``reading``; store them (or keep them in memory
+        for --dry-run), and feed each stored batch to ``checked``."""
+        pending: dict[str, BaseRecord] | None = {} if self.options.dry_run else None
+        marks: dict[str, datetime] = {}
+        # The next batch is read and mapped in a background thread while this one stores
+        # the last (the only writer); closing() joins that thread, which closes the
+        # connector, also when storing fails.
+        with closing(reading):
+            for stream, t0, item in reading.batches:
+                stats = res.streams.setdefault(stream, StreamStats())
+                stats.seconds = time.monotonic() - t0
+                if item is None:
+                    self.progress.stream_done(res.name, stream, stats)
+                    continue
+                stats.pages += 1
+                stats.records += len(item.records)
+                stats.requests += item.requests
+                res.records_read += len(item.records)
+                res.report.merge(item.report)
+                if pending is not None:  # as upsert_records would store them
+                    with self.store.session() as s:
+                        mine = repo.without_own_writes(
+                            s, [r for r in item.records if r.source == res.name]
+                        )
+                    pending.update({r.key: r for r in mine})
+                elif item.records:
+                    changed, stored, reread = self._upsert(item.records, started, checked)
+                    res.changed += changed
+                    crash_point("after-upsert")
+                    if checked is not None:
+                        checked.feed(stored, reread=reread)
+                if item.watermark is not None:
+                    marks[stream] = max(item.watermark, marks.get(stream, item.watermark))
+                self.progress.page(res.name, stream, stats)
+        res.requests = reading.requests
         return marks, pending
 
     @retry_locked
@@ -574,7 +651,13 @@ class SyncRunner:
         return {k: v for k, v in marks.items() if k not in old or v > old[k]}
 
     def _evaluate_source(
-        self, source: str, started: datetime, as_of: datetime, pending: dict[str, BaseRecord] | None
+        self,
+        source: str,
+        started: datetime,
+        as_of: datetime,
+        pending: dict[str, BaseRecord] | None,
+        *,
+        on_start: Callable[[], None] | None = None,
     ) -> tuple[list[Finding], Evaluation]:
         """Evaluate every live record of the source, streamed; its findings, sorted.
 
@@ -595,7 +678,11 @@ class SyncRunner:
             streams = self.engine.streams
             jobs = self._evaluation_jobs(s, source, pending)
             if jobs > 1:
-                return self._evaluate_on_workers(s, source, gone, as_of, jobs, with_raw=with_raw)
+                return self._evaluate_on_workers(
+                    s, source, gone, as_of, jobs, with_raw=with_raw, on_start=on_start
+                )
+            if on_start is not None:
+                on_start()
             index = RecordIndex(slim_cis=not self.engine.reads_index_records)
             indexed_first = CI_ONLY if streams else RecordIndex.PROCESSES
             for record in self._records(
@@ -638,7 +725,15 @@ class SyncRunner:
         return jobs
 
     def _evaluate_on_workers(
-        self, s: Any, source: str, gone: set[str], as_of: datetime, jobs: int, *, with_raw: bool
+        self,
+        s: Any,
+        source: str,
+        gone: set[str],
+        as_of: datetime,
+        jobs: int,
+        *,
+        with_raw: bool,
+        on_start: Callable[[], None] | None = None,
     ) -> tuple[list[Finding], Evaluation]:
         """:meth:`_evaluate_source` on ``jobs`` forked processes
         (``Engine.evaluate_tasks``): the configuration items are loaded here and indexed
@@ -685,6 +780,7 @@ class SyncRunner:
             jobs=jobs,
             take=lambda _piece: None,
             accept=accept,
+            on_start=on_start,
         )
         findings = [f for f in evaluation.findings if f.source == source]
         return findings, evaluation
@@ -826,6 +922,38 @@ class _ReadCheck:
         log.debug("%s: evaluated from the store (a record the stream cannot place)", self.source)
         self.valid = False
         self._findings, self._packed, self._deferred = [], [], []
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """What a source's read starts from: whether it reads the source whole, and the
+    streams' watermarks."""
+
+    source_cfg: SourceConfig
+    full: bool
+    old_marks: dict[str, datetime]
+
+
+@dataclass
+class _SourceRead:
+    """A source's read, begun: its plan, and its batches (``(stream, stream start,
+    batch)``, ``None`` closing a stream) coming from a background thread that makes the
+    connector and closes it."""
+
+    plan: _ReadPlan
+    connector: list[Connector]
+    """The connector, once the reader has made it (none when making it failed)."""
+    batches: ReadAhead[tuple[str, float, StreamBatch | None]]
+    exits: ExitStack
+    """Joins the reader (which closes the connector), then gives the switch interval back."""
+
+    @property
+    def requests(self) -> int:
+        return sum(getattr(c, "request_count", 0) for c in self.connector)
+
+    def close(self) -> None:
+        """Stop and join the reader, then give the switch interval back (idempotent)."""
+        self.exits.close()
 
 
 @dataclass

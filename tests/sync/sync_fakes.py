@@ -176,13 +176,16 @@ class FakeConnector:
         bad_rows: int = 0,
         unreadable: int = 0,
         sigint_stream: str | None = None,
+        sigint_delay: float = 0.0,
         log_warning: str | None = None,
     ) -> None:
         self.log_warning = log_warning
         """Log this warning (and warn it through ``warnings``) when the first page is read,
         as connectors do (a refused sys_dictionary, TLS checking turned off)."""
         self.sigint_stream = sigint_stream
-        """Send this process a real SIGINT (Ctrl-C) when this stream is read."""
+        """Send this process a real SIGINT (Ctrl-C) when this stream is read, after
+        ``sigint_delay`` seconds."""
+        self.sigint_delay = sigint_delay
         self.name = name
         self.data = streams
         self.streams: Sequence[str] = list(streams)
@@ -206,6 +209,7 @@ class FakeConnector:
     ) -> Iterator[StreamBatch]:
         self.calls.append((stream, since))
         if self.sigint_stream == stream:
+            time.sleep(self.sigint_delay)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler raises KeyboardInterrupt before this ends
         rows = sorted(self.data[stream], key=lambda r: (r.updated_at, r.key))

@@ -32,6 +32,8 @@ sources:
         encoding="utf-8",
     )
     data = tmp_path / "data.json"
+    # snow-prod's read may start while jira-prod is still being checked (read ahead):
+    # the signal comes once the runner waits for snow-prod's first page.
     write_data(
         data,
         {
@@ -39,6 +41,7 @@ sources:
             "snow-prod": {"incident": [incident("snow-prod", "INC1")]},
         },
         sigint_stream="incident",
+        sigint_delay=1.0,
     )
     env = {
         **os.environ,

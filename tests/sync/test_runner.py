@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import RecordRow, RunRow
 from ticketlint.sync.lock import SyncLock
 from ticketlint.sync.progress import Progress
-from ticketlint.sync.runner import SyncOptions, run_sync
+from ticketlint.sync.runner import SyncOptions, SyncRunner, run_sync
 
 
 def seed(world) -> None:  # type: ignore[no-untyped-def]
@@ -294,3 +295,112 @@ def test_sources_are_read_with_the_short_switch_interval_and_it_is_given_back(
         "snow-prod": pytest.approx(READ_SWITCH_INTERVAL, rel=0.05),
     }
     assert sys.getswitchinterval() == before
+
+
+def _flag_reads(world, monkeypatch, source: str, *, fail: BaseException | None = None):  # type: ignore[no-untyped-def]
+    """An event set when ``source``'s connector starts a read (in the reader's thread);
+    with ``fail``, making that connector raises it instead."""
+    started = threading.Event()
+    original = world.factory
+
+    def factory(source_cfg):  # type: ignore[no-untyped-def]
+        if source_cfg.name == source and fail is not None:
+            started.set()
+            raise fail
+        conn = original(source_cfg)
+        if source_cfg.name == source:
+            read = conn.read
+
+            def flagged(*args, **kwargs):  # type: ignore[no-untyped-def]
+                started.set()
+                yield from read(*args, **kwargs)
+
+            conn.read = flagged
+        return conn
+
+    monkeypatch.setattr(world, "factory", factory)
+    return started
+
+
+def _holding_commit(monkeypatch, source: str, started: threading.Event, then=None):  # type: ignore[no-untyped-def]
+    """``source``'s commit waits (10 s at most) for ``started``; the waits' outcomes."""
+    waited: list[bool] = []
+    commit = SyncRunner._commit
+
+    def holding(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == source:
+            waited.append(started.wait(timeout=10))
+            if then is not None:
+                raise then
+        return commit(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(SyncRunner, "_commit", holding)
+    return waited
+
+
+def test_the_next_source_is_read_while_the_last_one_commits(
+    sync, store, world, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """snow-prod's read starts once jira-prod's findings are known, without waiting for
+    jira-prod's commit; the outcome is that of sources read one after the other."""
+    seed(world)
+    started = _flag_reads(world, monkeypatch, "snow-prod")
+    waited = _holding_commit(monkeypatch, "jira-prod", started)
+    result = sync()
+    assert waited == [True]
+    assert [(s.name, s.status, s.records_read) for s in result.sources] == [
+        ("jira-prod", "ok", 3),
+        ("snow-prod", "ok", 2),
+    ]
+    assert [s.requests for s in result.sources] == [2, 1]
+    assert states(store) == {
+        ("TST001", "CHG-1"): "open",
+        ("TST001", "CHG-3"): "open",
+        ("TST002", "INC1"): "open",
+    }
+    assert all(conn.closed for conn in world.connectors)
+
+
+def test_a_next_source_whose_connector_cannot_be_made_fails_alone(
+    sync, store, world, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Its connector is made in the reader started ahead: the error is snow-prod's, in its
+    own turn, and jira-prod commits."""
+    seed(world)
+    _flag_reads(world, monkeypatch, "snow-prod", fail=ValueError("no password for snow-prod"))
+    result = sync()
+    assert [(s.name, s.status, s.error) for s in result.sources] == [
+        ("jira-prod", "ok", None),
+        ("snow-prod", "failed", "ValueError: no password for snow-prod"),
+    ]
+    assert "jira-prod: FAILED" not in sync.stderr
+    assert "snow-prod: FAILED: ValueError: no password for snow-prod" in sync.stderr
+    with store.session() as s:
+        assert repo.get_watermarks(s, "jira-prod") and not repo.get_watermarks(s, "snow-prod")
+
+
+def test_ctrl_c_during_a_commit_stops_the_read_started_ahead(
+    cfg, store, world, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C while jira-prod commits: nothing is committed, snow-prod's reader (already
+    started) is stopped and joined, its connector closed, the switch interval given back."""
+    seed(world)
+    world.options["snow-prod"] = {"page_size": 1}
+    started = _flag_reads(world, monkeypatch, "snow-prod")
+    waited = _holding_commit(monkeypatch, "jira-prod", started, then=KeyboardInterrupt())
+    before = sys.getswitchinterval()
+    result = run_sync(
+        cfg,
+        SyncOptions(),
+        store=store,
+        connector_factory=world.factory,
+        engine_factory=engine,
+        progress=Progress(io.StringIO()),
+    )
+    assert waited == [True]
+    assert result.interrupted == "jira-prod" and result.pending == ["jira-prod", "snow-prod"]
+    assert not any(t.name == "ticketlint-read-ahead" for t in threading.enumerate())
+    assert [conn.closed for conn in world.connectors] == [True, True]
+    assert sys.getswitchinterval() == before
+    with store.session() as s:
+        assert repo.get_watermarks(s, "jira-prod") == {} == repo.get_watermarks(s, "snow-prod")

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -541,9 +542,9 @@ def _spy_store_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = SyncRunner._evaluate_source
 
-    def spy(self: SyncRunner, source: str, *args: Any) -> Any:
+    def spy(self: SyncRunner, source: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(source)
-        return real(self, source, *args)
+        return real(self, source, *args, **kwargs)
 
     monkeypatch.setattr(SyncRunner, "_evaluate_source", spy)
     return calls
@@ -775,3 +776,51 @@ def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
         assert runner._evaluation_jobs(s, "jira-prod", None) == 2
         monkeypatch.setattr(type(runner.engine), "streams", property(lambda _self: False))
         assert runner._evaluation_jobs(s, "jira-prod", None) == 1  # other packs
+
+
+def test_an_incremental_run_reads_the_next_source_while_its_workers_check_the_last(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--jobs 2``: each source's stored records are checked on forked workers (forked
+    while no other thread ran), and snow-prod's read starts once jira-prod's workers
+    are forked, before jira-prod commits. The findings are the whole-list evaluation's."""
+    _runner(cfg, store, dataset()).run()
+    forked_with_threads: list[bool] = []
+    chosen: list[int] = []
+    real_jobs = SyncRunner._evaluation_jobs
+
+    def readers_alive() -> bool:  # threads other tests left behind do not count here
+        return any(t.name == "ticketlint-read-ahead" for t in threading.enumerate())
+
+    def jobs(self: SyncRunner, s: Any, source: str, pending: Any) -> int:
+        forked_with_threads.append(readers_alive())
+        chosen.append(real_jobs(self, s, source, pending))
+        return chosen[-1]
+
+    monkeypatch.setattr(runner_mod, "_other_threads_alive", readers_alive)
+    monkeypatch.setattr(SyncRunner, "_evaluation_jobs", jobs)
+    read_started = threading.Event()
+    streams = Streams(dataset(seed=22))
+
+    def factory(source_cfg: Any) -> Any:
+        if source_cfg.name == "snow-prod":
+            read_started.set()  # made in the reader's thread, as the read starts
+        return streams.factory(source_cfg)
+
+    waited: list[bool] = []
+    commit = SyncRunner._commit
+
+    def holding(self: SyncRunner, source: str, *args: Any, **kwargs: Any) -> Any:
+        if source == "jira-prod":
+            waited.append(read_started.wait(timeout=10))
+        return commit(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(SyncRunner, "_commit", holding)
+    runner = _runner(cfg, store, dataset(seed=22), jobs=2)
+    runner.connector_factory = factory
+    result = runner.run()
+    assert [s.status for s in result.sources] == ["ok", "ok"]
+    assert not any(s.full for s in result.sources)
+    assert forked_with_threads == [False, False] and chosen == [2, 2]
+    assert waited == [True]
+    _assert_run_is_whole_list(result, store)
