@@ -1,9 +1,11 @@
-"""Small readers of the store for assertions, the test PostgreSQL database and the
-two-source configuration the sync tests use."""
+"""Small readers of the store for assertions, the test PostgreSQL database, the
+two-source configuration the sync tests use, and a commit that waits for an event."""
 
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -11,6 +13,7 @@ from sqlalchemy import select, text
 from ticketlint.config import Config, parse_config
 from ticketlint.store.db import Store, open_store
 from ticketlint.store.models import FindingEventRow, FindingRow
+from ticketlint.sync.runner import SyncRunner
 
 PG_ENV = "TICKETLINT_TEST_DATABASE_URL"
 
@@ -84,3 +87,25 @@ sources:
     auth: {{user: u, password: p}}
 {extra}
 """)
+
+
+def holding_commit(
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    started: threading.Event,
+    then: BaseException | None = None,
+) -> list[bool]:
+    """``source``'s commit waits (10 s at most) for ``started``, then raises ``then`` if
+    given; the waits' outcomes (True: ``started`` was set)."""
+    waited: list[bool] = []
+    commit = SyncRunner._commit
+
+    def holding(self: SyncRunner, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == source:
+            waited.append(started.wait(timeout=10))
+            if then is not None:
+                raise then
+        return commit(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(SyncRunner, "_commit", holding)
+    return waited

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 from sync_fakes import T0, change, engine, incident
-from sync_helpers import events, states
+from sync_helpers import events, holding_commit, states
 
 from ticketlint.connectors.readahead import READ_SWITCH_INTERVAL
 from ticketlint.store import repository as repo
@@ -18,7 +18,7 @@ from ticketlint.store.lifecycle import RECORD_GONE
 from ticketlint.store.models import RecordRow, RunRow
 from ticketlint.sync.lock import SyncLock
 from ticketlint.sync.progress import Progress
-from ticketlint.sync.runner import SyncOptions, SyncRunner, run_sync
+from ticketlint.sync.runner import SyncOptions, run_sync
 
 
 def seed(world) -> None:  # type: ignore[no-untyped-def]
@@ -322,30 +322,15 @@ def _flag_reads(world, monkeypatch, source: str, *, fail: BaseException | None =
     return started
 
 
-def _holding_commit(monkeypatch, source: str, started: threading.Event, then=None):  # type: ignore[no-untyped-def]
-    """``source``'s commit waits (10 s at most) for ``started``; the waits' outcomes."""
-    waited: list[bool] = []
-    commit = SyncRunner._commit
-
-    def holding(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name == source:
-            waited.append(started.wait(timeout=10))
-            if then is not None:
-                raise then
-        return commit(self, name, *args, **kwargs)
-
-    monkeypatch.setattr(SyncRunner, "_commit", holding)
-    return waited
-
-
 def test_the_next_source_is_read_while_the_last_one_commits(
     sync, store, world, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """snow-prod's read starts once jira-prod's findings are known, without waiting for
-    jira-prod's commit; the outcome is that of sources read one after the other."""
+    """The test engine's rules are checked from the store: snow-prod's read starts as
+    jira-prod's stored records are checked, without waiting for jira-prod's commit; the
+    outcome is that of sources read one after the other."""
     seed(world)
     started = _flag_reads(world, monkeypatch, "snow-prod")
-    waited = _holding_commit(monkeypatch, "jira-prod", started)
+    waited = holding_commit(monkeypatch, "jira-prod", started)
     result = sync()
     assert waited == [True]
     assert [(s.name, s.status, s.records_read) for s in result.sources] == [
@@ -387,7 +372,7 @@ def test_ctrl_c_during_a_commit_stops_the_read_started_ahead(
     seed(world)
     world.options["snow-prod"] = {"page_size": 1}
     started = _flag_reads(world, monkeypatch, "snow-prod")
-    waited = _holding_commit(monkeypatch, "jira-prod", started, then=KeyboardInterrupt())
+    waited = holding_commit(monkeypatch, "jira-prod", started, then=KeyboardInterrupt())
     before = sys.getswitchinterval()
     result = run_sync(
         cfg,

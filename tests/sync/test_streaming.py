@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sync_fakes import FakeConnector
+from sync_helpers import holding_commit
 
 import ticketlint.store.db as db_mod
 import ticketlint.store.repository as store_mod
@@ -807,15 +808,7 @@ def test_an_incremental_run_reads_the_next_source_while_its_workers_check_the_la
             read_started.set()  # made in the reader's thread, as the read starts
         return streams.factory(source_cfg)
 
-    waited: list[bool] = []
-    commit = SyncRunner._commit
-
-    def holding(self: SyncRunner, source: str, *args: Any, **kwargs: Any) -> Any:
-        if source == "jira-prod":
-            waited.append(read_started.wait(timeout=10))
-        return commit(self, source, *args, **kwargs)
-
-    monkeypatch.setattr(SyncRunner, "_commit", holding)
+    waited = holding_commit(monkeypatch, "jira-prod", read_started)
     runner = _runner(cfg, store, dataset(seed=22), jobs=2)
     runner.connector_factory = factory
     result = runner.run()
