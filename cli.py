@@ -28,6 +28,7 @@ import click
 import yaml
 
 import ticketlint.config as config_mod
+from ticketlint import exiting
 from ticketlint.config import Config, ConfigError
 from ticketlint.connectors.base import DoctorCheck, DoctorReport, SourceError, plan_reads
 from ticketlint.connectors.files import InputError, load_inputs
@@ -426,6 +427,7 @@ def check(
     missing: list[str] = []
     records: Sequence[BaseRecord] = []
     evaluation = None
+    live: LiveEvaluation | None = None
     finding_texts: formats.FindingTexts | None = None
     if inputs:
         options = cfg.source(source).mapping_options() if source else MappingOptions(source="file")
@@ -498,6 +500,7 @@ def check(
         color = fmt == "text" and output is None and _colour_wanted()
         _write(formats.render(result, fmt, color=color), output)
     _report_on_stderr(result, fmt, output, state)
+    exiting.hold(records, evaluation, live, report, result)  # plain data, written already
 
     if missing:
         # A mistyped key must never read as "no findings": the rest was checked, but
@@ -1173,12 +1176,11 @@ def register_plugins(group: click.Group, modules: Sequence[str] = PLUGIN_MODULES
 def main() -> None:
     """The console script. It leaves without the interpreter's teardown
     (:mod:`ticketlint.exiting`); ``cli`` itself, as tests call it, exits normally."""
+    exiting.will_leave()
     try:
         cli(prog_name="ticketlint")
     except SystemExit as exc:
-        from ticketlint.exiting import leave
-
-        leave(exc)
+        exiting.leave(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ticketlint.cli`

@@ -19,6 +19,29 @@ import sys
 import threading
 from typing import NoReturn
 
+_leaving = False
+_held: list[object] = []
+
+
+def will_leave() -> None:
+    """Called by the console script before its command runs: the process will end
+    through :func:`leave`, so what :func:`hold` is given from now on is never freed."""
+    global _leaving
+    _leaving = True
+
+
+def hold(*objects: object) -> None:
+    """Keep ``objects`` alive until the process ends, when it ends through :func:`leave`.
+
+    A command's last locals are otherwise freed one object at a time as its frame
+    unwinds, after its output is written: ~0.15 s for the records, index and findings of
+    a live ``check`` of 20,000 records. Only for plain data: a file or connection held
+    here is never closed by its finaliser. Elsewhere (tests calling the commands, other
+    programs importing them) it does nothing, so that runs do not pile up in memory.
+    """
+    if _leaving:
+        _held.append(objects)
+
 
 def leave(exc: SystemExit) -> NoReturn:
     """End the process with ``exc``'s status, skipping the interpreter's teardown."""

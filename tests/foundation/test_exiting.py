@@ -145,3 +145,70 @@ def test_the_console_script_leaves_no_sqlite_log_files(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["store.db"]
+
+
+class _Data:
+    """A plain object a weak reference can watch."""
+
+
+def test_hold_keeps_nothing_unless_the_process_will_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests and programs that import the commands free what they made, run after run."""
+    import gc
+    import weakref
+
+    from ticketlint import exiting
+
+    monkeypatch.setattr(exiting, "_leaving", False)
+    monkeypatch.setattr(exiting, "_held", [])
+    data = _Data()
+    watched = weakref.ref(data)
+    exiting.hold(data)
+    del data
+    gc.collect()
+    assert watched() is None
+    assert exiting._held == []
+
+
+def test_hold_keeps_a_commands_data_once_the_console_script_will_leave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Freed by the process's end, not one object at a time as the command unwinds."""
+    import gc
+    import weakref
+
+    from ticketlint import exiting
+
+    monkeypatch.setattr(exiting, "_leaving", False)
+    monkeypatch.setattr(exiting, "_held", [])
+    exiting.will_leave()
+    data = _Data()
+    watched = weakref.ref(data)
+    exiting.hold(data, None)
+    del data
+    gc.collect()
+    assert watched() is not None
+
+
+def test_check_holds_its_evaluation_for_the_console_scripts_exit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fixtures_dir: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from ticketlint import exiting
+    from ticketlint.cli import cli
+    from ticketlint.rules.engine import Evaluation
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(exiting, "_held", [])
+    records = fixtures_dir / "records.jsonl"
+    args = ["check", "--exit-zero", "-f", "json", "--input", str(records)]
+    monkeypatch.setattr(exiting, "_leaving", False)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert exiting._held == []
+
+    monkeypatch.setattr(exiting, "_leaving", True)
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    (held,) = exiting._held
+    (evaluation,) = [o for o in held if isinstance(o, Evaluation)]
+    assert evaluation.records > 0 and evaluation.findings
