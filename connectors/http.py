@@ -154,6 +154,12 @@ class _Retryable(Exception):
         self.detail = detail
 
 
+def _whole_object(content: bytes) -> bool:
+    """Whether ``content`` opens and closes as one JSON object (ignoring whitespace)."""
+    body = content.strip()
+    return body[:1] == b"{" and body[-1:] == b"}"
+
+
 def safe_url(url: str) -> str:
     """``url`` without user info, query string or fragment: safe to log and to show."""
     parts = urlsplit(url)
@@ -311,6 +317,16 @@ class HttpClient:
         """POST a JSON body and parse the JSON answer (retried like :meth:`get_json`)."""
         return self._send("POST", path_or_url, params=params, json=json, want_json=True)[1]
 
+    def post_body(self, path_or_url: str, json: Any = None, params: Any = None) -> bytes:
+        """POST a JSON body; the answer's bytes, not parsed. Retried like :meth:`post_json`,
+        also when the body is not a whole JSON object from its first byte to its last (an
+        error page, a cut-off page); one that looks whole but does not parse is the
+        caller's to ask for again."""
+        response, _ = self._send(
+            "POST", path_or_url, params=params, json=json, want_json=False, whole_object=True
+        )
+        return response.content
+
     def close(self) -> None:
         self.session.close()
 
@@ -325,6 +341,7 @@ class HttpClient:
         data: Any = None,
         headers: dict[str, str] | None = None,
         want_json: bool,
+        whole_object: bool = False,
     ) -> tuple[requests.Response, Any]:
         url = self.url(path_or_url)
         shown = safe_url(url)
@@ -348,6 +365,7 @@ class HttpClient:
                         data=data,
                         headers=headers,
                         want_json=want_json,
+                        whole_object=whole_object,
                     )
         except _Retryable as exc:
             raise SourceError(
@@ -372,6 +390,7 @@ class HttpClient:
         data: Any,
         headers: dict[str, str] | None,
         want_json: bool,
+        whole_object: bool = False,
     ) -> tuple[requests.Response, Any]:
         with self._count_lock:
             self.request_count += 1
@@ -441,6 +460,8 @@ class HttpClient:
                 detail=self._detail(response) or None,
                 hint=_HINTS.get(status, "the request and the source's configuration"),
             )
+        if whole_object and not _whole_object(response.content):
+            raise _Retryable(f"HTTP {status} with a body that is not valid JSON", status=status)
         if not want_json:
             return response, None
         if status == 204 or not response.content:

@@ -10,6 +10,8 @@ last issue read (:func:`_dc_pages`: an issue edited mid-read cannot shift the of
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ticketlint.connectors.base import SourceError
 from ticketlint.connectors.http import HttpClient
 from ticketlint.connectors.jira.paging import PagingLoop, StartAtPaginator, TokenPaginator
+from ticketlint.connectors.readahead import prefetched
 from ticketlint.mapping.common import parse_jira_time
+from ticketlint.safejson import loads_body
 
 CLOUD_SEARCH = "/rest/api/3/search/jql"
 DC_SEARCH = "/rest/api/2/search"
@@ -47,24 +51,100 @@ def search_pages(
 
 
 def _cloud_pages(http: HttpClient, jql: str, fields: list[str], size: int) -> Iterator[list[Issue]]:
+    """Cloud's pages by ``nextPageToken``, each next one asked for before this one is parsed.
+
+    :func:`_cloud_answers` (a thread of its own) sends the next request as soon as a page's
+    bytes are in, with the token read off their end (:func:`token_ahead`), while this
+    generator parses the page. The parsed page decides: when its token is not the one the
+    early request went with (a nested key of that name, another key order), or its body is
+    not JSON (asked again, retried as any unreadable page), the answers ahead are thrown
+    away and the pages go on from the parsed token. On the sandbox's 20,000 records this
+    took the ~7 ms between a page's arrival and the next request (~0.7 s of a Jira read of
+    96 pages) off the read.
+    """
     pager = TokenPaginator()
+    token: str | None = None
     while True:
-        body: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": size}
-        if pager.token:
-            body["nextPageToken"] = pager.token
-        data = http.post_json(CLOUD_SEARCH, json=body)
-        issues = issues_of(data, http.source, CLOUD_SEARCH)
-        yield issues
+        answers = prefetched(_cloud_answers(http, jql, fields, size, token), depth=2)
         try:
-            more = pager.advance(data.get("nextPageToken"), last=data.get("isLast") is True)
-        except PagingLoop:
-            raise SourceError(
-                http.source,
-                "search returned the same nextPageToken twice (a paging loop)",
-                url=http.base_url + CLOUD_SEARCH,
-            ) from None
-        if not more:
+            for asked, answer in answers:
+                if asked != token:
+                    break  # asked with a token the parsed page does not give: ask again
+                if isinstance(answer, SourceError):
+                    raise answer
+                data = _parsed(http, answer, _cloud_body(jql, fields, size, token))
+                yield issues_of(data, http.source, CLOUD_SEARCH)
+                try:
+                    more = pager.advance(data.get("nextPageToken"), last=data.get("isLast") is True)
+                except PagingLoop:
+                    raise SourceError(
+                        http.source,
+                        "search returned the same nextPageToken twice (a paging loop)",
+                        url=http.base_url + CLOUD_SEARCH,
+                    ) from None
+                if not more:
+                    return
+                token = pager.token
+        finally:
+            answers.close()
+
+
+def _cloud_body(jql: str, fields: list[str], size: int, token: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": size}
+    if token:
+        body["nextPageToken"] = token
+    return body
+
+
+def _cloud_answers(
+    http: HttpClient, jql: str, fields: list[str], size: int, token: str | None
+) -> Iterator[tuple[str | None, bytes | SourceError]]:
+    """Search answers from ``token`` on, unparsed, each with the token it was asked with;
+    the next is asked for with :func:`token_ahead` of the last, until that finds none. A
+    request that fails ends them with its error as the answer: the caller raises it only
+    if the page was one it wanted."""
+    while True:
+        try:
+            content = http.post_body(CLOUD_SEARCH, json=_cloud_body(jql, fields, size, token))
+        except SourceError as exc:
+            yield token, exc
             return
+        yield token, content
+        token = token_ahead(content)
+        if token is None:
+            return
+
+
+def _parsed(http: HttpClient, content: bytes, body: dict[str, Any]) -> Any:
+    """A search answer's JSON; a body that is not JSON (a truncated page, a proxy's error
+    page) is asked for again, with the retries of any request."""
+    try:
+        return loads_body(content) if content else None
+    except ValueError:
+        return http.post_json(CLOUD_SEARCH, json=body)
+
+
+_TOKEN_KEY = re.compile(rb'"nextPageToken"\s*:\s*("(?:[^"\\]|\\.)*")')
+_LAST_TRUE = re.compile(rb'"isLast"\s*:\s*true')
+
+
+def token_ahead(content: bytes) -> str | None:
+    """The next page's token as a search answer's bytes name it, found without parsing
+    them: the last ``"nextPageToken"`` key (Cloud writes it after the issues), unless the
+    last ``"isLast"`` key says true. A guess that :func:`_cloud_pages` checks against the
+    parsed page; None when there is none to make."""
+    at = content.rfind(b'"nextPageToken"')
+    if at < 0:
+        return None
+    found = _TOKEN_KEY.match(content, at)
+    last = content.rfind(b'"isLast"')
+    if found is None or (last >= 0 and _LAST_TRUE.match(content, last)):
+        return None
+    try:
+        token = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return token if isinstance(token, str) and token else None
 
 
 def _dc_pages(
