@@ -37,6 +37,11 @@ from ticketlint.rules.selection import engine_from_config, load_registry
 from ticketlint.sandbox.server import SandboxServer
 
 AS_OF = "2026-12-01T00:00:00Z"
+ANCHOR = int(datetime(2026, 12, 1, tzinfo=timezone.utc).timestamp() * 1000)
+"""The sandbox's records laid out up to AS_OF, whatever day the tests run. Laid out from
+the sandbox's own "now" (its default), a run six days after AS_OF had many records
+created after it, and the cross-record rules the test expects (PRB004, CFG003) fired on
+none (seen 2026-12-07)."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,7 +65,7 @@ def _dump(path: Path, data: Any) -> None:
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("export")
-    with SandboxServer(seed=5, size=600, hidden_share=0.0) as server:
+    with SandboxServer(seed=5, size=600, hidden_share=0.0, anchor=ANCHOR) as server:
         inputs, _ = _bench_run().write_export(server, folder / "export")
     jira = inputs[0]
     searches = sorted(jira.glob("search-*.json"))
