@@ -2,10 +2,12 @@
 
 :func:`prefetched` runs an iterator in one background thread and hands its items to the
 caller through a bounded queue, in order; at most ``depth`` items wait in between (memory
-stays bounded). Two uses, nested:
+stays bounded). Its uses, nested:
 
 - a connector's pager: the next page is requested (and parsed) while the caller maps the
   last, so a read costs about the larger of the server's time and ours, not their sum;
+  Jira Cloud's search goes one step further, its requests sent by a thread of their own
+  that does not wait for the parse (:mod:`ticketlint.connectors.jira.search`);
 - the sync: the next batch is read and mapped while the runner, the only writer to the
   store, stores the last; the reader never waits for a commit and the writer never waits
   for a round trip.

@@ -58,9 +58,9 @@ def _cloud_pages(http: HttpClient, jql: str, fields: list[str], size: int) -> It
     generator parses the page. The parsed page decides: when its token is not the one the
     early request went with (a nested key of that name, another key order), or its body is
     not JSON (asked again, retried as any unreadable page), the answers ahead are thrown
-    away and the pages go on from the parsed token. On the sandbox's 20,000 records this
-    took the ~7 ms between a page's arrival and the next request (~0.7 s of a Jira read of
-    96 pages) off the read.
+    away and the pages go on from the parsed token. On the sandbox's 20,000 records the
+    time between a page's arrival and the next request went from 6.7-8.0 ms to 1.4-3.2 ms
+    (96 pages: Jira's read in a first sync 3.30 s -> 2.86 s).
     """
     pager = TokenPaginator()
     token: str | None = None
