@@ -116,10 +116,11 @@ def _cloud_answers(
 
 
 def _parsed(http: HttpClient, content: bytes, body: dict[str, Any]) -> Any:
-    """A search answer's JSON; a body that is not JSON (a truncated page, a proxy's error
-    page) is asked for again, with the retries of any request."""
+    """A search answer's JSON. ``post_body`` already retried a body that is not one whole
+    object (never empty here); one that looks whole but does not parse is asked for
+    again, with the retries of any request."""
     try:
-        return loads_body(content) if content else None
+        return loads_body(content)
     except ValueError:
         return http.post_json(CLOUD_SEARCH, json=body)
 
