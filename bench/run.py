@@ -10,7 +10,9 @@ on the machine hits them alike. The machine is shared: read the ratios, not the 
    records, beside a child that only ``json.load``-s the same files once each (one
    process: the floor the issue set). ``check`` runs with its default ``--jobs`` (a
    worker per CPU). Also its peak RSS, and its largest worker's, beside the largest
-   single input file.
+   single input file; and ``ticketlint --version``, the process start every run pays
+   (interpreter and imports: pydantic, click, the rules), as a share of the floor and
+   of the target's budget (at 10,000 records it is most of the floor).
 2. ``check`` (every configured source, live) and a first ``sync`` into a fresh SQLite
    store, beside the page minimum: a child that makes only the requests any complete read
    needs (search pages and changelog bulkfetch for Jira, the Table API pages for
@@ -213,7 +215,7 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
         total_mb = sum(p.stat().st_size for p in files) / 2**20
         largest_mb = max(p.stat().st_size for p in files) / 2**20
         env = child_env()
-        floor, check = Row("json.load"), Row("check --input")
+        floor, check, start = Row("json.load"), Row("check --input"), Row("start")
         argv = ["-q", "check", "--exit-zero", "-f", "json"]
         argv += [a for p in inputs for a in ("--input", str(p))]
         argv += ["-o", str(work / "out.json")]
@@ -227,6 +229,9 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
             check.seconds.append(child.seconds)
             check.peak_mb.append(child.peak_mb)
             check.worker_peak_mb.append(child.worker_peak_mb)
+            child = run_python(binary, ["--version"], env=env, cwd=work)
+            start.seconds.append(child.seconds)
+            start.peak_mb.append(child.peak_mb)
         findings = len(json.loads((work / "out.json").read_text(encoding="utf-8"))["findings"])
     return {
         "size": size,
@@ -237,6 +242,7 @@ def bench_check_input(size: int, repeat: int, seed: int, binary: Path) -> dict[s
         "largest_mb": largest_mb,
         "floor": floor,
         "check": check,
+        "start": start,
     }
 
 
@@ -592,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{f' + workers of {check.worker_peak:.0f} MB each' if check.worker_peak else ''}"
             f" (2x the largest file: {2 * item['largest_mb']:.0f} MB; json.load"
             f" {floor.peak:.0f} MB) |"
+        )
+        start = item["start"]
+        budget = TARGETS["check --input"] * floor.wall
+        print(
+            f"| of which `ticketlint --version` (process start: interpreter and imports, paid"
+            f" by every run) | {start.wall:.2f} s | {start.wall / floor.wall:.2f}"
+            f" ({start.wall / budget:.0%} of the {TARGETS['check --input']}x budget) | — | — |"
+            f" {start.peak:.0f} MB |"
         )
     if live is not None:
         print_live(live)
