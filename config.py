@@ -95,7 +95,9 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Validators are built when a configuration is first validated, not at import:
+    # about the same work, paid only by a run that reads a configuration.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class _EnvBound(_Strict):

@@ -61,7 +61,7 @@ class DeclarativeRuleError(Exception):
 
 
 class Condition(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     all_: list[Condition] | None = Field(default=None, alias="all")
     any_: list[Condition] | None = Field(default=None, alias="any")
@@ -96,7 +96,7 @@ class Condition(BaseModel):
 
 
 class DeclarativeRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     code: str
     name: str

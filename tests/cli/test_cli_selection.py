@@ -168,3 +168,30 @@ def test_a_plugin_command_imports_its_own_module_only() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "['ticketlint.sync.commands']"
+
+
+def test_starting_the_cli_builds_no_record_or_config_validator() -> None:
+    """The record and configuration models build their pydantic validators when first
+    used (``defer_build``), not when the CLI starts: ``check --input`` builds records
+    without validating them, and every command paid ~25 ms for the schemas at import.
+    Once used, they validate as before."""
+    import subprocess
+
+    script = (
+        "import ticketlint.cli\n"
+        "from ticketlint.config import Config, parse_config\n"
+        "from ticketlint.mapping.model import ChangeRecord, record_from_dict\n"
+        "from ticketlint.rules.declarative import DeclarativeRule\n"
+        "print([m.__pydantic_complete__ for m in (Config, ChangeRecord, DeclarativeRule)])\n"
+        "record = record_from_dict({'process': 'change', 'source': 's', 'system': 'jira',"
+        " 'key': 'C-1', 'risk': 'high'})\n"
+        "print(record.risk, ChangeRecord.__pydantic_complete__)\n"
+        "try:\n"
+        "    parse_config('sources: 3')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["[False, False, False]", "high True", "ConfigError"]
