@@ -19,13 +19,15 @@ person gives another time and wins; records without write-back are stored as rea
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import pairwise
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import Table, Text, cast, func, insert, select, update
+from sqlalchemy import Table, Text, cast, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -112,31 +114,86 @@ def upsert_records(
     return len(rows)
 
 
+@dataclass(frozen=True)
+class StoredVersion:
+    """What the store holds of a record before a batch is written: its normalised JSON,
+    whether it is marked deleted, and when a read last stored it."""
+
+    data: dict[str, Any]
+    deleted: bool
+    seen_at: datetime
+
+
+def stored_versions(
+    session: Session, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], StoredVersion]:
+    """The stored versions of these (source, key) pairs that exist: one query per
+    :data:`UPSERT_CHUNK` keys (a batch of the runner: one), which answers both
+    :func:`changed_count` and :func:`stored_since` for the batch."""
+    wanted = set(pairs)
+    keys = sorted({key for _, key in wanted})
+    sources = sorted({source for source, _ in wanted})
+    out: dict[tuple[str, str], StoredVersion] = {}
+    with _custom_plans(session):
+        for start in range(0, len(keys), UPSERT_CHUNK):
+            stmt = select(
+                RecordRow.source,
+                RecordRow.key,
+                RecordRow.data,
+                RecordRow.deleted,
+                RecordRow.seen_at,
+            ).where(
+                RecordRow.source.in_(sources),
+                RecordRow.key.in_(keys[start : start + UPSERT_CHUNK]),
+            )
+            for source, key, data, deleted, seen_at in session.execute(stmt):
+                if (source, key) in wanted:
+                    out[(source, key)] = StoredVersion(data, deleted, seen_at)
+    return out
+
+
+@contextmanager
+def _custom_plans(session: Session) -> Iterator[None]:
+    """On PostgreSQL (12 or later), the queries inside are planned for their parameters'
+    values (``plan_cache_mode``, for this transaction only). psycopg prepares a statement
+    run five times, and PostgreSQL's generic plan for a thousand keys is made without the
+    values: before the store's statistics exist (a first sync) it reads every record of
+    the source through the (source, deleted) index and compares each with the keys one by
+    one, ~9 ms a batch of its CPU; a custom plan folds the keys into a constant, probed
+    by hash (1.5 ms). SQLite plans every statement for its values anyway."""
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql" or (dialect.server_version_info or (0,)) < (12,):
+        yield
+        return
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    # Not on an error: the transaction is rolled back, and the setting with it.
+    session.execute(text("SET LOCAL plan_cache_mode = auto"))
+
+
 def changed_count(
-    session: Session, records: Sequence[BaseRecord], *, own_writes_taken: bool = False
+    session: Session,
+    records: Sequence[BaseRecord],
+    *,
+    own_writes_taken: bool = False,
+    stored: Mapping[tuple[str, str], StoredVersion] | None = None,
 ) -> int:
     """How many of ``records`` differ from (or are missing in) the store: call it before
-    :func:`upsert_records`. One query per :data:`UPSERT_CHUNK` keys. ``own_writes_taken``
-    as for :func:`upsert_records`."""
+    :func:`upsert_records`. ``stored``: their :func:`stored_versions`, when the caller
+    read them already (else read here). ``own_writes_taken`` as for
+    :func:`upsert_records`."""
     if not own_writes_taken:
         records = without_own_writes(session, records)
     by_key = {(r.source, r.key): r for r in records}
-    stored: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
-    keys = sorted({key for _, key in by_key})
-    sources = sorted({source for source, _ in by_key})
-    for start in range(0, len(keys), UPSERT_CHUNK):
-        stmt = select(RecordRow.source, RecordRow.key, RecordRow.data, RecordRow.deleted).where(
-            RecordRow.source.in_(sources), RecordRow.key.in_(keys[start : start + UPSERT_CHUNK])
-        )
-        for source, key, data, deleted in session.execute(stmt):
-            stored[(source, key)] = (data, deleted)
+    if stored is None:
+        stored = stored_versions(session, by_key)
     changed = 0
     for pair, record in by_key.items():
         before = stored.get(pair)
         if (
             before is None
-            or before[1]
-            or before[0] != record.model_dump(mode="json", exclude={"raw"})
+            or before.deleted
+            or before.data != record.model_dump(mode="json", exclude={"raw"})
         ):
             changed += 1
     return changed
@@ -341,22 +398,22 @@ def stored_keys(session: Session, source: str) -> set[str]:
     )
 
 
-def stored_since(session: Session, source: str, keys: Sequence[str], since: datetime) -> bool:
+def stored_since(
+    session: Session,
+    source: str,
+    keys: Sequence[str],
+    since: datetime,
+    *,
+    stored: Mapping[tuple[str, str], StoredVersion] | None = None,
+) -> bool:
     """Whether a record of ``source`` with one of ``keys`` was stored at or after ``since``
-    (this run's start: read earlier in the same run). One query per :data:`UPSERT_CHUNK`
-    keys, at most one row each."""
-    unique = sorted(set(keys))
-    for start in range(0, len(unique), UPSERT_CHUNK):
-        stmt = (
-            select(RecordRow.key)
-            .where(
-                RecordRow.source == source,
-                RecordRow.key.in_(unique[start : start + UPSERT_CHUNK]),
-                RecordRow.seen_at >= since,
-            )
-            .limit(1)
-        )
-        if session.execute(stmt).first() is not None:
+    (this run's start: read earlier in the same run). ``stored``: the keys'
+    :func:`stored_versions`, when the caller read them already (else read here)."""
+    if stored is None:
+        stored = stored_versions(session, [(source, key) for key in keys])
+    for key in keys:
+        version = stored.get((source, key))
+        if version is not None and version.seen_at >= since:
             return True
     return False
 
@@ -663,6 +720,7 @@ def finish_run(
 __all__ = [
     "OPEN",
     "RESOLVED",
+    "StoredVersion",
     "apply_diff",
     "apply_diff_chunked",
     "changed_count",
@@ -681,6 +739,8 @@ __all__ = [
     "start_run",
     "stored_findings",
     "stored_keys",
+    "stored_since",
+    "stored_versions",
     "stored_view",
     "unseen_keys",
     "upsert_records",

@@ -148,6 +148,56 @@ def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ig
     assert loaded[0].approvals[0].decided_at == T0  # type: ignore[index]
 
 
+def test_one_read_of_stored_versions_answers_changed_and_reread(store) -> None:  # type: ignore[no-untyped-def]
+    """A batch's stored versions, read once, give what the two queries gave: how many
+    records changed (new, different or deleted) and whether one was stored since a time
+    (a re-read within the run); the same answers read by either function alone. Also
+    on PostgreSQL, where the read runs with custom plans inside the transaction."""
+    later = NOW + timedelta(minutes=5)
+    same, edited, gone = (
+        change("jira-prod", "CHG-1"),
+        change("jira-prod", "CHG-2"),
+        change("jira-prod", "CHG-3"),
+    )
+    other = incident("snow-prod", "CHG-4")  # another source: not a re-read of jira-prod
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [gone], NOW - timedelta(hours=1))
+        repo.upsert_records(s, [same, edited], NOW)
+        repo.upsert_records(s, [other], later)
+    with store.session() as s, s.begin():
+        assert repo.mark_unseen_deleted(s, "jira-prod", NOW) == ["CHG-3"]
+    batch = [
+        same,
+        change("jira-prod", "CHG-2", backout="new plan"),
+        gone,
+        incident("jira-prod", "NEW-1"),
+    ]
+    with store.session() as s, s.begin():
+        versions = repo.stored_versions(s, {(r.source, r.key) for r in [*batch, other]})
+        assert sorted(versions) == [
+            ("jira-prod", "CHG-1"),
+            ("jira-prod", "CHG-2"),
+            ("jira-prod", "CHG-3"),
+            ("snow-prod", "CHG-4"),
+        ]
+        assert versions[("jira-prod", "CHG-3")].deleted
+        assert versions[("snow-prod", "CHG-4")].seen_at == later
+        # CHG-2 edited, CHG-3 deleted, NEW-1 new; CHG-1 the same
+        assert repo.changed_count(s, batch, stored=versions) == 3
+        assert repo.changed_count(s, batch) == 3
+        keys = [r.key for r in batch]
+        for since, source, expected in (
+            (NOW, "jira-prod", True),  # stored at NOW: at or after it
+            (later, "jira-prod", False),
+            (later, "snow-prod", False),  # CHG-4 is not among the batch's keys ...
+        ):
+            assert repo.stored_since(s, source, keys, since, stored=versions) is expected
+            assert repo.stored_since(s, source, keys, since) is expected
+        # ... and is, under its own source, when asked for
+        assert repo.stored_since(s, "snow-prod", ["CHG-4"], later, stored=versions)
+        assert repo.upsert_records(s, batch, later) == 4  # the transaction still writes
+
+
 @pytest.mark.parametrize(
     ("count", "most", "multiple", "sizes"),
     [
