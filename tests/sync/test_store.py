@@ -67,11 +67,57 @@ def _schema(engine: Engine) -> dict[str, Any]:
             schema["sqlite_master"] = [
                 (kind, name, " ".join((sql or "").split())) for kind, name, sql in rows
             ]
+    if engine.dialect.name == "postgresql":
+        schema["compression"] = _compression(engine)
     with engine.connect() as conn:
         schema["recorded revision"] = conn.exec_driver_sql(
             "SELECT version_num FROM alembic_version"
         ).all()
     return schema
+
+
+def _compression(engine: Engine) -> list[tuple[str, str, str]]:
+    """(table, column, method) of every column given a compression method of its own
+    (PostgreSQL 14 and later; ``l``: LZ4)."""
+    if (engine.dialect.server_version_info or (0,)) < (14,):
+        return []
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname, a.attname, a.attcompression FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attnum > 0"
+            " AND a.attcompression <> '' ORDER BY 1, 2"
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_records_json_is_compressed_with_lz4_on_postgresql() -> None:
+    """A PostgreSQL store (14+, built with LZ4) compresses records' JSON with LZ4, whether
+    created at the head or migrated to it; a downgrade gives the columns back to the
+    server's default."""
+    url = pg_url()
+    reset_pg(url)
+    store = open_store(url)
+    with store.engine.connect() as conn:
+        lz4_built = (store.engine.dialect.server_version_info or (0,)) >= (14,) and (
+            conn.exec_driver_sql(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                " WHERE name = 'default_toast_compression'"
+            ).scalar()
+        )
+    if not lz4_built:
+        store.dispose()
+        pytest.skip("this PostgreSQL has no LZ4 (older than 14, or built without it)")
+    lz4 = [("records", "data", "l"), ("records", "raw", "l")]
+    assert _compression(store.engine) == lz4
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+    assert _compression(store.engine) == []
+    with store.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    assert _compression(store.engine) == lz4
+    store.dispose()
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
