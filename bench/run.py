@@ -18,7 +18,9 @@ on the machine hits them alike. The machine is shared: read the ratios, not the 
    needs (search pages and changelog bulkfetch for Jira, the Table API pages for
    ServiceNow; :mod:`bench.evaluate`'s fetchers) and parses them. Wall and requests.
    Then 1% of the records is touched and ``sync`` runs again (incremental) from copies of
-   the first sync's store: its wall and requests beside the first sync's.
+   the first sync's store: its wall and requests beside the first sync's. With
+   ``BENCH_POSTGRES_URL`` (a PostgreSQL database the bench may empty: its ``public``
+   schema is dropped and created again before each run), the first ``sync`` into it too.
 3. Peak RSS of a first sync at ``--rss-sizes`` (20k and 100k; add 200k with ``--with-200k``:
    about 4 minutes alone, much more on a busy machine, so it is opt-in). One run each.
 4. With ``BENCH_TAP_JIRA=/path/to/venv`` (a side venv where ``tap-jira`` is installed), the
@@ -321,6 +323,25 @@ must name them; settled reading 20) and the declared types of the mapped columns
 date-only column, literal text; settled readings 17-19). One request each."""
 
 
+POSTGRES_ENV = "BENCH_POSTGRES_URL"
+"""A PostgreSQL database URL (``postgresql+psycopg://user:password@host/db``) for the first
+sync into PostgreSQL; the database is emptied before each run."""
+
+
+def empty_postgres(url: str) -> None:
+    """Drop and create ``url``'s ``public`` schema: the next sync starts from an empty
+    store, as a fresh SQLite file does (tables, Alembic's version table and all)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
 def sync_argv(config: Path) -> list[str]:
     """``ticketlint``'s arguments for the timed sync: the run alone, no chat, no write-back."""
     return ["--config", str(config), "-q", "sync", "--no-notify", "--no-writeback"]
@@ -328,9 +349,10 @@ def sync_argv(config: Path) -> list[str]:
 
 def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any]:
     print(f"[live] sandbox with ~{size:,} records...", file=sys.stderr)
-    rows = {
-        name: Row(name) for name in ("page minimum", "check --source", "sync", "incremental sync")
-    }
+    postgres = os.environ.get(POSTGRES_ENV) or None
+    names = ["page minimum", "check --source", "sync", "incremental sync"]
+    names += ["sync (PostgreSQL)"] if postgres else []
+    rows = {name: Row(name) for name in names}
     with (
         SandboxServer(seed=seed, size=size, hidden_share=0.0) as server,
         tempfile.TemporaryDirectory(prefix="ticketlint-bench-live-") as tmp,
@@ -362,7 +384,13 @@ def bench_live(size: int, repeat: int, seed: int, binary: Path) -> dict[str, Any
                     sync_argv(config),
                 ),
             }
+            if postgres is not None:
+                pg_config = work / f"ticketlint-pg-{n}.yaml"
+                pg_config.write_text(config_yaml(server, postgres), encoding="utf-8")
+                runs["sync (PostgreSQL)"] = (binary, sync_argv(pg_config))
             for name, (script, args) in runs.items():
+                if name == "sync (PostgreSQL)":
+                    empty_postgres(postgres)
                 server.stats.clear()
                 child = run_python(script, args, env=env, cwd=work)
                 row = rows[name]
@@ -631,14 +659,21 @@ def print_live(live: dict[str, Any]) -> None:
         f" {live['page_requests']} + {setup} = {live['minimum_requests']}"
         f" (this child: {base.reqs}) | 1.00 | {base.peak:.0f} MB |"
     )
-    for name, target in (("check --source", TARGETS["check --source"]), ("sync", TARGETS["sync"])):
-        row = rows[name]
+    compared = [("check --source", "`check --source`"), ("sync", "`sync`, fresh SQLite")]
+    if "sync (PostgreSQL)" in rows:
+        compared.append(("sync (PostgreSQL)", "`sync`, fresh PostgreSQL"))
+    for name, label in compared:
+        row, target = rows[name], TARGETS[name.split(" (")[0]]
         print(
-            f"| `{name}`{' (fresh SQLite)' if name == 'sync' else ''} | {row.wall:.2f} s |"
+            f"| {label} | {row.wall:.2f} s |"
             f" {_verdict(row.wall / base.wall, target)} | {row.reqs} |"
             f" {_verdict(row.reqs / live['minimum_requests'], TARGETS['requests'])}"
             f" (record pages alone: {row.reqs / live['page_requests']:.2f}x) |"
             f" {row.peak:.0f} MB |"
+        )
+    if "sync (PostgreSQL)" not in rows:
+        print(
+            f"| `sync`, fresh PostgreSQL | not run (set {POSTGRES_ENV}=postgresql+psycopg://...) | | | | |"
         )
     incremental, first = rows["incremental sync"], rows["sync"]
     print(
