@@ -153,9 +153,16 @@ def test_command_modules_names_every_plugin_command_where_it_lives() -> None:
     assert listed == cli_module.COMMAND_MODULES
 
 
-def test_a_plugin_command_imports_its_own_module_only() -> None:
+def _fresh_interpreter(script: str) -> str:
+    """What ``script`` prints, run by a new interpreter (nothing imported yet)."""
     import subprocess
 
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_plugin_command_imports_its_own_module_only() -> None:
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
@@ -164,10 +171,7 @@ def test_a_plugin_command_imports_its_own_module_only() -> None:
         "assert result.exit_code == 0 and 'Usage:' in result.output, result.output\n"
         "print(sorted(m for m in sys.modules if m.startswith('ticketlint.') and m.endswith('.commands')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "['ticketlint.sync.commands']"
+    assert _fresh_interpreter(script).strip() == "['ticketlint.sync.commands']"
 
 
 def test_starting_the_cli_builds_no_record_or_config_validator() -> None:
@@ -175,8 +179,6 @@ def test_starting_the_cli_builds_no_record_or_config_validator() -> None:
     used (``defer_build``), not when the CLI starts: ``check --input`` builds records
     without validating them, and every command paid ~25 ms for the schemas at import.
     Once used, they validate as before."""
-    import subprocess
-
     script = (
         "import ticketlint.cli\n"
         "from ticketlint.config import Config, parse_config\n"
@@ -191,7 +193,8 @@ def test_starting_the_cli_builds_no_record_or_config_validator() -> None:
         "except Exception as exc:\n"
         "    print(type(exc).__name__)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.splitlines() == ["[False, False, False]", "high True", "ConfigError"]
+    assert _fresh_interpreter(script).splitlines() == [
+        "[False, False, False]",
+        "high True",
+        "ConfigError",
+    ]
