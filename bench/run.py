@@ -659,11 +659,14 @@ def print_live(live: dict[str, Any]) -> None:
         f" {live['page_requests']} + {setup} = {live['minimum_requests']}"
         f" (this child: {base.reqs}) | 1.00 | {base.peak:.0f} MB |"
     )
-    compared = [("check --source", "`check --source`"), ("sync", "`sync`, fresh SQLite")]
+    compared = [
+        ("check --source", "`check --source`", TARGETS["check --source"]),
+        ("sync", "`sync`, fresh SQLite", TARGETS["sync"]),
+    ]
     if "sync (PostgreSQL)" in rows:
-        compared.append(("sync (PostgreSQL)", "`sync`, fresh PostgreSQL"))
-    for name, label in compared:
-        row, target = rows[name], TARGETS[name.split(" (")[0]]
+        compared.append(("sync (PostgreSQL)", "`sync`, fresh PostgreSQL", TARGETS["sync"]))
+    for name, label, target in compared:
+        row = rows[name]
         print(
             f"| {label} | {row.wall:.2f} s |"
             f" {_verdict(row.wall / base.wall, target)} | {row.reqs} |"

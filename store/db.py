@@ -237,22 +237,31 @@ it. A first sync of 20,000 records spent ~0.5 s of the server's CPU compressing 
 pglz, ~0.1 s with LZ4, for about the same size."""
 
 
-def compress_with_lz4(conn: Connection) -> bool:
-    """On PostgreSQL 14 or later built with LZ4, store :data:`LZ4_COLUMNS` compressed with
-    it (values written from now on; older ones stay readable as they are). False, and
-    nothing changed, elsewhere: SQLite, an older server, one built without LZ4."""
-    dialect = conn.dialect
-    if dialect.name != "postgresql" or (dialect.server_version_info or (0,)) < (14,):
-        return False
-    supported = conn.execute(
-        text(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-        )
-    ).scalar()
-    if not supported:
+def postgres_since(dialect: Any, version: tuple[int, ...]) -> bool:
+    """Whether ``dialect`` (an engine's or a connection's) is PostgreSQL ``version`` or later."""
+    return dialect.name == "postgresql" and (dialect.server_version_info or (0,)) >= version
+
+
+def lz4_available(conn: Connection) -> bool:
+    """Whether the server can compress a column with LZ4 (PostgreSQL 14+ built with it)."""
+    return postgres_since(conn.dialect, (14,)) and bool(
+        conn.execute(
+            text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                " WHERE name = 'default_toast_compression'"
+            )
+        ).scalar()
+    )
+
+
+def set_record_compression(conn: Connection, method: str) -> bool:
+    """Compress :data:`LZ4_COLUMNS` with ``method`` (``lz4``, or ``DEFAULT``: the server's
+    own) from now on; older values stay readable as they are. False, and nothing changed,
+    where the server cannot: SQLite, PostgreSQL before 14, ``lz4`` on one built without it."""
+    if not (lz4_available(conn) if method == "lz4" else postgres_since(conn.dialect, (14,))):
         return False
     for table, columns in LZ4_COLUMNS.items():
-        changes = ", ".join(f"ALTER COLUMN {c} SET COMPRESSION lz4" for c in columns)
+        changes = ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {method}" for c in columns)
         conn.execute(text(f"ALTER TABLE {table} {changes}"))
     return True
 
@@ -269,7 +278,7 @@ def _create_at_head(engine: Engine) -> bool:
         if inspect(conn).get_table_names():
             return False
         Base.metadata.create_all(conn, checkfirst=False)
-        compress_with_lz4(conn)  # as migration 0003
+        set_record_compression(conn, "lz4")  # as migration 0003
         _ALEMBIC_VERSION.create(conn)
         conn.execute(_ALEMBIC_VERSION.insert().values(version_num=SCHEMA_HEAD))
     return True

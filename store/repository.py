@@ -32,7 +32,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from ticketlint.mapping.model import BaseRecord, record_from_dict, record_from_json
-from ticketlint.store.db import rows_matched
+from ticketlint.store.db import postgres_since, rows_matched
 from ticketlint.store.jsontext import EncodedJSON
 from ticketlint.store.lifecycle import ENDED, OPEN, RESOLVED, Change, Diff, StoredFinding
 from ticketlint.store.models import (
@@ -161,8 +161,7 @@ def _custom_plans(session: Session) -> Iterator[None]:
     the source through the (source, deleted) index and compares each with the keys one by
     one, ~9 ms a batch of its CPU; a custom plan folds the keys into a constant, probed
     by hash (1.5 ms). SQLite plans every statement for its values anyway."""
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql" or (dialect.server_version_info or (0,)) < (12,):
+    if not postgres_since(session.get_bind().dialect, (12,)):
         yield
         return
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))

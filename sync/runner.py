@@ -625,7 +625,8 @@ class SyncRunner:
             # One read of the batch's stored versions answers both questions (on
             # PostgreSQL each read of a thousand keys cost ~8 ms of its CPU in a first sync).
             versions = repo.stored_versions(s, {(r.source, r.key) for r in stored})
-            mine = [r for r in stored if r.source in {src.name for src in self.sources}]
+            names = {src.name for src in self.sources}
+            mine = [r for r in stored if r.source in names]
             changed = repo.changed_count(s, mine, own_writes_taken=True, stored=versions)
             reread = (
                 checked is not None

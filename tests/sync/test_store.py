@@ -28,7 +28,9 @@ from ticketlint.store.db import (
     alembic_config,
     current_revision,
     head_revision,
+    lz4_available,
     open_store,
+    postgres_since,
     retry_locked,
     upgrade,
 )
@@ -79,7 +81,7 @@ def _schema(engine: Engine) -> dict[str, Any]:
 def _compression(engine: Engine) -> list[tuple[str, str, str]]:
     """(table, column, method) of every column given a compression method of its own
     (PostgreSQL 14 and later; ``l``: LZ4)."""
-    if (engine.dialect.server_version_info or (0,)) < (14,):
+    if not postgres_since(engine.dialect, (14,)):
         return []
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
@@ -100,12 +102,7 @@ def test_records_json_is_compressed_with_lz4_on_postgresql() -> None:
     reset_pg(url)
     store = open_store(url)
     with store.engine.connect() as conn:
-        lz4_built = (store.engine.dialect.server_version_info or (0,)) >= (14,) and (
-            conn.exec_driver_sql(
-                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
-                " WHERE name = 'default_toast_compression'"
-            ).scalar()
-        )
+        lz4_built = lz4_available(conn)
     if not lz4_built:
         store.dispose()
         pytest.skip("this PostgreSQL has no LZ4 (older than 14, or built without it)")

@@ -9,7 +9,7 @@ Create Date: 2026-12-07
 
 from alembic import op
 
-from ticketlint.store.db import LZ4_COLUMNS, compress_with_lz4
+from ticketlint.store.db import set_record_compression
 
 revision = "0003"
 down_revision = "0002"
@@ -18,13 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    compress_with_lz4(op.get_bind())
+    set_record_compression(op.get_bind(), "lz4")
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql" or (bind.dialect.server_version_info or (0,)) < (14,):
-        return
-    for table, columns in LZ4_COLUMNS.items():
-        changes = ", ".join(f"ALTER COLUMN {c} SET COMPRESSION DEFAULT" for c in columns)
-        op.execute(f"ALTER TABLE {table} {changes}")
+    set_record_compression(op.get_bind(), "DEFAULT")
