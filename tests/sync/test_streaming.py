@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import pickle
 import random
 import re
 import threading
@@ -31,7 +32,7 @@ import ticketlint.sync.runner as runner_mod
 from ticketlint.config import Config
 from ticketlint.mapping.model import BaseRecord, record_from_dict
 from ticketlint.rules.declarative import DeclarativeRule, build_rule
-from ticketlint.rules.engine import Engine, RecordIndex
+from ticketlint.rules.engine import CISubject, Engine, RecordIndex
 from ticketlint.rules.outcome import PASS
 from ticketlint.rules.registry import load_registry, rule
 from ticketlint.store import repository as repo
@@ -454,6 +455,39 @@ def test_reads_raw_only_when_a_rule_may_read_it() -> None:
     # and only then does the sync's index keep whole CI records
     assert Engine([*builtin, _declarative("raw.x")]).reads_index_records is False
     assert Engine([*builtin, other_pack]).reads_index_records is True
+
+
+def test_the_slim_index_keeps_of_a_ci_what_its_findings_read() -> None:
+    """Built-in rules read an indexed CI only through the findings that name it: the slim
+    index keeps those fields (people shared between CIs), the whole index the record."""
+    ci = record_from_dict(
+        {
+            "source": "snow-prod",
+            "system": "servicenow",
+            "process": "ci",
+            "key": "db-09",
+            "native_id": "a1b2",
+            "url": "https://x/db-09",
+            "title": "db-09 <b>primary</b>",
+            "assignee": {"id": "u1", "name": "Ann"},
+            "group": "dba",
+            "owner": {"id": "u2", "name": "Bo", "email": "bo@example.com"},
+            "support_group": "",
+            "status": "installed",
+            "raw": {"sys_id": "a1b2"},
+        }
+    )
+    twin = ci.model_copy(update={"key": "db-10"})
+    slim, whole = RecordIndex(slim_cis=True), RecordIndex()
+    for index in (slim, whole):
+        index.add(ci)
+        index.add(twin)
+    assert whole.ci("snow-prod", "db-09") is ci
+    held = slim.ci("snow-prod", "db-09")
+    assert held == CISubject(ci.url, ci.title, ci.assignee, ci.group, ci.owner, ci.support_group)
+    assert held is not None and held.owner is slim.ci("snow-prod", "db-10").owner  # type: ignore[union-attr]
+    assert slim.ci_known("snow-prod", "a1b2") and slim.syncs_cis("snow-prod")
+    assert pickle.loads(pickle.dumps(held)) == held
 
 
 def test_raw_json_is_loaded_when_a_rule_reads_it(
