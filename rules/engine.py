@@ -102,10 +102,6 @@ class CISubject:
     owner: Person | None
     support_group: str | None
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        fields = (self.url, self.title, self.assignee, self.group, self.owner)
-        return (CISubject, (*fields, self.support_group))  # as ChangeFacts
-
 
 IndexedCI = CIRecord | CISubject
 """A CI as the index holds it: whole, or only what findings read (``slim_cis``)."""
