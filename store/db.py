@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -254,7 +254,7 @@ def lz4_available(conn: Connection) -> bool:
     )
 
 
-def set_record_compression(conn: Connection, method: str) -> bool:
+def set_record_compression(conn: Connection, method: Literal["lz4", "DEFAULT"]) -> bool:
     """Compress :data:`LZ4_COLUMNS` with ``method`` (``lz4``, or ``DEFAULT``: the server's
     own) from now on; older values stay readable as they are. False, and nothing changed,
     where the server cannot: SQLite, PostgreSQL before 14, ``lz4`` on one built without it."""

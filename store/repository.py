@@ -166,8 +166,9 @@ def _custom_plans(session: Session) -> Iterator[None]:
         return
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     yield
+    # Back to the session's own value (a role's or the server's setting), not to "auto".
     # Not on an error: the transaction is rolled back, and the setting with it.
-    session.execute(text("SET LOCAL plan_cache_mode = auto"))
+    session.execute(text("SET LOCAL plan_cache_mode = DEFAULT"))
 
 
 def changed_count(

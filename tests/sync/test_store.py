@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sync_fakes import T0, change, incident
 from sync_helpers import pg_url, reset_pg
@@ -191,6 +191,34 @@ def test_records_round_trip_and_upsert_is_idempotent(store) -> None:  # type: ig
     assert loaded[0].approvals[0].decided_at == T0  # type: ignore[index]
 
 
+def _plan_cache_mode(session: Any) -> str | None:
+    """PostgreSQL's ``plan_cache_mode`` in this transaction (None elsewhere)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return str(session.execute(text("SHOW plan_cache_mode")).scalar())
+
+
+def test_the_custom_plans_give_back_the_roles_own_setting() -> None:
+    """After the read of stored versions, the rest of the transaction plans as the
+    database role is set to (an administrator's ``ALTER ROLE ... SET``), not as "auto"."""
+    url = pg_url()
+    reset_pg(url)
+    admin = open_store(url)
+    with admin.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER ROLE CURRENT_USER SET plan_cache_mode = force_generic_plan")
+    try:
+        store = open_store(url)  # its connections start with the role's setting
+        with store.session() as s, s.begin():
+            assert _plan_cache_mode(s) == "force_generic_plan"
+            assert repo.stored_versions(s, {("jira-prod", "CHG-1")}) == {}
+            assert _plan_cache_mode(s) == "force_generic_plan"
+        store.dispose()
+    finally:
+        with admin.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER ROLE CURRENT_USER RESET plan_cache_mode")
+        admin.dispose()
+
+
 def test_one_read_of_stored_versions_answers_changed_and_reread(store) -> None:  # type: ignore[no-untyped-def]
     """A batch's stored versions, read once, give what the two queries gave: how many
     records changed (new, different or deleted) and whether one was stored since a time
@@ -216,7 +244,9 @@ def test_one_read_of_stored_versions_answers_changed_and_reread(store) -> None: 
         incident("jira-prod", "NEW-1"),
     ]
     with store.session() as s, s.begin():
+        mode = _plan_cache_mode(s)
         versions = repo.stored_versions(s, {(r.source, r.key) for r in [*batch, other]})
+        assert _plan_cache_mode(s) == mode  # the custom plans end with the read
         assert sorted(versions) == [
             ("jira-prod", "CHG-1"),
             ("jira-prod", "CHG-2"),
@@ -239,6 +269,8 @@ def test_one_read_of_stored_versions_answers_changed_and_reread(store) -> None: 
         # ... and is, under its own source, when asked for
         assert repo.stored_since(s, "snow-prod", ["CHG-4"], later, stored=versions)
         assert repo.upsert_records(s, batch, later) == 4  # the transaction still writes
+        if mode is not None:
+            s.execute(text("RESET plan_cache_mode"))
 
 
 @pytest.mark.parametrize(
