@@ -97,6 +97,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
             raise
     else:
         errors.append(DeclarativeRuleError)
+    from ticketlint.workers import WorkerLost  # the machine's, not ours: one line, exit 2
+
+    errors.append(WorkerLost)
     return tuple(errors)
 
 

@@ -5,11 +5,16 @@ needs the state built before it (the mapper, the review index, the configuration
 and forked workers inherit that state instead of having it pickled to them; only the
 page number goes out and a compact result comes back. Where ``fork`` is unavailable
 (Windows), on one CPU, or for ``jobs=1``, the same function runs in this process.
+
+A worker that dies (the kernel's out-of-memory killer, a crash in a C extension) takes
+its job with it, and ``multiprocessing.Pool`` would wait for that job's result for ever:
+the parent watches its workers while it waits and raises :class:`WorkerLost` instead.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +26,15 @@ _JOB: Callable[[int], Any] | None = None
 """The function a forked pool runs: set just before the fork, inherited by the workers."""
 
 
+WATCH_SECONDS = 1.0
+"""How long the parent waits for a result before it looks whether a worker died."""
+
+
+class WorkerLost(RuntimeError):
+    """A worker process ended while it had work: its results are lost, the run cannot be
+    answered exactly, and waiting on would never end."""
+
+
 def _call(number: int) -> tuple[int, bool, Any]:
     """``(number, failed, result or exception)``: an exception travels back as a value, to
     be raised at its place in the order rather than when it happens to arrive."""
@@ -29,6 +43,10 @@ def _call(number: int) -> tuple[int, bool, Any]:
         return number, False, _JOB(number)
     except Exception as exc:  # noqa: BLE001 - raised again by run_ordered, in order
         return number, True, exc
+
+
+def _call_many(numbers: Sequence[int]) -> list[tuple[int, bool, Any]]:
+    return [_call(number) for number in numbers]
 
 
 def available_cpus() -> int:
@@ -89,13 +107,18 @@ def run_ordered(
     _JOB = job
     try:
         context = multiprocessing.get_context("fork")
+        before = {p.pid for p in multiprocessing.active_children()}
         with context.Pool(min(jobs, count), initializer=_default_sigterm) as pool:
+            workers = [p for p in multiprocessing.active_children() if p.pid not in before]
             waiting: dict[int, tuple[bool, Any]] = {}
             following = 0
-            results = pool.imap_unordered(_call, order, chunksize)
+            # Chunked here, not by imap_unordered: its chunked iterator is a generator,
+            # which cannot wait with a timeout.
+            chunks = [order[i : i + chunksize] for i in range(0, len(order), chunksize)]
+            results = pool.imap_unordered(_call_many, chunks)
             if meanwhile is not None:
                 meanwhile()
-            for number, failed, value in results:
+            for number, failed, value in (r for rs in _watched(results, workers) for r in rs):
                 if arrived is not None and not failed:
                     arrived(value)
                 waiting[number] = (failed, value)
@@ -107,6 +130,41 @@ def run_ordered(
                     yield value
     finally:
         _JOB = None
+
+
+def _watched(results: Any, workers: Sequence[Any]) -> Iterator[Any]:
+    """The pool's results as they come; :class:`WorkerLost` once one of ``workers`` (the
+    pool's processes) has ended. A pool's worker ends only when the pool does, so any end
+    before is a death: the pool would start another worker, but the job it held is gone."""
+    while True:
+        try:
+            yield results.next(timeout=WATCH_SECONDS)
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            ended = multiprocessing.connection.wait([p.sentinel for p in workers], timeout=0)
+            if ended:
+                dead = next(p for p in workers if p.sentinel == ended[0])
+                raise WorkerLost(_how_it_ended(dead)) from None
+
+
+def _how_it_ended(process: Any) -> str:
+    code = process.exitcode  # None: the pool's own thread reaped it first
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+        if code == -signal.SIGKILL:
+            how += " (out of memory?)"
+    elif code is not None:
+        how = f"exited with status {code}"
+    else:
+        how = "ended"
+    return (
+        f"a worker process (pid {process.pid}) {how} before its work was done;"
+        " run again, or with --jobs 1 to work in one process"
+    )
 
 
 def _default_sigterm() -> None:

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import json
 import os
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -384,6 +385,42 @@ def test_a_record_read_twice_is_checked_by_the_batch_load(
     assert answers == [None]  # fell back
     warnings = json.loads(out.read_text(encoding="utf-8"))["summary"]["mapping"]["warnings"]
     assert any(w.startswith("duplicate record") for w in warnings)
+
+
+def test_a_worker_killed_mid_check_is_an_error_not_a_hang(
+    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's out-of-memory killer takes a worker: ``check`` says so in one line and
+    exits 2 (an error, not findings) instead of waiting for the lost page for ever; no
+    output file pretends to be a whole answer."""
+    parent, page = os.getpid(), files_module._JiraFolder.page
+
+    def dies(self: Any, *args: Any) -> Any:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return page(self, *args)
+
+    monkeypatch.setattr(files_module._JiraFolder, "page", dies)
+    out = tmp_path / "killed.json"
+    args = ["check", "--as-of", AS_OF, "-f", "json", "-o", str(out), "-j", "2"]
+
+    # Were the run to wait for ever again, the alarm fails this test instead of hanging
+    # the suite (a forked worker does not inherit it).
+    def waited_too_long(*_: Any) -> None:
+        raise TimeoutError("check waited 120 s for a dead worker")
+
+    previous = signal.signal(signal.SIGALRM, waited_too_long)
+    signal.alarm(120)
+    try:
+        result = CliRunner().invoke(cli, args + [a for p in export for a in ("--input", str(p))])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.exit_code == 2, result.output
+    assert "error: a worker process (pid " in result.output
+    assert "was killed by SIGKILL (out of memory?) before its work was done" in result.output
+    assert "internal error" not in result.output
+    assert not out.exists() or out.stat().st_size == 0
 
 
 def test_deferred_processes_cover_every_rule_that_reads_other_records() -> None:

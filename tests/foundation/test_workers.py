@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -137,3 +139,46 @@ def test_meanwhile_runs_once_while_the_workers_have_their_jobs(jobs: int) -> Non
     assert calls == []  # nothing runs before the first result is asked for
     assert list(results) == [0, 1, 2, 3]
     assert calls == [jobs > 1]
+
+
+DIES = """
+import os, signal, sys, time
+from ticketlint import workers
+
+def job(number):
+    if number == 3:
+        {death}
+    time.sleep(0.02)
+    return number
+
+try:
+    got = list(workers.run_ordered(job, 12, 2))
+except workers.WorkerLost as exc:
+    print("lost:", exc)
+    assert workers._JOB is None
+    print("after:", list(workers.run_ordered(lambda n: n * 2, 4, 2)))
+else:
+    print("finished:", got)
+"""
+
+
+@pytest.mark.parametrize(
+    ("death", "how"),
+    [
+        ("os.kill(os.getpid(), signal.SIGKILL)", "was killed by SIGKILL (out of memory?)"),
+        ("os._exit(3)", "exited with status 3"),
+    ],
+    ids=["killed", "exited"],
+)
+def test_a_worker_that_dies_fails_the_run_instead_of_hanging_it(death: str, how: str) -> None:
+    """A dead worker's job never comes back: ``multiprocessing.Pool`` alone waits for it for
+    ever (a nightly sync holding its lock until someone kills it). Run in a child
+    process, so that the old behaviour fails this test by its timeout, not by hanging."""
+    script = DIES.replace("{death}", death)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("lost: a worker process (pid "), done.stdout
+    assert f") {how} before its work was done; run again, or with --jobs 1" in lines[0]
+    assert lines[1] == "after: [0, 2, 4, 6]"  # the next pool runs as usual

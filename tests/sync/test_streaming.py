@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import re
+import signal
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -788,6 +789,62 @@ def test_a_lone_task_of_the_workers_reads_through_the_evaluations_own_session(
         streamed, _ = runner._evaluate_source(source, AS_OF, AS_OF, None)
         whole = _whole(store, source, engine)
         assert streamed and [f.to_dict() for f in streamed] == [f.to_dict() for f in whole.findings]
+
+
+def test_a_worker_killed_mid_evaluation_fails_the_source_and_loses_nothing(
+    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of the store's evaluation is killed (the out-of-memory killer): the
+    source fails with that reason, where the run used to wait for the lost task for ever
+    (holding the sync lock); nothing of the source is committed (findings, watermarks),
+    and the next run ends as if the killed one had never been."""
+    monkeypatch.setattr(runner_mod, "EVAL_TASK_RECORDS", 45)
+    monkeypatch.setattr(runner_mod, "_other_threads_alive", lambda: False)
+    data = dataset()
+    assert [s.status for s in _runner(cfg, store, data, jobs=2).run().sources] == ["ok", "ok"]
+
+    def snapshot() -> Any:
+        with store.session() as s:
+            return {
+                source: (
+                    {k: v.state for k, v in repo.stored_findings(s, source).items()},
+                    repo.get_watermarks(s, source),
+                )
+                for source in SOURCES
+            }
+
+    before = snapshot()
+    parent, load = os.getpid(), store_mod.load_records
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "load_records", dies)
+
+    def waited_too_long(*_: Any) -> None:  # the old behaviour fails here, not hangs
+        signal.alarm(10)  # each source fails (they are caught one by one)
+        raise TimeoutError("the sync waited for a dead worker")
+
+    previous = signal.signal(signal.SIGALRM, waited_too_long)
+    signal.alarm(120)
+    try:
+        killed = _runner(cfg, store, data, jobs=2).run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [s.status for s in killed.sources] == ["failed", "failed"]
+    for res in killed.sources:
+        assert res.error is not None and res.error.startswith("WorkerLost: a worker process")
+        assert "killed by SIGKILL (out of memory?)" in res.error
+    assert killed.exit_code == 2
+    assert snapshot() == before
+    monkeypatch.setattr(store_mod, "load_records", load)
+    again = _runner(cfg, store, data, jobs=2).run()
+    assert [s.status for s in again.sources] == ["ok", "ok"]
+    assert [set(res.diff.counts()) for res in again.sources] == [{"open"}, {"open"}]  # no change
+    assert snapshot() == before
 
 
 def test_the_store_is_evaluated_on_workers_only_where_a_fork_is_safe_and_exact(
