@@ -111,6 +111,9 @@ class FakeTableAPI:
                 if name not in ("sysapproval_approver", "task_ci") and row.get("sys_id"):
                     row.setdefault("sys_class_name", name)
         self.calls: list[dict[str, str]] = []
+        self.lock = threading.RLock()
+        """Held through an answer: the connector reads tables and pages ahead on threads of
+        its own, and an answer reads what it set (its call, ``last_total``)."""
         self.dot_walk: bool | str = True
         """False: the instance ignores dot-walked conditions (they match every row);
         "no_rows": they match no row (``glide.invalid_query.returns_no_rows=true``)."""
@@ -135,6 +138,10 @@ class FakeTableAPI:
         return [c["sysparm_query"] for c in self.calls if c["table"] == table]
 
     def callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        with self.lock:
+            return self._answer(request)
+
+    def _answer(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         url = urlsplit(request.url)
         params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self.calls.append({"table": url.path.rsplit("/", 1)[-1], **params})
@@ -951,6 +958,10 @@ class _LinkOnlyFake(FakeTableAPI):
     """No X-Total-Count, but ServiceNow's Link header (next only while rows remain)."""
 
     def callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        with self.lock:  # last_total is this request's only while the lock is held
+            return self._linked(request)
+
+    def _linked(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         status, headers, body = super().callback(request)
         counted = headers.pop("X-Total-Count", None) is not None
         params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
