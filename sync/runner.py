@@ -639,7 +639,7 @@ class SyncRunner:
                     stored=versions,
                 )
             )
-            repo.upsert_records(s, stored, seen_at, own_writes_taken=True)
+            repo.upsert_records(s, stored, seen_at, own_writes_taken=True, existing=versions)
             return changed, stored, reread
 
     def _reconcile_due(self, source: str) -> bool:

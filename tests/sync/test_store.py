@@ -273,6 +273,122 @@ def test_one_read_of_stored_versions_answers_changed_and_reread(store) -> None: 
             s.execute(text("RESET plan_cache_mode"))
 
 
+TRICKY = 'tab\there, new\nline, back\\slash, "quoted", \\N, ünïcødé \u2028, lone \ud800'
+"""What COPY's text format must escape (tab, newline, backslash, a literal \\N), what
+JSON must escape, and a lone surrogate (the data column's fallback encoder)."""
+
+
+def _copied_batch(source: str) -> list[Any]:
+    return [
+        incident(source, "INC-1", title=TRICKY, notes="ok"),
+        change(source, "CHG-1", backout="plan", minutes=-7 * 60),
+        incident(source, "INC-2").model_copy(update={"updated_at": None}),
+        incident(source, "INC-3").model_copy(update={"raw": {"nested": [1, 2.5, None, TRICKY]}}),
+    ]
+
+
+def _stored_rows(store: Store, source: str) -> list[tuple[Any, ...]]:
+    """Every column of the source's records as the database holds it (JSON as text), in
+    id order, the source's own name taken out of the data."""
+    with store.session() as s:
+        rows = s.execute(
+            text(
+                "SELECT id, key, process, CAST(data AS TEXT), CAST(raw AS TEXT), updated_at,"
+                " seen_at, deleted FROM records WHERE source = :source ORDER BY id"
+            ),
+            {"source": source},
+        ).all()
+    quoted = f'"source":"{source}"'
+    return [(key, p, d.replace(quoted, "*"), *rest) for _, key, p, d, *rest in rows]
+
+
+def test_new_records_copied_in_are_stored_as_the_upsert_stores_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a batch's records whose keys the store does not hold (``existing``,
+    read in the same transaction) go in with one COPY: the same text in every column, the
+    same times (a -07:00 one too), ids in the batch's order, as the upsert gives. SQLite
+    always upserts."""
+    copied: list[bool] = []
+    real = repo._copy_new
+    monkeypatch.setattr(repo, "_copy_new", lambda *a: copied.append(real(*a)) or copied[-1])
+    with store.session() as s, s.begin():
+        assert repo.upsert_records(s, _copied_batch("copied"), NOW, existing=set()) == 4
+        assert repo.upsert_records(s, _copied_batch("upserted"), NOW) == 4
+    assert copied == ([True] if store.engine.dialect.name == "postgresql" else [])
+    assert _stored_rows(store, "copied") == _stored_rows(store, "upserted")
+    assert [key for key, *_ in _stored_rows(store, "copied")] == [
+        "INC-1",
+        "CHG-1",
+        "INC-2",
+        "INC-3",
+    ]
+    with store.session() as s:
+        loaded = {r.key: r for r in repo.load_records(s, "copied", with_raw=True)}
+    assert loaded["INC-1"].title == TRICKY
+    assert loaded["CHG-1"].updated_at == T0 - timedelta(hours=7)
+    assert loaded["INC-2"].updated_at is None
+    assert loaded["INC-3"].raw == {"nested": [1, 2.5, None, TRICKY]}
+
+
+def test_a_batch_with_keys_new_and_stored_copies_only_the_new_ones(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored keys of a batch are upserted (edited, and un-deleted), the new ones
+    copied; the rows are those of one upsert of the whole batch."""
+    for source in ("mixed", "upserted"):
+        with store.session() as s, s.begin():
+            repo.upsert_records(s, [incident(source, "INC-1"), change(source, "CHG-1")], NOW)
+        with store.session() as s, s.begin():
+            repo.mark_unseen_deleted(s, source, NOW + timedelta(seconds=1))
+    later = NOW + timedelta(hours=1)
+    batch = [
+        incident("mixed", "INC-1", notes="edited"),
+        incident("mixed", "NEW-1"),
+        change("mixed", "CHG-1"),
+        incident("mixed", "NEW-2", title=TRICKY),
+    ]
+    with store.session() as s, s.begin():
+        existing = repo.stored_versions(s, {(r.source, r.key) for r in batch})
+        assert sorted(existing) == [("mixed", "CHG-1"), ("mixed", "INC-1")]
+        assert repo.upsert_records(s, batch, later, existing=existing) == 4
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [r.model_copy(update={"source": "upserted"}) for r in batch], later)
+    assert _stored_rows(store, "mixed") == _stored_rows(store, "upserted")
+    with store.session() as s:
+        assert sorted(r.key for r in repo.load_records(s, "mixed")) == [
+            "CHG-1",
+            "INC-1",
+            "NEW-1",
+            "NEW-2",
+        ]
+
+
+def test_a_key_stored_since_it_was_read_sends_the_batch_through_the_upsert(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer stored one of the keys after the batch's read (``existing`` is
+    stale): the COPY fails on the unique key inside its savepoint, nothing of it stays,
+    and the upsert writes the whole batch in the same, still usable, transaction."""
+    copied: list[bool] = []
+    real = repo._copy_new
+    monkeypatch.setattr(repo, "_copy_new", lambda *a: copied.append(real(*a)) or copied[-1])
+    with store.session() as s, s.begin():
+        repo.upsert_records(s, [incident("jira-prod", "INC-1")], NOW)
+    later = NOW + timedelta(hours=1)
+    with store.session() as s, s.begin():
+        batch = [incident("jira-prod", "INC-0"), incident("jira-prod", "INC-1", notes="edited")]
+        assert repo.upsert_records(s, batch, later, existing=set()) == 2
+        assert s.execute(text("SELECT count(*) FROM records")).scalar_one() == 2
+    assert copied == ([False] if store.engine.dialect.name == "postgresql" else [])
+    with store.session() as s:
+        loaded = {r.key: r for r in repo.load_records(s, "jira-prod")}
+        seen = dict(s.execute(text("SELECT key, seen_at FROM records")).all())
+    assert sorted(loaded) == ["INC-0", "INC-1"]
+    assert loaded["INC-1"].resolution_notes == "edited"
+    assert {str(v)[:19] for v in seen.values()} == {later.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 @pytest.mark.parametrize(
     ("count", "most", "multiple", "sizes"),
     [
