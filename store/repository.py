@@ -145,7 +145,7 @@ def _copy_new(session: Session, rows: Sequence[dict[str, Any]]) -> bool:
             raw: Any = session.connection().connection.driver_connection  # psycopg's
             with (
                 raw.cursor() as cursor,
-                cursor.copy(f"COPY records ({columns}) FROM STDIN") as copy,
+                cursor.copy(f"COPY {RECORDS.name} ({columns}) FROM STDIN") as copy,
             ):
                 for row in rows:
                     copy.write_row(

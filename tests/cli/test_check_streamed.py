@@ -17,6 +17,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -388,7 +390,10 @@ def test_a_record_read_twice_is_checked_by_the_batch_load(
 
 
 def test_a_worker_killed_mid_check_is_an_error_not_a_hang(
-    export: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    export: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fails_if_hung: Callable[[int], AbstractContextManager[None]],
 ) -> None:
     """The kernel's out-of-memory killer takes a worker: ``check`` says so in one line and
     exits 2 (an error, not findings) instead of waiting for the lost page for ever; no
@@ -403,19 +408,8 @@ def test_a_worker_killed_mid_check_is_an_error_not_a_hang(
     monkeypatch.setattr(files_module._JiraFolder, "page", dies)
     out = tmp_path / "killed.json"
     args = ["check", "--as-of", AS_OF, "-f", "json", "-o", str(out), "-j", "2"]
-
-    # Were the run to wait for ever again, the alarm fails this test instead of hanging
-    # the suite (a forked worker does not inherit it).
-    def waited_too_long(*_: Any) -> None:
-        raise TimeoutError("check waited 120 s for a dead worker")
-
-    previous = signal.signal(signal.SIGALRM, waited_too_long)
-    signal.alarm(120)
-    try:
+    with fails_if_hung(120):  # the old behaviour: waiting for the lost page for ever
         result = CliRunner().invoke(cli, args + [a for p in export for a in ("--input", str(p))])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
     assert result.exit_code == 2, result.output
     assert "error: a worker process (pid " in result.output
     assert "was killed by SIGKILL (out of memory?) before its work was done" in result.output

@@ -302,20 +302,32 @@ def _stored_rows(store: Store, source: str) -> list[tuple[Any, ...]]:
     return [(key, p, d.replace(quoted, "*"), *rest) for _, key, p, d, *rest in rows]
 
 
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
+    """Each ``COPY`` of new records tried: the keys it was given, whether it wrote them."""
+    tried: list[tuple[list[str], bool]] = []
+    real = repo._copy_new
+
+    def spy(session: Any, rows: Any) -> bool:
+        tried.append(([row["key"] for row in rows], real(session, rows)))
+        return tried[-1][1]
+
+    monkeypatch.setattr(repo, "_copy_new", spy)
+    return tried
+
+
 def test_new_records_copied_in_are_stored_as_the_upsert_stores_them(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, copies: list[tuple[list[str], bool]]
 ) -> None:
     """On PostgreSQL a batch's records whose keys the store does not hold (``existing``,
     read in the same transaction) go in with one COPY: the same text in every column, the
     same times (a -07:00 one too), ids in the batch's order, as the upsert gives. SQLite
     always upserts."""
-    copied: list[bool] = []
-    real = repo._copy_new
-    monkeypatch.setattr(repo, "_copy_new", lambda *a: copied.append(real(*a)) or copied[-1])
     with store.session() as s, s.begin():
         assert repo.upsert_records(s, _copied_batch("copied"), NOW, existing=set()) == 4
         assert repo.upsert_records(s, _copied_batch("upserted"), NOW) == 4
-    assert copied == ([True] if store.engine.dialect.name == "postgresql" else [])
+    postgres = store.engine.dialect.name == "postgresql"
+    assert copies == ([(["INC-1", "CHG-1", "INC-2", "INC-3"], True)] if postgres else [])
     assert _stored_rows(store, "copied") == _stored_rows(store, "upserted")
     assert [key for key, *_ in _stored_rows(store, "copied")] == [
         "INC-1",
@@ -332,7 +344,7 @@ def test_new_records_copied_in_are_stored_as_the_upsert_stores_them(
 
 
 def test_a_batch_with_keys_new_and_stored_copies_only_the_new_ones(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, copies: list[tuple[list[str], bool]]
 ) -> None:
     """The stored keys of a batch are upserted (edited, and un-deleted), the new ones
     copied; the rows are those of one upsert of the whole batch."""
@@ -352,6 +364,8 @@ def test_a_batch_with_keys_new_and_stored_copies_only_the_new_ones(
         existing = repo.stored_versions(s, {(r.source, r.key) for r in batch})
         assert sorted(existing) == [("mixed", "CHG-1"), ("mixed", "INC-1")]
         assert repo.upsert_records(s, batch, later, existing=existing) == 4
+    postgres = store.engine.dialect.name == "postgresql"
+    assert copies == ([(["NEW-1", "NEW-2"], True)] if postgres else [])
     with store.session() as s, s.begin():
         repo.upsert_records(s, [r.model_copy(update={"source": "upserted"}) for r in batch], later)
     assert _stored_rows(store, "mixed") == _stored_rows(store, "upserted")
@@ -365,14 +379,11 @@ def test_a_batch_with_keys_new_and_stored_copies_only_the_new_ones(
 
 
 def test_a_key_stored_since_it_was_read_sends_the_batch_through_the_upsert(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, copies: list[tuple[list[str], bool]]
 ) -> None:
     """Another writer stored one of the keys after the batch's read (``existing`` is
     stale): the COPY fails on the unique key inside its savepoint, nothing of it stays,
     and the upsert writes the whole batch in the same, still usable, transaction."""
-    copied: list[bool] = []
-    real = repo._copy_new
-    monkeypatch.setattr(repo, "_copy_new", lambda *a: copied.append(real(*a)) or copied[-1])
     with store.session() as s, s.begin():
         repo.upsert_records(s, [incident("jira-prod", "INC-1")], NOW)
     later = NOW + timedelta(hours=1)
@@ -380,7 +391,8 @@ def test_a_key_stored_since_it_was_read_sends_the_batch_through_the_upsert(
         batch = [incident("jira-prod", "INC-0"), incident("jira-prod", "INC-1", notes="edited")]
         assert repo.upsert_records(s, batch, later, existing=set()) == 2
         assert s.execute(text("SELECT count(*) FROM records")).scalar_one() == 2
-    assert copied == ([False] if store.engine.dialect.name == "postgresql" else [])
+    postgres = store.engine.dialect.name == "postgresql"
+    assert copies == ([(["INC-0", "INC-1"], False)] if postgres else [])
     with store.session() as s:
         loaded = {r.key: r for r in repo.load_records(s, "jira-prod")}
         seen = dict(s.execute(text("SELECT key, seen_at FROM records")).all())

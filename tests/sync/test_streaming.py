@@ -17,6 +17,8 @@ import random
 import re
 import signal
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -792,7 +794,10 @@ def test_a_lone_task_of_the_workers_reads_through_the_evaluations_own_session(
 
 
 def test_a_worker_killed_mid_evaluation_fails_the_source_and_loses_nothing(
-    cfg: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+    cfg: Config,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    fails_if_hung: Callable[[int], AbstractContextManager[None]],
 ) -> None:
     """A worker of the store's evaluation is killed (the out-of-memory killer): the
     source fails with that reason, where the run used to wait for the lost task for ever
@@ -822,18 +827,8 @@ def test_a_worker_killed_mid_evaluation_fails_the_source_and_loses_nothing(
         return load(*args, **kwargs)
 
     monkeypatch.setattr(store_mod, "load_records", dies)
-
-    def waited_too_long(*_: Any) -> None:  # the old behaviour fails here, not hangs
-        signal.alarm(10)  # each source fails (they are caught one by one)
-        raise TimeoutError("the sync waited for a dead worker")
-
-    previous = signal.signal(signal.SIGALRM, waited_too_long)
-    signal.alarm(120)
-    try:
+    with fails_if_hung(120):  # the old behaviour: waiting for the lost task for ever
         killed = _runner(cfg, store, data, jobs=2).run()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
     assert [s.status for s in killed.sources] == ["failed", "failed"]
     for res in killed.sources:
         assert res.error is not None and res.error.startswith("WorkerLost: a worker process")
